@@ -1,0 +1,51 @@
+"""Helpers for tests that run real ROS 2 processes (DDS on loopback)."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def ros_env() -> dict[str, str]:
+    """The environment for a child ROS process: loopback discovery, this run's domain."""
+    env = dict(os.environ)
+    env["ROS_AUTOMATIC_DISCOVERY_RANGE"] = os.environ.get("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
+    env["PYTHONPATH"] = os.pathsep.join([str(REPO), env.get("PYTHONPATH", "")])
+    env["PYTHONUNBUFFERED"] = "1"
+    return env
+
+
+def start_python(args: list[str], cwd: Path = REPO) -> subprocess.Popen:
+    """Start `python <args>` with the test's interpreter in a ROS-ready environment."""
+    return subprocess.Popen(
+        [sys.executable, *args], cwd=cwd, env=ros_env(),
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )
+
+
+def stop(proc: subprocess.Popen, timeout: float = 10.0) -> str:
+    """SIGINT the process (as Ctrl-C would), wait, and return its output."""
+    if proc.poll() is None:
+        proc.send_signal(2)
+        try:
+            proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+    return proc.stdout.read() if proc.stdout and not proc.stdout.closed else ""
+
+
+def spin_until(executor_or_node, predicate, timeout: float) -> bool:
+    """Spin an rclpy node until predicate() is true or timeout seconds pass."""
+    import rclpy
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        rclpy.spin_once(executor_or_node, timeout_sec=0.05)
+    return predicate()

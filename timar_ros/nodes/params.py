@@ -1,0 +1,71 @@
+"""Parameter declaration for the nodes, with config/timar.yaml as the one source of defaults.
+
+Each node lists its parameters' descriptions (and optional ranges) in code; their default values
+come from the node's section of config/timar.yaml, the same file users copy and edit for a robot.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Any
+
+import yaml
+from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor
+
+from timar_ros.resources import config_path
+
+DEFAULTS_FILE = "timar.yaml"
+
+
+@dataclass(frozen=True)
+class Param:
+    """A node parameter: its description and an optional inclusive range (numbers only)."""
+
+    description: str
+    min: float | None = None
+    max: float | None = None
+    read_only: bool = False
+
+
+@lru_cache(maxsize=None)
+def _defaults_file() -> dict[str, Any]:
+    with open(config_path(DEFAULTS_FILE), encoding="utf-8") as f:
+        return yaml.safe_load(f) or {}
+
+
+def node_defaults(node_name: str) -> dict[str, Any]:
+    """The `ros__parameters` of `/**/<node_name>` in config/timar.yaml (a flat dict)."""
+    section = _defaults_file().get(f"/**/{node_name}")
+    if section is None or "ros__parameters" not in section:
+        raise KeyError(f"config/{DEFAULTS_FILE} has no '/**/{node_name}: ros__parameters:' section")
+    return dict(section["ros__parameters"])
+
+
+def declare(node, node_name: str, specs: dict[str, Param]) -> dict[str, Any]:
+    """Declare every parameter of `specs` on `node` with its default from config/timar.yaml.
+
+    Returns the parameters' current values (after --params-file / -p overrides) as a dict.
+    Raises KeyError if a spec has no default in the file or the file has a key with no spec.
+    """
+    defaults = node_defaults(node_name)
+    unknown = set(defaults) - set(specs)
+    if unknown:
+        raise KeyError(f"config/{DEFAULTS_FILE} sets unknown parameters for {node_name}: {sorted(unknown)}")
+    values = {}
+    for name, spec in specs.items():
+        if name not in defaults:
+            raise KeyError(f"config/{DEFAULTS_FILE} has no default for {node_name}.{name}")
+        default = defaults[name]
+        descriptor = ParameterDescriptor(description=spec.description, read_only=spec.read_only)
+        if spec.min is not None and spec.max is not None:
+            if isinstance(default, bool):
+                pass
+            elif isinstance(default, int):
+                descriptor.integer_range = [IntegerRange(from_value=int(spec.min), to_value=int(spec.max), step=0)]
+            elif isinstance(default, float):
+                descriptor.floating_point_range = [
+                    FloatingPointRange(from_value=float(spec.min), to_value=float(spec.max), step=0.0)
+                ]
+        node.declare_parameter(name, default, descriptor)
+        values[name] = node.get_parameter(name).value
+    return values
