@@ -30,8 +30,8 @@ $(PY):
 	$(PY) -m pip install -q --upgrade pip
 
 $(DEPS_STAMP): requirements.txt requirements-ros.txt requirements-dev.txt setup.py | $(PY)
-	$(PY) -m pip install -q -r requirements.txt -r requirements-ros.txt -r requirements-dev.txt
-	$(PY) -m pip install -q --no-deps --no-build-isolation -e . --config-settings editable_mode=compat
+	$(PY) -m pip install -qq -r requirements.txt -r requirements-ros.txt -r requirements-dev.txt
+	$(PY) -m pip install -qq --no-deps --no-build-isolation -e . --config-settings editable_mode=compat
 	touch $@
 
 venv: $(DEPS_STAMP)

@@ -1,0 +1,39 @@
+"""microphone: a managed node that refuses to configure without a usable device, saying why."""
+import numpy as np
+import pytest
+import rclpy
+from lifecycle_msgs.msg import Transition
+from lifecycle_msgs.srv import ChangeState, GetState
+from rclpy.node import Node
+
+from helpers.ros import spin_until, start_python, stop
+from timar_ros.nodes.microphone import to_mono_chunk
+
+
+def test_mono_downmix_and_gain_clip():
+    block = np.array([[0.2, 0.4], [0.9, 0.9], [-1.0, -0.6]], dtype=np.float32)
+    np.testing.assert_allclose(to_mono_chunk(block, 2.0), [0.6, 1.0, -1.0])
+
+
+def test_configure_without_a_device_fails_with_the_fix():
+    rclpy.init()
+    node = Node("mic_driver")
+    proc = start_python(["-m", "timar_ros.nodes.microphone", "--ros-args", "-r", "__ns:=/mic_test",
+                         "-p", "device:=no_such_device_xyz"])
+    try:
+        change = node.create_client(ChangeState, "/mic_test/microphone/change_state")
+        get = node.create_client(GetState, "/mic_test/microphone/get_state")
+        assert change.wait_for_service(timeout_sec=20), "lifecycle services did not appear"
+        future = change.call_async(ChangeState.Request(transition=Transition(id=Transition.TRANSITION_CONFIGURE)))
+        assert spin_until(node, future.done, 20)
+        assert future.result().success is False
+        get.wait_for_service(timeout_sec=5)
+        state = get.call_async(GetState.Request())
+        assert spin_until(node, state.done, 10)
+        assert state.result().current_state.label == "unconfigured"
+    finally:
+        out = stop(proc)
+        node.destroy_node()
+        rclpy.try_shutdown()
+    # Either PortAudio is missing (fresh machine) or the device does not exist: both name the fix.
+    assert ("apt install libportaudio2" in out) or ("set the 'device' parameter" in out), out
