@@ -515,12 +515,15 @@ class BagReader:
 
     @property
     def custom_data(self) -> dict[str, str]:
-        out: dict[str, str] = {}
-        for r in getattr(self.reader, "readers", []):
-            md = getattr(r, "metadata", None)
-            custom = getattr(md, "custom", None) if md is not None else None
-            out.update(custom or {})
-        return out
+        """The bag's metadata.yaml custom_data (rosbag2 >= v6), {} when absent."""
+        import yaml
+
+        try:
+            meta = yaml.load((self.path / "metadata.yaml").read_text(), Loader=yaml.BaseLoader) or {}  # all strings
+        except (OSError, yaml.YAMLError):
+            return {}
+        custom = (meta.get("rosbag2_bagfile_information") or {}).get("custom_data") or {}
+        return {str(k): str(v) for k, v in custom.items()}
 
     def check_topic(self, topic: str, msgtype: str | None = None) -> TopicInfo:
         """The topic's info; BagError naming the bag, the topic and what the bag has otherwise."""
