@@ -12,6 +12,8 @@ import sys
 # name -> (module, one-line help). The one registry of subcommands.
 COMMANDS: dict[str, tuple[str, str]] = {
     "demo": ("timar_ros.demo", "run the whole ROS 2 pipeline on the bundled conversation"),
+    "metrics": ("timar_ros.metrics_cli", "DualTalk metrics of a prediction folder vs ground truth"),
+    "synth": ("timar_ros.synth_cli", "generate synthetic two-person conversations (DualTalk layout)"),
     "bag": ("timar_ros.bag_cli", "rosbag2 tools: from-dualtalk, info (see `timar bag --help`)"),
     "render": ("timar_ros.render", "draw a motion stream (bag or .npy) as MP4 or a PNG contact sheet"),
 }
