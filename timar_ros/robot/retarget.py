@@ -1,0 +1,576 @@
+"""FLAME motion -> servo joint positions, played out safely at the servo rate (no ROS).
+
+Three layers, each usable alone:
+
+- :class:`RetargetConfig` - the per-robot YAML (e.g. ``config/retarget_default.yaml``), validated
+  at load with precise errors (:class:`RetargetConfigError`).
+- :class:`Retargeter` - a pure per-frame map: FLAME head rotation (axis-angle, FLAME frame) ->
+  neck yaw/pitch/roll in REP-103 axes (see :mod:`timar_ros.robot.rotations`), then per joint
+  ``offset + sign * scale * angle``; FLAME jaw axis-angle component -> jaw joint
+  (``offset + sign * scale * jaw[axis]``); expression [50] -> facial actuators
+  (``matrix @ expression + bias``). Results are clipped to the joint position limits. Frames with
+  NaN/Inf or values beyond ``input_limits`` are marked invalid.
+- :class:`MotionPlayer` - holds timestamped frames (frame i of a block is due at
+  ``stamp + i * frame_period``) and, called at the servo rate with the current time, returns joint
+  positions: linear interpolation between due frames, a one-pole smoothing of the target (time
+  constant ``smoothing_time_constant_s``), then :class:`SafetyLimiter`, which guarantees the
+  position, velocity and acceleration limits of every joint.
+
+Guarantees of :meth:`MotionPlayer.step` for any input (NaN, huge values, jumps, late or missing
+blocks) and any increasing sequence of call times t_k (dt_k = t_k - t_{k-1} > 0):
+
+- ``min <= p_k <= max`` for every joint;
+- ``|p_k - p_{k-1}| / dt_k <= max_velocity``;
+- ``|v_k - v_{k-1}| / dt_k <= max_acceleration`` with ``v_k = (p_k - p_{k-1}) / dt_k``
+  (v_0 = 0 at the initial pose);
+  up to floating-point rounding (~1e-12). A call with t not after the previous one returns the
+  previous positions unchanged.
+
+Behaviour over time:
+
+- **Rejected frames** (NaN/Inf/huge): replaced by the last good frame (hold), counted.
+- **Deadline miss** (a block arrives after its first frame was due): counted; its late frames are
+  not replayed, the target moves to the frame due now and the limiter eases there (no jump).
+- **Underrun** (the last frame is past, the next block has not arrived): hold the last frame.
+- **Watchdog**: when no frame has been due for ``watchdog_timeout_s``, the target becomes the
+  neutral pose (the smoothing is bypassed so arrival takes finite time); the head reaches neutral
+  (within 1e-3 rad) at most :attr:`MotionPlayer.neutral_deadline_s` after the last frame was due.
+  New frames resume tracking smoothly.
+- **Far-future blocks** (stamp more than ``max_lead_s`` after the current time) are rejected.
+- **Clock going back** by more than 1 s (e.g. a sim-time reset): the frame buffer is cleared.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import yaml
+
+from timar_ros.robot.rotations import flame_to_ypr
+
+EXP_DIM = 50
+HEAD_SOURCES = ("yaw", "pitch", "roll")
+JAW_AXES = {"x": 0, "y": 1, "z": 2}
+
+
+class RetargetConfigError(ValueError):
+    """A retarget YAML that cannot be used; the message names the file and the field."""
+
+
+# ----------------------------------------------------------------------------- config
+@dataclass(frozen=True)
+class JointSpec:
+    name: str
+    min: float  # rad
+    max: float  # rad
+    max_velocity: float  # rad/s
+    max_acceleration: float  # rad/s^2
+    neutral: float  # rad
+
+
+@dataclass(frozen=True)
+class AngleMap:
+    """joint = offset + sign * scale * source_angle (rad)."""
+
+    joint: str
+    source: str  # "yaw" | "pitch" | "roll" (head) or "x" | "y" | "z" (jaw)
+    sign: float = 1.0
+    scale: float = 1.0
+    offset: float = 0.0
+
+
+@dataclass
+class ExpressionMap:
+    """actuators[joints] = matrix @ expression + bias."""
+
+    joints: list[str]
+    matrix: np.ndarray  # [len(joints), 50]
+    bias: np.ndarray  # [len(joints)]
+
+
+@dataclass
+class RetargetConfig:
+    robot: str
+    joints: list[JointSpec]
+    head_rotation: list[AngleMap]
+    jaw: AngleMap | None
+    expression: ExpressionMap | None
+    servo_rate_hz: float = 100.0
+    smoothing_time_constant_s: float = 0.05
+    watchdog_timeout_s: float = 0.5
+    max_lead_s: float = 10.0
+    max_abs_rotation_rad: float = 1.5
+    max_abs_jaw_rad: float = 1.0
+    max_abs_expression: float = 10.0
+    source: str = "<dict>"
+    raw: dict = field(default_factory=dict, repr=False)
+
+    @property
+    def joint_names(self) -> list[str]:
+        return [j.name for j in self.joints]
+
+    def index(self, name: str) -> int:
+        return self.joint_names.index(name)
+
+    @classmethod
+    def from_yaml(cls, path: str | Path) -> "RetargetConfig":
+        path = Path(path)
+        try:
+            with open(path, encoding="utf-8") as f:
+                data = yaml.safe_load(f)
+        except FileNotFoundError:
+            raise RetargetConfigError(f"{path}: retarget config not found") from None
+        except yaml.YAMLError as exc:
+            raise RetargetConfigError(f"{path}: not valid YAML: {exc}") from None
+        return cls.from_dict(data, source=str(path))
+
+    @classmethod
+    def from_dict(cls, data: Any, source: str = "<dict>") -> "RetargetConfig":
+        return _parse(data, source)
+
+    def limits(self) -> dict[str, np.ndarray]:
+        """Per-joint arrays in output order: min, max, max_velocity, max_acceleration, neutral."""
+        return {
+            k: np.array([getattr(j, k) for j in self.joints], dtype=np.float64)
+            for k in ("min", "max", "max_velocity", "max_acceleration", "neutral")
+        }
+
+
+def _err(source: str, where: str, msg: str) -> RetargetConfigError:
+    return RetargetConfigError(f"{source}: {where}: {msg}")
+
+
+def _check_keys(source, where, d, required, optional=()):
+    if not isinstance(d, dict):
+        raise _err(source, where, f"must be a mapping, got {type(d).__name__}")
+    unknown = sorted(set(d) - set(required) - set(optional))
+    if unknown:
+        raise _err(source, where, f"unknown field(s) {unknown}; allowed: {sorted(set(required) | set(optional))}")
+    missing = [k for k in required if k not in d]
+    if missing:
+        raise _err(source, where, f"missing field(s) {missing}")
+
+
+def _num(source, where, value, positive=False, nonneg=False) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise _err(source, where, f"must be a number, got {value!r}")
+    v = float(value)
+    if not math.isfinite(v):
+        raise _err(source, where, f"must be finite, got {value!r}")
+    if positive and v <= 0:
+        raise _err(source, where, f"must be > 0, got {v}")
+    if nonneg and v < 0:
+        raise _err(source, where, f"must be >= 0, got {v}")
+    return v
+
+
+_TOP_REQUIRED = ("robot", "joints")
+_TOP_OPTIONAL = (
+    "servo_rate_hz", "smoothing_time_constant_s", "watchdog_timeout_s", "max_lead_s",
+    "input_limits", "head_rotation", "jaw", "expression", "convention",
+)
+_JOINT_KEYS = ("name", "min", "max", "max_velocity", "max_acceleration", "neutral")
+
+
+def _parse(data: Any, source: str) -> RetargetConfig:
+    _check_keys(source, "top level", data, _TOP_REQUIRED, _TOP_OPTIONAL)
+    if not isinstance(data["robot"], str):
+        raise _err(source, "robot", "must be a string")
+    joints_raw = data["joints"]
+    if not isinstance(joints_raw, list) or not joints_raw:
+        raise _err(source, "joints", "must be a non-empty list of joints")
+    joints: list[JointSpec] = []
+    names: set[str] = set()
+    for i, j in enumerate(joints_raw):
+        where = f"joints[{i}]"
+        _check_keys(source, where, j, ("name",) + _JOINT_KEYS[1:5], ("neutral",))
+        name = j["name"]
+        if not isinstance(name, str) or not name:
+            raise _err(source, f"{where}.name", f"must be a non-empty string, got {name!r}")
+        where = f"joints[{i}] ({name})"
+        if name in names:
+            raise _err(source, where, "duplicate joint name")
+        names.add(name)
+        lo = _num(source, f"{where}.min", j["min"])
+        hi = _num(source, f"{where}.max", j["max"])
+        if not lo < hi:
+            raise _err(source, where, f"inverted or empty limits: min ({lo}) must be < max ({hi})")
+        vel = _num(source, f"{where}.max_velocity", j["max_velocity"], positive=True)
+        acc = _num(source, f"{where}.max_acceleration", j["max_acceleration"], positive=True)
+        neutral = _num(source, f"{where}.neutral", j.get("neutral", 0.0))
+        if not lo <= neutral <= hi:
+            raise _err(source, where, f"neutral ({neutral}) is outside [min, max] = [{lo}, {hi}]")
+        joints.append(JointSpec(name, lo, hi, vel, acc, neutral))
+
+    def joint_ref(where, name):
+        if name not in names:
+            raise _err(source, where, f"unknown joint {name!r}; joints are {sorted(names)}")
+        return name
+
+    driven: dict[str, str] = {}
+
+    def claim(name, where):
+        if name in driven:
+            raise _err(source, where, f"joint {name!r} is already driven by {driven[name]}")
+        driven[name] = where
+
+    head: list[AngleMap] = []
+    hr = data.get("head_rotation") or {}
+    if not isinstance(hr, dict):
+        raise _err(source, "head_rotation", "must be a mapping joint -> {source, sign, scale, offset}")
+    for jname, m in hr.items():
+        where = f"head_rotation.{jname}"
+        joint_ref(where, jname)
+        _check_keys(source, where, m, ("source",), ("sign", "scale", "offset"))
+        if m["source"] not in HEAD_SOURCES:
+            raise _err(source, f"{where}.source", f"must be one of {HEAD_SOURCES}, got {m['source']!r}")
+        sign = _num(source, f"{where}.sign", m.get("sign", 1.0))
+        if sign not in (1.0, -1.0):
+            raise _err(source, f"{where}.sign", f"must be 1 or -1, got {sign}")
+        claim(jname, where)
+        head.append(AngleMap(jname, m["source"], sign, _num(source, f"{where}.scale", m.get("scale", 1.0)),
+                             _num(source, f"{where}.offset", m.get("offset", 0.0))))
+
+    jaw = None
+    if data.get("jaw") is not None:
+        m = data["jaw"]
+        _check_keys(source, "jaw", m, ("joint",), ("axis", "sign", "scale", "offset"))
+        jname = joint_ref("jaw.joint", m["joint"])
+        axis = m.get("axis", "x")
+        if axis not in JAW_AXES:
+            raise _err(source, "jaw.axis", f"must be one of {sorted(JAW_AXES)}, got {axis!r}")
+        sign = _num(source, "jaw.sign", m.get("sign", 1.0))
+        if sign not in (1.0, -1.0):
+            raise _err(source, "jaw.sign", f"must be 1 or -1, got {sign}")
+        claim(jname, "jaw")
+        jaw = AngleMap(jname, axis, sign, _num(source, "jaw.scale", m.get("scale", 1.0)),
+                       _num(source, "jaw.offset", m.get("offset", 0.0)))
+
+    expression = None
+    if data.get("expression") is not None:
+        m = data["expression"]
+        _check_keys(source, "expression", m, ("joints", "matrix"), ("bias",))
+        ej = m["joints"]
+        if not isinstance(ej, list) or not ej:
+            raise _err(source, "expression.joints", "must be a non-empty list of joint names")
+        for k, jn in enumerate(ej):
+            joint_ref(f"expression.joints[{k}]", jn)
+            claim(jn, f"expression.joints[{k}]")
+        mat = m["matrix"]
+        if not isinstance(mat, list) or len(mat) != len(ej):
+            got = len(mat) if isinstance(mat, list) else type(mat).__name__
+            raise _err(source, "expression.matrix",
+                       f"wrong shape: expected {len(ej)} rows (one per expression joint) of {EXP_DIM}, got {got} rows")
+        rows = []
+        for r, row in enumerate(mat):
+            if not isinstance(row, list) or len(row) != EXP_DIM:
+                got = len(row) if isinstance(row, list) else type(row).__name__
+                raise _err(source, f"expression.matrix[{r}] ({ej[r]})",
+                           f"wrong shape: expected {EXP_DIM} columns (FLAME expression), got {got}")
+            rows.append([_num(source, f"expression.matrix[{r}][{c}]", v) for c, v in enumerate(row)])
+        bias = m.get("bias", [0.0] * len(ej))
+        if not isinstance(bias, list) or len(bias) != len(ej):
+            raise _err(source, "expression.bias", f"wrong shape: expected {len(ej)} values, got {bias!r}")
+        expression = ExpressionMap(list(ej), np.array(rows, dtype=np.float64),
+                                   np.array([_num(source, f"expression.bias[{k}]", v) for k, v in enumerate(bias)]))
+
+    if not driven:
+        raise _err(source, "top level", "no joint is driven: give head_rotation, jaw or expression")
+    il = data.get("input_limits") or {}
+    _check_keys(source, "input_limits", il, (), ("max_abs_rotation_rad", "max_abs_jaw_rad", "max_abs_expression"))
+    cfg = RetargetConfig(
+        robot=data["robot"],
+        joints=joints,
+        head_rotation=head,
+        jaw=jaw,
+        expression=expression,
+        servo_rate_hz=_num(source, "servo_rate_hz", data.get("servo_rate_hz", 100.0), positive=True),
+        smoothing_time_constant_s=_num(source, "smoothing_time_constant_s",
+                                       data.get("smoothing_time_constant_s", 0.05), nonneg=True),
+        watchdog_timeout_s=_num(source, "watchdog_timeout_s", data.get("watchdog_timeout_s", 0.5), positive=True),
+        max_lead_s=_num(source, "max_lead_s", data.get("max_lead_s", 10.0), positive=True),
+        max_abs_rotation_rad=_num(source, "input_limits.max_abs_rotation_rad",
+                                  il.get("max_abs_rotation_rad", 1.5), positive=True),
+        max_abs_jaw_rad=_num(source, "input_limits.max_abs_jaw_rad", il.get("max_abs_jaw_rad", 1.0), positive=True),
+        max_abs_expression=_num(source, "input_limits.max_abs_expression",
+                                il.get("max_abs_expression", 10.0), positive=True),
+        source=source,
+        raw=data,
+    )
+    return cfg
+
+
+def load_config(path: str | Path | None = None) -> RetargetConfig:
+    """Load a retarget YAML; default: config/retarget_default.yaml of the package."""
+    if path is None:
+        from timar_ros.resources import config_path
+
+        path = config_path("retarget_default.yaml")
+    return RetargetConfig.from_yaml(path)
+
+
+# ----------------------------------------------------------------------------- mapping
+class Retargeter:
+    """Pure per-frame map from FLAME motion to joint targets (clipped to position limits)."""
+
+    def __init__(self, config: RetargetConfig):
+        self.config = config
+        self.joint_names = config.joint_names
+        lim = config.limits()
+        self.lo, self.hi, self.neutral = lim["min"], lim["max"], lim["neutral"]
+
+    def map(self, expression: np.ndarray, jaw: np.ndarray, head_rotation: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Map N frames.
+
+        Args:
+            expression: [N, 50] FLAME expression.
+            jaw: [N, 3] FLAME jaw axis-angle (rad).
+            head_rotation: [N, 3] FLAME head axis-angle (rad, FLAME frame).
+        Returns:
+            targets [N, J] float64 (rad, output joint order, within limits; undriven joints at
+            neutral; invalid frames at neutral), valid [N] bool (False: NaN/Inf or beyond
+            input_limits).
+        """
+        c = self.config
+        exp = np.asarray(expression, dtype=np.float64).reshape(-1, EXP_DIM)
+        jaw = np.asarray(jaw, dtype=np.float64).reshape(-1, 3)
+        rot = np.asarray(head_rotation, dtype=np.float64).reshape(-1, 3)
+        n = len(exp)
+        if len(jaw) != n or len(rot) != n:
+            raise ValueError(f"frame counts differ: expression {n}, jaw {len(jaw)}, head_rotation {len(rot)}")
+        with np.errstate(invalid="ignore", over="ignore"):
+            valid = (
+                np.isfinite(exp).all(1) & np.isfinite(jaw).all(1) & np.isfinite(rot).all(1)
+                & (np.abs(exp) <= c.max_abs_expression).all(1)
+                & (np.abs(jaw) <= c.max_abs_jaw_rad).all(1)
+                & (np.linalg.norm(rot, axis=1) <= c.max_abs_rotation_rad)
+            )
+        exp = np.where(valid[:, None], exp, 0.0)
+        jaw = np.where(valid[:, None], jaw, 0.0)
+        rot = np.where(valid[:, None], rot, 0.0)
+        out = np.tile(self.neutral, (n, 1))
+        if c.head_rotation:
+            ypr = flame_to_ypr(rot)
+            for m in c.head_rotation:
+                out[:, self.joint_names.index(m.joint)] = m.offset + m.sign * m.scale * ypr[:, HEAD_SOURCES.index(m.source)]
+        if c.jaw is not None:
+            m = c.jaw
+            out[:, self.joint_names.index(m.joint)] = m.offset + m.sign * m.scale * jaw[:, JAW_AXES[m.source]]
+        if c.expression is not None:
+            e = c.expression
+            vals = exp @ e.matrix.T + e.bias
+            for k, jn in enumerate(e.joints):
+                out[:, self.joint_names.index(jn)] = vals[:, k]
+        out[~valid] = self.neutral
+        return np.clip(out, self.lo, self.hi), valid
+
+
+# ----------------------------------------------------------------------------- safety
+class SafetyLimiter:
+    """Moves joints toward targets within position, velocity and acceleration limits.
+
+    Per joint, with position p, velocity v (= last commanded step / dt) and step dt > 0, the new
+    velocity is the one closest to the time-optimal approach velocity toward the target,
+    ``sign(e) * b(|e|)`` with ``b(d) = a * (sqrt(dt^2 + 2 d / a) - dt)`` (the largest speed from which
+    the joint can still stop within d), restricted to ``[v - a dt, v + a dt]``, ``[-vmax, vmax]``
+    and ``[-b(p - min), b(max - p)]`` (so it can always brake before a position limit). That
+    interval is never empty while the invariant ``p +- v^2 / (2a)`` in [min, max] holds, which each
+    step preserves; hence every limit holds for any targets and any dt > 0.
+    """
+
+    def __init__(self, lo, hi, vmax, amax, initial=None):
+        self.lo = np.asarray(lo, dtype=np.float64)
+        self.hi = np.asarray(hi, dtype=np.float64)
+        self.vmax = np.asarray(vmax, dtype=np.float64)
+        self.amax = np.asarray(amax, dtype=np.float64)
+        p0 = self.lo if initial is None else np.asarray(initial, dtype=np.float64)
+        self.p = np.clip(np.nan_to_num(p0, nan=0.0), self.lo, self.hi).astype(np.float64)
+        self.v = np.zeros_like(self.p)
+
+    def _brake(self, d: np.ndarray, dt: float) -> np.ndarray:
+        d = np.maximum(d, 0.0)
+        return self.amax * (np.sqrt(dt * dt + 2.0 * d / self.amax) - dt)
+
+    def step(self, target: np.ndarray, dt: float) -> np.ndarray:
+        if not dt > 0:
+            return self.p.copy()
+        tgt = np.clip(np.nan_to_num(np.asarray(target, dtype=np.float64), nan=0.0, posinf=0.0, neginf=0.0),
+                      self.lo, self.hi)
+        e = tgt - self.p
+        v_des = np.sign(e) * self._brake(np.abs(e), dt)
+        a_dt = self.amax * dt
+        upper = np.minimum(np.minimum(self.vmax, self.v + a_dt), self._brake(self.hi - self.p, dt))
+        lower = np.maximum(np.maximum(-self.vmax, self.v - a_dt), -self._brake(self.p - self.lo, dt))
+        upper = np.maximum(upper, lower)  # guards rounding only; the interval is non-empty
+        v_new = np.clip(v_des, lower, upper)
+        p_new = np.clip(self.p + v_new * dt, self.lo, self.hi)
+        self.v = (p_new - self.p) / dt
+        self.p = p_new
+        return self.p.copy()
+
+
+@dataclass
+class PlayerCounters:
+    blocks: int = 0
+    frames: int = 0
+    rejected_frames: int = 0  # NaN/Inf/huge frames replaced by the last good frame
+    rejected_blocks: int = 0  # malformed or too far in the future
+    late_frames: int = 0  # frames already past when their block arrived
+    deadline_misses: int = 0  # blocks whose first frame was already past on arrival
+    watchdog_trips: int = 0
+    clock_resets: int = 0
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+class MotionPlayer:
+    """Plays stamped FLAME frames out as safe joint positions at the servo rate.
+
+    Args:
+        config: the retarget config.
+        initial_positions: start pose [J] (rad), e.g. the measured servo state; default neutral.
+        max_buffer_frames: hard cap on buffered frames (the oldest are dropped beyond it).
+    """
+
+    def __init__(self, config: RetargetConfig, initial_positions=None, max_buffer_frames: int = 4096):
+        self.config = config
+        self.retargeter = Retargeter(config)
+        self.joint_names = config.joint_names
+        lim = config.limits()
+        self.neutral = lim["neutral"]
+        self.limiter = SafetyLimiter(lim["min"], lim["max"], lim["max_velocity"], lim["max_acceleration"],
+                                     self.neutral if initial_positions is None else initial_positions)
+        self.tau = config.smoothing_time_constant_s
+        self.watchdog_timeout_s = config.watchdog_timeout_s
+        self.max_buffer_frames = int(max_buffer_frames)
+        self.counters = PlayerCounters()
+        self._times = np.zeros(0)
+        self._targets = np.zeros((0, len(self.joint_names)))
+        self._last_good = self.neutral.copy()
+        self._filtered = self.limiter.p.copy()
+        self._t: float | None = None
+        self._period = 0.04
+        self.watchdog_active = True  # nothing received yet: neutral
+        # Worst case from any state within limits to neutral (+ 5 servo periods of discretisation).
+        v, a, rng = lim["max_velocity"], lim["max_acceleration"], lim["max"] - lim["min"]
+        d = rng + v * v / (2 * a)
+        travel = np.where(d >= v * v / a, d / v + v / a, 2 * np.sqrt(d / a))
+        self.motion_bound_s = float(np.max(v / a + travel)) + 5.0 / config.servo_rate_hz
+        self.neutral_deadline_s = self.watchdog_timeout_s + self.motion_bound_s
+
+    @property
+    def positions(self) -> np.ndarray:
+        return self.limiter.p.copy()
+
+    @property
+    def velocities(self) -> np.ndarray:
+        return self.limiter.v.copy()
+
+    @property
+    def last_frame_time(self) -> float | None:
+        return float(self._times[-1]) if self._times.size else None
+
+    def add_block(self, stamp_s: float, frame_period_s: float, expression, jaw, head_rotation) -> int:
+        """Queue one block (e.g. one HeadMotion); returns the number of frames accepted.
+
+        Frame i is due at ``stamp_s + i * frame_period_s``. A later block overlapping earlier
+        frames in time replaces them.
+        """
+        c = self.counters
+        try:
+            targets, valid = self.retargeter.map(expression, jaw, head_rotation)
+        except ValueError:
+            c.rejected_blocks += 1
+            return 0
+        n = len(targets)
+        if n == 0 or not math.isfinite(stamp_s) or not (math.isfinite(frame_period_s) and frame_period_s > 0):
+            c.rejected_blocks += 1
+            return 0
+        if self._t is not None and stamp_s > self._t + self.config.max_lead_s:
+            c.rejected_blocks += 1
+            return 0
+        c.blocks += 1
+        c.frames += n
+        c.rejected_frames += int((~valid).sum())
+        prev = self._last_good
+        for i in range(n):  # hold the last good frame in place of rejected ones
+            if valid[i]:
+                prev = targets[i]
+            else:
+                targets[i] = prev
+        self._last_good = prev.copy()
+        times = stamp_s + frame_period_s * np.arange(n)
+        if self._t is not None:
+            late = times < self._t
+            if late.any():
+                c.late_frames += int(late.sum())
+                if late[0]:
+                    c.deadline_misses += 1
+        self._period = frame_period_s
+        half = 0.5 * frame_period_s
+        keep = (self._times < times[0] - half) | (self._times > times[-1] + half)
+        t_all = np.concatenate([self._times[keep], times])
+        x_all = np.concatenate([self._targets[keep], targets])
+        order = np.argsort(t_all, kind="stable")
+        self._times, self._targets = t_all[order], x_all[order]
+        if self._times.size > self.max_buffer_frames:
+            self._times = self._times[-self.max_buffer_frames:]
+            self._targets = self._targets[-self.max_buffer_frames:]
+        return n
+
+    def _target_at(self, t: float) -> np.ndarray | None:
+        """Interpolated target at t, or None when the watchdog applies."""
+        times = self._times
+        i = int(np.searchsorted(times, t, side="right"))
+        if i == 0:  # nothing due yet
+            return None if self.watchdog_active else self._filtered
+        if t - times[i - 1] > self.watchdog_timeout_s:
+            return None
+        if i < times.size and times[i] - times[i - 1] <= 2.5 * self._period:
+            w = (t - times[i - 1]) / (times[i] - times[i - 1])
+            return (1.0 - w) * self._targets[i - 1] + w * self._targets[i]
+        return self._targets[i - 1]
+
+    def step(self, t_s: float) -> np.ndarray:
+        """Joint positions [J] (rad, output order) to command at time t_s (the stamps' clock)."""
+        if not math.isfinite(t_s):
+            return self.limiter.p.copy()
+        if self._t is None:
+            self._t = t_s
+            self._update_target(t_s, 0.0)
+            return self.limiter.p.copy()
+        dt = t_s - self._t
+        if dt <= 0:
+            if dt < -1.0:  # the clock went back (sim reset): frames are on the old clock
+                self.counters.clock_resets += 1
+                self._times = self._times[:0]
+                self._targets = self._targets[:0]
+                self._t = t_s
+            return self.limiter.p.copy()
+        self._t = t_s
+        self._update_target(t_s, dt)
+        # prune frames no longer needed for interpolation (keep one before t)
+        i = int(np.searchsorted(self._times, t_s, side="right"))
+        if i > 1:
+            self._times = self._times[i - 1:]
+            self._targets = self._targets[i - 1:]
+        return self.limiter.step(self._filtered, dt)
+
+    def _update_target(self, t: float, dt: float) -> None:
+        tgt = self._target_at(t)
+        if tgt is None:
+            if not self.watchdog_active:
+                self.counters.watchdog_trips += 1
+                self.watchdog_active = True
+            self._filtered = self.neutral.copy()  # bypass smoothing: finite time to neutral
+            return
+        self.watchdog_active = False
+        if self.tau <= 0 or dt <= 0:
+            self._filtered = np.array(tgt, dtype=np.float64)
+        else:
+            alpha = 1.0 - math.exp(-dt / self.tau)
+            self._filtered = self._filtered + alpha * (tgt - self._filtered)
