@@ -287,4 +287,5 @@ def test_bag_with_type_definition_unknown_to_us_is_readable(tmp_path):
         w.write(c, 3, ts.serialize_cdr(Thing(a=4, b="x"), "other_pkg/msg/Thing"))
     with B.BagReader(tmp_path / "o") as r:
         ((topic, typ, t, msg),) = list(r.messages())
+        assert r.custom_data == {} and r.start_ns == r.end_ns == 3
     assert (topic, typ, t, msg.a, msg.b) == ("/thing", "other_pkg/msg/Thing", 3, 4, "x")

@@ -60,7 +60,9 @@ def test_one_bag_per_conversation_and_agent(converted):
     assert names == ["abc_sub_video_0_speaker1", "abc_sub_video_0_speaker2",
                      "xyz_sub_video_3_001_speaker1", "xyz_sub_video_3_001_speaker2"]
     info = B.bag_info(out / "abc_sub_video_0_speaker2")
-    assert info["storage"] == "mcap"
+    assert info["storage"] == "mcap" and info["start_ns"] == NS
+    n_chunks = -(-(63 * 640 - 37) // 1600)
+    assert info["end_ns"] == NS + (n_chunks - 1) * NS // 10  # the last audio chunk is the last message
     assert set(info["topics"]) == {USER_AUDIO, AGENT_AUDIO, USER_MOTION, GT_MOTION}
     assert info["custom_data"]["timar.agent"] == "speaker2" and info["custom_data"]["timar.user"] == "speaker1"
     assert info["custom_data"]["timar.clip"] == "abc_sub_video_0"

@@ -511,7 +511,8 @@ class BagReader:
 
     @property
     def end_ns(self) -> int:
-        return int(self.reader.end_time) if self.reader.message_count else 0
+        """Log time of the last message (rosbags' end_time is one nanosecond after it)."""
+        return int(self.reader.end_time) - 1 if self.reader.message_count else 0
 
     @property
     def custom_data(self) -> dict[str, str]:
@@ -522,7 +523,10 @@ class BagReader:
             meta = yaml.load((self.path / "metadata.yaml").read_text(), Loader=yaml.BaseLoader) or {}  # all strings
         except (OSError, yaml.YAMLError):
             return {}
-        custom = (meta.get("rosbag2_bagfile_information") or {}).get("custom_data") or {}
+        info = meta.get("rosbag2_bagfile_information") if isinstance(meta, dict) else None
+        custom = info.get("custom_data") if isinstance(info, dict) else None
+        if not isinstance(custom, dict):  # absent, or `null`/`~` (read as a string here)
+            return {}
         return {str(k): str(v) for k, v in custom.items()}
 
     def check_topic(self, topic: str, msgtype: str | None = None) -> TopicInfo:
