@@ -1,0 +1,156 @@
+"""TIMARConfig: the one dataclass that defines a model; saved as ``config.json`` next to the
+weights. Presets: ``robot`` (default, small, real time on a 2-core CPU), ``tiny`` (tests),
+``paper-base`` / ``paper-large`` (the published sizes; configs only)."""
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .layout import TurnLayout
+
+SPEECH_ENCODERS = ("builtin", "wav2vec2")
+HEADS = ("diffusion", "mlp")
+ATTENTIONS = ("turn_causal", "bidirectional")
+ARCHITECTURES = ("encoder_only", "mae_encdec")
+
+
+@dataclass
+class TIMARConfig:
+    # turn layout and context
+    frames_per_turn: int = 25  # F: 25 = 1 s turns at 25 fps; 10 = 0.4 s
+    window_turns: int = 8  # W: turn t attends turns t-W+1..t at every layer
+    motion_dim: int = 56  # exp 50 | jaw 3 | head rotation 3
+    # backbone
+    d_model: int = 256
+    encoder_depth: int = 2  # encoder-only stacks encoder_depth + decoder_depth blocks (reference)
+    decoder_depth: int = 2
+    num_heads: int = 4
+    mlp_ratio: float = 4.0
+    token_dim: int = 256  # token embedding width before z_proj (reference: 1024)
+    motion_hidden: int = 256  # motion encoder MLP hidden width (reference: 512)
+    attn_dropout: float = 0.1
+    proj_dropout: float = 0.1
+    rope_theta: float = 10000.0
+    attention: str = "turn_causal"  # or "bidirectional" (ablation)
+    architecture: str = "encoder_only"  # or "mae_encdec" (ablation)
+    # speech encoder
+    speech_encoder: str = "builtin"  # or "wav2vec2"
+    speech_dim: int = 128  # builtin encoder output width
+    n_mels: int = 64
+    speech_channels: int = 128
+    wav2vec2_path: str = ""  # local directory for Wav2Vec2Model.from_pretrained
+    wav2vec2_finetune: bool = False  # frozen by default (reference)
+    # head
+    head: str = "diffusion"  # or "mlp" (ablation)
+    diffusion_width: int = 256  # reference: 1024
+    diffusion_depth: int = 3
+    diffusion_steps: int = 1000  # training steps (cosine schedule)
+    num_sampling_steps: int = 5  # respaced ancestral DDPM steps at inference
+    temperature: float = 1.0
+    diffusion_batch_mul: int = 4
+    # masking and guidance
+    mask_ratio_min: float = 0.7  # truncated normal (mean 1, std 0.25) on [min, 1]
+    cfg_drop_prob: float = 0.1  # per user token, training
+    guidance_scale: float = 1.0  # inference; 1 = no CFG (published setting)
+    # free-form notes (e.g. preset name)
+    preset: str = ""
+    extra: dict = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.validate()
+
+    def validate(self) -> None:
+        def check(cond: bool, msg: str) -> None:
+            if not cond:
+                raise ValueError(f"TIMARConfig: {msg}")
+
+        check(self.frames_per_turn >= 1, "frames_per_turn must be >= 1")
+        check(self.window_turns >= 1, "window_turns must be >= 1")
+        check(self.d_model % self.num_heads == 0, "d_model must be divisible by num_heads")
+        check((self.d_model // self.num_heads) % 2 == 0, "head dim must be even (RoPE)")
+        check(self.speech_encoder in SPEECH_ENCODERS, f"speech_encoder in {SPEECH_ENCODERS}")
+        check(self.head in HEADS, f"head in {HEADS}")
+        check(self.attention in ATTENTIONS, f"attention in {ATTENTIONS}")
+        check(self.architecture in ARCHITECTURES, f"architecture in {ARCHITECTURES}")
+        check(0.0 < self.mask_ratio_min <= 1.0, "mask_ratio_min in (0, 1]")
+        check(self.num_sampling_steps >= 1, "num_sampling_steps >= 1")
+        check(self.num_sampling_steps <= self.diffusion_steps, "num_sampling_steps <= diffusion_steps")
+        check(self.motion_dim == 56, "motion_dim must be 56 (exp|jaw|rotation)")
+        if self.speech_encoder == "wav2vec2":
+            check(bool(self.wav2vec2_path), "wav2vec2 needs wav2vec2_path (a local directory)")
+
+    # ---- derived
+    @property
+    def layout(self) -> TurnLayout:
+        return TurnLayout(self.frames_per_turn)
+
+    @property
+    def tokens_per_turn(self) -> int:
+        return self.layout.tokens_per_turn
+
+    @property
+    def samples_per_turn(self) -> int:
+        return self.layout.samples_per_turn
+
+    @property
+    def num_blocks(self) -> int:
+        return self.encoder_depth + self.decoder_depth
+
+    # ---- JSON
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2, sort_keys=True)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "TIMARConfig":
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(d) - names)
+        if unknown:
+            raise ValueError(f"TIMARConfig: unknown keys {unknown}")
+        return cls(**d)
+
+    def save(self, path: str | Path) -> None:
+        Path(path).write_text(self.to_json() + "\n", encoding="utf-8")
+
+    @classmethod
+    def load(cls, path: str | Path) -> "TIMARConfig":
+        return cls.from_dict(json.loads(Path(path).read_text(encoding="utf-8")))
+
+    def replace(self, **changes: Any) -> "TIMARConfig":
+        return dataclasses.replace(self, **changes)
+
+
+PRESETS: dict[str, dict[str, Any]] = {
+    # Default: small enough for a 2-core CPU in real time (see `timar bench`).
+    "robot": dict(d_model=256, encoder_depth=2, decoder_depth=2, num_heads=4, token_dim=256,
+                  motion_hidden=256, speech_dim=128, speech_channels=128,
+                  diffusion_width=256, diffusion_depth=3),
+    # Tests only.
+    "tiny": dict(d_model=32, encoder_depth=1, decoder_depth=1, num_heads=2, token_dim=32,
+                 motion_hidden=32, speech_dim=16, n_mels=16, speech_channels=16,
+                 diffusion_width=32, diffusion_depth=2, diffusion_batch_mul=2),
+    # The published sizes (reference main.py/TUTORIAL; encoder-only stacks both depths).
+    "paper-base": dict(d_model=768, encoder_depth=12, decoder_depth=12, num_heads=12,
+                       token_dim=1024, motion_hidden=512, diffusion_width=1024,
+                       diffusion_depth=3, speech_encoder="wav2vec2",
+                       wav2vec2_path="facebook/wav2vec2-large-960h-lv60-self"),
+    "paper-large": dict(d_model=1024, encoder_depth=16, decoder_depth=16, num_heads=16,
+                        token_dim=1024, motion_hidden=512, diffusion_width=1024,
+                        diffusion_depth=3, speech_encoder="wav2vec2",
+                        wav2vec2_path="facebook/wav2vec2-large-960h-lv60-self"),
+}
+
+
+def preset(name: str, **overrides: Any) -> TIMARConfig:
+    """The config of preset ``name`` with ``overrides`` applied."""
+    if name not in PRESETS:
+        raise ValueError(f"unknown preset {name!r}; choose from {sorted(PRESETS)}")
+    kw = dict(PRESETS[name])
+    kw.update(overrides)
+    kw.setdefault("preset", name)
+    return TIMARConfig(**kw)

@@ -1,0 +1,167 @@
+"""Per-token motion heads: the diffusion head (MAR's SimpleMLPAdaLN + GaussianDiffusion) and the
+MLP-head ablation. Both are conditioned on the backbone output ``z`` at an agent-motion token."""
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+from ..motion import EXP, JAW, ROT
+from .diffusion import GaussianDiffusion
+
+
+def grouped_mse(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Per-sample MSE as the reference weights it: mean over exp (50) + mean over jaw (3) + mean
+    over head rotation (3), so one jaw/rotation dimension weighs ~16.7x one expression dim."""
+    d = (pred - target) ** 2
+    return d[:, EXP].mean(1) + d[:, JAW].mean(1) + d[:, ROT].mean(1)
+
+
+def modulate(x, shift, scale):
+    return x * (1 + scale) + shift
+
+
+class TimestepEmbedder(nn.Module):
+    def __init__(self, hidden: int, freq_dim: int = 256):
+        super().__init__()
+        self.mlp = nn.Sequential(nn.Linear(freq_dim, hidden), nn.SiLU(), nn.Linear(hidden, hidden))
+        self.freq_dim = freq_dim
+        half = freq_dim // 2
+        freqs = torch.exp(-math.log(10000) * torch.arange(half, dtype=torch.float32) / half)
+        self.register_buffer("freqs", freqs, persistent=False)
+
+    def forward(self, t: torch.Tensor) -> torch.Tensor:
+        args = t.float()[:, None] * self.freqs[None]
+        emb = torch.cat([torch.cos(args), torch.sin(args)], dim=-1)
+        return self.mlp(emb)
+
+
+class ResBlock(nn.Module):
+    def __init__(self, ch: int):
+        super().__init__()
+        self.in_ln = nn.LayerNorm(ch, eps=1e-6)
+        self.mlp = nn.Sequential(nn.Linear(ch, ch), nn.SiLU(), nn.Linear(ch, ch))
+        self.adaLN_modulation = nn.Sequential(nn.SiLU(), nn.Linear(ch, 3 * ch))
+
+    def forward(self, x, y):
+        shift, scale, gate = self.adaLN_modulation(y).chunk(3, dim=-1)
+        h = modulate(self.in_ln(x), shift, scale)
+        return x + gate * self.mlp(h)
+
+
+class FinalLayer(nn.Module):
+    def __init__(self, ch: int, out: int):
+        super().__init__()
+        self.norm_final = nn.LayerNorm(ch, elementwise_affine=False, eps=1e-6)
+        self.linear = nn.Linear(ch, out)
+        self.adaLN_modulation = nn.Sequential(nn.SiLU(), nn.Linear(ch, 2 * ch))
+
+    def forward(self, x, c):
+        shift, scale = self.adaLN_modulation(c).chunk(2, dim=-1)
+        return self.linear(modulate(self.norm_final(x), shift, scale))
+
+
+class SimpleMLPAdaLN(nn.Module):
+    """MAR's denoiser: x_t -> w, t -> w, z -> w; residual AdaLN blocks; out = x0 | var values."""
+
+    def __init__(self, in_ch: int, width: int, depth: int, cond_dim: int):
+        super().__init__()
+        self.in_ch = in_ch
+        self.time_embed = TimestepEmbedder(width)
+        self.cond_embed = nn.Linear(cond_dim, width)
+        self.input_proj = nn.Linear(in_ch, width)
+        self.res_blocks = nn.ModuleList([ResBlock(width) for _ in range(depth)])
+        self.final_layer = FinalLayer(width, 2 * in_ch)
+        self._init()
+
+    def _init(self):
+        def basic(m):
+            if isinstance(m, nn.Linear):
+                nn.init.xavier_uniform_(m.weight)
+                if m.bias is not None:
+                    nn.init.zeros_(m.bias)
+        self.apply(basic)
+        nn.init.normal_(self.time_embed.mlp[0].weight, std=0.02)
+        nn.init.normal_(self.time_embed.mlp[2].weight, std=0.02)
+        for b in self.res_blocks:
+            nn.init.zeros_(b.adaLN_modulation[-1].weight)
+            nn.init.zeros_(b.adaLN_modulation[-1].bias)
+        nn.init.zeros_(self.final_layer.adaLN_modulation[-1].weight)
+        nn.init.zeros_(self.final_layer.adaLN_modulation[-1].bias)
+        nn.init.zeros_(self.final_layer.linear.weight)
+        nn.init.zeros_(self.final_layer.linear.bias)
+
+    def forward(self, x, t, c):
+        x = self.input_proj(x)
+        y = self.time_embed(t) + self.cond_embed(c)
+        for b in self.res_blocks:
+            x = b(x, y)
+        return self.final_layer(x, y)
+
+
+class DiffusionHead(nn.Module):
+    """The reference's DiffLoss: training loss and respaced sampling with explicit noise."""
+
+    kind = "diffusion"
+
+    def __init__(self, motion_dim: int, cond_dim: int, width: int, depth: int,
+                 num_steps: int = 1000, num_sampling_steps: int = 5, batch_mul: int = 4):
+        super().__init__()
+        self.motion_dim = motion_dim
+        self.batch_mul = batch_mul
+        self.net = SimpleMLPAdaLN(motion_dim, width, depth, cond_dim)
+        self.diffusion = GaussianDiffusion(num_steps, num_sampling_steps)
+
+    def loss(self, z: torch.Tensor, target: torch.Tensor) -> tuple[torch.Tensor, dict]:
+        """z [N, cond], target [N, 56] -> scalar mean over tokens (x batch_mul)."""
+        z = z.repeat(self.batch_mul, 1)
+        target = target.repeat(self.batch_mul, 1)
+        t = torch.randint(0, self.diffusion.train_schedule.num_timesteps, (len(z),),
+                          device=z.device)
+        noise = torch.randn_like(target)
+        loss, parts = self.diffusion.training_losses(
+            lambda x, tt: self.net(x, tt, z), target, t, noise, grouped_mse)
+        return loss.mean(), {k: float(v.mean()) for k, v in parts.items()}
+
+    def sample(self, z: torch.Tensor, x_T: torch.Tensor, step_noise: torch.Tensor,
+               temperature: float = 1.0, z_uncond: torch.Tensor | None = None,
+               guidance_scale: float = 1.0) -> torch.Tensor:
+        """z [N, cond] -> motion [N, 56]. With ``z_uncond`` and a scale != 1, classifier-free
+        guidance mixes the x0 channels: uncond + s * (cond - uncond); variance from cond."""
+        C = self.motion_dim
+        if z_uncond is None:
+            def fn(x, t):
+                return self.net(x, t, z)
+        else:
+            zz = torch.cat([z, z_uncond], 0)
+
+            def fn(x, t):
+                out = self.net(torch.cat([x, x], 0), torch.cat([t, t], 0), zz)
+                cond, unc = out.chunk(2, 0)
+                x0 = unc[:, :C] + guidance_scale * (cond[:, :C] - unc[:, :C])
+                return torch.cat([x0, cond[:, C:]], 1)
+        return self.diffusion.sample(fn, x_T, step_noise, temperature)
+
+
+class MLPHead(nn.Module):
+    """Ablation: deterministic regression, Linear(d, d/2) GELU Linear(d/2, 56), grouped MSE."""
+
+    kind = "mlp"
+
+    def __init__(self, motion_dim: int, cond_dim: int):
+        super().__init__()
+        self.net = nn.Sequential(nn.Linear(cond_dim, cond_dim // 2), nn.GELU(),
+                                 nn.Linear(cond_dim // 2, motion_dim))
+
+    def loss(self, z, target):
+        mse = grouped_mse(self.net(z), target)
+        return mse.mean(), {"mse": float(mse.mean())}
+
+    def sample(self, z, x_T=None, step_noise=None, temperature=1.0, z_uncond=None,
+               guidance_scale=1.0):
+        out = self.net(z)
+        if z_uncond is not None:
+            unc = self.net(z_uncond)
+            out = unc + guidance_scale * (out - unc)
+        return out

@@ -1,0 +1,360 @@
+"""The TIMAR module: turn tokens -> band-masked transformer -> per-token motion head.
+
+Training:  ``loss, stats = model.training_loss(batch)`` (see :meth:`TIMAR.training_loss`).
+Inference: the model is stateless; :mod:`timar_ros.runtime` keeps the stream state and calls
+:meth:`embed_turn`, :meth:`backbone_step` (a pure function of the turn, the KV cache tensors
+and the validity mask, for ONNX export), :meth:`backbone_parallel` and :meth:`sample_motion`.
+
+Choices (documented deviations from the reference are marked *):
+* History agent motion is always the mask token at inference (the published
+  ``--mask_history_agent``): the model never sees its own past output, so the K/V of a turn
+  computed while sampling it are exactly its history K/V. Training masks a truncated-normal
+  ratio in [0.7, 1] of the agent-motion tokens of all turns (reference), drawn once per batch.
+* (*) Positions: rotary over the token index (relative) + a learned intra-turn table at the
+  input and one at the output (the reference's learned absolute 880-token tables would make
+  cached keys stale once the window slides).
+* (*) Attention: a turn-level band (turn t sees t-W+1..t at every layer) instead of re-encoding a
+  cropped window; identical to the reference's turn-causal mask while the stream is shorter
+  than W turns.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+from torch import nn
+
+from ..motion import MOTION_DIM
+from .backbone import Stack, init_weights, rope_tables
+from .config import TIMARConfig
+from .heads import DiffusionHead, MLPHead
+from .layout import NUM_DELIMITERS
+from .speech import build_speech_encoder
+
+BATCH_KEYS = ("user_audio", "agent_audio", "user_motion", "agent_motion")
+
+
+class TIMAR(nn.Module):
+    def __init__(self, config: TIMARConfig):
+        super().__init__()
+        config.validate()
+        self.config = c = config
+        self.layout = L = c.layout
+        T, d = L.tokens_per_turn, c.d_model
+        self.speech_encoder = build_speech_encoder(c)
+        self.speech_proj = nn.Linear(self.speech_encoder.out_dim, c.token_dim)
+        self.motion_encoder = nn.Sequential(
+            nn.Linear(MOTION_DIM, c.motion_hidden), nn.ReLU(),
+            nn.Linear(c.motion_hidden, c.token_dim), nn.ReLU())
+        self.delimiters = nn.Embedding(NUM_DELIMITERS, c.token_dim)
+        self.fake_latent = nn.Parameter(torch.zeros(1, c.token_dim))  # CFG null token
+        self.z_proj = nn.Linear(c.token_dim, d)
+        self.mask_token = nn.Parameter(torch.zeros(1, d))
+        self.pos_in = nn.Parameter(torch.zeros(T, d))  # learned intra-turn positions
+        self.z_proj_ln = nn.LayerNorm(d, eps=1e-6)
+
+        def stack(depth):
+            return Stack(depth, d, c.num_heads, c.mlp_ratio, c.attn_dropout, c.proj_dropout,
+                         c.rope_theta)
+
+        if c.architecture == "encoder_only":
+            self.stacks = nn.ModuleList([stack(c.num_blocks)])
+        else:  # MAE-style: encoder on visible tokens, decoder re-inserts mask tokens
+            self.stacks = nn.ModuleList([stack(c.encoder_depth), stack(c.decoder_depth)])
+            self.decoder_embed = nn.Linear(d, d)
+            self.decoder_mask_token = nn.Parameter(torch.zeros(1, d))
+            self.pos_dec = nn.Parameter(torch.zeros(T, d))
+        self.pos_out = nn.Parameter(torch.zeros(T, d))  # the reference's diffusion_pos_embed
+        if c.head == "diffusion":
+            self.head = DiffusionHead(MOTION_DIM, d, c.diffusion_width, c.diffusion_depth,
+                                      c.diffusion_steps, c.num_sampling_steps,
+                                      c.diffusion_batch_mul)
+        else:
+            self.head = MLPHead(MOTION_DIM, d)
+
+        # layout index buffers (not saved: derived from the config)
+        self.register_buffer("user_tok", torch.from_numpy(L.user_mask), persistent=False)
+        self.register_buffer("am_tok", torch.from_numpy(L.agent_motion_mask), persistent=False)
+        self.register_buffer("enc_pos", torch.from_numpy(L.encoder_positions), persistent=False)
+
+        for m in (self.speech_proj, self.motion_encoder, self.z_proj, self.stacks):
+            init_weights(m)
+        if c.architecture == "mae_encdec":
+            init_weights(self.decoder_embed)
+        for p in self._small_init_params():
+            nn.init.normal_(p, std=0.02)
+
+    def _small_init_params(self):
+        ps = [self.delimiters.weight, self.fake_latent, self.mask_token, self.pos_in, self.pos_out]
+        if self.config.architecture == "mae_encdec":
+            ps += [self.decoder_mask_token, self.pos_dec]
+        return ps
+
+    # ------------------------------------------------------------------ properties
+    @property
+    def frames_per_turn(self) -> int:
+        return self.config.frames_per_turn
+
+    @property
+    def tokens_per_turn(self) -> int:
+        return self.layout.tokens_per_turn
+
+    @property
+    def samples_per_turn(self) -> int:
+        return self.layout.samples_per_turn
+
+    @property
+    def is_mae(self) -> bool:
+        return self.config.architecture == "mae_encdec"
+
+    def stack_positions(self) -> list[np.ndarray]:
+        """Within-turn token positions each stack sees at inference."""
+        full = np.arange(self.tokens_per_turn)
+        return [self.layout.encoder_positions, full] if self.is_mae else [full]
+
+    def receptive_turns(self, context_turns: int) -> int:
+        """History turns that can influence a turn when each layer sees ``context_turns``."""
+        return self.config.num_blocks * context_turns
+
+    # ------------------------------------------------------------------ tokens
+    def build_tokens(self, user_audio, agent_audio, user_motion, agent_motion, n_turns: int):
+        """-> token embeddings [B, S, T, token_dim] in layout order.
+
+        ``user_motion`` None: user-motion tokens are the null token (as in CFG).
+        ``agent_motion`` None: agent-motion tokens are zeros (they are masked anyway)."""
+        c, S = self.config, n_turns
+        B, F, spt, td = user_audio.shape[0], c.frames_per_turn, self.samples_per_turn, c.token_dim
+        audio = torch.cat([user_audio.reshape(B * S, spt), agent_audio.reshape(B * S, spt)], 0)
+        sp = self.speech_proj(self.speech_encoder(audio))
+        us, ag = sp[: B * S].view(B, S, F, td), sp[B * S:].view(B, S, F, td)
+        if user_motion is None:
+            um = self.fake_latent.view(1, 1, 1, td).expand(B, S, F, td)
+        else:
+            um = self.motion_encoder(user_motion.reshape(B, S, F, MOTION_DIM))
+        if agent_motion is None:
+            am = us.new_zeros(B, S, F, td)
+        else:
+            am = self.motion_encoder(agent_motion.reshape(B, S, F, MOTION_DIM))
+        dl = self.delimiters.weight
+
+        def delim(i):
+            return dl[i].view(1, 1, 1, td).expand(B, S, 1, td)
+
+        return torch.cat([delim(0), delim(1), us, delim(2), delim(3), um, delim(4), delim(5), ag,
+                          delim(6), delim(7), am, delim(8), delim(9)], dim=2)
+
+    def drop_user_tokens(self, tok: torch.Tensor, drop: torch.Tensor) -> torch.Tensor:
+        """Replace tokens where ``drop`` [B, S, T] (restricted to user tokens) by the null token."""
+        drop = drop & self.user_tok
+        return torch.where(drop[..., None], self.fake_latent.view(1, 1, 1, -1), tok)
+
+    def embed(self, tok: torch.Tensor, masked: torch.Tensor) -> torch.Tensor:
+        """tokens [B, S, T, td], masked [B, S, T] or [T] bool -> backbone input [B, S, T, d]."""
+        x = self.z_proj(tok)
+        x = torch.where(masked[..., None], self.mask_token, x)
+        return self.z_proj_ln(x + self.pos_in)
+
+    # ------------------------------------------------------------------ backbone
+    def _window(self, context_turns: int | None) -> int | None:
+        if self.config.attention == "bidirectional":
+            return None
+        w = self.config.window_turns
+        return w if context_turns is None else min(w, context_turns + 1)
+
+    def backbone_parallel(self, x: torch.Tensor, masked: torch.Tensor | None = None,
+                          context_turns: int | None = None) -> torch.Tensor:
+        """x [B, S, T, d] -> h [B, S, T, d] (final norm + output positions added).
+
+        ``masked``: [B, S, T] bool masked tokens (MAE drops them from the encoder); None = the
+        inference pattern (all agent-motion tokens). ``context_turns``: band width - 1."""
+        B, S, T, d = x.shape
+        window = self._window(context_turns)
+        dev = x.device
+        pos = torch.arange(S * T, device=dev)
+        turns = torch.arange(S, device=dev).repeat_interleave(T)
+        if not self.is_mae:
+            h = self.stacks[0].forward_parallel(x.reshape(B, S * T, d), pos, turns, window)
+        else:
+            if masked is None:
+                idx = (torch.arange(S, device=dev)[:, None] * T + self.enc_pos[None]).reshape(-1)
+                xe = x.reshape(B, S * T, d)[:, idx]
+                he = self.stacks[0].forward_parallel(xe, idx, idx // T, window)
+                idx_b = idx[None].expand(B, -1)
+            else:
+                keep = ~masked.reshape(B, S * T)
+                counts = keep.sum(1)
+                if not bool((counts == counts[0]).all()):
+                    raise ValueError("MAE encoder needs the same number of visible tokens per sample")
+                idx_b = keep.nonzero()[:, 1].view(B, int(counts[0]))
+                xe = torch.gather(x.reshape(B, S * T, d), 1, idx_b[..., None].expand(-1, -1, d))
+                he = self.stacks[0].forward_parallel(xe, idx_b, idx_b // T, window)
+            hd = self.decoder_embed(he)
+            full = self.decoder_mask_token.expand(B, S * T, d)
+            full = full.scatter(1, idx_b[..., None].expand(-1, -1, d), hd)
+            full = full + self.pos_dec.repeat(S, 1)
+            h = self.stacks[1].forward_parallel(full, pos, turns, window)
+        return h.view(B, S, T, d) + self.pos_out
+
+    def empty_cache(self, batch: int = 1, device=None) -> list[torch.Tensor]:
+        """Zero KV cache: [k, v] per stack, each [depth, B, heads, (W-1) * T_stack, head_dim]."""
+        W = self.config.window_turns
+        out = []
+        for st, p in zip(self.stacks, self.stack_positions()):
+            out += list(st.empty_cache(batch, (W - 1) * len(p), device))
+        return out
+
+    def step_rope(self, device=None) -> list[tuple]:
+        """Rotary tables for :meth:`backbone_step`, per stack (window-relative positions)."""
+        W, T = self.config.window_turns, self.tokens_per_turn
+        out = []
+        for st, p in zip(self.stacks, self.stack_positions()):
+            pos = np.concatenate([s * T + p for s in range(W)])
+            cos, sin = rope_tables(pos, st.hd, st.theta, device)
+            out.append((cos[-len(p):], sin[-len(p):], cos, sin))
+        return out
+
+    def backbone_step(self, x: torch.Tensor, cache: list[torch.Tensor], valid: torch.Tensor,
+                      rope: list[tuple] | None = None):
+        """One streaming turn (pure function).
+
+        Args:
+            x: [B, T, d] backbone input of the current turn (:meth:`embed_turn`).
+            cache: from :meth:`empty_cache` / the previous step: K/V of the last W-1 turns,
+                oldest slot first.
+            valid: [W-1] bool, which turn slots hold real history (False while the stream is
+                short, or to limit the context).
+        Returns: (h [B, T, d], new cache: slots shifted by one turn, current turn appended).
+        """
+        if self.config.attention == "bidirectional":
+            raise RuntimeError("bidirectional attention cannot be cached; use kv_cache=False")
+        rope = rope if rope is not None else self.step_rope(x.device)
+        B, T, d = x.shape
+        new_cache: list[torch.Tensor] = []
+
+        def run(si, xs):
+            ck, cv = cache[2 * si], cache[2 * si + 1]
+            n = xs.shape[1]
+            v = valid.repeat_interleave(n)
+            out, k, vv = self.stacks[si].forward_step(xs, ck, cv, v, rope[si])
+            ck, cv = ck.expand(-1, B, -1, -1, -1), cv.expand(-1, B, -1, -1, -1)
+            new_cache.extend([torch.cat([ck[:, :, :, n:], k], 3), torch.cat([cv[:, :, :, n:], vv], 3)])
+            return out
+
+        if not self.is_mae:
+            h = run(0, x)
+        else:
+            he = run(0, x[:, self.enc_pos])
+            full = self.decoder_mask_token.expand(B, T, d).clone()
+            full[:, self.enc_pos] = self.decoder_embed(he)
+            h = run(1, full + self.pos_dec)
+        return h + self.pos_out, new_cache
+
+    # ------------------------------------------------------------------ inference helpers
+    def embed_turns(self, user_audio, agent_audio, user_motion=None, n_turns: int = 1,
+                    uncond: bool = False):
+        """Inference embedding of ``n_turns`` turns (agent motion masked everywhere).
+
+        Returns x [B, S, T, d] and, if ``uncond``, the unconditional version in which every
+        user token is the null token (for CFG the caller uses it for the current turn only)."""
+        tok = self.build_tokens(user_audio, agent_audio, user_motion, None, n_turns)
+        x = self.embed(tok, self.am_tok)
+        if not uncond:
+            return x, None
+        tok_u = self.drop_user_tokens(tok, torch.ones_like(tok[..., 0], dtype=torch.bool))
+        return x, self.embed(tok_u, self.am_tok)
+
+    def agent_motion_features(self, h: torch.Tensor) -> torch.Tensor:
+        """h [..., T, d] -> [..., F, d] at the agent-motion tokens."""
+        return h[..., self.am_tok, :]
+
+    def sample_motion(self, z, x_T=None, step_noise=None, z_uncond=None,
+                      guidance_scale: float | None = None, temperature: float | None = None):
+        """z [N, d] -> motion [N, 56]. Noise is explicit (see runtime.noise.turn_noise)."""
+        c = self.config
+        g = c.guidance_scale if guidance_scale is None else guidance_scale
+        t = c.temperature if temperature is None else temperature
+        if g == 1.0:
+            z_uncond = None
+        return self.head.sample(z, x_T, step_noise, t, z_uncond, g)
+
+    def set_sampling_steps(self, steps: int) -> None:
+        if isinstance(self.head, DiffusionHead):
+            self.head.diffusion.set_sampling_steps(steps)
+
+    # ------------------------------------------------------------------ training
+    def sample_mask_ratio(self) -> float:
+        """Truncated normal, mean 1, std 0.25, on [mask_ratio_min, 1] (drawn with torch RNG)."""
+        lo = self.config.mask_ratio_min
+        while True:
+            r = 1.0 - 0.25 * abs(float(torch.randn(())))
+            if r >= lo:
+                return r
+
+    def training_loss(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict]:
+        """Masked agent-motion loss over a batch of S-turn windows.
+
+        batch: float32 tensors "user_audio" [B, S*F*640], "agent_audio" [B, S*F*640] (16 kHz),
+        "user_motion" [B, S*F, 56], "agent_motion" [B, S*F, 56] (exp|jaw|rotation).
+        Returns (scalar loss, stats dict of floats: loss, mse, vb (diffusion head), mask_ratio).
+        """
+        missing = [k for k in BATCH_KEYS if k not in batch]
+        if missing:
+            raise KeyError(f"training batch lacks {missing}")
+        c = self.config
+        F, spt = c.frames_per_turn, self.samples_per_turn
+        ua, aa = batch["user_audio"], batch["agent_audio"]
+        um, am = batch["user_motion"], batch["agent_motion"]
+        B = am.shape[0]
+        if am.dim() != 3 or am.shape[1] % F or am.shape[2] != MOTION_DIM:
+            raise ValueError(f"agent_motion must be [B, S*{F}, 56], got {tuple(am.shape)}")
+        S = am.shape[1] // F
+        for k, v in (("user_audio", ua), ("agent_audio", aa)):
+            if tuple(v.shape) != (B, S * spt):
+                raise ValueError(f"{k} must be [B, S*{spt}] = {(B, S * spt)}, got {tuple(v.shape)}")
+        if tuple(um.shape) != tuple(am.shape):
+            raise ValueError(f"user_motion must be {tuple(am.shape)}, got {tuple(um.shape)}")
+        T, dev = self.tokens_per_turn, am.device
+
+        tok = self.build_tokens(ua, aa, um, am, S)
+        if self.training and c.cfg_drop_prob > 0:
+            tok = self.drop_user_tokens(tok, torch.rand(B, S, T, device=dev) < c.cfg_drop_prob)
+        ratio = self.sample_mask_ratio()
+        n_am = S * F
+        n_mask = min(n_am, int(math.ceil(n_am * ratio)))
+        order = torch.rand(B, n_am, device=dev).argsort(1)
+        m_am = torch.zeros(B, n_am, dtype=torch.bool, device=dev)
+        m_am.scatter_(1, order[:, :n_mask], True)
+        masked = torch.zeros(B, S, T, dtype=torch.bool, device=dev)
+        masked[:, :, self.am_tok] = m_am.view(B, S, F)
+
+        x = self.embed(tok, masked)
+        h = self.backbone_parallel(x, masked if self.is_mae else None)
+        z = self.agent_motion_features(h).reshape(B, n_am, -1)[m_am]
+        target = am.reshape(B, n_am, MOTION_DIM)[m_am]
+        loss, parts = self.head.loss(z, target)
+        stats = {"loss": float(loss.detach()), **parts, "mask_ratio": ratio}
+        return loss, stats
+
+    def parameter_groups(self, weight_decay: float) -> list[dict]:
+        """AdamW groups as the reference: no decay on 1-D params, biases and the head."""
+        decay, no_decay = [], []
+        for n, p in self.named_parameters():
+            if not p.requires_grad:
+                continue
+            if p.ndim <= 1 or n.endswith(".bias") or n.startswith("head."):
+                no_decay.append(p)
+            else:
+                decay.append(p)
+        return [{"params": no_decay, "weight_decay": 0.0},
+                {"params": decay, "weight_decay": weight_decay}]
+
+    def checkpoint_state_dict(self) -> dict[str, torch.Tensor]:
+        """Weights to save: all but a frozen wav2vec2 (loaded from its local directory)."""
+        sd = self.state_dict()
+        if self.config.speech_encoder == "wav2vec2" and not self.config.wav2vec2_finetune:
+            sd = {k: v for k, v in sd.items() if not k.startswith("speech_encoder.w2v.")}
+        return sd
+
+    def num_parameters(self, trainable_only: bool = True) -> int:
+        return sum(p.numel() for p in self.parameters() if p.requires_grad or not trainable_only)

@@ -1,0 +1,114 @@
+"""The backend-independent StreamingPolicy interface (imports only numpy).
+
+``StreamingPolicy.from_checkpoint(path, backend=...)`` dispatches to a backend class registered in
+:data:`BACKENDS` (module imported lazily: the torch backend imports torch, the onnx backend only
+numpy + onnxruntime).
+"""
+from __future__ import annotations
+
+import importlib
+
+import numpy as np
+
+from ..motion import MOTION_DIM
+
+# backend name -> (module, class). Modules are imported only when chosen.
+BACKENDS: dict[str, tuple[str, str]] = {
+    "torch": ("timar_ros.runtime.policy", "TorchStreamingPolicy"),
+    "onnx": ("timar_ros.runtime.onnx_policy", "OnnxStreamingPolicy"),
+}
+
+
+class StreamingPolicy:
+    """Per-turn TIMAR inference.
+
+    Attributes:
+        frames_per_turn: F, motion frames per turn (25 fps).
+        samples_per_turn: 16 kHz audio samples per turn (F * 640).
+        history_turns: how many past turns the last :meth:`step` attended.
+        turn_index: turns processed since :meth:`reset`.
+        model_id: checkpoint folder name + short hash of its weights.
+    """
+
+    backend = "abstract"
+    frames_per_turn: int
+    samples_per_turn: int
+    model_id: str = ""
+    history_turns: int = 0
+    turn_index: int = 0
+
+    @classmethod
+    def from_checkpoint(cls, path, backend: str = "torch", device: str = "cpu", seed: int = 0,
+                        kv_cache: bool = True, **options) -> "StreamingPolicy":
+        """Load a checkpoint folder (model.safetensors + config.json) for ``backend``.
+
+        Options (all backends that support them): ``context_turns`` (history turns each layer
+        sees, <= window_turns - 1; the progressive-context protocol's n), ``guidance_scale``,
+        ``temperature``, ``num_sampling_steps``.
+        """
+        if backend not in BACKENDS:
+            raise ValueError(f"unknown backend {backend!r}; choose from {sorted(BACKENDS)}")
+        module, name = BACKENDS[backend]
+        try:
+            impl = getattr(importlib.import_module(module), name)
+        except ImportError as exc:
+            raise ImportError(f"backend {backend!r} is not available: {exc}") from exc
+        return impl.from_checkpoint(path, device=device, seed=seed, kv_cache=kv_cache, **options)
+
+    # -- interface
+    def reset(self) -> None:
+        raise NotImplementedError
+
+    def step(self, user_audio, agent_audio, user_motion=None) -> np.ndarray:
+        raise NotImplementedError
+
+    def run_offline(self, user_audio, agent_audio, user_motion=None) -> np.ndarray:
+        """Default: a fresh stream, turn by turn (backends may override with a parallel path).
+        Does not disturb the state of this policy's own stream."""
+        ua, aa, um, n = self.check_conversation(user_audio, agent_audio, user_motion)
+        state = self._save_state()
+        try:
+            self.reset()
+            spt, F = self.samples_per_turn, self.frames_per_turn
+            out = [self.step(ua[t * spt:(t + 1) * spt], aa[t * spt:(t + 1) * spt],
+                             None if um is None else um[t * F:(t + 1) * F]) for t in range(n)]
+        finally:
+            self._restore_state(state)
+        return np.concatenate(out, 0) if out else np.zeros((0, MOTION_DIM), np.float32)
+
+    def _save_state(self):
+        raise NotImplementedError
+
+    def _restore_state(self, state) -> None:
+        raise NotImplementedError
+
+    # -- input checks shared by backends
+    def check_turn(self, user_audio, agent_audio, user_motion=None):
+        spt, F = self.samples_per_turn, self.frames_per_turn
+        ua = _array("user_audio", user_audio, (spt,))
+        aa = _array("agent_audio", agent_audio, (spt,))
+        um = None if user_motion is None else _array("user_motion", user_motion, (F, MOTION_DIM))
+        return ua, aa, um
+
+    def check_conversation(self, user_audio, agent_audio, user_motion=None):
+        spt, F = self.samples_per_turn, self.frames_per_turn
+        ua = np.asarray(user_audio, dtype=np.float32).reshape(-1)
+        n = len(ua) // spt
+        if len(ua) != n * spt:
+            raise ValueError(f"user_audio has {len(ua)} samples, not a whole number of turns of "
+                             f"{spt}; trim or pad it")
+        ua = _array("user_audio", ua, (n * spt,))
+        aa = _array("agent_audio", agent_audio, (n * spt,))
+        um = None if user_motion is None else _array("user_motion", user_motion,
+                                                      (n * F, MOTION_DIM))
+        return ua, aa, um, n
+
+
+def _array(name: str, x, shape: tuple) -> np.ndarray:
+    a = np.asarray(x, dtype=np.float32)
+    if a.shape != shape:
+        raise ValueError(f"{name} must have shape {shape} (float32, 16 kHz mono for audio; "
+                         f"exp|jaw|rotation for motion), got {a.shape}")
+    if not np.isfinite(a).all():
+        raise ValueError(f"{name} contains NaN or Inf values")
+    return a

@@ -1,0 +1,170 @@
+"""Checkpoints: ``<dir>/model.safetensors`` + ``<dir>/config.json`` (+ optional
+``model_card.md`` / ``model_card.json``).
+
+Loading never unpickles: weights are read with ``safetensors`` only. A missing, truncated or
+mismatched checkpoint raises :class:`CheckpointError` naming the file, the problem and the fix.
+The config and header checks import only numpy/json (usable by the torch-free runtime); torch is
+imported inside the functions that build a model.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import struct
+from pathlib import Path
+from typing import Any
+
+WEIGHTS = "model.safetensors"
+CONFIG = "config.json"
+CARD_MD = "model_card.md"
+CARD_JSON = "model_card.json"
+
+_FIX = "re-create it (`timar init-checkpoint --preset robot DIR`, or `timar train`)"
+
+
+class CheckpointError(RuntimeError):
+    """A checkpoint that cannot be used; the message names the file and the fix."""
+
+
+def checkpoint_dir(path: str | Path) -> Path:
+    """The checkpoint folder for ``path`` (the folder itself, or one of its files)."""
+    p = Path(path)
+    if p.is_file() and p.name in (WEIGHTS, CONFIG, CARD_MD, CARD_JSON):
+        p = p.parent
+    if not p.exists():
+        raise CheckpointError(f"{p}: checkpoint directory not found; {_FIX}")
+    if not p.is_dir():
+        raise CheckpointError(f"{p}: expected a checkpoint directory holding {WEIGHTS} and {CONFIG}")
+    return p
+
+
+def load_config(path: str | Path):
+    """The :class:`TIMARConfig` of a checkpoint (torch-free)."""
+    from ..model.config import TIMARConfig
+
+    f = checkpoint_dir(path) / CONFIG
+    if not f.is_file():
+        raise CheckpointError(f"{f}: missing; every checkpoint needs its {CONFIG}; {_FIX}")
+    try:
+        d = json.loads(f.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise CheckpointError(f"{f}: not valid JSON ({exc}); {_FIX}") from exc
+    if not isinstance(d, dict):
+        raise CheckpointError(f"{f}: expected a JSON object of TIMARConfig fields")
+    try:
+        return TIMARConfig.from_dict(d)
+    except (TypeError, ValueError) as exc:
+        raise CheckpointError(f"{f}: invalid TIMAR config: {exc}") from exc
+
+
+def read_header(path: str | Path) -> dict[str, Any]:
+    """Parse and check a safetensors header (tensor names, dtypes, shapes, offsets) without
+    loading data; detects truncated and corrupt files."""
+    f = Path(path)
+    if not f.is_file():
+        raise CheckpointError(f"{f}: missing weights file; {_FIX}")
+    size = f.stat().st_size
+    with f.open("rb") as fh:
+        head = fh.read(8)
+        if len(head) < 8:
+            raise CheckpointError(f"{f}: truncated ({size} bytes, not a safetensors file); {_FIX}")
+        (n,) = struct.unpack("<Q", head)
+        if n > size - 8 or n > 100_000_000:
+            raise CheckpointError(f"{f}: truncated or not a safetensors file (header of {n} bytes "
+                                  f"in a {size}-byte file); {_FIX}")
+        try:
+            header = json.loads(fh.read(n).decode("utf-8"))
+        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise CheckpointError(f"{f}: corrupt safetensors header ({exc}); {_FIX}") from exc
+    end = max((v["data_offsets"][1] for k, v in header.items() if k != "__metadata__"), default=0)
+    if 8 + n + end > size:
+        raise CheckpointError(f"{f}: truncated: tensors need {8 + n + end} bytes, the file has "
+                              f"{size}; {_FIX}")
+    return header
+
+
+def weights_sha256(path: str | Path) -> str:
+    h = hashlib.sha256()
+    with Path(path).open("rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def model_id(path: str | Path) -> str:
+    """``<checkpoint folder name>-<first 8 hex of the weights' sha256>``."""
+    d = checkpoint_dir(path)
+    return f"{d.name}-{weights_sha256(d / WEIGHTS)[:8]}"
+
+
+def read_model_card(path: str | Path) -> dict | str | None:
+    d = checkpoint_dir(path)
+    if (d / CARD_JSON).is_file():
+        return json.loads((d / CARD_JSON).read_text(encoding="utf-8"))
+    if (d / CARD_MD).is_file():
+        return (d / CARD_MD).read_text(encoding="utf-8")
+    return None
+
+
+def save_checkpoint(model, out_dir: str | Path, model_card: dict | str | None = None) -> Path:
+    """Write ``model`` (a TIMAR) as safetensors + config.json (+ model card) into ``out_dir``."""
+    from safetensors.torch import save_file
+
+    d = Path(out_dir)
+    d.mkdir(parents=True, exist_ok=True)
+    sd = {k: v.detach().contiguous().cpu() for k, v in model.checkpoint_state_dict().items()}
+    tmp = d / (WEIGHTS + ".tmp")
+    save_file(sd, str(tmp), metadata={"format": "pt", "producer": "timar_ros"})
+    tmp.replace(d / WEIGHTS)
+    model.config.save(d / CONFIG)
+    if isinstance(model_card, dict):
+        (d / CARD_JSON).write_text(json.dumps(model_card, indent=2) + "\n", encoding="utf-8")
+    elif isinstance(model_card, str):
+        (d / CARD_MD).write_text(model_card, encoding="utf-8")
+    return d
+
+
+def load_checkpoint(path: str | Path, device: str = "cpu", config_overrides: dict | None = None):
+    """-> (TIMAR model in eval mode on ``device``, model_id). Safetensors only, strict keys."""
+    import torch
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    from ..model.timar import TIMAR
+
+    d = checkpoint_dir(path)
+    config = load_config(d)
+    if config_overrides:
+        config = config.replace(**config_overrides)
+    wf = d / WEIGHTS
+    read_header(wf)
+    try:
+        sd = load_file(str(wf), device="cpu")
+    except (SafetensorError, OSError) as exc:
+        raise CheckpointError(f"{wf}: cannot read safetensors weights ({exc}); {_FIX}") from exc
+    try:
+        model = TIMAR(config)
+    except (OSError, ValueError) as exc:
+        raise CheckpointError(f"{d / CONFIG}: cannot build the model: {exc}") from exc
+    expected = model.checkpoint_state_dict()
+    missing = sorted(set(expected) - set(sd))
+    unexpected = sorted(set(sd) - set(expected))
+    wrong = sorted(k for k in set(sd) & set(expected) if tuple(sd[k].shape) != tuple(expected[k].shape))
+    if missing or unexpected or wrong:
+        parts = []
+        if missing:
+            parts.append(f"missing {len(missing)} tensors (e.g. {missing[:3]})")
+        if unexpected:
+            parts.append(f"{len(unexpected)} unexpected tensors (e.g. {unexpected[:3]})")
+        if wrong:
+            parts.append("shape mismatch for " + ", ".join(
+                f"{k} {tuple(sd[k].shape)} vs {tuple(expected[k].shape)}" for k in wrong[:3]))
+        raise CheckpointError(f"{wf}: weights do not match {d / CONFIG}: " + "; ".join(parts)
+                              + "; the two files must come from the same save")
+    model.load_state_dict(sd, strict=False)
+    with torch.no_grad():
+        for k, v in sd.items():
+            if not torch.isfinite(v).all():
+                raise CheckpointError(f"{wf}: tensor {k} holds NaN/Inf values")
+    model.eval().to(device)
+    return model, f"{d.name}-{weights_sha256(wf)[:8]}"
