@@ -394,13 +394,18 @@ class SafetyLimiter:
         d = np.maximum(d, 0.0)
         return self.amax * (np.sqrt(dt * dt + 2.0 * d / self.amax) - dt)
 
-    def step(self, target: np.ndarray, dt: float) -> np.ndarray:
+    def step(self, target: np.ndarray, dt: float, target_velocity: np.ndarray | None = None) -> np.ndarray:
+        """Advance by dt (s) toward target (rad); target_velocity (rad/s) is a feed-forward term
+        that removes the tracking lag on moving targets (it never affects the limits)."""
         if not dt > 0:
             return self.p.copy()
         tgt = np.clip(np.nan_to_num(np.asarray(target, dtype=np.float64), nan=0.0, posinf=0.0, neginf=0.0),
                       self.lo, self.hi)
         e = tgt - self.p
         v_des = np.sign(e) * self._brake(np.abs(e), dt)
+        if target_velocity is not None:
+            v_ff = np.nan_to_num(np.asarray(target_velocity, dtype=np.float64), nan=0.0, posinf=0.0, neginf=0.0)
+            v_des = v_des + np.clip(v_ff, -self.vmax, self.vmax)
         a_dt = self.amax * dt
         upper = np.minimum(np.minimum(self.vmax, self.v + a_dt), self._brake(self.hi - self.p, dt))
         lower = np.maximum(np.maximum(-self.vmax, self.v - a_dt), -self._brake(self.p - self.lo, dt))
@@ -552,13 +557,17 @@ class MotionPlayer:
                 self._t = t_s
             return self.limiter.p.copy()
         self._t = t_s
+        prev = self._filtered
         self._update_target(t_s, dt)
         # prune frames no longer needed for interpolation (keep one before t)
         i = int(np.searchsorted(self._times, t_s, side="right"))
         if i > 1:
             self._times = self._times[i - 1:]
             self._targets = self._targets[i - 1:]
-        return self.limiter.step(self._filtered, dt)
+        # feed-forward the target's own motion when it moves continuously (not across jumps)
+        v_ff = (self._filtered - prev) / dt
+        v_ff[np.abs(v_ff) > self.limiter.vmax] = 0.0
+        return self.limiter.step(self._filtered, dt, None if self.watchdog_active else v_ff)
 
     def _update_target(self, t: float, dt: float) -> None:
         tgt = self._target_at(t)
