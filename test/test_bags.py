@@ -289,3 +289,13 @@ def test_bag_with_type_definition_unknown_to_us_is_readable(tmp_path):
         ((topic, typ, t, msg),) = list(r.messages())
         assert r.custom_data == {} and r.start_ns == r.end_ns == 3
     assert (topic, typ, t, msg.a, msg.b) == ("/thing", "other_pkg/msg/Thing", 3, 4, "x")
+
+
+def test_bag_subcommands_are_registered_with_help():
+    from timar_ros.bag_cli import SUBCOMMANDS, build_subparser
+
+    assert {"from-dualtalk", "info"} <= set(SUBCOMMANDS)
+    for name in SUBCOMMANDS:
+        assert f"usage: timar bag {name}" in build_subparser(name).format_help()
+    out = subprocess.run([sys.executable, "-m", "timar_ros.cli", "bag"], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 2 and "from-dualtalk" in out.stdout

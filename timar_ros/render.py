@@ -345,6 +345,13 @@ class FaceRenderer:
                     color="#999", fontsize=8)
         self.cursor = sx.axvline(0, color="red", lw=1.2)
         self.strip = sx
+        # Blitting: draw the static parts once, then only the moving artists per frame.
+        self._dynamic = [self.head, self.mouth_fill, *self.lines.values(), *self.pupils.values(),
+                         self.title, self.speaking, self.cursor]
+        for a in self._dynamic:
+            a.set_animated(True)
+        self.canvas.draw()
+        self._background = self.canvas.copy_from_bbox(self.fig.bbox)
 
     def frame_index(self, t_s: float) -> int:
         return int(np.clip(round(t_s * self.inp.fps), 0, len(self.inp.motion) - 1))
@@ -368,7 +375,9 @@ class FaceRenderer:
         self.speaking.set_text(" + ".join(who) + " speaking" if who else "")
         self.speaking.set_color(AGENT_COLOR if who == ["agent"] else USER_COLOR if who else "#333")
         self.cursor.set_xdata([t, t])
-        self.canvas.draw()
+        self.canvas.restore_region(self._background)
+        for a in self._dynamic:
+            a.axes.draw_artist(a)
         buf = np.asarray(self.canvas.buffer_rgba())
         return np.ascontiguousarray(buf[: self.height, : self.width, :3])
 
