@@ -155,3 +155,18 @@ def test_flite_tts_conversation():
     assert c.meta["tts"] is True
     assert all(np.abs(a).max() > 0.05 for a in c.audio)
     assert c.motion[0][:, 50].max() > 0.1
+
+
+def test_committed_demo_conversation():
+    d = REPO / "data" / "demo_conversation"
+    items = list(iter_test(d))
+    assert [it.name for it in items] == ["demo_speaker1", "demo_speaker2"]
+    for it in items:
+        assert 25 <= it.turns <= 35 and np.abs(it.agent_audio).max() > 0.1
+        assert it.agent_motion[:, 50].max() > 0.1  # the jaw opens with the TTS speech
+    assert sum(p.stat().st_size for p in d.iterdir()) < 2.5e6
+    import json
+
+    meta = json.loads((d / "conversation.json").read_text())
+    assert meta["speakers"]["speaker2"]["role"].startswith("robot")
+    assert any(ln["kind"] == "backchannel" for ln in meta["script"])
