@@ -59,7 +59,7 @@ def test_frames_differ_in_the_mouth_when_the_jaw_opens():
     y0, y1 = H - px[:, 1].max() - 4, H - px[:, 1].min() + 4
     ys, xs = np.nonzero(diff)
     # The title (frame number) and the strip's time cursor change too; look between them.
-    title_y = H - r.ax.transData.transform([[0, 1.3]])[0, 1]
+    title_y = H - r.ax.transData.transform([[0, 1.33]])[0, 1] + 12  # two lines
     strip_top = H - r.strip.get_window_extent().y1
     face = (ys > title_y + 20) & (ys < strip_top - 2)
     inside = (xs >= x0) & (xs <= x1) & (ys >= y0) & (ys <= y1)

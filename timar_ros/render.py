@@ -325,7 +325,8 @@ class FaceRenderer:
         self.lines = {k: ax.plot(*g[k].T, color=col, lw=lw, zorder=3, solid_capstyle="round")[0]
                       for k, (col, lw) in style.items()}
         self.pupils = {k: ax.fill(*g[k].T, color="#222", zorder=4)[0] for k in ("pupil_l", "pupil_r")}
-        self.title = ax.text(0, 1.3, "", ha="center", va="top", fontsize=9, color="#333")
+        self.title = ax.text(0, 1.33, "", ha="center", va="top", fontsize=8, color="#333",
+                             linespacing=1.3)
         self.speaking = ax.text(0, -1.45, "", ha="center", va="bottom", fontsize=9, fontweight="bold")
         # Strip: user envelope above the axis, agent below, cursor.
         sx = self.fig.add_axes((0.12, 0.04, 0.85, 0.19))
@@ -369,8 +370,8 @@ class FaceRenderer:
         m = g["mouth"]
         self.mouth_fill.set_xy(m if np.isfinite(m).all() else np.zeros((1, 2)) + np.nan)
         t = i / self.inp.fps
-        self.title.set_text(f"{self.inp.title}  t = {t:6.2f} s  frame {i}" if self.inp.title
-                            else f"t = {t:6.2f} s  frame {i}")
+        name = self.inp.title if len(self.inp.title) <= 64 else "..." + self.inp.title[-61:]
+        self.title.set_text(f"{name}\nt = {t:6.2f} s  frame {i}" if name else f"t = {t:6.2f} s  frame {i}")
         who = [w for w, v in (("user", self.user_vad[i]), ("agent", self.agent_vad[i])) if v]
         self.speaking.set_text(" + ".join(who) + " speaking" if who else "")
         self.speaking.set_color(AGENT_COLOR if who == ["agent"] else USER_COLOR if who else "#333")
