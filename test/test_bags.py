@@ -299,3 +299,15 @@ def test_bag_subcommands_are_registered_with_help():
         assert f"usage: timar bag {name}" in build_subparser(name).format_help()
     out = subprocess.run([sys.executable, "-m", "timar_ros.cli", "bag"], capture_output=True, text=True, timeout=60)
     assert out.returncode == 2 and "from-dualtalk" in out.stdout
+
+
+def test_msg_dir_falls_back_to_the_installed_share(monkeypatch, tmp_path):
+    from pathlib import Path
+
+    share = Path(sys.prefix) / "share" / "timar_ros" / "msg"
+    monkeypatch.setattr(B, "_msg_dir_candidates", lambda: [tmp_path / "msg", share])
+    if (share / "HeadMotion.msg").is_file():
+        assert B.find_msg_dir() == share
+    monkeypatch.setattr(B, "_msg_dir_candidates", lambda: [tmp_path / "msg"])
+    with pytest.raises(B.BagError, match="message definitions .* not found; searched: .*msg"):
+        B.find_msg_dir()
