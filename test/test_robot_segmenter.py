@@ -245,3 +245,57 @@ def test_short_turns():
     turns = run(seg, [("user", T0, u), ("agent", T0, a)])
     assert len(turns) == 5 and all(t.user_audio.shape == (6400,) for t in turns)
     np.testing.assert_array_equal(np.concatenate([t.user_audio for t in turns]), u)
+
+
+# ----------------------------------------------------------------------------- property test
+import os  # noqa: E402
+
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+SCALE = int(os.environ.get("TIMAR_HYPOTHESIS_SCALE", "1"))  # more examples for a long local run
+
+
+@settings(max_examples=60 * SCALE, deadline=None)
+@given(
+    seed=st.integers(0, 2**31 - 1),
+    drop_p=st.sampled_from([0.0, 0.05, 0.3]),
+    dup_p=st.sampled_from([0.0, 0.1, 0.3]),
+    shuffle=st.sampled_from([0.0, 3.0, 30.0]),
+    latency=st.sampled_from([0.0, 0.3, 1.0, 60.0]),
+    max_chunk=st.sampled_from([50, 700, 9000]),
+)
+def test_property_alignment_and_conservation(seed, drop_p, dup_p, shuffle, latency, max_chunk):
+    """Whatever the chunking, gaps, duplicates and order: turns are consecutive, every sample is
+    either the source sample at its exact position or padding (counted), and every pushed sample
+    is accounted for (emitted or counted as dropped)."""
+    rng = np.random.default_rng(seed)
+    n = int(SR * rng.uniform(0.5, 3.5))
+    src = {s: (rng.uniform(0.1, 0.5, n) * rng.choice([-1, 1], n)).astype(np.float32) for s in ("user", "agent")}
+    chunks = []
+    for name, x in src.items():
+        for i, c in enumerate(chunked(name, x, rng, max_chunk=max_chunk)):
+            c = c + (None, 1, i)  # sample_rate, channels, seq: only seq + 1 is snapped
+            if rng.random() >= drop_p:
+                chunks.append(c)
+            if rng.random() < dup_p:
+                chunks.append(c)
+    order = np.argsort(np.arange(len(chunks)) % max(1, len(chunks) // 2) + rng.uniform(0, shuffle + 1e-9, len(chunks)))
+    seg = TurnSegmenter(max_latency_s=latency, start_s=T0)
+    pushed = sum(len(chunks[k][2]) for k in order)
+    turns = run(seg, [chunks[k] for k in order])
+    assert [t.index for t in turns] == list(range(len(turns)))
+    kept = 0
+    for name, x in src.items():
+        out = np.concatenate([t.audio(name) for t in turns])
+        pad = sum(getattr(t, f"{name}_padded_s") for t in turns)
+        m = min(len(out), n)
+        got = out[:m]
+        assert np.all((got == x[:m]) | (got == 0)), "misaligned sample"
+        zeros = int(np.sum(out == 0))
+        assert pad * SR == pytest.approx(zeros, abs=1e-6)
+        kept += len(out) - zeros
+    c = seg.counters
+    assert kept + c.dropped_audio_s * SR == pytest.approx(pushed, abs=1e-6)
+    if drop_p == 0 and dup_p == 0 and latency == 60.0:
+        assert c.dropped_audio_s == 0

@@ -11,7 +11,8 @@ Every chunk carries the stamp (seconds) of its FIRST sample. Turn ``k`` covers
 chunk's stamp (of either stream) unless ``start_s`` is given. A sample's position is
 ``round((stamp - origin) * sample_rate) + i``. A chunk whose stamp is within
 ``stamp_tolerance_s`` of where the previous chunk of the same stream ended is treated as
-contiguous (stamps jitter; this neither pads nor drops a sample for sub-tolerance jitter).
+contiguous (stamps jitter; this neither pads nor drops a sample for sub-tolerance jitter). Pass
+the publisher's ``seq`` so that only the chunk that really follows is snapped (see :meth:`push`).
 
 The rules (each one counted in :class:`SegmenterCounters`)
 ---------------------------------------------------------
@@ -117,7 +118,7 @@ class Turn:
 
 
 class _Stream:
-    __slots__ = ("audio", "cov", "next_idx", "end_idx", "start_idx")
+    __slots__ = ("audio", "cov", "next_idx", "end_idx", "start_idx", "seq")
 
     def __init__(self):
         self.audio: dict[int, np.ndarray] = {}  # open turn index -> float32 [spt]
@@ -125,6 +126,7 @@ class _Stream:
         self.next_idx: int | None = None  # where the last chunk of this stream ended (samples)
         self.end_idx: int | None = None  # furthest sample received (exclusive)
         self.start_idx: int | None = None  # latest chunk start (the stream's clock, for deadlines)
+        self.seq: int | None = None  # sequence number of the last chunk (when given)
 
 
 class TurnSegmenter:
@@ -223,8 +225,11 @@ class TurnSegmenter:
             return None
         if not (np.issubdtype(x.dtype, np.floating) or np.issubdtype(x.dtype, np.integer)):
             raise TypeError(f"audio samples must be numeric, got dtype {x.dtype}")
-        if np.issubdtype(x.dtype, np.integer):
-            x = x.astype(np.float32) / float(np.iinfo(x.dtype).max + 1)
+        if np.issubdtype(x.dtype, np.unsignedinteger):  # e.g. U8 PCM: offset binary
+            half = float(np.iinfo(x.dtype).max // 2 + 1)
+            x = (x.astype(np.float64) - half) / half
+        elif np.issubdtype(x.dtype, np.integer):  # S16/S32 PCM
+            x = x.astype(np.float64) / float(np.iinfo(x.dtype).max + 1)
         x = x.astype(np.float32, copy=False)
         if x.ndim == 2:
             if x.shape[1] > 1:
@@ -282,6 +287,7 @@ class TurnSegmenter:
         samples: np.ndarray,
         sample_rate: int | None = None,
         channels: int = 1,
+        seq: int | None = None,
     ) -> list[Turn]:
         """Add one chunk; returns the turns that became ready (possibly none), in order.
 
@@ -292,6 +298,10 @@ class TurnSegmenter:
                 [n * channels] with ``channels`` > 1.
             sample_rate: Hz (default: the segmenter's rate).
             channels: interleaved channel count of a 1-D ``samples``.
+            seq: the publisher's sequence number (AudioChunk.seq), optional. With it, only a chunk
+                that directly follows the previous one (seq + 1) is snapped to it within
+                ``stamp_tolerance_s``; without it, any chunk within the tolerance is (so an
+                out-of-order chunk can be misplaced by up to the tolerance).
         """
         if stream not in self._streams:
             raise ValueError(f"unknown stream {stream!r}; expected one of {STREAMS}")
@@ -311,8 +321,11 @@ class TurnSegmenter:
         n = int(x.size)
         a = int(round((stamp_s - self.origin_s) * self.sample_rate))
         tol = int(round(self.stamp_tolerance_s * self.sample_rate))
-        if st.next_idx is not None and abs(a - st.next_idx) <= tol:
+        follows = seq is None or st.seq is None or int(seq) == st.seq + 1
+        if st.next_idx is not None and follows and abs(a - st.next_idx) <= tol:
             a = st.next_idx
+        if seq is not None:
+            st.seq = int(seq)
         # Clock jumps.
         boundary = self.next_turn * self.samples_per_turn
         head = self._head_idx()
@@ -337,6 +350,7 @@ class TurnSegmenter:
                 s.next_idx = None
                 s.end_idx = None
                 s.start_idx = None
+                s.seq = None
                 s.cov.clear()
             self.counters.resyncs += 1
             a = boundary
