@@ -278,3 +278,14 @@ def test_buffer_bounded_over_a_long_run():
             t += 0.01
             player.step(t)
         assert player._times.size <= 26
+
+
+def test_preview_matches_step_and_leaves_state_alone():
+    player = MotionPlayer(CFG)
+    rng = np.random.default_rng(1)
+    player.add_block(0.0, 0.04, rng.normal(0, 1, (25, 50)), rng.normal(0, 0.1, (25, 3)), rng.normal(0, 0.2, (25, 3)))
+    player.step(0.0)
+    times = np.arange(1, 120) * 0.01
+    planned = player.preview(times)
+    assert player.positions.tolist() == list(CFG.limits()["neutral"])
+    np.testing.assert_array_equal(planned, np.array([player.step(t) for t in times]))

@@ -41,6 +41,7 @@ Behaviour over time:
 """
 from __future__ import annotations
 
+import copy
 import math
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -568,6 +569,13 @@ class MotionPlayer:
         v_ff = (self._filtered - prev) / dt
         v_ff[np.abs(v_ff) > self.limiter.vmax] = 0.0
         return self.limiter.step(self._filtered, dt, None if self.watchdog_active else v_ff)
+
+    def preview(self, times) -> np.ndarray:
+        """Positions [K, J] that :meth:`step` would command at ``times`` (increasing, s), computed on
+        a copy: the player's state is unchanged. Use it to build a JointTrajectory for a turn
+        (points at the servo rate, already within all limits)."""
+        sim = copy.deepcopy(self)
+        return np.array([sim.step(float(t)) for t in times]).reshape(-1, len(self.joint_names))
 
     def _update_target(self, t: float, dt: float) -> None:
         tgt = self._target_at(t)
