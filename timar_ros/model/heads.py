@@ -156,7 +156,7 @@ class MLPHead(nn.Module):
 
     def loss(self, z, target):
         mse = grouped_mse(self.net(z), target)
-        return mse.mean(), {"mse": float(mse.mean())}
+        return mse.mean(), {"mse": float(mse.detach().mean())}
 
     def sample(self, z, x_T=None, step_noise=None, temperature=1.0, z_uncond=None,
                guidance_scale=1.0):

@@ -61,22 +61,29 @@ def dft_kernels(n_fft: int = N_FFT) -> np.ndarray:
 
 
 class LogMel(nn.Module):
-    """audio [N, S] -> log-mel [N, n_mels, S // HOP] with zero padding inside the chunk."""
+    """audio [N, S] -> log-mel [N, n_mels, S // HOP] with zero padding inside the chunk.
+
+    Framing is reshape + slice + concat (3 hops of 160 = 480 samples per frame, the window's last
+    80 taps are zero) and the DFT is one matmul: cheap on a CPU and plain ONNX ops."""
 
     def __init__(self, n_mels: int):
         super().__init__()
-        self.register_buffer("dft", torch.from_numpy(dft_kernels()), persistent=False)
+        k = dft_kernels()[:, 0].T  # [400, 2 * bins]
+        k = np.concatenate([k, np.zeros((3 * HOP - N_FFT, k.shape[1]), np.float32)])
+        self.register_buffer("dft", torch.from_numpy(k), persistent=False)
         self.register_buffer("mel", torch.from_numpy(mel_filterbank(n_mels)), persistent=False)
         self.n_bins = N_FFT // 2 + 1
 
     def forward(self, audio: torch.Tensor) -> torch.Tensor:
+        N, S = audio.shape
         pad = (N_FFT - HOP) // 2
-        x = F.pad(audio[:, None], (pad, pad))
-        spec = F.conv1d(x, self.dft, stride=HOP)  # [N, 2 * bins, frames]
-        re, im = spec[:, : self.n_bins], spec[:, self.n_bins:]
-        power = re * re + im * im
-        mel = torch.matmul(power.transpose(1, 2), self.mel).transpose(1, 2)
-        return torch.log(mel + 1e-5)
+        n = S // HOP  # frames
+        x = F.pad(audio, (pad, pad + 3 * HOP - N_FFT)).view(N, n + 2, HOP)
+        frames = torch.cat([x[:, 0:n], x[:, 1:n + 1], x[:, 2:n + 2]], dim=2)  # [N, n, 480]
+        spec = torch.matmul(frames, self.dft)  # [N, n, 2 * bins]
+        re, im = spec[..., : self.n_bins], spec[..., self.n_bins:]
+        mel = torch.matmul(re * re + im * im, self.mel)  # [N, n, M]
+        return torch.log(mel + 1e-5).transpose(1, 2)
 
 
 class BuiltinSpeechEncoder(nn.Module):

@@ -234,10 +234,11 @@ class TIMAR(nn.Module):
 
         def run(si, xs):
             ck, cv = cache[2 * si], cache[2 * si + 1]
+            if ck.shape[1] != B:  # one history shared by a CFG pair
+                ck, cv = ck.expand(-1, B, -1, -1, -1), cv.expand(-1, B, -1, -1, -1)
             n = xs.shape[1]
             v = valid.repeat_interleave(n)
             out, k, vv = self.stacks[si].forward_step(xs, ck, cv, v, rope[si])
-            ck, cv = ck.expand(-1, B, -1, -1, -1), cv.expand(-1, B, -1, -1, -1)
             new_cache.extend([torch.cat([ck[:, :, :, n:], k], 3), torch.cat([cv[:, :, :, n:], vv], 3)])
             return out
 
@@ -358,3 +359,16 @@ class TIMAR(nn.Module):
 
     def num_parameters(self, trainable_only: bool = True) -> int:
         return sum(p.numel() for p in self.parameters() if p.requires_grad or not trainable_only)
+
+
+@torch.no_grad()
+def perturb_zero_init(model: TIMAR, std: float = 0.02, seed: int = 0) -> TIMAR:
+    """Add N(0, std) noise to the head's zero-initialised weights (AdaLN modulations and the
+    output layer). A freshly initialised diffusion head ignores its condition (its output layer
+    is zero), so a random checkpoint for tests and benchmarks is perturbed to make its motion
+    depend on the inputs."""
+    g = torch.Generator().manual_seed(seed)
+    for name, p in model.head.named_parameters():
+        if p.numel() and bool((p == 0).all()):
+            p.add_(torch.randn(p.shape, generator=g) * std)
+    return model

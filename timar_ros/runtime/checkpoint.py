@@ -84,8 +84,15 @@ def read_header(path: str | Path) -> dict[str, Any]:
 
 
 def weights_sha256(path: str | Path) -> str:
-    h = hashlib.sha256()
-    with Path(path).open("rb") as fh:
+    """sha256 of the weights' content: the tensor table (names, dtypes, shapes, offsets; the
+    free-form metadata is left out, its key order is not stable) and the tensor bytes."""
+    f = Path(path)
+    header = read_header(f)
+    table = {k: v for k, v in header.items() if k != "__metadata__"}
+    h = hashlib.sha256(json.dumps(table, sort_keys=True).encode())
+    with f.open("rb") as fh:
+        (n,) = struct.unpack("<Q", fh.read(8))
+        fh.seek(8 + n)
         for block in iter(lambda: fh.read(1 << 20), b""):
             h.update(block)
     return h.hexdigest()
@@ -116,6 +123,7 @@ def save_checkpoint(model, out_dir: str | Path, model_card: dict | str | None = 
     tmp = d / (WEIGHTS + ".tmp")
     save_file(sd, str(tmp), metadata={"format": "pt", "producer": "timar_ros"})
     tmp.replace(d / WEIGHTS)
+    (d / WEIGHTS).chmod(0o644)
     model.config.save(d / CONFIG)
     if isinstance(model_card, dict):
         (d / CARD_JSON).write_text(json.dumps(model_card, indent=2) + "\n", encoding="utf-8")
