@@ -12,6 +12,9 @@ import sys
 # name -> (module, one-line help). The one registry of subcommands.
 COMMANDS: dict[str, tuple[str, str]] = {
     "demo": ("timar_ros.demo", "run the whole ROS 2 pipeline on the bundled conversation"),
+    "init-checkpoint": ("timar_ros.init_checkpoint",
+                        "write a randomly initialised checkpoint of a model preset"),
+    "bench": ("timar_ros.bench", "benchmark the streaming policy (latency table + JSON)"),
     "metrics": ("timar_ros.metrics_cli", "DualTalk metrics of a prediction folder vs ground truth"),
     "synth": ("timar_ros.synth_cli", "generate synthetic two-person conversations (DualTalk layout)"),
     "bag": ("timar_ros.bag_cli", "rosbag2 tools: from-dualtalk, info (see `timar bag --help`)"),
