@@ -34,6 +34,7 @@ from typing import Any
 import numpy as np
 
 from timar_ros import motion as M
+from timar_ros.topics import resolve as resolve_topic
 
 PACKAGE = "timar_ros"
 MSG_NAMES = ("AudioChunk", "HeadMotion", "ConversationState")
@@ -671,10 +672,7 @@ def bag_info(path) -> dict[str, Any]:
 
 def topic_name(relative: str, namespace: str = "timar") -> str:
     """Absolute topic name of a default (relative) topic under a namespace ('' = root)."""
-    if relative.startswith("/"):
-        return relative
-    ns = namespace.strip("/")
-    return f"/{ns}/{relative}" if ns else f"/{relative}"
+    return resolve_topic(relative, namespace)
 
 
 # --------------------------------------------------------------------------------------------

@@ -144,9 +144,10 @@ class ConversationPipeline:
         self._resyncs = 0
 
     def push_audio(self, stream: str, stamp_s: float, samples: np.ndarray, sample_rate: int,
-                   channels: int = 1) -> list[TurnResult]:
-        """Add a chunk of "user" or "agent" audio (stamp of its first sample, seconds)."""
-        turns = self.segmenter.push(stream, stamp_s, samples, sample_rate, channels=channels)
+                   channels: int = 1, seq: int | None = None) -> list[TurnResult]:
+        """Add a chunk of "user" or "agent" audio (stamp of its first sample, seconds; seq = the
+        publisher's chunk counter, which orders chunks whose stamps jitter)."""
+        turns = self.segmenter.push(stream, stamp_s, samples, sample_rate, channels=channels, seq=seq)
         return [self._run(t) for t in turns]
 
     def push_user_motion(self, stamp_s: float, frame_period_s: float, frames: np.ndarray) -> None:

@@ -1,0 +1,243 @@
+"""conversation_policy: audio of both speakers in, one block of head motion per turn out.
+
+Subscribes the partner's audio (user/audio), the robot's own speech (agent/audio) and, optionally,
+the partner's tracked motion (user/motion); cuts aligned turns on the audio clock, runs the
+streaming TIMAR policy on each and publishes HeadMotion (head_motion), ConversationState
+(conversation_state), the head orientation per frame as QuaternionStamped (head_orientation,
+REP-103) and diagnostics. The work is done by timar_ros.robot.conversation.ConversationPipeline.
+"""
+from __future__ import annotations
+
+import sys
+import time
+from collections import deque
+from pathlib import Path
+
+import numpy as np
+import rclpy
+from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
+from geometry_msgs.msg import QuaternionStamped
+from rclpy.executors import ExternalShutdownException
+from rclpy.node import Node
+from rclpy.qos import QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
+
+from timar_ros import topics
+from timar_ros.motion import FPS, ROT
+from timar_ros.msg import AudioChunk, ConversationState, HeadMotion
+from timar_ros.nodes.convert import audio_samples, head_motion, motion_frames, s_to_stamp, stamp_to_s
+from timar_ros.nodes.params import Param, declare
+from timar_ros.resources import share_dir
+from timar_ros.robot.conversation import ConversationPipeline, PipelineConfig, TurnResult
+from timar_ros.robot.rotations import flame_to_rep103_quaternion
+
+NAME = "conversation_policy"
+PARAMS = {
+    "checkpoint": Param("checkpoint folder (model.safetensors + config.json); '' = the bundled model"),
+    "backend": Param("policy backend: 'torch' or 'onnx'; 'auto' = onnx when an export exists, else torch"),
+    "device": Param("torch device, e.g. 'cpu' or 'cuda'"),
+    "seed": Param("seed of the diffusion sampling noise (same seed + same audio = same motion)"),
+    "kv_cache": Param("reuse past turns' keys/values (exact; off = re-encode the window every turn)"),
+    "context_turns": Param("past turns the policy attends to; -1 = the model's window - 1", -1, 64),
+    "guidance_scale": Param("classifier-free guidance scale (1 = off, the published setting)", 0.0, 10.0),
+    "num_sampling_steps": Param("diffusion sampling steps per turn", 1, 1000),
+    "display_delay_s": Param("frame 0 of a turn is shown this long after the turn's start (s); "
+                             "must cover the turn length plus the policy latency", 0.0, 30.0),
+    "deadline_ms": Param("a step slower than this is reported as a deadline miss (ms)", 1.0, 60000.0),
+    "speaking_threshold": Param("voiced fraction of a turn above which a speaker counts as speaking", 0.0, 1.0),
+    "vad_aggressiveness": Param("webrtcvad aggressiveness 0 (least) .. 3 (most)", 0, 3),
+    "use_user_motion": Param("feed the partner's tracked motion (user/motion) to the policy when present"),
+    "on_wrong_rate": Param("audio not at 16 kHz: 'resample' or 'reject'"),
+    "max_latency_s": Param("a turn still incomplete this long after its end is padded with silence (s)", 0.0, 10.0),
+    "max_jump_s": Param("audio stamps jumping by more than this are a clock jump (s)", 0.1, 3600.0),
+    "audio_qos": Param("'sensor_data' (best effort, REP-2003) or 'reliable' for the audio subscriptions"),
+    "poll_period_s": Param("how often to check for turns whose audio stopped arriving (s)", 0.005, 1.0),
+    "motion_frame_id": Param("frame_id of published HeadMotion (the FLAME head frame)"),
+    "orientation_frame_id": Param("frame_id of the published head orientation (REP-103 neck base)"),
+    "diagnostics_period_s": Param("period of the /diagnostics status (s)", 0.1, 60.0),
+}
+
+
+def resolve_checkpoint(path: str) -> Path:
+    """The checkpoint folder to load: `path`, or the bundled model when empty."""
+    folder = Path(path) if path else share_dir() / "checkpoints" / "robot"
+    if not (folder / "config.json").is_file() or not (folder / "model.safetensors").is_file():
+        raise FileNotFoundError(
+            f"no checkpoint at '{folder}' (needs model.safetensors and config.json): set the "
+            "'checkpoint' parameter to a trained model, or make one with `timar init-checkpoint` "
+            "or `timar train`"
+        )
+    return folder
+
+
+def load_policy(p: dict):
+    """Load the StreamingPolicy the parameters ask for; returns (policy, backend name)."""
+    from timar_ros.runtime import StreamingPolicy
+
+    folder = resolve_checkpoint(p["checkpoint"])
+    backend = p["backend"]
+    if backend == "auto":
+        backend = "onnx" if (folder / "onnx" / "manifest.json").is_file() else "torch"
+    options = {"guidance_scale": float(p["guidance_scale"]),
+               "num_sampling_steps": int(p["num_sampling_steps"])}
+    if int(p["context_turns"]) >= 0:
+        options["context_turns"] = int(p["context_turns"])
+    policy = StreamingPolicy.from_checkpoint(folder, backend=backend, device=p["device"],
+                                             seed=int(p["seed"]), kv_cache=bool(p["kv_cache"]),
+                                             **options)
+    return policy, backend
+
+
+class ConversationPolicy(Node):
+    def __init__(self, **kwargs):
+        super().__init__(NAME, **kwargs)
+        p = declare(self, NAME, PARAMS)
+        self._p = p
+        self.policy, self.backend = load_policy(p)
+        cfg = PipelineConfig(
+            display_delay_s=float(p["display_delay_s"]), deadline_ms=float(p["deadline_ms"]),
+            speaking_threshold=float(p["speaking_threshold"]),
+            vad_aggressiveness=int(p["vad_aggressiveness"]), use_user_motion=bool(p["use_user_motion"]),
+            segmenter=dict(on_wrong_rate=p["on_wrong_rate"], max_latency_s=float(p["max_latency_s"]),
+                           max_jump_s=float(p["max_jump_s"])),
+        )
+        self.pipeline = ConversationPipeline(self.policy, cfg)
+        audio_qos = qos_profile_sensor_data if p["audio_qos"] == "sensor_data" else QoSProfile(
+            depth=100, reliability=ReliabilityPolicy.RELIABLE)
+        if p["audio_qos"] not in ("sensor_data", "reliable"):
+            raise ValueError(f"audio_qos must be 'sensor_data' or 'reliable', got '{p['audio_qos']}'")
+        self.create_subscription(AudioChunk, topics.USER_AUDIO, lambda m: self._on_audio("user", m), audio_qos)
+        self.create_subscription(AudioChunk, topics.AGENT_AUDIO, lambda m: self._on_audio("agent", m), audio_qos)
+        self.create_subscription(HeadMotion, topics.USER_MOTION, self._on_user_motion, 10)
+        commands = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
+        self._motion_pub = self.create_publisher(HeadMotion, topics.HEAD_MOTION, commands)
+        self._state_pub = self.create_publisher(ConversationState, topics.CONVERSATION_STATE, commands)
+        self._orientation_pub = self.create_publisher(QuaternionStamped, topics.HEAD_ORIENTATION, 100)
+        self._diag_pub = self.create_publisher(DiagnosticArray, topics.DIAGNOSTICS, 10)
+        self.create_timer(float(p["poll_period_s"]), self._poll)
+        self.create_timer(float(p["diagnostics_period_s"]), self._publish_diagnostics)
+        self.turns = 0
+        self.latencies_ms: deque[float] = deque(maxlen=1000)  # policy step
+        self.e2e_ms: deque[float] = deque(maxlen=1000)  # completing chunk arrival -> HeadMotion out
+        self._warned: set[str] = set()
+        self.get_logger().info(
+            f"policy {self.policy.model_id} ({self.backend}, {self.policy.frames_per_turn} frames "
+            f"per turn, kv_cache={p['kv_cache']}); motion shown {p['display_delay_s']} s after "
+            "each turn starts"
+        )
+
+    # -- inputs
+    def _on_audio(self, stream: str, msg: AudioChunk) -> None:
+        arrival = time.perf_counter()
+        frames = audio_samples(msg)  # [n, channels]; the segmenter down-mixes (and counts) stereo
+        samples = frames[:, 0] if frames.shape[1] == 1 else frames
+        results = self.pipeline.push_audio(stream, stamp_to_s(msg.header.stamp), samples,
+                                           int(msg.sample_rate), seq=int(msg.seq))
+        self._publish(results, arrival)
+
+    def _on_user_motion(self, msg: HeadMotion) -> None:
+        try:
+            frames = motion_frames(msg)
+        except ValueError as exc:
+            self._warn_once("user_motion", f"ignoring malformed user motion: {exc}")
+            return
+        self.pipeline.push_user_motion(stamp_to_s(msg.header.stamp), float(msg.frame_period), frames)
+
+    def _poll(self) -> None:
+        arrival = time.perf_counter()
+        self._publish(self.pipeline.poll(self.get_clock().now().nanoseconds * 1e-9), arrival)
+
+    # -- outputs
+    def _publish(self, results: list[TurnResult], arrival: float) -> None:
+        for r in results:
+            self.turns += 1
+            if r.error is not None:
+                self.get_logger().error(
+                    f"policy step failed on turn {r.turn.index} (start {r.turn.start_s:.2f} s): "
+                    f"{r.error}; turn skipped, history reset"
+                )
+            else:
+                self._motion_pub.publish(head_motion(
+                    r.motion, r.display_stamp_s, r.turn.index, self.policy.model_id,
+                    frame_id=self._p["motion_frame_id"]))
+                self._publish_orientation(r)
+                self.e2e_ms.append((time.perf_counter() - arrival) * 1e3)
+            self.latencies_ms.append(r.latency_ms)
+            if r.deadline_missed:
+                self._warn_once("deadline", f"turn {r.turn.index} took {r.latency_ms:.0f} ms, over "
+                                f"the {self._p['deadline_ms']:.0f} ms deadline (reported per turn in "
+                                "conversation_state)")
+            self._state_pub.publish(self._state(r))
+
+    def _publish_orientation(self, r: TurnResult) -> None:
+        quats = flame_to_rep103_quaternion(r.motion[:, ROT].astype(np.float64))
+        period = 1.0 / FPS
+        for i, q in enumerate(quats):
+            msg = QuaternionStamped()
+            s_to_stamp(r.display_stamp_s + i * period, msg.header.stamp)
+            msg.header.frame_id = self._p["orientation_frame_id"]
+            msg.quaternion.x, msg.quaternion.y, msg.quaternion.z, msg.quaternion.w = (float(v) for v in q)
+            self._orientation_pub.publish(msg)
+
+    def _state(self, r: TurnResult) -> ConversationState:
+        c = r.counters
+        msg = ConversationState(
+            turn_index=r.turn.index, turn_duration=r.turn.duration_s,
+            user_voice_fraction=float(r.user_voice_fraction), agent_voice_fraction=float(r.agent_voice_fraction),
+            user_speaking=bool(r.user_speaking), agent_speaking=bool(r.agent_speaking),
+            history_turns=r.history_turns, policy_latency_ms=float(r.latency_ms),
+            deadline_missed=bool(r.deadline_missed), user_padded_s=float(r.turn.user_padded_s),
+            agent_padded_s=float(r.turn.agent_padded_s), dropped_audio_s=float(c.dropped_audio_s),
+            late_chunks=c.late_chunks, duplicate_chunks=c.duplicate_chunks,
+            invalid_chunks=c.invalid_chunks, skipped_turns=r.skipped_turns,
+        )
+        s_to_stamp(max(r.turn.start_s, 0.0), msg.header.stamp)
+        return msg
+
+    def _publish_diagnostics(self) -> None:
+        c = self.pipeline.segmenter.counters
+        lat = np.array(self.latencies_ms) if self.latencies_ms else np.zeros(1)
+        e2e = np.array(self.e2e_ms) if self.e2e_ms else np.zeros(1)
+        status = DiagnosticStatus(name=f"{self.get_name()}: policy", hardware_id=self.policy.model_id)
+        late = float(np.mean(lat > self._p["deadline_ms"]))
+        if self.pipeline.skipped_turns:
+            status.level, status.message = DiagnosticStatus.ERROR, "policy steps failed (turns skipped)"
+        elif late > 0.05 or c.dropped_audio_s > 0:
+            status.level, status.message = DiagnosticStatus.WARN, "deadline misses or dropped audio"
+        else:
+            status.level, status.message = DiagnosticStatus.OK, "ok"
+        values = {"turns": self.turns, "backend": self.backend,
+                  "latency_ms_p50": f"{np.percentile(lat, 50):.1f}",
+                  "latency_ms_p99": f"{np.percentile(lat, 99):.1f}",
+                  "e2e_ms_p99": f"{np.percentile(e2e, 99):.1f}",
+                  "skipped_turns": self.pipeline.skipped_turns, **c.as_dict()}
+        status.values = [KeyValue(key=k, value=str(v)) for k, v in values.items()]
+        msg = DiagnosticArray(status=[status])
+        msg.header.stamp = self.get_clock().now().to_msg()
+        self._diag_pub.publish(msg)
+
+    def _warn_once(self, key: str, text: str) -> None:
+        if key not in self._warned:
+            self._warned.add(key)
+            self.get_logger().warning(text + " (further occurrences are counted, not logged)")
+
+
+def main(args=None) -> int:
+    rclpy.init(args=args)
+    node = None
+    try:
+        node = ConversationPolicy()
+        rclpy.spin(node)
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
+    except (FileNotFoundError, ValueError, RuntimeError) as exc:  # config/checkpoint problems
+        print(f"{NAME}: {exc}", file=sys.stderr)
+        return 2
+    finally:
+        if node is not None:
+            node.destroy_node()
+        rclpy.try_shutdown()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,194 @@
+"""head_retargeter: FLAME head motion -> safe servo commands at the servo rate.
+
+A managed (lifecycle) node, since it drives hardware. It subscribes HeadMotion (head_motion),
+maps each frame to joint targets with a per-robot retarget YAML, and plays the frames out on
+their stamps at the config's servo rate through timar_ros.robot.retarget.MotionPlayer, which
+keeps every command within the joint position, velocity and acceleration limits and eases to
+the neutral pose when motion stops arriving (watchdog). Outputs:
+
+- sensor_msgs/JointState (joint_states): the commanded positions and velocities, every tick;
+- command_interface 'forward': std_msgs/Float64MultiArray for a ros2_control
+  ForwardCommandController (forward_position_controller/commands), every tick;
+- command_interface 'trajectory': trajectory_msgs/JointTrajectory for a JointTrajectoryController
+  (joint_trajectory_controller/joint_trajectory), one per received block (and one to neutral when
+  the watchdog trips), sampled at the servo rate from a copy of the same safe player, so the
+  points obey the same limits;
+- 'none': JointState only.
+"""
+from __future__ import annotations
+
+import sys
+
+import numpy as np
+import rclpy
+from builtin_interfaces.msg import Duration as DurationMsg
+from rclpy.executors import ExternalShutdownException
+from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
+from rclpy.qos import QoSProfile, ReliabilityPolicy
+from sensor_msgs.msg import JointState
+from std_msgs.msg import Float64MultiArray
+from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
+
+from timar_ros import topics
+from timar_ros.msg import HeadMotion
+from timar_ros.motion import EXP, JAW, ROT
+from timar_ros.nodes.convert import motion_frames, s_to_stamp, stamp_to_s
+from timar_ros.nodes.params import Param, declare
+from timar_ros.robot.retarget import MotionPlayer, RetargetConfigError, load_config
+
+NAME = "head_retargeter"
+INTERFACES = ("forward", "trajectory", "none")
+PARAMS = {
+    "retarget_config": Param("per-robot retarget YAML; '' = config/retarget_default.yaml"),
+    "command_interface": Param("'forward' (Float64MultiArray every tick), 'trajectory' "
+                               "(JointTrajectory per block) or 'none' (JointState only)"),
+    "autostart": Param("configure and activate at start-up instead of waiting for lifecycle commands"),
+    "joint_state_frame_id": Param("frame_id of the published JointState"),
+}
+
+
+def _duration(seconds: float) -> DurationMsg:
+    ns = max(int(round(seconds * 1e9)), 0)
+    return DurationMsg(sec=ns // 1_000_000_000, nanosec=ns % 1_000_000_000)
+
+
+class HeadRetargeter(LifecycleNode):
+    def __init__(self, **kwargs):
+        super().__init__(NAME, **kwargs)
+        self._p = declare(self, NAME, PARAMS)
+        if self._p["command_interface"] not in INTERFACES:
+            raise ValueError(f"command_interface must be one of {INTERFACES}, got "
+                             f"'{self._p['command_interface']}'")
+        self.player: MotionPlayer | None = None
+        self._timer = None
+        self._active = False
+        self._watchdog_trips = 0
+        self._pubs: dict[str, object] = {}
+        if self._p["autostart"]:
+            self.trigger_configure()
+            self.trigger_activate()
+
+    # -- lifecycle
+    def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:
+        try:
+            cfg = load_config(self._p["retarget_config"] or None)
+        except (RetargetConfigError, OSError) as exc:
+            self.get_logger().error(f"cannot load the retarget config: {exc}")
+            return TransitionCallbackReturn.FAILURE
+        self.player = MotionPlayer(cfg)
+        self._dt = 1.0 / cfg.servo_rate_hz
+        reliable = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
+        self._pubs["joint_states"] = self.create_lifecycle_publisher(JointState, topics.JOINT_STATES, reliable)
+        mode = self._p["command_interface"]
+        if mode == "forward":
+            self._pubs["forward"] = self.create_lifecycle_publisher(
+                Float64MultiArray, topics.FORWARD_COMMANDS, reliable)
+        elif mode == "trajectory":
+            self._pubs["trajectory"] = self.create_lifecycle_publisher(
+                JointTrajectory, topics.JOINT_TRAJECTORY, reliable)
+        self._sub = self.create_subscription(HeadMotion, topics.HEAD_MOTION, self._on_motion, reliable)
+        self._timer = self.create_timer(self._dt, self._tick)
+        self.get_logger().info(
+            f"retargeting to {len(cfg.joint_names)} joints of '{cfg.source}' at "
+            f"{cfg.servo_rate_hz:g} Hz ({mode}); watchdog {cfg.watchdog_timeout_s} s, neutral "
+            f"reached within {self.player.neutral_deadline_s:.2f} s"
+        )
+        return TransitionCallbackReturn.SUCCESS
+
+    def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self._active = True
+        return super().on_activate(state)
+
+    def on_deactivate(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self._active = False
+        return super().on_deactivate(state)
+
+    def on_cleanup(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self._teardown()
+        return TransitionCallbackReturn.SUCCESS
+
+    def on_shutdown(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self._teardown()
+        return TransitionCallbackReturn.SUCCESS
+
+    def _teardown(self) -> None:
+        self._active = False
+        if self._timer is not None:
+            self.destroy_timer(self._timer)
+            self._timer = None
+        for pub in self._pubs.values():
+            self.destroy_lifecycle_publisher(pub)
+        self._pubs.clear()
+        self.player = None
+
+    # -- motion in
+    def _now(self) -> float:
+        return self.get_clock().now().nanoseconds * 1e-9
+
+    def _on_motion(self, msg: HeadMotion) -> None:
+        if not self._active or self.player is None:
+            return
+        try:
+            frames = motion_frames(msg)
+        except ValueError as exc:
+            self.get_logger().warning(f"ignoring malformed HeadMotion: {exc}")
+            return
+        stamp = stamp_to_s(msg.header.stamp)
+        accepted = self.player.add_block(stamp, float(msg.frame_period), frames[:, EXP], frames[:, JAW],
+                                         frames[:, ROT])
+        if accepted and "trajectory" in self._pubs:
+            start = max(stamp, self._now())
+            self._publish_trajectory(start, stamp + msg.num_frames * float(msg.frame_period))
+
+    # -- servo tick
+    def _tick(self) -> None:
+        if not self._active or self.player is None:
+            return
+        now = self._now()
+        positions = self.player.step(now)
+        trips = self.player.counters.watchdog_trips
+        if trips != self._watchdog_trips:
+            self._watchdog_trips = trips
+            self.get_logger().info("no motion due: easing to the neutral pose (watchdog)")
+            if "trajectory" in self._pubs:
+                self._publish_trajectory(now, now + self.player.motion_bound_s)
+        js = JointState(name=list(self.player.joint_names), position=positions.tolist(),
+                        velocity=self.player.velocities.tolist())
+        s_to_stamp(now, js.header.stamp)
+        js.header.frame_id = self._p["joint_state_frame_id"]
+        self._pubs["joint_states"].publish(js)
+        if "forward" in self._pubs:
+            self._pubs["forward"].publish(Float64MultiArray(data=positions.tolist()))
+
+    def _publish_trajectory(self, start_s: float, end_s: float) -> None:
+        """Sample a copy of the player from start_s to end_s at the servo rate (same limits)."""
+        times = start_s + self._dt * np.arange(1, int(np.ceil((end_s - start_s) / self._dt)) + 1)
+        traj = JointTrajectory(joint_names=list(self.player.joint_names))
+        s_to_stamp(start_s, traj.header.stamp)
+        for t, pos in zip(times, self.player.preview(times)):
+            traj.points.append(JointTrajectoryPoint(positions=pos.tolist(),
+                                                    time_from_start=_duration(t - start_s)))
+        if traj.points:
+            self._pubs["trajectory"].publish(traj)
+
+
+def main(args=None) -> int:
+    rclpy.init(args=args)
+    node = None
+    try:
+        node = HeadRetargeter()
+        rclpy.spin(node)
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
+    except ValueError as exc:
+        print(f"{NAME}: {exc}", file=sys.stderr)
+        return 2
+    finally:
+        if node is not None:
+            node.destroy_node()
+        rclpy.try_shutdown()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
