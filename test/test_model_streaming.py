@@ -169,3 +169,15 @@ def test_bidirectional_ablation_reencodes_window():
     s = stream(pol, ua, aa, um)
     assert pol.history_turns == 2 and np.isfinite(s).all()
     assert np.array_equal(s, pol.run_offline(ua, aa, um))
+
+
+def test_long_conversation_chunked_parallel_path(model):
+    """> 16 turns: the parallel forward splits queries into turn chunks; still exact."""
+    ua, aa, um = conversation(model, 20, seed=8)
+    pol = TorchStreamingPolicy(model, seed=11)
+    s = stream(pol, ua, aa, um)
+    o = pol.run_offline(ua, aa, um)
+    assert np.abs(s - o).max() <= TOL
+    ua2 = ua.copy()
+    ua2[17 * 16000:] = 0.0
+    assert np.array_equal(o[:17 * 25], pol.run_offline(ua2, aa, um)[:17 * 25])

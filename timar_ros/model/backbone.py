@@ -76,23 +76,33 @@ class Block(nn.Module):
         x = x + self.proj_drop(self.proj(a.transpose(1, 2).reshape(B, L, H * hd)))
         return x + self.mlp(self.norm2(x))
 
-    def forward_parallel(self, x, cos, sin, plan):
+    def forward_parallel(self, x, cos, sin, plan, q_idx=None):
+        """``q_idx``: compute outputs only for these tokens (the last block needs only the
+        agent-motion tokens); keys/values still come from all tokens."""
         q, k, v = self._qkv(x)
         q, k = apply_rope(q, cos, sin), apply_rope(k, cos, sin)
         p = self.attn_drop if self.training else 0.0
         if len(plan) == 1 and plan[0][0] is None:
-            a = F.scaled_dot_product_attention(q, k, v, attn_mask=plan[0][2], dropout_p=p)
+            m = plan[0][2]
+            if q_idx is not None:
+                q, x, m = q[:, :, q_idx], x[:, q_idx], m[..., q_idx, :]
+            a = F.scaled_dot_product_attention(q, k, v, attn_mask=m, dropout_p=p)
         else:
             a = torch.cat([F.scaled_dot_product_attention(q[:, :, qs], k[:, :, ks], v[:, :, ks],
                                                           attn_mask=m, dropout_p=p)
                            for qs, ks, m in plan], dim=2)
+            if q_idx is not None:
+                a, x = a[:, :, q_idx], x[:, q_idx]
         return self._out(x, a)
 
-    def forward_step(self, x, cache_k, cache_v, cos_q, sin_q, cos_k, sin_k, key_mask):
-        """x [B, T, d]; cache_k/v [B, H, C, hd] (unrotated keys); key_mask [C + T] bool."""
+    def forward_step(self, x, cache_k, cache_v, cos_q, sin_q, cos_k, sin_k, key_mask,
+                     q_idx=None):
+        """x [B, T, d]; cache_k/v [B, H, C, hd] (unrotated keys); key_mask [1, C + T] bool."""
         q, k, v = self._qkv(x)
         k_all = torch.cat([cache_k, k], dim=2)
         v_all = torch.cat([cache_v, v], dim=2)
+        if q_idx is not None:
+            q, x, cos_q, sin_q = q[:, :, q_idx], x[:, q_idx], cos_q[q_idx], sin_q[q_idx]
         a = F.scaled_dot_product_attention(apply_rope(q, cos_q, sin_q),
                                            apply_rope(k_all, cos_k, sin_k), v_all,
                                            attn_mask=key_mask)
@@ -147,14 +157,16 @@ class Stack(nn.Module):
         return len(self.blocks)
 
     def forward_parallel(self, x, positions, turn_ids, window: int | None,
-                         chunk_turns: int | None = 8):
-        """x [B, L, d]; positions / turn_ids [L] or [B, L] (long)."""
+                         chunk_turns: int | None = 8, out_idx=None):
+        """x [B, L, d]; positions / turn_ids [L] or [B, L] (long). ``out_idx``: return only
+        these tokens (the last block computes only them)."""
         cos, sin = rope_tables(positions.cpu(), self.hd, self.theta, x.device)
         if positions.dim() == 2:
             cos, sin = cos[:, None], sin[:, None]
         plan = attention_plan(turn_ids, turn_ids, window, chunk_turns)
-        for blk in self.blocks:
-            x = blk.forward_parallel(x, cos, sin, plan)
+        for i, blk in enumerate(self.blocks):
+            last = i == len(self.blocks) - 1
+            x = blk.forward_parallel(x, cos, sin, plan, out_idx if last else None)
         return self.norm(x)
 
     def empty_cache(self, batch: int, slots: int, device=None, dtype=torch.float32):
@@ -162,17 +174,18 @@ class Stack(nn.Module):
         return torch.zeros(shape, device=device, dtype=dtype), torch.zeros(shape, device=device,
                                                                            dtype=dtype)
 
-    def forward_step(self, x, cache_k, cache_v, valid, rope):
+    def forward_step(self, x, cache_k, cache_v, valid, rope, out_idx=None):
         """One turn. x [B, T, d]; cache_k/v [depth, B, H, C, hd]; valid [C] bool;
         rope = (cos_q, sin_q, cos_k, sin_k) for window-relative positions.
-        Returns (out [B, T, d], k_new, v_new [depth, B, H, T, hd])."""
+        Returns (out [B, T, d] (or [B, len(out_idx), d]), k_new, v_new [depth, B, H, T, hd])."""
         cos_q, sin_q, cos_k, sin_k = rope
         T = x.shape[1]
         key_mask = torch.cat([valid, torch.ones(T, dtype=torch.bool, device=valid.device)])[None]
         ks, vs = [], []
         for i, blk in enumerate(self.blocks):
+            last = i == len(self.blocks) - 1
             x, k, v = blk.forward_step(x, cache_k[i], cache_v[i], cos_q, sin_q, cos_k, sin_k,
-                                       key_mask)
+                                       key_mask, out_idx if last else None)
             ks.append(k)
             vs.append(v)
         return self.norm(x), torch.stack(ks), torch.stack(vs)

@@ -93,8 +93,11 @@ class SimpleMLPAdaLN(nn.Module):
         nn.init.zeros_(self.final_layer.linear.bias)
 
     def forward(self, x, t, c):
+        return self.forward_y(x, self.time_embed(t) + self.cond_embed(c))
+
+    def forward_y(self, x, y):
+        """With the conditioning vector y = time_embed(t) + cond_embed(c) precomputed."""
         x = self.input_proj(x)
-        y = self.time_embed(t) + self.cond_embed(c)
         for b in self.res_blocks:
             x = b(x, y)
         return self.final_layer(x, y)
@@ -130,14 +133,18 @@ class DiffusionHead(nn.Module):
         """z [N, cond] -> motion [N, 56]. With ``z_uncond`` and a scale != 1, classifier-free
         guidance mixes the x0 channels: uncond + s * (cond - uncond); variance from cond."""
         C = self.motion_dim
+        net = self.net
+        # sampling uses one timestep for all tokens: embed it once; embed the condition once
         if z_uncond is None:
-            def fn(x, t):
-                return self.net(x, t, z)
-        else:
-            zz = torch.cat([z, z_uncond], 0)
+            c_emb = net.cond_embed(z)
 
             def fn(x, t):
-                out = self.net(torch.cat([x, x], 0), torch.cat([t, t], 0), zz)
+                return net.forward_y(x, net.time_embed(t[:1]) + c_emb)
+        else:
+            c_emb = net.cond_embed(torch.cat([z, z_uncond], 0))
+
+            def fn(x, t):
+                out = net.forward_y(torch.cat([x, x], 0), net.time_embed(t[:1]) + c_emb)
                 cond, unc = out.chunk(2, 0)
                 x0 = unc[:, :C] + guidance_scale * (cond[:, :C] - unc[:, :C])
                 return torch.cat([x0, cond[:, C:]], 1)

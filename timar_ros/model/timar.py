@@ -77,6 +77,8 @@ class TIMAR(nn.Module):
         self.register_buffer("user_tok", torch.from_numpy(L.user_mask), persistent=False)
         self.register_buffer("am_tok", torch.from_numpy(L.agent_motion_mask), persistent=False)
         self.register_buffer("enc_pos", torch.from_numpy(L.encoder_positions), persistent=False)
+        self.register_buffer("am_idx", torch.from_numpy(np.nonzero(L.agent_motion_mask)[0]),
+                             persistent=False)
 
         for m in (self.speech_proj, self.motion_encoder, self.z_proj, self.stacks):
             init_weights(m)
@@ -164,7 +166,8 @@ class TIMAR(nn.Module):
 
     def backbone_parallel(self, x: torch.Tensor, masked: torch.Tensor | None = None,
                           context_turns: int | None = None) -> torch.Tensor:
-        """x [B, S, T, d] -> h [B, S, T, d] (final norm + output positions added).
+        """x [B, S, T, d] -> features at the agent-motion tokens [B, S, F, d] (final norm +
+        output positions added; the last block computes only these tokens).
 
         ``masked``: [B, S, T] bool masked tokens (MAE drops them from the encoder); None = the
         inference pattern (all agent-motion tokens). ``context_turns``: band width - 1."""
@@ -173,8 +176,10 @@ class TIMAR(nn.Module):
         dev = x.device
         pos = torch.arange(S * T, device=dev)
         turns = torch.arange(S, device=dev).repeat_interleave(T)
+        out_idx = (torch.arange(S, device=dev)[:, None] * T + self.am_idx[None]).reshape(-1)
         if not self.is_mae:
-            h = self.stacks[0].forward_parallel(x.reshape(B, S * T, d), pos, turns, window)
+            h = self.stacks[0].forward_parallel(x.reshape(B, S * T, d), pos, turns, window,
+                                                out_idx=out_idx)
         else:
             if masked is None:
                 idx = (torch.arange(S, device=dev)[:, None] * T + self.enc_pos[None]).reshape(-1)
@@ -193,8 +198,8 @@ class TIMAR(nn.Module):
             full = self.decoder_mask_token.expand(B, S * T, d)
             full = full.scatter(1, idx_b[..., None].expand(-1, -1, d), hd)
             full = full + self.pos_dec.repeat(S, 1)
-            h = self.stacks[1].forward_parallel(full, pos, turns, window)
-        return h.view(B, S, T, d) + self.pos_out
+            h = self.stacks[1].forward_parallel(full, pos, turns, window, out_idx=out_idx)
+        return h.view(B, S, -1, d) + self.pos_out[self.am_idx]
 
     def empty_cache(self, batch: int = 1, device=None) -> list[torch.Tensor]:
         """Zero KV cache: [k, v] per stack, each [depth, B, heads, (W-1) * T_stack, head_dim]."""
@@ -224,7 +229,8 @@ class TIMAR(nn.Module):
                 oldest slot first.
             valid: [W-1] bool, which turn slots hold real history (False while the stream is
                 short, or to limit the context).
-        Returns: (h [B, T, d], new cache: slots shifted by one turn, current turn appended).
+        Returns: (features at the agent-motion tokens [B, F, d], new cache: slots shifted by
+        one turn, current turn appended).
         """
         if self.config.attention == "bidirectional":
             raise RuntimeError("bidirectional attention cannot be cached; use kv_cache=False")
@@ -232,24 +238,24 @@ class TIMAR(nn.Module):
         B, T, d = x.shape
         new_cache: list[torch.Tensor] = []
 
-        def run(si, xs):
+        def run(si, xs, out_idx=None):
             ck, cv = cache[2 * si], cache[2 * si + 1]
             if ck.shape[1] != B:  # one history shared by a CFG pair
                 ck, cv = ck.expand(-1, B, -1, -1, -1), cv.expand(-1, B, -1, -1, -1)
             n = xs.shape[1]
             v = valid.repeat_interleave(n)
-            out, k, vv = self.stacks[si].forward_step(xs, ck, cv, v, rope[si])
+            out, k, vv = self.stacks[si].forward_step(xs, ck, cv, v, rope[si], out_idx)
             new_cache.extend([torch.cat([ck[:, :, :, n:], k], 3), torch.cat([cv[:, :, :, n:], vv], 3)])
             return out
 
         if not self.is_mae:
-            h = run(0, x)
+            h = run(0, x, self.am_idx)
         else:
             he = run(0, x[:, self.enc_pos])
             full = self.decoder_mask_token.expand(B, T, d).clone()
             full[:, self.enc_pos] = self.decoder_embed(he)
-            h = run(1, full + self.pos_dec)
-        return h + self.pos_out, new_cache
+            h = run(1, full + self.pos_dec, self.am_idx)
+        return h + self.pos_out[self.am_idx], new_cache
 
     # ------------------------------------------------------------------ inference helpers
     def embed_turns(self, user_audio, agent_audio, user_motion=None, n_turns: int = 1,
@@ -264,10 +270,6 @@ class TIMAR(nn.Module):
             return x, None
         tok_u = self.drop_user_tokens(tok, torch.ones_like(tok[..., 0], dtype=torch.bool))
         return x, self.embed(tok_u, self.am_tok)
-
-    def agent_motion_features(self, h: torch.Tensor) -> torch.Tensor:
-        """h [..., T, d] -> [..., F, d] at the agent-motion tokens."""
-        return h[..., self.am_tok, :]
 
     def sample_motion(self, z, x_T=None, step_noise=None, z_uncond=None,
                       guidance_scale: float | None = None, temperature: float | None = None):
@@ -331,7 +333,7 @@ class TIMAR(nn.Module):
 
         x = self.embed(tok, masked)
         h = self.backbone_parallel(x, masked if self.is_mae else None)
-        z = self.agent_motion_features(h).reshape(B, n_am, -1)[m_am]
+        z = h.reshape(B, n_am, -1)[m_am]
         target = am.reshape(B, n_am, MOTION_DIM)[m_am]
         loss, parts = self.head.loss(z, target)
         stats = {"loss": float(loss.detach()), **parts, "mask_ratio": ratio}

@@ -118,8 +118,8 @@ class TorchStreamingPolicy(StreamingPolicy):
                                           self.context_turns)[:, -1]
             self._buffer = (buf + [x])[-R:] if R else []
             hist = min(len(buf), self.context_turns) if not self.bidirectional else len(buf)
-        z = m.agent_motion_features(h_c)[0]
-        z_u = None if h_u is None else m.agent_motion_features(h_u)[0]
+        z = h_c[0]
+        z_u = None if h_u is None else h_u[0]
         x_T, sn = self._noise(1, self.turn_index)
         motion = m.sample_motion(z, x_T, sn, z_u, self.guidance_scale, self.temperature)
         self.history_turns = hist
@@ -140,7 +140,7 @@ class TorchStreamingPolicy(StreamingPolicy):
         x, _ = m.embed_turns(torch.from_numpy(ua)[None].to(dev), torch.from_numpy(aa)[None].to(dev),
                              None if um is None else torch.from_numpy(um)[None].to(dev), n)
         h = m.backbone_parallel(x, None, self.context_turns)
-        z = m.agent_motion_features(h)[0].reshape(n * self.frames_per_turn, -1)
+        z = h[0].reshape(n * self.frames_per_turn, -1)
         x_T, sn = self._noise(n, 0)
         motion = m.sample_motion(z, x_T, sn, None, 1.0, self.temperature)
         return motion.float().cpu().numpy()
