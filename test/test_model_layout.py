@@ -6,6 +6,7 @@ import torch
 from timar_ros.model.backbone import attention_plan
 from timar_ros.model.config import PRESETS, TIMARConfig, preset
 from timar_ros.model.layout import DELIMITERS, TurnLayout
+from helpers.model import one_thread_module  # noqa: E402,F401
 
 
 def test_layout_f25_matches_reference_positions():

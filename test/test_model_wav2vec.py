@@ -11,6 +11,7 @@ from timar_ros.model.config import preset  # noqa: E402
 from timar_ros.model.timar import TIMAR, perturb_zero_init  # noqa: E402
 from timar_ros.runtime.checkpoint import load_checkpoint, save_checkpoint  # noqa: E402
 from timar_ros.runtime.policy import TorchStreamingPolicy  # noqa: E402
+from helpers.model import one_thread_module  # noqa: E402,F401
 
 
 @pytest.fixture(scope="module")

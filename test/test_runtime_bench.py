@@ -3,7 +3,7 @@ import json
 import subprocess
 import sys
 
-from helpers.model import tiny_model
+from helpers.model import one_thread_module, tiny_model  # noqa: F401
 from timar_ros.bench import format_table, measure_flops, summarise, time_policy
 from timar_ros.runtime.policy import TorchStreamingPolicy
 
@@ -22,7 +22,8 @@ def test_time_policy_buckets_and_row():
 def test_bench_cli_json(tmp_path):
     out = tmp_path / "bench.json"
     r = subprocess.run([sys.executable, "-m", "timar_ros.cli", "bench", "--preset", "tiny",
-                        "--repeats", "1", "--reencode-repeats", "1", "--json", str(out)],
+                        "--repeats", "1", "--reencode-repeats", "1", "--threads", "1",
+                        "--json", str(out)],
                        capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stderr
     rep = json.loads(out.read_text())

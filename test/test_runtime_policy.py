@@ -9,6 +9,7 @@ from helpers.model import tiny_model
 from timar_ros.runtime import BACKENDS, StreamingPolicy
 from timar_ros.runtime.noise import turn_noise
 from timar_ros.runtime.policy import TorchStreamingPolicy
+from helpers.model import one_thread_module  # noqa: E402,F401
 
 
 def test_runtime_import_does_not_load_torch():

@@ -35,3 +35,15 @@ def stream(policy, ua, aa, um=None):
     out = [policy.step(ua[t * spt:(t + 1) * spt], aa[t * spt:(t + 1) * spt],
                        None if um is None else um[t * F:(t + 1) * F]) for t in range(n)]
     return np.concatenate(out, 0)
+
+
+def _one_thread():
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+# Import into a test module to run its tests on one torch thread: tiny models gain nothing from
+# more, and on a busy 2-core machine two threads spin against each other (10x slower).
+one_thread_module = __import__("pytest").fixture(scope="module", autouse=True)(_one_thread)

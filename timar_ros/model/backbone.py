@@ -15,8 +15,6 @@ sliding-window attention. Parallel (training) and streaming forwards compute the
 """
 from __future__ import annotations
 
-import math
-
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -215,4 +213,4 @@ def init_weights(module: nn.Module) -> None:
 
 
 __all__ = ["Stack", "Block", "attention_plan", "rope_tables", "apply_rope", "window_rope",
-           "init_weights", "math"]
+           "init_weights"]

@@ -15,7 +15,13 @@ Choices (documented deviations from the reference are marked *):
   cached keys stale once the window slides).
 * (*) Attention: a turn-level band (turn t sees t-W+1..t at every layer) instead of re-encoding a
   cropped window; identical to the reference's turn-causal mask while the stream is shorter
-  than W turns.
+  than W turns. As in sliding-window attention, stacked layers reach further back: a turn can
+  be influenced by up to ``num_blocks * (W - 1)`` past turns (:meth:`receptive_turns`). Train
+  on windows of S > W turns (e.g. 2W) so that the model sees full bands and their stacking;
+  with S <= W training sees only the reference's TLCA.
+* The last block computes outputs only at the agent-motion tokens (keys/values of all tokens
+  are still computed and cached): ``backbone_parallel`` / ``backbone_step`` return features at
+  the agent-motion tokens only.
 """
 from __future__ import annotations
 
