@@ -1,0 +1,6 @@
+"""Training helpers for ``timar train``: EMA of the weights, the learning-rate schedule and the
+pickle-free training state (safetensors + JSON). The loop itself is :mod:`timar_ros.train`."""
+from timar_ros.training.ema import EMA
+from timar_ros.training.schedule import lr_at
+
+__all__ = ["EMA", "lr_at"]
