@@ -45,7 +45,7 @@ def test_audio_file_player_streams_the_wav_over_dds(ros_node, tmp_path):
     proc = start_python([
         "-m", "timar_ros.nodes.audio_file_player", "--ros-args",
         "--params-file", str(REPO / "config" / "timar.yaml"),
-        "-p", f"stereo_wav:={tmp_path / 'conv.wav'}", "-p", "playback_rate:=4.0",
+        "-p", f"stereo_wav:={tmp_path / 'conv.wav'}", "-p", "playback_rate:=4.0", "-p", "wait_for_subscribers:=1",
         "-r", "__ns:=/dds_audio",
     ])
     try:
@@ -70,6 +70,7 @@ def test_params_file_overrides_the_defaults(ros_node, tmp_path):
     params.write_text(
         "/**/audio_file_player:\n  ros__parameters:\n"
         f"    stereo_wav: {tmp_path / 'conv.wav'}\n    chunk_s: 0.025\n    start_delay_s: 0.5\n"
+        "    wait_for_subscribers: 1\n"
     )
     got = _collect_audio(ros_node, "/dds_params")
     proc = start_python([

@@ -54,7 +54,7 @@ def run_pipeline(out: Path, checkpoint: Path, user_wav: Path, agent_wav: Path, b
         nodes = [recorder, policy, retargeter]
         player = AudioFilePlayer(**common, parameter_overrides=_overrides(
             {"user_wav": str(user_wav), "agent_wav": str(agent_wav), "playback_rate": playback_rate,
-             "start_delay_s": 1.0}))
+             "start_delay_s": 0.5, "wait_for_subscribers": 2}))  # the policy and the recorder
         nodes.append(player)
         executor = MultiThreadedExecutor(num_threads=4)
         for n in nodes:

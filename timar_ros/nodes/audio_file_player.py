@@ -29,6 +29,9 @@ PARAMS = {
     "chunk_s": Param("seconds of audio per AudioChunk", 0.005, 2.0),
     "playback_rate": Param("1.0 = real time, 2.0 = twice as fast", 0.1, 100.0),
     "start_delay_s": Param("seconds to wait before playing (lets subscribers connect)", 0.0, 60.0),
+    "wait_for_subscribers": Param("after start_delay_s, also wait until each audio topic has this "
+                                  "many subscribers (0 = don't wait); a replay then loses nothing "
+                                  "to slow discovery", 0, 100),
     "reliable": Param("publish with RELIABLE QoS (replay loses nothing) instead of BEST_EFFORT"),
     "loop": Param("start again at the end of the files"),
     "exit_when_done": Param("shut the process down when playback ends (standalone runs)"),
@@ -63,6 +66,8 @@ class AudioFilePlayer(Node):
         self._next_chunk = 0
         self._start_wall = self.get_clock().now() + Duration(seconds=float(p["start_delay_s"]))
         self._start_stamp = self._start_wall
+        self._wait_for = int(p["wait_for_subscribers"])
+        self._started = False
         self.done = False
         self._timer = self.create_timer(min(self._chunk_s / self._rate, 0.02), self._tick)
         secs = max(len(t[0]) / t[1] for t in self._tracks.values())
@@ -93,9 +98,16 @@ class AudioFilePlayer(Node):
     def _tick(self) -> None:
         if self.done:
             return
-        elapsed = (self.get_clock().now() - self._start_wall).nanoseconds * 1e-9
-        if elapsed < 0:
-            return
+        now = self.get_clock().now()
+        if not self._started:
+            if now < self._start_wall:
+                return
+            if any(pub.get_subscription_count() < self._wait_for
+                   for role, pub in self._pubs.items() if role in self._tracks):
+                return
+            self._started = True
+            self._start_wall = self._start_stamp = now
+        elapsed = (now - self._start_wall).nanoseconds * 1e-9
         due = int(elapsed * self._rate / self._chunk_s) + 1  # chunks whose start time has passed
         while self._next_chunk < due:
             if not self._publish_chunk(self._next_chunk):

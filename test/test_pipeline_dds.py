@@ -1,0 +1,106 @@
+"""The robot pipeline through real DDS, one process per node as `ros2 launch` would start them:
+audio_file_player -> conversation_policy -> head_retargeter, observed from the test process."""
+import numpy as np
+import pytest
+import rclpy
+import soundfile as sf
+from rclpy.node import Node
+from rclpy.qos import QoSProfile, ReliabilityPolicy
+
+from helpers.ros import spin_until, start_python, stop
+from timar_ros.msg import AudioChunk, ConversationState, HeadMotion
+from timar_ros.nodes.convert import motion_frames, stamp_to_s
+from timar_ros.robot.retarget import MotionPlayer, load_config
+from sensor_msgs.msg import JointState
+from std_msgs.msg import Float64MultiArray
+
+NS = "/pipe"
+SECONDS = 4
+DISPLAY_DELAY = 1.25
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory):
+    from timar_ros.init_checkpoint import make_random_checkpoint
+
+    # Random weights: this test checks the plumbing (turns, stamps, limits, watchdog), not the motion.
+    return make_random_checkpoint("tiny", tmp_path_factory.mktemp("ckpt") / "tiny")
+
+
+def _conversation_wav(path):
+    # The first seconds of the bundled conversation: the partner speaks from 0.5 s to 3.1 s while
+    # the robot is silent.
+    from timar_ros.data.audio import load_wav
+    from timar_ros.resources import share_dir
+
+    conv = share_dir() / "data" / "demo_conversation"
+    user = load_wav(conv / "demo_speaker1.wav")[: SECONDS * 16000]
+    agent = load_wav(conv / "demo_speaker2.wav")[: SECONDS * 16000]
+    sf.write(path, np.stack([user, agent], 1), 16000, subtype="FLOAT")
+
+
+def test_audio_in_motion_and_safe_joint_commands_out(checkpoint, tmp_path):
+    _conversation_wav(tmp_path / "conv.wav")
+    rclpy.init()
+    node = Node("pipeline_observer")
+    got = {"audio": [], "motion": [], "state": [], "joints": [], "forward": []}
+    reliable = QoSProfile(depth=1000, reliability=ReliabilityPolicy.RELIABLE)
+    node.create_subscription(AudioChunk, f"{NS}/user/audio", got["audio"].append, reliable)
+    node.create_subscription(AudioChunk, f"{NS}/agent/audio", lambda m: None, reliable)
+    node.create_subscription(HeadMotion, f"{NS}/head_motion", got["motion"].append, reliable)
+    node.create_subscription(ConversationState, f"{NS}/conversation_state", got["state"].append, reliable)
+    node.create_subscription(JointState, f"{NS}/joint_states", got["joints"].append, reliable)
+    node.create_subscription(Float64MultiArray, f"{NS}/forward_position_controller/commands",
+                             got["forward"].append, reliable)
+    ros = ["--ros-args", "-r", f"__ns:={NS}"]
+    policy = start_python(["-m", "timar_ros.nodes.conversation_policy", *ros, "-p", f"checkpoint:={checkpoint}",
+                           "-p", f"display_delay_s:={DISPLAY_DELAY}", "-p", "audio_qos:=reliable"])
+    retargeter = start_python(["-m", "timar_ros.nodes.head_retargeter", *ros])
+    procs = [policy, retargeter]
+    try:
+        assert spin_until(node, lambda: len(got["joints"]) > 5, 60), "head_retargeter did not start"
+        procs.append(start_python(["-m", "timar_ros.nodes.audio_file_player", *ros,
+                                   "-p", f"stereo_wav:={tmp_path / 'conv.wav'}", "-p", "start_delay_s:=0.5",
+                                   "-p", "wait_for_subscribers:=2"]))  # the policy and this test
+        if not spin_until(node, lambda: len(got["motion"]) >= SECONDS, 60):
+            logs = "\n".join(stop(p) for p in procs)
+            pytest.fail(f"got {len(got['motion'])} HeadMotion messages, {len(got['state'])} states:\n{logs}")
+        # Let the last turn play out and the watchdog bring the head back to neutral.
+        cfg = load_config()
+        settle = DISPLAY_DELAY + MotionPlayer(cfg).neutral_deadline_s + 1.0
+        spin_until(node, lambda: False, settle)
+    finally:
+        outputs = [stop(p) for p in procs]
+        node.destroy_node()
+        rclpy.try_shutdown()
+    log = "\n".join(outputs)
+
+    # One block of motion and one state per 1-s turn, in order, with the checkpoint's frame count.
+    assert [m.turn_index for m in got["motion"]] == list(range(SECONDS)), log
+    assert [s.turn_index for s in got["state"]] == list(range(SECONDS))
+    assert all(m.num_frames == 25 and abs(m.frame_period - 0.04) < 1e-9 for m in got["motion"])
+    assert all(np.isfinite(motion_frames(m)).all() for m in got["motion"])
+    # Stamps line up with the audio: turn k is shown display_delay after the audio of turn k began.
+    audio_start = stamp_to_s(got["audio"][0].header.stamp)
+    for k, m in enumerate(got["motion"]):
+        assert stamp_to_s(m.header.stamp) == pytest.approx(audio_start + k + DISPLAY_DELAY, abs=1e-6)
+        assert stamp_to_s(got["state"][k].header.stamp) == pytest.approx(audio_start + k, abs=1e-6)
+    assert sum(s.user_padded_s + s.agent_padded_s for s in got["state"]) == 0.0
+    # Voice activity: the partner speaks in turns 1 and 2, the robot is silent.
+    assert [s.user_speaking for s in got["state"]][1:3] == [True, True]
+    assert not any(s.agent_speaking for s in got["state"][:3])
+
+    # Joint commands: the configured joints, always within limits and speed limits.
+    lim = cfg.limits()
+    pos = np.array([j.position for j in got["joints"]])
+    t = np.array([stamp_to_s(j.header.stamp) for j in got["joints"]])
+    assert list(got["joints"][0].name) == cfg.joint_names
+    assert (pos >= lim["min"] - 1e-9).all() and (pos <= lim["max"] + 1e-9).all()
+    speed = np.abs(np.diff(pos, axis=0)) / np.diff(t)[:, None]
+    assert (speed <= lim["max_velocity"] * (1 + 1e-6) + 1e-6).all()
+    assert np.ptp(pos, axis=0).max() > 0.01, "the head never moved"
+    fwd = np.array([f.data for f in got["forward"]])
+    assert fwd.shape[1] == len(cfg.joint_names)
+    # Watchdog: after the audio (and so the motion) stopped, the head is back at neutral.
+    np.testing.assert_allclose(pos[-1], lim["neutral"], atol=1e-3)
+    np.testing.assert_allclose(fwd[-1], lim["neutral"], atol=1e-3)
