@@ -44,7 +44,7 @@ class StreamingPolicy:
 
         Options (all backends that support them): ``context_turns`` (history turns each layer
         sees, <= window_turns - 1; the progressive-context protocol's n), ``guidance_scale``,
-        ``temperature``, ``num_sampling_steps``.
+        ``temperature``, ``num_sampling_steps``, ``threads`` (intra-op threads of the backend).
         """
         if backend not in BACKENDS:
             raise ValueError(f"unknown backend {backend!r}; choose from {sorted(BACKENDS)}")

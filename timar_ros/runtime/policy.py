@@ -22,7 +22,9 @@ class TorchStreamingPolicy(StreamingPolicy):
     def __init__(self, model, *, seed: int = 0, kv_cache: bool = True, device: str = "cpu",
                  context_turns: int | None = None, guidance_scale: float | None = None,
                  temperature: float | None = None, num_sampling_steps: int | None = None,
-                 model_id: str = ""):
+                 model_id: str = "", threads: int | None = None):
+        if threads:  # process-wide torch setting; 1 is steadier on a busy 2-core machine
+            torch.set_num_threads(int(threads))
         c = model.config
         self.model = model.eval().to(device)
         self.config = c
