@@ -34,6 +34,8 @@ def apply_rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.T
     """x [B, H, L, hd]; cos/sin [L, hd] or [B, 1, L, hd]."""
     h = x.shape[-1] // 2
     rot = torch.cat([-x[..., h:], x[..., :h]], dim=-1)
+    if cos.dtype != x.dtype:  # mixed precision: keep q/k/v in one dtype
+        cos, sin = cos.to(x.dtype), sin.to(x.dtype)
     return x * cos + rot * sin
 
 
