@@ -149,6 +149,7 @@ def test_context_turns_limit(model, conv):
     dict(frames_per_turn=10),
     dict(architecture="mae_encdec"),
     dict(head="mlp"),
+    dict(window_turns=1),  # no history at all: zero-size cache
 ])
 def test_variants_stream_exactly(overrides):
     m = tiny_model(**overrides)

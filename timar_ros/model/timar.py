@@ -251,7 +251,7 @@ class TIMAR(nn.Module):
             n = xs.shape[1]
             v = valid.repeat_interleave(n)
             out, k, vv = self.stacks[si].forward_step(xs, ck, cv, v, rope[si], out_idx)
-            new_cache.extend([torch.cat([ck[:, :, :, n:], k], 3), torch.cat([cv[:, :, :, n:], vv], 3)])
+            new_cache.extend([torch.cat([ck, k], 3)[:, :, :, n:], torch.cat([cv, vv], 3)[:, :, :, n:]])
             return out
 
         if not self.is_mae:
