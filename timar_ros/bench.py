@@ -111,6 +111,7 @@ def format_table(rows: list[dict]) -> str:
 def run_bench(checkpoint: str | None = None, preset: str = "robot", repeats: int = 10,
               reencode_repeats: int = 3, threads: int | None = None, seed: int = 0) -> dict:
     """Time the torch policy with and without the KV cache; returns the JSON-able report."""
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # see runtime.base (before torch loads)
     import torch
 
     from .init_checkpoint import make_random_checkpoint
@@ -157,6 +158,8 @@ def run_bench(checkpoint: str | None = None, preset: str = "robot", repeats: int
         "flops_per_turn_reencode_h7": reenc["flops_per_turn"],
         "rows": rows,
         "machine": {"cpu": platform.processor() or platform.machine(), "cores": os.cpu_count(),
+                    "load_avg_1min": os.getloadavg()[0] if hasattr(os, "getloadavg") else None,
+                    "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY"),
                     "torch_threads": torch.get_num_threads(), "torch": torch.__version__,
                     "python": platform.python_version()},
     }

@@ -7,6 +7,7 @@ numpy + onnxruntime).
 from __future__ import annotations
 
 import importlib
+import os
 
 import numpy as np
 
@@ -49,6 +50,11 @@ class StreamingPolicy:
         if backend not in BACKENDS:
             raise ValueError(f"unknown backend {backend!r}; choose from {sorted(BACKENDS)}")
         module, name = BACKENDS[backend]
+        # OpenMP threads that spin while waiting make torch 5-10x slower (p99 ~2 s per turn
+        # measured) when other processes share a small CPU, as on a robot; passive waiting
+        # costs nothing when the CPU is free. Only effective before torch is first imported;
+        # an explicit user setting wins.
+        os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
         try:
             impl = getattr(importlib.import_module(module), name)
         except ImportError as exc:
