@@ -5,6 +5,12 @@ the partner's tracked motion (user/motion); cuts aligned turns on the audio cloc
 streaming TIMAR policy on each and publishes HeadMotion (head_motion), ConversationState
 (conversation_state), the head orientation per frame as QuaternionStamped (head_orientation,
 REP-103) and diagnostics. The work is done by timar_ros.robot.conversation.ConversationPipeline.
+
+Faults (bad audio, gaps, clock jumps, failed or late policy steps) are logged once per kind per
+``fault_log_period_s`` with what was done and how much, and counted: totals in ConversationState
+(dropped_audio_s, late/duplicate/invalid chunks, skipped_turns, deadline_missed) and every counter
+by name in /diagnostics. Start-up problems (missing, truncated or mismatched checkpoint, bad
+parameters) end the process with exit code 2 and a message naming the file and the fix.
 """
 from __future__ import annotations
 
@@ -27,7 +33,7 @@ from timar_ros.msg import AudioChunk, ConversationState, HeadMotion
 from timar_ros.nodes.convert import audio_samples, head_motion, motion_frames, s_to_stamp, stamp_to_s
 from timar_ros.nodes.params import Param, declare
 from timar_ros.resources import share_dir
-from timar_ros.robot.conversation import ConversationPipeline, PipelineConfig, TurnResult
+from timar_ros.robot.conversation import ConversationPipeline, FaultLog, PipelineConfig, TurnResult
 from timar_ros.robot.rotations import flame_to_rep103_quaternion
 
 NAME = "conversation_policy"
@@ -54,6 +60,9 @@ PARAMS = {
     "motion_frame_id": Param("frame_id of published HeadMotion (the FLAME head frame)"),
     "orientation_frame_id": Param("frame_id of the published head orientation (REP-103 neck base)"),
     "diagnostics_period_s": Param("period of the /diagnostics status (s)", 0.1, 60.0),
+    "fault_log_period_s": Param("each kind of fault (bad audio, gap, clock jump, deadline miss, "
+                                "failed step) is logged at most once per this period (s); all are "
+                                "counted in /diagnostics", 0.0, 3600.0),
 }
 
 
@@ -119,6 +128,7 @@ class ConversationPolicy(Node):
         self.latencies_ms: deque[float] = deque(maxlen=1000)  # policy step
         self.e2e_ms: deque[float] = deque(maxlen=1000)  # completing chunk arrival -> HeadMotion out
         self._warned: set[str] = set()
+        self._fault_log = FaultLog(float(p["fault_log_period_s"]))
         self.get_logger().info(
             f"policy {self.policy.model_id} ({self.backend}, {self.policy.frames_per_turn} frames "
             f"per turn, kv_cache={p['kv_cache']}); motion shown {p['display_delay_s']} s after "
@@ -134,6 +144,14 @@ class ConversationPolicy(Node):
                                            int(msg.sample_rate), seq=int(msg.seq))
         self._publish(results, arrival)
 
+    def _log_faults(self) -> None:
+        log = self.get_logger()
+        for fault in self.pipeline.take_faults():
+            text = self._fault_log(fault)
+            if text is None:
+                continue
+            {"info": log.info, "warn": log.warning, "error": log.error}[fault.level](text)
+
     def _on_user_motion(self, msg: HeadMotion) -> None:
         try:
             frames = motion_frames(msg)
@@ -148,24 +166,16 @@ class ConversationPolicy(Node):
 
     # -- outputs
     def _publish(self, results: list[TurnResult], arrival: float) -> None:
+        self._log_faults()  # the pipeline describes each fault (with context) as it happens
         for r in results:
             self.turns += 1
-            if r.error is not None:
-                self.get_logger().error(
-                    f"policy step failed on turn {r.turn.index} (start {r.turn.start_s:.2f} s): "
-                    f"{r.error}; turn skipped, history reset"
-                )
-            else:
+            if r.error is None:
                 self._motion_pub.publish(head_motion(
                     r.motion, r.display_stamp_s, r.turn.index, self.policy.model_id,
                     frame_id=self._p["motion_frame_id"]))
                 self._publish_orientation(r)
                 self.e2e_ms.append((time.perf_counter() - arrival) * 1e3)
             self.latencies_ms.append(r.latency_ms)
-            if r.deadline_missed:
-                self._warn_once("deadline", f"turn {r.turn.index} took {r.latency_ms:.0f} ms, over "
-                                f"the {self._p['deadline_ms']:.0f} ms deadline (reported per turn in "
-                                "conversation_state)")
             self._state_pub.publish(self._state(r))
 
     def _publish_orientation(self, r: TurnResult) -> None:
@@ -198,18 +208,25 @@ class ConversationPolicy(Node):
         lat = np.array(self.latencies_ms) if self.latencies_ms else np.zeros(1)
         e2e = np.array(self.e2e_ms) if self.e2e_ms else np.zeros(1)
         status = DiagnosticStatus(name=f"{self.get_name()}: policy", hardware_id=self.policy.model_id)
+        pc = self.pipeline.counters
         late = float(np.mean(lat > self._p["deadline_ms"]))
-        if self.pipeline.skipped_turns:
-            status.level, status.message = DiagnosticStatus.ERROR, "policy steps failed (turns skipped)"
-        elif late > 0.05 or c.dropped_audio_s > 0:
-            status.level, status.message = DiagnosticStatus.WARN, "deadline misses or dropped audio"
+        problems = [f"{k.replace('_', ' ')}: {pc[k]}" for k in ("skipped_turns", "deadline_misses") if pc[k]]
+        problems += [f"{k.replace('_', ' ')}: {v}" for k, v in c.as_dict().items()
+                     if v and k in ("late_chunks", "duplicate_chunks", "invalid_chunks", "clock_jumps",
+                                    "outlier_chunks", "resampled_chunks", "downmixed_chunks")]
+        if pc["skipped_turns"]:
+            status.level = DiagnosticStatus.ERROR
+        elif late > 0.05 or c.dropped_audio_s > 0 or problems:
+            status.level = DiagnosticStatus.WARN
         else:
-            status.level, status.message = DiagnosticStatus.OK, "ok"
+            status.level = DiagnosticStatus.OK
+        status.message = "; ".join(problems) if problems else "ok"
         values = {"turns": self.turns, "backend": self.backend,
                   "latency_ms_p50": f"{np.percentile(lat, 50):.1f}",
                   "latency_ms_p99": f"{np.percentile(lat, 99):.1f}",
                   "e2e_ms_p99": f"{np.percentile(e2e, 99):.1f}",
-                  "skipped_turns": self.pipeline.skipped_turns, **c.as_dict()}
+                  **{k: v for k, v in pc.items() if k != "turns"}, **c.as_dict(),
+                  **{f"logged_{k}": v for k, v in self._fault_log.counts.items()}}
         status.values = [KeyValue(key=k, value=str(v)) for k, v in values.items()]
         msg = DiagnosticArray(status=[status])
         msg.header.stamp = self.get_clock().now().to_msg()
@@ -230,7 +247,7 @@ def main(args=None) -> int:
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
     except (FileNotFoundError, ValueError, RuntimeError) as exc:  # config/checkpoint problems
-        print(f"{NAME}: {exc}", file=sys.stderr)
+        print(f"{NAME}: cannot start: {exc}", file=sys.stderr)
         return 2
     finally:
         if node is not None:

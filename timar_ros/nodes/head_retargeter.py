@@ -13,7 +13,14 @@ the neutral pose when motion stops arriving (watchdog). Outputs:
   (joint_trajectory_controller/joint_trajectory), one per received block (and one to neutral when
   the watchdog trips), sampled at the servo rate from a copy of the same safe player, so the
   points obey the same limits;
-- 'none': JointState only.
+- 'none': JointState only;
+- diagnostic_msgs/DiagnosticArray (/diagnostics): the player's counters (blocks, rejected frames
+  and blocks, late frames, deadline misses, watchdog trips, clock resets).
+
+Faults in the incoming motion (NaN/huge frames: held at the last good frame; a late block: eased
+into, never jumped to; a far-future block: rejected; the clock going back: buffer cleared) are
+logged once per kind per 5 s with what was done, and counted in /diagnostics. A retarget YAML
+that cannot be used makes the configure transition fail with the file, field and problem.
 """
 from __future__ import annotations
 
@@ -22,6 +29,7 @@ import sys
 import numpy as np
 import rclpy
 from builtin_interfaces.msg import Duration as DurationMsg
+from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from rclpy.executors import ExternalShutdownException
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
 from rclpy.qos import QoSProfile, ReliabilityPolicy
@@ -34,6 +42,7 @@ from timar_ros.msg import HeadMotion
 from timar_ros.motion import EXP, JAW, ROT
 from timar_ros.nodes.convert import motion_frames, s_to_stamp, stamp_to_s
 from timar_ros.nodes.params import Param, declare
+from timar_ros.robot.conversation import Fault, FaultLog
 from timar_ros.robot.retarget import MotionPlayer, RetargetConfigError, load_config
 
 NAME = "head_retargeter"
@@ -64,6 +73,9 @@ class HeadRetargeter(LifecycleNode):
         self._active = False
         self._watchdog_trips = 0
         self._pubs: dict[str, object] = {}
+        self._fault_log = FaultLog(5.0)
+        self._counts: dict[str, int] = {}
+        self._diag_timer = None
         if self._p["autostart"]:
             self.trigger_configure()
             self.trigger_activate()
@@ -88,6 +100,9 @@ class HeadRetargeter(LifecycleNode):
                 JointTrajectory, topics.JOINT_TRAJECTORY, reliable)
         self._sub = self.create_subscription(HeadMotion, topics.HEAD_MOTION, self._on_motion, reliable)
         self._timer = self.create_timer(self._dt, self._tick)
+        self._diag_pub = self.create_publisher(DiagnosticArray, topics.DIAGNOSTICS, 10)
+        self._diag_timer = self.create_timer(1.0, self._publish_diagnostics)
+        self._counts = self.player.counters.as_dict()
         self.get_logger().info(
             f"retargeting to {len(cfg.joint_names)} joints of '{cfg.source}' at "
             f"{cfg.servo_rate_hz:g} Hz ({mode}); watchdog {cfg.watchdog_timeout_s} s, neutral "
@@ -113,9 +128,13 @@ class HeadRetargeter(LifecycleNode):
 
     def _teardown(self) -> None:
         self._active = False
-        if self._timer is not None:
-            self.destroy_timer(self._timer)
-            self._timer = None
+        for timer in (self._timer, self._diag_timer):
+            if timer is not None:
+                self.destroy_timer(timer)
+        self._timer = self._diag_timer = None
+        if getattr(self, "_diag_pub", None) is not None:
+            self.destroy_publisher(self._diag_pub)
+            self._diag_pub = None
         for pub in self._pubs.values():
             self.destroy_lifecycle_publisher(pub)
         self._pubs.clear()
@@ -136,6 +155,8 @@ class HeadRetargeter(LifecycleNode):
         stamp = stamp_to_s(msg.header.stamp)
         accepted = self.player.add_block(stamp, float(msg.frame_period), frames[:, EXP], frames[:, JAW],
                                          frames[:, ROT])
+        self._report(f"HeadMotion turn {msg.turn_index} (stamp {stamp:.3f} s, {msg.num_frames} frames, "
+                     f"now {self._now():.3f} s)")
         if accepted and "trajectory" in self._pubs:
             start = max(stamp, self._now())
             self._publish_trajectory(start, stamp + msg.num_frames * float(msg.frame_period))
@@ -147,9 +168,9 @@ class HeadRetargeter(LifecycleNode):
         now = self._now()
         positions = self.player.step(now)
         trips = self.player.counters.watchdog_trips
+        self._report(f"servo tick at {now:.3f} s")
         if trips != self._watchdog_trips:
             self._watchdog_trips = trips
-            self.get_logger().info("no motion due: easing to the neutral pose (watchdog)")
             if "trajectory" in self._pubs:
                 self._publish_trajectory(now, now + self.player.motion_bound_s)
         js = JointState(name=list(self.player.joint_names), position=positions.tolist(),
@@ -159,6 +180,47 @@ class HeadRetargeter(LifecycleNode):
         self._pubs["joint_states"].publish(js)
         if "forward" in self._pubs:
             self._pubs["forward"].publish(Float64MultiArray(data=positions.tolist()))
+
+    # -- faults and diagnostics
+    _FAULTS = {
+        "rejected_frames": ("warn", "{d} frame(s) with NaN/Inf or values beyond input_limits: the "
+                                    "last good frame is held in their place"),
+        "rejected_blocks": ("warn", "{d} block(s) rejected (malformed, or stamped more than "
+                                    "max_lead_s ahead of this node's clock: check use_sim_time)"),
+        "deadline_misses": ("warn", "{d} block(s) arrived after their first frame was due (policy "
+                                    "deadline miss): late frames skipped, easing to the frame due now"),
+        "clock_resets": ("warn", "the clock went back by more than 1 s: buffered frames cleared"),
+        "watchdog_trips": ("info", "no motion due for watchdog_timeout_s: easing to the neutral pose "
+                                   "(watchdog)"),
+    }
+
+    def _report(self, where: str) -> None:
+        now = self.player.counters.as_dict()
+        log = self.get_logger()
+        for key, (level, text) in self._FAULTS.items():
+            d = now[key] - self._counts.get(key, 0)
+            if d > 0:
+                line = self._fault_log(Fault(key, f"{where}: " + text.format(d=d), level))
+                if line is not None:
+                    (log.info if level == "info" else log.warning)(line)
+        self._counts = now
+
+    def _publish_diagnostics(self) -> None:
+        if self.player is None:
+            return
+        c = self.player.counters.as_dict()
+        status = DiagnosticStatus(name=f"{self.get_name()}: servo commands",
+                                  hardware_id=self.player.config.robot)
+        problems = [f"{k.replace('_', ' ')}: {c[k]}" for k in
+                    ("rejected_frames", "rejected_blocks", "deadline_misses", "clock_resets") if c[k]]
+        status.level = DiagnosticStatus.WARN if problems else DiagnosticStatus.OK
+        status.message = "; ".join(problems) if problems else (
+            "watchdog: at neutral" if self.player.watchdog_active else "tracking")
+        values = {**c, "watchdog_active": self.player.watchdog_active, "active": self._active}
+        status.values = [KeyValue(key=k, value=str(v)) for k, v in values.items()]
+        msg = DiagnosticArray(status=[status])
+        msg.header.stamp = self.get_clock().now().to_msg()
+        self._diag_pub.publish(msg)
 
     def _publish_trajectory(self, start_s: float, end_s: float) -> None:
         """Sample a copy of the player from start_s to end_s at the servo rate (same limits)."""

@@ -14,10 +14,13 @@ The robot's own speech is known before it is played: publish it on the agent top
 ``playback_time - display_delay_s`` (or play it ``display_delay_s`` after the stamp it was
 published with) and the mouth moves with the sound.
 
-Faults. A policy step that raises is logged by the caller through :attr:`TurnResult.error`; the
-turn is skipped (no motion) and the policy's history is reset so the stream recovers. A clock
-jump that makes the segmenter resync also resets the history (the old turns are not this
-conversation's recent past any more).
+Faults. A policy step that raises, or returns NaN/Inf motion, is reported through
+:attr:`TurnResult.error`; the turn is skipped (no motion) and the policy's history is reset so the
+stream recovers. A clock jump that makes the segmenter resync also resets the history (the old
+turns are not this conversation's recent past any more). Every repaired or dropped input and
+every fault is also described as a :class:`Fault` (kind, one-line text saying what was done and
+how much), collected by :meth:`ConversationPipeline.take_faults`; :class:`FaultLog` rate-limits
+them per kind for a log (the counters, not the log, are the complete record).
 """
 from __future__ import annotations
 
@@ -29,6 +32,68 @@ import numpy as np
 from timar_ros.motion import FPS, MOTION_DIM
 from timar_ros.robot.segmenter import SegmenterCounters, Turn, TurnSegmenter
 from timar_ros.robot.vad import TurnVoiceActivity
+
+
+@dataclass(frozen=True)
+class Fault:
+    """One repaired or dropped input, or a failed turn: ``kind`` (a counter name) and a text."""
+
+    kind: str
+    text: str
+    level: str = "warn"  # "info" (expected, e.g. a silent stream padded), "warn", "error" (lost turn)
+
+
+class FaultLog:
+    """Rate-limits fault messages per kind: the first of a kind is logged, then at most one per
+    ``period_s``, carrying how many of that kind were not logged in between.
+
+    Args:
+        period_s: minimum time between two messages of one kind (s).
+        clock: monotonic time source (s).
+    """
+
+    def __init__(self, period_s: float = 5.0, clock=time.monotonic):
+        self.period_s = float(period_s)
+        self.clock = clock
+        self.counts: dict[str, int] = {}  # all faults seen per kind
+        self._last: dict[str, float] = {}
+        self._suppressed: dict[str, int] = {}
+
+    def __call__(self, fault: Fault) -> str | None:
+        """The text to log for ``fault`` now, or None when rate-limited (it is counted)."""
+        k = fault.kind
+        self.counts[k] = self.counts.get(k, 0) + 1
+        now = self.clock()
+        last = self._last.get(k)
+        if last is not None and now - last < self.period_s:
+            self._suppressed[k] = self._suppressed.get(k, 0) + 1
+            return None
+        self._last[k] = now
+        n = self._suppressed.pop(k, 0)
+        more = f" [{n} more '{k}' since the last message]" if n else ""
+        return f"{fault.text}{more} (logged at most every {self.period_s:g} s per kind; all are counted in /diagnostics)"
+
+
+# segmenter counter -> what was done, for the fault texts
+_COUNTER_TEXT = {
+    "empty_chunks": "empty chunk ignored",
+    "oversize_chunks": "chunk dropped: longer than max_chunk_s ({max_chunk_s:g} s); publish shorter chunks",
+    "wrong_rate_chunks": "chunk at {rate} Hz dropped (on_wrong_rate=reject; expected {sr} Hz)",
+    "resampled_chunks": "chunk at {rate} Hz resampled to {sr} Hz",
+    "downmixed_chunks": "{channels}-channel chunk down-mixed to mono (channel average)",
+    "nonfinite_samples": "{delta} NaN/Inf samples replaced with 0",
+    "clipped_samples": "{delta} samples outside [-1, 1] clipped",
+    "duplicate_chunks": "{dropped_ms:.0f} ms already received dropped (duplicate; the first copy is kept)",
+    "late_chunks": "{dropped_ms:.0f} ms dropped: late, its turns were already processed "
+                   "(raise max_latency_s if this is frequent)",
+    "outlier_chunks": "a chunk stamped {jump_s:+.1f} s away from the stream, not followed by the next "
+                      "chunk, was dropped ({outlier_ms:.0f} ms; lone far-future/far-past stamp)",
+    "clock_jumps": "the audio clock jumped by {jump_s:+.1f} s (more than max_jump_s = {max_jump_s:g} s, "
+                   "confirmed by the next chunk): open turns emitted padded, clock resynchronised, "
+                   "policy history reset",
+    "reordered_chunks": "chunk arrived out of order ({reorder_ms:.0f} ms before the end of the previous "
+                        "chunk): placed by its stamp",
+}
 
 
 @dataclass
@@ -131,9 +196,7 @@ class ConversationPipeline:
         self.vad = TurnVoiceActivity(threshold=self.config.speaking_threshold,
                                      sample_rate=self.segmenter.sample_rate,
                                      aggressiveness=self.config.vad_aggressiveness)
-        self.user_motion = UserMotionBuffer(policy.frames_per_turn)
-        self.skipped_turns = 0
-        self._resyncs = 0
+        self.reset()
 
     def reset(self) -> None:
         """Start a new conversation: clock origin, open turns, counters and history."""
@@ -142,13 +205,82 @@ class ConversationPipeline:
         self.user_motion = UserMotionBuffer(self.policy.frames_per_turn)
         self.skipped_turns = 0
         self._resyncs = 0
+        # Pipeline-level counters (the segmenter's are in segmenter.counters).
+        self.counters = {"turns": 0, "skipped_turns": 0, "deadline_misses": 0, "rate_changes": 0,
+                         "padded_turns": 0}
+        self._faults: list[Fault] = []
+        self._rate: dict[str, int] = {}
+        self._end_s: dict[str, float] = {}  # where each stream's last chunk ended (stamp, s)
+
+    def take_faults(self) -> list[Fault]:
+        """The faults since the last call (oldest first), and forget them."""
+        out, self._faults = self._faults, []
+        return out
 
     def push_audio(self, stream: str, stamp_s: float, samples: np.ndarray, sample_rate: int,
                    channels: int = 1, seq: int | None = None) -> list[TurnResult]:
         """Add a chunk of "user" or "agent" audio (stamp of its first sample, seconds; seq = the
         publisher's chunk counter, which orders chunks whose stamps jitter)."""
-        turns = self.segmenter.push(stream, stamp_s, samples, sample_rate, channels=channels, seq=seq)
+        seg = self.segmenter
+        before = seg.counters.as_dict()
+        held = seg._held
+        turns = seg.push(stream, stamp_s, samples, sample_rate, channels=channels, seq=seq)
+        self._describe(stream, stamp_s, samples, int(sample_rate), channels, seq, before, held)
         return [self._run(t) for t in turns]
+
+    def _describe(self, stream, stamp_s, samples, rate, channels, seq, before, held) -> None:
+        """Turn the counter changes of one push into faults."""
+        seg = self.segmenter
+        after = seg.counters.as_dict()
+        x = np.asarray(samples)
+        frames = x.shape[0] if x.ndim == 2 else x.size // max(int(channels), 1)
+        chans = x.shape[1] if x.ndim == 2 else max(int(channels), 1)
+        where = f"{stream} audio" + (f" seq {seq}" if seq is not None else "") + f" (stamp {stamp_s:.3f} s)"
+        prev_rate = self._rate.get(stream)
+        if rate > 0 and prev_rate is not None and rate != prev_rate:
+            self.counters["rate_changes"] += 1
+            self._faults.append(Fault("rate_changes", f"{where}: sample rate changed from {prev_rate} "
+                                      f"to {rate} Hz"))
+        if rate > 0:
+            self._rate[stream] = rate
+        prev_end = self._end_s.get(stream)
+        if prev_end is None and self._end_s:
+            prev_end = max(self._end_s.values())
+        jump_s = stamp_s - prev_end if prev_end is not None else 0.0
+        info = dict(rate=rate, sr=seg.sample_rate, channels=chans, max_chunk_s=seg.max_chunk_s,
+                    max_jump_s=seg.max_jump_s, jump_s=jump_s,
+                    dropped_ms=(after["dropped_audio_s"] - before["dropped_audio_s"]) * 1e3,
+                    reorder_ms=(prev_end - stamp_s) * 1e3 if prev_end is not None else 0.0,
+                    outlier_ms=0.0)
+        if after["outlier_chunks"] > before["outlier_chunks"] and held is not None:
+            info["outlier_ms"] = held[2].size / seg.sample_rate * 1e3
+            info["jump_s"] = held[1] - (prev_end if prev_end is not None else held[1])
+            where_o = f"{held[0]} audio" + (f" seq {held[3]}" if held[3] is not None else "") + \
+                f" (stamp {held[1]:.3f} s)"
+        if after["clock_jumps"] > before["clock_jumps"] and held is not None:
+            info["jump_s"] = held[1] - (prev_end if prev_end is not None else held[1])
+        for key, text in _COUNTER_TEXT.items():
+            delta = after[key] - before[key]
+            if delta <= 0:
+                continue
+            if key == "reordered_chunks" and (after["duplicate_chunks"] > before["duplicate_chunks"]
+                                               or after["late_chunks"] > before["late_chunks"]):
+                continue  # already said (duplicate or late)
+            w = where_o if key == "outlier_chunks" and held is not None else where
+            self._faults.append(Fault(key, f"{w}: " + text.format(delta=delta, **info)))
+        if after["invalid_chunks"] > before["invalid_chunks"] and not any(
+                after[k] > before[k] for k in ("empty_chunks", "oversize_chunks", "wrong_rate_chunks",
+                                                "nonfinite_samples", "outlier_chunks", "clock_jumps")):
+            self._faults.append(Fault("invalid_chunks", f"{where}: chunk of {x.size} samples with "
+                                      f"{chans} channels dropped (not a whole number of frames)"))
+        if seg._held is not None and seg._held is not held:
+            return  # the chunk is held until the next one says whether the clock really jumped
+        end = stamp_s + frames / max(rate, 1)
+        if after["resyncs"] > before["resyncs"]:
+            self._end_s = {stream: end}
+        elif frames and not any(after[k] > before[k] for k in ("empty_chunks", "oversize_chunks",
+                                                                 "wrong_rate_chunks", "late_chunks")):
+            self._end_s[stream] = max(self._end_s.get(stream, end), end)
 
     def push_user_motion(self, stamp_s: float, frame_period_s: float, frames: np.ndarray) -> None:
         """Add the partner's tracked motion frames [N, 56]."""
@@ -165,26 +297,54 @@ class ConversationPipeline:
 
     def _run(self, turn: Turn) -> TurnResult:
         counters = turn.counters
+        self.counters["turns"] += 1
         if counters.resyncs != self._resyncs:  # the clock jumped: history is not recent any more
             self._resyncs = counters.resyncs
             self.policy.reset()
+        if turn.user_padded_s or turn.agent_padded_s:
+            self.counters["padded_turns"] += 1
+            missing = " and ".join(f"{s:.2f} s of {name}" for name, s in
+                                   (("user", turn.user_padded_s), ("agent", turn.agent_padded_s)) if s)
+            self._faults.append(Fault("padded_turns", f"turn {turn.index}: {missing} audio missing "
+                                      f"(gap or stream stopped): padded with silence", level="info"))
         user_frac, agent_frac = self.vad(turn)
         user_sp, agent_sp = self.vad.speaking((user_frac, agent_frac))
         user_motion = self.user_motion.take(turn.start_s) if self.config.use_user_motion else None
         t0 = time.perf_counter()
         motion, error = None, None
+        history = int(getattr(self.policy, "history_turns", 0))
         try:
             motion = self.policy.step(turn.user_audio, turn.agent_audio, user_motion)
+            bad = int(np.size(motion) - np.isfinite(motion).sum())
+            if bad:  # e.g. overflow in the weights: never pass NaN/Inf on, nor keep them in history
+                raise FloatingPointError(f"the policy returned {bad} NaN/Inf values of {np.size(motion)}")
         except Exception as exc:  # noqa: BLE001 - any model fault skips this turn, the stream goes on
+            motion = None
             error = f"{type(exc).__name__}: {exc}"
+            tb = exc.__traceback__
+            while tb is not None and tb.tb_next is not None:
+                tb = tb.tb_next
+            if tb is not None:
+                error += f" (at {tb.tb_frame.f_code.co_filename}:{tb.tb_lineno})"
             self.skipped_turns += 1
+            self.counters["skipped_turns"] += 1
             self.policy.reset()
+            self._faults.append(Fault("skipped_turns", (
+                f"policy step failed on turn {turn.index} (start {turn.start_s:.2f} s, "
+                f"{history} history turns, user motion {'given' if user_motion is not None else 'absent'}, "
+                f"model {getattr(self.policy, 'model_id', '?')}): {error}; turn skipped, history reset"),
+                level="error"))
         latency_ms = (time.perf_counter() - t0) * 1e3
+        if latency_ms > self.config.deadline_ms:
+            self.counters["deadline_misses"] += 1
+            self._faults.append(Fault("deadline_misses", (
+                f"turn {turn.index}: policy step took {latency_ms:.0f} ms, over deadline_ms = "
+                f"{self.config.deadline_ms:g} ms (the motion is late; the retargeter eases to it)")))
         return TurnResult(
             turn=turn, motion=motion, display_stamp_s=turn.start_s + self.config.display_delay_s,
             user_voice_fraction=user_frac, agent_voice_fraction=agent_frac,
             user_speaking=user_sp, agent_speaking=agent_sp,
-            history_turns=int(getattr(self.policy, "history_turns", 0)),
+            history_turns=int(getattr(self.policy, "history_turns", 0)) if motion is not None else 0,
             latency_ms=latency_ms, deadline_missed=latency_ms > self.config.deadline_ms,
             used_user_motion=user_motion is not None, counters=counters,
             skipped_turns=self.skipped_turns, error=error,

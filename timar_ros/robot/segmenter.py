@@ -25,17 +25,22 @@ The rules (each one counted in :class:`SegmenterCounters`)
   totals. Turns are emitted in order, each index once; a gap in both streams shorter than
   ``max_jump_s`` gives silent turns (the conversation goes on); :meth:`poll` never emits a turn
   that starts after the newest received audio.
-- **Out of order** within the open (not yet emitted) turns: placed by stamp; nothing is lost.
+- **Out of order** within the open (not yet emitted) turns: placed by stamp; nothing is lost
+  (``reordered_chunks`` counts chunks that start before the end of their stream's previous chunk).
 - **Duplicates**: samples already received (in an open turn or in one of the last
   ``history_turns`` emitted turns) are not overwritten (first copy wins); the overlap is dropped
   and counted (``duplicate_chunks``, ``dropped_audio_s``).
 - **Late**: samples for a turn already emitted that were not received before are dropped and
   counted (``late_chunks``, ``dropped_audio_s``).
 - **Clock jumps**: a chunk starting more than ``max_jump_s`` after the newest audio, or more than
-  ``max_jump_s`` before the oldest open turn, is a jump (``clock_jumps``). ``on_clock_jump=
-  "resync"`` (default) emits the open turns (padded), then moves the origin so the chunk starts
-  the next turn index (turn indices keep counting up; ``resyncs``). Chunks that still belong to
-  the clock before the resync are dropped as late rather than resyncing back.
+  ``max_jump_s`` before the oldest open turn, is a jump. ``on_clock_jump="resync"`` (default)
+  holds it until the next chunk (of either stream) arrives: if that chunk jumps too (to within
+  ``max_jump_s`` of the held one) the jump is real (``clock_jumps``): the open turns are emitted
+  (padded), the origin moves so the held chunk starts the next turn index (turn indices keep
+  counting up; ``resyncs``) and both chunks are placed; otherwise the held chunk was a lone
+  far-future or far-past stamp and is dropped (``outlier_chunks``, ``invalid_chunks``,
+  ``dropped_audio_s``) without disturbing the stream. Chunks that still belong to the clock
+  before a resync are dropped as late rather than resyncing back.
   ``on_clock_jump="reject"`` drops the chunk (``invalid_chunks``, ``dropped_audio_s``); note a
   persistent jump then drops all further audio of that clock until :meth:`reset`.
 - **NaN/Inf** samples become 0 (``nonfinite_samples``, chunk counted in ``invalid_chunks``);
@@ -85,6 +90,8 @@ class SegmenterCounters:
     wrong_rate_chunks: int = 0  # rejected for their sample rate (on_wrong_rate="reject")
     clock_jumps: int = 0
     resyncs: int = 0
+    outlier_chunks: int = 0  # a lone stamp jump not followed by the next chunk: dropped
+    reordered_chunks: int = 0  # started before the end of the stream's previous chunk
     user_padded_s: float = 0.0  # silence inserted in emitted turns, per stream
     agent_padded_s: float = 0.0
     turns_emitted: int = 0
@@ -204,6 +211,7 @@ class TurnSegmenter:
         self.counters = SegmenterCounters()
         self._streams = {s: _Stream() for s in STREAMS}
         self._prev_epoch: tuple[float, int, int] | None = None  # (origin, lo_idx, hi_idx)
+        self._held: tuple | None = None  # a chunk that jumped, awaiting confirmation
 
     @property
     def open_turns(self) -> int:
@@ -314,9 +322,26 @@ class TurnSegmenter:
         x = self._prepare(samples, sr, max(int(channels), 1))
         if x is None:
             return []
+        return self._push_prepared(stream, float(stamp_s), x, seq)
+
+    def _is_jump(self, a: int) -> bool:
+        boundary = self.next_turn * self.samples_per_turn
+        head = self._head_idx()
+        jump_lim = int(round(self.max_jump_s * self.sample_rate))
+        return (head is not None and a > head + jump_lim) or a < boundary - jump_lim
+
+    def _drop_held(self) -> None:
+        if self._held is not None:
+            n = self._held[2].size
+            self._held = None
+            self.counters.outlier_chunks += 1
+            self.counters.invalid_chunks += 1
+            self.counters.dropped_audio_s += n / self.sample_rate
+
+    def _push_prepared(self, stream: str, stamp_s: float, x: np.ndarray, seq: int | None) -> list[Turn]:
         out: list[Turn] = []
         if self.origin_s is None:
-            self.origin_s = float(stamp_s)
+            self.origin_s = stamp_s
         st = self._streams[stream]
         n = int(x.size)
         a = int(round((stamp_s - self.origin_s) * self.sample_rate))
@@ -324,28 +349,30 @@ class TurnSegmenter:
         follows = seq is None or st.seq is None or int(seq) == st.seq + 1
         if st.next_idx is not None and follows and abs(a - st.next_idx) <= tol:
             a = st.next_idx
-        if seq is not None:
-            st.seq = int(seq)
-        # Clock jumps.
-        boundary = self.next_turn * self.samples_per_turn
-        head = self._head_idx()
-        jump_lim = int(round(self.max_jump_s * self.sample_rate))
-        forward = head is not None and a > head + jump_lim
-        backward = a < boundary - jump_lim
-        if forward or backward:
+        if self._is_jump(a):
             if self._belongs_to_prev_epoch(stamp_s, n):
                 self.counters.late_chunks += 1
                 self.counters.dropped_audio_s += n / self.sample_rate
                 return []
-            self.counters.clock_jumps += 1
             if self.on_clock_jump == "reject":
+                self.counters.clock_jumps += 1
                 self.counters.invalid_chunks += 1
                 self.counters.dropped_audio_s += n / self.sample_rate
                 return []
+            held = self._held
+            if held is None or abs(stamp_s - held[1]) > self.max_jump_s:
+                self._drop_held()  # an earlier lone jump that this chunk does not confirm
+                self._held = (stream, stamp_s, x, seq)
+                return []
+            # Confirmed: the clock really jumped. Resync on the held chunk, then place both.
+            self._held = None
+            self.counters.clock_jumps += 1
             out.extend(self.flush())
-            self._prev_epoch = (self.origin_s, boundary - jump_lim, (head or boundary) + jump_lim)
             boundary = self.next_turn * self.samples_per_turn
-            self.origin_s = float(stamp_s) - boundary / self.sample_rate
+            jump_lim = int(round(self.max_jump_s * self.sample_rate))
+            head = self._head_idx()
+            self._prev_epoch = (self.origin_s, boundary - jump_lim, (head or boundary) + jump_lim)
+            self.origin_s = held[1] - boundary / self.sample_rate
             for s in self._streams.values():
                 s.next_idx = None
                 s.end_idx = None
@@ -353,7 +380,14 @@ class TurnSegmenter:
                 s.seq = None
                 s.cov.clear()
             self.counters.resyncs += 1
-            a = boundary
+            out.extend(self._push_prepared(held[0], held[1], held[2], held[3]))
+            out.extend(self._push_prepared(stream, stamp_s, x, seq))
+            return out
+        self._drop_held()  # a normal chunk: the held jump was a lone outlier
+        if st.next_idx is not None and a < st.next_idx - tol:
+            self.counters.reordered_chunks += 1
+        if seq is not None:
+            st.seq = int(seq)
         self._place(st, a, x)
         st.next_idx = a + n
         st.end_idx = a + n if st.end_idx is None else max(st.end_idx, a + n)
@@ -485,7 +519,9 @@ class TurnSegmenter:
         return self._emit_ready(now_idx=now_idx)
 
     def flush(self) -> list[Turn]:
-        """Emit every turn up to the newest received audio (padded), e.g. at the end of a file."""
+        """Emit every turn up to the newest received audio (padded), e.g. at the end of a file.
+        A held (unconfirmed) clock jump is dropped as an outlier."""
+        self._drop_held()
         head = self._head_idx()
         out = []
         if head is None:
