@@ -9,9 +9,7 @@ from __future__ import annotations
 import sys
 
 import numpy as np
-import rclpy
 import soundfile as sf
-from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
 from rclpy.qos import QoSProfile, ReliabilityPolicy
 from rclpy.time import Duration
@@ -20,6 +18,7 @@ from timar_ros import topics
 from timar_ros.msg import AudioChunk
 from timar_ros.nodes.convert import audio_chunk
 from timar_ros.nodes.params import Param, declare
+from timar_ros.nodes.runner import run_node
 
 NAME = "audio_file_player"
 PARAMS = {
@@ -140,21 +139,7 @@ class AudioFilePlayer(Node):
 
 
 def main(args=None) -> int:
-    rclpy.init(args=args)
-    node = None
-    try:
-        node = AudioFilePlayer()
-        rclpy.spin(node)
-    except (KeyboardInterrupt, ExternalShutdownException, SystemExit):
-        pass
-    except ValueError as exc:
-        print(f"{NAME}: {exc}", file=sys.stderr)
-        return 2
-    finally:
-        if node is not None:
-            node.destroy_node()
-        rclpy.try_shutdown()
-    return 0
+    return run_node(AudioFilePlayer, NAME, args, setup_errors=(ValueError,))
 
 
 if __name__ == "__main__":

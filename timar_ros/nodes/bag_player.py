@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import sys
 
-import rclpy
-from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
 from rclpy.qos import QoSProfile, ReliabilityPolicy
 from rclpy.time import Duration
@@ -19,6 +17,7 @@ from rosgraph_msgs.msg import Clock
 from timar_ros.bags import BagError, BagReader
 from timar_ros.nodes.bag_recorder import message_class
 from timar_ros.nodes.params import Param, declare
+from timar_ros.nodes.runner import run_node
 
 NAME = "bag_player"
 PARAMS = {
@@ -101,21 +100,7 @@ class BagPlayer(Node):
 
 
 def main(args=None) -> int:
-    rclpy.init(args=args)
-    node = None
-    try:
-        node = BagPlayer()
-        rclpy.spin(node)
-    except (KeyboardInterrupt, ExternalShutdownException, SystemExit):
-        pass
-    except (ValueError, BagError) as exc:
-        print(f"{NAME}: {exc}", file=sys.stderr)
-        return 2
-    finally:
-        if node is not None:
-            node.destroy_node()
-        rclpy.try_shutdown()
-    return 0
+    return run_node(BagPlayer, NAME, args, setup_errors=(ValueError, BagError))
 
 
 if __name__ == "__main__":

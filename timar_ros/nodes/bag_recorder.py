@@ -9,14 +9,13 @@ from __future__ import annotations
 import importlib
 import sys
 
-import rclpy
-from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
 from rclpy.qos import QoSProfile, ReliabilityPolicy
 
 from timar_ros import topics
 from timar_ros.bags import BagError, BagWriter
 from timar_ros.nodes.params import Param, declare
+from timar_ros.nodes.runner import run_node
 
 NAME = "bag_recorder"
 PARAMS = {
@@ -73,21 +72,7 @@ class BagRecorder(Node):
 
 
 def main(args=None) -> int:
-    rclpy.init(args=args)
-    node = None
-    try:
-        node = BagRecorder()
-        rclpy.spin(node)
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    except (ValueError, BagError) as exc:
-        print(f"{NAME}: {exc}", file=sys.stderr)
-        return 2
-    finally:
-        if node is not None:
-            node.destroy_node()
-        rclpy.try_shutdown()
-    return 0
+    return run_node(BagRecorder, NAME, args, setup_errors=(ValueError, BagError))
 
 
 if __name__ == "__main__":

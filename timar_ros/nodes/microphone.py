@@ -10,8 +10,6 @@ import sys
 import threading
 
 import numpy as np
-import rclpy
-from rclpy.executors import ExternalShutdownException
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
 from rclpy.qos import qos_profile_sensor_data
 
@@ -19,6 +17,7 @@ from timar_ros import topics
 from timar_ros.msg import AudioChunk
 from timar_ros.nodes.convert import audio_chunk
 from timar_ros.nodes.params import Param, declare
+from timar_ros.nodes.runner import run_node
 
 NAME = "microphone"
 PARAMS = {
@@ -134,16 +133,7 @@ class Microphone(LifecycleNode):
 
 
 def main(args=None) -> int:
-    rclpy.init(args=args)
-    node = Microphone()
-    try:
-        rclpy.spin(node)
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    finally:
-        node.destroy_node()
-        rclpy.try_shutdown()
-    return 0
+    return run_node(Microphone, NAME, args)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,34 @@
+"""The `main()` every node shares: init, spin, shut down cleanly, turn setup errors into a message."""
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+
+import rclpy
+from rclpy.executors import ExternalShutdownException
+
+
+def run_node(factory: Callable[[], object], name: str, args=None,
+             setup_errors: tuple[type[BaseException], ...] = (ValueError,)) -> int:
+    """Create the node with `factory()` and spin it until Ctrl-C, SIGTERM or SystemExit.
+
+    Returns the process exit status: 0, or 2 when creating the node raised one of `setup_errors`
+    (bad parameters, missing files), which is printed as `<name>: <message>` without a traceback.
+    """
+    rclpy.init(args=args)
+    node = None
+    try:
+        node = factory()
+        rclpy.spin(node)
+    except (KeyboardInterrupt, ExternalShutdownException, SystemExit):
+        pass
+    except setup_errors as exc:
+        if node is not None:  # an error while running is a bug: keep its traceback
+            raise
+        print(f"{name}: {exc}", file=sys.stderr)
+        return 2
+    finally:
+        if node is not None:
+            node.destroy_node()
+        rclpy.try_shutdown()
+    return 0
