@@ -15,6 +15,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "init-checkpoint": ("timar_ros.init_checkpoint",
                         "write a randomly initialised checkpoint of a model preset"),
     "bench": ("timar_ros.bench", "benchmark the streaming policy (latency table + JSON)"),
+    "export": ("timar_ros.export", "export a checkpoint to ONNX graphs for the torch-free runtime"),
     "train": ("timar_ros.train", "train a TIMAR model on DualTalk-layout folders (CPU/GPU/DDP)"),
     "evaluate": ("timar_ros.evaluate",
                  "progressive-context evaluation through StreamingPolicy (table + plots)"),

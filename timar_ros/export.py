@@ -1,0 +1,237 @@
+"""`timar export CKPT [OUT_DIR]`: the per-turn streaming step as fixed-shape ONNX graphs.
+
+Four single-file graphs (``external_data=False``), written to ``OUT_DIR`` (default
+``CKPT/onnx``), run by :class:`timar_ros.runtime.onnx_policy.OnnxStreamingPolicy`:
+
+* ``embed_motion.onnx``: user_audio [1, S], agent_audio [1, S], user_motion [1, F, 56] ->
+  x [1, T, d], the backbone input of one turn (speech encoding + motion/delimiter tokens).
+* ``embed_null.onnx``: the same without user motion: its tokens are the learned null token, as
+  the torch backend does when ``user_motion`` is None.
+* ``backbone_step.onnx``: x [1, T, d], the KV cache of the last W-1 turns (per stack: keys and
+  values ``[depth, 1, heads, (W-1)*T_stack, head_dim]``, oldest turn first) and ``valid``
+  [W-1] bool (which history slots hold real turns) -> features at the agent-motion tokens
+  [1, F, d] and the shifted cache (current turn appended).
+* ``sample.onnx``: z [F, d], x_T [F, 56], step_noise [steps, F, 56] -> motion [F, 56]: the
+  respaced DDPM sampler with its noise as inputs (temperature is applied by the runtime by
+  scaling ``step_noise``; classifier-free guidance is not exported).
+
+``manifest.json`` records the config, the input/output names and shapes, the opset, the sha256
+of every ``.onnx`` file and the source checkpoint's ``model_id``; the runtime checks all of it.
+Exporting needs torch + onnxscript (dynamo exporter); running the result needs neither.
+"""
+from __future__ import annotations
+
+import argparse
+import hashlib
+import contextlib
+import io
+import json
+import logging
+import time
+import warnings
+from pathlib import Path
+
+FORMAT_VERSION = 1
+MANIFEST = "manifest.json"
+DEFAULT_SUBDIR = "onnx"
+OPSET = 18
+
+
+def sha256_file(path: str | Path) -> str:
+    h = hashlib.sha256()
+    with Path(path).open("rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _wrappers(model):
+    """torch modules whose forward is one exported graph (inputs as listed in the manifest)."""
+    import torch
+    from torch import nn
+
+    class EmbedMotion(nn.Module):
+        def __init__(self, m):
+            super().__init__()
+            self.m = m
+
+        def forward(self, user_audio, agent_audio, user_motion):
+            x, _ = self.m.embed_turns(user_audio, agent_audio, user_motion, 1)
+            return x[:, 0]
+
+    class EmbedNull(nn.Module):
+        def __init__(self, m):
+            super().__init__()
+            self.m = m
+
+        def forward(self, user_audio, agent_audio):
+            x, _ = self.m.embed_turns(user_audio, agent_audio, None, 1)
+            return x[:, 0]
+
+    class BackboneStep(nn.Module):
+        def __init__(self, m):
+            super().__init__()
+            self.m = m
+            # window-relative rotary tables are constants of the step
+            self.rope = m.step_rope(torch.device("cpu"))
+
+        def forward(self, x, valid, *cache):
+            h, new = self.m.backbone_step(x, list(cache), valid, self.rope)
+            return (h, *new)
+
+    class Sample(nn.Module):
+        def __init__(self, m):
+            super().__init__()
+            self.m = m
+
+        def forward(self, z, x_T, step_noise):
+            return self.m.sample_motion(z, x_T, step_noise, None, 1.0, 1.0)
+
+    return EmbedMotion(model), EmbedNull(model), BackboneStep(model), Sample(model)
+
+
+@contextlib.contextmanager
+def _quiet():
+    """Swallow the exporter's progress prints (kept if the export fails)."""
+    buf = io.StringIO()
+    try:
+        with contextlib.redirect_stdout(buf):
+            yield
+    except Exception:
+        print(buf.getvalue())
+        raise
+
+
+def cache_names(n_stacks: int) -> list[str]:
+    """Cache input names in model order (k, v per stack); outputs add the prefix ``new_``."""
+    return [f"cache_{kv}{s}" for s in range(n_stacks) for kv in ("k", "v")]
+
+
+def export_checkpoint(checkpoint: str | Path, out_dir: str | Path | None = None,
+                      num_sampling_steps: int | None = None, opset: int = OPSET,
+                      log=print) -> Path:
+    """Export ``checkpoint`` into ``out_dir`` (default ``checkpoint/onnx``); returns the folder.
+
+    Graphs are checked against torch on random inputs before the manifest is written (a failed
+    check raises and leaves no manifest, so the runtime never loads a bad export)."""
+    import numpy as np
+    import torch
+
+    from .runtime.checkpoint import CheckpointError, checkpoint_dir, load_checkpoint
+
+    ckpt = checkpoint_dir(checkpoint)
+    out = Path(out_dir) if out_dir else ckpt / DEFAULT_SUBDIR
+    model, mid = load_checkpoint(ckpt, "cpu")
+    c = model.config
+    if c.attention == "bidirectional":
+        raise CheckpointError(f"{ckpt}: a bidirectional-attention model has no streaming step to "
+                              "export (it cannot use the KV cache); use the torch backend")
+    if c.window_turns < 2:
+        raise CheckpointError(f"{ckpt}: window_turns={c.window_turns}: an export needs a KV cache "
+                              "of at least one turn (window_turns >= 2)")
+    if c.speech_encoder != "builtin":
+        log("note: exporting a wav2vec2 speech encoder (large graph, slower export)")
+    steps = int(num_sampling_steps or c.num_sampling_steps)
+    if steps != c.num_sampling_steps:
+        model.set_sampling_steps(steps)
+    out.mkdir(parents=True, exist_ok=True)
+    old = out / MANIFEST
+    if old.exists():
+        old.unlink()  # a half-written export must not look valid
+
+    F, S, d, T = c.frames_per_turn, c.samples_per_turn, c.d_model, c.tokens_per_turn
+    g = torch.Generator().manual_seed(0)
+
+    def rnd(*shape, scale=1.0):
+        return torch.randn(*shape, generator=g) * scale
+
+    ua, aa, um = rnd(1, S, scale=0.1), rnd(1, S, scale=0.1), rnd(1, F, 56, scale=0.3)
+    cache = [rnd(*t.shape) for t in model.empty_cache(1)]
+    valid = torch.ones(c.window_turns - 1, dtype=torch.bool)
+    valid[0] = False  # both values present in the check
+    em, en, bb, sp = _wrappers(model)
+    n_st = len(model.stacks)
+    cn = cache_names(n_st)
+    x_ex = em(ua, aa, um).detach()
+    z_ex = rnd(F, d)
+    x_T, noise = rnd(F, 56), rnd(steps, F, 56)
+    graphs = {
+        "embed_motion": (em, (ua, aa, um), ["user_audio", "agent_audio", "user_motion"], ["x"]),
+        "embed_null": (en, (ua, aa), ["user_audio", "agent_audio"], ["x"]),
+        "backbone_step": (bb, (x_ex, valid, *cache), ["x", "valid", *cn],
+                          ["h", *[f"new_{n}" for n in cn]]),
+        "sample": (sp, (z_ex, x_T, noise), ["z", "x_T", "step_noise"], ["motion"]),
+    }
+    import onnxruntime as ort
+
+    # the exporter warns about torchvision ops and deprecated internals: not actionable here
+    logging.getLogger("torch.onnx").setLevel(logging.ERROR)
+    logging.getLogger("torch._export").setLevel(logging.ERROR)
+    entries = {}
+    for name, (mod, args, ins, outs) in graphs.items():
+        t0 = time.monotonic()
+        f = out / f"{name}.onnx"
+        with torch.no_grad(), warnings.catch_warnings(), _quiet():
+            warnings.simplefilter("ignore")
+            torch.onnx.export(mod, args, str(f), dynamo=True, external_data=False,
+                              input_names=ins, output_names=outs, opset_version=opset,
+                              verbose=False)
+            ref = mod(*args)
+        ref = [ref] if isinstance(ref, torch.Tensor) else list(ref)
+        so = ort.SessionOptions()
+        so.log_severity_level = 3
+        sess = ort.InferenceSession(str(f), so, providers=["CPUExecutionProvider"])
+        got = sess.run(outs, {n: a.numpy() for n, a in zip(ins, args)})
+        err = max(float(np.max(np.abs(r.numpy() - o))) if r.numel() else 0.0
+                  for r, o in zip(ref, got))
+        if not err < 1e-3:
+            raise RuntimeError(f"ONNX export of {name}: onnxruntime differs from torch by {err:.3g}")
+        entries[name] = {
+            "file": f.name, "sha256": sha256_file(f), "bytes": f.stat().st_size,
+            "inputs": {n: {"shape": list(a.shape), "dtype": str(a.numpy().dtype)}
+                       for n, a in zip(ins, args)},
+            "outputs": {n: {"shape": list(r.shape), "dtype": str(r.numpy().dtype)}
+                        for n, r in zip(outs, ref)},
+            "max_abs_diff_vs_torch": err,
+        }
+        log(f"  {f.name}: {f.stat().st_size / 1e6:.1f} MB, ORT vs torch {err:.1e}, "
+            f"{time.monotonic() - t0:.1f} s")
+    manifest = {
+        "format_version": FORMAT_VERSION,
+        "model_id": mid,
+        "checkpoint": ckpt.name,
+        "config": c.to_dict(),
+        "num_sampling_steps": steps,
+        "window_turns": c.window_turns,
+        "frames_per_turn": F,
+        "samples_per_turn": S,
+        "tokens_per_turn": T,
+        "cache": cn,
+        "opset": opset,
+        "guidance": "not exported (guidance_scale must be 1)",
+        "temperature": "runtime scales step_noise",
+        "exporter": {"torch": torch.__version__, "onnxruntime": ort.__version__, "dynamo": True},
+        "graphs": entries,
+    }
+    (out / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
+    return out
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("checkpoint", help="checkpoint folder (model.safetensors + config.json)")
+    parser.add_argument("out_dir", nargs="?", default=None,
+                        help="export folder (default: CHECKPOINT/onnx, where backend=auto finds it)")
+    parser.add_argument("--num-sampling-steps", type=int, default=None,
+                        help="diffusion sampling steps baked into sample.onnx "
+                             "(default: the checkpoint's)")
+    parser.add_argument("--opset", type=int, default=OPSET, help="ONNX opset (default: %(default)s)")
+
+
+def run(args: argparse.Namespace) -> int:
+    t0 = time.monotonic()
+    out = export_checkpoint(args.checkpoint, args.out_dir, args.num_sampling_steps, args.opset)
+    m = json.loads((out / MANIFEST).read_text())
+    size = sum(g["bytes"] for g in m["graphs"].values())
+    print(f"wrote {out} ({len(m['graphs'])} graphs, {size / 1e6:.1f} MB, model {m['model_id']}) "
+          f"in {time.monotonic() - t0:.0f} s")
+    return 0

@@ -1,0 +1,234 @@
+"""The onnxruntime backend of :class:`~timar_ros.runtime.StreamingPolicy` (no PyTorch).
+
+Runs the graphs written by ``timar export`` (see :mod:`timar_ros.export`): per turn, one
+embedding graph (with or without user motion), the backbone step with the rolling KV cache of
+the last W-1 turns, and the diffusion sampler fed with the same noise as the torch backend
+(:func:`timar_ros.runtime.noise.turn_noise`), so both backends produce the same motion up to
+float rounding (~1e-5, see test/test_onnx_policy.py).
+
+Imports only numpy, onnxruntime and torch-free timar_ros modules.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import onnxruntime as ort
+
+from .base import StreamingPolicy
+from .checkpoint import CONFIG, WEIGHTS, CheckpointError, model_id as checkpoint_model_id
+from .noise import turn_noise
+
+MANIFEST = "manifest.json"
+FORMAT_VERSION = 1
+GRAPHS = ("embed_motion", "embed_null", "backbone_step", "sample")
+_FIX = "run `timar export {ckpt}` to (re-)create it"
+
+
+def session_options(threads: int | None = None, spin: bool = False) -> "ort.SessionOptions":
+    """ORT session options for a small, shared CPU (measured on the 2-core development machine,
+    robot preset, see README "Performance"):
+
+    * ``intra_op_num_threads`` = ``threads`` (default 1). The per-turn graphs are small
+      (d=256, 110 tokens); a second thread gained little and made p99 worse when the other core
+      was busy.
+    * ``inter_op_num_threads`` = 1 with sequential execution: the graphs are chains, there is
+      nothing to run in parallel.
+    * ``allow_spinning`` off: spinning worker threads steal the core other processes (the ROS
+      nodes, audio) need, the same effect as OpenMP's active wait in torch.
+    * graph optimisation level ORT_ENABLE_ALL (constant folding, fused attention/GELU/LayerNorm
+      kernels).
+    """
+    so = ort.SessionOptions()
+    so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    so.intra_op_num_threads = int(threads) if threads else 1
+    so.inter_op_num_threads = 1
+    so.log_severity_level = 3
+    so.add_session_config_entry("session.intra_op.allow_spinning", "1" if spin else "0")
+    so.add_session_config_entry("session.inter_op.allow_spinning", "1" if spin else "0")
+    return so
+
+
+def find_export(path) -> tuple[Path, Path | None]:
+    """(export folder, checkpoint folder or None) for a checkpoint folder (export in its
+    ``onnx/`` subfolder) or an export folder itself (deployment without the torch weights)."""
+    p = Path(path)
+    if p.is_file() and p.name in (MANIFEST, CONFIG, WEIGHTS):
+        p = p.parent
+    if (p / MANIFEST).is_file():
+        ck = p.parent if (p.parent / WEIGHTS).is_file() and (p.parent / CONFIG).is_file() else None
+        return p, ck
+    if (p / CONFIG).is_file():
+        if (p / "onnx" / MANIFEST).is_file():
+            return p / "onnx", p
+        raise CheckpointError(f"{p}: no ONNX export ({p / 'onnx' / MANIFEST} is missing); "
+                              + _FIX.format(ckpt=p) + ", or use backend='torch'")
+    raise CheckpointError(f"{p}: neither a checkpoint folder nor an ONNX export folder "
+                          f"(no {CONFIG} or {MANIFEST})")
+
+
+def read_manifest(export_dir: Path, checkpoint: Path | None = None) -> dict:
+    """Parse and check ``manifest.json`` (format, graphs listed); raises CheckpointError."""
+    f = export_dir / MANIFEST
+    fix = _FIX.format(ckpt=checkpoint or "CHECKPOINT")
+    try:
+        m = json.loads(f.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise CheckpointError(f"{f}: unreadable ONNX manifest ({exc}); {fix}") from exc
+    if not isinstance(m, dict) or m.get("format_version") != FORMAT_VERSION:
+        raise CheckpointError(f"{f}: manifest format {m.get('format_version') if isinstance(m, dict) else '?'}"
+                              f" is not {FORMAT_VERSION} (an export by another version); {fix}")
+    missing = [g for g in GRAPHS if g not in m.get("graphs", {})]
+    if missing:
+        raise CheckpointError(f"{f}: graphs {missing} missing from the manifest; {fix}")
+    return m
+
+
+class OnnxStreamingPolicy(StreamingPolicy):
+    """Streaming TIMAR on onnxruntime; same ``step``/``reset``/``run_offline`` API as the torch
+    backend. Always uses the KV cache; classifier-free guidance is not exported."""
+
+    backend = "onnx"
+
+    def __init__(self, export_dir, *, checkpoint=None, seed: int = 0,
+                 context_turns: int | None = None, guidance_scale: float | None = None,
+                 temperature: float | None = None, num_sampling_steps: int | None = None,
+                 threads: int | None = None, spin: bool = False, verify: bool = True):
+        from ..model.config import TIMARConfig
+
+        self.export_dir = Path(export_dir)
+        self.checkpoint = None if checkpoint is None else Path(checkpoint)
+        fix = _FIX.format(ckpt=self.checkpoint or "CHECKPOINT")
+        m = read_manifest(self.export_dir, self.checkpoint)
+        self.manifest = m
+        try:
+            c = TIMARConfig.from_dict(m["config"])
+        except (TypeError, ValueError, KeyError) as exc:
+            raise CheckpointError(f"{self.export_dir / MANIFEST}: bad config ({exc}); {fix}") from exc
+        if self.checkpoint is not None:
+            from .checkpoint import load_config
+
+            ck_cfg = load_config(self.checkpoint)
+            mid = checkpoint_model_id(self.checkpoint)
+            if mid != m.get("model_id") or ck_cfg.to_dict() != c.to_dict():
+                raise CheckpointError(
+                    f"{self.export_dir}: the ONNX export is of model {m.get('model_id')}, but "
+                    f"{self.checkpoint} holds {mid}"
+                    + ("" if ck_cfg.to_dict() == c.to_dict() else " (configs differ)")
+                    + f": the export is stale; {fix}")
+        self.config = c
+        self.model_id = m.get("model_id", "")
+        self.seed = int(seed)
+        W = c.window_turns
+        self.context_turns = W - 1 if context_turns is None else int(context_turns)
+        if not 0 <= self.context_turns <= W - 1:
+            raise ValueError(f"context_turns must be in 0..{W - 1} (window_turns - 1)")
+        self.guidance_scale = c.guidance_scale if guidance_scale is None else float(guidance_scale)
+        if self.guidance_scale != 1.0:
+            raise ValueError(f"guidance_scale={self.guidance_scale}: the onnx backend does not "
+                             "implement classifier-free guidance; use guidance_scale=1 (the "
+                             "published setting) or backend='torch'")
+        self.temperature = c.temperature if temperature is None else float(temperature)
+        self.num_sampling_steps = int(m["num_sampling_steps"])
+        if num_sampling_steps is not None and int(num_sampling_steps) != self.num_sampling_steps:
+            raise ValueError(
+                f"num_sampling_steps={num_sampling_steps}, but the export at {self.export_dir} "
+                f"samples with {self.num_sampling_steps} steps; re-export with "
+                f"`timar export {self.checkpoint or 'CHECKPOINT'} --num-sampling-steps "
+                f"{num_sampling_steps}` or use that value")
+        self.frames_per_turn = c.frames_per_turn
+        self.samples_per_turn = c.samples_per_turn
+        self.threads = int(threads) if threads else 1
+        so = session_options(threads, spin)
+        self._sess = {}
+        for name in GRAPHS:
+            entry = m["graphs"][name]
+            f = self.export_dir / entry["file"]
+            try:
+                blob = f.read_bytes()
+            except OSError as exc:
+                raise CheckpointError(f"{f}: cannot read ONNX graph ({exc}); {fix}") from exc
+            if verify and hashlib.sha256(blob).hexdigest() != entry["sha256"]:
+                raise CheckpointError(f"{f}: sha256 does not match {MANIFEST} (file changed or "
+                                      f"corrupt); {fix}")
+            self._sess[name] = ort.InferenceSession(blob, so, providers=["CPUExecutionProvider"])
+        self._cache_names = list(m["cache"])
+        self._cache_out = [f"new_{n}" for n in self._cache_names]
+        bb_in = m["graphs"]["backbone_step"]["inputs"]
+        self._cache_shapes = [tuple(bb_in[n]["shape"]) for n in self._cache_names]
+        self.reset()
+
+    @classmethod
+    def from_checkpoint(cls, path, backend: str = "onnx", device: str = "cpu", seed: int = 0,
+                        kv_cache: bool = True, export_dir=None, **options) -> "OnnxStreamingPolicy":
+        """``path``: a checkpoint folder (uses ``path/onnx`` or ``export_dir``) or an export
+        folder. Options: context_turns, temperature, num_sampling_steps (must match the
+        export), guidance_scale (must be 1), threads, spin, verify (sha256 checks)."""
+        if backend != "onnx":
+            return StreamingPolicy.from_checkpoint(path, backend, device, seed, kv_cache, **options)
+        if str(device) != "cpu":
+            raise ValueError(f"device={device!r}: the onnx backend runs on the CPU; use "
+                             "device='cpu' or backend='torch'")
+        if not kv_cache:
+            raise ValueError("the onnx backend always uses the KV cache (the re-encoding "
+                             "baseline exists only in the torch backend); use kv_cache=True "
+                             "or backend='torch'")
+        if export_dir is not None:
+            ed, ck = Path(export_dir), Path(path)
+            if not (ed / MANIFEST).is_file():
+                raise CheckpointError(f"{ed}: no {MANIFEST}; " + _FIX.format(ckpt=ck))
+        else:
+            ed, ck = find_export(path)
+        return cls(ed, checkpoint=ck, seed=seed, **options)
+
+    # ------------------------------------------------------------------ state
+    def reset(self) -> None:
+        self.turn_index = 0
+        self.history_turns = 0
+        self._cache = [np.zeros(s, np.float32) for s in self._cache_shapes]
+
+    def _save_state(self):
+        return (self.turn_index, self.history_turns, list(self._cache))
+
+    def _restore_state(self, state) -> None:
+        self.turn_index, self.history_turns, self._cache = state[0], state[1], list(state[2])
+
+    def _valid(self, hist: int) -> np.ndarray:
+        W = self.config.window_turns
+        v = np.zeros(W - 1, dtype=bool)
+        if hist:
+            v[W - 1 - hist:] = True
+        return v
+
+    # ------------------------------------------------------------------ streaming
+    def step(self, user_audio, agent_audio, user_motion=None) -> np.ndarray:
+        """One turn: float32 16 kHz user/agent audio [samples_per_turn], optional user motion
+        [F, 56] -> agent motion [F, 56] float32 (exp|jaw|rotation)."""
+        ua, aa, um = self.check_turn(user_audio, agent_audio, user_motion)
+        feeds = {"user_audio": ua[None], "agent_audio": aa[None]}
+        if um is None:
+            (x,) = self._sess["embed_null"].run(None, feeds)
+        else:
+            feeds["user_motion"] = um[None]
+            (x,) = self._sess["embed_motion"].run(None, feeds)
+        hist = min(self.turn_index, self.context_turns)
+        bb = {"x": x, "valid": self._valid(hist)}
+        bb.update(zip(self._cache_names, self._cache))
+        out = self._sess["backbone_step"].run(["h"] + self._cache_out, bb)
+        h, cache = out[0], out[1:]
+        x_T, sn = turn_noise(self.seed, self.turn_index, self.frames_per_turn,
+                             self.num_sampling_steps)
+        if self.temperature != 1.0:
+            sn = sn * np.float32(self.temperature)
+        (motion,) = self._sess["sample"].run(None, {"z": h[0], "x_T": x_T, "step_noise": sn})
+        self._cache = cache
+        self.history_turns = hist
+        self.turn_index += 1
+        return motion
+
+
+__all__ = ["OnnxStreamingPolicy", "session_options", "find_export", "read_manifest"]
