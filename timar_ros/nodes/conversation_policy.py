@@ -141,8 +141,10 @@ class ConversationPolicy(Node):
         frames = audio_samples(msg)  # [n, channels]; the segmenter down-mixes (and counts) stereo
         samples = frames[:, 0] if frames.shape[1] == 1 else frames
         results = self.pipeline.push_audio(stream, stamp_to_s(msg.header.stamp), samples,
-                                           int(msg.sample_rate), seq=int(msg.seq))
+                                           int(msg.sample_rate), seq=int(msg.seq),
+                                           now_s=self.get_clock().now().nanoseconds * 1e-9)
         self._publish(results, arrival)
+        self.pipeline.note_time(self.get_clock().now().nanoseconds * 1e-9)
 
     def _log_faults(self) -> None:
         log = self.get_logger()
@@ -150,7 +152,13 @@ class ConversationPolicy(Node):
             text = self._fault_log(fault)
             if text is None:
                 continue
-            {"info": log.info, "warn": log.warning, "error": log.error}[fault.level](text)
+            # one call site per severity: rclpy refuses a severity change at one call site
+            if fault.level == "error":
+                log.error(text)
+            elif fault.level == "info":
+                log.info(text)
+            else:
+                log.warning(text)
 
     def _on_user_motion(self, msg: HeadMotion) -> None:
         try:
@@ -242,13 +250,14 @@ def main(args=None) -> int:
     rclpy.init(args=args)
     node = None
     try:
-        node = ConversationPolicy()
+        try:
+            node = ConversationPolicy()
+        except (FileNotFoundError, ValueError, RuntimeError) as exc:  # config/checkpoint problems
+            print(f"{NAME}: cannot start: {exc}", file=sys.stderr)
+            return 2
         rclpy.spin(node)
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
-    except (FileNotFoundError, ValueError, RuntimeError) as exc:  # config/checkpoint problems
-        print(f"{NAME}: cannot start: {exc}", file=sys.stderr)
-        return 2
     finally:
         if node is not None:
             node.destroy_node()

@@ -76,16 +76,22 @@ class HeadRetargeter(LifecycleNode):
         self._fault_log = FaultLog(5.0)
         self._counts: dict[str, int] = {}
         self._diag_timer = None
+        self._config_error: str | None = None
         if self._p["autostart"]:
-            self.trigger_configure()
+            # Without a lifecycle manager nobody would notice a failed configure: exit instead.
+            if self.trigger_configure() != TransitionCallbackReturn.SUCCESS:
+                raise ValueError(f"configure failed: {self._config_error}")
             self.trigger_activate()
 
     # -- lifecycle
     def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:
         try:
-            cfg = load_config(self._p["retarget_config"] or None)
+            # read at configure time: fix the parameter and configure again without a restart
+            cfg = load_config(self.get_parameter("retarget_config").value or None)
         except (RetargetConfigError, OSError) as exc:
-            self.get_logger().error(f"cannot load the retarget config: {exc}")
+            self._config_error = f"cannot load the retarget config: {exc}"
+            self.get_logger().error(f"{self._config_error}; the node stays unconfigured (fix the "
+                                    "file or the retarget_config parameter, then configure again)")
             return TransitionCallbackReturn.FAILURE
         self.player = MotionPlayer(cfg)
         self._dt = 1.0 / cfg.servo_rate_hz
@@ -201,8 +207,12 @@ class HeadRetargeter(LifecycleNode):
             d = now[key] - self._counts.get(key, 0)
             if d > 0:
                 line = self._fault_log(Fault(key, f"{where}: " + text.format(d=d), level))
-                if line is not None:
-                    (log.info if level == "info" else log.warning)(line)
+                if line is None:
+                    continue
+                if level == "info":  # one call site per severity (rclpy requires it)
+                    log.info(line)
+                else:
+                    log.warning(line)
         self._counts = now
 
     def _publish_diagnostics(self) -> None:
@@ -243,7 +253,7 @@ def main(args=None) -> int:
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
     except ValueError as exc:
-        print(f"{NAME}: {exc}", file=sys.stderr)
+        print(f"{NAME}: cannot start: {exc}", file=sys.stderr)
         return 2
     finally:
         if node is not None:

@@ -207,7 +207,8 @@ class ConversationPipeline:
         self._resyncs = 0
         # Pipeline-level counters (the segmenter's are in segmenter.counters).
         self.counters = {"turns": 0, "skipped_turns": 0, "deadline_misses": 0, "rate_changes": 0,
-                         "padded_turns": 0}
+                         "padded_turns": 0, "clock_offset_chunks": 0}
+        self._arrival: tuple[float, float] | None = None  # (newest audio end stamp, arrival time)
         self._faults: list[Fault] = []
         self._rate: dict[str, int] = {}
         self._end_s: dict[str, float] = {}  # where each stream's last chunk ended (stamp, s)
@@ -218,14 +219,25 @@ class ConversationPipeline:
         return out
 
     def push_audio(self, stream: str, stamp_s: float, samples: np.ndarray, sample_rate: int,
-                   channels: int = 1, seq: int | None = None) -> list[TurnResult]:
+                   channels: int = 1, seq: int | None = None, now_s: float | None = None) -> list[TurnResult]:
         """Add a chunk of "user" or "agent" audio (stamp of its first sample, seconds; seq = the
-        publisher's chunk counter, which orders chunks whose stamps jitter)."""
+        publisher's chunk counter, which orders chunks whose stamps jitter; now_s = the receiver's
+        clock at arrival, which lets :meth:`poll` work when that clock is not the stamps' clock)."""
         seg = self.segmenter
         before = seg.counters.as_dict()
         held = seg._held
         turns = seg.push(stream, stamp_s, samples, sample_rate, channels=channels, seq=seq)
         self._describe(stream, stamp_s, samples, int(sample_rate), channels, seq, before, held)
+        if now_s is not None and self._end_s:
+            newest = max(self._end_s.values())
+            self._arrival = (newest, float(now_s))
+            offset = float(now_s) - newest
+            if abs(offset) > seg.max_jump_s:
+                self.counters["clock_offset_chunks"] += 1
+                self._faults.append(Fault("clock_offset_chunks", (
+                    f"{stream} audio stamps are {abs(offset):.1f} s {'behind' if offset > 0 else 'ahead of'} "
+                    "this node's clock (bag replay without /clock, or use_sim_time differs between "
+                    "publisher and node?): turn deadlines follow the audio stamps"), level="info"))
         return [self._run(t) for t in turns]
 
     def _describe(self, stream, stamp_s, samples, rate, channels, seq, before, held) -> None:
@@ -243,10 +255,11 @@ class ConversationPipeline:
                                       f"to {rate} Hz"))
         if rate > 0:
             self._rate[stream] = rate
-        prev_end = self._end_s.get(stream)
-        if prev_end is None and self._end_s:
-            prev_end = max(self._end_s.values())
-        jump_s = stamp_s - prev_end if prev_end is not None else 0.0
+        prev_end = self._end_s.get(stream)  # this stream's audio so far (for out-of-order)
+        newest = max(self._end_s.values()) if self._end_s else None  # both streams (for jumps)
+        if prev_end is None:
+            prev_end = newest
+        jump_s = stamp_s - newest if newest is not None else 0.0
         info = dict(rate=rate, sr=seg.sample_rate, channels=chans, max_chunk_s=seg.max_chunk_s,
                     max_jump_s=seg.max_jump_s, jump_s=jump_s,
                     dropped_ms=(after["dropped_audio_s"] - before["dropped_audio_s"]) * 1e3,
@@ -254,11 +267,11 @@ class ConversationPipeline:
                     outlier_ms=0.0)
         if after["outlier_chunks"] > before["outlier_chunks"] and held is not None:
             info["outlier_ms"] = held[2].size / seg.sample_rate * 1e3
-            info["jump_s"] = held[1] - (prev_end if prev_end is not None else held[1])
+            info["jump_s"] = held[1] - (newest if newest is not None else held[1])
             where_o = f"{held[0]} audio" + (f" seq {held[3]}" if held[3] is not None else "") + \
                 f" (stamp {held[1]:.3f} s)"
         if after["clock_jumps"] > before["clock_jumps"] and held is not None:
-            info["jump_s"] = held[1] - (prev_end if prev_end is not None else held[1])
+            info["jump_s"] = held[1] - (newest if newest is not None else held[1])
         for key, text in _COUNTER_TEXT.items():
             delta = after[key] - before[key]
             if delta <= 0:
@@ -271,8 +284,8 @@ class ConversationPipeline:
         if after["invalid_chunks"] > before["invalid_chunks"] and not any(
                 after[k] > before[k] for k in ("empty_chunks", "oversize_chunks", "wrong_rate_chunks",
                                                 "nonfinite_samples", "outlier_chunks", "clock_jumps")):
-            self._faults.append(Fault("invalid_chunks", f"{where}: chunk of {x.size} samples with "
-                                      f"{chans} channels dropped (not a whole number of frames)"))
+            self._faults.append(Fault("invalid_chunks", f"{where}: chunk dropped ({x.size} samples, "
+                                      f"{chans} channels, {rate} Hz: not usable audio)"))
         if seg._held is not None and seg._held is not held:
             return  # the chunk is held until the next one says whether the clock really jumped
         end = stamp_s + frames / max(rate, 1)
@@ -287,8 +300,23 @@ class ConversationPipeline:
         if self.config.use_user_motion:
             self.user_motion.push(stamp_s, frame_period_s, frames)
 
+    def note_time(self, now_s: float) -> None:
+        """The receiver's clock after it handled a chunk: :meth:`poll` counts the time since the
+        newest audio from the later of its arrival and this (a slow policy step, or chunks queued
+        behind it, must not make the next turn look overdue)."""
+        if self._arrival is not None:
+            self._arrival = (self._arrival[0], max(self._arrival[1], float(now_s)))
+
     def poll(self, now_s: float) -> list[TurnResult]:
-        """Emit turns whose lateness deadline has passed at now_s (padded with silence)."""
+        """Emit turns whose lateness deadline has passed at now_s (padded with silence).
+
+        When :meth:`push_audio` was given the receiver's clock (``now_s``), ``now_s`` here is on
+        that clock and only the time elapsed since the newest audio arrived counts (so stamps on
+        another clock, e.g. a bag replayed without /clock, are never forced out early);
+        otherwise ``now_s`` is on the stamps' clock."""
+        if self._arrival is not None:
+            newest, arrived = self._arrival
+            now_s = newest + max(float(now_s) - arrived, 0.0)
         return [self._run(t) for t in self.segmenter.poll(now_s)]
 
     def flush(self) -> list[TurnResult]:
