@@ -23,6 +23,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "synth": ("timar_ros.synth_cli", "generate synthetic two-person conversations (DualTalk layout)"),
     "bag": ("timar_ros.bag_cli", "rosbag2 tools: from-dualtalk, info (see `timar bag --help`)"),
     "render": ("timar_ros.render", "draw a motion stream (bag or .npy) as MP4 or a PNG contact sheet"),
+    "soak": ("timar_ros.soak", "long synthetic conversation through the composed pipeline "
+                               "(dropped turns, memory growth, latency over time)"),
 }
 
 

@@ -1,0 +1,265 @@
+"""`timar soak --minutes M --json OUT [--rate R]`: a long synthetic conversation through the
+composed pipeline, faster than real time, to show that nothing is lost and memory stays flat.
+
+One process holds conversation_policy and head_retargeter (the node classes `ros2 launch`
+starts) on simulated time, and a feeder node that publishes /clock and both speakers' audio
+(procedural voices from timar_ros.data.synthetic, one fresh minute at a time, in 0.1-s chunks)
+through DDS. Simulated time runs ``--rate`` times faster than the wall clock, but the simulated
+clock never passes a turn's end + ``SLACK_S`` before that turn's motion is back: in simulated time
+the policy is never late (the retargeter plays every frame, as on a robot whose CPU keeps up),
+on a slow CPU the soak slows down instead of overflowing queues, and every lost turn is a real
+loss. (The policy's wall-clock step time is what ``p50_ms_turn``/``p99_ms_turn`` report.)
+
+Reported (JSON): ``turns`` (HeadMotion messages received), ``expected_turns`` (audio seconds /
+turn length), ``dropped_turns`` (expected - received; must be 0), ``skipped_turns``,
+``deadline_misses``, ``rss_growth_mb`` (process RSS at the end minus after the warm-up minute),
+``p50_ms_turn`` / ``p99_ms_turn`` (policy step), ``per_minute`` (turns, p50/p99 and RSS per minute
+of audio), ``joint_limit_violations`` (joint commands outside the configured limits), the
+segmenter counters, the achieved speed and the checkpoint used.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+
+CHUNK_S = 0.1
+SIM_START_S = 1000.0  # simulated clock at the first sample (non-zero: 0 means "no clock yet")
+SLACK_S = 0.2  # simulated time a turn's motion may take after the turn's audio is complete
+
+
+def rss_mb() -> float:
+    """Resident set size of this process (MiB), from /proc (falls back to the peak)."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as f:
+            for line in f:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1]) / 1024.0
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+def resolve_checkpoint(path: str | None, scratch: Path) -> tuple[Path, str]:
+    """The checkpoint to soak and a note saying which it is."""
+    from timar_ros.resources import share_dir
+
+    if path:
+        return Path(path), "given with --checkpoint"
+    bundled = share_dir() / "checkpoints" / "robot"
+    if (bundled / "model.safetensors").is_file() and (bundled / "config.json").is_file():
+        return bundled, "bundled checkpoints/robot"
+    from timar_ros.init_checkpoint import make_random_checkpoint
+
+    return (make_random_checkpoint("robot", scratch / "robot-random"),
+            "checkpoints/robot not found: a randomly initialised robot-preset checkpoint "
+            "(same size and speed, meaningless motion)")
+
+
+def run_soak(minutes: float, rate: float = 20.0, checkpoint: str | None = None,
+             seed: int = 0, backend: str = "torch", log=print) -> dict:
+    """Run the soak; returns the report (see the module docstring)."""
+    import rclpy
+    from rclpy.executors import SingleThreadedExecutor
+    from rclpy.node import Node
+    from rclpy.parameter import Parameter
+    from rclpy.qos import QoSProfile, ReliabilityPolicy
+    from rosgraph_msgs.msg import Clock
+    from sensor_msgs.msg import JointState
+
+    from timar_ros import topics
+    from timar_ros.data.synthetic import SyntheticConfig, generate_conversation
+    from timar_ros.msg import AudioChunk, ConversationState, HeadMotion
+    from timar_ros.nodes.conversation_policy import ConversationPolicy
+    from timar_ros.nodes.convert import audio_chunk, s_to_stamp
+    from timar_ros.nodes.head_retargeter import HeadRetargeter
+    from timar_ros.resources import config_path
+
+    if minutes <= 0 or rate <= 0:
+        raise ValueError("--minutes and --rate must be > 0")
+    scratch = Path(tempfile.mkdtemp(prefix="timar-soak-"))
+    ckpt, note = resolve_checkpoint(checkpoint, scratch)
+    log(f"soak: {minutes:g} min of synthetic conversation at up to {rate:g}x real time; "
+        f"checkpoint {ckpt} ({note})")
+    syn = SyntheticConfig.from_yaml(config_path("synthetic.yaml"))
+    syn.tts.mode = "off"  # procedural voices: no external TTS, deterministic
+    rng = np.random.default_rng(seed)
+
+    rclpy.init()
+    ns = "soak"
+    sim = [Parameter("use_sim_time", value=True)]
+    policy = ConversationPolicy(namespace=ns, parameter_overrides=sim + [
+        Parameter("checkpoint", value=str(ckpt)), Parameter("backend", value=backend),
+        Parameter("audio_qos", value="reliable"), Parameter("seed", value=seed)])
+    retargeter = HeadRetargeter(namespace=ns, parameter_overrides=sim)
+    feeder = Node("soak_feeder", namespace=ns)
+    reliable = QoSProfile(depth=1000, reliability=ReliabilityPolicy.RELIABLE)
+    audio_pub = {s: feeder.create_publisher(AudioChunk, f"{s}/audio", reliable) for s in ("user", "agent")}
+    clock_pub = feeder.create_publisher(Clock, "/clock", 10)
+    lock = threading.Lock()
+    got = {"motion": set(), "states": {}, "joint_msgs": 0, "violations": 0}
+    lim = retargeter.player.config.limits()
+
+    def on_motion(m):
+        with lock:
+            got["motion"].add(int(m.turn_index))
+
+    def on_state(s):
+        with lock:
+            got["states"][int(s.turn_index)] = (float(s.policy_latency_ms), bool(s.deadline_missed),
+                                                int(s.skipped_turns))
+
+    def on_joints(j):
+        p = np.asarray(j.position)
+        bad = bool(np.any(p < lim["min"] - 1e-9) or np.any(p > lim["max"] + 1e-9))
+        with lock:
+            got["joint_msgs"] += 1
+            got["violations"] += int(bad)
+
+    feeder.create_subscription(HeadMotion, topics.HEAD_MOTION, on_motion, reliable)
+    feeder.create_subscription(ConversationState, topics.CONVERSATION_STATE, on_state, reliable)
+    feeder.create_subscription(JointState, topics.JOINT_STATES, on_joints, reliable)
+    executor = SingleThreadedExecutor()
+    for n in (policy, retargeter, feeder):
+        executor.add_node(n)
+    spinner = threading.Thread(target=executor.spin, daemon=True)
+    spinner.start()
+
+    def publish_clock(t: float) -> None:
+        msg = Clock()
+        s_to_stamp(t, msg.clock)
+        clock_pub.publish(msg)
+
+    def produced() -> int:
+        with lock:
+            return len(got["states"])
+
+    # Wait until the policy's subscriptions are matched (discovery) before the first chunk.
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and not all(p.get_subscription_count() for p in audio_pub.values()):
+        time.sleep(0.05)
+    publish_clock(SIM_START_S)
+
+    turn_s = policy.policy.frames_per_turn / 25.0
+    per_turn = int(round(turn_s / CHUNK_S))
+    chunk_n = int(round(CHUNK_S * 16000))
+    total_turns = int(round(minutes * 60 / turn_s))
+    per_minute, rss_warm = [], None
+    rss_start = rss_mb()
+    t_wall0 = time.monotonic()
+    fed, seq, stall_s = 0, 0, 0.0
+    minute_turns = int(round(60 / turn_s))
+    audio = None
+    while fed < total_turns:
+        if audio is None or audio_pos >= audio[0].size:
+            conv = generate_conversation(syn, rng, duration_s=60.0)
+            audio, audio_pos = conv.audio, 0
+        for c in range(per_turn):
+            stamp = SIM_START_S + fed * turn_s + c * CHUNK_S
+            # the clock waits for the policy: turns ending before now - SLACK_S must be back
+            need = int(np.floor((stamp + CHUNK_S - SIM_START_S - SLACK_S) / turn_s + 1e-9))
+            t_wait = time.monotonic()
+            while produced() < min(need, fed) and time.monotonic() - t_wait < 120:
+                time.sleep(0.001)
+            stall_s += time.monotonic() - t_wait
+            # pace simulated time at `rate` x the wall clock
+            lag = (stamp - SIM_START_S) / rate - (time.monotonic() - t_wall0)
+            if lag > 0:
+                time.sleep(lag)
+            for k, stream in enumerate(("user", "agent")):
+                x = audio[k][audio_pos:audio_pos + chunk_n]
+                audio_pub[stream].publish(audio_chunk(x, 16000, stamp, stream, seq))
+            seq += 1
+            audio_pos += chunk_n
+            publish_clock(stamp + CHUNK_S)
+        fed += 1
+        if fed % minute_turns == 0 or fed == total_turns:
+            rss = rss_mb()
+            with lock:
+                lat = [v[0] for k, v in got["states"].items() if k >= fed - minute_turns]
+            per_minute.append({"minute": len(per_minute) + 1, "turns": len(lat),
+                               "p50_ms": round(float(np.percentile(lat, 50)), 2) if lat else None,
+                               "p99_ms": round(float(np.percentile(lat, 99)), 2) if lat else None,
+                               "rss_mb": round(rss, 1),
+                               "wall_s": round(time.monotonic() - t_wall0, 1)})
+            if rss_warm is None:
+                rss_warm = rss
+            log(f"  minute {len(per_minute):3d}: {produced():5d}/{fed} turns, policy step p50 "
+                f"{per_minute[-1]['p50_ms']} ms p99 {per_minute[-1]['p99_ms']} ms, RSS {rss:.1f} MB")
+    # Let the last turns through, advancing the clock so the servo loop and deadlines run.
+    end = SIM_START_S + fed * turn_s
+    deadline = time.monotonic() + 60
+    while produced() < fed and time.monotonic() < deadline:
+        end += CHUNK_S
+        publish_clock(end)
+        time.sleep(CHUNK_S / rate)
+    wall = time.monotonic() - t_wall0
+    rss_end = rss_mb()
+    executor.shutdown(timeout_sec=2.0)
+    with lock:
+        states = dict(got["states"])
+        motion = set(got["motion"])
+        joint_msgs, violations = got["joint_msgs"], got["violations"]
+    counters = policy.pipeline.segmenter.counters.as_dict()
+    pipe = dict(policy.pipeline.counters)
+    player = retargeter.player.counters.as_dict()
+    for n in (policy, retargeter, feeder):
+        n.destroy_node()
+    rclpy.try_shutdown()
+
+    lat = np.array([v[0] for v in states.values()]) if states else np.zeros(1)
+    report = {
+        "minutes": minutes, "rate": rate, "seed": seed,
+        "checkpoint": str(ckpt), "checkpoint_note": note, "model_id": "",
+        "expected_turns": total_turns, "turns": len(motion), "states": len(states),
+        "dropped_turns": total_turns - len(motion),
+        "skipped_turns": max((v[2] for v in states.values()), default=0),
+        "deadline_misses": int(sum(v[1] for v in states.values())),
+        "rss_mb_start": round(rss_start, 1), "rss_mb_warm": round(rss_warm or rss_start, 1),
+        "rss_mb_end": round(rss_end, 1),
+        "rss_growth_mb": round(rss_end - (rss_warm or rss_start), 2),
+        "p50_ms_turn": round(float(np.percentile(lat, 50)), 2),
+        "p99_ms_turn": round(float(np.percentile(lat, 99)), 2),
+        "max_ms_turn": round(float(lat.max()), 2),
+        "wall_s": round(wall, 1), "speed_x_realtime": round(minutes * 60 / wall, 2),
+        "clock_waited_for_policy_s": round(stall_s, 1),
+        "joint_state_msgs": joint_msgs, "joint_limit_violations": violations,
+        "segmenter": counters, "pipeline": pipe, "retargeter": player,
+        "per_minute": per_minute,
+    }
+    from timar_ros.runtime.checkpoint import model_id
+
+    report["model_id"] = model_id(ckpt)
+    return report
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--minutes", type=float, default=60.0,
+                        help="minutes of synthetic conversation audio (default: %(default)s)")
+    parser.add_argument("--json", required=True, help="write the report here")
+    parser.add_argument("--rate", type=float, default=20.0,
+                        help="simulated time runs up to this many times faster than real time "
+                             "(the feeder also waits for the policy; default: %(default)s)")
+    parser.add_argument("--checkpoint", default=None,
+                        help="checkpoint folder (default: checkpoints/robot, else a random "
+                             "robot-preset checkpoint)")
+    parser.add_argument("--backend", default="torch", choices=("torch", "onnx", "auto"))
+    parser.add_argument("--seed", type=int, default=0)
+
+
+def run(args: argparse.Namespace) -> int:
+    report = run_soak(args.minutes, args.rate, args.checkpoint, args.seed, args.backend)
+    out = Path(args.json)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+    keys = ("turns", "expected_turns", "dropped_turns", "skipped_turns", "rss_growth_mb",
+            "p50_ms_turn", "p99_ms_turn", "speed_x_realtime")
+    print(json.dumps({k: report[k] for k in keys}))
+    print(f"wrote {out}")
+    return 0 if report["dropped_turns"] == 0 and report["joint_limit_violations"] == 0 else 1
