@@ -170,7 +170,15 @@ def _to(batch: dict, device) -> dict:
 def _hardware(device) -> dict:
     import torch
 
-    hw = {"device": str(device), "cpu": platform.processor() or platform.machine(),
+    cpu = platform.processor() or platform.machine()
+    try:  # Linux: the CPU's marketing name
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    hw = {"device": str(device), "cpu": cpu,
           "cpu_count": os.cpu_count(), "torch_threads": torch.get_num_threads(),
           "torch": torch.__version__}
     if device.type == "cuda":
