@@ -31,7 +31,8 @@ import numpy as np
 
 CHUNK_S = 0.1
 SIM_START_S = 1000.0  # simulated clock at the first sample (non-zero: 0 means "no clock yet")
-SLACK_S = 0.2  # simulated time a turn's motion may take after the turn's audio is complete
+SLACK_S = 0.1  # simulated time a turn's motion may take after the turn's audio is complete
+# (< display_delay_s - turn length = 0.25 s, so the motion reaches the retargeter before it is due)
 
 
 def rss_mb() -> float:
@@ -138,7 +139,7 @@ def run_soak(minutes: float, rate: float = 20.0, checkpoint: str | None = None,
 
     def produced() -> int:
         with lock:
-            return len(got["states"])
+            return len(got["motion"]) + sum(1 for k, v in got["states"].items() if v[2] and k not in got["motion"])
 
     # Wait until the policy's subscriptions are matched (discovery) before the first chunk.
     deadline = time.monotonic() + 30
