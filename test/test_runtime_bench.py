@@ -1,8 +1,4 @@
 """`timar bench` machinery on the tiny preset (numbers are not asserted; shapes and keys are)."""
-import json
-import subprocess
-import sys
-
 from helpers.model import one_thread_module, tiny_model  # noqa: F401
 from timar_ros.bench import format_table, measure_flops, summarise, time_policy
 from timar_ros.runtime.policy import TorchStreamingPolicy
@@ -19,17 +15,4 @@ def test_time_policy_buckets_and_row():
     assert "h7" in format_table([row])
 
 
-def test_bench_cli_json(tmp_path):
-    out = tmp_path / "bench.json"
-    r = subprocess.run([sys.executable, "-m", "timar_ros.cli", "bench", "--preset", "tiny",
-                        "--repeats", "1", "--reencode-repeats", "1", "--threads", "1",
-                        "--json", str(out)],
-                       capture_output=True, text=True, timeout=300)
-    assert r.returncode == 0, r.stderr
-    rep = json.loads(out.read_text())
-    for k in ("p50_ms_turn", "p99_ms_turn", "flatness_h7_over_h0", "speedup_cache_vs_reencode_h7",
-              "rtf", "flops_per_turn_cache_h7", "rows"):
-        assert k in rep
-    assert [r["name"] for r in rep["rows"]] == ["torch+cache", "torch+reencode"]
-    assert "20+" in rep["rows"][0]["per_history"]
-    assert "torch+cache" in r.stdout
+# The `timar bench` CLI and its JSON are tested in test_bench_suite.py.

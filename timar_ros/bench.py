@@ -1,9 +1,21 @@
-"""`timar bench`: per-turn latency of the streaming policy on this machine, as a table and JSON.
+"""`timar bench`: the project's benchmark suite, as a table and JSON (``--json OUT``).
 
-Rows: ``torch+cache`` (rolling KV cache) and ``torch+reencode`` (kv_cache=False: every turn
-re-encodes its history from the input tokens, the reference's method) at 0..7 and 20+ history
-turns, plus FLOPs per turn (torch.utils.flop_counter) and the real-time factor
-(p50 compute time / turn duration). Everything runs in one process, so ratios are fair.
+Everything that compares runs in one process, so ratios are fair:
+
+* per-turn ``step`` latency p50/p99 by history turns (0..7 and 30+) for ``torch+cache``
+  (rolling KV cache), ``torch+reencode`` (kv_cache=False: every turn re-encodes its history
+  from the input tokens, the reference's method) and ``onnx+cache`` (onnxruntime, no torch),
+  with FLOPs per turn (torch.utils.flop_counter) and the real-time factor (p50 / turn length);
+* ``torch_free_rss_mb``: peak RSS of a subprocess that runs the onnx policy for N turns and
+  checks that torch was never imported (VmHWM; ``getrusage``'s ru_maxrss, also reported,
+  inherits the forking parent's peak on Linux);
+* ``e2e_p50_ms`` / ``e2e_p99_ms``: end to end through DDS, from the arrival of the audio chunk
+  that completes a turn to the HeadMotion publication, measured by the conversation_policy node
+  (its ``e2e_ms``) while an audio_file_player process replays the bundled conversation (looped,
+  faster than real time) for several minutes of audio.
+
+The model is the bundled ``checkpoints/robot`` when present (else a random init of the preset:
+the timing is the same); it is exported to ONNX on the fly when it has no export.
 
 Reusable pieces (other backends add rows with them): :func:`time_policy` times any
 :class:`~timar_ros.runtime.StreamingPolicy`; :func:`summarise` turns timings into a row;
@@ -15,6 +27,8 @@ import argparse
 import json
 import os
 import platform
+import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -22,7 +36,7 @@ from pathlib import Path
 import numpy as np
 
 HISTORIES = (0, 1, 2, 3, 4, 5, 6, 7)
-LONG_FROM = 20  # bucket "20+": turns with >= 20 processed turns before them
+LONG_FROM = 30  # bucket "30+": turns with >= 30 processed turns before them
 
 
 def _inputs(policy, n_turns: int, seed: int):
@@ -39,7 +53,7 @@ def time_policy(policy, repeats: int = 10, n_turns: int = LONG_FROM + 4, seed: i
     """Step ``policy`` through ``repeats`` fresh conversations of ``n_turns`` turns.
 
     Returns {bucket: [ms, ...]} with buckets "0".."7" (turns processed before the step) and
-    "20+" (>= 20), timing ``step`` only (wall clock, perf_counter)."""
+    "30+" (>= 30), timing ``step`` only (wall clock, perf_counter)."""
     ua, aa, um = _inputs(policy, n_turns, seed)
     for _ in range(warmup):
         policy.reset()
@@ -93,51 +107,247 @@ def measure_flops(policy, history: int = 7, seed: int = 0) -> int | None:
     return int(fc.get_total_flops())
 
 
+def _pp(a: float, b: float) -> str:
+    f = (lambda v: f"{v:.0f}") if max(a, b) >= 100 else (lambda v: f"{v:.1f}")
+    return f"{f(a)}/{f(b)}"
+
+
 def format_table(rows: list[dict]) -> str:
     buckets = list(map(str, HISTORIES)) + [f"{LONG_FROM}+"]
-    head = f"{'policy':<18}" + "".join(f"{'h' + b:>14}" for b in buckets) + f"{'GFLOP/turn':>12}"
+    head = (f"{'policy':<16}" + "".join(f"{'h' + b:>12}" for b in buckets)
+            + f"{'all p50/p99':>13}{'h7/h0':>7}{'GFLOP':>7}")
     lines = ["per-turn step latency, p50/p99 ms, by history turns", head, "-" * len(head)]
     for r in rows:
         cells = []
         for b in buckets:
             s = r["per_history"].get(b)
-            cells.append(f"{s['p50_ms']:.1f}/{s['p99_ms']:.1f}" if s else "-")
+            cells.append(_pp(s["p50_ms"], s["p99_ms"]) if s else "-")
         fl = r.get("flops_per_turn")
-        lines.append(f"{r['name']:<18}" + "".join(f"{c:>14}" for c in cells)
-                     + (f"{fl / 1e9:>12.2f}" if fl else f"{'-':>12}"))
+        flat = r.get("flatness_h7_over_h0")
+        lines.append(f"{r['name']:<16}" + "".join(f"{c:>12}" for c in cells)
+                     + f"{_pp(r['p50_ms_turn'], r['p99_ms_turn']):>13}"
+                     + (f"{flat:>7.2f}" if flat else f"{'-':>7}")
+                     + (f"{fl / 1e9:>7.2f}" if fl else f"{'-':>7}"))
     return "\n".join(lines)
 
 
+def prepare_checkpoint(checkpoint: str | None, preset: str, tmp: Path, log=print) -> tuple[Path, str]:
+    """The checkpoint folder to benchmark, with an ONNX export in its ``onnx/`` subfolder.
+
+    ``checkpoint`` None: the bundled ``checkpoints/<preset>`` when it exists, else a random init
+    of the preset (same timing). A checkpoint without an export is linked into ``tmp`` (same
+    folder name, so the same model_id) and exported there; the original is not modified."""
+    from .export import MANIFEST, export_checkpoint
+    from .init_checkpoint import make_random_checkpoint
+    from .resources import share_dir
+
+    if checkpoint is None:
+        bundled = share_dir() / "checkpoints" / preset
+        if (bundled / "model.safetensors").is_file() and (bundled / "config.json").is_file():
+            checkpoint, source = str(bundled), f"bundled {bundled}"
+        else:
+            d = make_random_checkpoint(preset, tmp / preset)
+            source = f"random init of preset {preset!r} (no bundled checkpoint)"
+            checkpoint = str(d)
+    else:
+        source = str(checkpoint)
+    ck = Path(checkpoint)
+    if not (ck / "onnx" / MANIFEST).is_file():
+        if not ck.resolve().is_relative_to(tmp.resolve()):
+            link = tmp / "linked" / ck.name
+            link.mkdir(parents=True)
+            for f in ("model.safetensors", "config.json"):
+                (link / f).symlink_to((ck / f).resolve())
+            ck = link
+        t0 = time.monotonic()
+        export_checkpoint(ck, log=lambda *a: None)
+        log(f"exported {source} to ONNX in {time.monotonic() - t0:.0f} s (not saved; "
+            f"`timar export {checkpoint}` keeps one)")
+        source += " (exported on the fly)"
+    return ck, source
+
+
+RSS_CHILD = r"""
+import json, resource, sys, time
+import numpy as np
+from timar_ros.runtime import StreamingPolicy
+ckpt, n, threads = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]) or None
+pol = StreamingPolicy.from_checkpoint(ckpt, backend="onnx", threads=threads)
+rng = np.random.default_rng(0)
+spt, F = pol.samples_per_turn, pol.frames_per_turn
+ms = []
+for t in range(n):
+    ua = (0.1 * rng.standard_normal(spt)).astype(np.float32)
+    aa = (0.1 * rng.standard_normal(spt)).astype(np.float32)
+    um = (0.3 * rng.standard_normal((F, 56))).astype(np.float32)
+    t0 = time.perf_counter()
+    out = pol.step(ua, aa, um)
+    ms.append((time.perf_counter() - t0) * 1e3)
+    assert np.isfinite(out).all()
+hwm = None
+try:  # this process's own peak (ru_maxrss also counts the forking parent's peak, see below)
+    for line in open("/proc/self/status"):
+        if line.startswith("VmHWM:"):
+            hwm = int(line.split()[1]) / 1024.0
+except OSError:
+    pass
+print(json.dumps({"ru_maxrss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0,
+                  "vm_hwm_mb": hwm, "torch_imported": "torch" in sys.modules, "turns": n,
+                  "p50_ms": float(np.percentile(ms, 50)), "backend": pol.backend}))
+"""
+
+
+def torch_free_rss(checkpoint: Path, turns: int = 100, threads: int | None = None) -> dict:
+    """Run the onnx policy for ``turns`` turns in a fresh interpreter; -> its peak RSS in MB
+    (``peak_rss_mb``), whether torch got imported, and its p50 step time.
+
+    On Linux ``getrusage().ru_maxrss`` of an exec'd child keeps the high-water mark of the
+    process it was forked from (here the benchmark, with torch loaded: ~500 MB), so the peak is
+    the child's ``VmHWM`` from /proc/self/status, which starts afresh at exec; ``ru_maxrss`` is
+    reported too, and used where /proc is missing."""
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join([str(Path(__file__).resolve().parents[1]),
+                                         env.get("PYTHONPATH", "")])
+    r = subprocess.run([sys.executable, "-c", RSS_CHILD, str(checkpoint), str(turns),
+                        str(threads or 0)], capture_output=True, text=True, env=env, timeout=600)
+    if r.returncode != 0:
+        raise RuntimeError(f"torch-free runtime subprocess failed:\n{r.stderr[-3000:]}")
+    out = json.loads(r.stdout.strip().splitlines()[-1])
+    out["peak_rss_mb"] = out["vm_hwm_mb"] if out.get("vm_hwm_mb") else out["ru_maxrss_mb"]
+    return out
+
+
+def e2e_through_dds(checkpoint: Path, backend: str, audio_seconds: float = 180.0,
+                    playback_rate: float = 6.0, log=print) -> dict:
+    """End-to-end latency through DDS: this process runs the conversation_policy node; a child
+    process runs audio_file_player on the bundled conversation (looped, ``playback_rate`` x real
+    time, RELIABLE QoS) until ``audio_seconds`` of audio have been turned into turns. The node
+    measures each turn from the arrival of the chunk that completes it to the HeadMotion
+    publication (``e2e_ms``). Uses its own ROS domain on loopback; one warm-up step first (as
+    a node does before its first turn matters)."""
+    import random
+
+    env = dict(os.environ)
+    env.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
+    domain = random.randint(120, 200)  # away from the test suite's and the Makefile's domains
+    env["ROS_DOMAIN_ID"] = str(domain)
+    env["PYTHONPATH"] = os.pathsep.join([str(Path(__file__).resolve().parents[1]),
+                                         env.get("PYTHONPATH", "")])
+    env["PYTHONUNBUFFERED"] = "1"
+    os.environ["ROS_AUTOMATIC_DISCOVERY_RANGE"] = env["ROS_AUTOMATIC_DISCOVERY_RANGE"]
+
+    import rclpy
+    from rclpy.executors import SingleThreadedExecutor
+    from rclpy.parameter import Parameter
+
+    from .nodes.conversation_policy import ConversationPolicy
+    from .resources import share_dir
+
+    conv = share_dir() / "data" / "demo_conversation"
+    ns = "/timar_bench"
+    ctx = rclpy.Context()
+    rclpy.init(context=ctx, domain_id=domain)
+    node = player = None
+    try:
+        node = ConversationPolicy(context=ctx, namespace=ns, parameter_overrides=[
+            Parameter("checkpoint", value=str(checkpoint)), Parameter("backend", value=backend),
+            Parameter("audio_qos", value="reliable")])
+        spt = node.policy.samples_per_turn
+        z = np.zeros(spt, np.float32)
+        node.policy.step(z, z)  # warm-up (allocations, first-call graph setup)
+        node.policy.reset()
+        turn_s = node.policy.frames_per_turn / 25.0
+        n_turns = max(3, int(audio_seconds / turn_s))
+        ex = SingleThreadedExecutor(context=ctx)
+        ex.add_node(node)
+        player = subprocess.Popen(
+            [sys.executable, "-m", "timar_ros.nodes.audio_file_player", "--ros-args",
+             "-r", f"__ns:={ns}",
+             "-p", f"user_wav:={conv / 'demo_speaker1.wav'}",
+             "-p", f"agent_wav:={conv / 'demo_speaker2.wav'}",
+             "-p", f"playback_rate:={float(playback_rate)}", "-p", "loop:=true",
+             "-p", "reliable:=true", "-p", "start_delay_s:=0.5",
+             "-p", "wait_for_subscribers:=1"],
+            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        deadline = time.monotonic() + 60 + 2 * audio_seconds / playback_rate
+        t0 = time.monotonic()
+        while node.turns < n_turns and time.monotonic() < deadline:
+            ex.spin_once(timeout_sec=0.05)
+            if player.poll() is not None:
+                raise RuntimeError(f"audio_file_player exited: {player.stderr.read()[-2000:]}")
+        wall = time.monotonic() - t0
+        e2e = np.asarray(node.e2e_ms, dtype=float)
+        lat = np.asarray(node.latencies_ms, dtype=float)
+        if len(e2e) == 0:
+            raise RuntimeError("no turn was published within the time limit (DDS discovery?)")
+        return {"e2e_p50_ms": float(np.percentile(e2e, 50)),
+                "e2e_p99_ms": float(np.percentile(e2e, 99)),
+                "e2e_max_ms": float(e2e.max()),
+                "e2e_turns": int(len(e2e)), "e2e_audio_s": float(node.turns * turn_s),
+                "e2e_policy_p50_ms": float(np.percentile(lat, 50)),
+                "e2e_skipped_turns": int(node.pipeline.counters["skipped_turns"]),
+                "e2e_deadline_misses": int(node.pipeline.counters["deadline_misses"]),
+                "e2e_playback_rate": float(playback_rate), "e2e_backend": node.backend,
+                "e2e_wall_s": wall}
+    finally:
+        if player is not None and player.poll() is None:
+            player.send_signal(2)
+            try:
+                player.wait(10)
+            except subprocess.TimeoutExpired:
+                player.kill()
+                player.wait()
+        if node is not None:
+            node.destroy_node()
+        rclpy.try_shutdown(context=ctx)
+
+
 def run_bench(checkpoint: str | None = None, preset: str = "robot", repeats: int = 10,
-              reencode_repeats: int = 3, threads: int | None = None, seed: int = 0) -> dict:
-    """Time the torch policy with and without the KV cache; returns the JSON-able report."""
+              reencode_repeats: int = 3, threads: int | None = None, seed: int = 0,
+              onnx_threads: int | None = None, rss_turns: int = 100, e2e_seconds: float = 180.0,
+              e2e_rate: float = 6.0, log=print) -> dict:
+    """Run the suite; returns the JSON-able report. ``rss_turns`` / ``e2e_seconds`` 0 skip
+    those parts (their keys are then None)."""
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # see runtime.base (before torch loads)
     import torch
 
-    from .init_checkpoint import make_random_checkpoint
     from .runtime import StreamingPolicy
 
     if threads:
         torch.set_num_threads(int(threads))
-    with tempfile.TemporaryDirectory() as tmp:
-        if checkpoint is None:
-            checkpoint = str(make_random_checkpoint(preset, Path(tmp) / f"{preset}-random"))
-            source = f"random init of preset {preset!r}"
-        else:
-            source = str(checkpoint)
+    load_before = os.getloadavg()[0] if hasattr(os, "getloadavg") else None
+    with tempfile.TemporaryDirectory() as tmpd:
+        tmp = Path(tmpd)
+        ck, source = prepare_checkpoint(checkpoint, preset, tmp, log)
         rows = []
-        for name, kv, reps in (("torch+cache", True, repeats),
-                               ("torch+reencode", False, reencode_repeats)):
-            pol = StreamingPolicy.from_checkpoint(checkpoint, backend="torch", seed=seed,
-                                                  kv_cache=kv)
+        for name, backend, kv, reps in (("torch+cache", "torch", True, repeats),
+                                        ("torch+reencode", "torch", False, reencode_repeats),
+                                        ("onnx+cache", "onnx", True, repeats)):
+            opts = {"threads": onnx_threads} if backend == "onnx" else {}
+            pol = StreamingPolicy.from_checkpoint(ck, backend=backend, seed=seed, kv_cache=kv,
+                                                  **opts)
             turn_s = pol.frames_per_turn / 25.0
+            t0 = time.monotonic()
             timings = time_policy(pol, repeats=reps, seed=seed)
-            rows.append(summarise(name, timings, turn_s, backend="torch", kv_cache=kv,
+            rows.append(summarise(name, timings, turn_s, backend=backend, kv_cache=kv,
+                                  threads=(pol.threads if backend == "onnx"
+                                           else torch.get_num_threads()),
                                   flops_per_turn=measure_flops(pol)))
-        cfg = pol.config
-        model_id = pol.model_id
-        params = pol.model.num_parameters()
-    cache, reenc = rows
+            log(f"  {name}: p50 {rows[-1]['p50_ms_turn']:.1f} ms ({time.monotonic() - t0:.0f} s)")
+            if backend == "torch" and kv:
+                cfg, model_id, params = pol.config, pol.model_id, pol.model.num_parameters()
+            del pol
+        rss = torch_free_rss(ck, rss_turns, onnx_threads) if rss_turns else None
+        if rss:
+            log(f"  torch-free runtime: peak RSS {rss['peak_rss_mb']:.0f} MB")
+        e2e = e2e_through_dds(ck, "onnx", e2e_seconds, e2e_rate, log) if e2e_seconds else {}
+        if e2e:
+            log(f"  end to end through DDS: p99 {e2e['e2e_p99_ms']:.1f} ms over "
+                f"{e2e['e2e_turns']} turns")
+    by = {r["name"]: r for r in rows}
+    cache, reenc, onnx = by["torch+cache"], by["torch+reencode"], by["onnx+cache"]
+    fastest = min((cache, onnx), key=lambda r: r["p50_ms_turn"])
+    flops = cache["flops_per_turn"]
     report = {
         "checkpoint": source,
         "model_id": model_id,
@@ -148,45 +358,109 @@ def run_bench(checkpoint: str | None = None, preset: str = "robot", repeats: int
                                                 "num_sampling_steps", "speech_encoder")},
         "trainable_parameters": params,
         "turn_seconds": cfg.frames_per_turn / 25.0,
-        "p50_ms_turn": cache["p50_ms_turn"],
-        "p99_ms_turn": cache["p99_ms_turn"],
-        "rtf": cache["rtf"],
-        "flatness_h7_over_h0": cache.get("flatness_h7_over_h0"),
+        "fastest_backend": fastest["name"],
+        "p50_ms_turn": fastest["p50_ms_turn"],
+        "p99_ms_turn": fastest["p99_ms_turn"],
+        "rtf": fastest["rtf"],
+        "flatness_h7_over_h0": fastest.get("flatness_h7_over_h0"),
         "speedup_cache_vs_reencode_h7": (reenc["per_history"]["7"]["p50_ms"]
                                          / cache["per_history"]["7"]["p50_ms"]),
-        "flops_per_turn_cache_h7": cache["flops_per_turn"],
+        "speedup_onnx_cache_vs_torch_reencode_h7": (reenc["per_history"]["7"]["p50_ms"]
+                                                    / onnx["per_history"]["7"]["p50_ms"]),
+        "speedup_onnx_vs_torch": cache["p50_ms_turn"] / onnx["p50_ms_turn"],
+        "torch_free_rss_mb": rss["peak_rss_mb"] if rss else None,
+        "torch_free": rss,
+        "torch_free_imported_torch": rss["torch_imported"] if rss else None,
+        "e2e_p50_ms": e2e.get("e2e_p50_ms"),
+        "e2e_p99_ms": e2e.get("e2e_p99_ms"),
+        "e2e": e2e or None,
+        "flops_per_turn_cache_h7": flops,
         "flops_per_turn_reencode_h7": reenc["flops_per_turn"],
+        "targets": TARGETS,
         "rows": rows,
         "machine": {"cpu": platform.processor() or platform.machine(), "cores": os.cpu_count(),
-                    "load_avg_1min": os.getloadavg()[0] if hasattr(os, "getloadavg") else None,
+                    "load_avg_1min_before": load_before,
+                    "load_avg_1min_after": os.getloadavg()[0] if hasattr(os, "getloadavg") else None,
                     "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY"),
                     "torch_threads": torch.get_num_threads(), "torch": torch.__version__,
-                    "python": platform.python_version()},
+                    "onnxruntime": _ort_version(), "python": platform.python_version()},
     }
+    report["targets_met"] = {k: _meets(report.get(k), op, v) for k, (op, v) in TARGETS.items()}
     return report
+
+
+# Goals of issue 7 (reported, never asserted): key -> (comparison, value)
+TARGETS = {"p99_ms_turn": ("<", 50.0), "flatness_h7_over_h0": ("<=", 1.2),
+           "speedup_cache_vs_reencode_h7": (">=", 6.0), "speedup_onnx_vs_torch": (">=", 1.5),
+           "torch_free_rss_mb": ("<", 300.0), "e2e_p99_ms": ("<", 100.0)}
+
+
+def _meets(v, op, target):
+    if v is None:
+        return None
+    return bool(v < target if op == "<" else v <= target if op == "<=" else v >= target)
+
+
+def _ort_version():
+    try:
+        import onnxruntime
+
+        return onnxruntime.__version__
+    except ImportError:  # pragma: no cover
+        return None
+
+
+def format_summary(report: dict) -> str:
+    lines = [f"model {report['model_id']} ({report['trainable_parameters'] / 1e6:.2f} M params, "
+             f"{report['checkpoint']}), {report['turn_seconds']:.2f} s turns, load "
+             f"{report['machine']['load_avg_1min_before']:.2f} -> "
+             f"{report['machine']['load_avg_1min_after']:.2f} on {report['machine']['cores']} cores",
+             f"{'figure':<36}{'value':>10}  target"]
+    names = {"p50_ms_turn": "p50 ms/turn (fastest: " + report["fastest_backend"] + ")",
+             "p99_ms_turn": "p99 ms/turn (fastest)", "rtf": "real-time factor (p50/turn)",
+             "flatness_h7_over_h0": "flatness h7/h0 (fastest)",
+             "speedup_cache_vs_reencode_h7": "torch cache vs re-encode at h7",
+             "speedup_onnx_cache_vs_torch_reencode_h7": "onnx cache vs torch re-encode, h7",
+             "speedup_onnx_vs_torch": "onnx vs torch eager (p50)",
+             "torch_free_rss_mb": "torch-free runtime peak RSS MB",
+             "e2e_p50_ms": "end-to-end DDS p50 ms", "e2e_p99_ms": "end-to-end DDS p99 ms"}
+    for k, label in names.items():
+        v = report.get(k)
+        t = TARGETS.get(k)
+        met = report["targets_met"].get(k)
+        tgt = "" if t is None else f"{t[0]} {t[1]:g}  " + ("ok" if met else "MISSED" if met is False else "")
+        lines.append(f"{label:<36}{'-' if v is None else f'{v:.3g}':>10}  {tgt}")
+    return "\n".join(lines)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--checkpoint", default=None,
-                        help="checkpoint folder (default: a random init of --preset)")
+                        help="checkpoint folder (default: the bundled checkpoints/<preset>, else "
+                             "a random init of --preset)")
     parser.add_argument("--preset", default="robot", help="preset when no checkpoint is given")
     parser.add_argument("--repeats", type=int, default=10,
-                        help="conversations of 24 turns timed with the cache (default: %(default)s)")
+                        help="conversations of 34 turns timed per cached backend (default: %(default)s)")
     parser.add_argument("--reencode-repeats", type=int, default=3,
                         help="conversations timed without the cache (default: %(default)s)")
     parser.add_argument("--threads", type=int, default=None, help="torch intra-op threads")
+    parser.add_argument("--onnx-threads", type=int, default=None,
+                        help="onnxruntime intra-op threads (default: the backend's)")
+    parser.add_argument("--rss-turns", type=int, default=100,
+                        help="turns the torch-free RSS subprocess runs (0 = skip)")
+    parser.add_argument("--e2e-seconds", type=float, default=180.0,
+                        help="seconds of conversation replayed through DDS (0 = skip)")
+    parser.add_argument("--e2e-rate", type=float, default=6.0,
+                        help="playback rate of that replay (default: %(default)s x real time)")
     parser.add_argument("--json", default=None, metavar="OUT", help="write the report here")
 
 
 def run(args: argparse.Namespace) -> int:
     report = run_bench(args.checkpoint, args.preset, args.repeats, args.reencode_repeats,
-                       args.threads)
+                       args.threads, onnx_threads=args.onnx_threads, rss_turns=args.rss_turns,
+                       e2e_seconds=args.e2e_seconds, e2e_rate=args.e2e_rate)
     print(format_table(report["rows"]))
-    print(f"\nmodel {report['model_id']} ({report['trainable_parameters'] / 1e6:.2f} M params), "
-          f"{report['turn_seconds']:.2f} s turns, torch threads {report['machine']['torch_threads']}")
-    print(f"p50 {report['p50_ms_turn']:.1f} ms  p99 {report['p99_ms_turn']:.1f} ms per turn  "
-          f"RTF {report['rtf']:.3f}  flatness h7/h0 {report['flatness_h7_over_h0']:.2f}  "
-          f"cache speed-up at h7 {report['speedup_cache_vs_reencode_h7']:.1f}x")
+    print()
+    print(format_summary(report))
     if args.json:
         out = Path(args.json)
         out.parent.mkdir(parents=True, exist_ok=True)

@@ -28,24 +28,33 @@ GRAPHS = ("embed_motion", "embed_null", "backbone_step", "sample")
 _FIX = "run `timar export {ckpt}` to (re-)create it"
 
 
-def session_options(threads: int | None = None, spin: bool = False) -> "ort.SessionOptions":
-    """ORT session options for a small, shared CPU (measured on the 2-core development machine,
-    robot preset, see README "Performance"):
+def default_threads() -> int:
+    return max(1, min(2, os.cpu_count() or 1))
 
-    * ``intra_op_num_threads`` = ``threads`` (default 1). The per-turn graphs are small
-      (d=256, 110 tokens); a second thread gained little and made p99 worse when the other core
-      was busy.
-    * ``inter_op_num_threads`` = 1 with sequential execution: the graphs are chains, there is
-      nothing to run in parallel.
-    * ``allow_spinning`` off: spinning worker threads steal the core other processes (the ROS
-      nodes, audio) need, the same effect as OpenMP's active wait in torch.
-    * graph optimisation level ORT_ENABLE_ALL (constant folding, fused attention/GELU/LayerNorm
-      kernels).
+
+def session_options(threads: int | None = None, spin: bool = False) -> "ort.SessionOptions":
+    """ORT session options for a small, shared CPU. Measured on the 2-core development machine
+    (robot preset, p50 ms per turn; quiet / with one busy-loop process on the other core):
+
+    ==========================  ==========  ==========
+    intra-op threads, spinning    quiet       1 busy
+    ==========================  ==========  ==========
+    1, off                        22          50-69
+    2, off (default)              19          19-54
+    1, on                         23          69
+    2, on (ORT's default)         48          122
+    ==========================  ==========  ==========
+
+    * ``intra_op_num_threads`` = ``threads`` (default: 2, or the core count if smaller).
+    * ``allow_spinning`` off: spinning worker threads steal the core that other processes (the
+      ROS nodes, audio) need and each other's; the same effect as OpenMP's active wait in torch.
+    * ``inter_op_num_threads`` = 1 with sequential execution: the graphs are chains.
+    * graph optimisation level ORT_ENABLE_ALL (constant folding, fused GELU/LayerNorm/MatMul).
     """
     so = ort.SessionOptions()
     so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-    so.intra_op_num_threads = int(threads) if threads else 1
+    so.intra_op_num_threads = int(threads) if threads else default_threads()
     so.inter_op_num_threads = 1
     so.log_severity_level = 3
     so.add_session_config_entry("session.intra_op.allow_spinning", "1" if spin else "0")
@@ -142,7 +151,7 @@ class OnnxStreamingPolicy(StreamingPolicy):
                 f"{num_sampling_steps}` or use that value")
         self.frames_per_turn = c.frames_per_turn
         self.samples_per_turn = c.samples_per_turn
-        self.threads = int(threads) if threads else 1
+        self.threads = int(threads) if threads else default_threads()
         so = session_options(threads, spin)
         self._sess = {}
         for name in GRAPHS:

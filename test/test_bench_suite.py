@@ -1,0 +1,32 @@
+"""`timar bench` as a suite: one quick run on the tiny preset (keys and finite values only;
+speed targets are reported by the benchmark, never asserted)."""
+import json
+import math
+import subprocess
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+KEYS = ("p50_ms_turn", "p99_ms_turn", "flatness_h7_over_h0", "speedup_cache_vs_reencode_h7",
+        "speedup_onnx_vs_torch", "torch_free_rss_mb", "e2e_p99_ms", "e2e_p50_ms", "rtf")
+
+
+def test_bench_suite_json(tmp_path):
+    out = tmp_path / "bench.json"
+    r = subprocess.run([sys.executable, "-m", "timar_ros.cli", "bench", "--preset", "tiny",
+                        "--repeats", "1", "--reencode-repeats", "1", "--threads", "1",
+                        "--rss-turns", "5", "--e2e-seconds", "6", "--e2e-rate", "4",
+                        "--json", str(out)],
+                       capture_output=True, text=True, timeout=300, cwd=REPO)
+    assert r.returncode == 0, r.stderr[-3000:]
+    rep = json.loads(out.read_text())
+    for k in KEYS:
+        assert isinstance(rep[k], float) and math.isfinite(rep[k]) and rep[k] > 0, k
+    assert [row["name"] for row in rep["rows"]] == ["torch+cache", "torch+reencode", "onnx+cache"]
+    for row in rep["rows"]:
+        assert set(row["per_history"]) == {*map(str, range(8)), "30+"}
+    assert rep["torch_free_imported_torch"] is False
+    assert rep["e2e"]["e2e_turns"] >= 3 and rep["e2e"]["e2e_backend"] == "onnx"
+    assert set(rep["targets_met"]) <= set(rep)
+    assert rep["flops_per_turn_cache_h7"] < rep["flops_per_turn_reencode_h7"]
+    assert "onnx+cache" in r.stdout and "end-to-end DDS p99" in r.stdout

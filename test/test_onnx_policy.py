@@ -1,0 +1,129 @@
+"""`timar export` + the onnxruntime StreamingPolicy backend against the torch backend.
+
+Parity tolerance: 5e-5 absolute on the motion. Measured: at most 1.7e-5 for this tiny model,
+whose motion values reach ~6 (about 3e-6 relative, float32 rounding), with no drift over 40
+turns; 1.6e-6 for the robot preset (values up to ~1.5). Conversations are longer than the
+window (W = 3) and the receptive field (num_blocks * (W - 1) = 4 turns).
+"""
+import json
+import shutil
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from helpers.model import conversation, one_thread_module, stream  # noqa: F401
+from timar_ros.cli import main as timar_main
+from timar_ros.init_checkpoint import make_random_checkpoint
+from timar_ros.runtime import CheckpointError, StreamingPolicy
+
+TOL = 5e-5
+REPO = __import__("pathlib").Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def ckpt(tmp_path_factory):
+    d = make_random_checkpoint("tiny", tmp_path_factory.mktemp("ck") / "tiny", seed=1,
+                               perturb=0.2, window_turns=3)
+    assert timar_main(["export", str(d)]) == 0  # default OUT_DIR: CKPT/onnx
+    return d
+
+
+def _pair(ckpt, **kw):
+    return (StreamingPolicy.from_checkpoint(ckpt, backend="torch", seed=7, **kw),
+            StreamingPolicy.from_checkpoint(ckpt, backend="onnx", seed=7, **kw))
+
+
+def test_manifest(ckpt):
+    m = json.loads((ckpt / "onnx" / "manifest.json").read_text())
+    assert set(m["graphs"]) == {"embed_motion", "embed_null", "backbone_step", "sample"}
+    assert m["model_id"].startswith("tiny-") and m["opset"] >= 17
+    bb = m["graphs"]["backbone_step"]
+    assert bb["inputs"]["valid"]["shape"] == [2] and bb["inputs"]["valid"]["dtype"] == "bool"
+    assert bb["inputs"]["cache_k0"]["shape"][3] == 2 * m["tokens_per_turn"]  # W-1 turns
+    assert all(len(g["sha256"]) == 64 for g in m["graphs"].values())
+    assert not list((ckpt / "onnx").glob("*.data"))  # single-file graphs
+
+
+@pytest.mark.parametrize("n_turns", [5, 13])
+@pytest.mark.parametrize("motion", [True, False])
+def test_parity_with_torch_beyond_the_window(ckpt, n_turns, motion):
+    torch_pol, onnx_pol = _pair(ckpt)
+    assert onnx_pol.backend == "onnx" and onnx_pol.model_id == torch_pol.model_id
+    ua, aa, um = conversation(torch_pol.model, n_turns, seed=n_turns, motion=motion)
+    a, b = stream(torch_pol, ua, aa, um), stream(onnx_pol, ua, aa, um)
+    assert b.shape == (n_turns * 25, 56) and b.dtype == np.float32
+    assert np.abs(a - b).max() < TOL
+    assert np.abs(a).max() > 0.05  # motion is not trivially zero
+    assert onnx_pol.history_turns == torch_pol.history_turns == 2
+    assert onnx_pol.turn_index == n_turns
+    # run_offline: a fresh stream, state untouched
+    off = onnx_pol.run_offline(ua, aa, um)
+    assert np.abs(off - b).max() < TOL and onnx_pol.turn_index == n_turns
+
+
+def test_context_turns_and_temperature(ckpt):
+    torch_pol, onnx_pol = _pair(ckpt, context_turns=1, temperature=0.7)
+    ua, aa, um = conversation(torch_pol.model, 8, seed=3)
+    a, b = stream(torch_pol, ua, aa, um), stream(onnx_pol, ua, aa, um)
+    assert np.abs(a - b).max() < TOL and onnx_pol.history_turns == 1
+    full = StreamingPolicy.from_checkpoint(ckpt, backend="onnx", seed=7, temperature=0.7)
+    assert np.abs(stream(full, ua, aa, um) - b).max() > 1e-4  # the context limit matters
+
+
+def test_export_folder_alone_and_options(ckpt, tmp_path):
+    shutil.copytree(ckpt / "onnx", tmp_path / "deploy")  # deployment without the torch weights
+    pol = StreamingPolicy.from_checkpoint(tmp_path / "deploy", backend="onnx", threads=1)
+    assert pol.frames_per_turn == 25 and pol.threads == 1
+    with pytest.raises(ValueError, match="guidance"):
+        StreamingPolicy.from_checkpoint(ckpt, backend="onnx", guidance_scale=2.0)
+    with pytest.raises(ValueError, match="KV cache"):
+        StreamingPolicy.from_checkpoint(ckpt, backend="onnx", kv_cache=False)
+    with pytest.raises(ValueError, match="--num-sampling-steps 3"):
+        StreamingPolicy.from_checkpoint(ckpt, backend="onnx", num_sampling_steps=3)
+    with pytest.raises(ValueError, match="context_turns"):
+        StreamingPolicy.from_checkpoint(ckpt, backend="onnx", context_turns=3)
+
+
+def _copy_checkpoint(src, dst):
+    shutil.copytree(src, dst)
+    return dst
+
+
+def test_checksum_mismatch_is_a_clear_error(ckpt, tmp_path):
+    d = _copy_checkpoint(ckpt, tmp_path / "tiny")
+    with open(d / "onnx" / "sample.onnx", "ab") as fh:
+        fh.write(b"\0")
+    with pytest.raises(CheckpointError, match=r"sample\.onnx: sha256 does not match.*timar export"):
+        StreamingPolicy.from_checkpoint(d, backend="onnx")
+
+
+def test_stale_export_and_missing_export(ckpt, tmp_path):
+    other = make_random_checkpoint("tiny", tmp_path / "tiny", seed=2, window_turns=3)
+    with pytest.raises(CheckpointError, match="no ONNX export.*timar export"):
+        StreamingPolicy.from_checkpoint(other, backend="onnx")
+    shutil.copytree(ckpt / "onnx", other / "onnx")  # an export of different weights
+    with pytest.raises(CheckpointError, match="stale.*timar export"):
+        StreamingPolicy.from_checkpoint(other, backend="onnx")
+
+
+CHILD = """
+import sys
+import numpy as np
+from timar_ros.runtime import StreamingPolicy
+pol = StreamingPolicy.from_checkpoint(sys.argv[1], backend="onnx", seed=7)
+z = np.zeros(pol.samples_per_turn, np.float32)
+out = [pol.step(z, z) for _ in range(5)]
+assert np.isfinite(np.stack(out)).all()
+mods = sorted(m for m in sys.modules if m == "torch" or m.startswith("torch."))
+print("TORCH_MODULES", mods)
+assert not mods, mods
+"""
+
+
+def test_onnx_backend_never_imports_torch(ckpt):
+    r = subprocess.run([sys.executable, "-c", CHILD, str(ckpt)], capture_output=True, text=True,
+                       cwd=REPO, timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert "TORCH_MODULES []" in r.stdout
