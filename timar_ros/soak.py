@@ -157,52 +157,60 @@ def run_soak(minutes: float, rate: float = 20.0, checkpoint: str | None = None,
     fed, seq, stall_s = 0, 0, 0.0
     minute_turns = int(round(60 / turn_s))
     audio = None
-    while fed < total_turns:
-        if audio is None or audio_pos >= audio[0].size:
-            conv = generate_conversation(syn, rng, duration_s=60.0)
-            audio, audio_pos = conv.audio, 0
-        for c in range(per_turn):
-            stamp = SIM_START_S + fed * turn_s + c * CHUNK_S
-            # the clock waits for the policy: turns ending before now - SLACK_S must be back
-            need = int(np.floor((stamp + CHUNK_S - SIM_START_S - SLACK_S) / turn_s + 1e-9))
-            t_wait = time.monotonic()
-            while produced() < min(need, fed) and time.monotonic() - t_wait < 120:
-                time.sleep(0.001)
-            stall_s += time.monotonic() - t_wait
-            # pace simulated time at `rate` x the wall clock
-            lag = (stamp - SIM_START_S) / rate - (time.monotonic() - t_wall0)
-            if lag > 0:
-                time.sleep(lag)
-            for k, stream in enumerate(("user", "agent")):
-                x = audio[k][audio_pos:audio_pos + chunk_n]
-                audio_pub[stream].publish(audio_chunk(x, 16000, stamp, stream, seq))
-            seq += 1
-            audio_pos += chunk_n
-            publish_clock(stamp + CHUNK_S)
-        fed += 1
-        if fed % minute_turns == 0 or fed == total_turns:
-            rss = rss_mb()
-            with lock:
-                lat = [v[0] for k, v in got["states"].items() if k >= fed - minute_turns]
-            per_minute.append({"minute": len(per_minute) + 1, "turns": len(lat),
-                               "p50_ms": round(float(np.percentile(lat, 50)), 2) if lat else None,
-                               "p99_ms": round(float(np.percentile(lat, 99)), 2) if lat else None,
-                               "rss_mb": round(rss, 1),
-                               "wall_s": round(time.monotonic() - t_wall0, 1)})
-            if rss_warm is None:
-                rss_warm = rss
-            log(f"  minute {len(per_minute):3d}: {produced():5d}/{fed} turns, policy step p50 "
-                f"{per_minute[-1]['p50_ms']} ms p99 {per_minute[-1]['p99_ms']} ms, RSS {rss:.1f} MB")
-    # Let the last turns through, advancing the clock so the servo loop and deadlines run.
-    end = SIM_START_S + fed * turn_s
-    deadline = time.monotonic() + 60
-    while produced() < fed and time.monotonic() < deadline:
-        end += CHUNK_S
-        publish_clock(end)
-        time.sleep(CHUNK_S / rate)
+    interrupted = None
+    try:
+        while fed < total_turns:
+            if audio is None or audio_pos >= audio[0].size:
+                conv = generate_conversation(syn, rng, duration_s=60.0)
+                audio, audio_pos = conv.audio, 0
+            for c in range(per_turn):
+                stamp = SIM_START_S + fed * turn_s + c * CHUNK_S
+                # the clock waits for the policy: turns ending before now - SLACK_S must be back
+                need = int(np.floor((stamp + CHUNK_S - SIM_START_S - SLACK_S) / turn_s + 1e-9))
+                t_wait = time.monotonic()
+                while produced() < min(need, fed) and time.monotonic() - t_wait < 120:
+                    time.sleep(0.001)
+                stall_s += time.monotonic() - t_wait
+                # pace simulated time at `rate` x the wall clock
+                lag = (stamp - SIM_START_S) / rate - (time.monotonic() - t_wall0)
+                if lag > 0:
+                    time.sleep(lag)
+                for k, stream in enumerate(("user", "agent")):
+                    x = audio[k][audio_pos:audio_pos + chunk_n]
+                    audio_pub[stream].publish(audio_chunk(x, 16000, stamp, stream, seq))
+                seq += 1
+                audio_pos += chunk_n
+                publish_clock(stamp + CHUNK_S)
+            fed += 1
+            if fed % minute_turns == 0 or fed == total_turns:
+                rss = rss_mb()
+                with lock:
+                    lat = [v[0] for k, v in got["states"].items() if k >= fed - minute_turns]
+                per_minute.append({"minute": len(per_minute) + 1, "turns": len(lat),
+                                   "p50_ms": round(float(np.percentile(lat, 50)), 2) if lat else None,
+                                   "p99_ms": round(float(np.percentile(lat, 99)), 2) if lat else None,
+                                   "rss_mb": round(rss, 1),
+                                   "wall_s": round(time.monotonic() - t_wall0, 1)})
+                if rss_warm is None:
+                    rss_warm = rss
+                log(f"  minute {len(per_minute):3d}: {produced():5d}/{fed} turns, policy step p50 "
+                    f"{per_minute[-1]['p50_ms']} ms p99 {per_minute[-1]['p99_ms']} ms, RSS {rss:.1f} MB")
+        # Let the last turns through, advancing the clock so the servo loop and deadlines run.
+        end = SIM_START_S + fed * turn_s
+        deadline = time.monotonic() + 60
+        while produced() < fed and time.monotonic() < deadline:
+            end += CHUNK_S
+            publish_clock(end)
+            time.sleep(CHUNK_S / rate)
+    except (KeyboardInterrupt, Exception) as exc:  # noqa: BLE001 - report what ran so far
+        interrupted = f"{type(exc).__name__}: {exc}"
+        log(f"soak interrupted after {fed} turns: {interrupted}; writing a partial report")
     wall = time.monotonic() - t_wall0
     rss_end = rss_mb()
-    executor.shutdown(timeout_sec=2.0)
+    try:
+        executor.shutdown(timeout_sec=2.0)
+    except Exception:  # noqa: BLE001 - the context may be gone after an interruption
+        pass
     with lock:
         states = dict(got["states"])
         motion = set(got["motion"])
@@ -211,15 +219,19 @@ def run_soak(minutes: float, rate: float = 20.0, checkpoint: str | None = None,
     pipe = dict(policy.pipeline.counters)
     player = retargeter.player.counters.as_dict()
     for n in (policy, retargeter, feeder):
-        n.destroy_node()
+        try:
+            n.destroy_node()
+        except Exception:  # noqa: BLE001
+            pass
     rclpy.try_shutdown()
 
     lat = np.array([v[0] for v in states.values()]) if states else np.zeros(1)
     report = {
         "minutes": minutes, "rate": rate, "seed": seed,
         "checkpoint": str(ckpt), "checkpoint_note": note, "model_id": "",
+        "interrupted": interrupted, "fed_turns": fed,
         "expected_turns": total_turns, "turns": len(motion), "states": len(states),
-        "dropped_turns": total_turns - len(motion),
+        "dropped_turns": fed - len(motion) if interrupted else total_turns - len(motion),
         "skipped_turns": max((v[2] for v in states.values()), default=0),
         "deadline_misses": int(sum(v[1] for v in states.values())),
         "rss_mb_start": round(rss_start, 1), "rss_mb_warm": round(rss_warm or rss_start, 1),
@@ -263,4 +275,5 @@ def run(args: argparse.Namespace) -> int:
             "p50_ms_turn", "p99_ms_turn", "speed_x_realtime")
     print(json.dumps({k: report[k] for k in keys}))
     print(f"wrote {out}")
-    return 0 if report["dropped_turns"] == 0 and report["joint_limit_violations"] == 0 else 1
+    ok = report["dropped_turns"] == 0 and report["joint_limit_violations"] == 0 and not report["interrupted"]
+    return 0 if ok else 1
