@@ -127,3 +127,14 @@ def test_onnx_backend_never_imports_torch(ckpt):
                        cwd=REPO, timeout=120)
     assert r.returncode == 0, r.stderr
     assert "TORCH_MODULES []" in r.stdout
+
+
+def test_export_status_and_ensure_export(ckpt, tmp_path):
+    from timar_ros.export import ensure_export, export_status
+
+    assert export_status(ckpt) == "current"
+    assert ensure_export(ckpt, log=lambda *a: None) == ckpt / "onnx"  # nothing re-exported
+    other = make_random_checkpoint("tiny", tmp_path / "tiny", seed=3, window_turns=3)
+    assert export_status(other) == "missing"
+    shutil.copytree(ckpt / "onnx", other / "onnx")
+    assert export_status(other) == "stale"

@@ -213,7 +213,13 @@ def run_demo(args: argparse.Namespace) -> int:
     t0 = time.monotonic()
     print(f"timar demo: {conv.name} ({user_wav.name} = partner, {agent_wav.name} = robot) with "
           f"checkpoint {checkpoint}")
-    live = run_pipeline(out, checkpoint, user_wav, agent_wav, backend=args.backend,
+    backend = args.backend
+    if backend == "auto":  # the faster onnxruntime backend, exported on first use
+        from timar_ros.export import ensure_export
+
+        backend = "onnx" if ensure_export(checkpoint) else "torch"
+    print(f"policy backend: {backend}")
+    live = run_pipeline(out, checkpoint, user_wav, agent_wav, backend=backend,
                         playback_rate=args.playback_rate)
     print("analysing the recorded bag ...")
     summary = analyse(out, live, checkpoint, conv / "demo_speaker2.npz")

@@ -217,6 +217,46 @@ def export_checkpoint(checkpoint: str | Path, out_dir: str | Path | None = None,
     return out
 
 
+def export_status(checkpoint: str | Path) -> str:
+    """"current", "missing" or "stale" (the export in ``checkpoint/onnx`` is of other weights,
+    another config or another format version)."""
+    from .runtime.checkpoint import checkpoint_dir, load_config, model_id
+
+    ck = checkpoint_dir(checkpoint)
+    f = ck / DEFAULT_SUBDIR / MANIFEST
+    if not f.is_file():
+        return "missing"
+    try:
+        m = json.loads(f.read_text(encoding="utf-8"))
+        ok = (m.get("format_version") == FORMAT_VERSION and m.get("model_id") == model_id(ck)
+              and m.get("config") == load_config(ck).to_dict())
+    except (OSError, ValueError, AttributeError):
+        ok = False
+    return "current" if ok else "stale"
+
+
+def ensure_export(checkpoint: str | Path, log=print) -> Path | None:
+    """Export ``checkpoint`` to ``checkpoint/onnx`` unless a current export is there (what
+    ``backend=auto`` looks for). Returns the export folder, or None when it cannot be written
+    (read-only install, no exporter): the caller then runs the torch backend."""
+    from .runtime.checkpoint import checkpoint_dir
+
+    ck = checkpoint_dir(checkpoint)
+    status = export_status(ck)
+    if status == "current":
+        return ck / DEFAULT_SUBDIR
+    log(f"ONNX export of {ck} is {status}: exporting it once for the faster onnxruntime backend "
+        f"(`timar export {ck}`) ...")
+    t0 = time.monotonic()
+    try:
+        out = export_checkpoint(ck, log=lambda *a: None)
+    except (OSError, ImportError, RuntimeError) as exc:
+        log(f"ONNX export failed ({exc}); using the torch backend")
+        return None
+    log(f"exported to {out} in {time.monotonic() - t0:.0f} s")
+    return out
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("checkpoint", help="checkpoint folder (model.safetensors + config.json)")
     parser.add_argument("out_dir", nargs="?", default=None,
