@@ -1,0 +1,90 @@
+"""Pure cores of the reliability work (no ROS): lone far-off stamps vs real clock jumps in the
+segmenter (property tests), out-of-order counting, FaultLog rate limiting. The pipeline's fault
+texts and the failed-step path run for real in test_reliability_audio_dds.py and
+test_reliability_policy_dds.py."""
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from timar_ros.robot.conversation import Fault, FaultLog
+from timar_ros.robot.segmenter import TurnSegmenter
+
+SR = 16000
+T0 = 1_700_000_000.0
+
+
+def _stream(seconds, rng):
+    n = int(seconds * SR)
+    return {s: rng.uniform(-0.5, 0.5, n).astype(np.float32) for s in ("user", "agent")}
+
+
+def _chunks(src, chunk):
+    out = []
+    for i in range(0, len(src["user"]), chunk):
+        for s in ("user", "agent"):
+            out.append((s, T0 + i / SR, src[s][i:i + chunk]))
+    return out
+
+
+@settings(max_examples=40, deadline=None)
+@given(seed=st.integers(0, 2**31 - 1), offset=st.sampled_from([-1e6, -3600.0, -7.0, 6.0, 1000.0, 1e6]),
+       chunk=st.sampled_from([800, 1600, 4000]), where=st.floats(0.05, 0.95))
+def test_property_a_lone_far_off_stamp_is_dropped_and_changes_nothing_else(seed, offset, chunk, where):
+    rng = np.random.default_rng(seed)
+    src = _stream(rng.uniform(2.0, 4.0), rng)
+    clean = _chunks(src, chunk)
+    k = int(where * len(clean))
+    name, stamp, x = clean[k]
+    bad = clean[:k] + [(name, stamp + offset, x)] + clean[k:]
+    ref, seg = TurnSegmenter(), TurnSegmenter()
+    want = [t for c in clean for t in ref.push(*c)] + ref.flush()
+    got = [t for c in bad for t in seg.push(*c)] + seg.flush()
+    assert [t.index for t in got] == [t.index for t in want]
+    for g, w in zip(got, want):
+        np.testing.assert_array_equal(g.user_audio, w.user_audio)
+        np.testing.assert_array_equal(g.agent_audio, w.agent_audio)
+    c = seg.counters
+    assert (c.outlier_chunks, c.clock_jumps, c.resyncs) == (1, 0, 0)
+    assert c.dropped_audio_s == pytest.approx(len(x) / SR)
+
+
+@settings(max_examples=30, deadline=None)
+@given(seed=st.integers(0, 2**31 - 1), jump=st.sampled_from([-1e5, -50.0, 8.0, 3600.0]),
+       chunk=st.sampled_from([800, 1600, 4000]))
+def test_property_a_real_clock_jump_resyncs_once_and_loses_nothing_after_it(seed, jump, chunk):
+    rng = np.random.default_rng(seed)
+    a, b = _stream(2.0, rng), _stream(2.0, rng)
+    seg = TurnSegmenter(max_latency_s=60)
+    before = [t for c in _chunks(a, chunk) for t in seg.push(*c)]
+    after = [t for (s, stamp, x) in _chunks(b, chunk) for t in seg.push(s, stamp + 2.0 + jump, x)]
+    after += seg.flush()
+    c = seg.counters
+    assert (c.clock_jumps, c.resyncs, c.outlier_chunks) == (1, 1, 0)
+    turns = before + after
+    assert [t.index for t in turns] == list(range(4))
+    for s in ("user", "agent"):
+        np.testing.assert_array_equal(np.concatenate([t.audio(s) for t in after]), b[s])
+    assert after[0].start_s == pytest.approx(T0 + 2.0 + jump, abs=1e-6)
+
+
+def test_reordered_chunks_are_counted_and_placed():
+    rng = np.random.default_rng(0)
+    src = _stream(1.0, rng)
+    chunks = _chunks(src, 1600)
+    seg = TurnSegmenter()
+    turns = [t for c in chunks[:4] + chunks[6:] + chunks[4:6] for t in seg.push(*c)]
+    assert len(turns) == 1 and seg.counters.reordered_chunks == 2 and seg.counters.dropped_audio_s == 0
+    np.testing.assert_array_equal(turns[0].user_audio, src["user"])
+
+
+def test_fault_log_once_per_kind_per_period_with_the_count_in_between():
+    now = [0.0]
+    log = FaultLog(period_s=5.0, clock=lambda: now[0])
+    assert log(Fault("nan", "NaN fixed")).startswith("NaN fixed")
+    assert log(Fault("nan", "NaN fixed")) is None
+    assert log(Fault("gap", "gap padded")) is not None  # another kind is not held back
+    now[0] = 5.0
+    text = log(Fault("nan", "NaN fixed"))
+    assert text.startswith("NaN fixed [1 more 'nan' since the last message]")
+    assert log.counts == {"nan": 3, "gap": 1}
