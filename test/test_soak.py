@@ -25,5 +25,6 @@ def test_short_soak_drops_no_turn_and_memory_is_bounded(tmp_path):
     assert [m["minute"] for m in r["per_minute"]] == [1, 2]
     # in simulated time the policy is never late, so the retargeter plays every frame
     assert r["retargeter"]["blocks"] == 120 and r["retargeter"]["late_frames"] <= 0.01 * r["retargeter"]["frames"]
+    assert r["retargeter"]["watchdog_trips"] == 1  # once, after the end: the head went back to neutral
     assert r["segmenter"]["dropped_audio_s"] == 0 and r["segmenter"]["user_padded_s"] == 0
     assert "given with --checkpoint" in r["checkpoint_note"]

@@ -146,8 +146,12 @@ def run_soak(minutes: float, rate: float = 20.0, checkpoint: str | None = None,
             return len(got["motion"]) + sum(1 for k, v in got["states"].items() if v[2] and k not in got["motion"])
 
     # Wait until the policy's subscriptions are matched (discovery) before the first chunk.
+    # (and the observer's, or the first turns' motion is missed by discovery, not by the pipeline)
     deadline = time.monotonic() + 30
-    while time.monotonic() < deadline and not all(p.get_subscription_count() for p in audio_pub.values()):
+    while time.monotonic() < deadline and not (
+            all(p.get_subscription_count() for p in audio_pub.values())
+            and feeder.count_publishers(topics.HEAD_MOTION) and feeder.count_publishers(topics.CONVERSATION_STATE)
+            and policy._motion_pub.get_subscription_count() >= 2 and policy._state_pub.get_subscription_count()):
         time.sleep(0.05)
     publish_clock(SIM_START_S)
 
@@ -200,9 +204,11 @@ def run_soak(minutes: float, rate: float = 20.0, checkpoint: str | None = None,
                 log(f"  minute {len(per_minute):3d}: {produced():5d}/{fed} turns, policy step p50 "
                     f"{per_minute[-1]['p50_ms']} ms p99 {per_minute[-1]['p99_ms']} ms, RSS {rss:.1f} MB")
         # Let the last turns through, advancing the clock so the servo loop and deadlines run.
-        end = SIM_START_S + fed * turn_s
         deadline = time.monotonic() + 60
         while produced() < fed and time.monotonic() < deadline:
+            time.sleep(0.01)  # the clock waits for the last turn too (its audio is complete)
+        end = SIM_START_S + fed * turn_s
+        for _ in range(int(3.0 / CHUNK_S)):  # then 3 s more: the last frames play, the watchdog trips
             end += CHUNK_S
             publish_clock(end)
             time.sleep(CHUNK_S / rate)
