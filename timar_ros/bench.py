@@ -135,9 +135,9 @@ def prepare_checkpoint(checkpoint: str | None, preset: str, tmp: Path, log=print
     """The checkpoint folder to benchmark, with an ONNX export in its ``onnx/`` subfolder.
 
     ``checkpoint`` None: the bundled ``checkpoints/<preset>`` when it exists, else a random init
-    of the preset (same timing). A checkpoint without an export is linked into ``tmp`` (same
-    folder name, so the same model_id) and exported there; the original is not modified."""
-    from .export import MANIFEST, export_checkpoint
+    of the preset (same timing). A checkpoint without a current export is linked into ``tmp``
+    (same folder name, so the same model_id) and exported there; the original is not modified."""
+    from .export import export_checkpoint, export_status
     from .init_checkpoint import make_random_checkpoint
     from .resources import share_dir
 
@@ -152,7 +152,8 @@ def prepare_checkpoint(checkpoint: str | None, preset: str, tmp: Path, log=print
     else:
         source = str(checkpoint)
     ck = Path(checkpoint)
-    if not (ck / "onnx" / MANIFEST).is_file():
+    status = export_status(ck)
+    if status != "current":
         if not ck.resolve().is_relative_to(tmp.resolve()):
             link = tmp / "linked" / ck.name
             link.mkdir(parents=True)
@@ -161,7 +162,7 @@ def prepare_checkpoint(checkpoint: str | None, preset: str, tmp: Path, log=print
             ck = link
         t0 = time.monotonic()
         export_checkpoint(ck, log=lambda *a: None)
-        log(f"exported {source} to ONNX in {time.monotonic() - t0:.0f} s (not saved; "
+        log(f"ONNX export {status}: exported {source} in {time.monotonic() - t0:.0f} s (not saved; "
             f"`timar export {checkpoint}` keeps one)")
         source += " (exported on the fly)"
     return ck, source
