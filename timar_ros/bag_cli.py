@@ -3,8 +3,9 @@
 Subcommands are registered in SUBCOMMANDS as name -> (module, help). Each module exposes
 ``add_<name>_arguments(parser)`` and ``run_<name>(args) -> int`` (dashes in the name become
 underscores), and only the chosen subcommand's module is imported. ``from-dualtalk`` and
-``info`` are pure Python (no ROS needed); ``play``, ``record`` (rclpy nodes) and ``evaluate``
-(policy + metrics) are added by registering their modules here.
+``info`` are pure Python (no ROS needed); ``play`` and ``record`` run the bag_player /
+bag_recorder nodes in this process; ``evaluate`` (timar_ros.bag_eval) runs the policy offline or,
+with ``--live``, the composed nodes over DDS.
 """
 from __future__ import annotations
 
@@ -16,9 +17,9 @@ import sys
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "from-dualtalk": ("timar_ros.bag_cli", "convert DualTalk conversations into bags"),
     "info": ("timar_ros.bag_cli", "summarize a bag: storage, duration, topics, counts"),
-    # "play": ("timar_ros.bag_play", "replay a bag onto live topics"),
-    # "record": ("timar_ros.bag_record", "record the pipeline's topics to a bag"),
-    # "evaluate": ("timar_ros.bag_evaluate", "score the pipeline's motion against a bag"),
+    "play": ("timar_ros.bag_cli", "replay a bag onto live topics (optionally with /clock)"),
+    "record": ("timar_ros.bag_cli", "record the pipeline's topics to a bag"),
+    "evaluate": ("timar_ros.bag_cli", "score the pipeline's motion on a bag against its ground truth"),
 }
 
 
@@ -125,4 +126,159 @@ def run_info(args: argparse.Namespace) -> int:
         print(f"  {name:<{width}}  {t['count']:>7}  {t['type']}")
     for k, v in info["custom_data"].items():
         print(f"  {k} = {v}")
+    return 0
+
+
+# ----------------------------------------------------------------------------- play / record
+
+def _spin_node(node_cls, overrides: dict, until_done: bool = False) -> int:
+    """Run one node in this process until it is done (player) or Ctrl-C; 2 on setup errors."""
+    import rclpy
+    from rclpy.executors import ExternalShutdownException
+    from rclpy.parameter import Parameter
+
+    from timar_ros.bags import BagError
+
+    rclpy.init()
+    node = None
+    try:
+        try:
+            node = node_cls(parameter_overrides=[Parameter(k, value=v) for k, v in overrides.items()])
+        except (ValueError, BagError) as err:
+            print(f"timar bag: error: {err}", file=sys.stderr)
+            return 2
+        while rclpy.ok() and not (until_done and node.done):
+            rclpy.spin_once(node, timeout_sec=0.05)
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
+    finally:
+        if node is not None:
+            node.destroy_node()
+        rclpy.try_shutdown()
+    return 0
+
+
+def add_play_arguments(p: argparse.ArgumentParser) -> None:
+    p.description = ("Replay a bag onto live topics (its recorded wire bytes, paced by log time), "
+                     "like `ros2 bag play`. With --clock, /clock carries the bag's time: start the "
+                     "nodes with use_sim_time:=true and the recorded stamps line up with their clock.")
+    p.add_argument("bag", metavar="BAG", help="bag folder (mcap or sqlite3)")
+    p.add_argument("--rate", type=float, default=1.0, help="playback rate (default: %(default)s = real time)")
+    p.add_argument("--clock", action="store_true", help="publish /clock with the bag's time")
+    p.add_argument("--clock-rate", type=float, default=100.0, help="/clock rate, Hz (default: %(default)s)")
+    p.add_argument("--topics", nargs="+", default=None, metavar="TOPIC",
+                   help="absolute topic names to play (default: every topic)")
+    p.add_argument("--delay", type=float, default=1.0,
+                   help="seconds to wait before playing, for subscribers to connect (default: %(default)s)")
+    p.add_argument("--wait-for-subscribers", type=int, default=0, metavar="N",
+                   help="also wait until every played topic has N subscribers (default: %(default)s)")
+
+
+def run_play(args: argparse.Namespace) -> int:
+    from timar_ros.nodes.bag_player import BagPlayer
+
+    if not 0.01 <= args.rate <= 1000:
+        print("timar bag play: error: --rate must be in [0.01, 1000]", file=sys.stderr)
+        return 2
+    return _spin_node(BagPlayer, {
+        "bag": str(args.bag), "rate": float(args.rate), "publish_clock": bool(args.clock),
+        "clock_rate_hz": float(args.clock_rate), "topics": list(args.topics or ["all"]),
+        "start_delay_s": float(args.delay), "wait_for_subscribers": int(args.wait_for_subscribers),
+    }, until_done=True)
+
+
+def add_record_arguments(p: argparse.ArgumentParser) -> None:
+    p.description = ("Record the pipeline's topics to a rosbag2 (wire bytes as received) until "
+                     "Ctrl-C, like `ros2 bag record`. Topics are relative to --namespace unless absolute.")
+    p.add_argument("out", metavar="OUT", help="bag folder to write")
+    p.add_argument("--topics", nargs="+", default=None, metavar="TOPIC",
+                   help="topics to record (default: the pipeline's topics, see config/timar.yaml)")
+    p.add_argument("--namespace", default="timar", help="namespace of relative topics (default: %(default)s)")
+    p.add_argument("--storage", choices=["mcap", "sqlite3"], default="mcap",
+                   help="rosbag2 storage (default: %(default)s)")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing bag folder")
+    p.add_argument("--use-sim-time", action="store_true",
+                   help="log messages on /clock's time (when a bag is replayed with --clock)")
+
+
+def run_record(args: argparse.Namespace) -> int:
+    from functools import partial
+
+    from timar_ros.nodes.bag_recorder import BagRecorder
+
+    overrides = {"output": str(args.out), "storage": args.storage, "overwrite": bool(args.overwrite),
+                 "use_sim_time": bool(args.use_sim_time)}
+    if args.topics:
+        overrides["topics"] = list(args.topics)
+    ns = "/" + args.namespace.strip("/") if args.namespace.strip("/") else "/"
+    code = _spin_node(partial(BagRecorder, namespace=ns), overrides)
+    if code == 0:
+        print(f"wrote {args.out}")
+    return code
+
+
+# ----------------------------------------------------------------------------- evaluate
+
+def add_evaluate_arguments(p: argparse.ArgumentParser) -> None:
+    p.description = (
+        "Run the pipeline on a bag's audio (and partner motion) and score the produced head motion "
+        "against the bag's ground truth (<ns>/ground_truth/head_motion) with the DualTalk metrics, "
+        "the partner's motion (<ns>/user/motion) as the anchor. Offline (default) feeds the bag "
+        "through the node's conversation loop; --live replays it over DDS through the running "
+        "nodes (conversation_policy on /clock) and records their output. Writes OUT/report.json, "
+        "OUT/report.md, OUT/motion.png and OUT/predictions/<name>.npy (for `timar metrics`)."
+    )
+    p.add_argument("bag", metavar="BAG", help="bag folder (e.g. from `timar bag from-dualtalk`)")
+    p.add_argument("--live", action="store_true", help="replay through the ROS 2 nodes over DDS")
+    p.add_argument("--checkpoint", default="", help="checkpoint folder (default: the bundled model)")
+    p.add_argument("--backend", choices=["torch", "onnx", "auto"], default="torch",
+                   help="policy backend (default: %(default)s)")
+    p.add_argument("--out", default=None, help="output folder (default: eval_output/bag_<bag name>)")
+    p.add_argument("--seed", type=int, default=0, help="policy sampling seed (default: %(default)s)")
+    p.add_argument("--metrics-seed", type=int, default=0,
+                   help="seed of the diversity pair sampling, as `timar metrics --seed` (default: %(default)s)")
+    p.add_argument("--rate", type=float, default=1.0, help="--live playback rate (default: %(default)s)")
+    p.add_argument("--namespace", default=None, help="topic namespace in the bag (default: detected)")
+    p.add_argument("--retargeter", action="store_true",
+                   help="--live: also run head_retargeter and record its joint_states")
+    p.add_argument("-p", "--param", action="append", default=[], metavar="NAME:=VALUE",
+                   help="a conversation_policy parameter (repeatable), e.g. -p deadline_ms:=100.0")
+
+
+def _params(items: list[str]) -> dict:
+    import yaml
+
+    out = {}
+    for item in items:
+        name, sep, value = item.partition(":=")
+        if not sep or not name:
+            raise ValueError(f"-p expects NAME:=VALUE, got {item!r}")
+        out[name.strip()] = yaml.safe_load(value)
+    return out
+
+
+def run_evaluate(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from timar_ros.bag_eval import evaluate_bag
+
+    out = Path(args.out) if args.out else Path("eval_output") / f"bag_{Path(args.bag).resolve().name}"
+    try:
+        report = evaluate_bag(args.bag, out, live=args.live, checkpoint=args.checkpoint,
+                              seed=args.seed, rate=args.rate, backend=args.backend,
+                              namespace=args.namespace, params=_params(args.param),
+                              metrics_seed=args.metrics_seed, retargeter=args.retargeter)
+    except (FileNotFoundError, ValueError) as err:
+        print(f"timar bag evaluate: error: {err}", file=sys.stderr)
+        return 2
+    print(f"{report['name']} ({report['mode']}): {report['turns']} turns, produced "
+          f"{report['produced_turns']}, skipped {report['skipped_turns']}, late {report['late_turns']}, "
+          f"padded {report['padded_turns']}; {report['wall_s']} s")
+    print(report["metrics_note"])
+    if report["pub"]:
+        print("=== published scaling (FD/P-FD x1/x1e3/x1e2, MSE x10/x1e3/x1e2, rPCC x1e2/x10/x10) ===")
+        print("\t".join(report["pub"].keys()))
+        print("\t".join(str(v) for v in report["pub"].values()))
+    print(f"wrote {out}/report.json, {out}/report.md, {report['predictions']}"
+          + (f", {report['plot']}" if report.get("plot") else ""))
     return 0
