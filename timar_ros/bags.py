@@ -678,41 +678,29 @@ def topic_name(relative: str, namespace: str = "timar") -> str:
 # --------------------------------------------------------------------------------------------
 # DualTalk -> bags
 # --------------------------------------------------------------------------------------------
-# Small private readers so this module does not depend on timar_ros.data yet (they can be
-# switched to timar_ros.data.audio / the DualTalk dataset class once that exists).
+# One reader per fact: WAV files through timar_ros.data.audio, DualTalk motion through
+# timar_ros.data.layout; their errors become BagErrors naming the file.
 
 def _read_wav_16k(path: Path) -> np.ndarray:
-    """Mono float32 audio at motion.SAMPLE_RATE (down-mixed; resampled with scipy if needed)."""
-    import soundfile as sf
+    """Mono float32 audio at motion.SAMPLE_RATE (channels averaged, resampled when needed)."""
+    from timar_ros.data.audio import load_wav
 
     try:
-        audio, rate = sf.read(str(path), dtype="float32", always_2d=True)
-    except Exception as err:  # noqa: BLE001 - libsndfile errors
-        raise BagError(f"{path}: cannot read the WAV file ({err})") from None
-    audio = audio.mean(axis=1, dtype=np.float32) if audio.shape[1] > 1 else audio[:, 0]
-    if rate != M.SAMPLE_RATE:
-        from math import gcd
-
-        from scipy.signal import resample_poly
-
-        g = gcd(int(rate), M.SAMPLE_RATE)
-        audio = resample_poly(audio, M.SAMPLE_RATE // g, int(rate) // g).astype(np.float32)
-    return np.ascontiguousarray(audio, dtype=np.float32)
+        return load_wav(path, M.SAMPLE_RATE)
+    except (OSError, ValueError) as err:  # FileNotFoundError, AudioError
+        raise BagError(f"{path}: cannot use the WAV file ({err})") from None
 
 
 def _read_dualtalk_npz(path: Path) -> np.ndarray:
     """DualTalk .npz (exp [T, 50], pose [T, 6] = rotation | jaw) -> motion [T, 56]."""
+    from timar_ros.data.layout import load_motion
+
     try:
-        with np.load(path) as z:
-            if "exp" not in z or "pose" not in z:
-                raise BagError(f"{path}: a DualTalk .npz needs arrays 'exp' [T, 50] and 'pose' "
-                               f"[T, 6]; it has {sorted(z.files)}")
-            return M.from_dualtalk(z["exp"], z["pose"])
-    except BagError:
-        raise
+        return load_motion(path)
     except ValueError as err:
-        raise BagError(f"{path}: {err}") from None
-    except Exception as err:  # noqa: BLE001 - zip/pickle errors of damaged files
+        raise BagError(f"{path}: a DualTalk .npz needs arrays 'exp' [T, 50] and 'pose' [T, 6] "
+                       f"of finite values ({err})") from None
+    except Exception as err:  # noqa: BLE001 - zip errors of damaged files
         raise BagError(f"{path}: cannot read the .npz ({err})") from None
 
 

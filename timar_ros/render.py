@@ -86,21 +86,13 @@ def _check_motion(motion: np.ndarray, where: str) -> np.ndarray:
 
 
 def _read_wav(path: str | os.PathLike, rate: int) -> np.ndarray:
-    import soundfile as sf
+    """Mono float32 audio at ``rate`` (timar_ros.data.audio.load_wav), errors as RenderError."""
+    from timar_ros.data.audio import load_wav
 
     try:
-        audio, sr = sf.read(str(path), dtype="float32", always_2d=True)
-    except Exception as err:  # noqa: BLE001 - libsndfile errors
+        return load_wav(path, int(rate))
+    except (OSError, ValueError) as err:  # FileNotFoundError, AudioError
         raise RenderError(f"{path}: cannot read the audio file ({err})") from None
-    audio = audio.mean(axis=1) if audio.shape[1] > 1 else audio[:, 0]
-    if sr != rate:
-        from math import gcd
-
-        from scipy.signal import resample_poly
-
-        g = gcd(int(sr), int(rate))
-        audio = resample_poly(audio, rate // g, int(sr) // g)
-    return np.asarray(audio, np.float32)
 
 
 def load_npy(path: str | os.PathLike, audio: tuple[str, str] | None = None,
