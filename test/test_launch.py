@@ -15,7 +15,13 @@ REPO = Path(__file__).resolve().parents[1]
 LAUNCH_FILES = sorted((REPO / "launch").glob("*.launch.xml"))
 ROS_BUILTIN_PARAMS = {"use_sim_time"}
 # Executables of other packages the launch files may start: package -> executables.
-EXTERNAL = {"robot_state_publisher": {"robot_state_publisher"}}
+EXTERNAL = {
+    "robot_state_publisher": {"robot_state_publisher"},
+    # gazebo.launch.xml
+    "ros_gz_sim": {"create"},
+    "ros_gz_bridge": {"parameter_bridge"},
+    "controller_manager": {"spawner"},
+}
 SUBST = re.compile(r"\$\((\w[\w-]*) ([^()$]*)\)")  # innermost first
 
 
