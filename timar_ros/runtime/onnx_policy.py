@@ -23,9 +23,19 @@ from .checkpoint import CONFIG, WEIGHTS, CheckpointError, model_id as checkpoint
 from .noise import turn_noise
 
 MANIFEST = "manifest.json"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: ring-buffer cache with pre-rotated keys
 GRAPHS = ("embed_motion", "embed_null", "backbone_step", "sample")
 _FIX = "run `timar export {ckpt}` to (re-)create it"
+
+
+def rope_tables_np(positions, head_dim: int, theta: float):
+    """cos, sin [L, head_dim] float32 for integer token ``positions`` (absolute, any size): the
+    angles are reduced modulo 2 pi in float64, so they stay exact in long conversations. Same
+    layout as :func:`timar_ros.model.backbone.rope_tables`. numpy only (used by the runtime)."""
+    inv = 1.0 / (theta ** (np.arange(0, head_dim, 2, dtype=np.float64) / head_dim))
+    ang = np.mod(np.asarray(positions, dtype=np.float64)[:, None] * inv[None], 2 * np.pi)
+    ang = np.concatenate([ang, ang], axis=1)
+    return np.cos(ang).astype(np.float32), np.sin(ang).astype(np.float32)
 
 
 def default_threads() -> int:
@@ -169,6 +179,10 @@ class OnnxStreamingPolicy(StreamingPolicy):
         self._cache_out = [f"new_{n}" for n in self._cache_names]
         bb_in = m["graphs"]["backbone_step"]["inputs"]
         self._cache_shapes = [tuple(bb_in[n]["shape"]) for n in self._cache_names]
+        r = m["rope"]
+        self._rope_names = list(r["names"])
+        self._rope_pos = [np.asarray(p, dtype=np.int64) for p in r["positions"]]
+        self._rope_args = (int(r["head_dim"]), float(r["theta"]))
         self.reset()
 
     @classmethod
@@ -196,6 +210,7 @@ class OnnxStreamingPolicy(StreamingPolicy):
 
     # ------------------------------------------------------------------ state
     def reset(self) -> None:
+        # fresh buffers (never cleared in place: _save_state keeps references to the old ones)
         self.turn_index = 0
         self.history_turns = 0
         self._cache = [np.zeros(s, np.float32) for s in self._cache_shapes]
@@ -207,11 +222,19 @@ class OnnxStreamingPolicy(StreamingPolicy):
         self.turn_index, self.history_turns, self._cache = state[0], state[1], list(state[2])
 
     def _valid(self, hist: int) -> np.ndarray:
-        W = self.config.window_turns
-        v = np.zeros(W - 1, dtype=bool)
-        if hist:
-            v[W - 1 - hist:] = True
+        """Ring slots (turn u in slot u mod (W-1)) of the ``hist`` turns before this one."""
+        slots = self.config.window_turns - 1
+        v = np.zeros(slots, dtype=bool)
+        for u in range(self.turn_index - hist, self.turn_index):
+            v[u % slots] = True
         return v
+
+    def _rope(self) -> list[np.ndarray]:
+        T = self.config.tokens_per_turn
+        out = []
+        for p in self._rope_pos:
+            out += rope_tables_np(p + self.turn_index * T, *self._rope_args)
+        return out
 
     # ------------------------------------------------------------------ streaming
     def step(self, user_audio, agent_audio, user_motion=None) -> np.ndarray:
@@ -226,18 +249,23 @@ class OnnxStreamingPolicy(StreamingPolicy):
             (x,) = self._sess["embed_motion"].run(None, feeds)
         hist = min(self.turn_index, self.context_turns)
         bb = {"x": x, "valid": self._valid(hist)}
+        bb.update(zip(self._rope_names, self._rope()))
         bb.update(zip(self._cache_names, self._cache))
         out = self._sess["backbone_step"].run(["h"] + self._cache_out, bb)
-        h, cache = out[0], out[1:]
+        h, new = out[0], out[1:]
         x_T, sn = turn_noise(self.seed, self.turn_index, self.frames_per_turn,
                              self.num_sampling_steps)
         if self.temperature != 1.0:
             sn = sn * np.float32(self.temperature)
         (motion,) = self._sess["sample"].run(None, {"z": h[0], "x_T": x_T, "step_noise": sn})
-        self._cache = cache
+        slot = self.turn_index % (self.config.window_turns - 1)
+        for buf, kv in zip(self._cache, new):  # the new turn replaces the one leaving the window
+            n = kv.shape[3]
+            buf[:, :, :, slot * n:(slot + 1) * n] = kv
         self.history_turns = hist
         self.turn_index += 1
         return motion
 
 
-__all__ = ["OnnxStreamingPolicy", "session_options", "find_export", "read_manifest"]
+__all__ = ["OnnxStreamingPolicy", "session_options", "find_export", "read_manifest",
+           "rope_tables_np"]
