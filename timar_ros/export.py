@@ -16,10 +16,11 @@ Four single-file graphs (``external_data=False``), written to ``OUT_DIR`` (defau
   ``[depth, 1, heads, T_stack, head_dim]``. The cache is a ring buffer: turn u lives in slot
   u mod (W-1) and the runtime writes the new turn over the slot of the turn leaving the window.
   Keys are cached already rotated at their absolute positions (angles reduced mod 2 pi in
-  float64 by :func:`timar_ros.runtime.onnx_policy.rope_tables_np`, so exact at any conversation length); attention scores
-  depend only on position differences, so this equals the model's ``backbone_step`` (which
-  re-rotates the whole window each turn and shifts the cache) while copying and rotating only
-  the current turn: 13.4 instead of 16 ms per turn for the robot preset on this CPU.
+  float64 by :func:`timar_ros.runtime.onnx_policy.rope_tables_np`, so exact at any
+  conversation length); attention scores depend only on position differences, so this equals
+  the model's ``backbone_step`` (which re-rotates the whole window each turn and shifts the
+  cache) while rotating and copying only the current turn: 13.4 instead of 16 ms per turn for
+  the robot preset on this CPU.
 * ``sample.onnx``: z [F, d], x_T [F, 56], step_noise [steps, F, 56] -> motion [F, 56]: the
   respaced DDPM sampler with its noise as inputs (temperature is applied by the runtime by
   scaling ``step_noise``; classifier-free guidance is not exported).
