@@ -61,6 +61,10 @@ def test_parity_with_torch_beyond_the_window(ckpt, n_turns, motion):
     # run_offline: a fresh stream, state untouched
     off = onnx_pol.run_offline(ua, aa, um)
     assert np.abs(off - b).max() < TOL and onnx_pol.turn_index == n_turns
+    # ... and the stream goes on where it was (ring buffer untouched by run_offline)
+    nxt = [p.step(ua[:16000], aa[:16000], None if um is None else um[:25])
+           for p in (torch_pol, onnx_pol)]
+    assert np.abs(nxt[0] - nxt[1]).max() < TOL
 
 
 def test_context_turns_and_temperature(ckpt):
