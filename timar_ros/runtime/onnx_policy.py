@@ -44,20 +44,23 @@ def default_threads() -> int:
 
 def session_options(threads: int | None = None, spin: bool = False) -> "ort.SessionOptions":
     """ORT session options for a small, shared CPU. Measured on the 2-core development machine
-    (robot preset, p50 ms per turn; quiet / with one busy-loop process on the other core):
+    (robot preset, ms per turn p50 (p99); quiet / with one busy-loop process beside it):
 
-    ==========================  ==========  ==========
-    intra-op threads, spinning    quiet       1 busy
-    ==========================  ==========  ==========
-    1, off                        22          50-69
-    2, off (default)              19          19-54
-    1, on                         23          69
-    2, on (ORT's default)         48          122
-    ==========================  ==========  ==========
+    ==========================  ============  ============
+    intra-op threads, spinning   quiet         1 busy loop
+    ==========================  ============  ============
+    1, off                       20.1 (21.2)   19.8 (26.8)
+    2, off (default)             15.3 (15.9)   17.8 (32.4)
+    1, on                        20.2 (20.6)   21.6 (24.9)
+    2, on (ORT's default)        36.6 (44.8)   57.9 (73.0)
+    ==========================  ============  ============
+
+    (With several other jobs on the machine, load 3-7, 1 thread fell to 50-70 ms p50 while 2
+    threads stayed at 19-54 ms.)
 
     * ``intra_op_num_threads`` = ``threads`` (default: 2, or the core count if smaller).
     * ``allow_spinning`` off: spinning worker threads steal the core that other processes (the
-      ROS nodes, audio) need and each other's; the same effect as OpenMP's active wait in torch.
+      ROS nodes, audio) need, and each other's; the same effect as OpenMP's active wait in torch.
     * ``inter_op_num_threads`` = 1 with sequential execution: the graphs are chains.
     * graph optimisation level ORT_ENABLE_ALL (constant folding, fused GELU/LayerNorm/MatMul).
     """
