@@ -6,10 +6,13 @@ Stages (all by default, or pick with ``--stages``):
     data     synthetic splits with `timar synth` (procedural + flite TTS voices when installed):
              train (240 conversations, seed 0), val (8, seed 3), test (24, seed 1) from
              config/synthetic.yaml and ood (24, seed 2) from config/synthetic_ood.yaml
-    train    `timar train` of the robot preset (diffusion head) and of the MLP-head variant
+    train    `timar train` of the robot preset (diffusion head) and of the MLP-head variant,
+             140 steps each (runs robot-140, robot-mlp); then the bundled run ``robot``: a copy
+             of robot-140 resumed to 300 and to 600 steps (each resume with a longer --steps
+             restarts the cosine from where the new schedule puts it)
     export   the EMA weights stored as float16 (half the size; outputs change by < 3e-4):
-             the robot run -> checkpoints/robot/, the MLP run -> WORK/export/robot-mlp/
-    eval     `timar evaluate` of the exported models: both on test at n = 0 and 7, both on ood
+             the robot run -> checkpoints/robot/, the others -> WORK/export/<run>/
+    eval     `timar evaluate` of the exported models: each on test at n = 0 and 7 and on ood
              at n = 7
     bundle   write checkpoints/robot/model_card.json / model_card.md (data, steps, wall time,
              hardware, metrics)
@@ -46,9 +49,13 @@ TRAIN_ARGS = ["--preset", "robot", "--set", "attn_dropout=0.0", "--turns", "8",
               "--batch-size", "4", "--steps", "140", "--lr", "5e-4", "--warmup-steps", "20",
               "--schedule", "cosine", "--min-lr", "2e-5", "--ema", "0.97", "--seed", "0",
               "--save-every", "20", "--val-every", "35", "--val-batches", "4", "--log-every", "5"]
-MODELS = {"robot": [], "robot-mlp": ["--set", "head=mlp"]}
-EVALS = [("robot", "test", [0, 7]), ("robot-mlp", "test", [0, 7]), ("robot", "ood", [7]),
-         ("robot-mlp", "ood", [7])]
+MODELS = {"robot-140": [], "robot-mlp": ["--set", "head=mlp"]}  # equal budget: 140 steps
+RESUMES = [(300, ["--save-every", "20", "--val-every", "80"]),  # robot-140 -> robot
+           (600, ["--save-every", "50", "--val-every", "150"])]
+RUNS = ["robot", "robot-140", "robot-mlp"]
+LABELS = {"robot": "TIMAR robot, 600 steps (bundled)", "robot-140": "TIMAR robot, 140 steps",
+          "robot-mlp": "MLP head, 140 steps"}
+EVALS = [(m, split, ctx) for m in RUNS for split, ctx in (("test", [0, 7]), ("ood", [7]))]
 BUNDLE = REPO / "checkpoints" / "robot"
 
 
@@ -68,6 +75,10 @@ def stage_train(work: Path) -> None:
         sh(PY, "-m", "timar_ros.cli", "train", "--data", str(work / "data" / "train"),
            "--val", str(work / "data" / "val"), "--out", str(work / "runs" / name),
            *TRAIN_ARGS, *extra)
+    shutil.copytree(work / "runs" / "robot-140", work / "runs" / "robot", dirs_exist_ok=True)
+    for steps, extra in RESUMES:
+        sh(PY, "-m", "timar_ros.cli", "train", "--resume", str(work / "runs" / "robot"),
+           "--steps", str(steps), *extra)
 
 
 def export_fp16(run: Path, dst: Path) -> Path:
@@ -89,7 +100,7 @@ def exported(work: Path, model: str) -> Path:
 
 
 def stage_export(work: Path) -> None:
-    for model in MODELS:
+    for model in RUNS:
         print(f"+ export {work / 'runs' / model} -> {export_fp16(work / 'runs' / model, exported(work, model))}")
 
 
@@ -110,6 +121,7 @@ def stage_bundle(work: Path) -> None:
     shutil.copy2(run / "loss.png", BUNDLE / "loss.png")
     card = _read(run / "model_card.json")
     mlp = _read(work / "runs" / "robot-mlp" / "model_card.json")
+    r140 = _read(work / "runs" / "robot-140" / "model_card.json")
     data = {s: _read(work / "data" / s / "synthetic_config.json") for s in SPLITS}
     evals, rows = {}, {"test": [], "ood": []}
     for model, split, ctx in EVALS:
@@ -122,7 +134,7 @@ def stage_bundle(work: Path) -> None:
                              "ms_per_turn": c["ms_per_turn"]} for n, c in rep["contexts"].items()},
         }
         for n in ctx:
-            label = f"{'TIMAR robot (diffusion head)' if model == 'robot' else 'MLP head'}, n = {n}"
+            label = f"{LABELS[model]}, n = {n}"
             rows[split].append((label, rep["contexts"][str(n)]["metrics"]))
     full = {
         **card,
@@ -136,10 +148,12 @@ def stage_bundle(work: Path) -> None:
         "storage": "float16 safetensors (EMA weights; loaded into float32)",
         "comparison_mlp_head": {k: mlp[k] for k in ("step", "wall_s", "final_train_loss",
                                                     "final_val", "parameters")} if mlp else None,
+        "comparison_robot_140_steps": {k: r140[k] for k in ("step", "wall_s", "final_train_loss",
+                                                            "final_val")} if r140 else None,
         "evaluation": evals,
         "jaw_follow_test_n7": {m: round(jaw_follow(work / "eval" / f"{m}-test" / "context_7",
                                                    work / "data" / "test"), 3)
-                               for m in MODELS if (work / "eval" / f"{m}-test").is_dir()},
+                               for m in RUNS if (work / "eval" / f"{m}-test").is_dir()},
     }
     (BUNDLE / "model_card.json").write_text(json.dumps(full, indent=1) + "\n")
     (BUNDLE / "model_card.md").write_text(_card_md(full, rows, mlp))
@@ -161,6 +175,19 @@ def jaw_follow(pred_dir: Path, data_dir: Path) -> float:
         g = load_motion(data_dir / f"{f.stem}.npz")[: len(p)]
         cs.append(np.corrcoef(uniform_filter1d(p[:, 50], 9), g[:, 50])[0, 1])
     return float(np.mean(cs))
+
+
+# Observations on the committed run, written after reading its tables (see the report).
+READING: list[str] = [
+    "- At 600 steps the bundled model beats both 140-step models on JAW (FD, P-FD, MSE, rPCC) "
+    "and on EXP FD/P-FD/SID; the 140-step MLP head keeps a slightly lower EXP MSE: it regresses "
+    "to the mean (low SID, less diverse motion), the pattern of the paper's MLP-head ablation "
+    "(Table 2, Fig. 7).",
+    "- n = 0 and n = 7 are nearly equal: the model does not use history yet (in these "
+    "synthetic rules history matters only through listener reactions and the engagement "
+    "ramp).",
+    "- The OOD split (other voices, rates, reaction lags) costs mostly on JAW (FD 0.45 -> 0.65).",
+]
 
 
 def _card_md(c: dict, rows: dict, mlp: dict | None) -> str:
@@ -199,16 +226,18 @@ def _card_md(c: dict, rows: dict, mlp: dict | None) -> str:
         "",
         "## Training",
         f"- {c['step']} steps of batch {c['global_batch']} ({c['epochs']} epochs), AdamW "
-        "(0.9, 0.95), wd 0.02 (no decay on 1-D/bias/head), clip 3.0, "
-        f"lr {c['lr']:g} with {c['warmup_steps']} warmup steps then cosine, EMA "
-        f"{c['recipe']['ema']}",
+        "(0.9, 0.95), wd 0.02 (no decay on 1-D/bias/head), clip 3.0, EMA "
+        f"{c['recipe']['ema']}; lr {c['lr']:g} with {c['warmup_steps']} warmup steps then "
+        "cosine to 2e-5 over 140 steps, then resumed to 300 and to 600 steps (each resume "
+        "re-plans the cosine over the new total: two warm restarts)",
         f"- wall time {c['wall_s'] / 60:.1f} min on {hw['device']} ({hw['cpu_count']} cores, "
         f"shared with other jobs; torch {hw['torch']}, {hw['torch_threads']} threads)",
         f"- final train loss {c['final_train_loss']:.4f}; validation loss (EMA weights) "
         f"{fv.get('ema_loss', float('nan')):.4f}",
     ]
     if mlp:
-        lines.append(f"- MLP-head variant (same data, recipe and steps): {mlp['step']} steps in "
+        lines.append(f"- MLP-head variant (same data and recipe, 140 steps = the first stage of the "
+                     f"robot run): {mlp['step']} steps in "
                      f"{mlp['wall_s'] / 60:.1f} min, final train loss "
                      f"{mlp['final_train_loss']:.4f} (plain MSE, not comparable with the "
                      f"diffusion loss), validation MSE {mv.get('ema_loss', float('nan')):.4f}")
@@ -223,18 +252,15 @@ def _card_md(c: dict, rows: dict, mlp: dict | None) -> str:
     lines += [
         "## Reading (this run)",
         "",
-        "- The model is **undertrained**: 140 steps of batch 4 are less than half an epoch, all "
-        "a shared 2-core CPU allowed. Its diffusion samples are jittery around the right "
-        "per-dimension ranges. Correlation of the predicted (9-frame smoothed) jaw opening "
-        "with the ground truth on the test split at n = 7: "
+        "- Correlation of the predicted (9-frame smoothed) jaw opening with the ground truth on "
+        "the test split at n = 7: "
         + ", ".join(f"{m} {v:.2f}" for m, v in c.get("jaw_follow_test_n7", {}).items())
-        + " (the diffusion head has not yet learned to open the jaw with the robot's speech; "
-        "the MLP head has). Longer training (`timar train --resume RUN --steps N`, or a GPU) "
-        "is the first thing to do before judging the method.",
-        "- n = 0 and n = 7 are nearly equal: at this stage the model does not yet use history.",
-        "- The MLP head regresses towards the mean: lower MSE (mostly on JAW), but lower SID "
-        "(less diverse motion) and higher FD/P-FD on EXP than the diffusion head; the same "
-        "pattern as the paper's MLP-head ablation (Table 2, Fig. 7).",
+        + ". At 140 steps the diffusion head had not yet learned to open the jaw with the "
+        "robot's speech while the MLP head had; by 300-600 steps it has.",
+        *READING,
+        "- Still a short run (about two epochs of a small synthetic set on a shared 2-core "
+        "CPU); longer training (`timar train --resume RUN --steps N`, or a GPU) is the next "
+        "step before judging the method.",
         "",
         "n = previous turns visible (progressive-context protocol, `timar evaluate`). "
         "Metric values are not comparable with the paper's DualTalk numbers (different data).",
