@@ -7,7 +7,7 @@ import pytest
 from rclpy.serialization import deserialize_message, serialize_message
 
 from timar_ros.msg import AudioChunk, ConversationState, HeadMotion
-from timar_ros.nodes.convert import float32_seq, head_motion, motion_frames
+from timar_ros.nodes.convert import audio_samples, float32_seq, head_motion, motion_frames
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -102,3 +102,12 @@ def test_head_motion_conversion_keeps_the_motion_vector_order():
     np.testing.assert_array_equal(motion_frames(msg), frames)
     with pytest.raises(ValueError, match=r"\[N, 56\]"):
         head_motion(frames[:, :55], 0.0, 0, "m")
+
+
+def test_audio_samples_are_frames_and_a_torn_buffer_is_an_error():
+    x = np.arange(8, dtype=np.float32)
+    msg = AudioChunk(sample_rate=16000, channels=2, samples=float32_seq(x))
+    np.testing.assert_array_equal(audio_samples(msg), x.reshape(4, 2))  # interleaved L R L R ...
+    msg.samples = float32_seq(x[:7])
+    with pytest.raises(ValueError, match="7 samples, not a whole number of 2-channel frames"):
+        audio_samples(msg)

@@ -120,6 +120,12 @@ pol = StreamingPolicy.from_checkpoint(sys.argv[1], backend="onnx", seed=7)
 z = np.zeros(pol.samples_per_turn, np.float32)
 out = [pol.step(z, z) for _ in range(5)]
 assert np.isfinite(np.stack(out)).all()
+# the node's backend=auto path on a robot without torch
+from timar_ros.nodes.params import node_defaults
+from timar_ros.robot.policy_setup import load_policy
+pol, backend, note = load_policy({**node_defaults("conversation_policy"), "checkpoint": sys.argv[1],
+                                  "backend": "auto"})
+assert (backend, note) == ("onnx", None) and pol.backend == "onnx", (backend, note)
 mods = sorted(m for m in sys.modules if m == "torch" or m.startswith("torch."))
 print("TORCH_MODULES", mods)
 assert not mods, mods
@@ -142,3 +148,20 @@ def test_export_status_and_ensure_export(ckpt, tmp_path):
     assert export_status(other) == "missing"
     shutil.copytree(ckpt / "onnx", other / "onnx")
     assert export_status(other) == "stale"
+
+
+def test_auto_backend_takes_only_a_current_export(ckpt, tmp_path):
+    """conversation_policy's backend=auto: onnx for a current export, torch (and why) otherwise."""
+    from timar_ros.nodes.params import node_defaults
+    from timar_ros.robot.policy_setup import load_policy
+
+    params = {**node_defaults("conversation_policy"), "backend": "auto"}
+    pol, backend, note = load_policy({**params, "checkpoint": str(ckpt)})
+    assert (backend, note, pol.backend) == ("onnx", None, "onnx")
+    other = make_random_checkpoint("tiny", tmp_path / "tiny", seed=4, window_turns=3)
+    pol, backend, note = load_policy({**params, "checkpoint": str(other)})
+    assert (backend, note, pol.backend) == ("torch", None, "torch")  # no export: torch, quietly
+    shutil.copytree(ckpt / "onnx", other / "onnx")  # an export of other weights
+    pol, backend, note = load_policy({**params, "checkpoint": str(other)})
+    assert backend == pol.backend == "torch"
+    assert "another model" in note and f"timar export {other}" in note

@@ -93,7 +93,12 @@ def test_bad_audio_is_repaired_or_dropped_logged_once_counted_and_turns_go_on(ch
         second(3, empty_oversize)
         second(4, lambda i, s: feed.send("user", s, rate=48000))
         second(5, lambda i, s: feed.send("user", s, rate=22050))
-        second(6, lambda i, s: feed.send("user", s, channels=2))
+
+        def stereo(i, s):
+            feed.send("user", s, channels=2)
+            if i == 0:  # 1601 interleaved samples cannot be 2-channel frames: dropped, said
+                feed.send("user", s + 0.05, feed.rng.uniform(-0.1, 0.1, 1601).astype(np.float32), channels=2)
+        second(6, stereo)
         second(7, lambda i, s: None if 3 <= i <= 6 else feed.send("user", s))  # 0.4-s gap
 
         def twice(i, s):
@@ -145,12 +150,13 @@ def test_bad_audio_is_repaired_or_dropped_logged_once_counted_and_turns_go_on(ch
     # heavily loaded machine; then that chunk is counted as late)
     assert all(s.user_padded_s == 0 for k, s in st.items() if k not in (7, 17)), log
     last = got["state"][-1]
-    # 10 NaN chunks + empty + oversize + the far-future outlier
+    # 10 NaN chunks + empty + oversize + the torn stereo chunk + the far-future outlier
     # (the last turn is out before the last late chunk; /diagnostics below counts both)
-    assert last.invalid_chunks == 13 and last.duplicate_chunks == 10 and last.late_chunks in (1, 2)
+    assert last.invalid_chunks == 14 and last.duplicate_chunks == 10 and last.late_chunks in (1, 2)
     assert last.skipped_turns == 0
-    # oversize 11 s + duplicates 10 x 0.1 s + the outlier 0.1 s + the old clock's straggler 0.1 s
-    assert last.dropped_audio_s == pytest.approx(11 + 1.0 + 0.1 + 0.1, abs=1e-3) or st[17].user_padded_s
+    # oversize 11 s + duplicates 10 x 0.1 s + the torn stereo chunk 800.5 frames + the outlier 0.1 s
+    # + the old clock's straggler 0.1 s
+    assert last.dropped_audio_s == pytest.approx(11 + 1.0 + 1601 / 2 / SR + 0.1 + 0.1, abs=1e-3) or st[17].user_padded_s
 
     # /diagnostics has every counter by name.
     ours = [s for d in got["diag"] for s in d.status if s.name.endswith("conversation_policy: policy")]
@@ -166,6 +172,7 @@ def test_bad_audio_is_repaired_or_dropped_logged_once_counted_and_turns_go_on(ch
     for text in ["6 NaN/Inf samples replaced with 0", "empty chunk ignored",
                  "chunk dropped: longer than max_chunk_s (10 s)", "sample rate changed from 16000 to 48000 Hz",
                  "chunk at 48000 Hz resampled to 16000 Hz", "2-channel chunk down-mixed to mono",
+                 "1601 interleaved samples are not a whole number of 2-channel frames",
                  "0.40 s of user audio missing (gap or stream stopped): padded with silence",
                  "100 ms already received dropped (duplicate; the first copy is kept)",
                  "arrived out of order", "a chunk stamped +999.", "was dropped (100 ms; lone far-future",

@@ -34,7 +34,6 @@ from __future__ import annotations
 
 import json
 import math
-import threading
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -45,7 +44,7 @@ import numpy as np
 from timar_ros import bags as B
 from timar_ros import topics as T
 from timar_ros.motion import EXP, FPS, JAW, MOTION_DIM, ROT
-from timar_ros.resources import share_dir
+from timar_ros.robot.policy_setup import load_policy, pipeline_config, resolve_checkpoint
 
 NODE = "conversation_policy"
 
@@ -140,45 +139,7 @@ def policy_params(overrides: dict | None = None) -> dict:
     return p
 
 
-def resolve_checkpoint(path: str) -> Path:
-    """The checkpoint folder (the bundled model when empty), with the node's error when absent."""
-    folder = Path(path) if path else share_dir() / "checkpoints" / "robot"
-    if not (folder / "config.json").is_file() or not (folder / "model.safetensors").is_file():
-        raise FileNotFoundError(
-            f"no checkpoint at '{folder}' (needs model.safetensors and config.json): pass "
-            "--checkpoint to a trained model, or make one with `timar init-checkpoint`")
-    return folder
-
-
-def load_policy(p: dict):
-    """The StreamingPolicy the node would load for parameters ``p``: (policy, backend)."""
-    from timar_ros.runtime import StreamingPolicy
-
-    folder = resolve_checkpoint(p["checkpoint"])
-    backend = p["backend"]
-    if backend == "auto":
-        backend = "onnx" if (folder / "onnx" / "manifest.json").is_file() else "torch"
-    options = {"guidance_scale": float(p["guidance_scale"]),
-               "num_sampling_steps": int(p["num_sampling_steps"])}
-    if int(p["context_turns"]) >= 0:
-        options["context_turns"] = int(p["context_turns"])
-    policy = StreamingPolicy.from_checkpoint(folder, backend=backend, device=p["device"],
-                                             seed=int(p["seed"]), kv_cache=bool(p["kv_cache"]),
-                                             **options)
-    return policy, backend
-
-
-def pipeline_config(p: dict):
-    """The node's :class:`PipelineConfig` for parameters ``p``."""
-    from timar_ros.robot.conversation import PipelineConfig
-
-    return PipelineConfig(
-        display_delay_s=float(p["display_delay_s"]), deadline_ms=float(p["deadline_ms"]),
-        speaking_threshold=float(p["speaking_threshold"]),
-        vad_aggressiveness=int(p["vad_aggressiveness"]), use_user_motion=bool(p["use_user_motion"]),
-        segmenter=dict(on_wrong_rate=p["on_wrong_rate"], max_latency_s=float(p["max_latency_s"]),
-                       max_jump_s=float(p["max_jump_s"])),
-    )
+CHECKPOINT_HINT = "pass --checkpoint"
 
 
 # --------------------------------------------------------------------------------------------
@@ -223,13 +184,15 @@ def _stamp_s(ns: int) -> float:
     return ns // 1_000_000_000 + (ns % 1_000_000_000) * 1e-9
 
 
-def run_offline(inputs: BagInputs, params: dict) -> EvalRun:
+def run_offline(inputs: BagInputs, params: dict, log=print) -> EvalRun:
     """Feed the bag through ConversationPipeline as the node does on sim time (see the module
     docstring) and collect every turn."""
     from timar_ros.robot.conversation import ConversationPipeline
 
     t0 = time.perf_counter()
-    policy, backend = load_policy(params)
+    policy, backend, note = load_policy(params, CHECKPOINT_HINT)
+    if note:
+        log(note)
     pipe = ConversationPipeline(policy, pipeline_config(params))
     results = []
     for t_ns, kind, rec in inputs.events:
@@ -282,8 +245,10 @@ def run_live(inputs: BagInputs, params: dict, out: Path, rate: float = 1.0,
 
     The nodes get their own rclpy context, so this can run inside a process that uses rclpy.
     Returns when every expected turn's ConversationState is recorded, or at the timeout."""
+    from timar_ros.nodes.compose import ComposedNodes, keep_dds_local
+
+    keep_dds_local()
     import rclpy
-    from rclpy.executors import MultiThreadedExecutor
     from rclpy.parameter import Parameter
 
     from timar_ros.nodes.bag_player import BagPlayer
@@ -304,7 +269,7 @@ def run_live(inputs: BagInputs, params: dict, out: Path, rate: float = 1.0,
     ctx = rclpy.Context()
     rclpy.init(context=ctx)
     nodes: list = []
-    executor = spinner = None
+    spinning = None
     try:
         policy = ConversationPolicy(namespace=ns, context=ctx, parameter_overrides=ov(
             {**sim, **{k: v for k, v in params.items()}, "audio_qos": "reliable"}))
@@ -322,11 +287,7 @@ def run_live(inputs: BagInputs, params: dict, out: Path, rate: float = 1.0,
 
             nodes.append(HeadRetargeter(namespace=ns, context=ctx, parameter_overrides=ov(
                 {**sim, "command_interface": "none"})))
-        executor = MultiThreadedExecutor(num_threads=4, context=ctx)
-        for n in nodes:
-            executor.add_node(n)
-        spinner = threading.Thread(target=executor.spin, daemon=True)
-        spinner.start()
+        spinning = ComposedNodes(nodes, context=ctx)
         # The recorder must hear the first turn: wait for discovery before playing.
         outs = [policy.resolve_topic_name(t) for t in (T.HEAD_MOTION, T.CONVERSATION_STATE)]
         deadline = time.monotonic() + 30
@@ -336,7 +297,7 @@ def run_live(inputs: BagInputs, params: dict, out: Path, rate: float = 1.0,
             {"bag": str(inputs.path), "rate": float(rate), "publish_clock": True,
              "wait_for_subscribers": 1, "start_delay_s": 0.2, "topics": played}))
         nodes.append(player)
-        executor.add_node(player)
+        spinning.add(player)
         turn_s = policy.policy.frames_per_turn / FPS
         expected = inputs.expected_turns(turn_s)
         span = inputs.audio_end_s - inputs.audio_start_s
@@ -356,10 +317,8 @@ def run_live(inputs: BagInputs, params: dict, out: Path, rate: float = 1.0,
                  "recorded": dict(recorder.counts), "rate": rate, "recording": str(rec_path)}
         model_id, backend = policy.policy.model_id, policy.backend
     finally:
-        if executor is not None:
-            executor.shutdown(timeout_sec=5.0)
-        if spinner is not None:
-            spinner.join(timeout=5.0)  # no callback may still run when the nodes are destroyed
+        if spinning is not None:
+            spinning.shutdown()  # no callback may still run when the nodes are destroyed
         for n in nodes:
             n.destroy_node()  # the recorder finishes its bag here
         rclpy.try_shutdown(context=ctx)
@@ -465,7 +424,7 @@ def build_report(inputs: BagInputs, run: EvalRun, params: dict, pred: np.ndarray
         "name": inputs.name,
         "mode": run.mode,
         "namespace": inputs.namespace,
-        "checkpoint": str(resolve_checkpoint(params["checkpoint"])),
+        "checkpoint": str(resolve_checkpoint(params["checkpoint"], CHECKPOINT_HINT)),
         "model_id": run.model_id,
         "backend": run.backend,
         "seed": int(params["seed"]),
@@ -533,12 +492,12 @@ def evaluate_bag(bag, out, *, live: bool = False, checkpoint: str = "", seed: in
     inputs = read_inputs(bag, namespace)
     p = policy_params({**(params or {}), "checkpoint": str(checkpoint or ""), "seed": int(seed),
                        "backend": backend})
-    resolve_checkpoint(p["checkpoint"])  # fail before any work
+    resolve_checkpoint(p["checkpoint"], CHECKPOINT_HINT)  # fail before any work
     out.mkdir(parents=True, exist_ok=True)
     if live:
         run = run_live(inputs, p, out, rate=rate, retargeter=retargeter, log=log)
     else:
-        run = run_offline(inputs, p)
+        run = run_offline(inputs, p, log=log)
     ref = inputs.gt_start_s if inputs.gt_start_s is not None else (
         min(t.start_s for t in run.turns) if run.turns else inputs.audio_start_s)
     pred, unfilled = assemble(run.turns, ref)

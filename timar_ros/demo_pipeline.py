@@ -10,7 +10,6 @@ from __future__ import annotations
 import argparse
 import json
 import shutil
-import threading
 import time
 from pathlib import Path
 
@@ -34,8 +33,10 @@ def run_pipeline(out: Path, checkpoint: Path, user_wav: Path, agent_wav: Path, b
 
     Returns live figures the bag does not hold (policy latencies, end-to-end latencies).
     """
+    from timar_ros.nodes.compose import ComposedNodes, keep_dds_local
+
+    keep_dds_local()
     import rclpy
-    from rclpy.executors import MultiThreadedExecutor
 
     from timar_ros.nodes.audio_file_player import AudioFilePlayer
     from timar_ros.nodes.bag_recorder import BagRecorder
@@ -43,7 +44,7 @@ def run_pipeline(out: Path, checkpoint: Path, user_wav: Path, agent_wav: Path, b
     from timar_ros.nodes.head_retargeter import HeadRetargeter
 
     rclpy.init()
-    nodes = []
+    nodes, spinning = [], None
     try:
         common = {"namespace": NAMESPACE}
         recorder = BagRecorder(**common, parameter_overrides=_overrides(
@@ -56,11 +57,7 @@ def run_pipeline(out: Path, checkpoint: Path, user_wav: Path, agent_wav: Path, b
             {"user_wav": str(user_wav), "agent_wav": str(agent_wav), "playback_rate": playback_rate,
              "start_delay_s": 0.5, "wait_for_subscribers": 2}))  # the policy and the recorder
         nodes.append(player)
-        executor = MultiThreadedExecutor(num_threads=4)
-        for n in nodes:
-            executor.add_node(n)
-        spinner = threading.Thread(target=executor.spin, daemon=True)
-        spinner.start()
+        spinning = ComposedNodes(nodes)
         shown, done_at = 0, None
         settle = policy.pipeline.config.display_delay_s + retargeter.player.neutral_deadline_s + 0.5
         while True:
@@ -75,7 +72,8 @@ def run_pipeline(out: Path, checkpoint: Path, user_wav: Path, agent_wav: Path, b
                     "return to neutral")
             if done_at is not None and time.monotonic() - done_at > settle:
                 break
-        executor.shutdown(timeout_sec=2.0)
+        spinning.shutdown()
+        spinning = None
         live = {
             "policy_latencies_ms": list(policy.latencies_ms),
             "e2e_latencies_ms": list(policy.e2e_ms),
@@ -88,6 +86,8 @@ def run_pipeline(out: Path, checkpoint: Path, user_wav: Path, agent_wav: Path, b
             "recorded": dict(recorder.counts),
         }
     finally:
+        if spinning is not None:  # interrupted: no callback may run once the nodes are destroyed
+            spinning.shutdown()
         for n in nodes:
             n.destroy_node()  # the recorder finishes the bag here
         rclpy.try_shutdown()
@@ -198,10 +198,10 @@ def render_preview(out: Path, log=print) -> Path | None:
 
 
 def run_demo(args: argparse.Namespace) -> int:
-    from timar_ros.nodes.conversation_policy import resolve_checkpoint
+    from timar_ros.robot.policy_setup import resolve_checkpoint
 
     out = Path(args.out)
-    checkpoint = resolve_checkpoint(args.checkpoint or "")
+    checkpoint = resolve_checkpoint(args.checkpoint or "", "pass --checkpoint")
     conv = Path(args.conversation) if args.conversation else share_dir() / "data" / "demo_conversation"
     user_wav, agent_wav = conv / "demo_speaker1.wav", conv / "demo_speaker2.wav"
     for f in (user_wav, agent_wav):

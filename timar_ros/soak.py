@@ -66,10 +66,9 @@ def resolve_checkpoint(path: str | None, scratch: Path) -> tuple[Path, str]:
 def run_soak(minutes: float, rate: float = 20.0, checkpoint: str | None = None,
              seed: int = 0, backend: str = "torch", log=print) -> dict:
     """Run the soak; returns the report (see the module docstring)."""
-    import os
+    from timar_ros.nodes.compose import keep_dds_local
 
-    # DDS on loopback unless the caller opened it up (see the README, "Networking").
-    os.environ.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
+    keep_dds_local()  # see the README, "Networking"
     import rclpy
     from rclpy.executors import SingleThreadedExecutor
     from rclpy.node import Node

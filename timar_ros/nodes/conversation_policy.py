@@ -17,23 +17,21 @@ from __future__ import annotations
 import sys
 import time
 from collections import deque
-from pathlib import Path
 
 import numpy as np
-import rclpy
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from geometry_msgs.msg import QuaternionStamped
-from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
 from rclpy.qos import QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
 
 from timar_ros import topics
 from timar_ros.motion import FPS, ROT
 from timar_ros.msg import AudioChunk, ConversationState, HeadMotion
-from timar_ros.nodes.convert import audio_samples, head_motion, motion_frames, s_to_stamp, stamp_to_s
+from timar_ros.nodes.convert import head_motion, motion_frames, s_to_stamp, stamp_to_s
 from timar_ros.nodes.params import Param, declare
-from timar_ros.resources import share_dir
-from timar_ros.robot.conversation import ConversationPipeline, FaultLog, PipelineConfig, TurnResult
+from timar_ros.nodes.runner import run_node
+from timar_ros.robot.conversation import ConversationPipeline, FaultLog, TurnResult
+from timar_ros.robot.policy_setup import load_policy, pipeline_config
 from timar_ros.robot.rotations import flame_to_rep103_quaternion
 
 NAME = "conversation_policy"
@@ -66,50 +64,15 @@ PARAMS = {
 }
 
 
-def resolve_checkpoint(path: str) -> Path:
-    """The checkpoint folder to load: `path`, or the bundled model when empty."""
-    folder = Path(path) if path else share_dir() / "checkpoints" / "robot"
-    if not (folder / "config.json").is_file() or not (folder / "model.safetensors").is_file():
-        raise FileNotFoundError(
-            f"no checkpoint at '{folder}' (needs model.safetensors and config.json): set the "
-            "'checkpoint' parameter to a trained model, or make one with `timar init-checkpoint` "
-            "or `timar train`"
-        )
-    return folder
-
-
-def load_policy(p: dict):
-    """Load the StreamingPolicy the parameters ask for; returns (policy, backend name)."""
-    from timar_ros.runtime import StreamingPolicy
-
-    folder = resolve_checkpoint(p["checkpoint"])
-    backend = p["backend"]
-    if backend == "auto":
-        backend = "onnx" if (folder / "onnx" / "manifest.json").is_file() else "torch"
-    options = {"guidance_scale": float(p["guidance_scale"]),
-               "num_sampling_steps": int(p["num_sampling_steps"])}
-    if int(p["context_turns"]) >= 0:
-        options["context_turns"] = int(p["context_turns"])
-    policy = StreamingPolicy.from_checkpoint(folder, backend=backend, device=p["device"],
-                                             seed=int(p["seed"]), kv_cache=bool(p["kv_cache"]),
-                                             **options)
-    return policy, backend
-
-
 class ConversationPolicy(Node):
     def __init__(self, **kwargs):
         super().__init__(NAME, **kwargs)
         p = declare(self, NAME, PARAMS)
         self._p = p
-        self.policy, self.backend = load_policy(p)
-        cfg = PipelineConfig(
-            display_delay_s=float(p["display_delay_s"]), deadline_ms=float(p["deadline_ms"]),
-            speaking_threshold=float(p["speaking_threshold"]),
-            vad_aggressiveness=int(p["vad_aggressiveness"]), use_user_motion=bool(p["use_user_motion"]),
-            segmenter=dict(on_wrong_rate=p["on_wrong_rate"], max_latency_s=float(p["max_latency_s"]),
-                           max_jump_s=float(p["max_jump_s"])),
-        )
-        self.pipeline = ConversationPipeline(self.policy, cfg)
+        self.policy, self.backend, note = load_policy(p)
+        if note:
+            self.get_logger().warning(note)
+        self.pipeline = ConversationPipeline(self.policy, pipeline_config(p))
         audio_qos = qos_profile_sensor_data if p["audio_qos"] == "sensor_data" else QoSProfile(
             depth=100, reliability=ReliabilityPolicy.RELIABLE)
         if p["audio_qos"] not in ("sensor_data", "reliable"):
@@ -138,10 +101,12 @@ class ConversationPolicy(Node):
     # -- inputs
     def _on_audio(self, stream: str, msg: AudioChunk) -> None:
         arrival = time.perf_counter()
-        frames = audio_samples(msg)  # [n, channels]; the segmenter down-mixes (and counts) stereo
-        samples = frames[:, 0] if frames.shape[1] == 1 else frames
+        # The interleaved buffer as sent: the segmenter down-mixes (and counts) stereo, and drops
+        # (and counts) a buffer that is not a whole number of frames.
+        samples = np.frombuffer(msg.samples, np.float32) if len(msg.samples) else np.zeros(0, np.float32)
         results = self.pipeline.push_audio(stream, stamp_to_s(msg.header.stamp), samples,
-                                           int(msg.sample_rate), seq=int(msg.seq),
+                                           int(msg.sample_rate), channels=max(int(msg.channels), 1),
+                                           seq=int(msg.seq),
                                            now_s=self.get_clock().now().nanoseconds * 1e-9)
         self._publish(results, arrival)
         self.pipeline.note_time(self.get_clock().now().nanoseconds * 1e-9)
@@ -247,22 +212,9 @@ class ConversationPolicy(Node):
 
 
 def main(args=None) -> int:
-    rclpy.init(args=args)
-    node = None
-    try:
-        try:
-            node = ConversationPolicy()
-        except (FileNotFoundError, ValueError, RuntimeError) as exc:  # config/checkpoint problems
-            print(f"{NAME}: cannot start: {exc}", file=sys.stderr)
-            return 2
-        rclpy.spin(node)
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    finally:
-        if node is not None:
-            node.destroy_node()
-        rclpy.try_shutdown()
-    return 0
+    # a missing/truncated/mismatched checkpoint or bad parameters: exit 2 with the message
+    return run_node(ConversationPolicy, NAME, args,
+                    setup_errors=(FileNotFoundError, ValueError, RuntimeError))
 
 
 if __name__ == "__main__":

@@ -37,10 +37,15 @@ def audio_chunk(samples: np.ndarray, sample_rate: int, stamp_s: float, frame_id:
 
 
 def audio_samples(msg: AudioChunk) -> np.ndarray:
-    """AudioChunk -> samples [frames, channels] float32 (a view of the message buffer)."""
+    """AudioChunk -> samples [frames, channels] float32 (a view of the message buffer).
+
+    Raises ValueError when the buffer is not a whole number of ``channels``-sample frames."""
     data = np.frombuffer(msg.samples, dtype=np.float32) if len(msg.samples) else np.zeros(0, np.float32)
     channels = max(int(msg.channels), 1)
-    return data[: len(data) - len(data) % channels].reshape(-1, channels)
+    if len(data) % channels:
+        raise ValueError(f"AudioChunk has {len(data)} samples, not a whole number of {channels}-channel "
+                         "frames: the publisher's 'channels' field or its buffer is wrong")
+    return data.reshape(-1, channels)
 
 
 def head_motion(frames: np.ndarray, stamp_s: float, turn_index: int, model_id: str,

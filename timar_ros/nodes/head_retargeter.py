@@ -27,10 +27,8 @@ from __future__ import annotations
 import sys
 
 import numpy as np
-import rclpy
 from builtin_interfaces.msg import Duration as DurationMsg
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
-from rclpy.executors import ExternalShutdownException
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
 from rclpy.qos import QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import JointState
@@ -42,6 +40,7 @@ from timar_ros.msg import HeadMotion
 from timar_ros.motion import EXP, JAW, ROT
 from timar_ros.nodes.convert import motion_frames, s_to_stamp, stamp_to_s
 from timar_ros.nodes.params import Param, declare
+from timar_ros.nodes.runner import run_node
 from timar_ros.robot.conversation import Fault, FaultLog
 from timar_ros.robot.retarget import MotionPlayer, RetargetConfigError, load_config
 
@@ -245,21 +244,7 @@ class HeadRetargeter(LifecycleNode):
 
 
 def main(args=None) -> int:
-    rclpy.init(args=args)
-    node = None
-    try:
-        node = HeadRetargeter()
-        rclpy.spin(node)
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    except ValueError as exc:
-        print(f"{NAME}: cannot start: {exc}", file=sys.stderr)
-        return 2
-    finally:
-        if node is not None:
-            node.destroy_node()
-        rclpy.try_shutdown()
-    return 0
+    return run_node(HeadRetargeter, NAME, args, setup_errors=(ValueError,))
 
 
 if __name__ == "__main__":

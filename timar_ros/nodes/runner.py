@@ -13,7 +13,8 @@ def run_node(factory: Callable[[], object], name: str, args=None,
     """Create the node with `factory()` and spin it until Ctrl-C, SIGTERM or SystemExit.
 
     Returns the process exit status: 0, or 2 when creating the node raised one of `setup_errors`
-    (bad parameters, missing files), which is printed as `<name>: <message>` without a traceback.
+    (bad parameters, missing files, a bad checkpoint), which is printed as
+    `<name>: cannot start: <message>` without a traceback.
     """
     rclpy.init(args=args)
     node = None
@@ -25,7 +26,7 @@ def run_node(factory: Callable[[], object], name: str, args=None,
     except setup_errors as exc:
         if node is not None:  # an error while running is a bug: keep its traceback
             raise
-        print(f"{name}: {exc}", file=sys.stderr)
+        print(f"{name}: cannot start: {exc}", file=sys.stderr)
         return 2
     finally:
         if node is not None:

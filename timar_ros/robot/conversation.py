@@ -281,17 +281,22 @@ class ConversationPipeline:
                 continue  # already said (duplicate or late)
             w = where_o if key == "outlier_chunks" and held is not None else where
             self._faults.append(Fault(key, f"{w}: " + text.format(delta=delta, **info)))
+        torn = x.ndim == 1 and chans > 1 and x.size % chans > 0  # not whole frames: dropped
         if after["invalid_chunks"] > before["invalid_chunks"] and not any(
                 after[k] > before[k] for k in ("empty_chunks", "oversize_chunks", "wrong_rate_chunks",
                                                 "nonfinite_samples", "outlier_chunks", "clock_jumps")):
-            self._faults.append(Fault("invalid_chunks", f"{where}: chunk dropped ({x.size} samples, "
-                                      f"{chans} channels, {rate} Hz: not usable audio)"))
+            if torn:
+                text = (f"{where}: chunk dropped: {x.size} interleaved samples are not a whole number "
+                        f"of {chans}-channel frames (the publisher's channels field or buffer is wrong)")
+            else:
+                text = f"{where}: chunk dropped ({x.size} samples, {chans} channels, {rate} Hz: not usable audio)"
+            self._faults.append(Fault("invalid_chunks", text))
         if seg._held is not None and seg._held is not held:
             return  # the chunk is held until the next one says whether the clock really jumped
         end = stamp_s + frames / max(rate, 1)
         if after["resyncs"] > before["resyncs"]:
             self._end_s = {stream: end}
-        elif frames and not any(after[k] > before[k] for k in ("empty_chunks", "oversize_chunks",
+        elif frames and not torn and not any(after[k] > before[k] for k in ("empty_chunks", "oversize_chunks",
                                                                  "wrong_rate_chunks", "late_chunks")):
             self._end_s[stream] = max(self._end_s.get(stream, end), end)
 

@@ -1,0 +1,71 @@
+"""From conversation_policy's parameters to a running policy and pipeline, without ROS.
+
+One place for it, so the node, `timar bag evaluate` (offline and live) and the demo load the same
+checkpoint with the same backend and settings. ``p`` is the node's parameter dict (the defaults
+are in config/timar.yaml, section conversation_policy).
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+from timar_ros.resources import share_dir
+from timar_ros.robot.conversation import PipelineConfig
+
+
+def resolve_checkpoint(path: str, how_to_set: str = "set the 'checkpoint' parameter") -> Path:
+    """The checkpoint folder to load: ``path``, or the bundled model when empty.
+
+    Raises FileNotFoundError naming the folder and the fix (``how_to_set`` says how the caller's
+    user points at another checkpoint)."""
+    folder = Path(path) if path else share_dir() / "checkpoints" / "robot"
+    if not (folder / "config.json").is_file() or not (folder / "model.safetensors").is_file():
+        raise FileNotFoundError(
+            f"no checkpoint at '{folder}' (needs model.safetensors and config.json): {how_to_set} "
+            "to a trained model, or make one with `timar init-checkpoint` or `timar train`"
+        )
+    return folder
+
+
+def choose_backend(folder: Path, backend: str) -> tuple[str, str | None]:
+    """``backend`` ("auto", "torch" or "onnx") -> (the backend to load, a note for the log or None).
+
+    "auto" takes onnx only when ``folder/onnx`` holds an export of these very weights; a stale
+    export (other weights, config or format) would fail or, worse, run another model."""
+    if backend != "auto":
+        return backend, None
+    from timar_ros.export import export_status  # torch-free
+
+    status = export_status(folder)
+    if status == "current":
+        return "onnx", None
+    if status == "stale":
+        return "torch", (f"the ONNX export in {folder / 'onnx'} is of another model or format: using "
+                         f"torch; run `timar export {folder}` for the faster onnx backend")
+    return "torch", None
+
+
+def load_policy(p: dict, how_to_set: str = "set the 'checkpoint' parameter"):
+    """The StreamingPolicy the parameters ask for: (policy, backend name, note or None)."""
+    from timar_ros.runtime import StreamingPolicy
+
+    folder = resolve_checkpoint(p["checkpoint"], how_to_set)
+    backend, note = choose_backend(folder, p["backend"])
+    options = {"guidance_scale": float(p["guidance_scale"]),
+               "num_sampling_steps": int(p["num_sampling_steps"])}
+    if int(p["context_turns"]) >= 0:
+        options["context_turns"] = int(p["context_turns"])
+    policy = StreamingPolicy.from_checkpoint(folder, backend=backend, device=p["device"],
+                                             seed=int(p["seed"]), kv_cache=bool(p["kv_cache"]),
+                                             **options)
+    return policy, backend, note
+
+
+def pipeline_config(p: dict) -> PipelineConfig:
+    """The :class:`PipelineConfig` for parameters ``p``."""
+    return PipelineConfig(
+        display_delay_s=float(p["display_delay_s"]), deadline_ms=float(p["deadline_ms"]),
+        speaking_threshold=float(p["speaking_threshold"]),
+        vad_aggressiveness=int(p["vad_aggressiveness"]), use_user_motion=bool(p["use_user_motion"]),
+        segmenter=dict(on_wrong_rate=p["on_wrong_rate"], max_latency_s=float(p["max_latency_s"]),
+                       max_jump_s=float(p["max_jump_s"])),
+    )
