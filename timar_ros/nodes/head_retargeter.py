@@ -193,7 +193,9 @@ class HeadRetargeter(LifecycleNode):
         "rejected_blocks": ("warn", "{d} block(s) rejected (malformed, or stamped more than "
                                     "max_lead_s ahead of this node's clock: check use_sim_time)"),
         "deadline_misses": ("warn", "{d} block(s) arrived after their first frame was due (policy "
-                                    "deadline miss): late frames skipped, easing to the frame due now"),
+                                    "deadline miss: a slow step, or a turn emitted late because its "
+                                    "audio stopped or lagged; see display_delay_s and max_latency_s): "
+                                    "late frames skipped, easing to the frame due now"),
         "clock_resets": ("warn", "the clock went back by more than 1 s: buffered frames cleared"),
         "watchdog_trips": ("info", "no motion due for watchdog_timeout_s: easing to the neutral pose "
                                    "(watchdog)"),
