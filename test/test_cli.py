@@ -36,3 +36,24 @@ def test_console_script_is_installed():
     assert exe.exists(), "the `timar` console script is not installed in this environment"
     out = subprocess.run([str(exe), "--help"], capture_output=True, text=True, timeout=60)
     assert out.returncode == 0 and "usage: timar" in out.stdout
+
+
+@pytest.mark.parametrize("args", [
+    ["demo", "--checkpoint", "{missing}"],
+    ["export", "{missing}", "{tmp}/onnx"],
+    ["evaluate", "--checkpoint", "{missing}", "--data", "{missing}"],
+    ["metrics", "{missing}", "{missing}"],
+    ["render", "{missing}", "{tmp}/out.png"],
+    ["train", "--data", "{missing}", "--out", "{tmp}/run"],
+    ["bag", "info", "{missing}"],
+    ["bag", "evaluate", "{missing}"],
+    ["soak", "--minutes", "0", "--json", "{tmp}/soak.json"],
+], ids=lambda a: " ".join(a[:2]))
+def test_bad_input_is_one_clear_line_not_a_traceback(args, tmp_path, capsys):
+    from timar_ros.cli import main
+
+    missing = tmp_path / "no_such_thing"
+    rc = main([a.format(missing=missing, tmp=tmp_path) for a in args])
+    err = capsys.readouterr().err
+    assert rc != 0
+    assert f"timar {args[0]}" in err and ("no_such_thing" in err or "--minutes" in err), err

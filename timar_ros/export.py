@@ -37,6 +37,7 @@ import hashlib
 import io
 import json
 import logging
+import sys
 import time
 import warnings
 from pathlib import Path
@@ -324,8 +325,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from .runtime.checkpoint import CheckpointError
+
     t0 = time.monotonic()
-    out = export_checkpoint(args.checkpoint, args.out_dir, args.num_sampling_steps, args.opset)
+    try:
+        out = export_checkpoint(args.checkpoint, args.out_dir, args.num_sampling_steps, args.opset)
+    except (CheckpointError, ValueError, OSError) as exc:  # bad checkpoint, options or output folder
+        print(f"timar export: error: {exc}", file=sys.stderr)
+        return 1
     m = json.loads((out / MANIFEST).read_text())
     size = sum(g["bytes"] for g in m["graphs"].values())
     print(f"wrote {out} ({len(m['graphs'])} graphs, {size / 1e6:.1f} MB, model {m['model_id']}) "

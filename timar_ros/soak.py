@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import json
 import resource
+import sys
 import tempfile
 import threading
 import time
@@ -276,6 +277,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    if not (args.minutes > 0 and args.rate > 0):
+        print("timar soak: error: --minutes and --rate must be > 0", file=sys.stderr)
+        return 2
     report = run_soak(args.minutes, args.rate, args.checkpoint, args.seed, args.backend)
     out = Path(args.json)
     out.parent.mkdir(parents=True, exist_ok=True)
