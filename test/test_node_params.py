@@ -25,3 +25,54 @@ def test_parameters_are_documented_and_defaulted(name):
         value = defaults[key]
         if spec.min is not None and isinstance(value, (int, float)) and not isinstance(value, bool):
             assert spec.min <= value <= spec.max, f"{name}.{key} default {value} outside [{spec.min}, {spec.max}]"
+
+
+def test_an_unknown_parameter_is_reported_not_silently_ignored():
+    """A typo in a params file or -p is named in one warning at start-up (rclpy alone ignores it)."""
+    import rclpy
+
+    from timar_ros.nodes.microphone import Microphone
+    from timar_ros.nodes.params import stray_overrides
+
+    rclpy.init()
+    try:
+        from rclpy.parameter import Parameter
+
+        node = Microphone(parameter_overrides=[Parameter("sample_rat", value=16000),
+                                               Parameter("use_sim_time", value=False)])
+        assert stray_overrides(node) == ["sample_rat"]
+        node.destroy_node()
+    finally:
+        rclpy.try_shutdown()
+
+
+def test_unknown_parameter_warning_through_ros_args():
+    """Through --ros-args: the warning comes before the node's own start-up error."""
+    import subprocess
+    import sys
+
+    from helpers.ros import ros_env
+
+    r = subprocess.run([sys.executable, "-m", "timar_ros.nodes.bag_player", "--ros-args", "-p", "rat:=2.0"],
+                       env=ros_env(), capture_output=True, text=True, timeout=60)
+    assert r.returncode == 2, r.stderr
+    assert "ignoring parameter(s) ['rat']: bag_player has no such parameter" in r.stderr, r.stderr
+    assert "bag_player: cannot start: set the 'bag' parameter" in r.stderr
+
+
+@pytest.mark.parametrize("node, args, message", [
+    ("conversation_policy", ["-p", "max_latency_s:=-1.0"], "max_latency_s out of range"),
+    ("conversation_policy", ["-p", "backend:=tensorrt"], "backend must be 'auto', 'torch' or 'onnx'"),
+    ("bag_recorder", ["-p", "output:=/proc/no_bag_here"], "cannot create bag"),
+], ids=["out-of-range", "backend", "unwritable-bag"])
+def test_bad_parameters_exit_2_with_one_line(node, args, message):
+    import subprocess
+    import sys
+
+    from helpers.ros import ros_env
+
+    r = subprocess.run([sys.executable, "-m", f"timar_ros.nodes.{node}", "--ros-args", *args],
+                       env=ros_env(), capture_output=True, text=True, timeout=120)
+    assert r.returncode == 2, r.stderr
+    assert f"{node}: cannot start:" in r.stderr and message in r.stderr, r.stderr
+    assert "Traceback" not in r.stderr, r.stderr

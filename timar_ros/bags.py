@@ -353,11 +353,11 @@ class BagWriter:
                 raise BagError(f"{self.path} exists already; remove it or pass overwrite=True "
                                "(--overwrite): bags are never appended to")
             _remove_bag_dir(self.path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
         try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
             self._w = Writer(self.path, version=BAG_VERSION, storage_plugin=_storage_plugin(storage))
-        except WriterError as err:
-            raise BagError(f"{self.path}: cannot create bag: {err}") from None
+        except (WriterError, OSError) as err:
+            raise BagError(f"{self.path}: cannot create bag: {err}; choose a writable folder") from None
         for k, v in (custom_data or {}).items():
             self._w.set_custom_data(str(k), str(v))
         self._conns: dict[str, Any] = {}
@@ -365,7 +365,12 @@ class BagWriter:
         self._open = False
 
     def open(self) -> BagWriter:
-        self._w.open()
+        from rosbags.rosbag2 import WriterError
+
+        try:
+            self._w.open()
+        except (WriterError, OSError) as err:
+            raise BagError(f"{self.path}: cannot create bag: {err}; choose a writable folder") from None
         self._open = True
         return self
 

@@ -34,6 +34,7 @@ def message_class(msgtype: str):
 
 class BagRecorder(Node):
     def __init__(self, **kwargs):
+        self._writer = None  # destroy_node may run before the bag is open
         super().__init__(NAME, **kwargs)
         p = declare(self, NAME, PARAMS)
         if not p["output"]:

@@ -68,4 +68,21 @@ def declare(node, node_name: str, specs: dict[str, Param]) -> dict[str, Any]:
                 ]
         node.declare_parameter(name, default, descriptor)
         values[name] = node.get_parameter(name).value
+    warn_stray_overrides(node, node_name)
     return values
+
+
+def stray_overrides(node) -> list[str]:
+    """Names set for ``node`` (params file, ``-p``, parameter_overrides) that it never declared."""
+    overrides = getattr(node, "_parameter_overrides", None) or {}  # rclpy keeps them here
+    return sorted(n for n in overrides if not n.startswith("qos_overrides.") and not node.has_parameter(n))
+
+
+def warn_stray_overrides(node, node_name: str) -> None:
+    """rclpy ignores values for undeclared parameters without a word, so a typo in a robot's
+    YAML would quietly keep the default: say so once, at start-up."""
+    stray = stray_overrides(node)
+    if stray:
+        node.get_logger().warning(
+            f"ignoring parameter(s) {stray}: {node_name} has no such parameter (a typo? its "
+            f"parameters and defaults are in config/{DEFAULTS_FILE})")

@@ -5,6 +5,7 @@ import sys
 from collections.abc import Callable
 
 import rclpy
+from rclpy.exceptions import ParameterException
 from rclpy.executors import ExternalShutdownException
 
 
@@ -13,7 +14,7 @@ def run_node(factory: Callable[[], object], name: str, args=None,
     """Create the node with `factory()` and spin it until Ctrl-C, SIGTERM or SystemExit.
 
     Returns the process exit status: 0, or 2 when creating the node raised one of `setup_errors`
-    (bad parameters, missing files, a bad checkpoint), which is printed as
+    or an rclpy ParameterException (bad parameters, missing files, a bad checkpoint), printed as
     `<name>: cannot start: <message>` without a traceback.
     """
     rclpy.init(args=args)
@@ -23,7 +24,7 @@ def run_node(factory: Callable[[], object], name: str, args=None,
         rclpy.spin(node)
     except (KeyboardInterrupt, ExternalShutdownException, SystemExit):
         pass
-    except setup_errors as exc:
+    except (ParameterException, *setup_errors) as exc:  # e.g. a value outside its declared range
         if node is not None:  # an error while running is a bug: keep its traceback
             raise
         print(f"{name}: cannot start: {exc}", file=sys.stderr)

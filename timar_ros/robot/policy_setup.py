@@ -31,6 +31,8 @@ def choose_backend(folder: Path, backend: str) -> tuple[str, str | None]:
 
     "auto" takes onnx only when ``folder/onnx`` holds an export of these very weights; a stale
     export (other weights, config or format) would fail or, worse, run another model."""
+    if backend not in ("auto", "torch", "onnx"):
+        raise ValueError(f"backend must be 'auto', 'torch' or 'onnx', got {backend!r}")
     if backend != "auto":
         return backend, None
     from timar_ros.export import export_status  # torch-free
