@@ -357,7 +357,7 @@ class BagWriter:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self._w = Writer(self.path, version=BAG_VERSION, storage_plugin=_storage_plugin(storage))
         except (WriterError, OSError) as err:
-            raise BagError(f"{self.path}: cannot create bag: {err}; choose a writable folder") from None
+            raise self._cannot_create(err) from None
         for k, v in (custom_data or {}).items():
             self._w.set_custom_data(str(k), str(v))
         self._conns: dict[str, Any] = {}
@@ -370,9 +370,12 @@ class BagWriter:
         try:
             self._w.open()
         except (WriterError, OSError) as err:
-            raise BagError(f"{self.path}: cannot create bag: {err}; choose a writable folder") from None
+            raise self._cannot_create(err) from None
         self._open = True
         return self
+
+    def _cannot_create(self, err: Exception) -> BagError:
+        return BagError(f"{self.path}: cannot create bag: {err}; choose a writable folder")
 
     def __enter__(self) -> BagWriter:
         return self.open()

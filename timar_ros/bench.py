@@ -228,14 +228,15 @@ def e2e_through_dds(checkpoint: Path, backend: str, audio_seconds: float = 180.0
     a node does before its first turn matters)."""
     import random
 
+    from .nodes.compose import keep_dds_local
+
+    keep_dds_local()  # this process and the player child
     env = dict(os.environ)
-    env.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
     domain = random.randint(120, 200)  # away from the test suite's and the Makefile's domains
     env["ROS_DOMAIN_ID"] = str(domain)
     env["PYTHONPATH"] = os.pathsep.join([str(Path(__file__).resolve().parents[1]),
                                          env.get("PYTHONPATH", "")])
     env["PYTHONUNBUFFERED"] = "1"
-    os.environ["ROS_AUTOMATIC_DISCOVERY_RANGE"] = env["ROS_AUTOMATIC_DISCOVERY_RANGE"]
 
     import rclpy
     from rclpy.executors import SingleThreadedExecutor

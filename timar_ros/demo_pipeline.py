@@ -44,7 +44,7 @@ def run_pipeline(out: Path, checkpoint: Path, user_wav: Path, agent_wav: Path, b
     from timar_ros.nodes.head_retargeter import HeadRetargeter
 
     rclpy.init()
-    nodes, spinning = [], None
+    nodes = []
     try:
         common = {"namespace": NAMESPACE}
         recorder = BagRecorder(**common, parameter_overrides=_overrides(
@@ -57,23 +57,21 @@ def run_pipeline(out: Path, checkpoint: Path, user_wav: Path, agent_wav: Path, b
             {"user_wav": str(user_wav), "agent_wav": str(agent_wav), "playback_rate": playback_rate,
              "start_delay_s": 0.5, "wait_for_subscribers": 2}))  # the policy and the recorder
         nodes.append(player)
-        spinning = ComposedNodes(nodes)
-        shown, done_at = 0, None
-        settle = policy.pipeline.config.display_delay_s + retargeter.player.neutral_deadline_s + 0.5
-        while True:
-            time.sleep(0.1)
-            while shown < len(policy.latencies_ms) and shown < policy.turns:
-                lat = list(policy.latencies_ms)[shown]
-                log(f"  turn {shown:3d}: policy step {lat:6.1f} ms")
-                shown += 1
-            if player.done and done_at is None:
-                done_at = time.monotonic()
-                log(f"  playback finished; waiting {settle:.1f} s for the last turn and the "
-                    "return to neutral")
-            if done_at is not None and time.monotonic() - done_at > settle:
-                break
-        spinning.shutdown()
-        spinning = None
+        with ComposedNodes(nodes):  # stopped before the nodes are destroyed, also on Ctrl-C
+            shown, done_at = 0, None
+            settle = policy.pipeline.config.display_delay_s + retargeter.player.neutral_deadline_s + 0.5
+            while True:
+                time.sleep(0.1)
+                while shown < len(policy.latencies_ms) and shown < policy.turns:
+                    lat = list(policy.latencies_ms)[shown]
+                    log(f"  turn {shown:3d}: policy step {lat:6.1f} ms")
+                    shown += 1
+                if player.done and done_at is None:
+                    done_at = time.monotonic()
+                    log(f"  playback finished; waiting {settle:.1f} s for the last turn and the "
+                        "return to neutral")
+                if done_at is not None and time.monotonic() - done_at > settle:
+                    break
         live = {
             "policy_latencies_ms": list(policy.latencies_ms),
             "e2e_latencies_ms": list(policy.e2e_ms),
@@ -86,8 +84,6 @@ def run_pipeline(out: Path, checkpoint: Path, user_wav: Path, agent_wav: Path, b
             "recorded": dict(recorder.counts),
         }
     finally:
-        if spinning is not None:  # interrupted: no callback may run once the nodes are destroyed
-            spinning.shutdown()
         for n in nodes:
             n.destroy_node()  # the recorder finishes the bag here
         rclpy.try_shutdown()
