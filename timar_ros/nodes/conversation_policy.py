@@ -27,7 +27,7 @@ from rclpy.qos import QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
 from timar_ros import topics
 from timar_ros.motion import FPS, ROT
 from timar_ros.msg import AudioChunk, ConversationState, HeadMotion
-from timar_ros.nodes.convert import head_motion, motion_frames, s_to_stamp, stamp_to_s
+from timar_ros.nodes.convert import audio_buffer, head_motion, motion_frames, s_to_stamp, stamp_to_s
 from timar_ros.nodes.params import Param, declare
 from timar_ros.nodes.runner import run_node
 from timar_ros.robot.conversation import ConversationPipeline, FaultLog, TurnResult
@@ -103,10 +103,9 @@ class ConversationPolicy(Node):
         arrival = time.perf_counter()
         # The interleaved buffer as sent: the segmenter down-mixes (and counts) stereo, and drops
         # (and counts) a buffer that is not a whole number of frames.
-        samples = np.frombuffer(msg.samples, np.float32) if len(msg.samples) else np.zeros(0, np.float32)
+        samples, channels = audio_buffer(msg)
         results = self.pipeline.push_audio(stream, stamp_to_s(msg.header.stamp), samples,
-                                           int(msg.sample_rate), channels=max(int(msg.channels), 1),
-                                           seq=int(msg.seq),
+                                           int(msg.sample_rate), channels=channels, seq=int(msg.seq),
                                            now_s=self.get_clock().now().nanoseconds * 1e-9)
         self._publish(results, arrival)
         self.pipeline.note_time(self.get_clock().now().nanoseconds * 1e-9)

@@ -36,12 +36,17 @@ def audio_chunk(samples: np.ndarray, sample_rate: int, stamp_s: float, frame_id:
     return msg
 
 
+def audio_buffer(msg: AudioChunk) -> tuple[np.ndarray, int]:
+    """AudioChunk -> (samples [n * channels] float32 interleaved as sent, a view; channels >= 1)."""
+    data = np.frombuffer(msg.samples, dtype=np.float32) if len(msg.samples) else np.zeros(0, np.float32)
+    return data, max(int(msg.channels), 1)
+
+
 def audio_samples(msg: AudioChunk) -> np.ndarray:
     """AudioChunk -> samples [frames, channels] float32 (a view of the message buffer).
 
     Raises ValueError when the buffer is not a whole number of ``channels``-sample frames."""
-    data = np.frombuffer(msg.samples, dtype=np.float32) if len(msg.samples) else np.zeros(0, np.float32)
-    channels = max(int(msg.channels), 1)
+    data, channels = audio_buffer(msg)
     if len(data) % channels:
         raise ValueError(f"AudioChunk has {len(data)} samples, not a whole number of {channels}-channel "
                          "frames: the publisher's 'channels' field or its buffer is wrong")
