@@ -17,13 +17,14 @@ export AMENT_PREFIX_PATH := $(abspath $(VENV))
 export ROS_LOG_DIR ?= $(abspath build/ros_log)
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: all venv msgs test demo bench clean distclean help
+.PHONY: all venv msgs test fuzz demo bench clean distclean help
 all: msgs
 
 help:
 	@echo "make demo   run the whole pipeline on the bundled conversation -> demo_output/"
 	@echo "make test   run the test suite"
 	@echo "make bench  run the benchmark suite (table + bench_output/bench.json)"
+	@echo "make fuzz   run the property tests randomized for FUZZ_MINUTES (default 10)"
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -50,6 +51,20 @@ msgs: $(MSGS_STAMP)
 test: $(MSGS_STAMP)
 	@echo "ROS_DOMAIN_ID=$$ROS_DOMAIN_ID ROS_AUTOMATIC_DISCOVERY_RANGE=$$ROS_AUTOMATIC_DISCOVERY_RANGE"
 	ROS_PYTHON_CHECK_FIELDS=1 $(PY) -m pytest -q test
+
+# The property tests, randomized (make test runs them derandomized): rounds of fresh random
+# examples until FUZZ_MINUTES have passed; the first failure stops it, and hypothesis keeps the
+# failing example in .hypothesis/ so the next `make fuzz` tries it first.
+FUZZ_MINUTES ?= 10
+fuzz: $(MSGS_STAMP)
+	@end=$$(( $$(date +%s) + $(FUZZ_MINUTES) * 60 )); round=0; \
+	while [ $$(date +%s) -lt $$end ]; do \
+	  round=$$((round + 1)); echo "fuzz round $$round ($$(( (end - $$(date +%s)) / 60 )) min left)"; \
+	  mkdir -p build; TIMAR_HYPOTHESIS_PROFILE=fuzz $(PY) -m pytest -q -x -m property \
+	    -p no:cacheprovider --hypothesis-show-statistics test > build/fuzz.log 2>&1; rc=$$?; \
+	  grep -E "::|passing| passed| failed" build/fuzz.log; \
+	  if [ $$rc -ne 0 ]; then cat build/fuzz.log; echo "fuzz: failed in round $$round"; exit 1; fi; \
+	done; echo "fuzz: $$round rounds, no failure"
 
 demo: $(MSGS_STAMP)
 	$(VENV)/bin/timar demo --out demo_output

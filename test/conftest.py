@@ -12,3 +12,24 @@ os.environ.setdefault("ROS_PYTHON_CHECK_FIELDS", "1")
 REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
+
+# Property tests (hypothesis). `make test` and CI load the "ci" profile: derandomized (the same
+# examples on every machine and every run) and no example database, so a fresh clone passes or
+# fails the same way every time. `make fuzz` loads "fuzz": random, many more examples, and a
+# database under .hypothesis/ so that a failure it finds replays on the next run.
+from hypothesis import HealthCheck, settings  # noqa: E402
+
+settings.register_profile("ci", derandomize=True, database=None, max_examples=500, deadline=None,
+                          print_blob=True, suppress_health_check=[HealthCheck.too_slow])
+settings.register_profile("fuzz", derandomize=False, max_examples=2000, deadline=None,
+                          print_blob=True, suppress_health_check=[HealthCheck.too_slow])
+settings.load_profile(os.environ.get("TIMAR_HYPOTHESIS_PROFILE", "ci"))
+
+
+def pytest_collection_modifyitems(config, items):
+    """Mark every hypothesis test `property`, so `make fuzz` can select them (-m property)."""
+    import pytest
+
+    for item in items:
+        if getattr(getattr(item, "obj", None), "is_hypothesis_test", False):
+            item.add_marker(pytest.mark.property)

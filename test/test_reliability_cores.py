@@ -4,10 +4,10 @@ texts and the failed-step path run for real in test_reliability_audio_dds.py and
 test_reliability_policy_dds.py."""
 import numpy as np
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given
 from hypothesis import strategies as st
 
-from timar_ros.robot.conversation import Fault, FaultLog
+from timar_ros.robot.faults import Fault, FaultLog
 from timar_ros.robot.segmenter import TurnSegmenter
 
 SR = 16000
@@ -27,9 +27,12 @@ def _chunks(src, chunk):
     return out
 
 
-@settings(max_examples=40, deadline=None)
 @given(seed=st.integers(0, 2**31 - 1), offset=st.sampled_from([-1e6, -3600.0, -7.0, 6.0, 1000.0, 1e6]),
-       chunk=st.sampled_from([800, 1600, 4000]), where=st.floats(0.05, 0.95))
+       chunk=st.sampled_from([800, 1600, 4000]), where=st.floats(0.0, 0.95))
+# Found by a fresh CI run: the stream's very first chunk far in the past set the clock origin,
+# and the real stream after it was taken for a clock jump (one extra turn).
+@example(seed=1696668, offset=-1e6, chunk=4000, where=0.0546875)
+@example(seed=0, offset=1e6, chunk=800, where=0.0)
 def test_property_a_lone_far_off_stamp_is_dropped_and_changes_nothing_else(seed, offset, chunk, where):
     rng = np.random.default_rng(seed)
     src = _stream(rng.uniform(2.0, 4.0), rng)
@@ -49,7 +52,6 @@ def test_property_a_lone_far_off_stamp_is_dropped_and_changes_nothing_else(seed,
     assert c.dropped_audio_s == pytest.approx(len(x) / SR)
 
 
-@settings(max_examples=30, deadline=None)
 @given(seed=st.integers(0, 2**31 - 1), jump=st.sampled_from([-1e5, -50.0, 8.0, 3600.0]),
        chunk=st.sampled_from([800, 1600, 4000]))
 def test_property_a_real_clock_jump_resyncs_once_and_loses_nothing_after_it(seed, jump, chunk):
@@ -88,3 +90,35 @@ def test_fault_log_once_per_kind_per_period_with_the_count_in_between():
     text = log(Fault("nan", "NaN fixed"))
     assert text.startswith("NaN fixed [1 more 'nan' since the last message]")
     assert log.counts == {"nan": 3, "gap": 1}
+
+
+def test_user_motion_buffer_is_bounded_by_time_while_audio_has_stopped():
+    """The partner tracker keeps publishing and no turn takes frames (audio stopped): the buffer
+    keeps only keep_s of them and counts the frames it dropped unused."""
+    from timar_ros.robot.conversation import UserMotionBuffer
+
+    buf = UserMotionBuffer(frames_per_turn=25, keep_s=10.0)
+    rng = np.random.default_rng(0)
+    for k in range(600):  # 10 minutes of 1-s blocks at 25 fps
+        buf.push(T0 + k, 0.04, rng.normal(0, 0.1, (25, 56)))
+    assert len(buf) <= 11 * 25
+    assert buf.counters["frames"] == 600 * 25
+    assert buf.counters["unused_frames"] == 600 * 25 - len(buf)
+    # What is kept is the newest motion, in time order, and a turn in it still gets its frames.
+    got = buf.take(T0 + 595)
+    assert got is not None and got.shape == (25, 56)
+
+
+def test_user_motion_buffer_merges_late_blocks_and_counts_nonfinite_frames():
+    from timar_ros.robot.conversation import UserMotionBuffer
+
+    buf = UserMotionBuffer(frames_per_turn=25)
+    second = np.full((25, 56), 2.0, np.float32)
+    first = np.full((25, 56), 1.0, np.float32)
+    first[3] = np.nan
+    buf.push(T0 + 1.0, 0.04, second)
+    buf.push(T0, 0.04, first)  # arrives late: merged before the newer block
+    np.testing.assert_array_equal(buf.take(T0 + 1.0), second)
+    turn0 = buf.take(T0)
+    assert turn0 is not None and np.all(turn0 == 1.0)  # the NaN frame was filled by a neighbour
+    assert buf.counters["nonfinite_frames"] == 1 and buf.counters["unused_frames"] == 0

@@ -3,12 +3,11 @@ property tests (position/velocity/acceleration limits under random and adversari
 watchdog, deadline misses."""
 import copy
 import math
-import os
 
 import numpy as np
 import pytest
 import yaml
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 from timar_ros.resources import config_path
@@ -24,8 +23,6 @@ from timar_ros.robot.rotations import (
 CFG = load_config()
 LIM = CFG.limits()
 J = len(CFG.joints)
-# More examples for a long local run: TIMAR_HYPOTHESIS_SCALE=25 pytest test/test_robot_retarget.py
-SCALE = int(os.environ.get("TIMAR_HYPOTHESIS_SCALE", "1"))
 RAW = yaml.safe_load(open(config_path("retarget_default.yaml"), encoding="utf-8"))
 
 
@@ -164,7 +161,6 @@ def motion_stream(draw):
     return blocks
 
 
-@settings(max_examples=60 * SCALE, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
     blocks=motion_stream(),
     dts=st.lists(st.sampled_from([0.01, 0.01, 0.01, 0.002, 0.005, 0.03, 0.2]), min_size=20, max_size=200),
@@ -188,7 +184,6 @@ def test_servo_commands_never_exceed_limits(blocks, dts, init, arrival):
     assert np.all(np.isfinite(pos))
 
 
-@settings(max_examples=40 * SCALE, deadline=None)
 @given(
     start=st.lists(st.floats(-2, 2), min_size=J, max_size=J),
     target_scale=st.floats(-3, 3),

@@ -19,7 +19,7 @@ Faults. A policy step that raises, or returns NaN/Inf motion, is reported throug
 stream recovers. A clock jump that makes the segmenter resync also resets the history (the old
 turns are not this conversation's recent past any more). Every repaired or dropped input and
 every fault is also described as a :class:`Fault` (kind, one-line text saying what was done and
-how much), collected by :meth:`ConversationPipeline.take_faults`; :class:`FaultLog` rate-limits
+how much), collected by :meth:`ConversationPipeline.take_faults`; :class:`timar_ros.robot.faults.FaultLog` rate-limits
 them per kind for a log (the counters, not the log, are the complete record).
 """
 from __future__ import annotations
@@ -30,48 +30,9 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from timar_ros.motion import FPS, MOTION_DIM
+from timar_ros.robot.faults import Fault
 from timar_ros.robot.segmenter import SegmenterCounters, Turn, TurnSegmenter
 from timar_ros.robot.vad import TurnVoiceActivity
-
-
-@dataclass(frozen=True)
-class Fault:
-    """One repaired or dropped input, or a failed turn: ``kind`` (a counter name) and a text."""
-
-    kind: str
-    text: str
-    level: str = "warn"  # "info" (expected, e.g. a silent stream padded), "warn", "error" (lost turn)
-
-
-class FaultLog:
-    """Rate-limits fault messages per kind: the first of a kind is logged, then at most one per
-    ``period_s``, carrying how many of that kind were not logged in between.
-
-    Args:
-        period_s: minimum time between two messages of one kind (s).
-        clock: monotonic time source (s).
-    """
-
-    def __init__(self, period_s: float = 5.0, clock=time.monotonic):
-        self.period_s = float(period_s)
-        self.clock = clock
-        self.counts: dict[str, int] = {}  # all faults seen per kind
-        self._last: dict[str, float] = {}
-        self._suppressed: dict[str, int] = {}
-
-    def __call__(self, fault: Fault) -> str | None:
-        """The text to log for ``fault`` now, or None when rate-limited (it is counted)."""
-        k = fault.kind
-        self.counts[k] = self.counts.get(k, 0) + 1
-        now = self.clock()
-        last = self._last.get(k)
-        if last is not None and now - last < self.period_s:
-            self._suppressed[k] = self._suppressed.get(k, 0) + 1
-            return None
-        self._last[k] = now
-        n = self._suppressed.pop(k, 0)
-        more = f" [{n} more '{k}' since the last message]" if n else ""
-        return f"{fault.text}{more} (logged at most every {self.period_s:g} s per kind; all are counted in /diagnostics)"
 
 
 # segmenter counter -> what was done, for the fault texts
@@ -122,6 +83,12 @@ class UserMotionBuffer:
     A turn gets the partner's motion only when at least ``min_coverage`` of its frames were
     tracked (the nearest tracked frame fills small holes); otherwise the policy sees no user motion
     for that turn (the null token, as in classifier-free guidance).
+
+    Memory is bounded by time: frames more than ``keep_s`` older than the newest frame are dropped
+    on every push, so a tracker that keeps publishing while the audio (and so :meth:`take`) has
+    stopped cannot grow it. Frames kept in time order; an out-of-order block is merged in place.
+    ``counters`` says what was dropped: ``nonfinite_frames`` (NaN/Inf, never stored) and
+    ``unused_frames`` (evicted by the time bound before any turn took them).
     """
 
     def __init__(self, frames_per_turn: int, fps: int = FPS, min_coverage: float = 0.8,
@@ -132,23 +99,47 @@ class UserMotionBuffer:
         self.keep_s = float(keep_s)
         self._times = np.zeros(0)
         self._frames = np.zeros((0, MOTION_DIM), np.float32)
+        self._used = np.zeros(0, bool)
+        self.counters = {"frames": 0, "nonfinite_frames": 0, "unused_frames": 0}
+
+    def __len__(self) -> int:
+        return int(self._times.size)
 
     def push(self, stamp_s: float, frame_period_s: float, frames: np.ndarray) -> None:
-        """Add frames [N, 56]; frame i was captured at stamp_s + i * frame_period_s."""
+        """Add frames [N, 56]; frame i was captured at stamp_s + i * frame_period_s (s)."""
         frames = np.asarray(frames, np.float32).reshape(-1, MOTION_DIM)
-        ok = np.isfinite(frames).all(axis=1)
         times = stamp_s + frame_period_s * np.arange(len(frames))
-        self._times = np.concatenate([self._times, times[ok]])
-        self._frames = np.concatenate([self._frames, frames[ok]])
-        order = np.argsort(self._times, kind="stable")
-        self._times, self._frames = self._times[order], self._frames[order]
+        ok = np.isfinite(frames).all(axis=1) & np.isfinite(times)
+        self.counters["frames"] += len(frames)
+        self.counters["nonfinite_frames"] += int((~ok).sum())
+        times, frames = times[ok], frames[ok]
+        if times.size == 0:
+            return
+        if times.size > 1 and np.any(np.diff(times) < 0):  # a block is normally in order
+            order = np.argsort(times, kind="stable")
+            times, frames = times[order], frames[order]
+        if self._times.size == 0 or times[0] >= self._times[-1]:  # the usual case: append
+            self._times = np.concatenate([self._times, times])
+            self._frames = np.concatenate([self._frames, frames])
+            self._used = np.concatenate([self._used, np.zeros(times.size, bool)])
+        else:  # late or reordered: merge in place (after equal stamps, so the first copy wins ties)
+            at = np.searchsorted(self._times, times, side="right")
+            self._times = np.insert(self._times, at, times)
+            self._frames = np.insert(self._frames, at, frames, axis=0)
+            self._used = np.insert(self._used, at, False)
+        self._evict(self._times[-1] - self.keep_s)
+
+    def _evict(self, before_s: float) -> None:
+        cut = int(np.searchsorted(self._times, before_s, side="left"))
+        if cut:
+            self.counters["unused_frames"] += int((~self._used[:cut]).sum())
+            self._times, self._frames, self._used = self._times[cut:], self._frames[cut:], self._used[cut:]
 
     def take(self, start_s: float) -> np.ndarray | None:
-        """Motion [F, 56] for the turn starting at start_s, or None if too little was tracked."""
+        """Motion [F, 56] for the turn starting at start_s (s), or None if too little was tracked."""
         half = 0.5 / self.fps
         want = start_s + np.arange(self.frames_per_turn) / self.fps
-        keep = self._times >= start_s - self.keep_s
-        self._times, self._frames = self._times[keep], self._frames[keep]
+        self._evict(start_s - self.keep_s)
         if self._times.size == 0:
             return None
         idx = np.clip(np.searchsorted(self._times, want), 1, self._times.size - 1) if self._times.size > 1 \
@@ -160,6 +151,7 @@ class UserMotionBuffer:
         covered = np.abs(self._times[idx] - want) <= half
         if covered.mean() < self.min_coverage:
             return None
+        self._used[idx[covered]] = True
         return self._frames[idx].copy()
 
 
@@ -211,7 +203,6 @@ class ConversationPipeline:
         self._arrival: tuple[float, float] | None = None  # (newest audio end stamp, arrival time)
         self._faults: list[Fault] = []
         self._rate: dict[str, int] = {}
-        self._end_s: dict[str, float] = {}  # where each stream's last chunk ended (stamp, s)
 
     def take_faults(self) -> list[Fault]:
         """The faults since the last call (oldest first), and forget them."""
@@ -225,11 +216,12 @@ class ConversationPipeline:
         clock at arrival, which lets :meth:`poll` work when that clock is not the stamps' clock)."""
         seg = self.segmenter
         before = seg.counters.as_dict()
-        held = seg._held
+        held, prev_end, newest = seg.held_chunk, seg.stream_end_s(stream), seg.head_s
         turns = seg.push(stream, stamp_s, samples, sample_rate, channels=channels, seq=seq)
-        self._describe(stream, stamp_s, samples, int(sample_rate), channels, seq, before, held)
-        if now_s is not None and self._end_s:
-            newest = max(self._end_s.values())
+        self._describe(stream, stamp_s, samples, int(sample_rate), channels, seq, before, held,
+                       prev_end, newest)
+        if now_s is not None and seg.head_s is not None:
+            newest = seg.head_s
             self._arrival = (newest, float(now_s))
             offset = float(now_s) - newest
             if abs(offset) > seg.max_jump_s:
@@ -240,12 +232,13 @@ class ConversationPipeline:
                     "publisher and node?): turn deadlines follow the audio stamps"), level="info"))
         return [self._run(t) for t in turns]
 
-    def _describe(self, stream, stamp_s, samples, rate, channels, seq, before, held) -> None:
-        """Turn the counter changes of one push into faults."""
+    def _describe(self, stream, stamp_s, samples, rate, channels, seq, before, held, prev_end,
+                  newest) -> None:
+        """Turn the counter changes of one push into faults (``held``, ``prev_end``, ``newest``:
+        the segmenter's held chunk, this stream's end and the newest audio before the push)."""
         seg = self.segmenter
         after = seg.counters.as_dict()
         x = np.asarray(samples)
-        frames = x.shape[0] if x.ndim == 2 else x.size // max(int(channels), 1)
         chans = x.shape[1] if x.ndim == 2 else max(int(channels), 1)
         where = f"{stream} audio" + (f" seq {seq}" if seq is not None else "") + f" (stamp {stamp_s:.3f} s)"
         prev_rate = self._rate.get(stream)
@@ -255,8 +248,6 @@ class ConversationPipeline:
                                       f"to {rate} Hz"))
         if rate > 0:
             self._rate[stream] = rate
-        prev_end = self._end_s.get(stream)  # this stream's audio so far (for out-of-order)
-        newest = max(self._end_s.values()) if self._end_s else None  # both streams (for jumps)
         if prev_end is None:
             prev_end = newest
         jump_s = stamp_s - newest if newest is not None else 0.0
@@ -265,11 +256,13 @@ class ConversationPipeline:
                     dropped_ms=(after["dropped_audio_s"] - before["dropped_audio_s"]) * 1e3,
                     reorder_ms=(prev_end - stamp_s) * 1e3 if prev_end is not None else 0.0,
                     outlier_ms=0.0)
-        if after["outlier_chunks"] > before["outlier_chunks"] and held is not None:
-            info["outlier_ms"] = held[2].size / seg.sample_rate * 1e3
-            info["jump_s"] = held[1] - (newest if newest is not None else held[1])
-            where_o = f"{held[0]} audio" + (f" seq {held[3]}" if held[3] is not None else "") + \
-                f" (stamp {held[1]:.3f} s)"
+        outlier = seg.last_outlier if after["outlier_chunks"] > before["outlier_chunks"] else None
+        if outlier is not None:
+            info["outlier_ms"] = outlier[2].size / seg.sample_rate * 1e3
+            head = seg.head_s  # the clock the stream kept (also when the outlier came first)
+            info["jump_s"] = outlier[1] - (head if head is not None else outlier[1])
+            where_o = f"{outlier[0]} audio" + (f" seq {outlier[3]}" if outlier[3] is not None else "") + \
+                f" (stamp {outlier[1]:.3f} s)"
         if after["clock_jumps"] > before["clock_jumps"] and held is not None:
             info["jump_s"] = held[1] - (newest if newest is not None else held[1])
         for key, text in _COUNTER_TEXT.items():
@@ -279,7 +272,7 @@ class ConversationPipeline:
             if key == "reordered_chunks" and (after["duplicate_chunks"] > before["duplicate_chunks"]
                                                or after["late_chunks"] > before["late_chunks"]):
                 continue  # already said (duplicate or late)
-            w = where_o if key == "outlier_chunks" and held is not None else where
+            w = where_o if key == "outlier_chunks" and outlier is not None else where
             self._faults.append(Fault(key, f"{w}: " + text.format(delta=delta, **info)))
         torn = x.ndim == 1 and chans > 1 and x.size % chans > 0  # not whole frames: dropped
         if after["invalid_chunks"] > before["invalid_chunks"] and not any(
@@ -291,14 +284,6 @@ class ConversationPipeline:
             else:
                 text = f"{where}: chunk dropped ({x.size} samples, {chans} channels, {rate} Hz: not usable audio)"
             self._faults.append(Fault("invalid_chunks", text))
-        if seg._held is not None and seg._held is not held:
-            return  # the chunk is held until the next one says whether the clock really jumped
-        end = stamp_s + frames / max(rate, 1)
-        if after["resyncs"] > before["resyncs"]:
-            self._end_s = {stream: end}
-        elif frames and not torn and not any(after[k] > before[k] for k in ("empty_chunks", "oversize_chunks",
-                                                                 "wrong_rate_chunks", "late_chunks")):
-            self._end_s[stream] = max(self._end_s.get(stream, end), end)
 
     def push_user_motion(self, stamp_s: float, frame_period_s: float, frames: np.ndarray) -> None:
         """Add the partner's tracked motion frames [N, 56]."""

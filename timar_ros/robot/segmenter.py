@@ -212,11 +212,35 @@ class TurnSegmenter:
         self._streams = {s: _Stream() for s in STREAMS}
         self._prev_epoch: tuple[float, int, int] | None = None  # (origin, lo_idx, hi_idx)
         self._held: tuple | None = None  # a chunk that jumped, awaiting confirmation
+        # The chunks placed on the current clock (since the origin was set or the last resync),
+        # counted up to 2, and the first of them: a clock that only one chunk ever showed was
+        # that chunk's own stamp, and a confirmed jump away from it means the chunk was the outlier.
+        self._epoch_chunks = 0
+        self._epoch_first: tuple | None = None  # (stream, stamp_s, samples, seq)
+        self._epoch_turn = 0  # the first turn index of the current clock
+        self.last_outlier: tuple | None = None  # (stream, stamp_s, samples, seq) of the last one dropped
 
     @property
     def open_turns(self) -> int:
         """Number of turns currently buffered (for diagnostics; bounded)."""
         return len(set().union(*(st.audio.keys() for st in self._streams.values())))
+
+    @property
+    def held_chunk(self) -> tuple | None:
+        """The chunk held after a stamp jump until the next chunk confirms or refutes it:
+        (stream, stamp_s, samples, seq), or None."""
+        return self._held
+
+    def stream_end_s(self, stream: str) -> float | None:
+        """Stamp (s) just past the furthest sample received of ``stream`` on the current clock."""
+        end = self._streams[stream].end_idx
+        return None if end is None else self.origin_s + end / self.sample_rate
+
+    @property
+    def head_s(self) -> float | None:
+        """Stamp (s) just past the newest audio of either stream on the current clock."""
+        head = self._head_idx()
+        return None if head is None else self.origin_s + head / self.sample_rate
 
     def _head_idx(self) -> int | None:
         ends = [st.end_idx for st in self._streams.values() if st.end_idx is not None]
@@ -328,15 +352,29 @@ class TurnSegmenter:
         boundary = self.next_turn * self.samples_per_turn
         head = self._head_idx()
         jump_lim = int(round(self.max_jump_s * self.sample_rate))
-        return (head is not None and a > head + jump_lim) or a < boundary - jump_lim
+        # Before any audio the reference is the boundary (an explicit ``start_s``), so a first
+        # chunk far from it is a jump too, not a million silent turns.
+        return a > (boundary if head is None else head) + jump_lim or a < boundary - jump_lim
+
+    def _count_outlier(self, chunk: tuple) -> None:
+        self.last_outlier = chunk
+        self.counters.outlier_chunks += 1
+        self.counters.invalid_chunks += 1
+        self.counters.dropped_audio_s += chunk[2].size / self.sample_rate
 
     def _drop_held(self) -> None:
         if self._held is not None:
-            n = self._held[2].size
-            self._held = None
-            self.counters.outlier_chunks += 1
-            self.counters.invalid_chunks += 1
-            self.counters.dropped_audio_s += n / self.sample_rate
+            held, self._held = self._held, None
+            self._count_outlier(held)
+
+    def _clear_streams(self) -> None:
+        for s in self._streams.values():
+            s.audio.clear()
+            s.cov.clear()
+            s.next_idx = s.end_idx = s.start_idx = s.seq = None
+        self._epoch_chunks = 0
+        self._epoch_first = None
+        self._epoch_turn = self.next_turn
 
     def _push_prepared(self, stream: str, stamp_s: float, x: np.ndarray, seq: int | None) -> list[Turn]:
         out: list[Turn] = []
@@ -364,22 +402,26 @@ class TurnSegmenter:
                 self._drop_held()  # an earlier lone jump that this chunk does not confirm
                 self._held = (stream, stamp_s, x, seq)
                 return []
-            # Confirmed: the clock really jumped. Resync on the held chunk, then place both.
             self._held = None
-            self.counters.clock_jumps += 1
-            out.extend(self.flush())
             boundary = self.next_turn * self.samples_per_turn
-            jump_lim = int(round(self.max_jump_s * self.sample_rate))
-            head = self._head_idx()
-            self._prev_epoch = (self.origin_s, boundary - jump_lim, (head or boundary) + jump_lim)
+            if self._epoch_chunks == 1 and self.next_turn == self._epoch_turn:
+                # Two chunks agree on a clock that only one earlier chunk (nothing emitted from
+                # it) contradicts: that one was the lone far-off stamp (e.g. the stream's very
+                # first chunk), not the clock. Drop it and start the clock on the held chunk.
+                lone = self._epoch_first
+                self._clear_streams()
+                self._count_outlier(lone)
+            else:
+                # Confirmed: the clock really jumped. Resync on the held chunk, then place both.
+                self.counters.clock_jumps += 1
+                out.extend(self.flush())
+                boundary = self.next_turn * self.samples_per_turn
+                jump_lim = int(round(self.max_jump_s * self.sample_rate))
+                head = self._head_idx()
+                self._prev_epoch = (self.origin_s, boundary - jump_lim, (head or boundary) + jump_lim)
+                self._clear_streams()
+                self.counters.resyncs += 1
             self.origin_s = held[1] - boundary / self.sample_rate
-            for s in self._streams.values():
-                s.next_idx = None
-                s.end_idx = None
-                s.start_idx = None
-                s.seq = None
-                s.cov.clear()
-            self.counters.resyncs += 1
             out.extend(self._push_prepared(held[0], held[1], held[2], held[3]))
             out.extend(self._push_prepared(stream, stamp_s, x, seq))
             return out
@@ -389,6 +431,9 @@ class TurnSegmenter:
         if seq is not None:
             st.seq = int(seq)
         self._place(st, a, x)
+        if self._epoch_chunks == 0:
+            self._epoch_first = (stream, stamp_s, x, seq)
+        self._epoch_chunks = min(self._epoch_chunks + 1, 2)
         st.next_idx = a + n
         st.end_idx = a + n if st.end_idx is None else max(st.end_idx, a + n)
         st.start_idx = a if st.start_idx is None else max(st.start_idx, a)
