@@ -76,3 +76,31 @@ def test_bad_parameters_exit_2_with_one_line(node, args, message):
     assert r.returncode == 2, r.stderr
     assert f"{node}: cannot start:" in r.stderr and message in r.stderr, r.stderr
     assert "Traceback" not in r.stderr, r.stderr
+
+
+@pytest.mark.parametrize("name", NODES)
+def test_start_up_parameters_are_read_only_and_say_how_to_change_them(name):
+    """A parameter the node reads once at start-up refuses `ros2 param set` (it would change
+    nothing); `ros2 param describe` tells how to change it."""
+    import rclpy
+    from rclpy.node import Node
+    from rclpy.parameter import Parameter
+
+    from timar_ros.nodes.params import START, declare
+
+    module = importlib.import_module(f"timar_ros.nodes.{name}")
+    rclpy.init()
+    try:
+        node = Node(f"probe_{name}")
+        values = declare(node, module.NAME, module.PARAMS)
+        for key, spec in module.PARAMS.items():
+            d = node.describe_parameters([key])[0]
+            assert d.read_only == (spec.read_at == START), key
+            assert "read once at start-up" in d.additional_constraints or "read on configure" in \
+                d.additional_constraints, key
+            if spec.read_at == START:
+                r = node.set_parameters([Parameter(key, value=values[key])])[0]
+                assert not r.successful and "read-only" in r.reason, (key, r.reason)
+        node.destroy_node()
+    finally:
+        rclpy.try_shutdown()

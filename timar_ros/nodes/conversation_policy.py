@@ -28,9 +28,11 @@ from timar_ros import topics
 from timar_ros.motion import FPS, ROT
 from timar_ros.msg import AudioChunk, ConversationState, HeadMotion
 from timar_ros.nodes.convert import audio_buffer, head_motion, motion_frames, s_to_stamp, stamp_to_s
+from timar_ros.nodes.fault_log import PERIOD_DESCRIPTION, PERIOD_PARAM, NodeFaultLog
 from timar_ros.nodes.params import Param, declare
 from timar_ros.nodes.runner import run_node
-from timar_ros.robot.conversation import ConversationPipeline, FaultLog, TurnResult
+from timar_ros.robot.conversation import ConversationPipeline, TurnResult
+from timar_ros.robot.faults import Fault
 from timar_ros.robot.policy_setup import load_policy, pipeline_config
 from timar_ros.robot.rotations import flame_to_rep103_quaternion
 
@@ -58,9 +60,7 @@ PARAMS = {
     "motion_frame_id": Param("frame_id of published HeadMotion (the FLAME head frame)"),
     "orientation_frame_id": Param("frame_id of the published head orientation (REP-103 neck base)"),
     "diagnostics_period_s": Param("period of the /diagnostics status (s)", 0.1, 60.0),
-    "fault_log_period_s": Param("each kind of fault (bad audio, gap, clock jump, deadline miss, "
-                                "failed step) is logged at most once per this period (s); all are "
-                                "counted in /diagnostics", 0.0, 3600.0),
+    PERIOD_PARAM: Param(PERIOD_DESCRIPTION, 0.0, 3600.0),
 }
 
 
@@ -90,8 +90,8 @@ class ConversationPolicy(Node):
         self.turns = 0
         self.latencies_ms: deque[float] = deque(maxlen=1000)  # policy step
         self.e2e_ms: deque[float] = deque(maxlen=1000)  # completing chunk arrival -> HeadMotion out
-        self._warned: set[str] = set()
-        self._fault_log = FaultLog(float(p["fault_log_period_s"]))
+        self._malformed_user_motion = 0
+        self._fault_log = NodeFaultLog(self.get_logger(), float(p[PERIOD_PARAM]))
         self.get_logger().info(
             f"policy {self.policy.model_id} ({self.backend}, {self.policy.frames_per_turn} frames "
             f"per turn, kv_cache={p['kv_cache']}); motion shown {p['display_delay_s']} s after "
@@ -111,24 +111,16 @@ class ConversationPolicy(Node):
         self.pipeline.note_time(self.get_clock().now().nanoseconds * 1e-9)
 
     def _log_faults(self) -> None:
-        log = self.get_logger()
         for fault in self.pipeline.take_faults():
-            text = self._fault_log(fault)
-            if text is None:
-                continue
-            # one call site per severity: rclpy refuses a severity change at one call site
-            if fault.level == "error":
-                log.error(text)
-            elif fault.level == "info":
-                log.info(text)
-            else:
-                log.warning(text)
+            self._fault_log(fault)
 
     def _on_user_motion(self, msg: HeadMotion) -> None:
         try:
             frames = motion_frames(msg)
         except ValueError as exc:
-            self._warn_once("user_motion", f"ignoring malformed user motion: {exc}")
+            self._malformed_user_motion += 1
+            self._fault_log(Fault("malformed_user_motion", f"{topics.USER_MOTION} turn {msg.turn_index}: "
+                                  f"malformed HeadMotion ignored: {exc}"))
             return
         self.pipeline.push_user_motion(stamp_to_s(msg.header.stamp), float(msg.frame_period), frames)
 
@@ -186,6 +178,8 @@ class ConversationPolicy(Node):
         problems += [f"{k.replace('_', ' ')}: {v}" for k, v in c.as_dict().items()
                      if v and k in ("late_chunks", "duplicate_chunks", "invalid_chunks", "clock_jumps",
                                     "outlier_chunks", "resampled_chunks", "downmixed_chunks")]
+        if self._malformed_user_motion:
+            problems.append(f"malformed user motion: {self._malformed_user_motion}")
         if pc["skipped_turns"]:
             status.level = DiagnosticStatus.ERROR
         elif late > 0.05 or c.dropped_audio_s > 0 or problems:
@@ -198,16 +192,13 @@ class ConversationPolicy(Node):
                   "latency_ms_p99": f"{np.percentile(lat, 99):.1f}",
                   "e2e_ms_p99": f"{np.percentile(e2e, 99):.1f}",
                   **{k: v for k, v in pc.items() if k != "turns"}, **c.as_dict(),
+                  "malformed_user_motion": self._malformed_user_motion,
+                  **{f"user_motion_{k}": v for k, v in self.pipeline.user_motion.counters.items()},
                   **{f"logged_{k}": v for k, v in self._fault_log.counts.items()}}
         status.values = [KeyValue(key=k, value=str(v)) for k, v in values.items()]
         msg = DiagnosticArray(status=[status])
         msg.header.stamp = self.get_clock().now().to_msg()
         self._diag_pub.publish(msg)
-
-    def _warn_once(self, key: str, text: str) -> None:
-        if key not in self._warned:
-            self._warned.add(key)
-            self.get_logger().warning(text + " (further occurrences are counted, not logged)")
 
 
 def main(args=None) -> int:

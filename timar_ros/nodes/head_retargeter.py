@@ -17,10 +17,15 @@ the neutral pose when motion stops arriving (watchdog). Outputs:
 - diagnostic_msgs/DiagnosticArray (/diagnostics): the player's counters (blocks, rejected frames
   and blocks, late frames, deadline misses, watchdog trips, clock resets).
 
-Faults in the incoming motion (NaN/huge frames: held at the last good frame; a late block: eased
-into, never jumped to; a far-future block: rejected; the clock going back: buffer cleared) are
-logged once per kind per 5 s with what was done, and counted in /diagnostics. A retarget YAML
-that cannot be used makes the configure transition fail with the file, field and problem.
+Faults in the incoming motion (a malformed message: ignored; NaN/huge frames: held at the last
+good frame; a late block: eased into, never jumped to; a far-future block: rejected; the clock
+going back: buffer cleared) are logged once per kind per ``fault_log_period_s`` with what was
+done, and counted in /diagnostics. A retarget YAML that cannot be used makes the configure
+transition fail with the file, field and problem.
+
+Parameters: ``retarget_config`` and ``command_interface`` are read on configure, so they can be set
+while the node is unconfigured (a set while it is configured is refused, with the reason); the
+others are read once at start-up and are read-only.
 """
 from __future__ import annotations
 
@@ -29,6 +34,7 @@ import sys
 import numpy as np
 from builtin_interfaces.msg import Duration as DurationMsg
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
+from rcl_interfaces.msg import SetParametersResult
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
 from rclpy.qos import QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import JointState
@@ -39,19 +45,23 @@ from timar_ros import topics
 from timar_ros.msg import HeadMotion
 from timar_ros.motion import EXP, JAW, ROT
 from timar_ros.nodes.convert import motion_frames, s_to_stamp, stamp_to_s
-from timar_ros.nodes.params import Param, declare
+from timar_ros.nodes.fault_log import PERIOD_DESCRIPTION, PERIOD_PARAM, NodeFaultLog
+from timar_ros.nodes.params import CONFIGURE, Param, declare
 from timar_ros.nodes.runner import run_node
-from timar_ros.robot.conversation import Fault, FaultLog
+from timar_ros.robot.faults import Fault
 from timar_ros.robot.retarget import MotionPlayer, RetargetConfigError, load_config
 
 NAME = "head_retargeter"
 INTERFACES = ("forward", "trajectory", "none")
 PARAMS = {
-    "retarget_config": Param("per-robot retarget YAML; '' = config/retarget_default.yaml"),
+    "retarget_config": Param("per-robot retarget YAML; '' = config/retarget_default.yaml",
+                             read_at=CONFIGURE),
     "command_interface": Param("'forward' (Float64MultiArray every tick), 'trajectory' "
-                               "(JointTrajectory per block) or 'none' (JointState only)"),
+                               "(JointTrajectory per block) or 'none' (JointState only)",
+                               read_at=CONFIGURE),
     "autostart": Param("configure and activate at start-up instead of waiting for lifecycle commands"),
     "joint_state_frame_id": Param("frame_id of the published JointState"),
+    PERIOD_PARAM: Param(PERIOD_DESCRIPTION, 0.0, 3600.0),
 }
 
 
@@ -64,18 +74,20 @@ class HeadRetargeter(LifecycleNode):
     def __init__(self, **kwargs):
         super().__init__(NAME, **kwargs)
         self._p = declare(self, NAME, PARAMS)
-        if self._p["command_interface"] not in INTERFACES:
-            raise ValueError(f"command_interface must be one of {INTERFACES}, got "
-                             f"'{self._p['command_interface']}'")
+        # Every handle on_configure creates, on_cleanup destroys; None while unconfigured.
         self.player: MotionPlayer | None = None
+        self._pubs: dict[str, object] = {}  # lifecycle publishers: joint_states, forward/trajectory
+        self._sub = None
         self._timer = None
+        self._diag_pub = None
+        self._diag_timer = None
         self._active = False
         self._watchdog_trips = 0
-        self._pubs: dict[str, object] = {}
-        self._fault_log = FaultLog(5.0)
+        self._malformed_blocks = 0
+        self._fault_log = NodeFaultLog(self.get_logger(), float(self._p[PERIOD_PARAM]))
         self._counts: dict[str, int] = {}
-        self._diag_timer = None
         self._config_error: str | None = None
+        self.add_on_set_parameters_callback(self._on_set_parameters)
         if self._p["autostart"]:
             # Without a lifecycle manager nobody would notice a failed configure: exit instead.
             if self.trigger_configure() != TransitionCallbackReturn.SUCCESS:
@@ -83,20 +95,27 @@ class HeadRetargeter(LifecycleNode):
             self.trigger_activate()
 
     # -- lifecycle
+    def _on_set_parameters(self, params) -> SetParametersResult:
+        late = [p.name for p in params if p.name in PARAMS and PARAMS[p.name].read_at == CONFIGURE]
+        if late and self.player is not None:
+            return SetParametersResult(successful=False, reason=(
+                f"{', '.join(late)}: read on configure, and {NAME} is configured; deactivate and "
+                "clean it up, set the parameter, then configure again"))
+        return SetParametersResult(successful=True)
+
     def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:
+        # read at configure time: fix the parameter and configure again without a restart
+        mode = self.get_parameter("command_interface").value
+        if mode not in INTERFACES:
+            return self._configure_failed(f"command_interface must be one of {INTERFACES}, got '{mode}'")
         try:
-            # read at configure time: fix the parameter and configure again without a restart
             cfg = load_config(self.get_parameter("retarget_config").value or None)
         except (RetargetConfigError, OSError) as exc:
-            self._config_error = f"cannot load the retarget config: {exc}"
-            self.get_logger().error(f"{self._config_error}; the node stays unconfigured (fix the "
-                                    "file or the retarget_config parameter, then configure again)")
-            return TransitionCallbackReturn.FAILURE
+            return self._configure_failed(f"cannot load the retarget config: {exc}")
         self.player = MotionPlayer(cfg)
         self._dt = 1.0 / cfg.servo_rate_hz
         reliable = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
         self._pubs["joint_states"] = self.create_lifecycle_publisher(JointState, topics.JOINT_STATES, reliable)
-        mode = self._p["command_interface"]
         if mode == "forward":
             self._pubs["forward"] = self.create_lifecycle_publisher(
                 Float64MultiArray, topics.FORWARD_COMMANDS, reliable)
@@ -115,6 +134,12 @@ class HeadRetargeter(LifecycleNode):
         )
         return TransitionCallbackReturn.SUCCESS
 
+    def _configure_failed(self, problem: str) -> TransitionCallbackReturn:
+        self._config_error = problem
+        self.get_logger().error(f"{problem}; the node stays unconfigured (fix the file or the "
+                                "parameter, then configure again)")
+        return TransitionCallbackReturn.FAILURE
+
     def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
         self._active = True
         return super().on_activate(state)
@@ -132,16 +157,18 @@ class HeadRetargeter(LifecycleNode):
         return TransitionCallbackReturn.SUCCESS
 
     def _teardown(self) -> None:
+        """Destroy exactly what on_configure created (safe to call when unconfigured)."""
         self._active = False
         for timer in (self._timer, self._diag_timer):
             if timer is not None:
                 self.destroy_timer(timer)
-        self._timer = self._diag_timer = None
-        if getattr(self, "_diag_pub", None) is not None:
+        if self._sub is not None:
+            self.destroy_subscription(self._sub)
+        if self._diag_pub is not None:
             self.destroy_publisher(self._diag_pub)
-            self._diag_pub = None
         for pub in self._pubs.values():
             self.destroy_lifecycle_publisher(pub)
+        self._timer = self._diag_timer = self._sub = self._diag_pub = None
         self._pubs.clear()
         self.player = None
 
@@ -155,7 +182,9 @@ class HeadRetargeter(LifecycleNode):
         try:
             frames = motion_frames(msg)
         except ValueError as exc:
-            self.get_logger().warning(f"ignoring malformed HeadMotion: {exc}")
+            self._malformed_blocks += 1
+            self._fault_log(Fault("malformed_blocks", f"ignoring malformed HeadMotion (turn "
+                                  f"{msg.turn_index}): {exc}"))
             return
         stamp = stamp_to_s(msg.header.stamp)
         accepted = self.player.add_block(stamp, float(msg.frame_period), frames[:, EXP], frames[:, JAW],
@@ -203,17 +232,10 @@ class HeadRetargeter(LifecycleNode):
 
     def _report(self, where: str) -> None:
         now = self.player.counters.as_dict()
-        log = self.get_logger()
         for key, (level, text) in self._FAULTS.items():
             d = now[key] - self._counts.get(key, 0)
             if d > 0:
-                line = self._fault_log(Fault(key, f"{where}: " + text.format(d=d), level))
-                if line is None:
-                    continue
-                if level == "info":  # one call site per severity (rclpy requires it)
-                    log.info(line)
-                else:
-                    log.warning(line)
+                self._fault_log(Fault(key, f"{where}: " + text.format(d=d), level))
         self._counts = now
 
     def _publish_diagnostics(self) -> None:
@@ -222,8 +244,9 @@ class HeadRetargeter(LifecycleNode):
         c = self.player.counters.as_dict()
         status = DiagnosticStatus(name=f"{self.get_name()}: servo commands",
                                   hardware_id=self.player.config.robot)
-        problems = [f"{k.replace('_', ' ')}: {c[k]}" for k in
-                    ("rejected_frames", "rejected_blocks", "deadline_misses", "clock_resets") if c[k]]
+        c["malformed_blocks"] = self._malformed_blocks
+        problems = [f"{k.replace('_', ' ')}: {c[k]}" for k in ("malformed_blocks", "rejected_frames",
+                    "rejected_blocks", "deadline_misses", "clock_resets") if c[k]]
         status.level = DiagnosticStatus.WARN if problems else DiagnosticStatus.OK
         status.message = "; ".join(problems) if problems else (
             "watchdog: at neutral" if self.player.watchdog_active else "tracking")

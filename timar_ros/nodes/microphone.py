@@ -16,8 +16,10 @@ from rclpy.qos import qos_profile_sensor_data
 from timar_ros import topics
 from timar_ros.msg import AudioChunk
 from timar_ros.nodes.convert import audio_chunk
+from timar_ros.nodes.fault_log import PERIOD_DESCRIPTION, PERIOD_PARAM, NodeFaultLog
 from timar_ros.nodes.params import Param, declare
 from timar_ros.nodes.runner import run_node
+from timar_ros.robot.faults import Fault
 
 NAME = "microphone"
 PARAMS = {
@@ -27,6 +29,7 @@ PARAMS = {
     "channels": Param("channels to capture; more than 1 is down-mixed to mono before publishing", 1, 32),
     "role": Param("'user' (the partner, default) or 'agent': selects the topic user/audio or agent/audio"),
     "gain": Param("linear gain applied to the samples (clipped to [-1, 1])", 0.0, 100.0),
+    PERIOD_PARAM: Param(PERIOD_DESCRIPTION, 0.0, 3600.0),
 }
 
 
@@ -60,6 +63,7 @@ class Microphone(LifecycleNode):
         self._seq = 0
         self._lock = threading.Lock()
         self._overflows = 0
+        self._fault_log = NodeFaultLog(self.get_logger(), float(self._p[PERIOD_PARAM]))
 
     def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:
         p = self._p
@@ -124,8 +128,8 @@ class Microphone(LifecycleNode):
         with self._lock:
             if status.input_overflow:
                 self._overflows += 1
-                if self._overflows == 1 or self._overflows % 100 == 0:
-                    self.get_logger().warning(f"input overflow ({self._overflows} so far): audio was lost")
+                self._fault_log(Fault("input_overflows", f"input overflow ({self._overflows} so far): "
+                                      "audio was lost (a busy CPU, or chunk_s too small)"))
             msg = audio_chunk(to_mono_chunk(block, float(self._p["gain"])), rate, stamp_s,
                               self._p["role"], self._seq)
             self._seq += 1

@@ -2,6 +2,12 @@
 
 Each node lists its parameters' descriptions (and optional ranges) in code; their default values
 come from the node's section of config/timar.yaml, the same file users copy and edit for a robot.
+
+When a value is read: most parameters are read once, when the node starts, so they are declared
+read-only and `ros2 param set` is refused ("Trying to set a read-only parameter") instead of
+appearing to succeed and changing nothing; `ros2 param describe` says how to change them. A
+lifecycle node's parameters marked ``read_at=CONFIGURE`` are read in on_configure: the node itself
+refuses a set while it is configured.
 """
 from __future__ import annotations
 
@@ -17,14 +23,30 @@ from timar_ros.resources import config_path
 DEFAULTS_FILE = "timar.yaml"
 
 
+START = "start"  # read once when the node starts: read-only afterwards
+CONFIGURE = "configure"  # read by a lifecycle node on configure: settable while unconfigured
+
+_WHEN = {
+    START: "read once at start-up (read-only): set it in the params file or with -p NAME:=VALUE "
+           "and restart the node",
+    CONFIGURE: "read on configure: set it while the node is unconfigured (clean it up first), "
+               "then configure",
+}
+
+
 @dataclass(frozen=True)
 class Param:
-    """A node parameter: its description and an optional inclusive range (numbers only)."""
+    """A node parameter: its description, an optional inclusive range (numbers only) and when
+    the node reads it (START or CONFIGURE)."""
 
     description: str
     min: float | None = None
     max: float | None = None
-    read_only: bool = False
+    read_at: str = START
+
+    def __post_init__(self):
+        if self.read_at not in _WHEN:
+            raise ValueError(f"read_at must be one of {sorted(_WHEN)}, got {self.read_at!r}")
 
 
 @lru_cache(maxsize=None)
@@ -56,7 +78,8 @@ def declare(node, node_name: str, specs: dict[str, Param]) -> dict[str, Any]:
         if name not in defaults:
             raise KeyError(f"config/{DEFAULTS_FILE} has no default for {node_name}.{name}")
         default = defaults[name]
-        descriptor = ParameterDescriptor(description=spec.description, read_only=spec.read_only)
+        descriptor = ParameterDescriptor(description=spec.description, read_only=spec.read_at == START,
+                                         additional_constraints=_WHEN[spec.read_at])
         if spec.min is not None and spec.max is not None:
             if isinstance(default, bool):
                 pass
