@@ -122,3 +122,34 @@ def test_mp4_with_audio(tmp_path):
                                 "stream=codec_type,width,height,nb_read_frames", "-of", "csv=p=0", str(out)],
                                capture_output=True, text=True, timeout=60).stdout
         assert "video,160,200,20" in probe and "audio" in probe
+
+
+CHATTY_FFMPEG = """#!{python}
+# Stands in for an ffmpeg that writes a lot to stderr before it reads its input.
+import sys
+if "-encoders" in sys.argv:
+    sys.exit(0)
+sys.stderr.write("frame= ... speed=1x\\n" * 100000)  # ~2 MB: far more than a pipe holds
+sys.stderr.flush()
+data = sys.stdin.buffer.read()
+open(sys.argv[-1], "wb").write(str(len(data)).encode())
+sys.exit(int("-fail" in sys.argv[0]))
+"""
+
+
+@pytest.mark.timeout(120)
+def test_a_chatty_ffmpeg_neither_deadlocks_nor_leaves_a_partial_file(tmp_path):
+    import sys
+
+    for name in ("ffmpeg", "ffmpeg-fail"):
+        exe = tmp_path / name
+        exe.write_text(CHATTY_FFMPEG.format(python=sys.executable))
+        exe.chmod(0o755)
+    inp = R.RenderInput(motion=_motion(20), fps=25.0)
+    out = R.render_mp4(inp, tmp_path / "v.mp4", width=64, height=80, audio=False,
+                       ffmpeg=str(tmp_path / "ffmpeg"))
+    assert int(out.read_bytes()) == 20 * 64 * 80 * 3  # every frame reached the encoder
+    with pytest.raises(R.RenderError, match="ffmpeg failed writing"):
+        R.render_mp4(inp, tmp_path / "w.mp4", width=64, height=80, audio=False,
+                     ffmpeg=str(tmp_path / "ffmpeg-fail"))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ffmpeg", "ffmpeg-fail", "v.mp4"]

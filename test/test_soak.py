@@ -12,10 +12,14 @@ def test_short_soak_drops_no_turn_and_memory_is_bounded(tmp_path):
 
     ckpt = make_random_checkpoint("tiny", tmp_path / "tiny")
     out = tmp_path / "soak.json"
+    tmp = tmp_path / "tmp"
+    tmp.mkdir()
     proc = subprocess.run([sys.executable, "-m", "timar_ros.cli", "soak", "--minutes", "2", "--rate", "30",
                            "--checkpoint", str(ckpt), "--json", str(out)],
-                          cwd=REPO, env=ros_env(), capture_output=True, text=True, timeout=240)
+                          cwd=REPO, env={**ros_env(), "TMPDIR": str(tmp)}, capture_output=True, text=True,
+                          timeout=240)
     assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert not [p.name for p in tmp.iterdir() if p.name.startswith("timar-soak-")]  # its scratch is gone
     r = json.loads(out.read_text())
     for key in ("turns", "dropped_turns", "rss_growth_mb", "p99_ms_turn", "p50_ms_turn", "per_minute"):
         assert key in r

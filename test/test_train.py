@@ -109,6 +109,22 @@ def test_resume_is_exact(data_dir, run4, tmp_path):
     assert json.loads((out / "train_state.json").read_text())["step"] == 4
 
 
+def test_a_saved_option_this_version_does_not_know_stops_the_resume(run4, tmp_path, capsys):
+    """A renamed option in a run's saved config is named, not silently dropped on resume."""
+    import shutil
+
+    with pytest.raises(ValueError, match=r"unknown keys \['warmup'\]"):
+        TrainConfig.from_dict({**TrainConfig().to_dict(), "warmup": 5})
+    run = tmp_path / "old_run"
+    shutil.copytree(run4, run)
+    state = json.loads((run / "train_state.json").read_text())
+    state["train_config"]["warmup"] = state["train_config"].pop("warmup_steps")
+    (run / "train_state.json").write_text(json.dumps(state))
+    assert cli_main(["train", "--resume", str(run), "--steps", "5", "--no-progress"]) == 1
+    err = capsys.readouterr().err
+    assert "unknown keys ['warmup']" in err and "train_state.json" in err and str(run) in err, err
+
+
 def test_checkpoint_is_the_ema_and_loads_in_policy(run4):
     from timar_ros.runtime import StreamingPolicy
 

@@ -449,17 +449,33 @@ def render_mp4(inp: RenderInput, out: str | os.PathLike, *, fps: float | None = 
             wav = Path(tmp) / "mix.wav"
             sf.write(wav, mix, inp.sample_rate, subtype="PCM_16")
             cmd += ["-i", str(wav), "-c:a", "aac", "-b:a", "96k", "-shortest"]
-        cmd += _video_codec(ffmpeg) + ["-movflags", "+faststart", str(out)]
-        proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stderr=subprocess.PIPE)
-        try:
-            for k in range(n_out):
-                proc.stdin.write(r.draw(r.frame_index(k / fps)).tobytes())
-            proc.stdin.close()
-        except BrokenPipeError:
-            pass
-        err = proc.stderr.read().decode(errors="replace")
-        if proc.wait() != 0:
+        # Written under a temporary name and moved into place: a failed or interrupted encode
+        # never leaves a truncated OUT that looks complete.
+        partial = out.with_name(f".{out.name}.partial")
+        cmd += _video_codec(ffmpeg) + ["-movflags", "+faststart", "-f", "mp4", str(partial)]
+        # stderr goes to a file, not a pipe: a chatty ffmpeg filling an unread pipe would block
+        # while this process blocks writing frames to its stdin (a deadlock).
+        with open(Path(tmp) / "ffmpeg.log", "w+b") as log:
+            proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stderr=log)
+            try:
+                try:
+                    for k in range(n_out):
+                        proc.stdin.write(r.draw(r.frame_index(k / fps)).tobytes())
+                    proc.stdin.close()
+                except BrokenPipeError:
+                    pass
+                rc = proc.wait()
+            except BaseException:  # Ctrl-C: stop the encoder, leave nothing behind
+                proc.kill()
+                proc.wait()
+                partial.unlink(missing_ok=True)
+                raise
+            log.seek(0)
+            err = log.read().decode(errors="replace")
+        if rc != 0:
+            partial.unlink(missing_ok=True)
             raise RenderError(f"ffmpeg failed writing {out}: {err.strip()[-800:]}")
+        os.replace(partial, out)
     return out
 
 

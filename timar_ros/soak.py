@@ -66,7 +66,14 @@ def resolve_checkpoint(path: str | None, scratch: Path) -> tuple[Path, str]:
 
 def run_soak(minutes: float, rate: float = 20.0, checkpoint: str | None = None,
              seed: int = 0, backend: str = "torch", log=print) -> dict:
-    """Run the soak; returns the report (see the module docstring)."""
+    """Run the soak; returns the report (see the module docstring). Its scratch folder (a
+    random checkpoint when none is bundled) is removed when it returns or fails."""
+    with tempfile.TemporaryDirectory(prefix="timar-soak-") as scratch:
+        return _soak(minutes, rate, checkpoint, seed, backend, log, Path(scratch))
+
+
+def _soak(minutes: float, rate: float, checkpoint: str | None, seed: int, backend: str, log,
+          scratch: Path) -> dict:
     from timar_ros.nodes.compose import keep_dds_local
 
     keep_dds_local()  # see the README, "Networking"
@@ -88,7 +95,6 @@ def run_soak(minutes: float, rate: float = 20.0, checkpoint: str | None = None,
 
     if minutes <= 0 or rate <= 0:
         raise ValueError("--minutes and --rate must be > 0")
-    scratch = Path(tempfile.mkdtemp(prefix="timar-soak-"))
     ckpt, note = resolve_checkpoint(checkpoint, scratch)
     log(f"soak: {minutes:g} min of synthetic conversation at up to {rate:g}x real time; "
         f"checkpoint {ckpt} ({note})")

@@ -77,8 +77,13 @@ class TrainConfig:
 
     @classmethod
     def from_dict(cls, d: dict) -> "TrainConfig":
+        """Raises ValueError naming any key that is not a field (a renamed or misspelt option
+        must not vanish silently, e.g. from a resumed run's saved config)."""
         names = {f.name for f in dataclasses.fields(cls)}
-        kw = {k: v for k, v in d.items() if k in names}
+        unknown = sorted(set(d) - names)
+        if unknown:
+            raise ValueError(f"TrainConfig: unknown keys {unknown} (known: {sorted(names)})")
+        kw = dict(d)
         if "betas" in kw:
             kw["betas"] = tuple(kw["betas"])
         return cls(**kw)
@@ -592,7 +597,12 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
         if overrides or "preset" in given:
             raise TrainError("--set/--preset cannot change the model of a resumed run")
         meta, _ = load_state(args.resume)
-        base = TrainConfig.from_dict(meta["train_config"]).to_dict()
+        try:
+            base = TrainConfig.from_dict(meta["train_config"]).to_dict()
+        except ValueError as exc:
+            raise TrainError(f"{args.resume}: the saved train_config cannot be resumed by this "
+                             f"version: {exc}; edit train_state.json (rename or remove the key) "
+                             "or start a new run") from exc
         base["out"] = str(args.resume)
     else:
         base = TrainConfig().to_dict()
