@@ -123,8 +123,8 @@ def test_file_metrics_groups_and_scaling():
     assert (pub["mse_exp"], pub["mse_jaw"], pub["mse_pose"]) == (10.0, 1000.0, 100.0)
     assert (pub["rpcc_exp"], pub["rpcc_jaw"], pub["rpcc_pose"]) == (100.0, 10.0, 10.0)
     assert pub["sid_exp"] == 1.0 and pub["reverse_sid_pose"] == 1.0
-    avg = M.average_metrics([{"a": 1.0}, {"a": 3.0}])
-    assert avg == {"a": 2.0}
+    avg, excluded = M.average_metrics({"f1": {"a": 1.0, "b": 1.0}, "f2": {"a": 3.0, "b": float("nan")}})
+    assert avg == {"a": 2.0, "b": 1.0} and excluded == {"b": ["f2"]}
 
 
 def test_cli_end_to_end(tmp_path, capsys):
@@ -151,3 +151,34 @@ def test_cli_end_to_end(tmp_path, capsys):
     assert "fid_exp" in text and "p_fid_pose" in text
     assert timar_main(["metrics", str(tmp_path / "nope"), str(gt_dir)]) == 1
     assert timar_main(["metrics", str(pred_dir), str(gt_dir), "--expect", "1066"]) == 1
+    assert rep["predictions"] == 5 and rep["excluded_files"] == 1
+    assert "1 of 5 predictions skipped: c3_speaker1 (non-finite prediction)" in text
+
+
+def test_a_constant_prediction_is_left_out_of_rpcc_only_and_every_table_says_so(tmp_path):
+    from timar_ros.evaluate import markdown_table
+
+    rng = np.random.default_rng(5)
+    gt_dir, pred_dir = tmp_path / "gt", tmp_path / "pred"
+    pred_dir.mkdir()
+    for clip in ("c1", "c2"):
+        for k in (1, 2):
+            m = rng.normal(size=(60, 56)).astype(np.float32)
+            save_motion(gt_dir / f"{clip}_speaker{k}.npz", m)
+            np.save(pred_dir / f"{clip}_speaker{k}.npy", m + 0.1 * rng.normal(size=m.shape).astype(np.float32))
+    still = np.load(pred_dir / "c2_speaker1.npy")
+    still[:, 50:53] = 0.0  # the jaw never moves: its rPCC is undefined
+    np.save(pred_dir / "c2_speaker1.npy", still)
+    rep = M.evaluate_dirs(pred_dir, gt_dir)
+    assert np.isfinite(list(rep["metrics"].values())).all()  # one file cannot make an average NaN
+    assert rep["excluded"] == {"rpcc_jaw": ["c2_speaker1"]} and rep["excluded_files"] == 1
+    assert rep["files"] == 4  # still counted in every other metric
+    one = {n: m for n, m in rep["per_file"].items() if n != "c2_speaker1"}
+    assert rep["metrics"]["rpcc_jaw"] == pytest.approx(np.mean([m["rpcc_jaw"] for m in one.values()]))
+    table = markdown_table([("n = 0", rep["metrics"], rep)])
+    assert "| 4/4 (1 excluded) |" in table and "rpcc_jaw left out for 1 file(s)" in table
+    # The expected file list: a missing prediction is an error, not a smaller average.
+    names = sorted(p.stem for p in pred_dir.glob("*.npy"))
+    (pred_dir / "c1_speaker2.npy").unlink()
+    with pytest.raises(ValueError, match="no prediction for 1 of 4 expected files: c1_speaker2"):
+        M.evaluate_dirs(pred_dir, gt_dir, names=names)

@@ -375,8 +375,11 @@ def score(inputs: BagInputs, pred: np.ndarray, seed: int = 0) -> tuple[dict | No
 
     with threadpool_limits(1):  # as `timar metrics`: BLAS threads change sqrtm in the last bits
         m = file_metrics(pred, inputs.gt, inputs.anchor, name=inputs.name, seed=seed)
+    undefined = [k for k, v in m.items() if not math.isfinite(v)]
     return m, (f"{n} frames scored ({n / FPS:.2f} s): prediction, ground truth and partner motion "
-               "cut to their common length")
+               "cut to their common length" + (
+                   f"; undefined (a constant prediction, ground truth or partner motion): "
+                   f"{', '.join(undefined)}" if undefined else ""))
 
 
 def plot_motion(pred: np.ndarray, gt: np.ndarray | None, path: Path, title: str) -> Path:

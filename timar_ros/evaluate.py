@@ -50,13 +50,29 @@ def table_row(avg: dict) -> list[str]:
     return ["/".join(f"{pub[f'{key}_{g}']:.2f}" for g in GROUPS) for _, key in TABLE_COLUMNS]
 
 
-def markdown_table(rows: list[tuple[str, dict]], title: str = "") -> str:
-    """Rows ``(label, raw metric averages)`` -> a Markdown table in Table 1's layout."""
-    head = "| " + " | ".join(["setting"] + [c for c, _ in TABLE_COLUMNS]) + " |"
-    sep = "|" + "---|" * (len(TABLE_COLUMNS) + 1)
+def markdown_table(rows: list[tuple], title: str = "") -> str:
+    """Rows ``(label, raw metric averages[, metrics report])`` -> a Markdown table in Table 1's
+    layout. With the :func:`timar_ros.metrics.evaluate_dirs` report of a row, a ``files`` column
+    gives the files averaged of those predicted, and a note under the table names every file
+    left out of an average."""
+    from timar_ros.metrics import exclusion_note
+
+    counted = any(len(r) > 2 for r in rows)
+    head = "| " + " | ".join(["setting"] + [c for c, _ in TABLE_COLUMNS] + (["files"] if counted else [])) + " |"
+    sep = "|" + "---|" * (len(TABLE_COLUMNS) + 1 + counted)
     lines = ([f"**{title}**", ""] if title else []) + [head, sep]
-    for label, avg in rows:
-        lines.append("| " + " | ".join([label] + table_row(avg)) + " |")
+    notes = []
+    for label, avg, *rep in rows:
+        files = []
+        if counted:
+            r = rep[0] if rep else {}
+            files = [f"{r.get('files', '?')}/{r.get('predictions', '?')}"
+                     + (f" ({r['excluded_files']} excluded)" if r.get("excluded_files") else "")]
+            if exclusion_note(r):
+                notes.append(f"{label}: {exclusion_note(r)}.")
+        lines.append("| " + " | ".join([label] + table_row(avg) + files) + " |")
+    if notes:
+        lines += ["", "Left out of the averages: " + " ".join(notes)]
     lines += ["", "Cells: EXP/JAW/POSE. Scaling as published: FD and P-FD x1/x1e3/x1e2, "
               "MSE x10/x1e3/x1e2, rPCC x1e2/x10/x10, SID raw. Lower is better except SID "
               "(higher). SID = k-means fitted on GT, histogram of the prediction; rev. SID = "
@@ -172,15 +188,18 @@ def evaluate(checkpoint: str | Path, data: str | Path, contexts: list[int], out:
             if item.name in plot_names:
                 kept.setdefault(n, {})[item.name] = pred
         gen_s = time.perf_counter() - t0
-        rep = evaluate_dirs(pdir, data, seed=seed, jobs=jobs)
+        # Every test file must have its prediction: a missing one is an error, not a smaller average.
+        rep = evaluate_dirs(pdir, data, seed=seed, jobs=jobs, names=[i.name for i in items])
         write_report(rep, pdir / "metrics.json")
         report["contexts"][str(n)] = {
             "metrics": rep["metrics"], "pub": rep["pub"], "files": rep["files"],
-            "skipped": rep["skipped"], "generate_s": round(gen_s, 2),
+            "predictions": rep["predictions"], "skipped": rep["skipped"],
+            "excluded": rep["excluded"], "excluded_files": rep["excluded_files"],
+            "generate_s": round(gen_s, 2),
             "ms_per_turn": round(1000 * gen_s / max(report["turns"], 1), 2),
         }
-    rows = [(f"{label + ' ' if label else ''}n = {n}", report["contexts"][str(n)]["metrics"])
-            for n in contexts]
+    rows = [(f"{label + ' ' if label else ''}n = {n}", report["contexts"][str(n)]["metrics"],
+             report["contexts"][str(n)]) for n in contexts]
     title = (f"{report.get('model_id', '')} on {data.name} ({len(items)} files, "
              f"{report['mode']}, seed {seed})")
     (out / "table.md").write_text(markdown_table(rows, title), encoding="utf-8")

@@ -21,7 +21,11 @@ truth (the anchor) are cut to their common length and split into the groups EXP 
   unseeded ``np.random`` inside joblib workers, so its values are not reproducible.
 - ``variance_pre``/``variance_gt``: mean per-dim variance.
 
-Each metric is averaged over files. :func:`format_for_pub` applies the published scaling
+Each metric is averaged over the files where it is finite. Two things take a file out, and
+every report says how many and which: a prediction with NaN/Inf is skipped whole (``skipped``,
+as the reference does), and a metric that is undefined for a file (rPCC when the prediction, the
+ground truth or the anchor is constant in a group) is left out of that metric's average only
+(``excluded``: metric -> files). :func:`format_for_pub` applies the published scaling
 (FD/P-FD x1/x1e3/x1e2, MSE x10/x1e3/x1e2, rPCC x1e2/x10/x10; SID raw), rounded to 2 decimals.
 
 Deviations, for files too short for the reference (which would crash): when a group has fewer
@@ -55,6 +59,7 @@ __all__ = [
     "average_metrics",
     "format_for_pub",
     "evaluate_dirs",
+    "exclusion_note",
 ]
 
 GROUP_NAMES = ("exp", "jaw", "pose")
@@ -204,14 +209,34 @@ def file_metrics(pred: np.ndarray, gt: np.ndarray, anchor: np.ndarray, name: str
     for g, sl in groups.items():
         out[f"variance_pre_{g}"] = variance(pred[:, sl])
         out[f"variance_gt_{g}"] = variance(gt[:, sl])
+    for k in METRIC_KEYS:
+        if not np.isfinite(out[k]):
+            notes.append(f"{k} undefined (a constant prediction, ground truth or anchor): left "
+                         "out of its average")
     return {k: out[k] for k in METRIC_KEYS}
 
 
-def average_metrics(per_file: list[dict[str, float]]) -> dict[str, float]:
-    """Mean of each metric over files (``np.mean``; a NaN in any file gives NaN)."""
+def average_metrics(per_file: dict[str, dict[str, float]]) -> tuple[dict[str, float], dict[str, list[str]]]:
+    """Mean of each metric over the files where it is finite.
+
+    Args:
+        per_file: file name -> its metrics.
+    Returns:
+        (averages, excluded): ``excluded`` maps each metric that was not finite for some files to
+        those files' names (a metric finite nowhere averages to NaN).
+    """
     if not per_file:
-        return {}
-    return {k: float(np.mean([d[k] for d in per_file])) for k in per_file[0]}
+        return {}, {}
+    keys = next(iter(per_file.values()))
+    avg, excluded = {}, {}
+    for k in keys:
+        values = {n: d[k] for n, d in per_file.items()}
+        bad = sorted(n for n, v in values.items() if not np.isfinite(v))
+        good = [v for v in values.values() if np.isfinite(v)]
+        avg[k] = float(np.mean(good)) if good else float("nan")
+        if bad:
+            excluded[k] = bad
+    return avg, excluded
 
 
 def format_for_pub(avg: dict[str, float]) -> "OrderedDict[str, float]":
@@ -240,11 +265,17 @@ def _one_file_1t(pred_path: Path, gt_dir: Path, seed: int):
 
 
 def evaluate_dirs(pred_dir: str | Path, gt_dir: str | Path, seed: int = 0, jobs: int = 1,
-                  expect: int | None = None) -> dict:
+                  expect: int | None = None, names: list[str] | None = None) -> dict:
     """Metrics of every ``<name>.npy`` in ``pred_dir`` against ``gt_dir`` (DualTalk layout).
 
-    Predictions with NaN/inf are skipped and listed (as the reference does). Returns a dict with
-    ``metrics`` (raw averages), ``pub`` (scaled), ``files``, ``skipped`` and ``per_file``.
+    Args:
+        expect: fail unless exactly this many predictions are valid (finite).
+        names: the predictions there must be, exactly (e.g. every test file): a missing or an
+            unexpected one is an error, not a smaller average.
+    Returns a dict with ``metrics`` (raw averages over the files where each is finite), ``pub``
+    (scaled), ``files`` (valid predictions), ``predictions`` (all), ``skipped`` (name -> why: NaN/Inf
+    predictions, left out whole, as the reference does), ``excluded`` (metric -> files where it is
+    undefined), ``excluded_files`` (files left out of at least one average), ``notes``, ``per_file``.
     """
     pred_dir, gt_dir = Path(pred_dir), Path(gt_dir)
     if not pred_dir.is_dir():
@@ -252,6 +283,13 @@ def evaluate_dirs(pred_dir: str | Path, gt_dir: str | Path, seed: int = 0, jobs:
     if not gt_dir.is_dir():
         raise FileNotFoundError(f"ground-truth directory not found: {gt_dir}")
     files = sorted(pred_dir.glob("*.npy"))
+    if names is not None:
+        have, want = {f.stem for f in files}, set(names)
+        for problem, which in (("no prediction for", want - have), ("unexpected predictions", have - want)):
+            if which:
+                shown = ", ".join(sorted(which)[:5]) + (" ..." if len(which) > 5 else "")
+                raise ValueError(f"{pred_dir}: {problem} {len(which)} of {len(want)} expected "
+                                 f"files: {shown}")
     if not files:
         raise FileNotFoundError(f"no .npy predictions in {pred_dir}")
     # Single-threaded BLAS/OpenMP per process, as the reference's driver sets: on these small
@@ -270,16 +308,34 @@ def evaluate_dirs(pred_dir: str | Path, gt_dir: str | Path, seed: int = 0, jobs:
     notes = {n: nt for n, m, nt, _ in results if nt}
     if expect is not None and len(per_file) != expect:
         raise ValueError(f"expected {expect} valid predictions, got {len(per_file)}")
-    avg = average_metrics(list(per_file.values()))
+    avg, excluded = average_metrics(per_file)
     return {
         "metrics": avg,
         "pub": dict(format_for_pub(avg)) if avg else {},
         "files": len(per_file),
+        "predictions": len(files),
         "skipped": skipped,
+        "excluded": excluded,
+        "excluded_files": len(set(skipped) | {n for v in excluded.values() for n in v}),
         "notes": notes,
         "seed": seed,
         "per_file": per_file,
     }
+
+
+def exclusion_note(report: dict) -> str:
+    """One line saying which files the averages of an :func:`evaluate_dirs` report leave out
+    (every table prints it), or "" when none is left out."""
+    parts = []
+    skipped = report.get("skipped") or {}
+    if skipped:
+        shown = ", ".join(f"{n} ({why})" for n, why in sorted(skipped.items())[:3])
+        parts.append(f"{len(skipped)} of {report.get('predictions', len(skipped))} predictions "
+                     f"skipped: {shown}{' ...' if len(skipped) > 3 else ''}")
+    for key, names in sorted((report.get("excluded") or {}).items()):
+        parts.append(f"{key} left out for {len(names)} file(s) where it is undefined "
+                     f"({', '.join(names[:3])}{' ...' if len(names) > 3 else ''})")
+    return "; ".join(parts)
 
 
 def write_report(report: dict, path: str | Path) -> Path:

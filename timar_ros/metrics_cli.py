@@ -23,7 +23,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from timar_ros.metrics import evaluate_dirs, write_report
+    from timar_ros.metrics import evaluate_dirs, exclusion_note, write_report
 
     t0 = time.perf_counter()
     try:
@@ -35,7 +35,9 @@ def run(args: argparse.Namespace) -> int:
     rep["seconds"] = round(time.perf_counter() - t0, 3)
     for name, why in rep["skipped"].items():
         print(f"skipped {name}: {why}")
-    print(f"files: {rep['files']}  ({rep['seconds']} s)")
+    print(f"files: {rep['files']} of {rep['predictions']} predictions  ({rep['seconds']} s)")
+    if rep["excluded_files"]:
+        print(f"excluded: {exclusion_note(rep)}")
     print("=== raw averages ===")
     for k, v in rep["metrics"].items():
         print(f"{k:22s} {v:.6g}")
