@@ -4,7 +4,23 @@
 metrics, ONNX export and the torch-free runtime. The ROS 2 nodes also need the generated message
 code, which the ament_cmake build (colcon, or `make`) produces; see the README.
 """
+from pathlib import Path
+
 from setuptools import find_packages, setup
+
+# The package's data files go to share/timar_ros/ of the environment, the same layout a ROS 2
+# install has (timar_ros.resources finds both). ONNX exports are made on first use, not shipped.
+from timar_ros.resources import DATA_DIRS  # stdlib only: the one list of the data folders
+
+
+def _data_files():
+    out = {}
+    for top in DATA_DIRS:
+        for f in sorted(Path(top).rglob("*")):
+            if f.is_file() and "onnx" not in f.parts and "__pycache__" not in f.parts:
+                out.setdefault(str(Path("share/timar_ros") / f.parent), []).append(str(f))
+    return sorted(out.items())
+
 
 setup(
     name="timar-ros",
@@ -13,9 +29,11 @@ setup(
     long_description=open("README.md", encoding="utf-8").read(),
     long_description_content_type="text/markdown",
     license="Apache-2.0",
+    license_files=["LICENSE"],
     python_requires=">=3.10",
     packages=find_packages(include=["timar_ros", "timar_ros.*"]),
     include_package_data=True,
+    data_files=_data_files(),
     install_requires=[
         "numpy>=1.24",
         "scipy>=1.10",

@@ -71,3 +71,53 @@ def test_colcon_build_of_a_workspace(tmp_path):
     node_file, msg_file, share = out.stdout.split()
     assert node_file.startswith(str(site)) and msg_file.startswith(str(site))
     assert Path(share) == prefix / "share" / "timar_ros"
+
+
+@pytest.mark.slow
+def test_pip_install_finds_the_config_and_the_bundled_checkpoint(tmp_path):
+    """`pip install .` (no checkout, no ROS) installs config/ and checkpoints/ to share/timar_ros/
+    of the environment, where timar_ros.resources finds them."""
+    src = tmp_path / "src"
+    files = subprocess.run(["git", "ls-files", "-co", "--exclude-standard"], cwd=REPO,
+                           capture_output=True, text=True, check=True).stdout.split()
+    for rel in files:
+        if (REPO / rel).is_file():
+            (src / rel).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(REPO / rel, src / rel)
+    wheels = tmp_path / "wheels"
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation",
+                    "-w", str(wheels), str(src)], check=True, capture_output=True, text=True)
+    venv = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
+    subprocess.run([sys.executable, "-m", "pip", "--python", str(venv / "bin" / "python"), "install",
+                    "-q", "--no-deps", "--no-index", *map(str, wheels.glob("*.whl"))],
+                   check=True, capture_output=True, text=True)
+    probe = ("from timar_ros.resources import config_path, share_dir; import json; "
+             "s = share_dir(); print(s); print(config_path('timar.yaml').is_file()); "
+             "print(json.load(open(s / 'checkpoints/robot/config.json'))['d_model']); "
+             "print((s / 'checkpoints/robot/model.safetensors').stat().st_size)")
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "AMENT_PREFIX_PATH")}
+    r = subprocess.run([str(venv / "bin" / "python"), "-c", probe], cwd=tmp_path, env=env,
+                       capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    share, has_yaml, d_model, size = r.stdout.split()
+    assert Path(share) == venv / "share" / "timar_ros"
+    assert has_yaml == "True" and int(d_model) > 0
+    assert int(size) == (REPO / "checkpoints/robot/model.safetensors").stat().st_size
+    assert not list((venv / "share" / "timar_ros").rglob("*.onnx"))
+    # Nothing there: the error names the places looked in and the fix.
+    shutil.rmtree(venv / "share" / "timar_ros")
+    r = subprocess.run([str(venv / "bin" / "python"), "-c", probe], cwd=tmp_path, env=env,
+                       capture_output=True, text=True)
+    assert r.returncode == 1 and "timar_ros data files (config/, checkpoints/, ...) not found" in r.stderr
+    assert "`pip install .` from one" in r.stderr
+
+
+def test_the_declared_license_is_in_the_repository():
+    """package.xml and setup.py say Apache-2.0: the repository carries its text."""
+    text = (REPO / "LICENSE").read_text()
+    assert "Apache License" in text and "Version 2.0, January 2004" in text
+    assert "TERMS AND CONDITIONS FOR USE, REPRODUCTION, AND DISTRIBUTION" in text
+    pkg = parse_package(str(REPO / "package.xml"))
+    assert [str(lic) for lic in pkg.licenses] == ["Apache-2.0"]
+    assert 'license="Apache-2.0"' in (REPO / "setup.py").read_text()
