@@ -176,3 +176,36 @@ def load_checkpoint(path: str | Path, device: str = "cpu", config_overrides: dic
                 raise CheckpointError(f"{wf}: tensor {k} holds NaN/Inf values")
     model.eval().to(device)
     return model, f"{d.name}-{weights_sha256(wf)[:8]}"
+
+
+def float16_output_change(policy_factory, model, run, draws: int = 3, seed: int = 0) -> float:
+    """How far float16 storage can move a model's outputs: the largest |change| of ``run``'s
+    output over ``draws`` models whose weights are moved uniformly within half a float16 step
+    (the box that holds every float32 model rounding to these weights, the original included).
+
+    Args:
+        policy_factory: model -> a fresh policy (the same noise seed each time).
+        model: a TIMAR whose weights are float16 values (e.g. a float16 checkpoint loaded).
+        run: policy -> output array (e.g. motion [T, 56] of a fixed input).
+    Returns the max abs difference to the unperturbed output (motion units).
+    """
+    import numpy as np
+    import torch
+
+    base = run(policy_factory(model))
+    saved = {k: v.clone() for k, v in model.state_dict().items()}
+    g = torch.Generator().manual_seed(seed)
+    worst = 0.0
+    try:
+        for _ in range(draws):
+            with torch.no_grad():
+                for v in model.state_dict().values():
+                    if v.is_floating_point():
+                        mag = v.abs().float().clamp_min(2.0 ** -14)  # float16 normal range
+                        step = 2.0 ** (torch.floor(torch.log2(mag)) - 10)  # 10 mantissa bits
+                        v.add_((torch.rand(v.shape, generator=g) - 0.5) * step)
+            worst = max(worst, float(np.abs(run(policy_factory(model)) - base).max()))
+            model.load_state_dict(saved)
+    finally:
+        model.load_state_dict(saved)
+    return worst

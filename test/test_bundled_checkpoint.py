@@ -1,0 +1,72 @@
+"""The bundled model (checkpoints/robot) loads with both backends and does what its card says:
+float16 weights whose rounding moves the outputs by no more than the card states, the onnx
+backend equal to torch, and a jaw that opens with the robot's own speech (8 s of the bundled demo
+conversation). A broken or retrained-badly bundled model fails here."""
+import json
+import shutil
+
+import numpy as np
+import pytest
+import soundfile as sf
+from safetensors import safe_open
+
+from timar_ros.export import export_checkpoint
+from timar_ros.motion import SAMPLE_RATE
+from timar_ros.resources import share_dir
+from timar_ros.runtime import StreamingPolicy
+from timar_ros.runtime.checkpoint import CARD_JSON, WEIGHTS, float16_output_change, load_checkpoint
+from timar_ros.runtime.policy import TorchStreamingPolicy
+
+BUNDLED = share_dir() / "checkpoints" / "robot"
+DEMO = share_dir() / "data" / "demo_conversation"
+TURNS = 8  # 0.5-3.1 s the partner speaks, 3.6-8.0 s the robot
+
+
+@pytest.fixture(scope="module")
+def demo():
+    user, sr = sf.read(DEMO / "demo_speaker1.wav", dtype="float32")
+    robot, _ = sf.read(DEMO / "demo_speaker2.wav", dtype="float32")
+    assert sr == SAMPLE_RATE
+    n = TURNS * SAMPLE_RATE
+    return user[:n], robot[:n]
+
+
+@pytest.fixture(scope="module")
+def card():
+    return json.loads((BUNDLED / CARD_JSON).read_text())
+
+
+def run(policy, demo):
+    user, robot = demo
+    policy.reset()
+    spt = policy.samples_per_turn
+    return np.concatenate([policy.step(user[k * spt:(k + 1) * spt], robot[k * spt:(k + 1) * spt], None)
+                           for k in range(TURNS)])
+
+
+def test_weights_are_float16_and_rounding_moves_outputs_within_the_card(card, demo):
+    with safe_open(str(BUNDLED / WEIGHTS), "pt") as f:
+        dtypes = {str(f.get_slice(k).get_dtype()) for k in f.keys()}
+    assert dtypes == {"F16"}, dtypes
+    assert card["storage"]["dtype"] == "float16"
+    model, _ = load_checkpoint(BUNDLED)
+    assert {p.dtype for p in model.parameters()} == {__import__("torch").float32}
+    change = float16_output_change(lambda m: TorchStreamingPolicy(m, seed=0), model,
+                                   lambda p: run(p, demo))
+    assert change <= card["storage"]["max_output_change"], change
+
+
+@pytest.mark.slow
+def test_both_backends_agree_and_the_jaw_follows_the_robots_speech(demo, tmp_path):
+    ckpt = tmp_path / "robot"
+    shutil.copytree(BUNDLED, ckpt, ignore=shutil.ignore_patterns("onnx"))
+    export_checkpoint(ckpt, log=lambda *a: None)
+    motions = {b: run(StreamingPolicy.from_checkpoint(ckpt, backend=b, seed=0), demo) for b in ("torch", "onnx")}
+    assert np.abs(motions["torch"] - motions["onnx"]).max() < 1e-4
+    robot = demo[1]
+    envelope = np.sqrt(np.mean(robot.reshape(-1, SAMPLE_RATE // 25) ** 2, axis=1))  # per frame
+    for backend, m in motions.items():
+        jaw = m[:, 50]
+        assert np.corrcoef(jaw, envelope)[0, 1] > 0.5, backend
+        speaking, silent = jaw[100:190].mean(), jaw[15:75].mean()  # robot 4.0-7.6 s vs 0.6-3.0 s
+        assert speaking > 3 * max(silent, 0.01), (backend, speaking, silent)
