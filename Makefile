@@ -17,7 +17,7 @@ export AMENT_PREFIX_PATH := $(abspath $(VENV))
 export ROS_LOG_DIR ?= $(abspath build/ros_log)
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: all venv msgs test fuzz demo bench clean distclean help
+.PHONY: all venv msgs system-deps test fuzz demo bench clean distclean help
 all: msgs
 
 help:
@@ -48,7 +48,21 @@ $(MSGS_STAMP): $(DEPS_STAMP) CMakeLists.txt package.xml $(wildcard msg/*.msg) ti
 
 msgs: $(MSGS_STAMP)
 
-test: $(MSGS_STAMP)
+# Debian packages some features use: ffmpeg (the demo's render.mp4, the MP4 tests) and flite (TTS
+# voices). Installed when missing if we are root with apt-get (a fresh machine, CI); otherwise
+# said once, and the tests that need them skip with the reason.
+DEBS := ffmpeg flite
+system-deps:
+	@missing=""; for d in $(DEBS); do command -v $$d >/dev/null || missing="$$missing $$d"; done; \
+	if [ -z "$$missing" ]; then exit 0; fi; \
+	if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	  echo "installing Debian packages:$$missing"; mkdir -p build; \
+	  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+	      --no-install-recommends $$missing; } > build/apt.log 2>&1 \
+	    || { tail -20 build/apt.log; echo "apt-get failed: what needs$$missing is skipped"; }; \
+	else echo "note:$$missing not installed (sudo apt-get install$$missing): what needs it is skipped"; fi
+
+test: $(MSGS_STAMP) system-deps
 	@echo "ROS_DOMAIN_ID=$$ROS_DOMAIN_ID ROS_AUTOMATIC_DISCOVERY_RANGE=$$ROS_AUTOMATIC_DISCOVERY_RANGE"
 	ROS_PYTHON_CHECK_FIELDS=1 $(PY) -m pytest -q test
 
@@ -66,7 +80,7 @@ fuzz: $(MSGS_STAMP)
 	  if [ $$rc -ne 0 ]; then cat build/fuzz.log; echo "fuzz: failed in round $$round"; exit 1; fi; \
 	done; echo "fuzz: $$round rounds, no failure"
 
-demo: $(MSGS_STAMP)
+demo: $(MSGS_STAMP) system-deps
 	$(VENV)/bin/timar demo --out demo_output
 
 bench: $(MSGS_STAMP)

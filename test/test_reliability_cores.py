@@ -122,3 +122,33 @@ def test_user_motion_buffer_merges_late_blocks_and_counts_nonfinite_frames():
     turn0 = buf.take(T0)
     assert turn0 is not None and np.all(turn0 == 1.0)  # the NaN frame was filled by a neighbour
     assert buf.counters["nonfinite_frames"] == 1 and buf.counters["unused_frames"] == 0
+
+
+@given(blocks=st.lists(st.tuples(st.floats(-30.0, 600.0), st.integers(1, 40), st.sampled_from([0.04, 0.02, 0.1]),
+                                 st.booleans()), min_size=1, max_size=60),
+       keep_s=st.sampled_from([1.0, 10.0]))
+def test_property_user_motion_buffer_stays_bounded_ordered_and_accounted(blocks, keep_s):
+    """Any blocks, in any order, with NaN frames: the buffer is in time order, never holds more
+    than keep_s of motion behind its newest frame, gives a turn only frames that were pushed, and
+    every pushed frame is stored, used, or counted as dropped."""
+    from timar_ros.robot.conversation import UserMotionBuffer
+
+    buf = UserMotionBuffer(frames_per_turn=25, keep_s=keep_s)
+    rng = np.random.default_rng(0)
+    pushed = set()
+    for start, n, period, nan in blocks:
+        frames = rng.normal(0, 0.1, (n, 56)).astype(np.float32)
+        if nan:
+            frames[n // 2] = np.nan
+        buf.push(T0 + start, period, frames)
+        pushed |= {f.tobytes() for f in frames if np.isfinite(f).all()}
+        times = buf._times
+        assert np.all(np.diff(times) >= 0)
+        assert times[-1] - times[0] <= keep_s + 1e-6 if len(times) else True
+        got = buf.take(T0 + start)
+        if got is not None:
+            assert all(f.tobytes() in pushed for f in got)
+    c = buf.counters
+    assert c["frames"] == sum(n for _, n, _, _ in blocks)
+    assert c["nonfinite_frames"] == sum(1 for _, n, _, nan in blocks if nan)
+    assert len(buf) + c["unused_frames"] <= c["frames"] - c["nonfinite_frames"]

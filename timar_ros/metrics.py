@@ -94,10 +94,15 @@ def frechet_distance(mu1, sigma1, mu2, sigma2, eps: float = 1e-6) -> float:
     if mu1.shape != mu2.shape or sigma1.shape != sigma2.shape:
         raise ValueError("Frechet distance of Gaussians of different dimensions")
     diff = mu1 - mu2
-    covmean = linalg.sqrtm(sigma1.dot(sigma2))
-    if not np.isfinite(covmean).all():
-        off = np.eye(sigma1.shape[0]) * eps
-        covmean = linalg.sqrtm((sigma1 + off).dot(sigma2 + off))
+    import warnings
+
+    with warnings.catch_warnings():
+        # A constant group (a still jaw) has a singular covariance: expected, and handled below.
+        warnings.simplefilter("ignore", linalg.LinAlgWarning)
+        covmean = linalg.sqrtm(sigma1.dot(sigma2))
+        if not np.isfinite(covmean).all():
+            off = np.eye(sigma1.shape[0]) * eps
+            covmean = linalg.sqrtm((sigma1 + off).dot(sigma2 + off))
     if np.iscomplexobj(covmean):
         if not np.allclose(np.diagonal(covmean).imag, 0, atol=1e-3):
             raise ValueError(f"Imaginary component {np.max(np.abs(covmean.imag))}")
