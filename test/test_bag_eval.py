@@ -14,11 +14,11 @@ import pytest
 
 from helpers.ros import start_python, stop
 from timar_ros import bags as B
-from timar_ros.bag_eval import evaluate_bag
+from timar_ros.eval.bag_eval import evaluate_bag
 from timar_ros.cli import main
 from timar_ros.data.audio import load_wav
-from timar_ros.data.layout import load_motion
-from timar_ros.metrics import evaluate_dirs
+from timar_ros.data.dualtalk_files import load_motion
+from timar_ros.eval.metrics import evaluate_dirs
 
 CLIP, AGENT = "syn_00000", "speaker2"
 NAME = f"{CLIP}_{AGENT}"
@@ -30,7 +30,7 @@ PARAMS = ["-p", "max_latency_s:=3.0", "-p", "deadline_ms:=1.0"]
 @pytest.fixture(scope="module")
 def conv(tmp_path_factory):
     from timar_ros.data.synthetic import SyntheticConfig, generate_conversation, write_conversation
-    from timar_ros.init_checkpoint import make_random_checkpoint
+    from timar_ros.runtime.checkpoint import make_random_checkpoint
     from timar_ros.resources import config_path
 
     root = tmp_path_factory.mktemp("bag_eval")

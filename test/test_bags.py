@@ -256,7 +256,7 @@ def test_cli_info_reports_errors_without_traceback(mcap_bag, tmp_path):
     (bad / "metadata.yaml").write_text("rosbag2_bagfile_information: {version: 9, storage_identifier: mcap\n")
     out = subprocess.run([sys.executable, "-m", "timar_ros.cli", "bag", "info", str(bad)],
                          capture_output=True, text=True, timeout=60)
-    assert out.returncode == 1 and "Traceback" not in out.stderr
+    assert out.returncode == 2 and "Traceback" not in out.stderr
     assert str(bad) in out.stderr and "truncated or corrupt" in out.stderr
 
 
@@ -291,12 +291,17 @@ def test_bag_with_type_definition_unknown_to_us_is_readable(tmp_path):
     assert (topic, typ, t, msg.a, msg.b) == ("/thing", "other_pkg/msg/Thing", 3, 4, "x")
 
 
-def test_bag_subcommands_are_registered_with_help():
-    from timar_ros.bag_cli import SUBCOMMANDS, build_subparser
+def test_bag_subcommands_are_registered_with_help(capsys):
+    from timar_ros.cli import _build_parser
+    from timar_ros.cli.bag import SUBCOMMANDS
 
-    assert {"from-dualtalk", "info"} <= set(SUBCOMMANDS)
+    assert {"from-dualtalk", "info", "play", "record", "evaluate"} <= set(SUBCOMMANDS)
+    parser = _build_parser("bag")
     for name in SUBCOMMANDS:
-        assert f"usage: timar bag {name}" in build_subparser(name).format_help()
+        with pytest.raises(SystemExit) as exit_:
+            parser.parse_args(["bag", name, "--help"])
+        assert exit_.value.code == 0
+        assert f"usage: timar bag {name}" in capsys.readouterr().out
     out = subprocess.run([sys.executable, "-m", "timar_ros.cli", "bag"], capture_output=True, text=True, timeout=60)
     assert out.returncode == 2 and "from-dualtalk" in out.stdout
 
@@ -305,9 +310,9 @@ def test_msg_dir_falls_back_to_the_installed_share(monkeypatch, tmp_path):
     from pathlib import Path
 
     share = Path(sys.prefix) / "share" / "timar_ros" / "msg"
-    monkeypatch.setattr(B, "_msg_dir_candidates", lambda: [tmp_path / "msg", share])
+    monkeypatch.setattr(B.records, "_msg_dir_candidates", lambda: [tmp_path / "msg", share])
     if (share / "HeadMotion.msg").is_file():
         assert B.find_msg_dir() == share
-    monkeypatch.setattr(B, "_msg_dir_candidates", lambda: [tmp_path / "msg"])
+    monkeypatch.setattr(B.records, "_msg_dir_candidates", lambda: [tmp_path / "msg"])
     with pytest.raises(B.BagError, match="message definitions .* not found; searched: .*msg"):
         B.find_msg_dir()

@@ -116,7 +116,7 @@ def test_options_agent_storage_start_turn(tmp_path):
     audio, _, start = B.read_audio(bag, "/robot/user/audio")
     assert start == 5_500_000_000 and np.array_equal(audio, _wav(src / "c1_speaker1.wav"))
     # existing bags are not overwritten without --overwrite
-    assert main(["bag", "from-dualtalk", str(src), str(out), "--agent", "speaker2"]) == 1
+    assert main(["bag", "from-dualtalk", str(src), str(out), "--agent", "speaker2"]) == 2
     assert main(["bag", "from-dualtalk", str(src), str(out), "--agent", "speaker2", "--overwrite"]) == 0
 
 
@@ -133,12 +133,15 @@ def test_errors_are_clear(tmp_path):
     empty.mkdir()
     r = subprocess.run([sys.executable, "-m", "timar_ros.cli", "bag", "from-dualtalk", str(empty), str(tmp_path / "o")],
                        capture_output=True, text=True, timeout=60)
-    assert r.returncode == 1 and "no DualTalk conversations found" in r.stderr and "Traceback" not in r.stderr
+    assert r.returncode == 2 and "no DualTalk conversations found" in r.stderr and "Traceback" not in r.stderr
     with pytest.raises(B.BagError, match="DualTalk folder not found"):
         B.convert_dualtalk(tmp_path / "nope", tmp_path / "o")
     src = make_dualtalk(tmp_path / "dt", clips=("c",), frames=(30,))
     np.savez(src / "c_speaker2.npz", expression=np.zeros((30, 50)))
-    with pytest.raises(B.BagError, match=r"c_speaker2.npz: a DualTalk .npz needs arrays 'exp'"):
+    from timar_ros.data.dualtalk_files import DualTalkFileError
+
+    with pytest.raises(DualTalkFileError, match=r"c_speaker2.npz: missing arrays \['exp', 'pose'\].*a DualTalk "
+                       r".npz holds exp \[T, 50\]"):
         B.convert_dualtalk(src, tmp_path / "o")
     with pytest.raises(B.BagError, match="clip\\(s\\) \\['zzz'\\] not found"):
         B.convert_dualtalk(src, tmp_path / "o", clips=["zzz"])

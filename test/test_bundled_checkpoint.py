@@ -10,12 +10,12 @@ import pytest
 import soundfile as sf
 from safetensors import safe_open
 
-from timar_ros.export import export_checkpoint
+from timar_ros.runtime.export import export_checkpoint
 from timar_ros.motion import SAMPLE_RATE
 from timar_ros.resources import share_dir
 from timar_ros.runtime import StreamingPolicy
 from timar_ros.runtime.checkpoint import CARD_JSON, WEIGHTS, float16_output_change, load_checkpoint
-from timar_ros.runtime.policy import TorchStreamingPolicy
+from timar_ros.runtime.torch_policy import TorchStreamingPolicy
 
 BUNDLED = share_dir() / "checkpoints" / "robot"
 DEMO = share_dir() / "data" / "demo_conversation"

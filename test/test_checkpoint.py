@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from helpers.model import conversation, stream
-from timar_ros.init_checkpoint import make_random_checkpoint
+from timar_ros.runtime.checkpoint import make_random_checkpoint
 from timar_ros.runtime import CheckpointError, StreamingPolicy, load_config, model_id
 from timar_ros.runtime.checkpoint import CONFIG, WEIGHTS, load_checkpoint, read_model_card
 from helpers.model import one_thread_module  # noqa: E402,F401

@@ -8,8 +8,8 @@ import soundfile as sf
 
 from timar_ros.data.audio import AudioError, load_wav, resample, write_wav
 from timar_ros.data.dualtalk import DualTalkWindows, NoiseSpec, iter_test, make_noised_testset
-from timar_ros.data.layout import load_motion, partner_stem, save_motion, speaker_stems
-from timar_ros.data.noise import burst_mask, hold_last_frame, motion_noise_burst
+from timar_ros.data.dualtalk_files import load_motion, partner_stem, save_motion, speaker_stems
+from timar_ros.data.corruption import burst_mask, hold_last_frame, motion_noise_burst
 from timar_ros.motion import SAMPLES_PER_FRAME
 
 F = 5  # frames per turn in the fixtures (small and fast)

@@ -8,7 +8,7 @@ import pytest
 from timar_ros.data.dualtalk import DualTalkWindows, iter_test
 from timar_ros.data.synthetic import (SyntheticConfig, engagement_after, flite_available,
                                       generate_conversation, generate_dataset, speech_envelope)
-from timar_ros.data.synthetic import _frame_rms
+from timar_ros.data.synthetic.signals import frame_rms
 from timar_ros.motion import SAMPLES_PER_FRAME
 
 REPO = Path(__file__).resolve().parents[1]
@@ -58,8 +58,8 @@ def test_jaw_follows_own_speech(convs):
     for c in cs:
         T = len(c.motion[0])
         for k in range(2):
-            own = np.log(_frame_rms(c.audio[k], T))
-            other = np.log(_frame_rms(c.audio[1 - k], T))
+            own = np.log(frame_rms(c.audio[k], T))
+            other = np.log(frame_rms(c.audio[1 - k], T))
             jaw = c.motion[k][:, 50]
             r_own = np.corrcoef(jaw[2:], own[:-2])[0, 1]     # the short lag (0.04 s = 1 frame)
             r_other = np.corrcoef(jaw[2:], other[:-2])[0, 1]

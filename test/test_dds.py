@@ -90,7 +90,8 @@ def test_bad_params_give_a_clear_error(tmp_path):
                          "-p", f"stereo_wav:={tmp_path / 'missing.wav'}"])
     out = proc.communicate(timeout=30)[0]
     assert proc.returncode == 2
-    assert "cannot read audio file" in out and "missing.wav" in out
+    assert "audio_file_player: cannot start: audio file not found" in out and "missing.wav" in out
+    assert "Traceback" not in out
 
 
 def test_head_motion_crosses_processes(ros_node):

@@ -10,9 +10,9 @@ import pytest
 
 from timar_ros.cli import main as cli_main
 from timar_ros.data.synthetic import SyntheticConfig, generate_conversation, write_conversation
-from timar_ros.evaluate import EvaluateError, evaluate
-from timar_ros.init_checkpoint import make_random_checkpoint
-from timar_ros.metrics import METRIC_KEYS, format_for_pub
+from timar_ros.eval.progressive import EvaluateError, evaluate
+from timar_ros.runtime.checkpoint import make_random_checkpoint
+from timar_ros.eval.metrics import METRIC_KEYS, format_for_pub
 
 CONTEXTS = [0, 2]
 
@@ -83,4 +83,4 @@ def test_errors(setup, tmp_path):
     with pytest.raises(EvaluateError, match="speaker pairs"):
         evaluate(ckpt, tmp_path / "empty", [0], tmp_path / "x")
     assert cli_main(["evaluate", "--checkpoint", str(tmp_path / "nope"), "--data", str(data),
-                     "--out", str(tmp_path / "x")]) == 1
+                     "--out", str(tmp_path / "x")]) == 2

@@ -5,9 +5,9 @@ import math
 import numpy as np
 import pytest
 
-from timar_ros import metrics as M
+from timar_ros.eval import metrics as M
 from timar_ros.cli import main as timar_main
-from timar_ros.data.layout import save_motion
+from timar_ros.data.dualtalk_files import save_motion
 
 
 def _white(n_cols):
@@ -149,14 +149,14 @@ def test_cli_end_to_end(tmp_path, capsys):
     assert set(rep["metrics"]) == set(M.METRIC_KEYS)
     text = capsys.readouterr().out
     assert "fid_exp" in text and "p_fid_pose" in text
-    assert timar_main(["metrics", str(tmp_path / "nope"), str(gt_dir)]) == 1
-    assert timar_main(["metrics", str(pred_dir), str(gt_dir), "--expect", "1066"]) == 1
+    assert timar_main(["metrics", str(tmp_path / "nope"), str(gt_dir)]) == 2
+    assert timar_main(["metrics", str(pred_dir), str(gt_dir), "--expect", "1066"]) == 2
     assert rep["predictions"] == 5 and rep["excluded_files"] == 1
     assert "1 of 5 predictions skipped: c3_speaker1 (non-finite prediction)" in text
 
 
 def test_a_constant_prediction_is_left_out_of_rpcc_only_and_every_table_says_so(tmp_path):
-    from timar_ros.evaluate import markdown_table
+    from timar_ros.eval.tables import markdown_table
 
     rng = np.random.default_rng(5)
     gt_dir, pred_dir = tmp_path / "gt", tmp_path / "pred"

@@ -5,7 +5,7 @@ import torch
 
 from timar_ros.model.backbone import attention_plan
 from timar_ros.model.config import PRESETS, TIMARConfig, preset
-from timar_ros.model.layout import DELIMITERS, TurnLayout
+from timar_ros.model.token_layout import DELIMITERS, TurnLayout
 from helpers.model import one_thread_module  # noqa: E402,F401
 
 

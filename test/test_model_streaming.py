@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 
 from helpers.model import conversation, stream, tiny_model
-from timar_ros.runtime.policy import TorchStreamingPolicy
+from timar_ros.runtime.torch_policy import TorchStreamingPolicy
 from helpers.model import one_thread_module  # noqa: E402,F401
 
 TOL = 1e-4

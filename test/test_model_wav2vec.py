@@ -10,7 +10,7 @@ from helpers.model import conversation, stream  # noqa: E402
 from timar_ros.model.config import preset  # noqa: E402
 from timar_ros.model.timar import TIMAR, perturb_zero_init  # noqa: E402
 from timar_ros.runtime.checkpoint import load_checkpoint, save_checkpoint  # noqa: E402
-from timar_ros.runtime.policy import TorchStreamingPolicy  # noqa: E402
+from timar_ros.runtime.torch_policy import TorchStreamingPolicy  # noqa: E402
 from helpers.model import one_thread_module  # noqa: E402,F401
 
 

@@ -15,7 +15,7 @@ import pytest
 
 from helpers.model import conversation, one_thread_module, stream  # noqa: F401
 from timar_ros.cli import main as timar_main
-from timar_ros.init_checkpoint import make_random_checkpoint
+from timar_ros.runtime.checkpoint import make_random_checkpoint
 from timar_ros.runtime import CheckpointError, StreamingPolicy
 
 TOL = 5e-5
@@ -140,7 +140,8 @@ def test_onnx_backend_never_imports_torch(ckpt):
 
 
 def test_export_status_and_ensure_export(ckpt, tmp_path):
-    from timar_ros.export import ensure_export, export_status
+    from timar_ros.runtime.export import ensure_export
+    from timar_ros.runtime.onnx_format import export_status
 
     assert export_status(ckpt) == "current"
     assert ensure_export(ckpt, log=lambda *a: None) == ckpt / "onnx"  # nothing re-exported

@@ -21,7 +21,7 @@ DISPLAY_DELAY = 1.25
 
 @pytest.fixture(scope="module")
 def checkpoint(tmp_path_factory):
-    from timar_ros.init_checkpoint import make_random_checkpoint
+    from timar_ros.runtime.checkpoint import make_random_checkpoint
 
     # Random weights: this test checks the plumbing (turns, stamps, limits, watchdog), not the motion.
     return make_random_checkpoint("tiny", tmp_path_factory.mktemp("ckpt") / "tiny")

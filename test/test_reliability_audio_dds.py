@@ -21,7 +21,7 @@ SR = 16000
 
 @pytest.fixture(scope="module")
 def checkpoint(tmp_path_factory):
-    from timar_ros.init_checkpoint import make_random_checkpoint
+    from timar_ros.runtime.checkpoint import make_random_checkpoint
 
     return make_random_checkpoint("tiny", tmp_path_factory.mktemp("ckpt") / "tiny")
 

@@ -26,7 +26,7 @@ def overflowing_checkpoint(folder):
     tensor is finite, shapes match) but produces Inf/NaN whenever user motion is fed."""
     from safetensors.numpy import load_file, save_file
 
-    from timar_ros.init_checkpoint import make_random_checkpoint
+    from timar_ros.runtime.checkpoint import make_random_checkpoint
 
     d = make_random_checkpoint("tiny", folder)
     w = load_file(str(d / "model.safetensors"))
@@ -99,7 +99,7 @@ def _mismatched(folder):
     """config.json of one size, weights of another: each file is fine on its own."""
     import shutil
 
-    from timar_ros.init_checkpoint import make_random_checkpoint
+    from timar_ros.runtime.checkpoint import make_random_checkpoint
 
     a = make_random_checkpoint("tiny", folder)
     b = make_random_checkpoint("tiny", folder.parent / "other", d_model=64, num_heads=2)
@@ -108,7 +108,7 @@ def _mismatched(folder):
 
 
 def test_missing_truncated_and_mismatched_checkpoints_stop_the_node_at_startup(tmp_path):
-    from timar_ros.init_checkpoint import make_random_checkpoint
+    from timar_ros.runtime.checkpoint import make_random_checkpoint
 
     truncated = make_random_checkpoint("tiny", tmp_path / "truncated")
     w = truncated / "model.safetensors"

@@ -11,7 +11,7 @@ import soundfile as sf
 
 from timar_ros import bags as B
 from timar_ros import motion as M
-from timar_ros import render as R
+from timar_ros.viz import render as R
 from timar_ros.cli import main
 
 
@@ -96,7 +96,7 @@ def test_render_a_bag_with_audio_strip(tmp_path):
     env, vad = R.voice_envelope(inp.user_audio, 16000, 25, T)
     assert vad[: T // 2 - 1].all() and not vad[T // 2 + 1:].any()
     assert main(["render", str(tmp_path / "bag"), str(tmp_path / "b.png"), "--frames", "2"]) == 0
-    assert main(["render", str(tmp_path / "bag"), str(tmp_path / "x.png"), "--topic", "/timar/nope"]) == 1
+    assert main(["render", str(tmp_path / "bag"), str(tmp_path / "x.png"), "--topic", "/timar/nope"]) == 2
 
 
 def test_mp4_falls_back_to_png_without_ffmpeg(tmp_path, monkeypatch, capsys):

@@ -5,7 +5,8 @@ import yaml
 
 from timar_ros.resources import config_path
 from timar_ros.robot import vad as vad_mod
-from timar_ros.robot.calibration import fit_expression_map, main as calibration_main, write_expression_map
+from timar_ros.cli import main as timar_main
+from timar_ros.robot.calibration import fit_expression_map, write_expression_map
 from timar_ros.robot.retarget import RetargetConfig, RetargetConfigError, Retargeter
 from timar_ros.robot.segmenter import TurnSegmenter
 from timar_ros.robot.vad import TurnVoiceActivity, VoiceActivity
@@ -90,20 +91,24 @@ def test_calibration_recovers_a_known_matrix(tmp_path):
     assert a["joints"] == c["joints"] and a["head_rotation"] == c["head_rotation"]
 
 
-def test_calibration_cli_and_errors(tmp_path):
+def test_calibration_cli_and_errors(tmp_path, capsys):
     rng = np.random.default_rng(1)
     x = rng.normal(0, 1, (100, 50))
     y = x[:, :2] * 0.1
     args = ["--config", str(config_path("retarget_default.yaml")), "--out", str(tmp_path / "cal.yaml")]
     np.savez(tmp_path / "pairs.npz", expression=x, actuators=y, joints=np.array(["brow_left", "brow_right"]))
-    assert calibration_main([str(tmp_path / "pairs.npz")] + args) == 0
+    assert timar_main(["calibrate", str(tmp_path / "pairs.npz")] + args) == 0
     cfg = RetargetConfig.from_yaml(tmp_path / "cal.yaml")
     assert cfg.expression.joints == ["brow_left", "brow_right"]
     np.testing.assert_allclose(cfg.expression.matrix[1, 1], 0.1, atol=1e-6)
     # a map onto a joint that another source already drives is rejected before anything is written
     np.savez(tmp_path / "bad.npz", expression=x, actuators=y, joints=np.array(["brow_left", "jaw"]))
+    capsys.readouterr()
+    assert timar_main(["calibrate", str(tmp_path / "bad.npz")] + args[:2] + ["--out", str(tmp_path / "bad.yaml")]) == 2
+    assert "timar calibrate: error:" in capsys.readouterr().err  # one line, no traceback
     with pytest.raises(RetargetConfigError, match="'jaw' is already driven by jaw"):
-        calibration_main([str(tmp_path / "bad.npz")] + args[:2] + ["--out", str(tmp_path / "bad.yaml")])
+        write_expression_map(config_path("retarget_default.yaml"), tmp_path / "bad.yaml",
+                             fit_expression_map(x, y, ["brow_left", "jaw"]))
     assert not (tmp_path / "bad.yaml").exists()
     with pytest.raises(ValueError, match=r"\[N, 50\]"):
         fit_expression_map(np.zeros((10, 49)), np.zeros((10, 1)), ["jaw"])

@@ -7,13 +7,13 @@ import pytest
 
 from helpers.model import tiny_model
 from timar_ros.runtime import BACKENDS, StreamingPolicy
-from timar_ros.runtime.noise import turn_noise
-from timar_ros.runtime.policy import TorchStreamingPolicy
+from timar_ros.runtime.sampling_noise import turn_noise
+from timar_ros.runtime.torch_policy import TorchStreamingPolicy
 from helpers.model import one_thread_module  # noqa: E402,F401
 
 
 def test_runtime_import_does_not_load_torch():
-    code = ("import sys, timar_ros.runtime, timar_ros.runtime.noise, timar_ros.model.layout, "
+    code = ("import sys, timar_ros.runtime, timar_ros.runtime.sampling_noise, timar_ros.model.token_layout, "
             "timar_ros.model.config, timar_ros.runtime.checkpoint; "
             "print('torch' in sys.modules)")
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)

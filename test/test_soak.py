@@ -8,7 +8,7 @@ from helpers.ros import REPO, ros_env
 
 
 def test_short_soak_drops_no_turn_and_memory_is_bounded(tmp_path):
-    from timar_ros.init_checkpoint import make_random_checkpoint
+    from timar_ros.runtime.checkpoint import make_random_checkpoint
 
     ckpt = make_random_checkpoint("tiny", tmp_path / "tiny")
     out = tmp_path / "soak.json"
@@ -31,4 +31,4 @@ def test_short_soak_drops_no_turn_and_memory_is_bounded(tmp_path):
     assert r["retargeter"]["blocks"] == 120 and r["retargeter"]["late_frames"] <= 0.01 * r["retargeter"]["frames"]
     assert r["retargeter"]["watchdog_trips"] == 1  # once, after the end: the head went back to neutral
     assert r["segmenter"]["dropped_audio_s"] == 0 and r["segmenter"]["user_padded_s"] == 0
-    assert "given with --checkpoint" in r["checkpoint_note"]
+    assert r["checkpoint_note"] == f"given: {ckpt}"

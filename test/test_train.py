@@ -14,7 +14,7 @@ from safetensors.torch import load_file
 
 from timar_ros.cli import main as cli_main
 from timar_ros.data.synthetic import SyntheticConfig, generate_conversation, write_conversation
-from timar_ros.train import TrainConfig, TrainError, _val_loss, build_dataset, train
+from timar_ros.training.loop import TrainConfig, TrainError, _val_loss, build_dataset, train
 from timar_ros.training.ema import EMA
 from timar_ros.training.schedule import lr_at
 
@@ -120,7 +120,7 @@ def test_a_saved_option_this_version_does_not_know_stops_the_resume(run4, tmp_pa
     state = json.loads((run / "train_state.json").read_text())
     state["train_config"]["warmup"] = state["train_config"].pop("warmup_steps")
     (run / "train_state.json").write_text(json.dumps(state))
-    assert cli_main(["train", "--resume", str(run), "--steps", "5", "--no-progress"]) == 1
+    assert cli_main(["train", "--resume", str(run), "--steps", "5", "--no-progress"]) == 2
     err = capsys.readouterr().err
     assert "unknown keys ['warmup']" in err and "train_state.json" in err and str(run) in err, err
 
@@ -155,7 +155,7 @@ def test_clear_errors(data_dir, tmp_path):
     with pytest.raises(TrainError, match="batch"):
         train(_cfg(data_dir, tmp_path / "o", steps=1, batch_size=10_000))
     assert cli_main(["train", "--data", str(empty), "--out", str(tmp_path / "o"),
-                     "--steps", "1"]) == 1
+                     "--steps", "1"]) == 2
 
 
 def test_ddp_world_size_one_matches_single_process(data_dir, run4, tmp_path, monkeypatch):

@@ -13,17 +13,25 @@ FORWARD_COMMANDS = "forward_position_controller/commands"  # std_msgs/Float64Mul
 DIAGNOSTICS = "/diagnostics"  # diagnostic_msgs/DiagnosticArray (absolute, by convention)
 
 DEFAULT_NAMESPACE = "timar"
+PACKAGE = "timar_ros"
 
-# Message type of each topic (rosbag2 / rosbags type names), for recording and replay.
+# Message type names (rosbag2 / rosbags form "pkg/msg/Name").
+AUDIO_CHUNK_TYPE = f"{PACKAGE}/msg/AudioChunk"
+HEAD_MOTION_TYPE = f"{PACKAGE}/msg/HeadMotion"
+CONVERSATION_STATE_TYPE = f"{PACKAGE}/msg/ConversationState"
+JOINT_STATE_TYPE = "sensor_msgs/msg/JointState"
+QUATERNION_STAMPED_TYPE = "geometry_msgs/msg/QuaternionStamped"
+
+# Message type of each topic, for recording and replay.
 TYPES = {
-    USER_AUDIO: "timar_ros/msg/AudioChunk",
-    AGENT_AUDIO: "timar_ros/msg/AudioChunk",
-    USER_MOTION: "timar_ros/msg/HeadMotion",
-    HEAD_MOTION: "timar_ros/msg/HeadMotion",
-    GROUND_TRUTH_MOTION: "timar_ros/msg/HeadMotion",
-    CONVERSATION_STATE: "timar_ros/msg/ConversationState",
-    HEAD_ORIENTATION: "geometry_msgs/msg/QuaternionStamped",
-    JOINT_STATES: "sensor_msgs/msg/JointState",
+    USER_AUDIO: AUDIO_CHUNK_TYPE,
+    AGENT_AUDIO: AUDIO_CHUNK_TYPE,
+    USER_MOTION: HEAD_MOTION_TYPE,
+    HEAD_MOTION: HEAD_MOTION_TYPE,
+    GROUND_TRUTH_MOTION: HEAD_MOTION_TYPE,
+    CONVERSATION_STATE: CONVERSATION_STATE_TYPE,
+    HEAD_ORIENTATION: QUATERNION_STAMPED_TYPE,
+    JOINT_STATES: JOINT_STATE_TYPE,
     JOINT_TRAJECTORY: "trajectory_msgs/msg/JointTrajectory",
     FORWARD_COMMANDS: "std_msgs/msg/Float64MultiArray",
     DIAGNOSTICS: "diagnostic_msgs/msg/DiagnosticArray",

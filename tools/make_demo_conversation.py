@@ -58,8 +58,10 @@ def main(argv=None) -> int:
     ap.add_argument("--config", default=str(REPO / "config" / "synthetic.yaml"))
     args = ap.parse_args(argv)
 
-    from timar_ros.data.synthetic import SyntheticConfig, flite_available, flite_say, render_motion
-    from timar_ros.data.synthetic import write_conversation, Conversation, Segment
+    from timar_ros.data.synthetic import SyntheticConfig, flite_available, render_motion
+    from timar_ros.data.synthetic.voices import flite_say
+    from timar_ros.data.synthetic import Conversation, write_conversation
+    from timar_ros.data.synthetic.timeline import Segment
     from timar_ros.motion import FPS, SAMPLE_RATE, SAMPLES_PER_FRAME
 
     if not flite_available():

@@ -120,7 +120,7 @@ def fp16_storage_claim(ckpt: Path, seeds: int = 3) -> dict:
     import soundfile as sf
 
     from timar_ros.runtime.checkpoint import float16_output_change, load_checkpoint
-    from timar_ros.runtime.policy import TorchStreamingPolicy
+    from timar_ros.runtime.torch_policy import TorchStreamingPolicy
 
     demo = REPO / "data" / "demo_conversation"
     user, _ = sf.read(demo / "demo_speaker1.wav", dtype="float32")
@@ -198,7 +198,7 @@ def jaw_follow(pred_dir: Path, data_dir: Path) -> float:
     import numpy as np
     from scipy.ndimage import uniform_filter1d
 
-    from timar_ros.data.layout import load_motion
+    from timar_ros.data.dualtalk_files import load_motion
 
     cs = []
     for f in sorted(pred_dir.glob("*.npy")):
@@ -222,7 +222,7 @@ READING: list[str] = [
 
 
 def _card_md(c: dict, rows: dict, mlp: dict | None) -> str:
-    from timar_ros.evaluate import markdown_table
+    from timar_ros.eval.tables import markdown_table
 
     hw = c["hardware"]
     fv = c.get("final_val") or {}

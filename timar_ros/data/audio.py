@@ -11,11 +11,12 @@ from pathlib import Path
 import numpy as np
 
 from timar_ros.motion import SAMPLE_RATE
+from timar_ros.errors import InputError
 
 __all__ = ["AudioError", "load_wav", "resample", "write_wav", "SAMPLE_RATE"]
 
 
-class AudioError(ValueError):
+class AudioError(InputError, ValueError):
     """A WAV file that cannot be used (wrong layout, non-finite samples, unreadable)."""
 
 
@@ -38,21 +39,13 @@ def resample(x: np.ndarray, sr_in: int, sr_out: int = SAMPLE_RATE) -> np.ndarray
     return y.astype(np.float32)
 
 
-def load_wav(
-    path: str | Path,
-    sample_rate: int = SAMPLE_RATE,
-    channel: str | int = "mean",
-) -> np.ndarray:
-    """Read a WAV (or any soundfile-readable file) as float32 mono at ``sample_rate`` Hz.
+def read_wav(path: str | Path) -> tuple[np.ndarray, int]:
+    """A WAV (or any soundfile-readable file) as stored: (samples [N, channels] float32 in
+    [-1, 1], sample rate in Hz).
 
-    Args:
-        path: the file.
-        sample_rate: target rate; the file is resampled when it differs.
-        channel: how to reduce several channels: ``"mean"`` (average; the default),
-            ``"error"`` (refuse anything but mono), or an integer channel index.
     Raises:
         FileNotFoundError: the file does not exist.
-        AudioError: unreadable file, bad channel choice, empty or non-finite (NaN/inf) samples.
+        AudioError: the file cannot be read as audio.
     """
     import soundfile as sf
 
@@ -63,6 +56,27 @@ def load_wav(
         data, sr = sf.read(str(path), dtype="float32", always_2d=True)
     except Exception as exc:  # soundfile raises its own LibsndfileError / RuntimeError
         raise AudioError(f"cannot read audio file {path}: {exc}") from exc
+    return data, int(sr)
+
+
+def load_wav(
+    path: str | Path,
+    sample_rate: int = SAMPLE_RATE,
+    channel: str | int = "mean",
+) -> np.ndarray:
+    """A WAV (or any soundfile-readable file) as float32 mono at ``sample_rate`` Hz: what the
+    model and the metrics consume (:func:`read_wav` gives the file as stored).
+
+    Args:
+        path: the file.
+        sample_rate: target rate; the file is resampled when it differs.
+        channel: how to reduce several channels: ``"mean"`` (average; the default),
+            ``"error"`` (refuse anything but mono), or an integer channel index.
+    Raises:
+        FileNotFoundError: the file does not exist.
+        AudioError: unreadable file, bad channel choice, empty or non-finite (NaN/inf) samples.
+    """
+    data, sr = read_wav(path)
     n_ch = data.shape[1]
     if n_ch == 1:
         x = data[:, 0]

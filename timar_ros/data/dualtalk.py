@@ -1,6 +1,6 @@
 """DualTalk-layout datasets: training windows, per-file test iteration, noised test copies.
 
-Layout and keys: see :mod:`timar_ros.data.layout`. Audio is read with soundfile and resampled
+Layout and keys: see :mod:`timar_ros.data.dualtalk_files`. Audio is read with soundfile and resampled
 to 16 kHz (:mod:`timar_ros.data.audio`); motion is the model's 56-d vector at 25 fps.
 
 Training windows (:class:`DualTalkWindows`): every speaker file ``A`` with partner ``B`` gives
@@ -26,8 +26,8 @@ from typing import Iterator
 import numpy as np
 
 from timar_ros.data.audio import load_wav, write_wav
-from timar_ros.data.layout import load_motion, partner_stem, save_motion, speaker_stems
-from timar_ros.data import noise as _noise
+from timar_ros.data.dualtalk_files import load_motion, partner_stem, save_motion, speaker_stems
+from timar_ros.data import corruption as _noise
 from timar_ros.motion import FPS, SAMPLE_RATE, SAMPLES_PER_FRAME
 
 __all__ = [

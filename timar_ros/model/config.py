@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .layout import TurnLayout
+from .token_layout import TurnLayout
 
 SPEECH_ENCODERS = ("builtin", "wav2vec2")
 HEADS = ("diffusion", "mlp")

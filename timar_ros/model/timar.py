@@ -35,7 +35,7 @@ from ..motion import MOTION_DIM
 from .backbone import Stack, init_weights, rope_tables
 from .config import TIMARConfig
 from .heads import DiffusionHead, MLPHead
-from .layout import NUM_DELIMITERS
+from .token_layout import NUM_DELIMITERS
 from .speech import build_speech_encoder
 
 BATCH_KEYS = ("user_audio", "agent_audio", "user_motion", "agent_motion")
@@ -279,7 +279,7 @@ class TIMAR(nn.Module):
 
     def sample_motion(self, z, x_T=None, step_noise=None, z_uncond=None,
                       guidance_scale: float | None = None, temperature: float | None = None):
-        """z [N, d] -> motion [N, 56]. Noise is explicit (see runtime.noise.turn_noise)."""
+        """z [N, d] -> motion [N, 56]. Noise is explicit (see runtime.sampling_noise.turn_noise)."""
         c = self.config
         g = c.guidance_scale if guidance_scale is None else guidance_scale
         t = c.temperature if temperature is None else temperature

@@ -9,7 +9,7 @@ from __future__ import annotations
 import sys
 
 import numpy as np
-import soundfile as sf
+from timar_ros.data.audio import read_wav
 from rclpy.node import Node
 from rclpy.qos import QoSProfile, ReliabilityPolicy
 from rclpy.time import Duration
@@ -35,15 +35,6 @@ PARAMS = {
     "loop": Param("start again at the end of the files"),
     "exit_when_done": Param("shut the process down when playback ends (standalone runs)"),
 }
-
-
-def load_wav(path: str) -> tuple[np.ndarray, int]:
-    """Read a WAV file -> ([frames, channels] float32 in [-1, 1], sample rate in Hz)."""
-    try:
-        data, rate = sf.read(path, dtype="float32", always_2d=True)
-    except (sf.LibsndfileError, RuntimeError) as exc:
-        raise ValueError(f"cannot read audio file '{path}': {exc}") from exc
-    return data, int(rate)
 
 
 class AudioFilePlayer(Node):
@@ -77,7 +68,7 @@ class AudioFilePlayer(Node):
 
     def _load_tracks(self, p) -> dict[str, tuple[np.ndarray, int]]:
         if p["stereo_wav"]:
-            data, rate = load_wav(p["stereo_wav"])
+            data, rate = read_wav(p["stereo_wav"])
             if data.shape[1] != 2:
                 raise ValueError(
                     f"stereo_wav '{p['stereo_wav']}' has {data.shape[1]} channel(s); it needs 2 "
@@ -88,7 +79,7 @@ class AudioFilePlayer(Node):
         for role in ("user", "agent"):
             path = p[f"{role}_wav"]
             if path:
-                data, rate = load_wav(path)
+                data, rate = read_wav(path)
                 tracks[role] = (data.mean(axis=1) if data.shape[1] > 1 else data[:, 0], rate)
         if not tracks:
             raise ValueError("no audio to play: set stereo_wav, or user_wav and/or agent_wav")
@@ -139,7 +130,7 @@ class AudioFilePlayer(Node):
 
 
 def main(args=None) -> int:
-    return run_node(AudioFilePlayer, NAME, args, setup_errors=(ValueError,))
+    return run_node(AudioFilePlayer, NAME, args)
 
 
 if __name__ == "__main__":

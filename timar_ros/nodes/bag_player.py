@@ -14,7 +14,7 @@ from rclpy.qos import QoSProfile, ReliabilityPolicy
 from rclpy.time import Duration
 from rosgraph_msgs.msg import Clock
 
-from timar_ros.bags import BagError, BagReader
+from timar_ros.bags import BagReader
 from timar_ros.nodes.bag_recorder import message_class
 from timar_ros.nodes.params import Param, declare
 from timar_ros.nodes.runner import run_node
@@ -100,7 +100,7 @@ class BagPlayer(Node):
 
 
 def main(args=None) -> int:
-    return run_node(BagPlayer, NAME, args, setup_errors=(ValueError, BagError))
+    return run_node(BagPlayer, NAME, args)
 
 
 if __name__ == "__main__":

@@ -13,7 +13,7 @@ from rclpy.node import Node
 from rclpy.qos import QoSProfile, ReliabilityPolicy
 
 from timar_ros import topics
-from timar_ros.bags import BagError, BagWriter
+from timar_ros.bags import BagWriter
 from timar_ros.nodes.params import Param, declare
 from timar_ros.nodes.runner import run_node
 
@@ -73,7 +73,7 @@ class BagRecorder(Node):
 
 
 def main(args=None) -> int:
-    return run_node(BagRecorder, NAME, args, setup_errors=(ValueError, BagError))
+    return run_node(BagRecorder, NAME, args)
 
 
 if __name__ == "__main__":

@@ -1,5 +1,11 @@
 """Run several nodes in one process the way `ros2 launch` runs them in several: each on its own.
 
+:class:`RosSession` is the one way a `timar` command runs nodes in its own process (the demo,
+`timar bag play/record/evaluate --live`, the soak, the benchmark's DDS figure): its own rclpy
+context with DDS on loopback, nodes built with parameter overrides, each spun on its own thread
+by :class:`ComposedNodes`, and at exit the spinning stopped, every node destroyed (a recorder
+finishes its bag then) and the context shut down, also on Ctrl-C or an error.
+
 Why not one MultiThreadedExecutor: a node's callbacks share one mutually exclusive callback
 group, and rclpy's multi-threaded executor skips a ready subscription whose group is busy and
 starts its next scan from the first entity again. Under load the first-created subscription (the
@@ -57,3 +63,59 @@ def keep_dds_local() -> None:
     import os
 
     os.environ.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
+
+
+class RosSession:
+    """An rclpy context of its own and the nodes made in it (a context manager).
+
+        with RosSession() as ros:
+            policy = ros.add(ConversationPolicy, namespace="timar", checkpoint="...")
+            ...                      # the nodes spin on their own threads meanwhile
+
+    Args:
+        domain_id: ROS domain of the context (default: ``ROS_DOMAIN_ID``).
+    """
+
+    def __init__(self, domain_id: int | None = None):
+        keep_dds_local()
+        import rclpy
+
+        self.context = rclpy.Context()
+        rclpy.init(context=self.context, domain_id=domain_id)
+        self.nodes: list = []
+        self._spinning = ComposedNodes(context=self.context)
+
+    def add(self, node_class, *, namespace: str | None = None, spin: bool = True, **parameters):
+        """Make ``node_class(context=..., namespace=..., parameter_overrides=parameters)`` in this
+        session and spin it unless ``spin`` is False; returns the node."""
+        from timar_ros.nodes.params import overrides
+
+        kw = {"namespace": namespace} if namespace is not None else {}
+        node = node_class(context=self.context, parameter_overrides=overrides(parameters), **kw)
+        self.nodes.append(node)
+        if spin:
+            self._spinning.add(node)
+        return node
+
+    def spin(self, node) -> None:
+        """Start spinning a node made with ``spin=False``."""
+        self._spinning.add(node)
+
+    def stop(self) -> None:
+        """Stop spinning (no callback runs after this returns); the nodes can still be read."""
+        self._spinning.shutdown()
+
+    def close(self) -> None:
+        import rclpy
+
+        self.stop()  # no callback may still run when the nodes are destroyed
+        for node in self.nodes:
+            node.destroy_node()
+        self.nodes.clear()
+        rclpy.try_shutdown(context=self.context)
+
+    def __enter__(self) -> RosSession:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()

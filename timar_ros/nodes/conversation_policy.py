@@ -204,7 +204,7 @@ class ConversationPolicy(Node):
 def main(args=None) -> int:
     # a missing/truncated/mismatched checkpoint or bad parameters: exit 2 with the message
     return run_node(ConversationPolicy, NAME, args,
-                    setup_errors=(FileNotFoundError, ValueError, RuntimeError))
+                    setup_errors=(RuntimeError,))  # e.g. onnxruntime refusing a graph
 
 
 if __name__ == "__main__":

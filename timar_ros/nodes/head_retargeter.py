@@ -269,7 +269,7 @@ class HeadRetargeter(LifecycleNode):
 
 
 def main(args=None) -> int:
-    return run_node(HeadRetargeter, NAME, args, setup_errors=(ValueError,))
+    return run_node(HeadRetargeter, NAME, args)
 
 
 if __name__ == "__main__":

@@ -63,6 +63,13 @@ def node_defaults(node_name: str) -> dict[str, Any]:
     return dict(section["ros__parameters"])
 
 
+def overrides(values: dict[str, Any]):
+    """``{"name": value}`` -> the ``parameter_overrides`` list a node's constructor takes."""
+    from rclpy.parameter import Parameter
+
+    return [Parameter(name, value=value) for name, value in values.items()]
+
+
 def declare(node, node_name: str, specs: dict[str, Param]) -> dict[str, Any]:
     """Declare every parameter of `specs` on `node` with its default from config/timar.yaml.
 

@@ -8,14 +8,17 @@ import rclpy
 from rclpy.exceptions import ParameterException
 from rclpy.executors import ExternalShutdownException
 
+from timar_ros.errors import InputError
+
 
 def run_node(factory: Callable[[], object], name: str, args=None,
-             setup_errors: tuple[type[BaseException], ...] = (ValueError,)) -> int:
+             setup_errors: tuple[type[BaseException], ...] = ()) -> int:
     """Create the node with `factory()` and spin it until Ctrl-C, SIGTERM or SystemExit.
 
-    Returns the process exit status: 0, or 2 when creating the node raised one of `setup_errors`
-    or an rclpy ParameterException (bad parameters, missing files, a bad checkpoint), printed as
-    `<name>: cannot start: <message>` without a traceback.
+    Returns the process exit status: 0, or 2 when creating the node raised bad input (an
+    :class:`~timar_ros.errors.InputError`, a missing file, a ValueError, an rclpy
+    ParameterException, or one of ``setup_errors``), printed as ``<name>: cannot start:
+    <message>`` without a traceback.
     """
     rclpy.init(args=args)
     node = None
@@ -24,7 +27,7 @@ def run_node(factory: Callable[[], object], name: str, args=None,
         rclpy.spin(node)
     except (KeyboardInterrupt, ExternalShutdownException, SystemExit):
         pass
-    except (ParameterException, *setup_errors) as exc:  # e.g. a value outside its declared range
+    except (ParameterException, InputError, FileNotFoundError, ValueError, *setup_errors) as exc:  # e.g. a value outside its declared range
         if node is not None:  # an error while running is a bug: keep its traceback
             raise
         print(f"{name}: cannot start: {exc}", file=sys.stderr)

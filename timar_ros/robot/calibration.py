@@ -3,7 +3,7 @@
 Collect pairs by posing the robot's face to match example FLAME expressions (or by reading a
 face tracker while a person mimics the robot), then::
 
-    python -m timar_ros.robot.calibration pairs.npz --config config/retarget_default.yaml \
+    timar calibrate pairs.npz --config config/retarget_default.yaml \
         --out my_robot_retarget.yaml [--ridge 1e-3]
 
 ``pairs.npz`` holds ``expression`` [N, 50], ``actuators`` [N, J] (rad) and ``joints`` [J] (names,
@@ -12,7 +12,6 @@ config's ``expression`` section; the output is validated by loading it back.
 """
 from __future__ import annotations
 
-import argparse
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -85,6 +84,16 @@ def _repr_list(dumper, data):
 _FlowListDumper.add_representer(list, _repr_list)
 
 
+def load_pairs(path: str | Path) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """(expression [N, 50], actuators [N, J] rad, joint names [J]) from a pairs ``.npz``."""
+    with np.load(path, allow_pickle=False) as z:
+        missing = {"expression", "actuators", "joints"} - set(z.files)
+        if missing:
+            raise ValueError(f"{path}: missing arrays {sorted(missing)} (needs expression [N, 50], "
+                             "actuators [N, J] and joints [J])")
+        return z["expression"], z["actuators"], [str(j) for j in z["joints"]]
+
+
 def write_expression_map(config_in: str | Path, out: str | Path, fit: ExpressionFit, decimals: int = 6) -> RetargetConfig:
     """Write ``config_in`` with its ``expression`` section replaced by ``fit`` to ``out``.
 
@@ -99,29 +108,8 @@ def write_expression_map(config_in: str | Path, out: str | Path, fit: Expression
     }
     RetargetConfig.from_dict(data, source=str(out))  # validate before writing
     text = yaml.dump(data, Dumper=_FlowListDumper, sort_keys=False, width=1 << 16)
-    header = (f"# Retarget config with an expression map fitted by timar_ros.robot.calibration\n"
+    header = (f"# Retarget config with an expression map fitted by `timar calibrate`\n"
               f"# from {Path(config_in).name}; per-joint training RMS error (rad): "
               + ", ".join(f"{j}={e:.4g}" for j, e in zip(fit.joints, fit.rms_error)) + "\n")
     Path(out).write_text(header + text, encoding="utf-8")
     return RetargetConfig.from_yaml(out)
-
-
-def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("pairs", help="npz with expression [N,50], actuators [N,J], joints [J]")
-    ap.add_argument("--config", required=True, help="retarget YAML to start from")
-    ap.add_argument("--out", required=True, help="where to write the calibrated YAML")
-    ap.add_argument("--ridge", type=float, default=0.0, help="L2 penalty (0 = least squares)")
-    ap.add_argument("--no-bias", action="store_true", help="fit without an intercept")
-    args = ap.parse_args(argv)
-    with np.load(args.pairs, allow_pickle=False) as z:
-        fit = fit_expression_map(z["expression"], z["actuators"], [str(j) for j in z["joints"]],
-                                 ridge=args.ridge, fit_bias=not args.no_bias)
-    write_expression_map(args.config, args.out, fit)
-    print(f"wrote {args.out}: {len(fit.joints)} actuators, rank {fit.rank}, "
-          f"RMS error (rad) {np.array2string(fit.rms_error, precision=4)}")
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from timar_ros.resources import share_dir
 from timar_ros.robot.conversation import PipelineConfig
 
 
@@ -17,10 +16,12 @@ def resolve_checkpoint(path: str, how_to_set: str = "set the 'checkpoint' parame
 
     Raises FileNotFoundError naming the folder and the fix (``how_to_set`` says how the caller's
     user points at another checkpoint)."""
-    folder = Path(path) if path else share_dir() / "checkpoints" / "robot"
-    if not (folder / "config.json").is_file() or not (folder / "model.safetensors").is_file():
+    from timar_ros.runtime.checkpoint import CONFIG, WEIGHTS, bundled_checkpoint, is_checkpoint
+
+    folder = Path(path) if path else bundled_checkpoint()
+    if not is_checkpoint(folder):
         raise FileNotFoundError(
-            f"no checkpoint at '{folder}' (needs model.safetensors and config.json): {how_to_set} "
+            f"no checkpoint at '{folder}' (needs {WEIGHTS} and {CONFIG}): {how_to_set} "
             "to a trained model, or make one with `timar init-checkpoint` or `timar train`"
         )
     return folder
@@ -35,7 +36,7 @@ def choose_backend(folder: Path, backend: str) -> tuple[str, str | None]:
         raise ValueError(f"backend must be 'auto', 'torch' or 'onnx', got {backend!r}")
     if backend != "auto":
         return backend, None
-    from timar_ros.export import export_status  # torch-free
+    from timar_ros.runtime.onnx_format import export_status  # torch-free
 
     status = export_status(folder)
     if status == "current":

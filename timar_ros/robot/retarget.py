@@ -51,13 +51,14 @@ import numpy as np
 import yaml
 
 from timar_ros.robot.rotations import flame_to_ypr
+from timar_ros.errors import InputError
 
 EXP_DIM = 50
 HEAD_SOURCES = ("yaw", "pitch", "roll")
 JAW_AXES = {"x": 0, "y": 1, "z": 2}
 
 
-class RetargetConfigError(ValueError):
+class RetargetConfigError(InputError, ValueError):
     """A retarget YAML that cannot be used; the message names the file and the field."""
 
 

@@ -15,7 +15,7 @@ from ..motion import MOTION_DIM
 
 # backend name -> (module, class). Modules are imported only when chosen.
 BACKENDS: dict[str, tuple[str, str]] = {
-    "torch": ("timar_ros.runtime.policy", "TorchStreamingPolicy"),
+    "torch": ("timar_ros.runtime.torch_policy", "TorchStreamingPolicy"),
     "onnx": ("timar_ros.runtime.onnx_policy", "OnnxStreamingPolicy"),
 }
 

@@ -13,17 +13,47 @@ import json
 import struct
 from pathlib import Path
 from typing import Any
+from timar_ros.errors import InputError
 
 WEIGHTS = "model.safetensors"
 CONFIG = "config.json"
 CARD_MD = "model_card.md"
 CARD_JSON = "model_card.json"
+BUNDLED = "robot"  # checkpoints/robot: the model the nodes and `make demo` run by default
 
 _FIX = "re-create it (`timar init-checkpoint --preset robot DIR`, or `timar train`)"
 
 
-class CheckpointError(RuntimeError):
+class CheckpointError(InputError, RuntimeError):
     """A checkpoint that cannot be used; the message names the file and the fix."""
+
+
+def is_checkpoint(folder: str | Path) -> bool:
+    """Whether ``folder`` holds a checkpoint's two files (not whether they are valid)."""
+    folder = Path(folder)
+    return (folder / WEIGHTS).is_file() and (folder / CONFIG).is_file()
+
+
+def bundled_checkpoint(name: str = BUNDLED) -> Path:
+    """The folder of a checkpoint shipped with the package (``checkpoints/<name>``); it may be
+    missing (see :func:`is_checkpoint`)."""
+    from timar_ros.resources import share_dir
+
+    return share_dir() / "checkpoints" / name
+
+
+def checkpoint_or_random(path: str | Path | None, preset_name: str, scratch: str | Path) -> tuple[Path, str]:
+    """The checkpoint a measurement (bench, soak) runs, and a note saying which: ``path`` when
+    given, else the bundled ``checkpoints/<preset_name>``, else a random init of the preset
+    written into ``scratch`` (same size and speed, meaningless motion)."""
+    if path:
+        return Path(path), f"given: {path}"
+    bundled = bundled_checkpoint(preset_name)
+    if is_checkpoint(bundled):
+        return bundled, f"bundled checkpoints/{preset_name}"
+    return (make_random_checkpoint(preset_name, Path(scratch) / f"{preset_name}-random"),
+            f"checkpoints/{preset_name} not found: a randomly initialised {preset_name!r} checkpoint "
+            "(same size and speed, meaningless motion)")
 
 
 def checkpoint_dir(path: str | Path) -> Path:
@@ -209,3 +239,29 @@ def float16_output_change(policy_factory, model, run, draws: int = 3, seed: int 
     finally:
         model.load_state_dict(saved)
     return worst
+
+
+def make_random_checkpoint(preset_name: str, out_dir: str | Path, seed: int = 0,
+                           perturb: float = 0.02, **overrides) -> Path:
+    """Build ``TIMAR(preset(preset_name, **overrides))`` with torch seed ``seed``, perturb the
+    zero-initialised head weights by N(0, perturb) (so motion depends on the inputs) and save."""
+    import torch
+
+    from timar_ros.model.config import preset
+    from timar_ros.model.timar import TIMAR, perturb_zero_init
+
+    torch.manual_seed(seed)
+    model = TIMAR(preset(preset_name, **overrides))
+    if perturb > 0:
+        perturb_zero_init(model, perturb, seed)
+    card = {
+        "name": Path(out_dir).name,
+        "preset": preset_name,
+        "trained": False,
+        "description": "randomly initialised weights (tests and benchmarks only; produces "
+                       "meaningless motion)",
+        "seed": seed,
+        "head_perturbation_std": perturb,
+        "trainable_parameters": model.num_parameters(),
+    }
+    return save_checkpoint(model, out_dir, model_card=card)

@@ -1,9 +1,9 @@
 """The onnxruntime backend of :class:`~timar_ros.runtime.StreamingPolicy` (no PyTorch).
 
-Runs the graphs written by ``timar export`` (see :mod:`timar_ros.export`): per turn, one
+Runs the graphs written by ``timar export`` (see :mod:`timar_ros.runtime.export`): per turn, one
 embedding graph (with or without user motion), the backbone step with the rolling KV cache of
 the last W-1 turns, and the diffusion sampler fed with the same noise as the torch backend
-(:func:`timar_ros.runtime.noise.turn_noise`), so both backends produce the same motion up to
+(:func:`timar_ros.runtime.sampling_noise.turn_noise`), so both backends produce the same motion up to
 float rounding (~1e-5, see test/test_onnx_policy.py).
 
 Imports only numpy, onnxruntime and torch-free timar_ros modules.
@@ -11,7 +11,6 @@ Imports only numpy, onnxruntime and torch-free timar_ros modules.
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 from pathlib import Path
 
@@ -19,13 +18,11 @@ import numpy as np
 import onnxruntime as ort
 
 from .base import StreamingPolicy
-from .checkpoint import CONFIG, WEIGHTS, CheckpointError, model_id as checkpoint_model_id
-from .noise import turn_noise
+from .checkpoint import CheckpointError, model_id as checkpoint_model_id
+from .onnx_format import FIX as _FIX
+from .onnx_format import GRAPHS, MANIFEST, find_export, read_manifest
+from .sampling_noise import turn_noise
 
-MANIFEST = "manifest.json"
-FORMAT_VERSION = 2  # 2: ring-buffer cache with pre-rotated keys
-GRAPHS = ("embed_motion", "embed_null", "backbone_step", "sample")
-_FIX = "run `timar export {ckpt}` to (re-)create it"
 
 
 def rope_tables_np(positions, head_dim: int, theta: float):
@@ -73,41 +70,6 @@ def session_options(threads: int | None = None, spin: bool = False) -> "ort.Sess
     so.add_session_config_entry("session.intra_op.allow_spinning", "1" if spin else "0")
     so.add_session_config_entry("session.inter_op.allow_spinning", "1" if spin else "0")
     return so
-
-
-def find_export(path) -> tuple[Path, Path | None]:
-    """(export folder, checkpoint folder or None) for a checkpoint folder (export in its
-    ``onnx/`` subfolder) or an export folder itself (deployment without the torch weights)."""
-    p = Path(path)
-    if p.is_file() and p.name in (MANIFEST, CONFIG, WEIGHTS):
-        p = p.parent
-    if (p / MANIFEST).is_file():
-        ck = p.parent if (p.parent / WEIGHTS).is_file() and (p.parent / CONFIG).is_file() else None
-        return p, ck
-    if (p / CONFIG).is_file():
-        if (p / "onnx" / MANIFEST).is_file():
-            return p / "onnx", p
-        raise CheckpointError(f"{p}: no ONNX export ({p / 'onnx' / MANIFEST} is missing); "
-                              + _FIX.format(ckpt=p) + ", or use backend='torch'")
-    raise CheckpointError(f"{p}: neither a checkpoint folder nor an ONNX export folder "
-                          f"(no {CONFIG} or {MANIFEST})")
-
-
-def read_manifest(export_dir: Path, checkpoint: Path | None = None) -> dict:
-    """Parse and check ``manifest.json`` (format, graphs listed); raises CheckpointError."""
-    f = export_dir / MANIFEST
-    fix = _FIX.format(ckpt=checkpoint or "CHECKPOINT")
-    try:
-        m = json.loads(f.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise CheckpointError(f"{f}: unreadable ONNX manifest ({exc}); {fix}") from exc
-    if not isinstance(m, dict) or m.get("format_version") != FORMAT_VERSION:
-        raise CheckpointError(f"{f}: manifest format {m.get('format_version') if isinstance(m, dict) else '?'}"
-                              f" is not {FORMAT_VERSION} (an export by another version); {fix}")
-    missing = [g for g in GRAPHS if g not in m.get("graphs", {})]
-    if missing:
-        raise CheckpointError(f"{f}: graphs {missing} missing from the manifest; {fix}")
-    return m
 
 
 class OnnxStreamingPolicy(StreamingPolicy):

@@ -1,5 +1,5 @@
 """Training helpers for ``timar train``: EMA of the weights, the learning-rate schedule and the
-pickle-free training state (safetensors + JSON). The loop itself is :mod:`timar_ros.train`."""
+pickle-free training state (safetensors + JSON). The loop itself is :mod:`timar_ros.training.loop`."""
 from timar_ros.training.ema import EMA
 from timar_ros.training.schedule import lr_at
 

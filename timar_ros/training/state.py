@@ -14,12 +14,13 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from timar_ros.errors import InputError
 
 STATE_TENSORS = "train_state.safetensors"
 STATE_JSON = "train_state.json"
 
 
-class TrainStateError(RuntimeError):
+class TrainStateError(InputError, RuntimeError):
     """A training state that cannot be resumed; the message names the file and the fix."""
 
 

@@ -1,0 +1,83 @@
+"""The `timar` command: one module per subcommand, each only argparse and a call into the library.
+
+A subcommand module exposes ``add_arguments(parser)`` and ``run(args) -> int``. Only the chosen
+command's module is imported, so ``timar --help`` loads neither torch nor rclpy.
+
+Exit codes, the same for every command (:mod:`timar_ros.errors`): 0 success; 2 bad arguments or
+input (a missing, empty, truncated or corrupt file, a bad config or value); 1 the run failed;
+130 interrupted (Ctrl-C). An error is one line on stderr, ``timar <command>: error: <message>``,
+naming the file, the problem and the fix; ``--debug`` shows the traceback as well.
+"""
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+# name -> (module, one-line help). The one registry of subcommands.
+COMMANDS: dict[str, tuple[str, str]] = {
+    "demo": ("timar_ros.cli.demo", "run the whole ROS 2 pipeline on the bundled conversation"),
+    "init-checkpoint": ("timar_ros.cli.init_checkpoint",
+                        "write a randomly initialised checkpoint of a model preset"),
+    "bench": ("timar_ros.cli.bench", "benchmark the streaming policy (latency table + JSON)"),
+    "export": ("timar_ros.cli.export", "export a checkpoint to ONNX graphs for the torch-free runtime"),
+    "train": ("timar_ros.cli.train", "train a TIMAR model on DualTalk-layout folders (CPU/GPU/DDP)"),
+    "evaluate": ("timar_ros.cli.evaluate",
+                 "progressive-context evaluation through StreamingPolicy (table + plots)"),
+    "metrics": ("timar_ros.cli.metrics", "DualTalk metrics of a prediction folder vs ground truth"),
+    "synth": ("timar_ros.cli.synth", "generate synthetic two-person conversations (DualTalk layout)"),
+    "bag": ("timar_ros.cli.bag", "rosbag2 tools: from-dualtalk, info, play, record, evaluate"),
+    "render": ("timar_ros.cli.render", "draw a motion stream (bag or .npy) as MP4 or a PNG contact sheet"),
+    "soak": ("timar_ros.cli.soak", "long synthetic conversation through the composed pipeline "
+                                   "(dropped turns, memory growth, latency over time)"),
+    "calibrate": ("timar_ros.cli.calibrate",
+                  "fit a robot's expression-to-actuator matrix from example pairs"),
+}
+
+# Errors that mean "this input cannot be used" when they escape a command, besides InputError.
+_INPUT_ERRORS = (FileNotFoundError, NotADirectoryError, IsADirectoryError, PermissionError, ValueError)
+
+
+def _build_parser(command: str | None) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="timar",
+        description="TIMAR conversational head motion for ROS 2 robot heads.",
+    )
+    parser.add_argument("--debug", action="store_true", help="show the traceback of an error")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name, (module, help_text) in COMMANDS.items():
+        p = sub.add_parser(name, help=help_text, description=help_text)
+        p.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
+                       help="show the traceback of an error")
+        if name == command:
+            mod = importlib.import_module(module)
+            mod.add_arguments(p)
+            p.set_defaults(_run=mod.run)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    from timar_ros.errors import USAGE, TimarError
+
+    argv = list(sys.argv[1:] if argv is None else argv)
+    command = next((a for a in argv if not a.startswith("-")), None)
+    parser = _build_parser(command if command in COMMANDS else None)
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return USAGE
+    try:
+        return int(args._run(args) or 0)
+    except KeyboardInterrupt:
+        print(f"timar {args.command}: interrupted", file=sys.stderr)
+        return 130
+    except (TimarError, *_INPUT_ERRORS) as exc:
+        if getattr(args, "debug", False):
+            raise
+        code = exc.exit_code if isinstance(exc, TimarError) else USAGE
+        print(f"timar {args.command}: error: {exc}", file=sys.stderr)
+        return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,109 @@
+"""What the demo shows after the run: summary figures, plots and a render from the recorded bag."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from timar_ros import topics
+
+
+def analyse(out: Path, live: dict, checkpoint: Path, gt_npz: Path | None,
+            namespace: str = topics.DEFAULT_NAMESPACE) -> dict:
+    """Summary, plots and a render from the recorded bag."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from timar_ros import bags
+    from timar_ros.motion import EXP, JAW, ROT
+    from timar_ros.robot.retarget import load_config
+    from timar_ros.robot.rotations import flame_to_ypr
+
+    bag = out / "bag"
+    name = lambda rel: topics.resolve(rel, namespace)  # noqa: E731
+    with bags.BagReader(bag) as r:
+        motion_recs = r.records(name(topics.HEAD_MOTION))
+        states = [bags.conversation_state_to_dict(m) for _, _, _, m in r.messages([name(topics.CONVERSATION_STATE)])]
+        joints = r.records(name(topics.JOINT_STATES))
+    motion, period, motion_start = bags.concat_motion(motion_recs, path=bag)
+    lat = np.array(live["policy_latencies_ms"] or [np.nan])
+    e2e = np.array(live["e2e_latencies_ms"] or [np.nan])
+    cfg = load_config()
+    pos = np.array([j.position for j in joints])
+    t_js = np.array([j.stamp_ns for j in joints]) * 1e-9
+    lo, hi = cfg.limits()["min"], cfg.limits()["max"]
+    vel = np.diff(pos, axis=0) / np.diff(t_js)[:, None] if len(pos) > 1 else np.zeros((0, len(lo)))
+    vmax = cfg.limits()["max_velocity"]
+    neutral_err = float(np.max(np.abs(pos[-1] - cfg.limits()["neutral"]))) if len(pos) else float("nan")
+    summary = {
+        "turns": len(motion_recs),
+        "frames": int(len(motion)),
+        "latency_ms_p50": float(np.percentile(lat, 50)),
+        "latency_ms_p99": float(np.percentile(lat, 99)),
+        "e2e_ms_p50": float(np.percentile(e2e, 50)),
+        "e2e_ms_p99": float(np.percentile(e2e, 99)),
+        "deadline_misses": int(sum(s["deadline_missed"] for s in states)),
+        "padded_audio_s": float(sum(s["user_padded_s"] + s["agent_padded_s"] for s in states)),
+        "dropped_audio_s": float(states[-1]["dropped_audio_s"]) if states else 0.0,
+        "skipped_turns": live["skipped_turns"],
+        "backend": live["backend"],
+        "checkpoint": str(checkpoint),
+        "model_id": live["model_id"],
+        "servo_commands": int(len(pos)),
+        "joint_limits_respected": bool(len(pos) == 0 or ((pos >= lo - 1e-9) & (pos <= hi + 1e-9)).all()),
+        "max_speed_over_limit_rad_s": float(np.max(np.abs(vel) - vmax)) if len(vel) else 0.0,
+        "final_distance_from_neutral_rad": neutral_err,
+        "watchdog_trips": live["player"]["watchdog_trips"],
+        "recorded_messages": live["recorded"],
+    }
+    if gt_npz is not None and gt_npz.is_file() and len(motion) > 1:
+        from timar_ros.data.dualtalk_files import load_motion, partner_stem
+        from timar_ros.eval.metrics import file_metrics
+
+        gt = load_motion(gt_npz)
+        anchor = load_motion(gt_npz.with_name(partner_stem(gt_npz.stem) + ".npz"))
+        m = file_metrics(motion, gt, anchor, name=gt_npz.stem)
+        summary["metrics_vs_rule_targets"] = {k: m[k] for k in ("fid_exp", "fid_jaw", "fid_pose",
+                                                                "mse_exp", "mse_jaw", "mse_pose")}
+
+    # Plots: generated motion, servo commands, who speaks.
+    t_m = np.arange(len(motion)) * period
+    ypr = flame_to_ypr(motion[:, ROT].astype(np.float64)) if len(motion) else np.zeros((0, 3))
+    fig, axes = plt.subplots(3, 1, figsize=(11, 7), sharex=True)
+    axes[0].plot(t_m, motion[:, JAW][:, 0], label="jaw opening (rad)")
+    for k, lab in enumerate(("yaw", "pitch", "roll")):
+        axes[1].plot(t_m, ypr[:, k], label=f"head {lab} (rad, REP-103)")
+    for k in range(3):
+        axes[2].plot(t_m, motion[:, EXP][:, k], label=f"expression {k}")
+    for ax in axes:
+        ax.legend(loc="upper right", fontsize=8)
+        ax.grid(alpha=0.3)
+    axes[-1].set_xlabel("time since the first turn was shown (s)")
+    fig.suptitle(f"Generated head motion ({summary['turns']} turns, {live['model_id']})")
+    fig.tight_layout()
+    fig.savefig(out / "motion.png", dpi=90)
+    plt.close(fig)
+
+    fig, ax = plt.subplots(figsize=(11, 5))
+    if len(pos):
+        for j, jn in enumerate(cfg.joint_names):
+            ax.plot(t_js - t_js[0], pos[:, j], label=jn, lw=1)
+    ax.set_xlabel("time (s)")
+    ax.set_ylabel("commanded position (rad)")
+    ax.set_title("Servo commands (joint_states, 100 Hz) within limits; neutral after the audio ends")
+    ax.legend(ncol=5, fontsize=7, loc="upper right")
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(out / "servos.png", dpi=90)
+    plt.close(fig)
+    return summary
+
+
+def render_preview(out: Path, log=print) -> Path:
+    """An MP4 of the generated motion (a PNG contact sheet when ffmpeg is absent)."""
+    from timar_ros.viz import render
+
+    return render.render_file(render.load_bag(out / "bag"), out / "render.mp4", fps=12.5,
+                              log=lambda text: log(f"  {text}"))

@@ -1,0 +1,1 @@
+"""Headless rendering of a motion stream or bag to PNG/MP4 (``render``)."""
