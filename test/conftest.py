@@ -33,3 +33,26 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         if getattr(getattr(item, "obj", None), "is_hypothesis_test", False):
             item.add_marker(pytest.mark.property)
+
+
+# ----------------------------------------------------------------------------- shared fixtures
+import pytest  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def tiny_checkpoint(tmp_path_factory):
+    """A randomly initialised checkpoint of the "tiny" preset (seed 0), shared read-only by the
+    tests that need some checkpoint to run the pipeline, not particular weights."""
+    from timar_ros.runtime.checkpoint import make_random_checkpoint
+
+    return make_random_checkpoint("tiny", tmp_path_factory.mktemp("tiny_checkpoint") / "tiny")
+
+
+@pytest.fixture
+def ros_probe():
+    """The test's own node on DDS (helpers.ros.RosProbe), closed after the test."""
+    from helpers.ros import RosProbe
+
+    probe = RosProbe()
+    yield probe
+    probe.close()

@@ -11,9 +11,11 @@ import sys
 import sysconfig
 from functools import lru_cache
 from pathlib import Path
+from typing import Any
 
 PACKAGE = "timar_ros"
 DATA_DIRS = ("config", "launch", "urdf", "checkpoints", "data")
+NODE_DEFAULTS = "timar.yaml"  # config/timar.yaml: every node parameter's default
 
 
 def _pip_share_dirs() -> list[Path]:
@@ -63,3 +65,20 @@ def share_dir() -> Path:
 def config_path(name: str) -> Path:
     """Path of a file in config/ (e.g. "timar.yaml")."""
     return share_dir() / "config" / name
+
+
+@lru_cache(maxsize=None)
+def _node_defaults_file() -> dict[str, Any]:
+    import yaml
+
+    with open(config_path(NODE_DEFAULTS), encoding="utf-8") as f:
+        return yaml.safe_load(f) or {}
+
+
+def node_defaults(node_name: str) -> dict[str, Any]:
+    """The ``ros__parameters`` of ``/**/<node_name>`` in config/timar.yaml (a flat dict): the one
+    place node parameter defaults live (the nodes declare them from here)."""
+    section = _node_defaults_file().get(f"/**/{node_name}")
+    if section is None or "ros__parameters" not in section:
+        raise KeyError(f"config/{NODE_DEFAULTS} has no '/**/{node_name}: ros__parameters:' section")
+    return dict(section["ros__parameters"])

@@ -20,7 +20,7 @@ def tiny_model(seed: int = 0, **overrides) -> TIMAR:
 def conversation(model, n_turns: int, seed: int = 0, motion: bool = True):
     """Random user/agent audio (speech-like amplitude) and user motion for ``n_turns`` turns."""
     rng = np.random.default_rng(seed)
-    spt, F = model.samples_per_turn, model.frames_per_turn
+    spt, F = model.config.samples_per_turn, model.config.frames_per_turn
     env = np.repeat(rng.uniform(0.0, 0.3, n_turns * F), spt // F).astype(np.float32)
     ua = (rng.standard_normal(n_turns * spt).astype(np.float32) * env)
     aa = (rng.standard_normal(n_turns * spt).astype(np.float32) * env[::-1].copy())

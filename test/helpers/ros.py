@@ -49,3 +49,44 @@ def spin_until(executor_or_node, predicate, timeout: float) -> bool:
             return True
         rclpy.spin_once(executor_or_node, timeout_sec=0.05)
     return predicate()
+
+
+class RosProbe:
+    """A test's own rclpy node on DDS: collect messages into lists, publish, spin until done.
+
+    Use the ``ros_probe`` fixture (test/conftest.py), which closes it after the test."""
+
+    def __init__(self, name: str = "timar_test_probe"):
+        import rclpy
+        from rclpy.node import Node
+
+        rclpy.init()
+        self.node = Node(name)
+
+    @staticmethod
+    def qos(depth: int = 1000, reliable: bool = True):
+        from rclpy.qos import QoSProfile, ReliabilityPolicy
+
+        return QoSProfile(depth=depth, reliability=ReliabilityPolicy.RELIABLE if reliable
+                          else ReliabilityPolicy.BEST_EFFORT)
+
+    def collect(self, msg_type, topic: str, depth: int = 1000, reliable: bool = True) -> list:
+        """A list that receives every ``msg_type`` message on ``topic`` while the probe spins."""
+        got: list = []
+        self.node.create_subscription(msg_type, topic, got.append, self.qos(depth, reliable))
+        return got
+
+    def publisher(self, msg_type, topic: str, depth: int = 1000, reliable: bool = True):
+        return self.node.create_publisher(msg_type, topic, self.qos(depth, reliable))
+
+    def spin_until(self, predicate, timeout: float) -> bool:
+        return spin_until(self.node, predicate, timeout)
+
+    def spin_for(self, seconds: float) -> None:
+        spin_until(self.node, lambda: False, seconds)
+
+    def close(self) -> None:
+        import rclpy
+
+        self.node.destroy_node()
+        rclpy.try_shutdown()

@@ -18,7 +18,7 @@ def analyse(out: Path, live: dict, checkpoint: Path, gt_npz: Path | None,
 
     from timar_ros import bags
     from timar_ros.motion import EXP, JAW, ROT
-    from timar_ros.robot.retarget import load_config
+    from timar_ros.robot.retarget import load_retarget_config
     from timar_ros.robot.rotations import flame_to_ypr
 
     bag = out / "bag"
@@ -30,7 +30,7 @@ def analyse(out: Path, live: dict, checkpoint: Path, gt_npz: Path | None,
     motion, period, motion_start = bags.concat_motion(motion_recs, path=bag)
     lat = np.array(live["policy_latencies_ms"] or [np.nan])
     e2e = np.array(live["e2e_latencies_ms"] or [np.nan])
-    cfg = load_config()
+    cfg = load_retarget_config()
     pos = np.array([j.position for j in joints])
     t_js = np.array([j.stamp_ns for j in joints]) * 1e-9
     lo, hi = cfg.limits()["min"], cfg.limits()["max"]

@@ -44,7 +44,8 @@ import numpy as np
 from timar_ros import bags as B
 from timar_ros import topics
 from timar_ros.motion import EXP, FPS, JAW, MOTION_DIM, ROT
-from timar_ros.robot.policy_setup import load_policy, pipeline_config, resolve_checkpoint
+from timar_ros.robot.conversation import PipelineConfig
+from timar_ros.robot.policy_setup import load_policy, resolve_checkpoint
 
 NODE = "conversation_policy"
 
@@ -129,7 +130,7 @@ def read_inputs(bag, namespace: str | None = None) -> BagInputs:
 
 def policy_params(overrides: dict | None = None) -> dict:
     """``conversation_policy``'s parameters: config/timar.yaml's defaults + ``overrides``."""
-    from timar_ros.nodes.params import node_defaults
+    from timar_ros.resources import node_defaults
 
     p = node_defaults(NODE)
     unknown = set(overrides or {}) - set(p)
@@ -193,7 +194,7 @@ def run_offline(inputs: BagInputs, params: dict, log=print) -> EvalRun:
     policy, backend, note = load_policy(params, CHECKPOINT_HINT)
     if note:
         log(note)
-    pipe = ConversationPipeline(policy, pipeline_config(params))
+    pipe = ConversationPipeline(policy, PipelineConfig.from_params(params))
     results = []
     for t_ns, kind, rec in inputs.events:
         now = t_ns * 1e-9  # the node's clock on /clock = the bag's log time

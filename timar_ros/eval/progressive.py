@@ -90,7 +90,7 @@ def evaluate(checkpoint: str | Path, data: str | Path, contexts: list[int], out:
     from timar_ros.eval.metrics import evaluate_dirs
     from timar_ros.files import write_json
     from timar_ros.eval.tables import markdown_table
-    from timar_ros.runtime import StreamingPolicy, load_config
+    from timar_ros.runtime import StreamingPolicy, load_checkpoint_config
 
     data, out = Path(data), Path(out)
     if not data.is_dir():
@@ -98,7 +98,7 @@ def evaluate(checkpoint: str | Path, data: str | Path, contexts: list[int], out:
     if not speaker_stems(data, require_partner=True):
         raise EvaluateError(f"{data}: no complete DualTalk speaker pairs (<clip>_speaker1/2 "
                             f".wav + .npz); `timar synth {data}` writes a synthetic test split")
-    cfg = load_config(checkpoint)
+    cfg = load_checkpoint_config(checkpoint)
     W = cfg.window_turns
     bad = [n for n in contexts if not 0 <= n <= W - 1]
     if bad:

@@ -101,24 +101,12 @@ class TIMAR(nn.Module):
 
     # ------------------------------------------------------------------ properties
     @property
-    def frames_per_turn(self) -> int:
-        return self.config.frames_per_turn
-
-    @property
-    def tokens_per_turn(self) -> int:
-        return self.layout.tokens_per_turn
-
-    @property
-    def samples_per_turn(self) -> int:
-        return self.layout.samples_per_turn
-
-    @property
     def is_mae(self) -> bool:
         return self.config.architecture == "mae_encdec"
 
     def stack_positions(self) -> list[np.ndarray]:
         """Within-turn token positions each stack sees at inference."""
-        full = np.arange(self.tokens_per_turn)
+        full = np.arange(self.layout.tokens_per_turn)
         return [self.layout.encoder_positions, full] if self.is_mae else [full]
 
     def receptive_turns(self, context_turns: int) -> int:
@@ -132,7 +120,7 @@ class TIMAR(nn.Module):
         ``user_motion`` None: user-motion tokens are the null token (as in CFG).
         ``agent_motion`` None: agent-motion tokens are zeros (they are masked anyway)."""
         c, S = self.config, n_turns
-        B, F, spt, td = user_audio.shape[0], c.frames_per_turn, self.samples_per_turn, c.token_dim
+        B, F, spt, td = user_audio.shape[0], c.frames_per_turn, self.layout.samples_per_turn, c.token_dim
         audio = torch.cat([user_audio.reshape(B * S, spt), agent_audio.reshape(B * S, spt)], 0)
         sp = self.speech_proj(self.speech_encoder(audio))
         us, ag = sp[: B * S].view(B, S, F, td), sp[B * S:].view(B, S, F, td)
@@ -144,13 +132,13 @@ class TIMAR(nn.Module):
             am = us.new_zeros(B, S, F, td)
         else:
             am = self.motion_encoder(agent_motion.reshape(B, S, F, MOTION_DIM))
-        dl = self.delimiters.weight
-
-        def delim(i):
-            return dl[i].view(1, 1, 1, td).expand(B, S, 1, td)
-
-        return torch.cat([delim(0), delim(1), us, delim(2), delim(3), um, delim(4), delim(5), ag,
-                          delim(6), delim(7), am, delim(8), delim(9)], dim=2)
+        # Every piece at its position in the one layout definition (model/token_layout.py).
+        L, dl = self.layout, self.delimiters.weight
+        pieces = {L.segment(name).start: x for name, x in
+                  (("user_speech", us), ("user_motion", um), ("agent_speech", ag), ("agent_motion", am))}
+        for i, pos in enumerate(L.delimiter_positions):
+            pieces[int(pos)] = dl[i].view(1, 1, 1, td).expand(B, S, 1, td)
+        return torch.cat([pieces[k] for k in sorted(pieces)], dim=2)
 
     def drop_user_tokens(self, tok: torch.Tensor, drop: torch.Tensor) -> torch.Tensor:
         """Replace tokens where ``drop`` [B, S, T] (restricted to user tokens) by the null token."""
@@ -217,7 +205,7 @@ class TIMAR(nn.Module):
 
     def step_rope(self, device=None) -> list[tuple]:
         """Rotary tables for :meth:`backbone_step`, per stack (window-relative positions)."""
-        W, T = self.config.window_turns, self.tokens_per_turn
+        W, T = self.config.window_turns, self.layout.tokens_per_turn
         out = []
         for st, p in zip(self.stacks, self.stack_positions()):
             pos = np.concatenate([s * T + p for s in range(W)])
@@ -311,7 +299,7 @@ class TIMAR(nn.Module):
         if missing:
             raise KeyError(f"training batch lacks {missing}")
         c = self.config
-        F, spt = c.frames_per_turn, self.samples_per_turn
+        F, spt = c.frames_per_turn, self.layout.samples_per_turn
         ua, aa = batch["user_audio"], batch["agent_audio"]
         um, am = batch["user_motion"], batch["agent_motion"]
         B = am.shape[0]
@@ -323,7 +311,7 @@ class TIMAR(nn.Module):
                 raise ValueError(f"{k} must be [B, S*{spt}] = {(B, S * spt)}, got {tuple(v.shape)}")
         if tuple(um.shape) != tuple(am.shape):
             raise ValueError(f"user_motion must be {tuple(am.shape)}, got {tuple(um.shape)}")
-        T, dev = self.tokens_per_turn, am.device
+        T, dev = self.layout.tokens_per_turn, am.device
 
         tok = self.build_tokens(ua, aa, um, am, S)
         if self.training and c.cfg_drop_prob > 0:

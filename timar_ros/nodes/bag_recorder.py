@@ -13,14 +13,14 @@ from rclpy.node import Node
 from rclpy.qos import QoSProfile, ReliabilityPolicy
 
 from timar_ros import topics
-from timar_ros.bags import BagWriter
+from timar_ros.bags import STORAGES, BagWriter
 from timar_ros.nodes.params import Param, declare
 from timar_ros.nodes.runner import run_node
 
 NAME = "bag_recorder"
 PARAMS = {
     "output": Param("bag folder to write (must not exist unless overwrite is set)"),
-    "storage": Param("'mcap' (default) or 'sqlite3'"),
+    "storage": Param("'mcap' (default) or 'sqlite3'", choices=STORAGES),
     "overwrite": Param("replace an existing bag folder"),
     "topics": Param("topics to record, relative to the node's namespace unless absolute"),
 }

@@ -19,7 +19,7 @@ import time
 from collections import deque
 
 import numpy as np
-from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
+from diagnostic_msgs.msg import DiagnosticArray
 from geometry_msgs.msg import QuaternionStamped
 from rclpy.node import Node
 from rclpy.qos import QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
@@ -27,19 +27,23 @@ from rclpy.qos import QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
 from timar_ros import topics
 from timar_ros.motion import FPS, ROT
 from timar_ros.msg import AudioChunk, ConversationState, HeadMotion
-from timar_ros.nodes.convert import audio_buffer, head_motion, motion_frames, s_to_stamp, stamp_to_s
+from timar_ros.nodes.convert import (audio_buffer, diagnostic_array, head_motion, motion_frames, s_to_stamp,
+                                     stamp_to_s)
 from timar_ros.nodes.fault_log import PERIOD_DESCRIPTION, PERIOD_PARAM, NodeFaultLog
 from timar_ros.nodes.params import Param, declare
 from timar_ros.nodes.runner import run_node
-from timar_ros.robot.conversation import ConversationPipeline, TurnResult
+from timar_ros.robot.conversation import ConversationPipeline, PipelineConfig, TurnResult
 from timar_ros.robot.faults import Fault
-from timar_ros.robot.policy_setup import load_policy, pipeline_config
+from timar_ros.robot.policy_setup import BACKENDS, load_policy
+from timar_ros.robot.segmenter import WRONG_RATE_ACTIONS
+from timar_ros.robot.status import policy_status
 from timar_ros.robot.rotations import flame_to_rep103_quaternion
 
 NAME = "conversation_policy"
 PARAMS = {
     "checkpoint": Param("checkpoint folder (model.safetensors + config.json); '' = the bundled model"),
-    "backend": Param("policy backend: 'torch' or 'onnx'; 'auto' = onnx when an export exists, else torch"),
+    "backend": Param("policy backend: 'torch' or 'onnx'; 'auto' = onnx when an export exists, else torch",
+                     choices=BACKENDS),
     "device": Param("torch device, e.g. 'cpu' or 'cuda'"),
     "seed": Param("seed of the diffusion sampling noise (same seed + same audio = same motion)"),
     "kv_cache": Param("reuse past turns' keys/values (exact; off = re-encode the window every turn)"),
@@ -52,10 +56,11 @@ PARAMS = {
     "speaking_threshold": Param("voiced fraction of a turn above which a speaker counts as speaking", 0.0, 1.0),
     "vad_aggressiveness": Param("webrtcvad aggressiveness 0 (least) .. 3 (most)", 0, 3),
     "use_user_motion": Param("feed the partner's tracked motion (user/motion) to the policy when present"),
-    "on_wrong_rate": Param("audio not at 16 kHz: 'resample' or 'reject'"),
+    "on_wrong_rate": Param("audio not at 16 kHz: 'resample' or 'reject'", choices=WRONG_RATE_ACTIONS),
     "max_latency_s": Param("a turn still incomplete this long after its end is padded with silence (s)", 0.0, 10.0),
     "max_jump_s": Param("audio stamps jumping by more than this are a clock jump (s)", 0.1, 3600.0),
-    "audio_qos": Param("'sensor_data' (best effort, REP-2003) or 'reliable' for the audio subscriptions"),
+    "audio_qos": Param("'sensor_data' (best effort, REP-2003) or 'reliable' for the audio subscriptions",
+                       choices=("sensor_data", "reliable")),
     "poll_period_s": Param("how often to check for turns whose audio stopped arriving (s)", 0.005, 1.0),
     "motion_frame_id": Param("frame_id of published HeadMotion (the FLAME head frame)"),
     "orientation_frame_id": Param("frame_id of the published head orientation (REP-103 neck base)"),
@@ -72,11 +77,9 @@ class ConversationPolicy(Node):
         self.policy, self.backend, note = load_policy(p)
         if note:
             self.get_logger().warning(note)
-        self.pipeline = ConversationPipeline(self.policy, pipeline_config(p))
+        self.pipeline = ConversationPipeline(self.policy, PipelineConfig.from_params(p))
         audio_qos = qos_profile_sensor_data if p["audio_qos"] == "sensor_data" else QoSProfile(
             depth=100, reliability=ReliabilityPolicy.RELIABLE)
-        if p["audio_qos"] not in ("sensor_data", "reliable"):
-            raise ValueError(f"audio_qos must be 'sensor_data' or 'reliable', got '{p['audio_qos']}'")
         self.create_subscription(AudioChunk, topics.USER_AUDIO, lambda m: self._on_audio("user", m), audio_qos)
         self.create_subscription(AudioChunk, topics.AGENT_AUDIO, lambda m: self._on_audio("agent", m), audio_qos)
         self.create_subscription(HeadMotion, topics.USER_MOTION, self._on_user_motion, 10)
@@ -168,37 +171,12 @@ class ConversationPolicy(Node):
         return msg
 
     def _publish_diagnostics(self) -> None:
-        c = self.pipeline.segmenter.counters
-        lat = np.array(self.latencies_ms) if self.latencies_ms else np.zeros(1)
-        e2e = np.array(self.e2e_ms) if self.e2e_ms else np.zeros(1)
-        status = DiagnosticStatus(name=f"{self.get_name()}: policy", hardware_id=self.policy.model_id)
-        pc = self.pipeline.counters
-        late = float(np.mean(lat > self._p["deadline_ms"]))
-        problems = [f"{k.replace('_', ' ')}: {pc[k]}" for k in ("skipped_turns", "deadline_misses") if pc[k]]
-        problems += [f"{k.replace('_', ' ')}: {v}" for k, v in c.as_dict().items()
-                     if v and k in ("late_chunks", "duplicate_chunks", "invalid_chunks", "clock_jumps",
-                                    "outlier_chunks", "resampled_chunks", "downmixed_chunks")]
-        if self._malformed_user_motion:
-            problems.append(f"malformed user motion: {self._malformed_user_motion}")
-        if pc["skipped_turns"]:
-            status.level = DiagnosticStatus.ERROR
-        elif late > 0.05 or c.dropped_audio_s > 0 or problems:
-            status.level = DiagnosticStatus.WARN
-        else:
-            status.level = DiagnosticStatus.OK
-        status.message = "; ".join(problems) if problems else "ok"
-        values = {"turns": self.turns, "backend": self.backend,
-                  "latency_ms_p50": f"{np.percentile(lat, 50):.1f}",
-                  "latency_ms_p99": f"{np.percentile(lat, 99):.1f}",
-                  "e2e_ms_p99": f"{np.percentile(e2e, 99):.1f}",
-                  **{k: v for k, v in pc.items() if k != "turns"}, **c.as_dict(),
-                  "malformed_user_motion": self._malformed_user_motion,
-                  **{f"user_motion_{k}": v for k, v in self.pipeline.user_motion.counters.items()},
-                  **{f"logged_{k}": v for k, v in self._fault_log.counts.items()}}
-        status.values = [KeyValue(key=k, value=str(v)) for k, v in values.items()]
-        msg = DiagnosticArray(status=[status])
-        msg.header.stamp = self.get_clock().now().to_msg()
-        self._diag_pub.publish(msg)
+        status = policy_status(self.pipeline, self.turns, self.backend, self.latencies_ms, self.e2e_ms,
+                               self._p["deadline_ms"],
+                               extra={"malformed_user_motion": self._malformed_user_motion},
+                               logged=self._fault_log.counts)
+        self._diag_pub.publish(diagnostic_array(status, f"{self.get_name()}: policy",
+                                                self.policy.model_id, self.get_clock().now().to_msg()))
 
 
 def main(args=None) -> int:

@@ -80,3 +80,15 @@ def motion_frames(msg: HeadMotion) -> np.ndarray:
             raise ValueError(f"HeadMotion with num_frames={n} has a field of {arr.size} values, expected {n * dim}")
         cols.append(arr.reshape(n, dim))
     return np.concatenate(cols, axis=1)
+
+
+def diagnostic_array(status, name: str, hardware_id: str, stamp):
+    """A :class:`timar_ros.robot.status.Status` as a one-status ``DiagnosticArray`` at ``stamp``."""
+    from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
+
+    level = {"ok": DiagnosticStatus.OK, "warn": DiagnosticStatus.WARN, "error": DiagnosticStatus.ERROR}
+    msg = DiagnosticArray(status=[DiagnosticStatus(
+        level=level[status.level], name=name, message=status.message, hardware_id=str(hardware_id),
+        values=[KeyValue(key=k, value=str(v)) for k, v in status.values.items()])])
+    msg.header.stamp = stamp
+    return msg

@@ -33,7 +33,7 @@ import sys
 
 import numpy as np
 from builtin_interfaces.msg import Duration as DurationMsg
-from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
+from diagnostic_msgs.msg import DiagnosticArray
 from rcl_interfaces.msg import SetParametersResult
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
 from rclpy.qos import QoSProfile, ReliabilityPolicy
@@ -44,12 +44,13 @@ from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
 from timar_ros import topics
 from timar_ros.msg import HeadMotion
 from timar_ros.motion import EXP, JAW, ROT
-from timar_ros.nodes.convert import motion_frames, s_to_stamp, stamp_to_s
+from timar_ros.nodes.convert import diagnostic_array, motion_frames, s_to_stamp, stamp_to_s
 from timar_ros.nodes.fault_log import PERIOD_DESCRIPTION, PERIOD_PARAM, NodeFaultLog
 from timar_ros.nodes.params import CONFIGURE, Param, declare
 from timar_ros.nodes.runner import run_node
 from timar_ros.robot.faults import Fault
-from timar_ros.robot.retarget import MotionPlayer, RetargetConfigError, load_config
+from timar_ros.robot.retarget import MotionPlayer, RetargetConfigError, load_retarget_config
+from timar_ros.robot.status import player_faults, servo_status
 
 NAME = "head_retargeter"
 INTERFACES = ("forward", "trajectory", "none")
@@ -58,7 +59,7 @@ PARAMS = {
                              read_at=CONFIGURE),
     "command_interface": Param("'forward' (Float64MultiArray every tick), 'trajectory' "
                                "(JointTrajectory per block) or 'none' (JointState only)",
-                               read_at=CONFIGURE),
+                               read_at=CONFIGURE, choices=INTERFACES),
     "autostart": Param("configure and activate at start-up instead of waiting for lifecycle commands"),
     "joint_state_frame_id": Param("frame_id of the published JointState"),
     PERIOD_PARAM: Param(PERIOD_DESCRIPTION, 0.0, 3600.0),
@@ -105,11 +106,9 @@ class HeadRetargeter(LifecycleNode):
 
     def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:
         # read at configure time: fix the parameter and configure again without a restart
-        mode = self.get_parameter("command_interface").value
-        if mode not in INTERFACES:
-            return self._configure_failed(f"command_interface must be one of {INTERFACES}, got '{mode}'")
+        mode = self.get_parameter("command_interface").value  # one of INTERFACES (declare checks)
         try:
-            cfg = load_config(self.get_parameter("retarget_config").value or None)
+            cfg = load_retarget_config(self.get_parameter("retarget_config").value or None)
         except (RetargetConfigError, OSError) as exc:
             return self._configure_failed(f"cannot load the retarget config: {exc}")
         self.player = MotionPlayer(cfg)
@@ -216,45 +215,18 @@ class HeadRetargeter(LifecycleNode):
             self._pubs["forward"].publish(Float64MultiArray(data=positions.tolist()))
 
     # -- faults and diagnostics
-    _FAULTS = {
-        "rejected_frames": ("warn", "{d} frame(s) with NaN/Inf or values beyond input_limits: the "
-                                    "last good frame is held in their place"),
-        "rejected_blocks": ("warn", "{d} block(s) rejected (malformed, or stamped more than "
-                                    "max_lead_s ahead of this node's clock: check use_sim_time)"),
-        "deadline_misses": ("warn", "{d} block(s) arrived after their first frame was due (policy "
-                                    "deadline miss: a slow step, or a turn emitted late because its "
-                                    "audio stopped or lagged; see display_delay_s and max_latency_s): "
-                                    "late frames skipped, easing to the frame due now"),
-        "clock_resets": ("warn", "the clock went back by more than 1 s: buffered frames cleared"),
-        "watchdog_trips": ("info", "no motion due for watchdog_timeout_s: easing to the neutral pose "
-                                   "(watchdog)"),
-    }
-
     def _report(self, where: str) -> None:
         now = self.player.counters.as_dict()
-        for key, (level, text) in self._FAULTS.items():
-            d = now[key] - self._counts.get(key, 0)
-            if d > 0:
-                self._fault_log(Fault(key, f"{where}: " + text.format(d=d), level))
+        for fault in player_faults(self._counts, now, where):
+            self._fault_log(fault)
         self._counts = now
 
     def _publish_diagnostics(self) -> None:
         if self.player is None:
             return
-        c = self.player.counters.as_dict()
-        status = DiagnosticStatus(name=f"{self.get_name()}: servo commands",
-                                  hardware_id=self.player.config.robot)
-        c["malformed_blocks"] = self._malformed_blocks
-        problems = [f"{k.replace('_', ' ')}: {c[k]}" for k in ("malformed_blocks", "rejected_frames",
-                    "rejected_blocks", "deadline_misses", "clock_resets") if c[k]]
-        status.level = DiagnosticStatus.WARN if problems else DiagnosticStatus.OK
-        status.message = "; ".join(problems) if problems else (
-            "watchdog: at neutral" if self.player.watchdog_active else "tracking")
-        values = {**c, "watchdog_active": self.player.watchdog_active, "active": self._active}
-        status.values = [KeyValue(key=k, value=str(v)) for k, v in values.items()]
-        msg = DiagnosticArray(status=[status])
-        msg.header.stamp = self.get_clock().now().to_msg()
-        self._diag_pub.publish(msg)
+        status = servo_status(self.player, self._active, {"malformed_blocks": self._malformed_blocks})
+        self._diag_pub.publish(diagnostic_array(status, f"{self.get_name()}: servo commands",
+                                                self.player.config.robot, self.get_clock().now().to_msg()))
 
     def _publish_trajectory(self, start_s: float, end_s: float) -> None:
         """Sample a copy of the player from start_s to end_s at the servo rate (same limits)."""

@@ -27,7 +27,8 @@ PARAMS = {
     "sample_rate": Param("capture rate in Hz (16000 avoids resampling in the policy)", 8000, 192000),
     "chunk_s": Param("seconds of audio per AudioChunk", 0.005, 1.0),
     "channels": Param("channels to capture; more than 1 is down-mixed to mono before publishing", 1, 32),
-    "role": Param("'user' (the partner, default) or 'agent': selects the topic user/audio or agent/audio"),
+    "role": Param("'user' (the partner, default) or 'agent': selects the topic user/audio or agent/audio",
+                  choices=("user", "agent")),
     "gain": Param("linear gain applied to the samples (clipped to [-1, 1])", 0.0, 100.0),
     PERIOD_PARAM: Param(PERIOD_DESCRIPTION, 0.0, 3600.0),
 }
@@ -67,9 +68,6 @@ class Microphone(LifecycleNode):
 
     def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:
         p = self._p
-        if p["role"] not in ("user", "agent"):
-            self.get_logger().error(f"role must be 'user' or 'agent', got '{p['role']}'")
-            return TransitionCallbackReturn.FAILURE
         try:
             sd = import_sounddevice()
             device = int(p["device"]) if str(p["device"]).isdigit() else (p["device"] or None)

@@ -12,15 +12,13 @@ refuses a set while it is configured.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import lru_cache
 from typing import Any
 
-import yaml
 from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor
 
-from timar_ros.resources import config_path
+from timar_ros.resources import NODE_DEFAULTS as DEFAULTS_FILE
+from timar_ros.resources import node_defaults
 
-DEFAULTS_FILE = "timar.yaml"
 
 
 START = "start"  # read once when the node starts: read-only afterwards
@@ -37,30 +35,17 @@ _WHEN = {
 @dataclass(frozen=True)
 class Param:
     """A node parameter: its description, an optional inclusive range (numbers only) and when
-    the node reads it (START or CONFIGURE)."""
+    the node reads it (START or CONFIGURE), or the values it may take (``choices``)."""
 
     description: str
     min: float | None = None
     max: float | None = None
     read_at: str = START
+    choices: tuple | None = None  # the allowed values of a string parameter
 
     def __post_init__(self):
         if self.read_at not in _WHEN:
             raise ValueError(f"read_at must be one of {sorted(_WHEN)}, got {self.read_at!r}")
-
-
-@lru_cache(maxsize=None)
-def _defaults_file() -> dict[str, Any]:
-    with open(config_path(DEFAULTS_FILE), encoding="utf-8") as f:
-        return yaml.safe_load(f) or {}
-
-
-def node_defaults(node_name: str) -> dict[str, Any]:
-    """The `ros__parameters` of `/**/<node_name>` in config/timar.yaml (a flat dict)."""
-    section = _defaults_file().get(f"/**/{node_name}")
-    if section is None or "ros__parameters" not in section:
-        raise KeyError(f"config/{DEFAULTS_FILE} has no '/**/{node_name}: ros__parameters:' section")
-    return dict(section["ros__parameters"])
 
 
 def overrides(values: dict[str, Any]):
@@ -85,8 +70,11 @@ def declare(node, node_name: str, specs: dict[str, Param]) -> dict[str, Any]:
         if name not in defaults:
             raise KeyError(f"config/{DEFAULTS_FILE} has no default for {node_name}.{name}")
         default = defaults[name]
+        constraints = _WHEN[spec.read_at]
+        if spec.choices:
+            constraints = f"one of {', '.join(map(str, spec.choices))}; {constraints}"
         descriptor = ParameterDescriptor(description=spec.description, read_only=spec.read_at == START,
-                                         additional_constraints=_WHEN[spec.read_at])
+                                         additional_constraints=constraints)
         if spec.min is not None and spec.max is not None:
             if isinstance(default, bool):
                 pass
@@ -98,8 +86,28 @@ def declare(node, node_name: str, specs: dict[str, Param]) -> dict[str, Any]:
                 ]
         node.declare_parameter(name, default, descriptor)
         values[name] = node.get_parameter(name).value
+        problem = _choice_problem(name, spec, values[name])
+        if problem:
+            raise ValueError(problem)
     warn_stray_overrides(node, node_name)
+    node.add_on_set_parameters_callback(lambda params: _check_choices(params, specs))
     return values
+
+
+def _choice_problem(name: str, spec: Param, value) -> str | None:
+    if spec.choices and value not in spec.choices:
+        return f"{name} must be one of {', '.join(repr(c) for c in spec.choices)}, got {value!r}"
+    return None
+
+
+def _check_choices(params, specs: dict[str, Param]):
+    from rcl_interfaces.msg import SetParametersResult
+
+    for p in params:
+        problem = _choice_problem(p.name, specs[p.name], p.value) if p.name in specs else None
+        if problem:
+            return SetParametersResult(successful=False, reason=problem)
+    return SetParametersResult(successful=True)
 
 
 def stray_overrides(node) -> list[str]:

@@ -8,7 +8,7 @@ from timar_ros.robot.retarget import (  # noqa: F401
     RetargetConfigError,
     Retargeter,
     SafetyLimiter,
-    load_config,
+    load_retarget_config,
 )
 from timar_ros.robot.segmenter import SegmenterCounters, Turn, TurnSegmenter  # noqa: F401
 from timar_ros.robot.vad import TurnVoiceActivity, VoiceActivity  # noqa: F401

@@ -157,14 +157,33 @@ class UserMotionBuffer:
 
 @dataclass
 class PipelineConfig:
-    """Timing and fault handling of the loop (the node's parameters of the same names)."""
+    """Timing and fault handling of the loop: conversation_policy's parameters of the same
+    names, whose defaults live in config/timar.yaml (:meth:`defaults`)."""
 
-    display_delay_s: float = 1.25
-    deadline_ms: float = 250.0
-    speaking_threshold: float = 0.2
-    vad_aggressiveness: int = 2
-    use_user_motion: bool = True
+    display_delay_s: float  # s
+    deadline_ms: float  # ms
+    speaking_threshold: float  # voiced fraction of a turn
+    vad_aggressiveness: int  # webrtcvad 0..3
+    use_user_motion: bool
     segmenter: dict = field(default_factory=dict)  # TurnSegmenter keyword arguments
+
+    @classmethod
+    def from_params(cls, p: dict) -> "PipelineConfig":
+        """From conversation_policy's parameter dict ``p``."""
+        return cls(
+            display_delay_s=float(p["display_delay_s"]), deadline_ms=float(p["deadline_ms"]),
+            speaking_threshold=float(p["speaking_threshold"]),
+            vad_aggressiveness=int(p["vad_aggressiveness"]), use_user_motion=bool(p["use_user_motion"]),
+            segmenter=dict(on_wrong_rate=p["on_wrong_rate"], max_latency_s=float(p["max_latency_s"]),
+                           max_jump_s=float(p["max_jump_s"])),
+        )
+
+    @classmethod
+    def defaults(cls) -> "PipelineConfig":
+        """conversation_policy's defaults (config/timar.yaml)."""
+        from timar_ros.resources import node_defaults
+
+        return cls.from_params(node_defaults("conversation_policy"))
 
 
 class ConversationPipeline:
@@ -177,7 +196,7 @@ class ConversationPipeline:
 
     def __init__(self, policy, config: PipelineConfig | None = None):
         self.policy = policy
-        self.config = config or PipelineConfig()
+        self.config = config or PipelineConfig.defaults()
         self.segmenter = TurnSegmenter(frames_per_turn=policy.frames_per_turn, fps=FPS,
                                        **self.config.segmenter)
         if self.segmenter.samples_per_turn != policy.samples_per_turn:

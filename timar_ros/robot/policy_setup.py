@@ -8,7 +8,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from timar_ros.robot.conversation import PipelineConfig
+from timar_ros.runtime.base import BACKENDS as _RUNTIME_BACKENDS
+
+BACKENDS = ("auto", *_RUNTIME_BACKENDS)  # the backend parameter: auto = onnx when exported
 
 
 def resolve_checkpoint(path: str, how_to_set: str = "set the 'checkpoint' parameter") -> Path:
@@ -32,8 +34,8 @@ def choose_backend(folder: Path, backend: str) -> tuple[str, str | None]:
 
     "auto" takes onnx only when ``folder/onnx`` holds an export of these very weights; a stale
     export (other weights, config or format) would fail or, worse, run another model."""
-    if backend not in ("auto", "torch", "onnx"):
-        raise ValueError(f"backend must be 'auto', 'torch' or 'onnx', got {backend!r}")
+    if backend not in BACKENDS:
+        raise ValueError(f"backend must be one of {', '.join(map(repr, BACKENDS))}, got {backend!r}")
     if backend != "auto":
         return backend, None
     from timar_ros.runtime.onnx_format import export_status  # torch-free
@@ -61,14 +63,3 @@ def load_policy(p: dict, how_to_set: str = "set the 'checkpoint' parameter"):
                                              seed=int(p["seed"]), kv_cache=bool(p["kv_cache"]),
                                              **options)
     return policy, backend, note
-
-
-def pipeline_config(p: dict) -> PipelineConfig:
-    """The :class:`PipelineConfig` for parameters ``p``."""
-    return PipelineConfig(
-        display_delay_s=float(p["display_delay_s"]), deadline_ms=float(p["deadline_ms"]),
-        speaking_threshold=float(p["speaking_threshold"]),
-        vad_aggressiveness=int(p["vad_aggressiveness"]), use_user_motion=bool(p["use_user_motion"]),
-        segmenter=dict(on_wrong_rate=p["on_wrong_rate"], max_latency_s=float(p["max_latency_s"]),
-                       max_jump_s=float(p["max_jump_s"])),
-    )

@@ -305,7 +305,7 @@ def _parse(data: Any, source: str) -> RetargetConfig:
     return cfg
 
 
-def load_config(path: str | Path | None = None) -> RetargetConfig:
+def load_retarget_config(path: str | Path | None = None) -> RetargetConfig:
     """Load a retarget YAML; default: config/retarget_default.yaml of the package."""
     if path is None:
         from timar_ros.resources import config_path

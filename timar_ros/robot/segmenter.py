@@ -67,6 +67,8 @@ from fractions import Fraction
 import numpy as np
 
 STREAMS = ("user", "agent")
+WRONG_RATE_ACTIONS = ("resample", "reject")
+CLOCK_JUMP_ACTIONS = ("resync", "reject")
 
 
 @dataclass
@@ -177,10 +179,10 @@ class TurnSegmenter:
                 f"frames_per_turn * sample_rate / fps must be a positive integer, got "
                 f"{frames_per_turn} * {sample_rate} / {fps}"
             )
-        if on_wrong_rate not in ("resample", "reject"):
-            raise ValueError(f"on_wrong_rate must be 'resample' or 'reject', got {on_wrong_rate!r}")
-        if on_clock_jump not in ("resync", "reject"):
-            raise ValueError(f"on_clock_jump must be 'resync' or 'reject', got {on_clock_jump!r}")
+        if on_wrong_rate not in WRONG_RATE_ACTIONS:
+            raise ValueError(f"on_wrong_rate must be one of {WRONG_RATE_ACTIONS}, got {on_wrong_rate!r}")
+        if on_clock_jump not in CLOCK_JUMP_ACTIONS:
+            raise ValueError(f"on_clock_jump must be one of {CLOCK_JUMP_ACTIONS}, got {on_clock_jump!r}")
         for name, value in (("max_latency_s", max_latency_s), ("stamp_tolerance_s", stamp_tolerance_s)):
             if not value >= 0:
                 raise ValueError(f"{name} must be >= 0, got {value}")

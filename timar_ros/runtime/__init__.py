@@ -7,8 +7,8 @@ This package never imports torch at import time: the torch backend (``runtime.to
 loaded only when chosen, so the onnxruntime backend runs without PyTorch.
 """
 from .base import BACKENDS, StreamingPolicy
-from .checkpoint import CheckpointError, load_config, model_id
+from .checkpoint import CheckpointError, load_checkpoint_config, model_id
 from .sampling_noise import turn_noise
 
-__all__ = ["StreamingPolicy", "BACKENDS", "CheckpointError", "load_config", "model_id",
+__all__ = ["StreamingPolicy", "BACKENDS", "CheckpointError", "load_checkpoint_config", "model_id",
            "turn_noise"]

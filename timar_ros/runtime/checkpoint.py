@@ -68,7 +68,7 @@ def checkpoint_dir(path: str | Path) -> Path:
     return p
 
 
-def load_config(path: str | Path):
+def load_checkpoint_config(path: str | Path):
     """The :class:`TIMARConfig` of a checkpoint (torch-free)."""
     from ..model.config import TIMARConfig
 
@@ -171,7 +171,7 @@ def load_checkpoint(path: str | Path, device: str = "cpu", config_overrides: dic
     from ..model.timar import TIMAR
 
     d = checkpoint_dir(path)
-    config = load_config(d)
+    config = load_checkpoint_config(d)
     if config_overrides:
         config = config.replace(**config_overrides)
     wf = d / WEIGHTS

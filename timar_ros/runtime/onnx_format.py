@@ -63,7 +63,7 @@ def read_manifest(export_dir: Path, checkpoint: Path | None = None) -> dict:
 def export_status(checkpoint: str | Path) -> str:
     """"current", "missing" or "stale" (the export in ``checkpoint/onnx`` is of other weights,
     another config or another format version)."""
-    from timar_ros.runtime.checkpoint import checkpoint_dir, load_config, model_id
+    from timar_ros.runtime.checkpoint import checkpoint_dir, load_checkpoint_config, model_id
 
     ck = checkpoint_dir(checkpoint)
     f = ck / DEFAULT_SUBDIR / MANIFEST
@@ -72,7 +72,7 @@ def export_status(checkpoint: str | Path) -> str:
     try:
         m = json.loads(f.read_text(encoding="utf-8"))
         ok = (m.get("format_version") == FORMAT_VERSION and m.get("model_id") == model_id(ck)
-              and m.get("config") == load_config(ck).to_dict())
+              and m.get("config") == load_checkpoint_config(ck).to_dict())
     except (OSError, ValueError, AttributeError):
         ok = False
     return "current" if ok else "stale"

@@ -94,9 +94,9 @@ class OnnxStreamingPolicy(StreamingPolicy):
         except (TypeError, ValueError, KeyError) as exc:
             raise CheckpointError(f"{self.export_dir / MANIFEST}: bad config ({exc}); {fix}") from exc
         if self.checkpoint is not None:
-            from .checkpoint import load_config
+            from .checkpoint import load_checkpoint_config
 
-            ck_cfg = load_config(self.checkpoint)
+            ck_cfg = load_checkpoint_config(self.checkpoint)
             mid = checkpoint_model_id(self.checkpoint)
             if mid != m.get("model_id") or ck_cfg.to_dict() != c.to_dict():
                 raise CheckpointError(

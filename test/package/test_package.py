@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from catkin_pkg.package import parse_package
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 VENV = Path(sys.prefix)
 
 

@@ -2,29 +2,18 @@
 audio_file_player -> conversation_policy -> head_retargeter, observed from the test process."""
 import numpy as np
 import pytest
-import rclpy
 import soundfile as sf
-from rclpy.node import Node
-from rclpy.qos import QoSProfile, ReliabilityPolicy
 
-from helpers.ros import spin_until, start_python, stop
+from helpers.ros import start_python, stop
 from timar_ros.msg import AudioChunk, ConversationState, HeadMotion
 from timar_ros.nodes.convert import motion_frames, stamp_to_s
-from timar_ros.robot.retarget import MotionPlayer, load_config
+from timar_ros.robot.retarget import MotionPlayer, load_retarget_config
 from sensor_msgs.msg import JointState
 from std_msgs.msg import Float64MultiArray
 
 NS = "/pipe"
 SECONDS = 4
 DISPLAY_DELAY = 1.25
-
-
-@pytest.fixture(scope="module")
-def checkpoint(tmp_path_factory):
-    from timar_ros.runtime.checkpoint import make_random_checkpoint
-
-    # Random weights: this test checks the plumbing (turns, stamps, limits, watchdog), not the motion.
-    return make_random_checkpoint("tiny", tmp_path_factory.mktemp("ckpt") / "tiny")
 
 
 def _conversation_wav(path):
@@ -39,40 +28,34 @@ def _conversation_wav(path):
     sf.write(path, np.stack([user, agent], 1), 16000, subtype="FLOAT")
 
 
-def test_audio_in_motion_and_safe_joint_commands_out(checkpoint, tmp_path):
+def test_audio_in_motion_and_safe_joint_commands_out(tiny_checkpoint, ros_probe, tmp_path):
+    # Random weights: this test checks the plumbing (turns, stamps, limits, watchdog), not the motion.
     _conversation_wav(tmp_path / "conv.wav")
-    rclpy.init()
-    node = Node("pipeline_observer")
-    got = {"audio": [], "motion": [], "state": [], "joints": [], "forward": []}
-    reliable = QoSProfile(depth=1000, reliability=ReliabilityPolicy.RELIABLE)
-    node.create_subscription(AudioChunk, f"{NS}/user/audio", got["audio"].append, reliable)
-    node.create_subscription(AudioChunk, f"{NS}/agent/audio", lambda m: None, reliable)
-    node.create_subscription(HeadMotion, f"{NS}/head_motion", got["motion"].append, reliable)
-    node.create_subscription(ConversationState, f"{NS}/conversation_state", got["state"].append, reliable)
-    node.create_subscription(JointState, f"{NS}/joint_states", got["joints"].append, reliable)
-    node.create_subscription(Float64MultiArray, f"{NS}/forward_position_controller/commands",
-                             got["forward"].append, reliable)
+    got = {"audio": ros_probe.collect(AudioChunk, f"{NS}/user/audio"),
+           "agent": ros_probe.collect(AudioChunk, f"{NS}/agent/audio"),
+           "motion": ros_probe.collect(HeadMotion, f"{NS}/head_motion"),
+           "state": ros_probe.collect(ConversationState, f"{NS}/conversation_state"),
+           "joints": ros_probe.collect(JointState, f"{NS}/joint_states"),
+           "forward": ros_probe.collect(Float64MultiArray, f"{NS}/forward_position_controller/commands")}
     ros = ["--ros-args", "-r", f"__ns:={NS}"]
-    policy = start_python(["-m", "timar_ros.nodes.conversation_policy", *ros, "-p", f"checkpoint:={checkpoint}",
+    policy = start_python(["-m", "timar_ros.nodes.conversation_policy", *ros, "-p", f"checkpoint:={tiny_checkpoint}",
                            "-p", f"display_delay_s:={DISPLAY_DELAY}", "-p", "audio_qos:=reliable"])
     retargeter = start_python(["-m", "timar_ros.nodes.head_retargeter", *ros])
     procs = [policy, retargeter]
     try:
-        assert spin_until(node, lambda: len(got["joints"]) > 5, 60), "head_retargeter did not start"
+        assert ros_probe.spin_until(lambda: len(got["joints"]) > 5, 60), "head_retargeter did not start"
         procs.append(start_python(["-m", "timar_ros.nodes.audio_file_player", *ros,
                                    "-p", f"stereo_wav:={tmp_path / 'conv.wav'}", "-p", "start_delay_s:=0.5",
                                    "-p", "wait_for_subscribers:=2"]))  # the policy and this test
-        if not spin_until(node, lambda: len(got["motion"]) >= SECONDS, 60):
+        if not ros_probe.spin_until(lambda: len(got["motion"]) >= SECONDS, 60):
             logs = "\n".join(stop(p) for p in procs)
             pytest.fail(f"got {len(got['motion'])} HeadMotion messages, {len(got['state'])} states:\n{logs}")
         # Let the last turn play out and the watchdog bring the head back to neutral.
-        cfg = load_config()
+        cfg = load_retarget_config()
         settle = DISPLAY_DELAY + MotionPlayer(cfg).neutral_deadline_s + 1.0
-        spin_until(node, lambda: False, settle)
+        ros_probe.spin_for(settle)
     finally:
         outputs = [stop(p) for p in procs]
-        node.destroy_node()
-        rclpy.try_shutdown()
     log = "\n".join(outputs)
 
     # One block of motion and one state per 1-s turn, in order, with the checkpoint's frame count.

@@ -19,7 +19,7 @@ from timar_ros.runtime.checkpoint import make_random_checkpoint
 from timar_ros.runtime import CheckpointError, StreamingPolicy
 
 TOL = 5e-5
-REPO = __import__("pathlib").Path(__file__).resolve().parents[1]
+REPO = __import__("pathlib").Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="module")
@@ -121,7 +121,7 @@ z = np.zeros(pol.samples_per_turn, np.float32)
 out = [pol.step(z, z) for _ in range(5)]
 assert np.isfinite(np.stack(out)).all()
 # the node's backend=auto path on a robot without torch
-from timar_ros.nodes.params import node_defaults
+from timar_ros.resources import node_defaults
 from timar_ros.robot.policy_setup import load_policy
 pol, backend, note = load_policy({**node_defaults("conversation_policy"), "checkpoint": sys.argv[1],
                                   "backend": "auto"})
@@ -153,7 +153,7 @@ def test_export_status_and_ensure_export(ckpt, tmp_path):
 
 def test_auto_backend_takes_only_a_current_export(ckpt, tmp_path):
     """conversation_policy's backend=auto: onnx for a current export, torch (and why) otherwise."""
-    from timar_ros.nodes.params import node_defaults
+    from timar_ros.resources import node_defaults
     from timar_ros.robot.policy_setup import load_policy
 
     params = {**node_defaults("conversation_policy"), "backend": "auto"}

@@ -5,14 +5,11 @@ and applied by the next configure; malformed HeadMotion is counted and logged on
 import time
 
 import numpy as np
-import rclpy
 from diagnostic_msgs.msg import DiagnosticArray
 from lifecycle_msgs.msg import Transition
 from lifecycle_msgs.srv import ChangeState
-from rclpy.node import Node
 from rclpy.parameter import Parameter
 from rclpy.parameter_client import AsyncParameterClient
-from rclpy.qos import QoSProfile, ReliabilityPolicy
 
 from helpers.ros import spin_until, start_python, stop
 from timar_ros.msg import HeadMotion
@@ -27,12 +24,11 @@ def _call(node, future, timeout=30):
     return future.result()
 
 
-def test_lifecycle_cycle_and_parameter_sets_on_a_real_retargeter(tmp_path):
+def test_lifecycle_cycle_and_parameter_sets_on_a_real_retargeter(tmp_path, ros_probe):
     proc = start_python(["-m", "timar_ros.nodes.head_retargeter", "--ros-args", "-r", f"__ns:={NS}",
                          "-p", "autostart:=false"])
-    rclpy.init()
-    node = Node("cycle_manager")
-    reliable = QoSProfile(depth=100, reliability=ReliabilityPolicy.RELIABLE)
+    node = ros_probe.node
+    reliable = ros_probe.qos(100)
     pub = node.create_publisher(HeadMotion, f"{NS}/head_motion", reliable)
     diag = []
     node.create_subscription(DiagnosticArray, "/diagnostics", diag.append, 10)
@@ -52,6 +48,8 @@ def test_lifecycle_cycle_and_parameter_sets_on_a_real_retargeter(tmp_path):
         # Unconfigured: a configure-time parameter can be set; a start-up one never.
         r = set_param("joint_state_frame_id", "head")
         assert not r.successful and "read-only" in r.reason, r.reason
+        r = set_param("command_interface", "servo_bus")
+        assert not r.successful and "command_interface must be one of 'forward', 'trajectory', 'none'" in r.reason
         missing = tmp_path / "no_such_robot.yaml"
         assert set_param("retarget_config", str(missing)).successful
         assert transition(Transition.TRANSITION_CONFIGURE) is False  # the new value was used
@@ -81,7 +79,5 @@ def test_lifecycle_cycle_and_parameter_sets_on_a_real_retargeter(tmp_path):
         assert counters()["blocks"] == "1"  # played once, not once per configure
     finally:
         log = stop(proc)
-        node.destroy_node()
-        rclpy.try_shutdown()
     assert log.count("ignoring malformed HeadMotion") == 1, log  # rate-limited, the rest counted
     assert "Traceback" not in log, log

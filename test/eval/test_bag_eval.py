@@ -28,16 +28,15 @@ PARAMS = ["-p", "max_latency_s:=3.0", "-p", "deadline_ms:=1.0"]
 
 
 @pytest.fixture(scope="module")
-def conv(tmp_path_factory):
+def conv(tmp_path_factory, tiny_checkpoint):
     from timar_ros.data.synthetic import SyntheticConfig, generate_conversation, write_conversation
-    from timar_ros.runtime.checkpoint import make_random_checkpoint
     from timar_ros.resources import config_path
 
     root = tmp_path_factory.mktemp("bag_eval")
     cfg = SyntheticConfig.from_yaml(config_path("synthetic.yaml"))
     cfg.tts.mode = "off"  # procedural voices: deterministic, no external TTS
     write_conversation(generate_conversation(cfg, 0, duration_s=4.5), root / "dt", CLIP)
-    ckpt = make_random_checkpoint("tiny", root / "ckpt")
+    ckpt = tiny_checkpoint
     assert main(["bag", "from-dualtalk", str(root / "dt"), str(root / "bags"), "--agent", AGENT]) == 0
     return root, root / "dt", root / "bags" / NAME, ckpt
 

@@ -11,7 +11,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from timar_ros.resources import config_path
-from timar_ros.robot.retarget import MotionPlayer, RetargetConfig, RetargetConfigError, Retargeter, load_config
+from timar_ros.robot.retarget import MotionPlayer, RetargetConfig, RetargetConfigError, Retargeter, load_retarget_config
 from timar_ros.robot.rotations import (
     axis_angle_to_matrix,
     flame_to_rep103_quaternion,
@@ -20,7 +20,7 @@ from timar_ros.robot.rotations import (
     ypr_to_matrix,
 )
 
-CFG = load_config()
+CFG = load_retarget_config()
 LIM = CFG.limits()
 J = len(CFG.joints)
 RAW = yaml.safe_load(open(config_path("retarget_default.yaml"), encoding="utf-8"))

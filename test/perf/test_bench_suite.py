@@ -6,7 +6,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 KEYS = ("p50_ms_turn", "p99_ms_turn", "flatness_h7_over_h0", "speedup_cache_vs_reencode_h7",
         "speedup_onnx_vs_torch", "torch_free_rss_mb", "e2e_p99_ms", "e2e_p50_ms", "rtf")
 

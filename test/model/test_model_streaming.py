@@ -156,7 +156,7 @@ def test_variants_stream_exactly(overrides):
     ua, aa, um = conversation(m, 6, seed=4)
     pol = TorchStreamingPolicy(m, seed=0)
     s = stream(pol, ua, aa, um)
-    assert s.shape == (6 * m.frames_per_turn, 56)
+    assert s.shape == (6 * m.config.frames_per_turn, 56)
     assert np.abs(s - pol.run_offline(ua, aa, um)).max() <= TOL
     assert np.abs(s - stream(TorchStreamingPolicy(m, seed=0, kv_cache=False), ua, aa, um)).max() \
         <= TOL

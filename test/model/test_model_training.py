@@ -13,7 +13,7 @@ from timar_ros.model.timar import TIMAR
 
 def batch(model, B=2, S=2, seed=0):
     g = torch.Generator().manual_seed(seed)
-    F, spt = model.frames_per_turn, model.samples_per_turn
+    F, spt = model.config.frames_per_turn, model.config.samples_per_turn
     t = torch.arange(S * F, dtype=torch.float32) / 25.0
     am = torch.zeros(B, S * F, 56)
     am[:, :, :50] = 0.5 * torch.sin(2 * math.pi * 0.7 * t)[None, :, None] * torch.randn(B, 1, 50, generator=g)

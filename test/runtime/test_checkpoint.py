@@ -9,7 +9,7 @@ import torch
 
 from helpers.model import conversation, stream
 from timar_ros.runtime.checkpoint import make_random_checkpoint
-from timar_ros.runtime import CheckpointError, StreamingPolicy, load_config, model_id
+from timar_ros.runtime import CheckpointError, StreamingPolicy, load_checkpoint_config, model_id
 from timar_ros.runtime.checkpoint import CONFIG, WEIGHTS, load_checkpoint, read_model_card
 from helpers.model import one_thread_module  # noqa: E402,F401
 
@@ -31,7 +31,7 @@ def test_roundtrip_and_model_id(ckpt, monkeypatch):
     pol = StreamingPolicy.from_checkpoint(ckpt, seed=4)
     assert pol.model_id == model_id(ckpt) and pol.model_id.startswith("tiny-test-")
     assert len(pol.model_id.split("-")[-1]) == 8
-    assert load_config(ckpt).window_turns == 3
+    assert load_checkpoint_config(ckpt).window_turns == 3
     card = read_model_card(ckpt)
     assert card["trained"] is False and card["preset"] == "tiny"
     m, _ = load_checkpoint(ckpt)
@@ -118,4 +118,4 @@ def test_init_checkpoint_cli(tmp_path):
                        capture_output=True, text=True, timeout=120)
     assert r.returncode == 0, r.stderr
     assert "cli-ck-" in r.stdout
-    assert load_config(out).frames_per_turn == 10
+    assert load_checkpoint_config(out).frames_per_turn == 10

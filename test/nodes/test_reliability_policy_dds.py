@@ -4,13 +4,10 @@ logged, contextual error, the history is reset and the stream recovers; deadline
 reported; missing, truncated and mismatched checkpoints stop the process at start-up with exit
 code 2 and a message naming the file and the fix."""
 import time
+from pathlib import Path
 
 import numpy as np
-import pytest
-import rclpy
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
-from rclpy.node import Node
-from rclpy.qos import QoSProfile, ReliabilityPolicy
 
 from helpers.ros import spin_until, start_python, stop
 from timar_ros.msg import AudioChunk, ConversationState, HeadMotion
@@ -36,12 +33,11 @@ def overflowing_checkpoint(folder):
     return d
 
 
-def test_model_fault_skips_the_turn_resets_history_and_recovers_deadline_reported(tmp_path):
+def test_model_fault_skips_the_turn_resets_history_and_recovers_deadline_reported(tmp_path, ros_probe):
     ckpt = overflowing_checkpoint(tmp_path / "overflow")
-    rclpy.init()
-    node = Node("policy_fault_injector")
+    node = ros_probe.node
     got = {"motion": [], "state": [], "diag": []}
-    reliable = QoSProfile(depth=1000, reliability=ReliabilityPolicy.RELIABLE)
+    reliable = ros_probe.qos(1000)
     node.create_subscription(HeadMotion, f"{NS}/head_motion", got["motion"].append, reliable)
     node.create_subscription(ConversationState, f"{NS}/conversation_state", got["state"].append, reliable)
     node.create_subscription(DiagnosticArray, "/diagnostics", got["diag"].append, 10)
@@ -71,8 +67,6 @@ def test_model_fault_skips_the_turn_resets_history_and_recovers_deadline_reporte
         spin_until(node, lambda: False, 1.0)
     finally:
         log = stop(policy)
-        node.destroy_node()
-        rclpy.try_shutdown()
     assert done, log
     st = {s.turn_index: s for s in got["state"]}
     assert sorted(st) == list(range(TURNS))
@@ -95,29 +89,29 @@ def test_model_fault_skips_the_turn_resets_history_and_recovers_deadline_reporte
     assert log.count("over deadline_ms") == 1 and "Traceback" not in log
 
 
-def _mismatched(folder):
+def _mismatched(tiny, folder):
     """config.json of one size, weights of another: each file is fine on its own."""
     import shutil
 
     from timar_ros.runtime.checkpoint import make_random_checkpoint
 
-    a = make_random_checkpoint("tiny", folder)
+    a = Path(shutil.copytree(tiny, folder))
     b = make_random_checkpoint("tiny", folder.parent / "other", d_model=64, num_heads=2)
     shutil.copy(b / "config.json", a / "config.json")
     return a
 
 
-def test_missing_truncated_and_mismatched_checkpoints_stop_the_node_at_startup(tmp_path):
-    from timar_ros.runtime.checkpoint import make_random_checkpoint
+def test_missing_truncated_and_mismatched_checkpoints_stop_the_node_at_startup(tiny_checkpoint, tmp_path):
+    import shutil
 
-    truncated = make_random_checkpoint("tiny", tmp_path / "truncated")
+    truncated = Path(shutil.copytree(tiny_checkpoint, tmp_path / "truncated"))
     w = truncated / "model.safetensors"
     w.write_bytes(w.read_bytes()[: w.stat().st_size // 2])
     cases = {
         "missing": (tmp_path / "nowhere", [f"no checkpoint at '{tmp_path / 'nowhere'}'",
                                            "timar init-checkpoint"]),
         "truncated": (truncated, [f"{w}: truncated", "re-create it"]),
-        "mismatched": (_mismatched(tmp_path / "mismatched"), [
+        "mismatched": (_mismatched(tiny_checkpoint, tmp_path / "mismatched"), [
             f"{tmp_path / 'mismatched' / 'model.safetensors'}: weights do not match",
             "shape mismatch", "the two files must come from the same save"]),
     }

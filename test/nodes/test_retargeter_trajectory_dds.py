@@ -4,22 +4,18 @@ ros2_control JointTrajectoryController."""
 import time
 
 import numpy as np
-import rclpy
-from rclpy.node import Node
-from rclpy.qos import QoSProfile, ReliabilityPolicy
 from trajectory_msgs.msg import JointTrajectory
 
 from helpers.ros import spin_until, start_python, stop
 from timar_ros.msg import HeadMotion
 from timar_ros.nodes.convert import head_motion, stamp_to_s
-from timar_ros.robot.retarget import load_config
+from timar_ros.robot.retarget import load_retarget_config
 
 
-def test_one_safe_trajectory_per_block():
-    rclpy.init()
-    node = Node("trajectory_observer")
+def test_one_safe_trajectory_per_block(ros_probe):
+    node = ros_probe.node
     got = []
-    reliable = QoSProfile(depth=100, reliability=ReliabilityPolicy.RELIABLE)
+    reliable = ros_probe.qos(100)
     node.create_subscription(JointTrajectory, "/traj/joint_trajectory_controller/joint_trajectory",
                              got.append, reliable)
     pub = node.create_publisher(HeadMotion, "/traj/head_motion", reliable)
@@ -37,9 +33,7 @@ def test_one_safe_trajectory_per_block():
         assert spin_until(node, lambda: len(got) >= 1, 20)
     finally:
         out = stop(proc)
-        node.destroy_node()
-        rclpy.try_shutdown()
-    cfg = load_config()
+    cfg = load_retarget_config()
     lim = cfg.limits()
     traj = got[0]
     assert list(traj.joint_names) == cfg.joint_names, out

@@ -8,14 +8,14 @@ import pytest
 import yaml
 
 from timar_ros.resources import share_dir
-from timar_ros.robot.retarget import Retargeter, load_config
+from timar_ros.robot.retarget import Retargeter, load_retarget_config
 from timar_ros.robot.rotations import flame_to_rep103_matrix
 
 yourdfpy = pytest.importorskip("yourdfpy")
 
 URDF = share_dir() / "urdf" / "expressive_head.urdf"
 CONTROLLERS = share_dir() / "config" / "ros2_controllers.yaml"
-CFG = load_config()
+CFG = load_retarget_config()
 
 
 @pytest.fixture(scope="module")

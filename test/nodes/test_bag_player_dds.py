@@ -1,9 +1,6 @@
 """bag_player replays a bag onto live topics (wire bytes, paced by log time, with /clock), and
 bag_recorder records live topics into a bag that reads back identically."""
 import numpy as np
-import rclpy
-from rclpy.node import Node
-from rclpy.qos import QoSProfile, ReliabilityPolicy
 from rosgraph_msgs.msg import Clock
 
 from helpers.ros import spin_until, start_python, stop
@@ -25,12 +22,11 @@ def _write_bag(path):
     return audio, motion
 
 
-def test_replay_and_record_round_trip(tmp_path):
+def test_replay_and_record_round_trip(tmp_path, ros_probe):
     audio, motion = _write_bag(tmp_path / "in")
-    rclpy.init()
-    node = Node("replay_observer")
+    node = ros_probe.node
     got = {"audio": [], "motion": [], "clock": []}
-    qos = QoSProfile(depth=1000, reliability=ReliabilityPolicy.RELIABLE)
+    qos = ros_probe.qos(1000)
     node.create_subscription(AudioChunk, "/replay/user/audio", got["audio"].append, qos)
     node.create_subscription(HeadMotion, "/replay/ground_truth/head_motion", got["motion"].append, qos)
     node.create_subscription(Clock, "/clock", got["clock"].append, 100)
@@ -44,8 +40,6 @@ def test_replay_and_record_round_trip(tmp_path):
         spin_until(node, lambda: False, 0.5)
     finally:
         out = stop(player) + stop(recorder)
-        node.destroy_node()
-        rclpy.try_shutdown()
     assert ok, out
     for k, msg in enumerate(got["audio"]):
         np.testing.assert_array_equal(audio_samples(msg)[:, 0], audio[k])

@@ -7,10 +7,8 @@ import sys
 from helpers.ros import REPO, ros_env
 
 
-def test_short_soak_drops_no_turn_and_memory_is_bounded(tmp_path):
-    from timar_ros.runtime.checkpoint import make_random_checkpoint
-
-    ckpt = make_random_checkpoint("tiny", tmp_path / "tiny")
+def test_short_soak_drops_no_turn_and_memory_is_bounded(tiny_checkpoint, tmp_path):
+    ckpt = tiny_checkpoint
     out = tmp_path / "soak.json"
     tmp = tmp_path / "tmp"
     tmp.mkdir()

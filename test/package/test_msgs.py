@@ -9,7 +9,7 @@ from rclpy.serialization import deserialize_message, serialize_message
 from timar_ros.msg import AudioChunk, ConversationState, HeadMotion
 from timar_ros.nodes.convert import audio_samples, float32_seq, head_motion, motion_frames
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 
 
 def test_audio_chunk_round_trips_through_cdr():

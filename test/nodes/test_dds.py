@@ -4,23 +4,16 @@ import time
 
 import numpy as np
 import pytest
-import rclpy
 import soundfile as sf
-from rclpy.node import Node
-from rclpy.qos import QoSProfile, ReliabilityPolicy
 
-from helpers.ros import REPO, spin_until, start_python, stop
+from helpers.ros import REPO, RosProbe, spin_until, start_python, stop
 from timar_ros.msg import AudioChunk, HeadMotion
 from timar_ros.nodes.convert import audio_samples, head_motion, stamp_to_s
 
 
 @pytest.fixture
-def ros_node():
-    rclpy.init()
-    node = Node("timar_test_listener")
-    yield node
-    node.destroy_node()
-    rclpy.try_shutdown()
+def ros_node(ros_probe):
+    return ros_probe.node
 
 
 def _stereo_wav(path, seconds=1.2, rate=16000):
@@ -33,7 +26,7 @@ def _stereo_wav(path, seconds=1.2, rate=16000):
 
 def _collect_audio(node, ns):
     got = {"user": [], "agent": []}
-    qos = QoSProfile(depth=100, reliability=ReliabilityPolicy.RELIABLE)
+    qos = RosProbe.qos(100)
     node.create_subscription(AudioChunk, f"{ns}/user/audio", got["user"].append, qos)
     node.create_subscription(AudioChunk, f"{ns}/agent/audio", got["agent"].append, qos)
     return got

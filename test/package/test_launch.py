@@ -11,7 +11,7 @@ from catkin_pkg.package import parse_package
 
 from timar_ros import topics
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 LAUNCH_FILES = sorted((REPO / "launch").glob("*.launch.xml"))
 ROS_BUILTIN_PARAMS = {"use_sim_time"}
 # Executables of other packages the launch files may start: package -> executables.

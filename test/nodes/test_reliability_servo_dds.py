@@ -6,31 +6,26 @@ file, field and problem (lifecycle service) or, with autostart, exits 2."""
 import time
 
 import numpy as np
-import pytest
-import rclpy
 import yaml
 from diagnostic_msgs.msg import DiagnosticArray
 from lifecycle_msgs.msg import Transition
 from lifecycle_msgs.srv import ChangeState, GetState
-from rclpy.node import Node
-from rclpy.qos import QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import JointState
 
 from helpers.ros import spin_until, start_python, stop
 from timar_ros.msg import HeadMotion
 from timar_ros.nodes.convert import head_motion, stamp_to_s
-from timar_ros.robot.retarget import MotionPlayer, load_config
+from timar_ros.robot.retarget import MotionPlayer, load_retarget_config
 
 NS = "/servo"
 
 
-def test_adversarial_motion_stays_within_limits_and_watchdog_reaches_neutral():
-    cfg = load_config()
+def test_adversarial_motion_stays_within_limits_and_watchdog_reaches_neutral(ros_probe):
+    cfg = load_retarget_config()
     lim = cfg.limits()
     bound = MotionPlayer(cfg).neutral_deadline_s
-    rclpy.init()
-    node = Node("servo_attacker")
-    reliable = QoSProfile(depth=1000, reliability=ReliabilityPolicy.RELIABLE)
+    node = ros_probe.node
+    reliable = ros_probe.qos(1000)
     joints, diag = [], []
     node.create_subscription(JointState, f"{NS}/joint_states", joints.append, reliable)
     node.create_subscription(DiagnosticArray, "/diagnostics", diag.append, 10)
@@ -69,8 +64,6 @@ def test_adversarial_motion_stays_within_limits_and_watchdog_reaches_neutral():
         spin_until(node, lambda: False, bound + 1.5)
     finally:
         log = stop(proc)
-        node.destroy_node()
-        rclpy.try_shutdown()
 
     t = np.array([stamp_to_s(j.header.stamp) for j in joints])
     pos = np.array([j.position for j in joints])
@@ -102,13 +95,13 @@ def test_adversarial_motion_stays_within_limits_and_watchdog_reaches_neutral():
 
 
 def _bad_yaml(path, mutate):
-    d = yaml.safe_load(open(load_config().source))
+    d = yaml.safe_load(open(load_retarget_config().source))
     mutate(d)
     path.write_text(yaml.safe_dump(d))
     return path
 
 
-def test_misconfigured_retarget_yaml_fails_configure_with_the_precise_error(tmp_path):
+def test_misconfigured_retarget_yaml_fails_configure_with_the_precise_error(tmp_path, ros_probe):
     inverted = _bad_yaml(tmp_path / "inverted.yaml",
                          lambda d: d["joints"][1].update(min=0.5, max=-0.5))
     unknown = _bad_yaml(tmp_path / "unknown.yaml",
@@ -119,8 +112,7 @@ def test_misconfigured_retarget_yaml_fails_configure_with_the_precise_error(tmp_
     # managed: the configure transition fails; the node stays unconfigured.
     managed = start_python(["-m", "timar_ros.nodes.head_retargeter", "--ros-args", "-r", "__ns:=/bad_managed",
                             "-p", f"retarget_config:={inverted}", "-p", "autostart:=false"])
-    rclpy.init()
-    node = Node("lifecycle_manager")
+    node = ros_probe.node
     try:
         change = node.create_client(ChangeState, "/bad_managed/head_retargeter/change_state")
         get = node.create_client(GetState, "/bad_managed/head_retargeter/get_state")
@@ -134,8 +126,6 @@ def test_misconfigured_retarget_yaml_fails_configure_with_the_precise_error(tmp_
         rc = auto.wait(60)
     finally:
         log_managed, log_auto = stop(managed), stop(auto)
-        node.destroy_node()
-        rclpy.try_shutdown()
     assert (f"cannot load the retarget config: {inverted}: joints[1] (neck_pitch): inverted or empty "
             "limits: min (0.5) must be < max (-0.5)") in log_managed, log_managed
     assert "configure again" in log_managed

@@ -6,7 +6,7 @@ import pytest
 
 from timar_ros.nodes.params import node_defaults
 
-NODES = sorted(p.stem for p in (Path(__file__).resolve().parents[1] / "timar_ros" / "nodes").glob("*.py")
+NODES = sorted(p.stem for p in (Path(__file__).resolve().parents[2] / "timar_ros" / "nodes").glob("*.py")
                if "PARAMS = {" in p.read_text())
 
 
@@ -62,9 +62,10 @@ def test_unknown_parameter_warning_through_ros_args():
 
 @pytest.mark.parametrize("node, args, message", [
     ("conversation_policy", ["-p", "max_latency_s:=-1.0"], "max_latency_s out of range"),
-    ("conversation_policy", ["-p", "backend:=tensorrt"], "backend must be 'auto', 'torch' or 'onnx'"),
+    ("conversation_policy", ["-p", "backend:=tensorrt"], "backend must be one of 'auto', 'torch', 'onnx', got 'tensorrt'"),
+    ("conversation_policy", ["-p", "audio_qos:=fast"], "audio_qos must be one of 'sensor_data', 'reliable'"),
     ("bag_recorder", ["-p", "output:=/proc/no_bag_here"], "cannot create bag"),
-], ids=["out-of-range", "backend", "unwritable-bag"])
+], ids=["out-of-range", "backend", "audio-qos", "unwritable-bag"])
 def test_bad_parameters_exit_2_with_one_line(node, args, message):
     import subprocess
     import sys

@@ -1,10 +1,7 @@
 """microphone: a managed node that refuses to configure without a usable device, saying why."""
 import numpy as np
-import pytest
-import rclpy
 from lifecycle_msgs.msg import Transition
 from lifecycle_msgs.srv import ChangeState, GetState
-from rclpy.node import Node
 
 from helpers.ros import spin_until, start_python, stop
 from timar_ros.nodes.microphone import to_mono_chunk
@@ -15,9 +12,8 @@ def test_mono_downmix_and_gain_clip():
     np.testing.assert_allclose(to_mono_chunk(block, 2.0), [0.6, 1.0, -1.0])
 
 
-def test_configure_without_a_device_fails_with_the_fix():
-    rclpy.init()
-    node = Node("mic_driver")
+def test_configure_without_a_device_fails_with_the_fix(ros_probe):
+    node = ros_probe.node
     proc = start_python(["-m", "timar_ros.nodes.microphone", "--ros-args", "-r", "__ns:=/mic_test",
                          "-p", "device:=no_such_device_xyz"])
     try:
@@ -33,7 +29,5 @@ def test_configure_without_a_device_fails_with_the_fix():
         assert state.result().current_state.label == "unconfigured"
     finally:
         out = stop(proc)
-        node.destroy_node()
-        rclpy.try_shutdown()
     # Either PortAudio is missing (fresh machine) or the device does not exist: both name the fix.
     assert ("apt install libportaudio2" in out) or ("set the 'device' parameter" in out), out

@@ -11,7 +11,7 @@ from timar_ros.data.synthetic import (SyntheticConfig, engagement_after, flite_a
 from timar_ros.data.synthetic.signals import frame_rms
 from timar_ros.motion import SAMPLES_PER_FRAME
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="module")

@@ -6,12 +6,9 @@ import time
 
 import numpy as np
 import pytest
-import rclpy
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
-from rclpy.node import Node
-from rclpy.qos import QoSProfile, ReliabilityPolicy
 
-from helpers.ros import spin_until, start_python, stop
+from helpers.ros import RosProbe, spin_until, start_python, stop
 from timar_ros.msg import AudioChunk, ConversationState, HeadMotion
 from timar_ros.nodes.convert import float32_seq, s_to_stamp
 
@@ -19,18 +16,11 @@ NS = "/faults"
 SR = 16000
 
 
-@pytest.fixture(scope="module")
-def checkpoint(tmp_path_factory):
-    from timar_ros.runtime.checkpoint import make_random_checkpoint
-
-    return make_random_checkpoint("tiny", tmp_path_factory.mktemp("ckpt") / "tiny")
-
-
 class Feeder:
     """Publishes hand-made AudioChunk messages (stamps in seconds; own seq per stream)."""
 
     def __init__(self, node):
-        qos = QoSProfile(depth=5000, reliability=ReliabilityPolicy.RELIABLE)
+        qos = RosProbe.qos(5000)
         self.pubs = {s: node.create_publisher(AudioChunk, f"{NS}/{s}/audio", qos) for s in ("user", "agent")}
         self.seq = {"user": 0, "agent": 0}
         self.rng = np.random.default_rng(0)
@@ -46,17 +36,16 @@ class Feeder:
         self.pubs[stream].publish(msg)
 
 
-def test_bad_audio_is_repaired_or_dropped_logged_once_counted_and_turns_go_on(checkpoint):
-    rclpy.init()
-    node = Node("fault_injector")
+def test_bad_audio_is_repaired_or_dropped_logged_once_counted_and_turns_go_on(tiny_checkpoint, ros_probe):
+    node = ros_probe.node
     got = {"motion": [], "state": [], "diag": []}
-    reliable = QoSProfile(depth=1000, reliability=ReliabilityPolicy.RELIABLE)
+    reliable = ros_probe.qos(1000)
     node.create_subscription(HeadMotion, f"{NS}/head_motion", got["motion"].append, reliable)
     node.create_subscription(ConversationState, f"{NS}/conversation_state", got["state"].append, reliable)
     node.create_subscription(DiagnosticArray, "/diagnostics", got["diag"].append, 10)
     feed = Feeder(node)
     policy = start_python(["-m", "timar_ros.nodes.conversation_policy", "--ros-args", "-r", f"__ns:={NS}",
-                           "-p", f"checkpoint:={checkpoint}", "-p", "audio_qos:=reliable",
+                           "-p", f"checkpoint:={tiny_checkpoint}", "-p", "audio_qos:=reliable",
                            "-p", "fault_log_period_s:=600.0", "-p", "diagnostics_period_s:=0.2",
                            # the test publishes faster than real time: the two topics' queues may be
                            # drained a turn apart, which must not count as late audio
@@ -136,8 +125,6 @@ def test_bad_audio_is_repaired_or_dropped_logged_once_counted_and_turns_go_on(ch
         spin_until(node, lambda: False, 1.0)  # diagnostics after the last turn
     finally:
         log = stop(policy)
-        node.destroy_node()
-        rclpy.try_shutdown()
     assert done, f"{len(got['state'])} turns of 18:\n{log}"
 
     # Every turn is produced once, in order; none skipped; the clock jumps reset the history.

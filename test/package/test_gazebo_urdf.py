@@ -10,7 +10,7 @@ import yaml
 
 from timar_ros import topics
 from timar_ros.resources import share_dir
-from timar_ros.robot.retarget import load_config
+from timar_ros.robot.retarget import load_retarget_config
 
 yourdfpy = pytest.importorskip("yourdfpy")
 
@@ -19,7 +19,7 @@ XACRO = SHARE / "urdf" / "expressive_head.gazebo.urdf.xacro"
 PLAIN = SHARE / "urdf" / "expressive_head.urdf"
 CONTROLLERS = SHARE / "config" / "ros2_controllers.yaml"
 LAUNCH = SHARE / "launch" / "gazebo.launch.xml"
-CFG = load_config()
+CFG = load_retarget_config()
 
 
 def expand(text: str) -> str:

@@ -37,7 +37,7 @@ def test_wav2vec2_local_loads_trains_and_streams(w2v_dir, tmp_path):
     m = w2v_model(w2v_dir)
     enc = m.speech_encoder
     assert enc.out_dim == 32
-    feats = enc(torch.randn(3, m.samples_per_turn) * 0.1)
+    feats = enc(torch.randn(3, m.config.samples_per_turn) * 0.1)
     assert feats.shape == (3, 10, 32)
     # frozen by default: no grads, stays in eval mode, not saved in the checkpoint
     assert not any(p.requires_grad for p in enc.w2v.parameters())
