@@ -17,7 +17,7 @@ export AMENT_PREFIX_PATH := $(abspath $(VENV))
 export ROS_LOG_DIR ?= $(abspath build/ros_log)
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: all venv msgs system-deps test fuzz demo bench clean distclean help
+.PHONY: all venv msgs system-deps lint test fuzz demo bench clean distclean help
 all: msgs
 
 help:
@@ -25,6 +25,7 @@ help:
 	@echo "make test   run the test suite"
 	@echo "make bench  run the benchmark suite (table + bench_output/bench.json)"
 	@echo "make fuzz   run the property tests randomized for FUZZ_MINUTES (default 10)"
+	@echo "make lint   ruff check + ruff format --check (part of make test)"
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -62,7 +63,12 @@ system-deps:
 	    || { tail -20 build/apt.log; echo "apt-get failed: what needs$$missing is skipped"; }; \
 	else echo "note:$$missing not installed (sudo apt-get install$$missing): what needs it is skipped"; fi
 
-test: $(MSGS_STAMP) system-deps
+# ruff (pinned in requirements-dev.txt, settings in pyproject.toml): lint rules and formatting.
+lint: $(DEPS_STAMP)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+test: $(MSGS_STAMP) system-deps lint
 	@echo "ROS_DOMAIN_ID=$$ROS_DOMAIN_ID ROS_AUTOMATIC_DISCOVERY_RANGE=$$ROS_AUTOMATIC_DISCOVERY_RANGE"
 	ROS_PYTHON_CHECK_FIELDS=1 $(PY) -m pytest -q test
 

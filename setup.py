@@ -4,6 +4,7 @@
 metrics, ONNX export and the torch-free runtime. The ROS 2 nodes also need the generated message
 code, which the ament_cmake build (colcon, or `make`) produces; see the README.
 """
+
 from pathlib import Path
 
 from setuptools import find_packages, setup

@@ -1,4 +1,5 @@
 """Test-wide settings: DDS on loopback, a per-run domain, checked message fields."""
+
 import os
 import random
 import sys
@@ -19,10 +20,23 @@ if str(REPO) not in sys.path:
 # database under .hypothesis/ so that a failure it finds replays on the next run.
 from hypothesis import HealthCheck, settings  # noqa: E402
 
-settings.register_profile("ci", derandomize=True, database=None, max_examples=500, deadline=None,
-                          print_blob=True, suppress_health_check=[HealthCheck.too_slow])
-settings.register_profile("fuzz", derandomize=False, max_examples=2000, deadline=None,
-                          print_blob=True, suppress_health_check=[HealthCheck.too_slow])
+settings.register_profile(
+    "ci",
+    derandomize=True,
+    database=None,
+    max_examples=500,
+    deadline=None,
+    print_blob=True,
+    suppress_health_check=[HealthCheck.too_slow],
+)
+settings.register_profile(
+    "fuzz",
+    derandomize=False,
+    max_examples=2000,
+    deadline=None,
+    print_blob=True,
+    suppress_health_check=[HealthCheck.too_slow],
+)
 settings.load_profile(os.environ.get("TIMAR_HYPOTHESIS_PROFILE", "ci"))
 
 

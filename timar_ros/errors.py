@@ -6,6 +6,7 @@ Their messages name the file or value, the problem and the fix, so the command p
 line (``timar <command>: error: <message>``) without a traceback. Each keeps the builtin base it
 always had (RuntimeError or ValueError), so existing ``except`` clauses still catch it.
 """
+
 from __future__ import annotations
 
 USAGE = 2  # bad arguments or input: a file, a config, a value

@@ -1,5 +1,6 @@
 """Writing output files so that an interrupted or failed write never leaves a file that looks
 complete: each is written under a temporary name in its folder and moved into place."""
+
 from __future__ import annotations
 
 import json

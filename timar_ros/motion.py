@@ -4,6 +4,7 @@ The model's 56-d motion vector is ``[expression 0:50 | jaw 50:53 | head rotation
 (FLAME coefficients; jaw and head rotation are axis-angle in radians). DualTalk's ``.npz``
 stores ``exp`` [T, 50] and ``pose`` [T, 6] = ``[head rotation | jaw]``: note the swapped order.
 """
+
 from __future__ import annotations
 
 import numpy as np

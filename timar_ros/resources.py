@@ -5,11 +5,12 @@ install (colcon) puts them in share/timar_ros/ of its prefix, found through the 
 `pip install .` puts the same share/timar_ros/ under the Python environment's data prefix
 (``sysconfig``'s "data" path: the venv, or ~/.local for a user install).
 """
+
 from __future__ import annotations
 
 import sys
 import sysconfig
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +31,7 @@ def _pip_share_dirs() -> list[Path]:
     return out
 
 
-@lru_cache(maxsize=None)
+@cache
 def share_dir() -> Path:
     """The folder holding config/, launch/, urdf/, checkpoints/ and data/.
 
@@ -57,9 +58,11 @@ def share_dir() -> Path:
             return share
         tried.append(share)
     raise FileNotFoundError(
-        f"timar_ros data files (config/, checkpoints/, ...) not found in {', '.join(map(str, tried))}: "
+        "timar_ros data files (config/, checkpoints/, ...) not found in "
+        f"{', '.join(map(str, tried))}: "
         "run from a source checkout, `pip install .` from one (it installs them to "
-        "share/timar_ros/), or build the package with colcon and source its setup file")
+        "share/timar_ros/), or build the package with colcon and source its setup file"
+    )
 
 
 def config_path(name: str) -> Path:
@@ -67,7 +70,7 @@ def config_path(name: str) -> Path:
     return share_dir() / "config" / name
 
 
-@lru_cache(maxsize=None)
+@cache
 def _node_defaults_file() -> dict[str, Any]:
     import yaml
 

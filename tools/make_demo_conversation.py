@@ -17,6 +17,7 @@ are a test bench, not recorded human motion.
 Needs `flite` on PATH (Debian: apt-get install flite). Usage:
     python tools/make_demo_conversation.py [--out data/demo_conversation] [--seed 7]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -39,8 +40,11 @@ SCRIPT = [
     (2, "Hello! Yes, I am. I just started this week. How can I help you?", ("gap", 0.45)),
     (1, "I am looking for the meeting room, the one with the big windows.", ("gap", 0.5)),
     (2, "mm-hm", ("at", 0.55)),
-    (2, "Oh, that is on the second floor. Take the stairs on your left, "
-        "and it is the third door.", ("gap", 0.35)),
+    (
+        2,
+        "Oh, that is on the second floor. Take the stairs on your left, and it is the third door.",
+        ("gap", 0.35),
+    ),
     (1, "okay", ("at", 0.5)),
     (1, "Great, thanks. And is the coffee machine working again?", ("gap", -0.3)),
     (2, "Hmm, let me think. Yes, they fixed it this morning.", ("gap", 0.9)),
@@ -58,15 +62,23 @@ def main(argv=None) -> int:
     ap.add_argument("--config", default=str(REPO / "config" / "synthetic.yaml"))
     args = ap.parse_args(argv)
 
-    from timar_ros.data.synthetic import SyntheticConfig, flite_available, render_motion
-    from timar_ros.data.synthetic.voices import flite_say
-    from timar_ros.data.synthetic import Conversation, write_conversation
+    from timar_ros.data.synthetic import (
+        Conversation,
+        SyntheticConfig,
+        flite_available,
+        render_motion,
+        write_conversation,
+    )
     from timar_ros.data.synthetic.timeline import Segment
+    from timar_ros.data.synthetic.voices import flite_say
     from timar_ros.motion import FPS, SAMPLE_RATE, SAMPLES_PER_FRAME
 
     if not flite_available():
-        print("make_demo_conversation: `flite` is not on PATH. Install it first "
-              "(Debian/Ubuntu: sudo apt-get install flite), then re-run.", file=sys.stderr)
+        print(
+            "make_demo_conversation: `flite` is not on PATH. Install it first "
+            "(Debian/Ubuntu: sudo apt-get install flite), then re-run.",
+            file=sys.stderr,
+        )
         return 2
     version = subprocess.run(["flite", "--version"], capture_output=True, text=True).stdout
     version = next((ln.strip() for ln in version.splitlines() if "version" in ln), "flite")
@@ -87,9 +99,18 @@ def main(argv=None) -> int:
             current = (start, dur)
         else:  # backchannel inside the partner's running line
             start = current[0] + val * current[1]
-        lines.append({"speaker": spk, "role": "user" if spk == 1 else "robot", "text": text,
-                      "voice": VOICES[spk], "kind": "line" if kind == "gap" else "backchannel",
-                      "start_s": round(start, 3), "end_s": round(start + dur, 3), "x": x})
+        lines.append(
+            {
+                "speaker": spk,
+                "role": "user" if spk == 1 else "robot",
+                "text": text,
+                "voice": VOICES[spk],
+                "kind": "line" if kind == "gap" else "backchannel",
+                "start_s": round(start, 3),
+                "end_s": round(start + dur, 3),
+                "x": x,
+            }
+        )
     total = max(ln["end_s"] for ln in lines) + TAIL_S
     n = int(np.ceil(total * FPS)) * SAMPLES_PER_FRAME
     tracks = [np.zeros(n, np.float32), np.zeros(n, np.float32)]
@@ -105,36 +126,53 @@ def main(argv=None) -> int:
 
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    segs = [Segment(ln["speaker"] - 1, ln["start_s"], ln["end_s"],
-                    "turn" if ln["kind"] == "line" else "backchannel") for ln in lines]
+    segs = [
+        Segment(
+            ln["speaker"] - 1,
+            ln["start_s"],
+            ln["end_s"],
+            "turn" if ln["kind"] == "line" else "backchannel",
+        )
+        for ln in lines
+    ]
     conv = Conversation(tracks, motions, info["events"], segs, {})
     write_conversation(conv, out, "demo", meta=False)
     for ln in lines:
         del ln["x"]
     meta = {
-        "duration_s": round(n / SAMPLE_RATE, 3), "sample_rate": SAMPLE_RATE, "fps": FPS,
-        "frames": n // SAMPLES_PER_FRAME, "tts": version,
-        "speakers": {"speaker1": {"role": "user (partner)", "voice": VOICES[1]},
-                     "speaker2": {"role": "robot (agent)", "voice": VOICES[2]}},
+        "duration_s": round(n / SAMPLE_RATE, 3),
+        "sample_rate": SAMPLE_RATE,
+        "fps": FPS,
+        "frames": n // SAMPLES_PER_FRAME,
+        "tts": version,
+        "speakers": {
+            "speaker1": {"role": "user (partner)", "voice": VOICES[1]},
+            "speaker2": {"role": "robot (agent)", "voice": VOICES[2]},
+        },
         "motion_rules": "timar_ros.data.synthetic.render_motion with config/synthetic.yaml, "
-                        f"seed {args.seed} (a test bench, not recorded human motion)",
+        f"seed {args.seed} (a test bench, not recorded human motion)",
         "script": lines,
-        "listener_reactions": [{k: (round(v, 4) if isinstance(v, float) else v)
-                                for k, v in e.items()} for e in info["events"]],
+        "listener_reactions": [
+            {k: (round(v, 4) if isinstance(v, float) else v) for k, v in e.items()}
+            for e in info["events"]
+        ],
         "made_by": "tools/make_demo_conversation.py",
     }
     (out / "conversation.json").write_text(json.dumps(meta, indent=1))
-    rows = "\n".join(f"| {ln['start_s']:.2f}-{ln['end_s']:.2f} | {ln['role']} | {ln['kind']} | "
-                     f"{ln['text']} |" for ln in sorted(lines, key=lambda d: d["start_s"]))
+    rows = "\n".join(
+        f"| {ln['start_s']:.2f}-{ln['end_s']:.2f} | {ln['role']} | {ln['kind']} | {ln['text']} |"
+        for ln in sorted(lines, key=lambda d: d["start_s"])
+    )
     (out / "README.md").write_text(f"""# Demo conversation
 
-A {meta['duration_s']:.1f}-s two-speaker conversation synthesised with Debian `flite`
+A {meta["duration_s"]:.1f}-s two-speaker conversation synthesised with Debian `flite`
 ({version}) by `tools/make_demo_conversation.py` (re-run it to rebuild; needs `flite`).
 
 - `demo_speaker1.wav` / `.npz`: the **user** (the robot's partner), flite voice `{VOICES[1]}`.
 - `demo_speaker2.wav` / `.npz`: the **robot** (the agent), flite voice `{VOICES[2]}`.
 - WAV: 16 kHz mono, one track per speaker on a common timeline.
-- NPZ (DualTalk layout): `exp` [T, 50], `pose` [T, 6] = head rotation | jaw, 25 fps, T = {meta['frames']}.
+- NPZ (DualTalk layout): `exp` [T, 50], `pose` [T, 6] = head rotation | jaw, 25 fps,
+  T = {meta["frames"]}.
   The motion comes from the synthetic generator's rules (`timar_ros.data.synthetic`) driven by
   this audio: jaw and mouth follow each speaker's own speech envelope; the listener nods or
   tilts a few hundred ms after the partner pauses. It is a test bench, not recorded human motion.
@@ -145,8 +183,10 @@ A {meta['duration_s']:.1f}-s two-speaker conversation synthesised with Debian `f
 {rows}
 """)
     size = sum(p.stat().st_size for p in out.iterdir())
-    print(f"wrote {out} ({meta['duration_s']:.1f} s, {len(info['events'])} listener reactions, "
-          f"{size / 1e6:.2f} MB)")
+    print(
+        f"wrote {out} ({meta['duration_s']:.1f} s, {len(info['events'])} listener reactions, "
+        f"{size / 1e6:.2f} MB)"
+    )
     return 0
 
 

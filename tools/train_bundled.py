@@ -24,6 +24,7 @@ committed). The synthetic data are a test bench of known rules, not human motion
     python tools/train_bundled.py                      # everything (about 45 min on 2 CPU cores)
     python tools/train_bundled.py --stages export eval bundle  # after training
 """
+
 from __future__ import annotations
 
 import argparse
@@ -46,16 +47,49 @@ SPLITS = {  # name -> (config, conversations, seed)
 # warmup and a cosine decay, and a fast EMA (0.97: the reference's 0.9999 would leave the
 # exported weights at their initialisation after 140 steps). Attention dropout is off: it costs
 # a third of the step on CPU and a run shorter than one epoch does not overfit.
-TRAIN_ARGS = ["--preset", "robot", "--set", "attn_dropout=0.0", "--turns", "8",
-              "--batch-size", "4", "--steps", "140", "--lr", "5e-4", "--warmup-steps", "20",
-              "--schedule", "cosine", "--min-lr", "2e-5", "--ema", "0.97", "--seed", "0",
-              "--save-every", "20", "--val-every", "35", "--val-batches", "4", "--log-every", "5"]
+TRAIN_ARGS = [
+    "--preset",
+    "robot",
+    "--set",
+    "attn_dropout=0.0",
+    "--turns",
+    "8",
+    "--batch-size",
+    "4",
+    "--steps",
+    "140",
+    "--lr",
+    "5e-4",
+    "--warmup-steps",
+    "20",
+    "--schedule",
+    "cosine",
+    "--min-lr",
+    "2e-5",
+    "--ema",
+    "0.97",
+    "--seed",
+    "0",
+    "--save-every",
+    "20",
+    "--val-every",
+    "35",
+    "--val-batches",
+    "4",
+    "--log-every",
+    "5",
+]
 MODELS = {"robot-140": [], "robot-mlp": ["--set", "head=mlp"]}  # equal budget: 140 steps
-RESUMES = [(300, ["--save-every", "20", "--val-every", "80"]),  # robot-140 -> robot
-           (600, ["--save-every", "50", "--val-every", "150"])]
+RESUMES = [
+    (300, ["--save-every", "20", "--val-every", "80"]),  # robot-140 -> robot
+    (600, ["--save-every", "50", "--val-every", "150"]),
+]
 RUNS = ["robot", "robot-140", "robot-mlp"]
-LABELS = {"robot": "TIMAR robot, 600 steps (bundled)", "robot-140": "TIMAR robot, 140 steps",
-          "robot-mlp": "MLP head, 140 steps"}
+LABELS = {
+    "robot": "TIMAR robot, 600 steps (bundled)",
+    "robot-140": "TIMAR robot, 140 steps",
+    "robot-mlp": "MLP head, 140 steps",
+}
 EVALS = [(m, split, ctx) for m in RUNS for split, ctx in (("test", [0, 7]), ("ood", [7]))]
 BUNDLE = REPO / "checkpoints" / "robot"
 
@@ -67,19 +101,52 @@ def sh(*args: str) -> None:
 
 def stage_data(work: Path) -> None:
     for name, (cfg, n, seed) in SPLITS.items():
-        sh(PY, "-m", "timar_ros.cli", "synth", str(work / "data" / name), "--config", cfg,
-           "--conversations", str(n), "--seed", str(seed), "--tts", "auto")
+        sh(
+            PY,
+            "-m",
+            "timar_ros.cli",
+            "synth",
+            str(work / "data" / name),
+            "--config",
+            cfg,
+            "--conversations",
+            str(n),
+            "--seed",
+            str(seed),
+            "--tts",
+            "auto",
+        )
 
 
 def stage_train(work: Path) -> None:
     for name, extra in MODELS.items():
-        sh(PY, "-m", "timar_ros.cli", "train", "--data", str(work / "data" / "train"),
-           "--val", str(work / "data" / "val"), "--out", str(work / "runs" / name),
-           *TRAIN_ARGS, *extra)
+        sh(
+            PY,
+            "-m",
+            "timar_ros.cli",
+            "train",
+            "--data",
+            str(work / "data" / "train"),
+            "--val",
+            str(work / "data" / "val"),
+            "--out",
+            str(work / "runs" / name),
+            *TRAIN_ARGS,
+            *extra,
+        )
     shutil.copytree(work / "runs" / "robot-140", work / "runs" / "robot", dirs_exist_ok=True)
     for steps, extra in RESUMES:
-        sh(PY, "-m", "timar_ros.cli", "train", "--resume", str(work / "runs" / "robot"),
-           "--steps", str(steps), *extra)
+        sh(
+            PY,
+            "-m",
+            "timar_ros.cli",
+            "train",
+            "--resume",
+            str(work / "runs" / "robot"),
+            "--steps",
+            str(steps),
+            *extra,
+        )
 
 
 def export_fp16(run: Path, dst: Path) -> Path:
@@ -89,8 +156,11 @@ def export_fp16(run: Path, dst: Path) -> Path:
     dst.mkdir(parents=True, exist_ok=True)
     sd = load_file(str(run / "model.safetensors"))
     sd = {k: v.half() if v.is_floating_point() else v for k, v in sd.items()}
-    save_file(sd, str(dst / "model.safetensors"),
-              metadata={"format": "pt", "producer": "timar_ros tools/train_bundled.py (float16)"})
+    save_file(
+        sd,
+        str(dst / "model.safetensors"),
+        metadata={"format": "pt", "producer": "timar_ros tools/train_bundled.py (float16)"},
+    )
     (dst / "model.safetensors").chmod(0o644)
     shutil.copy2(run / "config.json", dst / "config.json")
     return dst
@@ -102,15 +172,31 @@ def exported(work: Path, model: str) -> Path:
 
 def stage_export(work: Path) -> None:
     for model in RUNS:
-        print(f"+ export {work / 'runs' / model} -> {export_fp16(work / 'runs' / model, exported(work, model))}")
+        print(
+            f"+ export {work / 'runs' / model} -> "
+            f"{export_fp16(work / 'runs' / model, exported(work, model))}"
+        )
 
 
 def stage_eval(work: Path, offline: bool) -> None:
     for model, split, ctx in EVALS:
-        sh(PY, "-m", "timar_ros.cli", "evaluate", "--checkpoint", str(exported(work, model)),
-           "--data", str(work / "data" / split), "--context", *map(str, ctx),
-           "--out", str(work / "eval" / f"{model}-{split}"), "--label", model,
-           *(["--offline"] if offline else []))
+        sh(
+            PY,
+            "-m",
+            "timar_ros.cli",
+            "evaluate",
+            "--checkpoint",
+            str(exported(work, model)),
+            "--data",
+            str(work / "data" / split),
+            "--context",
+            *map(str, ctx),
+            "--out",
+            str(work / "eval" / f"{model}-{split}"),
+            "--label",
+            model,
+            *(["--offline"] if offline else []),
+        )
 
 
 def fp16_storage_claim(ckpt: Path, seeds: int = 3) -> dict:
@@ -129,18 +215,28 @@ def fp16_storage_claim(ckpt: Path, seeds: int = 3) -> dict:
     def run(p):
         p.reset()
         n = p.samples_per_turn
-        return np.concatenate([p.step(user[k * n:(k + 1) * n], robot[k * n:(k + 1) * n], None) for k in range(8)])
+        return np.concatenate(
+            [p.step(user[k * n : (k + 1) * n], robot[k * n : (k + 1) * n], None) for k in range(8)]
+        )
 
     model, _ = load_checkpoint(ckpt)
-    measured = [round(float16_output_change(lambda m: TorchStreamingPolicy(m, seed=0), model, run, seed=s), 6)
-                for s in range(seeds)]
+    measured = [
+        round(
+            float16_output_change(lambda m: TorchStreamingPolicy(m, seed=0), model, run, seed=s), 6
+        )
+        for s in range(seeds)
+    ]
     bound = float(f"{2 * max(measured):.1g}")
-    return {"dtype": "float16", "loaded_as": "float32", "max_output_change": bound,
-            "measured_output_change": measured,
-            "how": "weights moved uniformly within half a float16 step (every float32 model that "
-                   "rounds to these weights lies in that box), 3 draws each of 3 seeds; max |change| "
-                   "of the motion on 8 s of the bundled demo conversation "
-                   "(timar_ros.runtime.checkpoint.float16_output_change)"}
+    return {
+        "dtype": "float16",
+        "loaded_as": "float32",
+        "max_output_change": bound,
+        "measured_output_change": measured,
+        "how": "weights moved uniformly within half a float16 step (every float32 model that "
+        "rounds to these weights lies in that box), 3 draws each of 3 seeds; max |change| "
+        "of the motion on 8 s of the bundled demo conversation "
+        "(timar_ros.runtime.checkpoint.float16_output_change)",
+    }
 
 
 def _read(p: Path):
@@ -160,9 +256,13 @@ def stage_bundle(work: Path) -> None:
         if rep is None:
             continue
         evals[f"{model}/{split}"] = {
-            "files": rep["files"], "mode": rep["mode"], "seed": rep["seed"],
-            "contexts": {n: {"pub": c["pub"], "metrics": c["metrics"],
-                             "ms_per_turn": c["ms_per_turn"]} for n, c in rep["contexts"].items()},
+            "files": rep["files"],
+            "mode": rep["mode"],
+            "seed": rep["seed"],
+            "contexts": {
+                n: {"pub": c["pub"], "metrics": c["metrics"], "ms_per_turn": c["ms_per_turn"]}
+                for n, c in rep["contexts"].items()
+            },
         }
         for n in ctx:
             label = f"{LABELS[model]}, n = {n}"
@@ -171,20 +271,37 @@ def stage_bundle(work: Path) -> None:
         **card,
         "name": "robot",
         "description": "TIMAR robot preset trained on SYNTHETIC conversations (a test bench of "
-                       "known rules from timar_ros.data.synthetic; NOT human data). It shows the "
-                       "pipeline end to end; it is not a model of human conversational behaviour.",
-        "training_data": {s: {"conversations": d["conversations"], "seed": d["seed"],
-                              "config": d["config"]["name"]} for s, d in data.items() if d},
+        "known rules from timar_ros.data.synthetic; NOT human data). It shows the "
+        "pipeline end to end; it is not a model of human conversational behaviour.",
+        "training_data": {
+            s: {
+                "conversations": d["conversations"],
+                "seed": d["seed"],
+                "config": d["config"]["name"],
+            }
+            for s, d in data.items()
+            if d
+        },
         "reproduce": "python tools/train_bundled.py",
         "storage": fp16_storage_claim(BUNDLE),
-        "comparison_mlp_head": {k: mlp[k] for k in ("step", "wall_s", "final_train_loss",
-                                                    "final_val", "parameters")} if mlp else None,
-        "comparison_robot_140_steps": {k: r140[k] for k in ("step", "wall_s", "final_train_loss",
-                                                            "final_val")} if r140 else None,
+        "comparison_mlp_head": {
+            k: mlp[k] for k in ("step", "wall_s", "final_train_loss", "final_val", "parameters")
+        }
+        if mlp
+        else None,
+        "comparison_robot_140_steps": {
+            k: r140[k] for k in ("step", "wall_s", "final_train_loss", "final_val")
+        }
+        if r140
+        else None,
         "evaluation": evals,
-        "jaw_follow_test_n7": {m: round(jaw_follow(work / "eval" / f"{m}-test" / "context_7",
-                                                   work / "data" / "test"), 3)
-                               for m in RUNS if (work / "eval" / f"{m}-test").is_dir()},
+        "jaw_follow_test_n7": {
+            m: round(
+                jaw_follow(work / "eval" / f"{m}-test" / "context_7", work / "data" / "test"), 3
+            )
+            for m in RUNS
+            if (work / "eval" / f"{m}-test").is_dir()
+        },
     }
     (BUNDLE / "model_card.json").write_text(json.dumps(full, indent=1) + "\n")
     (BUNDLE / "model_card.md").write_text(_card_md(full, rows, mlp))
@@ -243,7 +360,8 @@ def _card_md(c: dict, rows: dict, mlp: dict | None) -> str:
         f"- preset `robot`, diffusion head, {c['parameters'] / 1e6:.2f} M trainable parameters, "
         f"turns of {c['frames_per_turn']} frames (1 s), window of {c['window_turns']} turns",
         f"- weights: {c['weights']}, stored as float16 (outputs within "
-        f"{c['storage']['max_output_change']:g} of float32: float16 rounding moved the motion by at "
+        f"{c['storage']['max_output_change']:g} of float32: float16 rounding moved the motion by "
+        "at "
         f"most {max(c['storage']['measured_output_change']):.2g} over 9 draws on 8 s of the demo "
         "conversation); "
         "`config.json` has attention dropout 0 (training speed)",
@@ -251,8 +369,9 @@ def _card_md(c: dict, rows: dict, mlp: dict | None) -> str:
         "## Data (generated, not committed)",
     ]
     for s, d in td.items():
-        lines.append(f"- {s}: {d['conversations']} conversations, seed {d['seed']}, "
-                     f"config `{d['config']}`")
+        lines.append(
+            f"- {s}: {d['conversations']} conversations, seed {d['seed']}, config `{d['config']}`"
+        )
     data0 = c["data"][0]
     lines += [
         f"- training windows: {c['windows']} distinct 8-turn windows from {data0['directions']} "
@@ -270,17 +389,29 @@ def _card_md(c: dict, rows: dict, mlp: dict | None) -> str:
         f"{fv.get('ema_loss', float('nan')):.4f}",
     ]
     if mlp:
-        lines.append(f"- MLP-head variant (same data and recipe, 140 steps = the first stage of the "
-                     f"robot run): {mlp['step']} steps in "
-                     f"{mlp['wall_s'] / 60:.1f} min, final train loss "
-                     f"{mlp['final_train_loss']:.4f} (plain MSE, not comparable with the "
-                     f"diffusion loss), validation MSE {mv.get('ema_loss', float('nan')):.4f}")
-    lines += ["", "Loss curve: `loss.png` (train loss per 5 steps; validation loss of the EMA and "
-              "raw weights on a separate synthetic split).", "", "Reproduce: `python tools/train_bundled.py` (data, both trainings, evaluation, "
-              "this card).", ""]
-    for split, title in (("test", "Synthetic test split (same generator config, other seed)"),
-                         ("ood", "Synthetic OOD split (config/synthetic_ood.yaml: other voices, "
-                                 "rates, gaps, reaction lags)")):
+        lines.append(
+            f"- MLP-head variant (same data and recipe, 140 steps = the first stage of the "
+            f"robot run): {mlp['step']} steps in "
+            f"{mlp['wall_s'] / 60:.1f} min, final train loss "
+            f"{mlp['final_train_loss']:.4f} (plain MSE, not comparable with the "
+            f"diffusion loss), validation MSE {mv.get('ema_loss', float('nan')):.4f}"
+        )
+    lines += [
+        "",
+        "Loss curve: `loss.png` (train loss per 5 steps; validation loss of the EMA and "
+        "raw weights on a separate synthetic split).",
+        "",
+        "Reproduce: `python tools/train_bundled.py` (data, both trainings, evaluation, this card).",
+        "",
+    ]
+    for split, title in (
+        ("test", "Synthetic test split (same generator config, other seed)"),
+        (
+            "ood",
+            "Synthetic OOD split (config/synthetic_ood.yaml: other voices, "
+            "rates, gaps, reaction lags)",
+        ),
+    ):
         if rows[split]:
             lines += [f"## {title}", "", markdown_table(rows[split]).rstrip(), ""]
     lines += [
@@ -306,10 +437,17 @@ def _card_md(c: dict, rows: dict, mlp: dict | None) -> str:
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--work", default="/tmp/timar_bundled", help="data, runs and evaluations")
-    p.add_argument("--stages", nargs="+", default=["data", "train", "export", "eval", "bundle"],
-                   choices=["data", "train", "export", "eval", "bundle"])
-    p.add_argument("--stepping", action="store_true",
-                   help="evaluate by stepping the policy (default: run_offline, same numbers)")
+    p.add_argument(
+        "--stages",
+        nargs="+",
+        default=["data", "train", "export", "eval", "bundle"],
+        choices=["data", "train", "export", "eval", "bundle"],
+    )
+    p.add_argument(
+        "--stepping",
+        action="store_true",
+        help="evaluate by stepping the policy (default: run_offline, same numbers)",
+    )
     a = p.parse_args()
     work = Path(a.work)
     sys.path.insert(0, str(REPO))

@@ -1,4 +1,5 @@
 """The `timar` command: help for every subcommand, and no heavy imports for `--help`."""
+
 import subprocess
 import sys
 
@@ -8,16 +9,24 @@ from timar_ros.cli import COMMANDS
 
 
 def _timar(*args):
-    return subprocess.run([sys.executable, "-m", "timar_ros.cli", *args], capture_output=True, text=True,
-                          timeout=120)
+    return subprocess.run(
+        [sys.executable, "-m", "timar_ros.cli", *args], capture_output=True, text=True, timeout=120
+    )
 
 
 def test_top_level_help_lists_every_command_without_loading_torch():
     out = subprocess.run(
-        [sys.executable, "-c", "import sys; from timar_ros.cli import main\n"
-         "try:\n    main(['--help'])\nexcept SystemExit:\n    pass\n"
-         "print('TORCH' if 'torch' in sys.modules else 'NO_TORCH')"],
-        capture_output=True, text=True, timeout=60)
+        [
+            sys.executable,
+            "-c",
+            "import sys; from timar_ros.cli import main\n"
+            "try:\n    main(['--help'])\nexcept SystemExit:\n    pass\n"
+            "print('TORCH' if 'torch' in sys.modules else 'NO_TORCH')",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert out.returncode == 0, out.stderr
     for name in COMMANDS:
         assert name in out.stdout
@@ -38,17 +47,21 @@ def test_console_script_is_installed():
     assert out.returncode == 0 and "usage: timar" in out.stdout
 
 
-@pytest.mark.parametrize("args", [
-    ["demo", "--checkpoint", "{missing}"],
-    ["export", "{missing}", "{tmp}/onnx"],
-    ["evaluate", "--checkpoint", "{missing}", "--data", "{missing}"],
-    ["metrics", "{missing}", "{missing}"],
-    ["render", "{missing}", "{tmp}/out.png"],
-    ["train", "--data", "{missing}", "--out", "{tmp}/run"],
-    ["bag", "info", "{missing}"],
-    ["bag", "evaluate", "{missing}"],
-    ["soak", "--minutes", "0", "--json", "{tmp}/soak.json"],
-], ids=lambda a: " ".join(a[:2]))
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["demo", "--checkpoint", "{missing}"],
+        ["export", "{missing}", "{tmp}/onnx"],
+        ["evaluate", "--checkpoint", "{missing}", "--data", "{missing}"],
+        ["metrics", "{missing}", "{missing}"],
+        ["render", "{missing}", "{tmp}/out.png"],
+        ["train", "--data", "{missing}", "--out", "{tmp}/run"],
+        ["bag", "info", "{missing}"],
+        ["bag", "evaluate", "{missing}"],
+        ["soak", "--minutes", "0", "--json", "{tmp}/soak.json"],
+    ],
+    ids=lambda a: " ".join(a[:2]),
+)
 def test_bad_input_is_one_clear_line_not_a_traceback(args, tmp_path, capsys):
     from timar_ros.cli import main
 

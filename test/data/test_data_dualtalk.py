@@ -1,5 +1,6 @@
 """DualTalk layout: audio I/O, training windows (distinct, both directions), test iteration,
 noised copies."""
+
 import json
 
 import numpy as np
@@ -7,9 +8,9 @@ import pytest
 import soundfile as sf
 
 from timar_ros.data.audio import AudioError, load_wav, resample, write_wav
+from timar_ros.data.corruption import burst_mask, hold_last_frame, motion_noise_burst
 from timar_ros.data.dualtalk import DualTalkWindows, NoiseSpec, iter_test, make_noised_testset
 from timar_ros.data.dualtalk_files import load_motion, partner_stem, save_motion, speaker_stems
-from timar_ros.data.corruption import burst_mask, hold_last_frame, motion_noise_burst
 from timar_ros.motion import SAMPLES_PER_FRAME
 
 F = 5  # frames per turn in the fixtures (small and fast)
@@ -21,11 +22,11 @@ def _write_pair(root, clip, frames, sr=16000, code=0.0):
         stem = f"{clip}_speaker{k}"
         t = np.arange(T, dtype=np.float32)
         exp = np.zeros((T, 50), np.float32)
-        exp[:, 0] = t                      # frame index
-        exp[:, 1] = k                      # speaker
-        exp[:, 2] = code                   # clip code
+        exp[:, 0] = t  # frame index
+        exp[:, 1] = k  # speaker
+        exp[:, 2] = code  # clip code
         pose = np.zeros((T, 6), np.float32)
-        pose[:, 0:3] = 0.01 * k            # rotation
+        pose[:, 0:3] = 0.01 * k  # rotation
         pose[:, 3:6] = 0.001 * t[:, None]  # jaw
         np.savez(root / f"{stem}.npz", exp=exp, pose=pose)
         n = T * SAMPLES_PER_FRAME * sr // 16000
@@ -40,9 +41,9 @@ def _write_pair(root, clip, frames, sr=16000, code=0.0):
 def dt_dir(tmp_path):
     root = tmp_path / "test"
     root.mkdir()
-    _write_pair(root, "clipA", (47, 52), code=1.0)   # 47 usable frames -> 2 windows of 20
-    _write_pair(root, "clipB", (61, 60), code=2.0)   # 60 -> 3 windows
-    _write_pair(root, "clipC", (12, 30), code=3.0)   # 12 -> shorter than a window: skipped
+    _write_pair(root, "clipA", (47, 52), code=1.0)  # 47 usable frames -> 2 windows of 20
+    _write_pair(root, "clipB", (61, 60), code=2.0)  # 60 -> 3 windows
+    _write_pair(root, "clipC", (12, 30), code=3.0)  # 12 -> shorter than a window: skipped
     (root / "lonely_speaker1.wav").write_bytes(b"")  # no partner, no npz: ignored
     return root
 
@@ -86,10 +87,13 @@ def test_windows_distinct_both_directions(dt_dir):
         # each window holds its own slice (the reference's duplicated-window bug is absent)
         np.testing.assert_array_equal(am[:, 0], np.arange(f0, f0 + 20))
         np.testing.assert_array_equal(um[:, 0], np.arange(f0, f0 + 20))
-        assert am[0, 1] == int(agent[-1]) and um[0, 1] == int(user[-1]) and user == partner_stem(agent)
+        assert (
+            am[0, 1] == int(agent[-1]) and um[0, 1] == int(user[-1]) and user == partner_stem(agent)
+        )
         ua = item["user_audio"].numpy()
-        np.testing.assert_allclose(ua[:: SAMPLES_PER_FRAME] - 0.1 * int(user[-1]),
-                                   np.arange(f0, f0 + 20) / 1e4, atol=1e-6)
+        np.testing.assert_allclose(
+            ua[::SAMPLES_PER_FRAME] - 0.1 * int(user[-1]), np.arange(f0, f0 + 20) / 1e4, atol=1e-6
+        )
         key = (agent, f0)
         assert key not in seen
         seen.add(key)
@@ -123,16 +127,20 @@ def test_iter_test_pairing(dt_dir):
 
 def test_noised_copy(dt_dir, tmp_path):
     out = tmp_path / "noised"
-    spec = NoiseSpec(user_motion_drop_prob=0.5, user_motion_drop_mean_s=0.2,
-                     user_speech_silence_prob=0.3, agent_speech_noise_prob=0.5,
-                     agent_speech_snr_db=20.0)
+    spec = NoiseSpec(
+        user_motion_drop_prob=0.5,
+        user_motion_drop_mean_s=0.2,
+        user_speech_silence_prob=0.3,
+        agent_speech_noise_prob=0.5,
+        agent_speech_snr_db=20.0,
+    )
     make_noised_testset(dt_dir, out, spec, seed=3)
     meta = json.loads((out / "noise.json").read_text())
     assert meta["files"] == 6 and meta["seed"] == 3
     items = {it.name: it for it in iter_test(dt_dir, F, noised_dir=out)}
     clean = {it.name: it for it in iter_test(dt_dir, F)}
     it, cl = items["clipB_speaker1"], clean["clipB_speaker1"]
-    np.testing.assert_array_equal(it.agent_motion, cl.agent_motion)      # GT stays clean
+    np.testing.assert_array_equal(it.agent_motion, cl.agent_motion)  # GT stays clean
     np.testing.assert_array_equal(it.partner_motion, cl.partner_motion)  # anchor stays clean
     um = it.user_motion
     assert not np.array_equal(um, cl.user_motion)
@@ -149,7 +157,8 @@ def test_noised_copy(dt_dir, tmp_path):
     out2 = tmp_path / "noised2"
     make_noised_testset(dt_dir, out2, spec, seed=3)
     assert (out / "user" / "clipB_speaker2.npz").read_bytes() == (
-        out2 / "user" / "clipB_speaker2.npz").read_bytes()
+        out2 / "user" / "clipB_speaker2.npz"
+    ).read_bytes()
 
 
 def test_burst_mask_occupancy_and_lengths():
@@ -169,9 +178,11 @@ def test_hold_last_frame_and_motion_noise():
     np.testing.assert_array_equal(hold_last_frame(x, mask)[:, 0], [0, 0, 2, 3, 3, 3, 3, 7, 7, 7])
     rng = np.random.default_rng(1)
     base = np.zeros((5000, 56), np.float32)
-    for kind, check in (("gaussian", lambda e: abs(e.std() - 0.2) < 0.01),
-                        ("laplace", lambda e: abs(np.abs(e).mean() - 0.2) < 0.01),
-                        ("uniform", lambda e: np.abs(e).max() <= 0.2 + 1e-6)):
+    for kind, check in (
+        ("gaussian", lambda e: abs(e.std() - 0.2) < 0.01),
+        ("laplace", lambda e: abs(np.abs(e).mean() - 0.2) < 0.01),
+        ("uniform", lambda e: np.abs(e).max() <= 0.2 + 1e-6),
+    ):
         out, m = motion_noise_burst(base, 0.5, 0.2, kind, 0.2, rng)
         assert np.all(out[~m] == 0) and check(out[m])
     with pytest.raises(ValueError):

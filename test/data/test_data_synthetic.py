@@ -1,4 +1,5 @@
 """The synthetic conversation generator: determinism, its rules, speed, config, layout, TTS."""
+
 import time
 from pathlib import Path
 
@@ -6,8 +7,14 @@ import numpy as np
 import pytest
 
 from timar_ros.data.dualtalk import DualTalkWindows, iter_test
-from timar_ros.data.synthetic import (SyntheticConfig, engagement_after, flite_available,
-                                      generate_conversation, generate_dataset, speech_envelope)
+from timar_ros.data.synthetic import (
+    SyntheticConfig,
+    engagement_after,
+    flite_available,
+    generate_conversation,
+    generate_dataset,
+    speech_envelope,
+)
 from timar_ros.data.synthetic.signals import frame_rms
 from timar_ros.motion import SAMPLES_PER_FRAME
 
@@ -17,8 +24,9 @@ REPO = Path(__file__).resolve().parents[2]
 @pytest.fixture(scope="module")
 def convs():
     cfg = SyntheticConfig()
-    return cfg, [generate_conversation(cfg, np.random.default_rng([5, i]), duration_s=30.0)
-                 for i in range(6)]
+    return cfg, [
+        generate_conversation(cfg, np.random.default_rng([5, i]), duration_s=30.0) for i in range(6)
+    ]
 
 
 def test_deterministic_given_seed():
@@ -41,9 +49,9 @@ def test_shapes_and_magnitudes(convs):
         assert all(len(a) == T * SAMPLES_PER_FRAME and a.dtype == np.float32 for a in c.audio)
         for m in c.motion:
             assert m.dtype == np.float32 and np.all(np.isfinite(m))
-            assert m[:, 50].min() >= 0.0 and m[:, 50].max() <= 0.3   # jaw opening, rad
-            assert np.abs(m[:, 53:56]).max() <= 0.4                    # head rotation, rad
-            assert np.abs(m[:, :50]).max() < 3.0                        # expression
+            assert m[:, 50].min() >= 0.0 and m[:, 50].max() <= 0.3  # jaw opening, rad
+            assert np.abs(m[:, 53:56]).max() <= 0.4  # head rotation, rad
+            assert np.abs(m[:, :50]).max() < 3.0  # expression
         assert c.meta["turns"] >= 3
     # nods ~0.05-0.15 rad before the engagement gain; tilts choose a side at random
     ev = [e for c in cs for e in c.events]
@@ -61,7 +69,7 @@ def test_jaw_follows_own_speech(convs):
             own = np.log(frame_rms(c.audio[k], T))
             other = np.log(frame_rms(c.audio[1 - k], T))
             jaw = c.motion[k][:, 50]
-            r_own = np.corrcoef(jaw[2:], own[:-2])[0, 1]     # the short lag (0.04 s = 1 frame)
+            r_own = np.corrcoef(jaw[2:], own[:-2])[0, 1]  # the short lag (0.04 s = 1 frame)
             r_other = np.corrcoef(jaw[2:], other[:-2])[0, 1]
             assert r_own > 0.6 and r_own > r_other + 0.5, (r_own, r_other)
             # a mouth expression coefficient too
@@ -100,7 +108,7 @@ def test_listener_reactions_follow_partner_pauses(convs):
 def test_engagement_builds_over_turns(convs):
     _, cs = convs
     assert engagement_after(0, 0.2, 0.25) == pytest.approx(0.2)
-    assert engagement_after(4, 0.2, 0.25) == pytest.approx(1 - 0.8 * 0.75 ** 4)
+    assert engagement_after(4, 0.2, 0.25) == pytest.approx(1 - 0.8 * 0.75**4)
     early, late = [], []
     for c in cs:
         for k in range(2):

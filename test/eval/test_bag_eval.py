@@ -4,6 +4,7 @@ Offline mode gives exactly the metrics `timar metrics` computes on the same pred
 motion the policy gives stepped by hand on the same turns; --live (the nodes over DDS on the
 bag's /clock) gives the same turns and bit-identical motion, and counts late/padded turns from
 the recorded ConversationState. Also: the play/record CLI, missing ground truth and topics."""
+
 from __future__ import annotations
 
 import json
@@ -14,10 +15,10 @@ import pytest
 
 from helpers.ros import start_python, stop
 from timar_ros import bags as B
-from timar_ros.eval.bag_eval import evaluate_bag
 from timar_ros.cli import main
 from timar_ros.data.audio import load_wav
 from timar_ros.data.dualtalk_files import load_motion
+from timar_ros.eval.bag_eval import evaluate_bag
 from timar_ros.eval.metrics import evaluate_dirs
 
 CLIP, AGENT = "syn_00000", "speaker2"
@@ -37,7 +38,9 @@ def conv(tmp_path_factory, tiny_checkpoint):
     cfg.tts.mode = "off"  # procedural voices: deterministic, no external TTS
     write_conversation(generate_conversation(cfg, 0, duration_s=4.5), root / "dt", CLIP)
     ckpt = tiny_checkpoint
-    assert main(["bag", "from-dualtalk", str(root / "dt"), str(root / "bags"), "--agent", AGENT]) == 0
+    assert (
+        main(["bag", "from-dualtalk", str(root / "dt"), str(root / "bags"), "--agent", AGENT]) == 0
+    )
     return root, root / "dt", root / "bags" / NAME, ckpt
 
 
@@ -45,7 +48,10 @@ def conv(tmp_path_factory, tiny_checkpoint):
 def offline(conv):
     root, _, bag, ckpt = conv
     out = root / "offline"
-    assert main(["bag", "evaluate", str(bag), "--checkpoint", str(ckpt), "--out", str(out), *PARAMS]) == 0
+    assert (
+        main(["bag", "evaluate", str(bag), "--checkpoint", str(ckpt), "--out", str(out), *PARAMS])
+        == 0
+    )
     return out, json.loads((out / "report.json").read_text())
 
 
@@ -54,14 +60,22 @@ def test_offline_metrics_equal_timar_metrics(conv, offline, tmp_path):
     out, rep = offline
     assert rep["name"] == NAME and rep["mode"] == "offline"
     # 4.48 s of audio = 4 whole 1-s turns + 0.48 s: the last turn is padded, none skipped
-    assert (rep["turns"], rep["produced_turns"], rep["skipped_turns"], rep["padded_turns"]) == (5, 5, 0, 1)
+    assert (rep["turns"], rep["produced_turns"], rep["skipped_turns"], rep["padded_turns"]) == (
+        5,
+        5,
+        0,
+        1,
+    )
     assert rep["late_turns"] == rep["turns"]  # deadline_ms = 1
     pred = np.load(out / "predictions" / f"{NAME}.npy")
     assert pred.shape == (125, 56) and rep["ground_truth_frames"] == 112
     ref = evaluate_dirs(out / "predictions", dt)
     assert ref["files"] == 1 and ref["per_file"][NAME] == rep["metrics"]
     assert ref["pub"] == rep["pub"]
-    assert main(["metrics", str(out / "predictions"), str(dt), "--json", str(tmp_path / "m.json")]) == 0
+    assert (
+        main(["metrics", str(out / "predictions"), str(dt), "--json", str(tmp_path / "m.json")])
+        == 0
+    )
     assert json.loads((tmp_path / "m.json").read_text())["pub"] == rep["pub"]
     md = (out / "report.md").read_text()
     assert "fid_exp" in md and "rpcc_pose" in md and "padded 1" in md
@@ -80,10 +94,17 @@ def test_offline_motion_is_the_policy_stepped_on_the_turns(conv, offline):
     spt, F = pol.samples_per_turn, pol.frames_per_turn
     expected = []
     for k in range(5):
-        cut = lambda x: np.pad(x[k * spt:(k + 1) * spt], (0, max(0, (k + 1) * spt - len(x))))  # noqa: E731
-        m = um[k * F:(k + 1) * F]
-        expected.append(pol.step(cut(user), cut(agent), m if len(m) == F else None))  # last: 12/25 tracked
-    np.testing.assert_array_equal(np.load(out / "predictions" / f"{NAME}.npy"), np.concatenate(expected))
+
+        def cut(x, k=k):
+            return np.pad(x[k * spt : (k + 1) * spt], (0, max(0, (k + 1) * spt - len(x))))
+
+        m = um[k * F : (k + 1) * F]
+        expected.append(
+            pol.step(cut(user), cut(agent), m if len(m) == F else None)
+        )  # last: 12/25 tracked
+    np.testing.assert_array_equal(
+        np.load(out / "predictions" / f"{NAME}.npy"), np.concatenate(expected)
+    )
 
 
 def test_live_agrees_with_offline_and_counts_late_and_padded_turns(conv, offline):
@@ -91,20 +112,42 @@ def test_live_agrees_with_offline_and_counts_late_and_padded_turns(conv, offline
     off_out, off = offline
     out = root / "live"
     t0 = time.monotonic()
-    assert main(["bag", "evaluate", str(bag), "--live", "--rate", "2", "--checkpoint", str(ckpt),
-                 "--out", str(out), *PARAMS]) == 0
+    assert (
+        main(
+            [
+                "bag",
+                "evaluate",
+                str(bag),
+                "--live",
+                "--rate",
+                "2",
+                "--checkpoint",
+                str(ckpt),
+                "--out",
+                str(out),
+                *PARAMS,
+            ]
+        )
+        == 0
+    )
     live = json.loads((out / "report.json").read_text())
     print(f"live evaluation of {live['frames'] / 25:.2f} s at 2x: {time.monotonic() - t0:.1f} s")
     assert live["mode"] == "live" and live["turns"] == off["turns"] == 5
     assert [t["start_s"] for t in live["per_turn"]] == [t["start_s"] for t in off["per_turn"]]
-    np.testing.assert_array_equal(np.load(out / "predictions" / f"{NAME}.npy"),
-                                  np.load(off_out / "predictions" / f"{NAME}.npy"))
+    np.testing.assert_array_equal(
+        np.load(out / "predictions" / f"{NAME}.npy"),
+        np.load(off_out / "predictions" / f"{NAME}.npy"),
+    )
     assert live["metrics"] == off["metrics"]
     # The counts come from what the policy node published (the recorded ConversationState).
     states = B.read_records(out / "recorded", "/timar/conversation_state")
     assert len(states) == 5
     assert live["late_turns"] == sum(s["deadline_missed"] for s in states) == 5
-    assert live["padded_turns"] == sum(s["user_padded_s"] + s["agent_padded_s"] > 0 for s in states) == 1
+    assert (
+        live["padded_turns"]
+        == sum(s["user_padded_s"] + s["agent_padded_s"] > 0 for s in states)
+        == 1
+    )
     assert live["skipped_turns"] == 0 and states[-1]["skipped_turns"] == 0
     assert len(B.read_records(out / "recorded", "/timar/head_motion")) == 5
 
@@ -123,7 +166,9 @@ def test_no_ground_truth_still_writes_predictions_and_missing_audio_is_an_error(
     with B.BagReader(bag) as r, B.BagWriter(no_user) as w:
         for topic, _, t_ns, msg in r.messages(["/timar/agent/audio"]):
             w.write(topic, msg, t_ns)
-    with pytest.raises(B.BagError, match=r"no <namespace>/user/audio topic in the bag .*/timar/agent/audio"):
+    with pytest.raises(
+        B.BagError, match=r"no <namespace>/user/audio topic in the bag .*/timar/agent/audio"
+    ):
         evaluate_bag(no_user, tmp_path / "o2", checkpoint=str(ckpt))
     assert main(["bag", "evaluate", str(bag), "--checkpoint", str(tmp_path / "nope")]) == 2
 
@@ -131,12 +176,38 @@ def test_no_ground_truth_still_writes_predictions_and_missing_audio_is_an_error(
 def test_play_and_record_cli(conv, tmp_path):
     _, _, bag, _ = conv
     out = tmp_path / "rec"
-    rec = start_python(["-m", "timar_ros.cli", "bag", "record", str(out), "--topics", "user/audio",
-                        "ground_truth/head_motion"])
+    rec = start_python(
+        [
+            "-m",
+            "timar_ros.cli",
+            "bag",
+            "record",
+            str(out),
+            "--topics",
+            "user/audio",
+            "ground_truth/head_motion",
+        ]
+    )
     try:
-        play = start_python(["-m", "timar_ros.cli", "bag", "play", str(bag), "--rate", "4", "--clock",
-                             "--topics", "/timar/user/audio", "/timar/ground_truth/head_motion",
-                             "--wait-for-subscribers", "1", "--delay", "0.3"])
+        play = start_python(
+            [
+                "-m",
+                "timar_ros.cli",
+                "bag",
+                "play",
+                str(bag),
+                "--rate",
+                "4",
+                "--clock",
+                "--topics",
+                "/timar/user/audio",
+                "/timar/ground_truth/head_motion",
+                "--wait-for-subscribers",
+                "1",
+                "--delay",
+                "0.3",
+            ]
+        )
         text = play.communicate(timeout=60)[0]
         assert play.returncode == 0, text
         time.sleep(0.5)
@@ -145,5 +216,7 @@ def test_play_and_record_cli(conv, tmp_path):
     assert f"wrote {out}" in text, text
     audio, rate, _ = B.read_audio(out, "/timar/user/audio")
     np.testing.assert_array_equal(audio, B.read_audio(bag, "/timar/user/audio")[0])
-    np.testing.assert_array_equal(B.read_motion(out, "/timar/ground_truth/head_motion")[0],
-                                  B.read_motion(bag, "/timar/ground_truth/head_motion")[0])
+    np.testing.assert_array_equal(
+        B.read_motion(out, "/timar/ground_truth/head_motion")[0],
+        B.read_motion(bag, "/timar/ground_truth/head_motion")[0],
+    )

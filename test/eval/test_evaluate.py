@@ -1,6 +1,7 @@
 """`timar evaluate`: predictions, JSON and Markdown with the reference's key names, numbers equal
 to `timar metrics` on the same predictions, stepping == offline, context handling, errors.
 A tiny random checkpoint and a short synthetic conversation in tmp dirs."""
+
 from __future__ import annotations
 
 import json
@@ -10,9 +11,9 @@ import pytest
 
 from timar_ros.cli import main as cli_main
 from timar_ros.data.synthetic import SyntheticConfig, generate_conversation, write_conversation
+from timar_ros.eval.metrics import METRIC_KEYS, format_for_pub
 from timar_ros.eval.progressive import EvaluateError, evaluate
 from timar_ros.runtime.checkpoint import make_random_checkpoint
-from timar_ros.eval.metrics import METRIC_KEYS, format_for_pub
 
 CONTEXTS = [0, 2]
 
@@ -82,5 +83,17 @@ def test_errors(setup, tmp_path):
     (tmp_path / "empty").mkdir()
     with pytest.raises(EvaluateError, match="speaker pairs"):
         evaluate(ckpt, tmp_path / "empty", [0], tmp_path / "x")
-    assert cli_main(["evaluate", "--checkpoint", str(tmp_path / "nope"), "--data", str(data),
-                     "--out", str(tmp_path / "x")]) == 2
+    assert (
+        cli_main(
+            [
+                "evaluate",
+                "--checkpoint",
+                str(tmp_path / "nope"),
+                "--data",
+                str(data),
+                "--out",
+                str(tmp_path / "x"),
+            ]
+        )
+        == 2
+    )

@@ -1,13 +1,14 @@
 """DualTalk metrics against hand-computed values on small arrays."""
+
 import json
 import math
 
 import numpy as np
 import pytest
 
-from timar_ros.eval import metrics as M
 from timar_ros.cli import main as timar_main
 from timar_ros.data.dualtalk_files import save_motion
+from timar_ros.eval import metrics as M
 
 
 def _white(n_cols):
@@ -29,15 +30,15 @@ def test_fd_of_known_gaussians():
     assert M.fd(x1, x1) == pytest.approx(0.0, abs=1e-9)
     mu, cov = M.gaussian_stats(x1)
     np.testing.assert_allclose(mu, mu1, atol=1e-12)
-    np.testing.assert_allclose(cov, np.diag(s1 ** 2), atol=1e-12)
+    np.testing.assert_allclose(cov, np.diag(s1**2), atol=1e-12)
 
 
 def test_paired_fd_sees_the_partner_relation():
     z = _white(2)
     c = 1 / math.sqrt(2)
     anchor = z[:, :1]
-    gt = c * z[:, :1] + c * z[:, 1:]        # corr(gt, anchor) = +1/sqrt(2)
-    pred = -c * z[:, :1] + c * z[:, 1:]     # same marginal, corr -1/sqrt(2)
+    gt = c * z[:, :1] + c * z[:, 1:]  # corr(gt, anchor) = +1/sqrt(2)
+    pred = -c * z[:, :1] + c * z[:, 1:]  # same marginal, corr -1/sqrt(2)
     assert M.fd(pred, gt) == pytest.approx(0.0, abs=1e-9)
     pfd = M.fd(np.c_[anchor, gt], np.c_[anchor, pred])
     assert pfd == pytest.approx(4 - 2 * math.sqrt(2), abs=1e-9)  # tr: 1+1+1+1 - 2*2*sqrt(1-c^2)
@@ -53,7 +54,7 @@ def test_mse_sts_variance_rpcc():
     x = np.array([[0.0, 1.0], [2.0, 1.0], [4.0, 1.0]])
     assert M.variance(x) == pytest.approx((8 / 3 + 0) / 2)
     a = rng.normal(size=(40, 3))
-    assert M.rpcc(a, -a, a) == pytest.approx(2.0)   # |1 - (-1)|
+    assert M.rpcc(a, -a, a) == pytest.approx(2.0)  # |1 - (-1)|
     assert M.rpcc(a, a, a) == pytest.approx(0.0)
     half = a.copy()
     half[:, 0] = 0.0
@@ -107,7 +108,7 @@ def test_file_metrics_groups_and_scaling():
     gt = rng.normal(size=(120, 56))
     anchor = rng.normal(size=(130, 56))  # longer: cut to the common length
     pred = gt.copy()
-    pred[:, 50:53] += 0.1                # only the jaw differs
+    pred[:, 50:53] += 0.1  # only the jaw differs
     r = M.file_metrics(pred, gt, anchor, "x_speaker1", seed=0)
     assert list(r) == M.METRIC_KEYS
     assert r["mse_exp"] == 0 and r["mse_pose"] == 0
@@ -123,7 +124,9 @@ def test_file_metrics_groups_and_scaling():
     assert (pub["mse_exp"], pub["mse_jaw"], pub["mse_pose"]) == (10.0, 1000.0, 100.0)
     assert (pub["rpcc_exp"], pub["rpcc_jaw"], pub["rpcc_pose"]) == (100.0, 10.0, 10.0)
     assert pub["sid_exp"] == 1.0 and pub["reverse_sid_pose"] == 1.0
-    avg, excluded = M.average_metrics({"f1": {"a": 1.0, "b": 1.0}, "f2": {"a": 3.0, "b": float("nan")}})
+    avg, excluded = M.average_metrics(
+        {"f1": {"a": 1.0, "b": 1.0}, "f2": {"a": 3.0, "b": float("nan")}}
+    )
     assert avg == {"a": 2.0, "b": 1.0} and excluded == {"b": ["f2"]}
 
 
@@ -165,7 +168,10 @@ def test_a_constant_prediction_is_left_out_of_rpcc_only_and_every_table_says_so(
         for k in (1, 2):
             m = rng.normal(size=(60, 56)).astype(np.float32)
             save_motion(gt_dir / f"{clip}_speaker{k}.npz", m)
-            np.save(pred_dir / f"{clip}_speaker{k}.npy", m + 0.1 * rng.normal(size=m.shape).astype(np.float32))
+            np.save(
+                pred_dir / f"{clip}_speaker{k}.npy",
+                m + 0.1 * rng.normal(size=m.shape).astype(np.float32),
+            )
     still = np.load(pred_dir / "c2_speaker1.npy")
     still[:, 50:53] = 0.0  # the jaw never moves: its rPCC is undefined
     np.save(pred_dir / "c2_speaker1.npy", still)
@@ -174,7 +180,9 @@ def test_a_constant_prediction_is_left_out_of_rpcc_only_and_every_table_says_so(
     assert rep["excluded"] == {"rpcc_jaw": ["c2_speaker1"]} and rep["excluded_files"] == 1
     assert rep["files"] == 4  # still counted in every other metric
     one = {n: m for n, m in rep["per_file"].items() if n != "c2_speaker1"}
-    assert rep["metrics"]["rpcc_jaw"] == pytest.approx(np.mean([m["rpcc_jaw"] for m in one.values()]))
+    assert rep["metrics"]["rpcc_jaw"] == pytest.approx(
+        np.mean([m["rpcc_jaw"] for m in one.values()])
+    )
     table = markdown_table([("n = 0", rep["metrics"], rep)])
     assert "| 4/4 (1 excluded) |" in table and "rpcc_jaw left out for 1 file(s)" in table
     # The expected file list: a missing prediction is an error, not a smaller average.

@@ -1,4 +1,5 @@
 """Child process for the DDS test: receive HeadMotion messages and print what arrived."""
+
 import sys
 
 import numpy as np
@@ -20,7 +21,11 @@ def main() -> None:
         rclpy.spin_once(node, timeout_sec=0.1)
     for msg in got:
         frames = motion_frames(msg)
-        print(f"turn={msg.turn_index} frames={frames.shape[0]} sum={float(np.sum(frames, dtype=np.float64)):.6f}", flush=True)
+        print(
+            f"turn={msg.turn_index} frames={frames.shape[0]} "
+            f"sum={float(np.sum(frames, dtype=np.float64)):.6f}",
+            flush=True,
+        )
     node.destroy_node()
     rclpy.try_shutdown()
 

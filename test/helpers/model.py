@@ -1,4 +1,5 @@
 """Small TIMAR models and conversations for the model/runtime tests (tiny preset)."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -22,8 +23,8 @@ def conversation(model, n_turns: int, seed: int = 0, motion: bool = True):
     rng = np.random.default_rng(seed)
     spt, F = model.config.samples_per_turn, model.config.frames_per_turn
     env = np.repeat(rng.uniform(0.0, 0.3, n_turns * F), spt // F).astype(np.float32)
-    ua = (rng.standard_normal(n_turns * spt).astype(np.float32) * env)
-    aa = (rng.standard_normal(n_turns * spt).astype(np.float32) * env[::-1].copy())
+    ua = rng.standard_normal(n_turns * spt).astype(np.float32) * env
+    aa = rng.standard_normal(n_turns * spt).astype(np.float32) * env[::-1].copy()
     um = rng.standard_normal((n_turns * F, 56)).astype(np.float32) * 0.3 if motion else None
     return ua, aa, um
 
@@ -32,8 +33,14 @@ def stream(policy, ua, aa, um=None):
     """Step a policy over a whole conversation; -> [N*F, 56]."""
     spt, F = policy.samples_per_turn, policy.frames_per_turn
     n = len(ua) // spt
-    out = [policy.step(ua[t * spt:(t + 1) * spt], aa[t * spt:(t + 1) * spt],
-                       None if um is None else um[t * F:(t + 1) * F]) for t in range(n)]
+    out = [
+        policy.step(
+            ua[t * spt : (t + 1) * spt],
+            aa[t * spt : (t + 1) * spt],
+            None if um is None else um[t * F : (t + 1) * F],
+        )
+        for t in range(n)
+    ]
     return np.concatenate(out, 0)
 
 

@@ -1,4 +1,5 @@
 """Helpers for tests that run real ROS 2 processes (DDS on loopback)."""
+
 from __future__ import annotations
 
 import os
@@ -13,7 +14,9 @@ REPO = Path(__file__).resolve().parents[2]
 def ros_env() -> dict[str, str]:
     """The environment for a child ROS process: loopback discovery, this run's domain."""
     env = dict(os.environ)
-    env["ROS_AUTOMATIC_DISCOVERY_RANGE"] = os.environ.get("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
+    env["ROS_AUTOMATIC_DISCOVERY_RANGE"] = os.environ.get(
+        "ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST"
+    )
     env["PYTHONPATH"] = os.pathsep.join([str(REPO), env.get("PYTHONPATH", "")])
     env["PYTHONUNBUFFERED"] = "1"
     return env
@@ -22,8 +25,12 @@ def ros_env() -> dict[str, str]:
 def start_python(args: list[str], cwd: Path = REPO) -> subprocess.Popen:
     """Start `python <args>` with the test's interpreter in a ROS-ready environment."""
     return subprocess.Popen(
-        [sys.executable, *args], cwd=cwd, env=ros_env(),
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        [sys.executable, *args],
+        cwd=cwd,
+        env=ros_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
     )
 
 
@@ -67,8 +74,10 @@ class RosProbe:
     def qos(depth: int = 1000, reliable: bool = True):
         from rclpy.qos import QoSProfile, ReliabilityPolicy
 
-        return QoSProfile(depth=depth, reliability=ReliabilityPolicy.RELIABLE if reliable
-                          else ReliabilityPolicy.BEST_EFFORT)
+        return QoSProfile(
+            depth=depth,
+            reliability=ReliabilityPolicy.RELIABLE if reliable else ReliabilityPolicy.BEST_EFFORT,
+        )
 
     def collect(self, msg_type, topic: str, depth: int = 1000, reliable: bool = True) -> list:
         """A list that receives every ``msg_type`` message on ``topic`` while the probe spins."""

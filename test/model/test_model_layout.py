@@ -1,12 +1,13 @@
 """The per-turn token layout and the turn-level band mask are what the paper/reference specify."""
+
 import numpy as np
 import pytest
 import torch
 
+from helpers.model import one_thread_module  # noqa: E402,F401
 from timar_ros.model.backbone import attention_plan
 from timar_ros.model.config import PRESETS, TIMARConfig, preset
 from timar_ros.model.token_layout import DELIMITERS, TurnLayout
-from helpers.model import one_thread_module  # noqa: E402,F401
 
 
 def test_layout_f25_matches_reference_positions():

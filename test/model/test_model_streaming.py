@@ -1,10 +1,15 @@
 """Exact streaming: step == parallel forward, cache == re-encode, no future leakage, seeds."""
+
 import numpy as np
 import pytest
 
-from helpers.model import conversation, stream, tiny_model
+from helpers.model import (
+    conversation,
+    one_thread_module,  # noqa: E402,F401
+    stream,
+    tiny_model,
+)
 from timar_ros.runtime.torch_policy import TorchStreamingPolicy
-from helpers.model import one_thread_module  # noqa: E402,F401
 
 TOL = 1e-4
 
@@ -43,9 +48,9 @@ def test_no_future_leakage(model, conv):
     base = pol.run_offline(ua, aa, um)
     t = 4  # change everything from turn 5 on
     ua2, aa2, um2 = ua.copy(), aa.copy(), um.copy()
-    ua2[(t + 1) * 16000:] = np.random.default_rng(9).standard_normal(len(ua2) - (t + 1) * 16000)
-    aa2[(t + 1) * 16000:] *= -3.0
-    um2[(t + 1) * 25:] += 1.0
+    ua2[(t + 1) * 16000 :] = np.random.default_rng(9).standard_normal(len(ua2) - (t + 1) * 16000)
+    aa2[(t + 1) * 16000 :] *= -3.0
+    um2[(t + 1) * 25 :] += 1.0
     changed = pol.run_offline(ua2, aa2, um2)
     keep = (t + 1) * 25
     assert np.array_equal(base[:keep], changed[:keep])  # bit-identical
@@ -67,7 +72,7 @@ def test_history_matters_and_is_bounded(model, conv):
     assert not np.allclose(base[25:50], out[25:50])
     # ... and cannot reach beyond the receptive field (num_blocks * (W - 1) turns)
     R = model.receptive_turns(2)
-    assert np.array_equal(base[(R + 1) * 25:], out[(R + 1) * 25:])
+    assert np.array_equal(base[(R + 1) * 25 :], out[(R + 1) * 25 :])
 
 
 def test_determinism_and_seed(model, conv):
@@ -88,8 +93,9 @@ def test_cfg_scale_one_equals_no_cfg(model, conv):
 
     ua, aa, um = conv
     plain = stream(TorchStreamingPolicy(model, seed=2), ua[:48000], aa[:48000], um[:75])
-    one = stream(TorchStreamingPolicy(model, seed=2, guidance_scale=1.0), ua[:48000], aa[:48000],
-                 um[:75])
+    one = stream(
+        TorchStreamingPolicy(model, seed=2, guidance_scale=1.0), ua[:48000], aa[:48000], um[:75]
+    )
     assert np.array_equal(plain, one)
     # the explicit guided mix at scale 1 equals the conditional prediction
     z = torch.randn(25, model.config.d_model)
@@ -107,10 +113,15 @@ def test_cfg_streaming_cached_equals_reencode(model, conv):
     ua, aa, um = conv
     n = 5 * 16000
     a = stream(TorchStreamingPolicy(model, seed=2, guidance_scale=1.5), ua[:n], aa[:n], um[:125])
-    b = stream(TorchStreamingPolicy(model, seed=2, guidance_scale=1.5, kv_cache=False),
-               ua[:n], aa[:n], um[:125])
-    c = TorchStreamingPolicy(model, seed=2, guidance_scale=1.5).run_offline(ua[:n], aa[:n],
-                                                                             um[:125])
+    b = stream(
+        TorchStreamingPolicy(model, seed=2, guidance_scale=1.5, kv_cache=False),
+        ua[:n],
+        aa[:n],
+        um[:125],
+    )
+    c = TorchStreamingPolicy(model, seed=2, guidance_scale=1.5).run_offline(
+        ua[:n], aa[:n], um[:125]
+    )
     plain = stream(TorchStreamingPolicy(model, seed=2), ua[:n], aa[:n], um[:125])
     assert np.abs(a - b).max() <= TOL and np.array_equal(a, c)
     assert not np.allclose(a, plain)
@@ -139,18 +150,21 @@ def test_context_turns_limit(model, conv):
     p0 = TorchStreamingPolicy(model, seed=1, context_turns=0)
     base = p0.run_offline(ua, aa, um)
     ua2 = ua.copy()
-    ua2[:3 * 16000] = 0
+    ua2[: 3 * 16000] = 0
     assert np.array_equal(base[75:], p0.run_offline(ua2, aa, um)[75:])
     with pytest.raises(ValueError):
         TorchStreamingPolicy(model, context_turns=3)
 
 
-@pytest.mark.parametrize("overrides", [
-    dict(frames_per_turn=10),
-    dict(architecture="mae_encdec"),
-    dict(head="mlp"),
-    dict(window_turns=1),  # no history at all: zero-size cache
-])
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        dict(frames_per_turn=10),
+        dict(architecture="mae_encdec"),
+        dict(head="mlp"),
+        dict(window_turns=1),  # no history at all: zero-size cache
+    ],
+)
 def test_variants_stream_exactly(overrides):
     m = tiny_model(**overrides)
     ua, aa, um = conversation(m, 6, seed=4)
@@ -158,8 +172,9 @@ def test_variants_stream_exactly(overrides):
     s = stream(pol, ua, aa, um)
     assert s.shape == (6 * m.config.frames_per_turn, 56)
     assert np.abs(s - pol.run_offline(ua, aa, um)).max() <= TOL
-    assert np.abs(s - stream(TorchStreamingPolicy(m, seed=0, kv_cache=False), ua, aa, um)).max() \
-        <= TOL
+    assert (
+        np.abs(s - stream(TorchStreamingPolicy(m, seed=0, kv_cache=False), ua, aa, um)).max() <= TOL
+    )
 
 
 def test_bidirectional_ablation_reencodes_window():
@@ -181,5 +196,5 @@ def test_long_conversation_chunked_parallel_path(model):
     o = pol.run_offline(ua, aa, um)
     assert np.abs(s - o).max() <= TOL
     ua2 = ua.copy()
-    ua2[17 * 16000:] = 0.0
-    assert np.array_equal(o[:17 * 25], pol.run_offline(ua2, aa, um)[:17 * 25])
+    ua2[17 * 16000 :] = 0.0
+    assert np.array_equal(o[: 17 * 25], pol.run_offline(ua2, aa, um)[: 17 * 25])

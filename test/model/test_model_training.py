@@ -1,4 +1,5 @@
 """Training API: loss, masking, parameter groups, and a tiny model overfits a tiny batch."""
+
 import math
 
 import pytest
@@ -16,7 +17,9 @@ def batch(model, B=2, S=2, seed=0):
     F, spt = model.config.frames_per_turn, model.config.samples_per_turn
     t = torch.arange(S * F, dtype=torch.float32) / 25.0
     am = torch.zeros(B, S * F, 56)
-    am[:, :, :50] = 0.5 * torch.sin(2 * math.pi * 0.7 * t)[None, :, None] * torch.randn(B, 1, 50, generator=g)
+    am[:, :, :50] = (
+        0.5 * torch.sin(2 * math.pi * 0.7 * t)[None, :, None] * torch.randn(B, 1, 50, generator=g)
+    )
     am[:, :, 50:] = 0.1 * torch.cos(2 * math.pi * 0.4 * t)[None, :, None]
     return {
         "user_audio": 0.1 * torch.randn(B, S * spt, generator=g),
@@ -98,8 +101,17 @@ def one_thread():
 @pytest.mark.parametrize("head,steps,drop", [("mlp", 100, 0.15), ("diffusion", 200, 0.4)])
 def test_tiny_model_overfits_tiny_batch(head, steps, drop, one_thread):
     torch.manual_seed(0)
-    m = TIMAR(preset("tiny", head=head, window_turns=2, frames_per_turn=5, attn_dropout=0.0,
-                     proj_dropout=0.0, cfg_drop_prob=0.0)).train()
+    m = TIMAR(
+        preset(
+            "tiny",
+            head=head,
+            window_turns=2,
+            frames_per_turn=5,
+            attn_dropout=0.0,
+            proj_dropout=0.0,
+            cfg_drop_prob=0.0,
+        )
+    ).train()
     b = batch(m, B=2, S=2)
     opt = torch.optim.AdamW(m.parameter_groups(0.0), lr=3e-3)
 
@@ -118,8 +130,9 @@ def test_tiny_model_overfits_tiny_batch(head, steps, drop, one_thread):
     assert after < drop * before, (before, after)
 
 
-@pytest.mark.parametrize("overrides", [dict(architecture="mae_encdec"),
-                                       dict(attention="bidirectional")])
+@pytest.mark.parametrize(
+    "overrides", [dict(architecture="mae_encdec"), dict(attention="bidirectional")]
+)
 def test_ablations_train(overrides):
     m = tiny_model(**overrides).train()
     loss, stats = m.training_loss(batch(m))
@@ -132,8 +145,9 @@ def test_mae_training_matches_inference_path_when_all_masked():
     m = tiny_model(architecture="mae_encdec")
     ua, aa, um = conversation(m, 3)
     with torch.no_grad():
-        x, _ = m.embed_turns(torch.from_numpy(ua)[None], torch.from_numpy(aa)[None],
-                             torch.from_numpy(um)[None], 3)
+        x, _ = m.embed_turns(
+            torch.from_numpy(ua)[None], torch.from_numpy(aa)[None], torch.from_numpy(um)[None], 3
+        )
         masked = m.am_tok.expand(1, 3, -1)
         a = m.backbone_parallel(x, None)
         b = m.backbone_parallel(x, masked)

@@ -1,4 +1,5 @@
 """The wav2vec 2.0 speech encoder loads from a local directory (tiny random config) and runs."""
+
 import numpy as np
 import pytest
 import torch
@@ -6,21 +7,32 @@ import torch
 pytest.importorskip("transformers")
 from transformers import Wav2Vec2Config, Wav2Vec2Model  # noqa: E402
 
-from helpers.model import conversation, stream  # noqa: E402
+from helpers.model import (  # noqa: E402
+    conversation,
+    one_thread_module,  # noqa: E402,F401
+    stream,
+)
 from timar_ros.model.config import preset  # noqa: E402
 from timar_ros.model.timar import TIMAR, perturb_zero_init  # noqa: E402
 from timar_ros.runtime.checkpoint import load_checkpoint, save_checkpoint  # noqa: E402
 from timar_ros.runtime.torch_policy import TorchStreamingPolicy  # noqa: E402
-from helpers.model import one_thread_module  # noqa: E402,F401
 
 
 @pytest.fixture(scope="module")
 def w2v_dir(tmp_path_factory):
     d = tmp_path_factory.mktemp("w2v")
-    cfg = Wav2Vec2Config(hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
-                         intermediate_size=37, conv_dim=(16, 16), conv_stride=(5, 4),
-                         conv_kernel=(10, 8), num_conv_pos_embeddings=16,
-                         num_conv_pos_embedding_groups=2, vocab_size=8)
+    cfg = Wav2Vec2Config(
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=37,
+        conv_dim=(16, 16),
+        conv_stride=(5, 4),
+        conv_kernel=(10, 8),
+        num_conv_pos_embeddings=16,
+        num_conv_pos_embedding_groups=2,
+        vocab_size=8,
+    )
     torch.manual_seed(0)
     Wav2Vec2Model(cfg).save_pretrained(d)
     return d
@@ -28,8 +40,16 @@ def w2v_dir(tmp_path_factory):
 
 def w2v_model(path, finetune=False):
     torch.manual_seed(0)
-    m = TIMAR(preset("tiny", speech_encoder="wav2vec2", wav2vec2_path=str(path),
-                     wav2vec2_finetune=finetune, window_turns=2, frames_per_turn=10))
+    m = TIMAR(
+        preset(
+            "tiny",
+            speech_encoder="wav2vec2",
+            wav2vec2_path=str(path),
+            wav2vec2_finetune=finetune,
+            window_turns=2,
+            frames_per_turn=10,
+        )
+    )
     return perturb_zero_init(m, 0.2)
 
 
@@ -44,8 +64,12 @@ def test_wav2vec2_local_loads_trains_and_streams(w2v_dir, tmp_path):
     m.train()
     assert not enc.w2v.training
     B, S, F = 1, 2, 10
-    batch = {"user_audio": 0.1 * torch.randn(B, S * 6400), "agent_audio": 0.1 * torch.randn(B, S * 6400),
-             "user_motion": torch.randn(B, S * F, 56), "agent_motion": torch.randn(B, S * F, 56)}
+    batch = {
+        "user_audio": 0.1 * torch.randn(B, S * 6400),
+        "agent_audio": 0.1 * torch.randn(B, S * 6400),
+        "user_motion": torch.randn(B, S * F, 56),
+        "agent_motion": torch.randn(B, S * F, 56),
+    }
     loss, _ = m.training_loss(batch)
     loss.backward()
     assert all(p.grad is None for p in enc.w2v.parameters())

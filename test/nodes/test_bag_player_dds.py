@@ -1,5 +1,6 @@
 """bag_player replays a bag onto live topics (wire bytes, paced by log time, with /clock), and
 bag_recorder records live topics into a bag that reads back identically."""
+
 import numpy as np
 from rosgraph_msgs.msg import Clock
 
@@ -18,7 +19,10 @@ def _write_bag(path):
             t = 5_000_000_000 + k * 100_000_000
             w.write("/replay/user/audio", bags.audio_chunk_msg(t, a, 16000, seq=k))
         for k, m in enumerate(motion):
-            w.write("/replay/ground_truth/head_motion", bags.head_motion_msg(5_000_000_000 + k * 10**9, 0.04, m, turn_index=k))
+            w.write(
+                "/replay/ground_truth/head_motion",
+                bags.head_motion_msg(5_000_000_000 + k * 10**9, 0.04, m, turn_index=k),
+            )
     return audio, motion
 
 
@@ -28,13 +32,40 @@ def test_replay_and_record_round_trip(tmp_path, ros_probe):
     got = {"audio": [], "motion": [], "clock": []}
     qos = ros_probe.qos(1000)
     node.create_subscription(AudioChunk, "/replay/user/audio", got["audio"].append, qos)
-    node.create_subscription(HeadMotion, "/replay/ground_truth/head_motion", got["motion"].append, qos)
+    node.create_subscription(
+        HeadMotion, "/replay/ground_truth/head_motion", got["motion"].append, qos
+    )
     node.create_subscription(Clock, "/clock", got["clock"].append, 100)
-    recorder = start_python(["-m", "timar_ros.nodes.bag_recorder", "--ros-args", "-r", "__ns:=/replay",
-                             "-p", f"output:={tmp_path / 'out'}", "-p", "topics:=[user/audio]"])
-    player = start_python(["-m", "timar_ros.nodes.bag_player", "--ros-args", "-p", f"bag:={tmp_path / 'in'}",
-                           "-p", "rate:=4.0", "-p", "publish_clock:=true", "-p", "wait_for_subscribers:=1",
-                           "-p", "start_delay_s:=0.5"])
+    recorder = start_python(
+        [
+            "-m",
+            "timar_ros.nodes.bag_recorder",
+            "--ros-args",
+            "-r",
+            "__ns:=/replay",
+            "-p",
+            f"output:={tmp_path / 'out'}",
+            "-p",
+            "topics:=[user/audio]",
+        ]
+    )
+    player = start_python(
+        [
+            "-m",
+            "timar_ros.nodes.bag_player",
+            "--ros-args",
+            "-p",
+            f"bag:={tmp_path / 'in'}",
+            "-p",
+            "rate:=4.0",
+            "-p",
+            "publish_clock:=true",
+            "-p",
+            "wait_for_subscribers:=1",
+            "-p",
+            "start_delay_s:=0.5",
+        ]
+    )
     try:
         ok = spin_until(node, lambda: len(got["audio"]) == 10 and len(got["motion"]) == 2, 30)
         spin_until(node, lambda: False, 0.5)
@@ -56,7 +87,16 @@ def test_replay_and_record_round_trip(tmp_path, ros_probe):
 
 def test_missing_topic_is_a_clear_error(tmp_path):
     _write_bag(tmp_path / "in")
-    proc = start_python(["-m", "timar_ros.nodes.bag_player", "--ros-args", "-p", f"bag:={tmp_path / 'in'}",
-                         "-p", "topics:=[/nope]"])
+    proc = start_python(
+        [
+            "-m",
+            "timar_ros.nodes.bag_player",
+            "--ros-args",
+            "-p",
+            f"bag:={tmp_path / 'in'}",
+            "-p",
+            "topics:=[/nope]",
+        ]
+    )
     out = proc.communicate(timeout=30)[0]
     assert proc.returncode == 2 and "/nope" in out and str(tmp_path / "in") in out

@@ -5,6 +5,7 @@ rclpy's MultiThreadedExecutor, used before, drained the first subscription's who
 the second one's (measured: 50 "A" callbacks, then the 50 "B"): for conversation_policy that put
 the user audio seconds ahead of the agent audio and padded turns that a real robot never pads.
 """
+
 import time
 
 import rclpy
@@ -25,15 +26,21 @@ def test_a_backlog_on_two_topics_is_served_alternately():
         def on_message(_msg):
             order.append(tag)
             time.sleep(0.005)  # a callback that takes a while, as a policy step does
+
         return on_message
 
     sub.create_subscription(Int32, "compose_a", callback("A"), qos)
     sub.create_subscription(Int32, "compose_b", callback("B"), qos)
-    pa, pb = pub.create_publisher(Int32, "compose_a", qos), pub.create_publisher(Int32, "compose_b", qos)
+    pa, pb = (
+        pub.create_publisher(Int32, "compose_a", qos),
+        pub.create_publisher(Int32, "compose_b", qos),
+    )
     spinning = None
     try:
         deadline = time.monotonic() + 20
-        while time.monotonic() < deadline and not (pa.get_subscription_count() and pb.get_subscription_count()):
+        while time.monotonic() < deadline and not (
+            pa.get_subscription_count() and pb.get_subscription_count()
+        ):
             time.sleep(0.01)
         time.sleep(0.3)  # the subscriber's side of discovery
         for i in range(40):  # the backlog waits in the readers before anything spins

@@ -1,5 +1,6 @@
 """Real DDS between processes: AudioChunk from the audio_file_player node, HeadMotion both ways,
 and a params YAML loaded into a node with --ros-args --params-file."""
+
 import time
 
 import numpy as np
@@ -35,22 +36,37 @@ def _collect_audio(node, ns):
 def test_audio_file_player_streams_the_wav_over_dds(ros_node, tmp_path):
     user, agent = _stereo_wav(tmp_path / "conv.wav")
     got = _collect_audio(ros_node, "/dds_audio")
-    proc = start_python([
-        "-m", "timar_ros.nodes.audio_file_player", "--ros-args",
-        "--params-file", str(REPO / "config" / "timar.yaml"),
-        "-p", f"stereo_wav:={tmp_path / 'conv.wav'}", "-p", "playback_rate:=4.0", "-p", "wait_for_subscribers:=1",
-        "-r", "__ns:=/dds_audio",
-    ])
+    proc = start_python(
+        [
+            "-m",
+            "timar_ros.nodes.audio_file_player",
+            "--ros-args",
+            "--params-file",
+            str(REPO / "config" / "timar.yaml"),
+            "-p",
+            f"stereo_wav:={tmp_path / 'conv.wav'}",
+            "-p",
+            "playback_rate:=4.0",
+            "-p",
+            "wait_for_subscribers:=1",
+            "-r",
+            "__ns:=/dds_audio",
+        ]
+    )
     try:
         n_chunks = 12  # 1.2 s in the default 0.1 s chunks (config/timar.yaml)
-        ok = spin_until(ros_node, lambda: len(got["user"]) >= n_chunks and len(got["agent"]) >= n_chunks, 30)
+        ok = spin_until(
+            ros_node, lambda: len(got["user"]) >= n_chunks and len(got["agent"]) >= n_chunks, 30
+        )
     finally:
         out = stop(proc)
     assert ok, f"received {len(got['user'])}/{len(got['agent'])} chunks; node output:\n{out}"
     for role, ref in (("user", user), ("agent", agent)):
         msgs = got[role]
         assert [m.seq for m in msgs] == list(range(n_chunks))
-        assert all(m.sample_rate == 16000 and m.channels == 1 and m.header.frame_id == role for m in msgs)
+        assert all(
+            m.sample_rate == 16000 and m.channels == 1 and m.header.frame_id == role for m in msgs
+        )
         np.testing.assert_array_equal(np.concatenate([audio_samples(m)[:, 0] for m in msgs]), ref)
         stamps = np.array([stamp_to_s(m.header.stamp) for m in msgs])
         # Stamps follow the audio timeline (first sample of each chunk), whatever the playback rate.
@@ -66,10 +82,17 @@ def test_params_file_overrides_the_defaults(ros_node, tmp_path):
         "    wait_for_subscribers: 1\n"
     )
     got = _collect_audio(ros_node, "/dds_params")
-    proc = start_python([
-        "-m", "timar_ros.nodes.audio_file_player", "--ros-args", "--params-file", str(params),
-        "-r", "__ns:=/dds_params",
-    ])
+    proc = start_python(
+        [
+            "-m",
+            "timar_ros.nodes.audio_file_player",
+            "--ros-args",
+            "--params-file",
+            str(params),
+            "-r",
+            "__ns:=/dds_params",
+        ]
+    )
     try:
         ok = spin_until(ros_node, lambda: len(got["user"]) >= 20, 30)
     finally:
@@ -79,8 +102,15 @@ def test_params_file_overrides_the_defaults(ros_node, tmp_path):
 
 
 def test_bad_params_give_a_clear_error(tmp_path):
-    proc = start_python(["-m", "timar_ros.nodes.audio_file_player", "--ros-args",
-                         "-p", f"stereo_wav:={tmp_path / 'missing.wav'}"])
+    proc = start_python(
+        [
+            "-m",
+            "timar_ros.nodes.audio_file_player",
+            "--ros-args",
+            "-p",
+            f"stereo_wav:={tmp_path / 'missing.wav'}",
+        ]
+    )
     out = proc.communicate(timeout=30)[0]
     assert proc.returncode == 2
     assert "audio_file_player: cannot start: audio file not found" in out and "missing.wav" in out
@@ -104,4 +134,3 @@ def test_head_motion_crosses_processes(ros_node):
     finally:
         stop(proc)
     assert out.split("\n")[:3] == sent
-

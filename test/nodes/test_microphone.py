@@ -1,4 +1,5 @@
 """microphone: a managed node that refuses to configure without a usable device, saying why."""
+
 import numpy as np
 from lifecycle_msgs.msg import Transition
 from lifecycle_msgs.srv import ChangeState, GetState
@@ -14,13 +15,24 @@ def test_mono_downmix_and_gain_clip():
 
 def test_configure_without_a_device_fails_with_the_fix(ros_probe):
     node = ros_probe.node
-    proc = start_python(["-m", "timar_ros.nodes.microphone", "--ros-args", "-r", "__ns:=/mic_test",
-                         "-p", "device:=no_such_device_xyz"])
+    proc = start_python(
+        [
+            "-m",
+            "timar_ros.nodes.microphone",
+            "--ros-args",
+            "-r",
+            "__ns:=/mic_test",
+            "-p",
+            "device:=no_such_device_xyz",
+        ]
+    )
     try:
         change = node.create_client(ChangeState, "/mic_test/microphone/change_state")
         get = node.create_client(GetState, "/mic_test/microphone/get_state")
         assert change.wait_for_service(timeout_sec=20), "lifecycle services did not appear"
-        future = change.call_async(ChangeState.Request(transition=Transition(id=Transition.TRANSITION_CONFIGURE)))
+        future = change.call_async(
+            ChangeState.Request(transition=Transition(id=Transition.TRANSITION_CONFIGURE))
+        )
         assert spin_until(node, future.done, 20)
         assert future.result().success is False
         get.wait_for_service(timeout_sec=5)

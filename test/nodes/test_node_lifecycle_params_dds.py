@@ -2,6 +2,7 @@
 configure leaves exactly one subscription (each block is played once); `ros2 param set` of a
 start-up parameter is refused as read-only, of a configure-time parameter refused while configured
 and applied by the next configure; malformed HeadMotion is counted and logged once per period."""
+
 import time
 
 import numpy as np
@@ -25,8 +26,17 @@ def _call(node, future, timeout=30):
 
 
 def test_lifecycle_cycle_and_parameter_sets_on_a_real_retargeter(tmp_path, ros_probe):
-    proc = start_python(["-m", "timar_ros.nodes.head_retargeter", "--ros-args", "-r", f"__ns:={NS}",
-                         "-p", "autostart:=false"])
+    proc = start_python(
+        [
+            "-m",
+            "timar_ros.nodes.head_retargeter",
+            "--ros-args",
+            "-r",
+            f"__ns:={NS}",
+            "-p",
+            "autostart:=false",
+        ]
+    )
     node = ros_probe.node
     reliable = ros_probe.qos(100)
     pub = node.create_publisher(HeadMotion, f"{NS}/head_motion", reliable)
@@ -36,7 +46,9 @@ def test_lifecycle_cycle_and_parameter_sets_on_a_real_retargeter(tmp_path, ros_p
     params = AsyncParameterClient(node, NODE)
 
     def transition(tid):
-        return _call(node, change.call_async(ChangeState.Request(transition=Transition(id=tid)))).success
+        return _call(
+            node, change.call_async(ChangeState.Request(transition=Transition(id=tid)))
+        ).success
 
     def set_param(name, value):
         results = _call(node, params.set_parameters([Parameter(name, value=value)])).results
@@ -49,14 +61,19 @@ def test_lifecycle_cycle_and_parameter_sets_on_a_real_retargeter(tmp_path, ros_p
         r = set_param("joint_state_frame_id", "head")
         assert not r.successful and "read-only" in r.reason, r.reason
         r = set_param("command_interface", "servo_bus")
-        assert not r.successful and "command_interface must be one of 'forward', 'trajectory', 'none'" in r.reason
+        assert (
+            not r.successful
+            and "command_interface must be one of 'forward', 'trajectory', 'none'" in r.reason
+        )
         missing = tmp_path / "no_such_robot.yaml"
         assert set_param("retarget_config", str(missing)).successful
         assert transition(Transition.TRANSITION_CONFIGURE) is False  # the new value was used
         assert set_param("retarget_config", "").successful
         assert transition(Transition.TRANSITION_CONFIGURE)
         r = set_param("retarget_config", str(missing))
-        assert not r.successful and "read on configure" in r.reason and "clean it up" in r.reason, r.reason
+        assert not r.successful and "read on configure" in r.reason and "clean it up" in r.reason, (
+            r.reason
+        )
         # configure -> cleanup -> configure: the handles of the first configure are gone.
         assert transition(Transition.TRANSITION_CLEANUP)
         assert transition(Transition.TRANSITION_CONFIGURE)
@@ -72,7 +89,12 @@ def test_lifecycle_cycle_and_parameter_sets_on_a_real_retargeter(tmp_path, ros_p
             spin_until(node, lambda: False, 0.02)
 
         def counters():
-            ours = [s for d in diag for s in d.status if s.name.endswith("head_retargeter: servo commands")]
+            ours = [
+                s
+                for d in diag
+                for s in d.status
+                if s.name.endswith("head_retargeter: servo commands")
+            ]
             return {kv.key: kv.value for kv in ours[-1].values} if ours else {}
 
         assert spin_until(node, lambda: counters().get("malformed_blocks") == "20", 30), counters()

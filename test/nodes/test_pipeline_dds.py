@@ -1,15 +1,16 @@
 """The robot pipeline through real DDS, one process per node as `ros2 launch` would start them:
 audio_file_player -> conversation_policy -> head_retargeter, observed from the test process."""
+
 import numpy as np
 import pytest
 import soundfile as sf
+from sensor_msgs.msg import JointState
+from std_msgs.msg import Float64MultiArray
 
 from helpers.ros import start_python, stop
 from timar_ros.msg import AudioChunk, ConversationState, HeadMotion
 from timar_ros.nodes.convert import motion_frames, stamp_to_s
 from timar_ros.robot.retarget import MotionPlayer, load_retarget_config
-from sensor_msgs.msg import JointState
-from std_msgs.msg import Float64MultiArray
 
 NS = "/pipe"
 SECONDS = 4
@@ -29,27 +30,58 @@ def _conversation_wav(path):
 
 
 def test_audio_in_motion_and_safe_joint_commands_out(tiny_checkpoint, ros_probe, tmp_path):
-    # Random weights: this test checks the plumbing (turns, stamps, limits, watchdog), not the motion.
+    # Random weights: this checks the plumbing (turns, stamps, limits, watchdog), not the motion.
     _conversation_wav(tmp_path / "conv.wav")
-    got = {"audio": ros_probe.collect(AudioChunk, f"{NS}/user/audio"),
-           "agent": ros_probe.collect(AudioChunk, f"{NS}/agent/audio"),
-           "motion": ros_probe.collect(HeadMotion, f"{NS}/head_motion"),
-           "state": ros_probe.collect(ConversationState, f"{NS}/conversation_state"),
-           "joints": ros_probe.collect(JointState, f"{NS}/joint_states"),
-           "forward": ros_probe.collect(Float64MultiArray, f"{NS}/forward_position_controller/commands")}
+    got = {
+        "audio": ros_probe.collect(AudioChunk, f"{NS}/user/audio"),
+        "agent": ros_probe.collect(AudioChunk, f"{NS}/agent/audio"),
+        "motion": ros_probe.collect(HeadMotion, f"{NS}/head_motion"),
+        "state": ros_probe.collect(ConversationState, f"{NS}/conversation_state"),
+        "joints": ros_probe.collect(JointState, f"{NS}/joint_states"),
+        "forward": ros_probe.collect(
+            Float64MultiArray, f"{NS}/forward_position_controller/commands"
+        ),
+    }
     ros = ["--ros-args", "-r", f"__ns:={NS}"]
-    policy = start_python(["-m", "timar_ros.nodes.conversation_policy", *ros, "-p", f"checkpoint:={tiny_checkpoint}",
-                           "-p", f"display_delay_s:={DISPLAY_DELAY}", "-p", "audio_qos:=reliable"])
+    policy = start_python(
+        [
+            "-m",
+            "timar_ros.nodes.conversation_policy",
+            *ros,
+            "-p",
+            f"checkpoint:={tiny_checkpoint}",
+            "-p",
+            f"display_delay_s:={DISPLAY_DELAY}",
+            "-p",
+            "audio_qos:=reliable",
+        ]
+    )
     retargeter = start_python(["-m", "timar_ros.nodes.head_retargeter", *ros])
     procs = [policy, retargeter]
     try:
-        assert ros_probe.spin_until(lambda: len(got["joints"]) > 5, 60), "head_retargeter did not start"
-        procs.append(start_python(["-m", "timar_ros.nodes.audio_file_player", *ros,
-                                   "-p", f"stereo_wav:={tmp_path / 'conv.wav'}", "-p", "start_delay_s:=0.5",
-                                   "-p", "wait_for_subscribers:=2"]))  # the policy and this test
+        assert ros_probe.spin_until(lambda: len(got["joints"]) > 5, 60), (
+            "head_retargeter did not start"
+        )
+        procs.append(
+            start_python(
+                [
+                    "-m",
+                    "timar_ros.nodes.audio_file_player",
+                    *ros,
+                    "-p",
+                    f"stereo_wav:={tmp_path / 'conv.wav'}",
+                    "-p",
+                    "start_delay_s:=0.5",
+                    "-p",
+                    "wait_for_subscribers:=2",
+                ]
+            )
+        )  # the policy and this test
         if not ros_probe.spin_until(lambda: len(got["motion"]) >= SECONDS, 60):
             logs = "\n".join(stop(p) for p in procs)
-            pytest.fail(f"got {len(got['motion'])} HeadMotion messages, {len(got['state'])} states:\n{logs}")
+            pytest.fail(
+                f"got {len(got['motion'])} HeadMotion messages, {len(got['state'])} states:\n{logs}"
+            )
         # Let the last turn play out and the watchdog bring the head back to neutral.
         cfg = load_retarget_config()
         settle = DISPLAY_DELAY + MotionPlayer(cfg).neutral_deadline_s + 1.0
@@ -66,7 +98,9 @@ def test_audio_in_motion_and_safe_joint_commands_out(tiny_checkpoint, ros_probe,
     # Stamps line up with the audio: turn k is shown display_delay after the audio of turn k began.
     audio_start = stamp_to_s(got["audio"][0].header.stamp)
     for k, m in enumerate(got["motion"]):
-        assert stamp_to_s(m.header.stamp) == pytest.approx(audio_start + k + DISPLAY_DELAY, abs=1e-6)
+        assert stamp_to_s(m.header.stamp) == pytest.approx(
+            audio_start + k + DISPLAY_DELAY, abs=1e-6
+        )
         assert stamp_to_s(got["state"][k].header.stamp) == pytest.approx(audio_start + k, abs=1e-6)
     assert sum(s.user_padded_s + s.agent_padded_s for s in got["state"]) == 0.0
     # Voice activity: the partner speaks in turns 1 and 2, the robot is silent.

@@ -1,7 +1,9 @@
 """Bad audio through real DDS into a real conversation_policy process: NaN/Inf, empty, oversize,
 wrong and changing sample rate, stereo, gaps, duplicates, out-of-order, a far-future stamp, clock
 jumps (forward, and back to a sim-time-like clock), late chunks. Each is logged once (rate-limited)
-saying what was done, counted in ConversationState and /diagnostics; every turn is still produced."""
+saying what was done, counted in ConversationState and /diagnostics; every turn is still
+produced."""
+
 import time
 
 import numpy as np
@@ -21,13 +23,17 @@ class Feeder:
 
     def __init__(self, node):
         qos = RosProbe.qos(5000)
-        self.pubs = {s: node.create_publisher(AudioChunk, f"{NS}/{s}/audio", qos) for s in ("user", "agent")}
+        self.pubs = {
+            s: node.create_publisher(AudioChunk, f"{NS}/{s}/audio", qos) for s in ("user", "agent")
+        }
         self.seq = {"user": 0, "agent": 0}
         self.rng = np.random.default_rng(0)
 
     def send(self, stream, stamp, samples=None, rate=SR, channels=1, n=None):
         if samples is None:
-            samples = self.rng.uniform(-0.1, 0.1, int(n or rate // 10) * channels).astype(np.float32)
+            samples = self.rng.uniform(-0.1, 0.1, int(n or rate // 10) * channels).astype(
+                np.float32
+            )
         msg = AudioChunk(sample_rate=int(rate), channels=channels, seq=self.seq[stream])
         self.seq[stream] += 1
         s_to_stamp(stamp, msg.header.stamp)
@@ -36,28 +42,54 @@ class Feeder:
         self.pubs[stream].publish(msg)
 
 
-def test_bad_audio_is_repaired_or_dropped_logged_once_counted_and_turns_go_on(tiny_checkpoint, ros_probe):
+def test_bad_audio_is_repaired_or_dropped_logged_once_counted_and_turns_go_on(
+    tiny_checkpoint, ros_probe
+):
     node = ros_probe.node
     got = {"motion": [], "state": [], "diag": []}
     reliable = ros_probe.qos(1000)
     node.create_subscription(HeadMotion, f"{NS}/head_motion", got["motion"].append, reliable)
-    node.create_subscription(ConversationState, f"{NS}/conversation_state", got["state"].append, reliable)
+    node.create_subscription(
+        ConversationState, f"{NS}/conversation_state", got["state"].append, reliable
+    )
     node.create_subscription(DiagnosticArray, "/diagnostics", got["diag"].append, 10)
     feed = Feeder(node)
-    policy = start_python(["-m", "timar_ros.nodes.conversation_policy", "--ros-args", "-r", f"__ns:={NS}",
-                           "-p", f"checkpoint:={tiny_checkpoint}", "-p", "audio_qos:=reliable",
-                           "-p", "fault_log_period_s:=600.0", "-p", "diagnostics_period_s:=0.2",
-                           # the test publishes faster than real time: the two topics' queues may be
-                           # drained a turn apart, which must not count as late audio
-                           "-p", "max_latency_s:=3.0"])
+    policy = start_python(
+        [
+            "-m",
+            "timar_ros.nodes.conversation_policy",
+            "--ros-args",
+            "-r",
+            f"__ns:={NS}",
+            "-p",
+            f"checkpoint:={tiny_checkpoint}",
+            "-p",
+            "audio_qos:=reliable",
+            "-p",
+            "fault_log_period_s:=600.0",
+            "-p",
+            "diagnostics_period_s:=0.2",
+            # the test publishes faster than real time: the two topics' queues may be
+            # drained a turn apart, which must not count as late audio
+            "-p",
+            "max_latency_s:=3.0",
+        ]
+    )
     try:
-        ready = spin_until(node, lambda: all(p.get_subscription_count() for p in feed.pubs.values())
-                           and node.count_publishers(f"{NS}/head_motion") > 0, 60)
+        ready = spin_until(
+            node,
+            lambda: (
+                all(p.get_subscription_count() for p in feed.pubs.values())
+                and node.count_publishers(f"{NS}/head_motion") > 0
+            ),
+            60,
+        )
         assert ready, "conversation_policy did not start:\n" + stop(policy)
         t0 = time.time() + 2.0  # stamps of the wall clock the node runs on
 
         def second(k, user=None):
-            """One 1-s turn of both streams in 0.1-s chunks; user(i, stamp) overrides the user chunk.
+            """One 1-s turn of both streams in 0.1-s chunks; user(i, stamp) overrides the user
+            chunk.
             Paced by the policy's output (at most 2 turns ahead) so no reader queue overflows."""
             spin_until(node, lambda: len(got["state"]) >= k - 2, 30)
             for i in range(10):
@@ -72,6 +104,7 @@ def test_bad_audio_is_repaired_or_dropped_logged_once_counted_and_turns_go_on(ti
             x = feed.rng.uniform(-0.1, 0.1, 1600).astype(np.float32)
             x[:5], x[5] = np.nan, np.inf
             feed.send("user", s, x)
+
         second(2, nan)
 
         def empty_oversize(i, s):
@@ -79,6 +112,7 @@ def test_bad_audio_is_repaired_or_dropped_logged_once_counted_and_turns_go_on(ti
             if i == 0:
                 feed.send("user", s, np.zeros(0, np.float32))
                 feed.send("user", s + 0.05, n=11 * SR)  # 11 s > max_chunk_s
+
         second(3, empty_oversize)
         second(4, lambda i, s: feed.send("user", s, rate=48000))
         second(5, lambda i, s: feed.send("user", s, rate=22050))
@@ -86,7 +120,13 @@ def test_bad_audio_is_repaired_or_dropped_logged_once_counted_and_turns_go_on(ti
         def stereo(i, s):
             feed.send("user", s, channels=2)
             if i == 0:  # 1601 interleaved samples cannot be 2-channel frames: dropped, said
-                feed.send("user", s + 0.05, feed.rng.uniform(-0.1, 0.1, 1601).astype(np.float32), channels=2)
+                feed.send(
+                    "user",
+                    s + 0.05,
+                    feed.rng.uniform(-0.1, 0.1, 1601).astype(np.float32),
+                    channels=2,
+                )
+
         second(6, stereo)
         second(7, lambda i, s: None if 3 <= i <= 6 else feed.send("user", s))  # 0.4-s gap
 
@@ -94,6 +134,7 @@ def test_bad_audio_is_repaired_or_dropped_logged_once_counted_and_turns_go_on(ti
             x = feed.rng.uniform(-0.1, 0.1, 1600).astype(np.float32)
             feed.send("user", s, x)
             feed.send("user", s, x)
+
         second(8, twice)
         for i in range(10):  # the user's chunks of turn 9 arrive in reverse order
             feed.send("agent", t0 + 9 + i / 10)
@@ -104,6 +145,7 @@ def test_bad_audio_is_repaired_or_dropped_logged_once_counted_and_turns_go_on(ti
             feed.send("user", s)
             if i == 5:
                 feed.send("user", s + 1000.0)  # one bogus far-future stamp
+
         second(10, future)
         second(11)
         # Before each clock change, let the old clock's turns through: the two topics are separate
@@ -143,27 +185,50 @@ def test_bad_audio_is_repaired_or_dropped_logged_once_counted_and_turns_go_on(ti
     assert last.skipped_turns == 0
     # oversize 11 s + duplicates 10 x 0.1 s + the torn stereo chunk 800.5 frames + the outlier 0.1 s
     # + the old clock's straggler 0.1 s
-    assert last.dropped_audio_s == pytest.approx(11 + 1.0 + 1601 / 2 / SR + 0.1 + 0.1, abs=1e-3) or st[17].user_padded_s
+    assert (
+        last.dropped_audio_s == pytest.approx(11 + 1.0 + 1601 / 2 / SR + 0.1 + 0.1, abs=1e-3)
+        or st[17].user_padded_s
+    )
 
     # /diagnostics has every counter by name.
-    ours = [s for d in got["diag"] for s in d.status if s.name.endswith("conversation_policy: policy")]
+    ours = [
+        s for d in got["diag"] for s in d.status if s.name.endswith("conversation_policy: policy")
+    ]
     values = {kv.key: kv.value for kv in ours[-1].values}
-    expect = {"nonfinite_samples": 60, "empty_chunks": 1, "oversize_chunks": 1, "resampled_chunks": 20,
-              "downmixed_chunks": 10, "rate_changes": 3, "duplicate_chunks": 10,
-              "outlier_chunks": 1, "clock_jumps": 2, "resyncs": 2, "skipped_turns": 0}
+    expect = {
+        "nonfinite_samples": 60,
+        "empty_chunks": 1,
+        "oversize_chunks": 1,
+        "resampled_chunks": 20,
+        "downmixed_chunks": 10,
+        "rate_changes": 3,
+        "duplicate_chunks": 10,
+        "outlier_chunks": 1,
+        "clock_jumps": 2,
+        "resyncs": 2,
+        "skipped_turns": 0,
+    }
     assert int(values["late_chunks"]) >= 2 and int(values["padded_turns"]) >= 1
     assert {k: int(values[k]) for k in expect} == expect, values
     assert int(values["reordered_chunks"]) >= 9 and ours[-1].level == DiagnosticStatus.WARN
 
     # Each kind logged exactly once (the period is longer than the test), saying what was done.
-    for text in ["6 NaN/Inf samples replaced with 0", "empty chunk ignored",
-                 "chunk dropped: longer than max_chunk_s (10 s)", "sample rate changed from 16000 to 48000 Hz",
-                 "chunk at 48000 Hz resampled to 16000 Hz", "2-channel chunk down-mixed to mono",
-                 "1601 interleaved samples are not a whole number of 2-channel frames",
-                 "0.40 s of user audio missing (gap or stream stopped): padded with silence",
-                 "100 ms already received dropped (duplicate; the first copy is kept)",
-                 "arrived out of order", "a chunk stamped +999.", "was dropped (100 ms; lone far-future",
-                 "the audio clock jumped by +10", "clock resynchronised, policy history reset",
-                 "ms dropped: late, its turns were already processed"]:
+    for text in [
+        "6 NaN/Inf samples replaced with 0",
+        "empty chunk ignored",
+        "chunk dropped: longer than max_chunk_s (10 s)",
+        "sample rate changed from 16000 to 48000 Hz",
+        "chunk at 48000 Hz resampled to 16000 Hz",
+        "2-channel chunk down-mixed to mono",
+        "1601 interleaved samples are not a whole number of 2-channel frames",
+        "0.40 s of user audio missing (gap or stream stopped): padded with silence",
+        "100 ms already received dropped (duplicate; the first copy is kept)",
+        "arrived out of order",
+        "a chunk stamped +999.",
+        "was dropped (100 ms; lone far-future",
+        "the audio clock jumped by +10",
+        "clock resynchronised, policy history reset",
+        "ms dropped: late, its turns were already processed",
+    ]:
         assert log.count(text) == 1, (text, log)
     assert "Traceback" not in log

@@ -3,6 +3,7 @@ but overflow at step time (only when the partner's motion is fed) -> that turn i
 logged, contextual error, the history is reset and the stream recovers; deadline misses are
 reported; missing, truncated and mismatched checkpoints stop the process at start-up with exit
 code 2 and a message naming the file and the fix."""
+
 import time
 from pathlib import Path
 
@@ -33,24 +34,52 @@ def overflowing_checkpoint(folder):
     return d
 
 
-def test_model_fault_skips_the_turn_resets_history_and_recovers_deadline_reported(tmp_path, ros_probe):
+def test_model_fault_skips_the_turn_resets_history_and_recovers_deadline_reported(
+    tmp_path, ros_probe
+):
     ckpt = overflowing_checkpoint(tmp_path / "overflow")
     node = ros_probe.node
     got = {"motion": [], "state": [], "diag": []}
     reliable = ros_probe.qos(1000)
     node.create_subscription(HeadMotion, f"{NS}/head_motion", got["motion"].append, reliable)
-    node.create_subscription(ConversationState, f"{NS}/conversation_state", got["state"].append, reliable)
+    node.create_subscription(
+        ConversationState, f"{NS}/conversation_state", got["state"].append, reliable
+    )
     node.create_subscription(DiagnosticArray, "/diagnostics", got["diag"].append, 10)
-    audio = {s: node.create_publisher(AudioChunk, f"{NS}/{s}/audio", reliable) for s in ("user", "agent")}
+    audio = {
+        s: node.create_publisher(AudioChunk, f"{NS}/{s}/audio", reliable) for s in ("user", "agent")
+    }
     user_motion = node.create_publisher(HeadMotion, f"{NS}/user/motion", 10)
-    policy = start_python(["-m", "timar_ros.nodes.conversation_policy", "--ros-args", "-r", f"__ns:={NS}",
-                           "-p", f"checkpoint:={ckpt}", "-p", "audio_qos:=reliable",
-                           "-p", "deadline_ms:=1.0",  # every step is slower than 1 ms: all missed
-                           "-p", "fault_log_period_s:=600.0", "-p", "diagnostics_period_s:=0.2",
-                           "-p", "max_latency_s:=3.0"])
+    policy = start_python(
+        [
+            "-m",
+            "timar_ros.nodes.conversation_policy",
+            "--ros-args",
+            "-r",
+            f"__ns:={NS}",
+            "-p",
+            f"checkpoint:={ckpt}",
+            "-p",
+            "audio_qos:=reliable",
+            "-p",
+            "deadline_ms:=1.0",  # every step is slower than 1 ms: all missed
+            "-p",
+            "fault_log_period_s:=600.0",
+            "-p",
+            "diagnostics_period_s:=0.2",
+            "-p",
+            "max_latency_s:=3.0",
+        ]
+    )
     try:
-        ready = spin_until(node, lambda: all(p.get_subscription_count() for p in audio.values())
-                           and user_motion.get_subscription_count(), 60)
+        ready = spin_until(
+            node,
+            lambda: (
+                all(p.get_subscription_count() for p in audio.values())
+                and user_motion.get_subscription_count()
+            ),
+            60,
+        )
         assert ready, "conversation_policy did not start:\n" + stop(policy)
         t0 = time.time() + 2.0
         frames = np.full((25, 56), 0.05, np.float32)
@@ -58,7 +87,7 @@ def test_model_fault_skips_the_turn_resets_history_and_recovers_deadline_reporte
         spin_until(node, lambda: False, 0.3)
         rng = np.random.default_rng(0)
         for k in range(TURNS):
-            spin_until(node, lambda: len(got["state"]) >= k - 1, 30)
+            spin_until(node, lambda k=k: len(got["state"]) >= k - 1, 30)
             for i in range(10):
                 for s, pub in audio.items():
                     x = rng.uniform(-0.1, 0.1, 1600).astype(np.float32)
@@ -71,20 +100,30 @@ def test_model_fault_skips_the_turn_resets_history_and_recovers_deadline_reporte
     st = {s.turn_index: s for s in got["state"]}
     assert sorted(st) == list(range(TURNS))
     # The faulty turn has no motion; the others do (the stream recovered).
-    assert [m.turn_index for m in got["motion"]] == [k for k in range(TURNS) if k != MOTION_TURN], log
+    assert [m.turn_index for m in got["motion"]] == [k for k in range(TURNS) if k != MOTION_TURN], (
+        log
+    )
     assert all(np.isfinite(np.frombuffer(m.head_rotation, np.float32)).all() for m in got["motion"])
     assert [st[k].skipped_turns for k in range(TURNS)] == [0, 0, 1, 1, 1, 1]
     # History: grows, is reset by the failure, grows again.
     assert [st[k].history_turns for k in range(TURNS)] == [0, 1, 0, 0, 1, 2]
     assert all(st[k].deadline_missed for k in range(TURNS))
-    ours = [s for d in got["diag"] for s in d.status if s.name.endswith("conversation_policy: policy")]
+    ours = [
+        s for d in got["diag"] for s in d.status if s.name.endswith("conversation_policy: policy")
+    ]
     values = {kv.key: kv.value for kv in ours[-1].values}
     assert ours[-1].level == DiagnosticStatus.ERROR and "skipped turns: 1" in ours[-1].message
     assert int(values["skipped_turns"]) == 1 and int(values["deadline_misses"]) == TURNS
     # Logged with context, once per kind.
     assert log.count("policy step failed on turn 2") == 1, log
-    for text in ["FloatingPointError: the policy returned", "user motion given", "model overflow-",
-                 "turn skipped, history reset", "policy step took", "over deadline_ms = 1 ms"]:
+    for text in [
+        "FloatingPointError: the policy returned",
+        "user motion given",
+        "model overflow-",
+        "turn skipped, history reset",
+        "policy step took",
+        "over deadline_ms = 1 ms",
+    ]:
         assert text in log, (text, log)
     assert log.count("over deadline_ms") == 1 and "Traceback" not in log
 
@@ -101,23 +140,43 @@ def _mismatched(tiny, folder):
     return a
 
 
-def test_missing_truncated_and_mismatched_checkpoints_stop_the_node_at_startup(tiny_checkpoint, tmp_path):
+def test_missing_truncated_and_mismatched_checkpoints_stop_the_node_at_startup(
+    tiny_checkpoint, tmp_path
+):
     import shutil
 
     truncated = Path(shutil.copytree(tiny_checkpoint, tmp_path / "truncated"))
     w = truncated / "model.safetensors"
     w.write_bytes(w.read_bytes()[: w.stat().st_size // 2])
     cases = {
-        "missing": (tmp_path / "nowhere", [f"no checkpoint at '{tmp_path / 'nowhere'}'",
-                                           "timar init-checkpoint"]),
+        "missing": (
+            tmp_path / "nowhere",
+            [f"no checkpoint at '{tmp_path / 'nowhere'}'", "timar init-checkpoint"],
+        ),
         "truncated": (truncated, [f"{w}: truncated", "re-create it"]),
-        "mismatched": (_mismatched(tiny_checkpoint, tmp_path / "mismatched"), [
-            f"{tmp_path / 'mismatched' / 'model.safetensors'}: weights do not match",
-            "shape mismatch", "the two files must come from the same save"]),
+        "mismatched": (
+            _mismatched(tiny_checkpoint, tmp_path / "mismatched"),
+            [
+                f"{tmp_path / 'mismatched' / 'model.safetensors'}: weights do not match",
+                "shape mismatch",
+                "the two files must come from the same save",
+            ],
+        ),
     }
-    procs = {name: start_python(["-m", "timar_ros.nodes.conversation_policy", "--ros-args",
-                                 "-r", f"__ns:=/bad_{name}", "-p", f"checkpoint:={path}"])
-             for name, (path, _) in cases.items()}
+    procs = {
+        name: start_python(
+            [
+                "-m",
+                "timar_ros.nodes.conversation_policy",
+                "--ros-args",
+                "-r",
+                f"__ns:=/bad_{name}",
+                "-p",
+                f"checkpoint:={path}",
+            ]
+        )
+        for name, (path, _) in cases.items()
+    }
     for name, (_, texts) in cases.items():
         p = procs[name]
         try:

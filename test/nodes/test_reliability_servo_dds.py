@@ -3,6 +3,7 @@ far-future and malformed HeadMotion blocks -> joint commands stay within the pos
 the velocity/acceleration limits, faults are logged and counted, the watchdog brings the head to
 neutral within its bound; a misconfigured retarget YAML fails the configure transition with the
 file, field and problem (lifecycle service) or, with autostart, exits 2."""
+
 import time
 
 import numpy as np
@@ -30,7 +31,9 @@ def test_adversarial_motion_stays_within_limits_and_watchdog_reaches_neutral(ros
     node.create_subscription(JointState, f"{NS}/joint_states", joints.append, reliable)
     node.create_subscription(DiagnosticArray, "/diagnostics", diag.append, 10)
     pub = node.create_publisher(HeadMotion, f"{NS}/head_motion", reliable)
-    proc = start_python(["-m", "timar_ros.nodes.head_retargeter", "--ros-args", "-r", f"__ns:={NS}"])
+    proc = start_python(
+        ["-m", "timar_ros.nodes.head_retargeter", "--ros-args", "-r", f"__ns:={NS}"]
+    )
     rng = np.random.default_rng(0)
     last_due = []
 
@@ -39,7 +42,9 @@ def test_adversarial_motion_stays_within_limits_and_watchdog_reaches_neutral(ros
         last_due.append(stamp + (len(frames) - 1) / 25)
 
     try:
-        assert spin_until(node, lambda: len(joints) > 5 and pub.get_subscription_count(), 60), stop(proc)
+        assert spin_until(node, lambda: len(joints) > 5 and pub.get_subscription_count(), 60), stop(
+            proc
+        )
         now = time.time()
         smooth = np.zeros((25, 56), np.float32)
         smooth[:, 53:] = 0.3 * np.sin(np.linspace(0, 3, 25))[:, None]  # a normal nod
@@ -57,7 +62,9 @@ def test_adversarial_motion_stays_within_limits_and_watchdog_reaches_neutral(ros
         late = np.zeros((25, 56), np.float32)
         late[:, 53:56] = [0.0, -1.2, 0.0]  # far away, and already half over on arrival
         block(late, time.time() - 0.5, 4)
-        pub.publish(head_motion(smooth, time.time() + 1000.0, 5, "attacker"))  # far future: rejected
+        pub.publish(
+            head_motion(smooth, time.time() + 1000.0, 5, "attacker")
+        )  # far future: rejected
         bad = head_motion(smooth, time.time(), 6, "attacker")
         bad.num_frames = 30  # fields do not match: malformed
         pub.publish(bad)
@@ -73,10 +80,13 @@ def test_adversarial_motion_stays_within_limits_and_watchdog_reaches_neutral(ros
     # rounding of ~2e-7 s, i.e. ~2e-5 of a 10-ms tick.
     dt = np.diff(t)[:, None]
     vel = np.diff(pos, axis=0) / dt
-    assert (np.abs(vel) <= lim["max_velocity"] * (1 + 1e-4)).all(), np.max(np.abs(vel) / lim["max_velocity"])
+    assert (np.abs(vel) <= lim["max_velocity"] * (1 + 1e-4)).all(), np.max(
+        np.abs(vel) / lim["max_velocity"]
+    )
     acc = np.diff(vel, axis=0) / dt[1:]
-    assert (np.abs(acc) <= lim["max_acceleration"] * (1 + 1e-3) + 0.05).all(), \
-        np.max(np.abs(acc) / lim["max_acceleration"])
+    assert (np.abs(acc) <= lim["max_acceleration"] * (1 + 1e-3) + 0.05).all(), np.max(
+        np.abs(acc) / lim["max_acceleration"]
+    )
     assert np.ptp(pos[:, 0]) > 0.05, "the head never moved"
     # The late block was eased into: no step bigger than the velocity limit allows (checked above),
     # and it was counted; the watchdog then brought every joint to neutral within its bound.
@@ -86,10 +96,18 @@ def test_adversarial_motion_stays_within_limits_and_watchdog_reaches_neutral(ros
     ours = [s for d in diag for s in d.status if s.name.endswith("head_retargeter: servo commands")]
     c = {kv.key: kv.value for kv in ours[-1].values}
     assert int(c["rejected_frames"]) >= 13 + 25 and int(c["rejected_blocks"]) == 1
-    assert int(c["deadline_misses"]) == 1 and int(c["late_frames"]) >= 12 and c["watchdog_active"] == "True"
-    for text in ["the last good frame is held in their place", "block(s) rejected",
-                 "arrived after their first frame was due (policy deadline miss",
-                 "ignoring malformed HeadMotion", "easing to the neutral pose (watchdog)"]:
+    assert (
+        int(c["deadline_misses"]) == 1
+        and int(c["late_frames"]) >= 12
+        and c["watchdog_active"] == "True"
+    )
+    for text in [
+        "the last good frame is held in their place",
+        "block(s) rejected",
+        "arrived after their first frame was due (policy deadline miss",
+        "ignoring malformed HeadMotion",
+        "easing to the neutral pose (watchdog)",
+    ]:
         assert text in log, (text, log)
     assert "Traceback" not in log
 
@@ -102,22 +120,46 @@ def _bad_yaml(path, mutate):
 
 
 def test_misconfigured_retarget_yaml_fails_configure_with_the_precise_error(tmp_path, ros_probe):
-    inverted = _bad_yaml(tmp_path / "inverted.yaml",
-                         lambda d: d["joints"][1].update(min=0.5, max=-0.5))
-    unknown = _bad_yaml(tmp_path / "unknown.yaml",
-                        lambda d: d["head_rotation"].update(neck_yawn={"source": "yaw"}))
+    inverted = _bad_yaml(
+        tmp_path / "inverted.yaml", lambda d: d["joints"][1].update(min=0.5, max=-0.5)
+    )
+    unknown = _bad_yaml(
+        tmp_path / "unknown.yaml", lambda d: d["head_rotation"].update(neck_yawn={"source": "yaw"})
+    )
     # autostart (no lifecycle manager): the process exits 2 with the error.
-    auto = start_python(["-m", "timar_ros.nodes.head_retargeter", "--ros-args", "-r", "__ns:=/bad_auto",
-                         "-p", f"retarget_config:={unknown}"])
+    auto = start_python(
+        [
+            "-m",
+            "timar_ros.nodes.head_retargeter",
+            "--ros-args",
+            "-r",
+            "__ns:=/bad_auto",
+            "-p",
+            f"retarget_config:={unknown}",
+        ]
+    )
     # managed: the configure transition fails; the node stays unconfigured.
-    managed = start_python(["-m", "timar_ros.nodes.head_retargeter", "--ros-args", "-r", "__ns:=/bad_managed",
-                            "-p", f"retarget_config:={inverted}", "-p", "autostart:=false"])
+    managed = start_python(
+        [
+            "-m",
+            "timar_ros.nodes.head_retargeter",
+            "--ros-args",
+            "-r",
+            "__ns:=/bad_managed",
+            "-p",
+            f"retarget_config:={inverted}",
+            "-p",
+            "autostart:=false",
+        ]
+    )
     node = ros_probe.node
     try:
         change = node.create_client(ChangeState, "/bad_managed/head_retargeter/change_state")
         get = node.create_client(GetState, "/bad_managed/head_retargeter/get_state")
         assert change.wait_for_service(timeout_sec=60), stop(managed)
-        fut = change.call_async(ChangeState.Request(transition=Transition(id=Transition.TRANSITION_CONFIGURE)))
+        fut = change.call_async(
+            ChangeState.Request(transition=Transition(id=Transition.TRANSITION_CONFIGURE))
+        )
         assert spin_until(node, fut.done, 30)
         assert fut.result().success is False
         fut = get.call_async(GetState.Request())
@@ -126,9 +168,14 @@ def test_misconfigured_retarget_yaml_fails_configure_with_the_precise_error(tmp_
         rc = auto.wait(60)
     finally:
         log_managed, log_auto = stop(managed), stop(auto)
-    assert (f"cannot load the retarget config: {inverted}: joints[1] (neck_pitch): inverted or empty "
-            "limits: min (0.5) must be < max (-0.5)") in log_managed, log_managed
+    assert (
+        f"cannot load the retarget config: {inverted}: joints[1] (neck_pitch): inverted or empty "
+        "limits: min (0.5) must be < max (-0.5)"
+    ) in log_managed, log_managed
     assert "configure again" in log_managed
     assert rc == 2, log_auto
-    assert (f"head_retargeter: cannot start: configure failed: cannot load the retarget config: {unknown}: "
-            "head_rotation.neck_yawn: unknown joint 'neck_yawn'") in log_auto, log_auto
+    assert (
+        "head_retargeter: cannot start: configure failed: cannot load the retarget config: "
+        f"{unknown}: "
+        "head_rotation.neck_yawn: unknown joint 'neck_yawn'"
+    ) in log_auto, log_auto

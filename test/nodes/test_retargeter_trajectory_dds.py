@@ -1,6 +1,7 @@
 """head_retargeter with command_interface 'trajectory': one JointTrajectory per HeadMotion block,
 its points produced by the same safe player (within position and speed limits), for a
 ros2_control JointTrajectoryController."""
+
 import time
 
 import numpy as np
@@ -16,11 +17,21 @@ def test_one_safe_trajectory_per_block(ros_probe):
     node = ros_probe.node
     got = []
     reliable = ros_probe.qos(100)
-    node.create_subscription(JointTrajectory, "/traj/joint_trajectory_controller/joint_trajectory",
-                             got.append, reliable)
+    node.create_subscription(
+        JointTrajectory, "/traj/joint_trajectory_controller/joint_trajectory", got.append, reliable
+    )
     pub = node.create_publisher(HeadMotion, "/traj/head_motion", reliable)
-    proc = start_python(["-m", "timar_ros.nodes.head_retargeter", "--ros-args", "-r", "__ns:=/traj",
-                         "-p", "command_interface:=trajectory"])
+    proc = start_python(
+        [
+            "-m",
+            "timar_ros.nodes.head_retargeter",
+            "--ros-args",
+            "-r",
+            "__ns:=/traj",
+            "-p",
+            "command_interface:=trajectory",
+        ]
+    )
     try:
         assert spin_until(node, lambda: pub.get_subscription_count() > 0, 30)
         spin_until(node, lambda: False, 0.5)
@@ -46,4 +57,6 @@ def test_one_safe_trajectory_per_block(ros_probe):
     speed = np.abs(np.diff(np.vstack([pos[:1], pos]), axis=0))[1:] / dt[1:, None]
     assert (speed <= lim["max_velocity"] * (1 + 1e-6) + 1e-6).all()
     jaw = cfg.joint_names.index("jaw")
-    assert pos[:, jaw].max() > 0.3 and pos[:, jaw].max() <= lim["max"][jaw] + 1e-9  # opened, clipped
+    assert (
+        pos[:, jaw].max() > 0.3 and pos[:, jaw].max() <= lim["max"][jaw] + 1e-9
+    )  # opened, clipped

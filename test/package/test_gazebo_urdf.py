@@ -1,6 +1,7 @@
 """urdf/expressive_head.gazebo.urdf.xacro and launch/gazebo.launch.xml: the Gazebo head is the
 plain URDF's head (same links, joints, limits, inertias; parsed with yourdfpy), agrees with the
 retarget config and the controllers, and the launch file wires the controllers it spawns."""
+
 import re
 import xml.etree.ElementTree as ET
 
@@ -28,8 +29,9 @@ def expand(text: str) -> str:
     assert arg, "the controllers xacro:arg is missing"
     text = text.replace(arg.group(0), "").replace("$(arg controllers)", arg.group(1))
     body = re.sub(r"<!--.*?-->", "", text, flags=re.S)
-    assert "xacro:" not in body.replace('xmlns:xacro="http://www.ros.org/wiki/xacro"', ""), \
+    assert "xacro:" not in body.replace('xmlns:xacro="http://www.ros.org/wiki/xacro"', ""), (
         "only $(find)/$(arg) are expanded here: extend expand() for other xacro"
+    )
     text = text.replace("$(find timar_ros)", str(SHARE))
     assert "$(" not in re.sub(r"<!--.*?-->", "", text, flags=re.S)
     return text
@@ -63,13 +65,19 @@ def test_gazebo_urdf_parses_and_is_the_plain_head_fixed_to_the_world(robots):
         if j.axis is not None:
             np.testing.assert_array_equal(g.axis, j.axis)
         if j.limit is not None:
-            assert (g.limit.lower, g.limit.upper, g.limit.velocity, g.limit.effort) == \
-                (j.limit.lower, j.limit.upper, j.limit.velocity, j.limit.effort), name
+            assert (g.limit.lower, g.limit.upper, g.limit.velocity, g.limit.effort) == (
+                j.limit.lower,
+                j.limit.upper,
+                j.limit.velocity,
+                j.limit.effort,
+            ), name
     for name, link in plain.link_map.items():
         g = gz.link_map[name]
         assert g.inertial.mass == link.inertial.mass > 0, name
         np.testing.assert_array_equal(g.inertial.inertia, link.inertial.inertia)
-        assert len(g.visuals) == len(link.visuals) and len(g.collisions) == len(link.collisions), name
+        assert len(g.visuals) == len(link.visuals) and len(g.collisions) == len(link.collisions), (
+            name
+        )
 
 
 def test_joints_and_limits_agree_with_retarget_config(robots):
@@ -106,19 +114,29 @@ def test_launch_spawns_configured_controllers_and_wires_the_retargeter():
     assert any((e.get("cmd") or "").startswith("gz sim") for e in root.iter("executable"))
     nodes = {(n.get("pkg"), n.get("exec"), n.get("name")): n for n in root.iter("node")}
     cm = yaml.safe_load(CONTROLLERS.read_text())["controller_manager"]["ros__parameters"]
-    spawned = [n.get("args").split()[0] for (pkg, exe, _), n in nodes.items()
-               if (pkg, exe) == ("controller_manager", "spawner")]
+    spawned = [
+        n.get("args").split()[0]
+        for (pkg, exe, _), n in nodes.items()
+        if (pkg, exe) == ("controller_manager", "spawner")
+    ]
     assert spawned == ["joint_state_broadcaster", "forward_position_controller"]
     assert all(c in cm for c in spawned)
     (create,) = [n for (pkg, exe, _), n in nodes.items() if (pkg, exe) == ("ros_gz_sim", "create")]
     assert "-topic robot_description" in create.get("args")
-    (bridge,) = [n for (pkg, exe, _), n in nodes.items() if (pkg, exe) == ("ros_gz_bridge", "parameter_bridge")]
+    (bridge,) = [
+        n
+        for (pkg, exe, _), n in nodes.items()
+        if (pkg, exe) == ("ros_gz_bridge", "parameter_bridge")
+    ]
     assert bridge.get("args") == "/clock@rosgraph_msgs/msg/Clock[gz.msgs.Clock"
     retargeter = nodes[("timar_ros", "head_retargeter", "head_retargeter")]
     params = {p.get("name"): p.get("value") for p in retargeter.iter("param") if p.get("name")}
     assert params["command_interface"] == "forward"
     (remap,) = retargeter.findall("remap")
-    assert (remap.get("from"), remap.get("to")) == (topics.FORWARD_COMMANDS, "/" + topics.FORWARD_COMMANDS)
+    assert (remap.get("from"), remap.get("to")) == (
+        topics.FORWARD_COMMANDS,
+        "/" + topics.FORWARD_COMMANDS,
+    )
     for (pkg, _, name), n in nodes.items():  # everything on Gazebo's clock
         if pkg in ("timar_ros", "robot_state_publisher"):
             sim = [p.get("value") for p in n.iter("param") if p.get("name") == "use_sim_time"]

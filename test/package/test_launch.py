@@ -1,5 +1,6 @@
 """Static validation of the launch files (`ros2 launch` cannot run here): every executable,
 parameter file, parameter name, remapped topic, argument and package file they use exists."""
+
 import importlib
 import re
 import xml.etree.ElementTree as ET
@@ -31,6 +32,7 @@ def _args(root):
 
 def _resolve(value: str, args: dict) -> str:
     """Substitute $(var X) with X's default and $(find-pkg-share timar_ros) with the checkout."""
+
     def sub(m):
         kind, what = m.group(1), m.group(2).strip()
         if kind == "var":
@@ -40,6 +42,7 @@ def _resolve(value: str, args: dict) -> str:
             assert what == "timar_ros" or what in EXTERNAL, f"unknown package {what}"
             return str(REPO)
         return m.group(0)
+
     for _ in range(3):  # nested substitutions
         value = SUBST.sub(sub, value)
     return value
@@ -77,7 +80,9 @@ def test_launch_file_references_exist(path):
         assert (REPO / "scripts" / exe).is_file(), f"no executable scripts/{exe}"
         module = importlib.import_module(f"timar_ros.nodes.{exe}")
         declared = set(module.PARAMS) | ROS_BUILTIN_PARAMS
-        assert name == module.NAME, f"{path.name}: node {exe} is named {name}, its parameters are under {module.NAME}"
+        assert name == module.NAME, (
+            f"{path.name}: node {exe} is named {name}, its parameters are under {module.NAME}"
+        )
         for p in node.iter("param"):
             if p.get("from"):
                 params_file = Path(_resolve(p.get("from"), args))
@@ -85,14 +90,22 @@ def test_launch_file_references_exist(path):
                 section = yaml.safe_load(params_file.read_text()).get(f"/**/{name}")
                 assert section, f"{params_file.name} has no /**/{name} section"
                 unknown = set(section["ros__parameters"]) - declared
-                assert not unknown, f"{params_file.name} sets undeclared {name} parameters {unknown}"
+                assert not unknown, (
+                    f"{params_file.name} sets undeclared {name} parameters {unknown}"
+                )
             else:
-                assert p.get("name") in declared, f"{path.name}: {exe} has no parameter '{p.get('name')}'"
+                assert p.get("name") in declared, (
+                    f"{path.name}: {exe} has no parameter '{p.get('name')}'"
+                )
                 value = _resolve(p.get("value", ""), args)
                 if "$(find-pkg-share" in p.get("value", "") and "<required:" not in value:
                     assert Path(value).exists(), f"{path.name}: {value} does not exist"
         for r in node.iter("remap"):
-            assert r.get("from") in topics.TYPES, f"{path.name}: {exe} has no topic '{r.get('from')}'"
+            assert r.get("from") in topics.TYPES, (
+                f"{path.name}: {exe} has no topic '{r.get('from')}'"
+            )
     for a, default in args.items():  # package files named by defaults exist
         if default and "$(find-pkg-share timar_ros)" in default:
-            assert Path(_resolve(default, args)).exists(), f"{path.name}: arg {a} -> missing {default}"
+            assert Path(_resolve(default, args)).exists(), (
+                f"{path.name}: arg {a} -> missing {default}"
+            )

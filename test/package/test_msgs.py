@@ -1,4 +1,5 @@
 """The messages are an API: their fields, their checks and their wire format."""
+
 import json
 from pathlib import Path
 
@@ -24,7 +25,12 @@ def test_audio_chunk_round_trips_through_cdr():
     msg.samples = float32_seq(samples)
     back = deserialize_message(serialize_message(msg), AudioChunk)
     assert back.header.stamp.sec == 12 and back.header.stamp.nanosec == 340_000_000
-    assert (back.header.frame_id, back.sample_rate, back.channels, back.seq) == ("user", 16000, 1, 7)
+    assert (back.header.frame_id, back.sample_rate, back.channels, back.seq) == (
+        "user",
+        16000,
+        1,
+        7,
+    )
     np.testing.assert_array_equal(np.asarray(back.samples, dtype=np.float32), samples)
 
 
@@ -43,8 +49,14 @@ def test_head_motion_round_trips_through_cdr():
 
 
 def test_conversation_state_fields():
-    msg = ConversationState(turn_index=5, turn_duration=1.0, user_speaking=True, policy_latency_ms=12.5,
-                            user_padded_s=0.2, late_chunks=1)
+    msg = ConversationState(
+        turn_index=5,
+        turn_duration=1.0,
+        user_speaking=True,
+        policy_latency_ms=12.5,
+        user_padded_s=0.2,
+        late_chunks=1,
+    )
     back = deserialize_message(serialize_message(msg), ConversationState)
     assert back.turn_index == 5 and back.user_speaking and not back.agent_speaking
     assert back.policy_latency_ms == pytest.approx(12.5) and back.late_chunks == 1
@@ -63,7 +75,9 @@ def test_field_types_are_checked():
 def test_every_msg_file_is_built_and_documented():
     cmake = (REPO / "CMakeLists.txt").read_text()
     for msg_file in sorted((REPO / "msg").glob("*.msg")):
-        assert f'"msg/{msg_file.name}"' in cmake, f"{msg_file.name} is not in rosidl_generate_interfaces"
+        assert f'"msg/{msg_file.name}"' in cmake, (
+            f"{msg_file.name} is not in rosidl_generate_interfaces"
+        )
         text = msg_file.read_text()
         # Every field (or group of adjacent fields) follows a comment: fields are an API and their
         # units are documented.
@@ -73,7 +87,9 @@ def test_every_msg_file_is_built_and_documented():
                 j = i
                 while j > 0 and lines[j - 1].strip() and not lines[j - 1].lstrip().startswith("#"):
                     j -= 1
-                assert j > 0 and lines[j - 1].lstrip().startswith("#"), f"{msg_file.name}: '{line}' has no comment"
+                assert j > 0 and lines[j - 1].lstrip().startswith("#"), (
+                    f"{msg_file.name}: '{line}' has no comment"
+                )
         assert "stamp" in text and "std_msgs/Header header" in text
 
 
@@ -81,9 +97,10 @@ def test_type_hash_matches_rosbags_parse_of_the_msg_text():
     # The rosidl build writes share/timar_ros/msg/<Type>.json with the RIHS01 type hash; rosbags
     # (used for bags) must compute the same hash from the .msg text, or recorded bags would not
     # match live topics in ROS 2 tools.
-    from rosbags.typesys import Stores, get_typestore, get_types_from_msg
-
     import sys
+
+    from rosbags.typesys import Stores, get_types_from_msg, get_typestore
+
     venv_share = Path(sys.prefix) / "share" / "timar_ros" / "msg"
     store = get_typestore(Stores.ROS2_KILTED)
     for msg_file in sorted((REPO / "msg").glob("*.msg")):

@@ -1,6 +1,7 @@
 """urdf/expressive_head.urdf: parses with an independent library (yourdfpy), agrees with
 config/retarget_default.yaml and config/ros2_controllers.yaml, and its kinematics match the
 retargeter's REP-103 convention."""
+
 import xml.etree.ElementTree as ET
 
 import numpy as np
@@ -26,7 +27,13 @@ def robot():
 def test_urdf_parses_and_is_valid(robot):
     assert robot.validate()
     assert robot.base_link == "base_link"
-    for name in ("head_link", "jaw_link", "brow_left_link", "eyelid_right_link", "lip_corner_left_link"):
+    for name in (
+        "head_link",
+        "jaw_link",
+        "brow_left_link",
+        "eyelid_right_link",
+        "lip_corner_left_link",
+    ):
         assert name in robot.link_map
     for link in robot.robot.links:
         inertial = link.inertial
@@ -65,8 +72,14 @@ def test_ros2_control_block_and_controllers():
     ctl = yaml.safe_load(CONTROLLERS.read_text())
     cm = ctl["controller_manager"]["ros__parameters"]
     assert cm["joint_state_broadcaster"]["type"] == "joint_state_broadcaster/JointStateBroadcaster"
-    assert cm["forward_position_controller"]["type"] == "forward_command_controller/ForwardCommandController"
-    assert cm["joint_trajectory_controller"]["type"] == "joint_trajectory_controller/JointTrajectoryController"
+    assert (
+        cm["forward_position_controller"]["type"]
+        == "forward_command_controller/ForwardCommandController"
+    )
+    assert (
+        cm["joint_trajectory_controller"]["type"]
+        == "joint_trajectory_controller/JointTrajectoryController"
+    )
     fwd = ctl["forward_position_controller"]["ros__parameters"]
     assert fwd["joints"] == CFG.joint_names and fwd["interface_name"] == "position"
     jtc = ctl["joint_trajectory_controller"]["ros__parameters"]
@@ -75,7 +88,7 @@ def test_ros2_control_block_and_controllers():
 
 
 def test_kinematics_match_the_retarget_convention(robot):
-    """FLAME head rotation -> retargeted neck joints -> URDF forward kinematics = the same rotation."""
+    """FLAME head rotation -> retargeted neck joints -> URDF forward kinematics: same rotation."""
     rt = Retargeter(CFG)
     rng = np.random.default_rng(0)
     rot = rng.uniform(-0.3, 0.3, (20, 3))
@@ -110,7 +123,9 @@ def test_joint_directions(robot):
             assert up[2] > (pos(f"{part}_{side}_link") @ outer)[2], f"{part}_{side}"
     # eyelids > 0 close: the lid's front edge moves down
     edge = np.array([0.02, 0, 0, 1.0])
-    assert (pos("eyelid_left_link", eyelid_left=0.5) @ edge)[2] < (pos("eyelid_left_link") @ edge)[2]
+    assert (pos("eyelid_left_link", eyelid_left=0.5) @ edge)[2] < (pos("eyelid_left_link") @ edge)[
+        2
+    ]
     # neck yaw > 0 turns the face to the robot's left (+y)
     robot.update_cfg({**dict.fromkeys(names, 0.0), "neck_yaw": 0.5})
     face = robot.get_transform(frame_to="head_link", frame_from="base_link")[:3, :3] @ [1.0, 0, 0]

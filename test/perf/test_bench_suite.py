@@ -1,5 +1,6 @@
 """`timar bench` as a suite: one quick run on the tiny preset (keys and finite values only;
 speed targets are reported by the benchmark, never asserted)."""
+
 import json
 import math
 import subprocess
@@ -7,17 +8,49 @@ import sys
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
-KEYS = ("p50_ms_turn", "p99_ms_turn", "flatness_h7_over_h0", "speedup_cache_vs_reencode_h7",
-        "speedup_onnx_vs_torch", "torch_free_rss_mb", "e2e_p99_ms", "e2e_p50_ms", "rtf")
+KEYS = (
+    "p50_ms_turn",
+    "p99_ms_turn",
+    "flatness_h7_over_h0",
+    "speedup_cache_vs_reencode_h7",
+    "speedup_onnx_vs_torch",
+    "torch_free_rss_mb",
+    "e2e_p99_ms",
+    "e2e_p50_ms",
+    "rtf",
+)
 
 
 def test_bench_suite_json(tmp_path):
     out = tmp_path / "bench.json"
-    r = subprocess.run([sys.executable, "-m", "timar_ros.cli", "bench", "--preset", "tiny",
-                        "--repeats", "1", "--reencode-repeats", "1", "--threads", "1",
-                        "--rss-turns", "5", "--e2e-seconds", "6", "--e2e-rate", "4",
-                        "--json", str(out)],
-                       capture_output=True, text=True, timeout=300, cwd=REPO)
+    r = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "timar_ros.cli",
+            "bench",
+            "--preset",
+            "tiny",
+            "--repeats",
+            "1",
+            "--reencode-repeats",
+            "1",
+            "--threads",
+            "1",
+            "--rss-turns",
+            "5",
+            "--e2e-seconds",
+            "6",
+            "--e2e-rate",
+            "4",
+            "--json",
+            str(out),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=REPO,
+    )
     assert r.returncode == 0, r.stderr[-3000:]
     rep = json.loads(out.read_text())
     for k in KEYS:

@@ -1,4 +1,5 @@
 """`timar bench` machinery on the tiny preset (numbers are not asserted; shapes and keys are)."""
+
 from helpers.model import one_thread_module, tiny_model  # noqa: F401
 from timar_ros.perf.bench import format_table, measure_flops, summarise, time_policy
 from timar_ros.runtime.torch_policy import TorchStreamingPolicy

@@ -2,6 +2,7 @@
 segmenter (property tests), out-of-order counting, FaultLog rate limiting. The pipeline's fault
 texts and the failed-step path run for real in test_reliability_audio_dds.py and
 test_reliability_policy_dds.py."""
+
 import numpy as np
 import pytest
 from hypothesis import example, given
@@ -23,17 +24,23 @@ def _chunks(src, chunk):
     out = []
     for i in range(0, len(src["user"]), chunk):
         for s in ("user", "agent"):
-            out.append((s, T0 + i / SR, src[s][i:i + chunk]))
+            out.append((s, T0 + i / SR, src[s][i : i + chunk]))
     return out
 
 
-@given(seed=st.integers(0, 2**31 - 1), offset=st.sampled_from([-1e6, -3600.0, -7.0, 6.0, 1000.0, 1e6]),
-       chunk=st.sampled_from([800, 1600, 4000]), where=st.floats(0.0, 0.95))
+@given(
+    seed=st.integers(0, 2**31 - 1),
+    offset=st.sampled_from([-1e6, -3600.0, -7.0, 6.0, 1000.0, 1e6]),
+    chunk=st.sampled_from([800, 1600, 4000]),
+    where=st.floats(0.0, 0.95),
+)
 # Found by a fresh CI run: the stream's very first chunk far in the past set the clock origin,
 # and the real stream after it was taken for a clock jump (one extra turn).
 @example(seed=1696668, offset=-1e6, chunk=4000, where=0.0546875)
 @example(seed=0, offset=1e6, chunk=800, where=0.0)
-def test_property_a_lone_far_off_stamp_is_dropped_and_changes_nothing_else(seed, offset, chunk, where):
+def test_property_a_lone_far_off_stamp_is_dropped_and_changes_nothing_else(
+    seed, offset, chunk, where
+):
     rng = np.random.default_rng(seed)
     src = _stream(rng.uniform(2.0, 4.0), rng)
     clean = _chunks(src, chunk)
@@ -52,8 +59,11 @@ def test_property_a_lone_far_off_stamp_is_dropped_and_changes_nothing_else(seed,
     assert c.dropped_audio_s == pytest.approx(len(x) / SR)
 
 
-@given(seed=st.integers(0, 2**31 - 1), jump=st.sampled_from([-1e5, -50.0, 8.0, 3600.0]),
-       chunk=st.sampled_from([800, 1600, 4000]))
+@given(
+    seed=st.integers(0, 2**31 - 1),
+    jump=st.sampled_from([-1e5, -50.0, 8.0, 3600.0]),
+    chunk=st.sampled_from([800, 1600, 4000]),
+)
 def test_property_a_real_clock_jump_resyncs_once_and_loses_nothing_after_it(seed, jump, chunk):
     rng = np.random.default_rng(seed)
     a, b = _stream(2.0, rng), _stream(2.0, rng)
@@ -76,7 +86,9 @@ def test_reordered_chunks_are_counted_and_placed():
     chunks = _chunks(src, 1600)
     seg = TurnSegmenter()
     turns = [t for c in chunks[:4] + chunks[6:] + chunks[4:6] for t in seg.push(*c)]
-    assert len(turns) == 1 and seg.counters.reordered_chunks == 2 and seg.counters.dropped_audio_s == 0
+    assert (
+        len(turns) == 1 and seg.counters.reordered_chunks == 2 and seg.counters.dropped_audio_s == 0
+    )
     np.testing.assert_array_equal(turns[0].user_audio, src["user"])
 
 
@@ -124,9 +136,19 @@ def test_user_motion_buffer_merges_late_blocks_and_counts_nonfinite_frames():
     assert buf.counters["nonfinite_frames"] == 1 and buf.counters["unused_frames"] == 0
 
 
-@given(blocks=st.lists(st.tuples(st.floats(-30.0, 600.0), st.integers(1, 40), st.sampled_from([0.04, 0.02, 0.1]),
-                                 st.booleans()), min_size=1, max_size=60),
-       keep_s=st.sampled_from([1.0, 10.0]))
+@given(
+    blocks=st.lists(
+        st.tuples(
+            st.floats(-30.0, 600.0),
+            st.integers(1, 40),
+            st.sampled_from([0.04, 0.02, 0.1]),
+            st.booleans(),
+        ),
+        min_size=1,
+        max_size=60,
+    ),
+    keep_s=st.sampled_from([1.0, 10.0]),
+)
 def test_property_user_motion_buffer_stays_bounded_ordered_and_accounted(blocks, keep_s):
     """Any blocks, in any order, with NaN frames: the buffer is in time order, never holds more
     than keep_s of motion behind its newest frame, gives a turn only frames that were pushed, and

@@ -1,6 +1,7 @@
 """Retargeting and servo safety (timar_ros.robot.retarget, rotations): conventions, YAML validation,
 property tests (position/velocity/acceleration limits under random and adversarial streams),
 watchdog, deadline misses."""
+
 import copy
 import math
 
@@ -11,7 +12,13 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from timar_ros.resources import config_path
-from timar_ros.robot.retarget import MotionPlayer, RetargetConfig, RetargetConfigError, Retargeter, load_retarget_config
+from timar_ros.robot.retarget import (
+    MotionPlayer,
+    RetargetConfig,
+    RetargetConfigError,
+    Retargeter,
+    load_retarget_config,
+)
 from timar_ros.robot.rotations import (
     axis_angle_to_matrix,
     flame_to_rep103_quaternion,
@@ -79,24 +86,72 @@ def bad(mutate):
 @pytest.mark.parametrize(
     "mutate, message",
     [
-        (lambda d: d["head_rotation"].update(neck_yawn={"source": "yaw"}), r"head_rotation.neck_yawn: unknown joint 'neck_yawn'"),
-        (lambda d: d["expression"]["joints"].__setitem__(0, "brow_centre"), r"expression.joints\[0\]: unknown joint 'brow_centre'"),
-        (lambda d: d["joints"][3].update(min=0.5, max=0.1), r"joints\[3\] \(jaw\): inverted or empty limits: min \(0.5\) must be < max \(0.1\)"),
-        (lambda d: d["joints"][0].update(neutral=2.0), r"joints\[0\] \(neck_yaw\): neutral \(2.0\) is outside"),
-        (lambda d: d["joints"][1].update(max_velocity=0), r"joints\[1\] \(neck_pitch\).max_velocity: must be > 0"),
-        (lambda d: d["joints"][1].pop("max_acceleration"), r"joints\[1\]: missing field\(s\) \['max_acceleration'\]"),
-        (lambda d: d["joints"][1].update(max_jerk=3), r"joints\[1\]: unknown field\(s\) \['max_jerk'\]"),
-        (lambda d: d["expression"]["matrix"].pop(), r"expression.matrix: wrong shape: expected 6 rows .* got 5 rows"),
-        (lambda d: d["expression"]["matrix"][2].pop(), r"expression.matrix\[2\] \(eyelid_left\): wrong shape: expected 50 columns .* got 49"),
-        (lambda d: d["expression"].update(bias=[0.0]), r"expression.bias: wrong shape: expected 6 values"),
-        (lambda d: d["jaw"].update(joint="neck_yaw"), r"jaw: joint 'neck_yaw' is already driven by head_rotation.neck_yaw"),
+        (
+            lambda d: d["head_rotation"].update(neck_yawn={"source": "yaw"}),
+            r"head_rotation.neck_yawn: unknown joint 'neck_yawn'",
+        ),
+        (
+            lambda d: d["expression"]["joints"].__setitem__(0, "brow_centre"),
+            r"expression.joints\[0\]: unknown joint 'brow_centre'",
+        ),
+        (
+            lambda d: d["joints"][3].update(min=0.5, max=0.1),
+            r"joints\[3\] \(jaw\): inverted or empty limits: min \(0.5\) must be < max \(0.1\)",
+        ),
+        (
+            lambda d: d["joints"][0].update(neutral=2.0),
+            r"joints\[0\] \(neck_yaw\): neutral \(2.0\) is outside",
+        ),
+        (
+            lambda d: d["joints"][1].update(max_velocity=0),
+            r"joints\[1\] \(neck_pitch\).max_velocity: must be > 0",
+        ),
+        (
+            lambda d: d["joints"][1].pop("max_acceleration"),
+            r"joints\[1\]: missing field\(s\) \['max_acceleration'\]",
+        ),
+        (
+            lambda d: d["joints"][1].update(max_jerk=3),
+            r"joints\[1\]: unknown field\(s\) \['max_jerk'\]",
+        ),
+        (
+            lambda d: d["expression"]["matrix"].pop(),
+            r"expression.matrix: wrong shape: expected 6 rows .* got 5 rows",
+        ),
+        (
+            lambda d: d["expression"]["matrix"][2].pop(),
+            r"expression.matrix\[2\] \(eyelid_left\): wrong shape: expected 50 columns .* got 49",
+        ),
+        (
+            lambda d: d["expression"].update(bias=[0.0]),
+            r"expression.bias: wrong shape: expected 6 values",
+        ),
+        (
+            lambda d: d["jaw"].update(joint="neck_yaw"),
+            r"jaw: joint 'neck_yaw' is already driven by head_rotation.neck_yaw",
+        ),
         (lambda d: d["jaw"].update(axis="w"), r"jaw.axis: must be one of"),
-        (lambda d: d["head_rotation"]["neck_roll"].update(source="tilt"), r"head_rotation.neck_roll.source: must be one of"),
-        (lambda d: d["head_rotation"]["neck_roll"].update(sign=2), r"head_rotation.neck_roll.sign: must be 1 or -1"),
+        (
+            lambda d: d["head_rotation"]["neck_roll"].update(source="tilt"),
+            r"head_rotation.neck_roll.source: must be one of",
+        ),
+        (
+            lambda d: d["head_rotation"]["neck_roll"].update(sign=2),
+            r"head_rotation.neck_roll.sign: must be 1 or -1",
+        ),
         (lambda d: d.pop("joints"), r"top level: missing field\(s\) \['joints'\]"),
-        (lambda d: d.update(watchdog_timeout=1.0), r"top level: unknown field\(s\) \['watchdog_timeout'\]"),
-        (lambda d: d["joints"][2].update(min="low"), r"joints\[2\] \(neck_roll\).min: must be a number"),
-        (lambda d: d["joints"].append(dict(d["joints"][0])), r"joints\[10\] \(neck_yaw\): duplicate joint name"),
+        (
+            lambda d: d.update(watchdog_timeout=1.0),
+            r"top level: unknown field\(s\) \['watchdog_timeout'\]",
+        ),
+        (
+            lambda d: d["joints"][2].update(min="low"),
+            r"joints\[2\] \(neck_roll\).min: must be a number",
+        ),
+        (
+            lambda d: d["joints"].append(dict(d["joints"][0])),
+            r"joints\[10\] \(neck_yaw\): duplicate joint name",
+        ),
     ],
 )
 def test_yaml_validation_errors_are_precise(mutate, message, tmp_path):
@@ -143,14 +198,26 @@ def motion_stream(draw):
         rng = np.random.default_rng(seed)
         scale = draw(st.sampled_from([0.1, 1.0, 5.0, 100.0]))
         if kind == "random":
-            exp, jaw, rot = rng.normal(0, scale, (n, 50)), rng.normal(0, scale / 5, (n, 3)), rng.normal(0, scale / 5, (n, 3))
+            exp, jaw, rot = (
+                rng.normal(0, scale, (n, 50)),
+                rng.normal(0, scale / 5, (n, 3)),
+                rng.normal(0, scale / 5, (n, 3)),
+            )
         elif kind == "jumpy":  # alternates between the extremes each frame
             s = np.where(np.arange(n) % 2, 1.0, -1.0)[:, None]
-            exp, jaw, rot = s * np.full((n, 50), 9.0), s * np.full((n, 3), 0.9), s * np.array([[0.5, 1.0, 0.4]])
+            exp, jaw, rot = (
+                s * np.full((n, 50), 9.0),
+                s * np.full((n, 3), 0.9),
+                s * np.array([[0.5, 1.0, 0.4]]),
+            )
         elif kind == "const":
             exp, jaw, rot = np.full((n, 50), scale), np.full((n, 3), scale), np.full((n, 3), scale)
         else:
-            exp, jaw, rot = rng.normal(0, 1, (n, 50)), rng.normal(0, 0.2, (n, 3)), rng.normal(0, 0.3, (n, 3))
+            exp, jaw, rot = (
+                rng.normal(0, 1, (n, 50)),
+                rng.normal(0, 0.2, (n, 3)),
+                rng.normal(0, 0.3, (n, 3)),
+            )
             for arr in (exp, jaw, rot):
                 mask = rng.random(arr.shape) < 0.2
                 arr[mask] = draw(NASTY)
@@ -163,7 +230,9 @@ def motion_stream(draw):
 
 @given(
     blocks=motion_stream(),
-    dts=st.lists(st.sampled_from([0.01, 0.01, 0.01, 0.002, 0.005, 0.03, 0.2]), min_size=20, max_size=200),
+    dts=st.lists(
+        st.sampled_from([0.01, 0.01, 0.01, 0.002, 0.005, 0.03, 0.2]), min_size=20, max_size=200
+    ),
     init=st.lists(st.floats(-10, 10), min_size=J, max_size=J),
     arrival=st.integers(0, 3),
 )
@@ -202,7 +271,9 @@ def test_watchdog_reaches_neutral_within_its_deadline(start, target_scale):
     check_limits(times, pos)
     after = times >= deadline
     assert after.any()
-    assert np.all(np.abs(pos[after] - LIM["neutral"]) <= 1e-3), np.abs(pos[after] - LIM["neutral"]).max()
+    assert np.all(np.abs(pos[after] - LIM["neutral"]) <= 1e-3), np.abs(
+        pos[after] - LIM["neutral"]
+    ).max()
     assert player.watchdog_active and player.counters.watchdog_trips == 1
 
 
@@ -267,8 +338,13 @@ def test_buffer_bounded_over_a_long_run():
     rng = np.random.default_rng(0)
     t = 0.0
     for turn in range(200):
-        player.add_block(turn * 1.0, 0.04, rng.normal(0, 1, (25, 50)), rng.normal(0, 0.1, (25, 3)),
-                         rng.normal(0, 0.1, (25, 3)))
+        player.add_block(
+            turn * 1.0,
+            0.04,
+            rng.normal(0, 1, (25, 50)),
+            rng.normal(0, 0.1, (25, 3)),
+            rng.normal(0, 0.1, (25, 3)),
+        )
         for _ in range(100):
             t += 0.01
             player.step(t)
@@ -278,7 +354,13 @@ def test_buffer_bounded_over_a_long_run():
 def test_preview_matches_step_and_leaves_state_alone():
     player = MotionPlayer(CFG)
     rng = np.random.default_rng(1)
-    player.add_block(0.0, 0.04, rng.normal(0, 1, (25, 50)), rng.normal(0, 0.1, (25, 3)), rng.normal(0, 0.2, (25, 3)))
+    player.add_block(
+        0.0,
+        0.04,
+        rng.normal(0, 1, (25, 50)),
+        rng.normal(0, 0.1, (25, 3)),
+        rng.normal(0, 0.2, (25, 3)),
+    )
     player.step(0.0)
     times = np.arange(1, 120) * 0.01
     planned = player.preview(times)

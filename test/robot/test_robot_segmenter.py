@@ -1,5 +1,6 @@
 """Turn segmentation and alignment (timar_ros.robot.segmenter): chunking, gaps, duplicates, late,
 out-of-order, clock jumps, bad samples, resampling, bounded memory."""
+
 import numpy as np
 import pytest
 
@@ -12,7 +13,9 @@ T0 = 1_700_000_000.25  # an epoch-like stamp: float64 precision must be enough
 def signals(seconds, seed=0):
     rng = np.random.default_rng(seed)
     n = int(SR * seconds)
-    return rng.uniform(-0.5, 0.5, n).astype(np.float32), rng.uniform(-0.5, 0.5, n).astype(np.float32)
+    return rng.uniform(-0.5, 0.5, n).astype(np.float32), rng.uniform(-0.5, 0.5, n).astype(
+        np.float32
+    )
 
 
 def chunked(name, x, rng, t0=T0, max_chunk=4000):
@@ -43,7 +46,9 @@ def test_random_chunking_and_order_equals_one_big_chunk(seed):
     rng = np.random.default_rng(seed + 100)
     chunks = chunked("user", u, rng) + chunked("agent", a, rng)
     # interleave the streams and reorder locally (out of order within the open turns)
-    order = np.argsort(np.arange(len(chunks)) % (len(chunks) // 2 + 1) + rng.uniform(0, 6, len(chunks)))
+    order = np.argsort(
+        np.arange(len(chunks)) % (len(chunks) // 2 + 1) + rng.uniform(0, 6, len(chunks))
+    )
     seg = TurnSegmenter(max_latency_s=60, start_s=T0)  # the first chunk pushed is not the first one
     got = run(seg, [chunks[k] for k in order])
     assert [t.index for t in got] == [t.index for t in ref] == list(range(5))
@@ -90,7 +95,10 @@ def test_agent_silent_stream_deadline_and_poll():
     turns = []
     for i in range(0, len(u), 1600):  # 0.1 s chunks
         turns += seg.push("user", T0 + i / SR, u[i : i + 1600])
-    assert [t.index for t in turns] == [0, 1]  # turn 1 is due at 2.5 s; the last chunk starts at 2.9
+    assert [t.index for t in turns] == [
+        0,
+        1,
+    ]  # turn 1 is due at 2.5 s; the last chunk starts at 2.9
     assert all(t.agent_padded_s == 1.0 and t.forced for t in turns)
     assert seg.poll(T0 + 3.4) == []
     late = seg.poll(T0 + 3.5)
@@ -160,7 +168,9 @@ def test_bad_samples_nan_empty_stereo_int_oversize():
     stereo = np.stack([np.full(16000, 0.2, np.float32), np.full(16000, 0.4, np.float32)], 1)
     turns += seg.push("agent", T0, stereo)
     assert seg.push("agent", T0 + 1.0, np.zeros(0, np.float32)) == []
-    turns += seg.push("agent", T0 + 1.0, np.full(32000, 16384, dtype=np.int16), channels=2)  # interleaved
+    turns += seg.push(
+        "agent", T0 + 1.0, np.full(32000, 16384, dtype=np.int16), channels=2
+    )  # interleaved
     turns += seg.push("user", T0 + 1.0, np.zeros(3 * SR, np.float32))  # oversize (3 s > 2 s)
     turns += seg.flush()
     c = seg.counters
@@ -189,7 +199,9 @@ def test_wrong_rate_resampled_or_rejected():
 
     rej = TurnSegmenter(on_wrong_rate="reject")
     assert rej.push("user", T0, x48, sample_rate=48000) == []
-    assert rej.counters.wrong_rate_chunks == 1 and rej.counters.dropped_audio_s == pytest.approx(1.0)
+    assert rej.counters.wrong_rate_chunks == 1 and rej.counters.dropped_audio_s == pytest.approx(
+        1.0
+    )
 
 
 def test_clock_jump_resync_and_reject():
@@ -220,8 +232,15 @@ def test_a_first_chunk_far_off_is_the_outlier_not_the_clock():
     want = reference(u, a)
     seg = TurnSegmenter()
     bad = signals(0.1, seed=9)[0]
-    got = run(seg, [("agent", T0 - 1e6, bad), ("user", T0, u[:8000]), ("agent", T0, a),
-                    ("user", T0 + 0.5, u[8000:])])
+    got = run(
+        seg,
+        [
+            ("agent", T0 - 1e6, bad),
+            ("user", T0, u[:8000]),
+            ("agent", T0, a),
+            ("user", T0 + 0.5, u[8000:]),
+        ],
+    )
     assert [t.index for t in got] == [t.index for t in want] == [0, 1]
     for g, w in zip(got, want):
         np.testing.assert_array_equal(g.user_audio, w.user_audio)
@@ -300,7 +319,10 @@ def test_property_alignment_and_conservation(seed, drop_p, dup_p, shuffle, laten
     is accounted for (emitted or counted as dropped)."""
     rng = np.random.default_rng(seed)
     n = int(SR * rng.uniform(0.5, 3.5))
-    src = {s: (rng.uniform(0.1, 0.5, n) * rng.choice([-1, 1], n)).astype(np.float32) for s in ("user", "agent")}
+    src = {
+        s: (rng.uniform(0.1, 0.5, n) * rng.choice([-1, 1], n)).astype(np.float32)
+        for s in ("user", "agent")
+    }
     chunks = []
     for name, x in src.items():
         for i, c in enumerate(chunked(name, x, rng, max_chunk=max_chunk)):
@@ -309,7 +331,10 @@ def test_property_alignment_and_conservation(seed, drop_p, dup_p, shuffle, laten
                 chunks.append(c)
             if rng.random() < dup_p:
                 chunks.append(c)
-    order = np.argsort(np.arange(len(chunks)) % max(1, len(chunks) // 2) + rng.uniform(0, shuffle + 1e-9, len(chunks)))
+    order = np.argsort(
+        np.arange(len(chunks)) % max(1, len(chunks) // 2)
+        + rng.uniform(0, shuffle + 1e-9, len(chunks))
+    )
     seg = TurnSegmenter(max_latency_s=latency, start_s=T0)
     pushed = sum(len(chunks[k][2]) for k in order)
     turns = run(seg, [chunks[k] for k in order])

@@ -1,11 +1,12 @@
 """Voice activity (webrtcvad + energy fallback) and the expression-map calibration."""
+
 import numpy as np
 import pytest
 import yaml
 
+from timar_ros.cli import main as timar_main
 from timar_ros.resources import config_path
 from timar_ros.robot import vad as vad_mod
-from timar_ros.cli import main as timar_main
 from timar_ros.robot.calibration import fit_expression_map, write_expression_map
 from timar_ros.robot.retarget import RetargetConfig, RetargetConfigError, Retargeter
 from timar_ros.robot.segmenter import TurnSegmenter
@@ -48,7 +49,9 @@ def test_energy_fallback_when_webrtcvad_missing(monkeypatch):
 
 def test_turn_voice_activity_on_segmented_turns():
     seg = TurnSegmenter()
-    (turn,) = seg.push("user", 0.0, speechlike(1.0)) + seg.push("agent", 0.0, np.zeros(SR, np.float32))
+    (turn,) = seg.push("user", 0.0, speechlike(1.0)) + seg.push(
+        "agent", 0.0, np.zeros(SR, np.float32)
+    )
     tva = TurnVoiceActivity(threshold=0.2)
     fr = tva(turn)
     assert fr[0] > 0.8 and fr[1] == 0.0
@@ -62,7 +65,14 @@ def test_vad_parameter_errors():
         VoiceActivity(aggressiveness=4)
 
 
-JOINTS = ["brow_left", "brow_right", "eyelid_left", "eyelid_right", "lip_corner_left", "lip_corner_right"]
+JOINTS = [
+    "brow_left",
+    "brow_right",
+    "eyelid_left",
+    "eyelid_right",
+    "lip_corner_left",
+    "lip_corner_right",
+]
 
 
 def test_calibration_recovers_a_known_matrix(tmp_path):
@@ -84,7 +94,9 @@ def test_calibration_recovers_a_known_matrix(tmp_path):
     targets, _ = Retargeter(out).map(e, np.zeros((5, 3)), np.zeros((5, 3)))
     cols = [out.index(j) for j in JOINTS]
     lim = out.limits()
-    np.testing.assert_allclose(targets[:, cols], np.clip(e @ m.T + b, lim["min"][cols], lim["max"][cols]), atol=1e-5)
+    np.testing.assert_allclose(
+        targets[:, cols], np.clip(e @ m.T + b, lim["min"][cols], lim["max"][cols]), atol=1e-5
+    )
     # everything but the expression section is kept
     a = yaml.safe_load(open(config_path("retarget_default.yaml")))
     c = yaml.safe_load(open(tmp_path / "robot.yaml"))
@@ -95,8 +107,18 @@ def test_calibration_cli_and_errors(tmp_path, capsys):
     rng = np.random.default_rng(1)
     x = rng.normal(0, 1, (100, 50))
     y = x[:, :2] * 0.1
-    args = ["--config", str(config_path("retarget_default.yaml")), "--out", str(tmp_path / "cal.yaml")]
-    np.savez(tmp_path / "pairs.npz", expression=x, actuators=y, joints=np.array(["brow_left", "brow_right"]))
+    args = [
+        "--config",
+        str(config_path("retarget_default.yaml")),
+        "--out",
+        str(tmp_path / "cal.yaml"),
+    ]
+    np.savez(
+        tmp_path / "pairs.npz",
+        expression=x,
+        actuators=y,
+        joints=np.array(["brow_left", "brow_right"]),
+    )
     assert timar_main(["calibrate", str(tmp_path / "pairs.npz")] + args) == 0
     cfg = RetargetConfig.from_yaml(tmp_path / "cal.yaml")
     assert cfg.expression.joints == ["brow_left", "brow_right"]
@@ -104,11 +126,21 @@ def test_calibration_cli_and_errors(tmp_path, capsys):
     # a map onto a joint that another source already drives is rejected before anything is written
     np.savez(tmp_path / "bad.npz", expression=x, actuators=y, joints=np.array(["brow_left", "jaw"]))
     capsys.readouterr()
-    assert timar_main(["calibrate", str(tmp_path / "bad.npz")] + args[:2] + ["--out", str(tmp_path / "bad.yaml")]) == 2
+    assert (
+        timar_main(
+            ["calibrate", str(tmp_path / "bad.npz")]
+            + args[:2]
+            + ["--out", str(tmp_path / "bad.yaml")]
+        )
+        == 2
+    )
     assert "timar calibrate: error:" in capsys.readouterr().err  # one line, no traceback
     with pytest.raises(RetargetConfigError, match="'jaw' is already driven by jaw"):
-        write_expression_map(config_path("retarget_default.yaml"), tmp_path / "bad.yaml",
-                             fit_expression_map(x, y, ["brow_left", "jaw"]))
+        write_expression_map(
+            config_path("retarget_default.yaml"),
+            tmp_path / "bad.yaml",
+            fit_expression_map(x, y, ["brow_left", "jaw"]),
+        )
     assert not (tmp_path / "bad.yaml").exists()
     with pytest.raises(ValueError, match=r"\[N, 50\]"):
         fit_expression_map(np.zeros((10, 49)), np.zeros((10, 1)), ["jaw"])

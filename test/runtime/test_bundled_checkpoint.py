@@ -2,6 +2,7 @@
 float16 weights whose rounding moves the outputs by no more than the card states, the onnx
 backend equal to torch, and a jaw that opens with the robot's own speech (8 s of the bundled demo
 conversation). A broken or retrained-badly bundled model fails here."""
+
 import json
 import shutil
 
@@ -10,11 +11,11 @@ import pytest
 import soundfile as sf
 from safetensors import safe_open
 
-from timar_ros.runtime.export import export_checkpoint
 from timar_ros.motion import SAMPLE_RATE
 from timar_ros.resources import share_dir
 from timar_ros.runtime import StreamingPolicy
 from timar_ros.runtime.checkpoint import CARD_JSON, WEIGHTS, float16_output_change, load_checkpoint
+from timar_ros.runtime.export import export_checkpoint
 from timar_ros.runtime.torch_policy import TorchStreamingPolicy
 
 BUNDLED = share_dir() / "checkpoints" / "robot"
@@ -40,8 +41,12 @@ def run(policy, demo):
     user, robot = demo
     policy.reset()
     spt = policy.samples_per_turn
-    return np.concatenate([policy.step(user[k * spt:(k + 1) * spt], robot[k * spt:(k + 1) * spt], None)
-                           for k in range(TURNS)])
+    return np.concatenate(
+        [
+            policy.step(user[k * spt : (k + 1) * spt], robot[k * spt : (k + 1) * spt], None)
+            for k in range(TURNS)
+        ]
+    )
 
 
 def test_weights_are_float16_and_rounding_moves_outputs_within_the_card(card, demo):
@@ -51,8 +56,9 @@ def test_weights_are_float16_and_rounding_moves_outputs_within_the_card(card, de
     assert card["storage"]["dtype"] == "float16"
     model, _ = load_checkpoint(BUNDLED)
     assert {p.dtype for p in model.parameters()} == {__import__("torch").float32}
-    change = float16_output_change(lambda m: TorchStreamingPolicy(m, seed=0), model,
-                                   lambda p: run(p, demo))
+    change = float16_output_change(
+        lambda m: TorchStreamingPolicy(m, seed=0), model, lambda p: run(p, demo)
+    )
     assert change <= card["storage"]["max_output_change"], change
 
 
@@ -61,7 +67,10 @@ def test_both_backends_agree_and_the_jaw_follows_the_robots_speech(demo, tmp_pat
     ckpt = tmp_path / "robot"
     shutil.copytree(BUNDLED, ckpt, ignore=shutil.ignore_patterns("onnx"))
     export_checkpoint(ckpt, log=lambda *a: None)
-    motions = {b: run(StreamingPolicy.from_checkpoint(ckpt, backend=b, seed=0), demo) for b in ("torch", "onnx")}
+    motions = {
+        b: run(StreamingPolicy.from_checkpoint(ckpt, backend=b, seed=0), demo)
+        for b in ("torch", "onnx")
+    }
     assert np.abs(motions["torch"] - motions["onnx"]).max() < 1e-4
     robot = demo[1]
     envelope = np.sqrt(np.mean(robot.reshape(-1, SAMPLE_RATE // 25) ** 2, axis=1))  # per frame

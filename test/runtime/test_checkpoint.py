@@ -1,4 +1,5 @@
 """Checkpoints: safetensors + config.json, no unpickling, clear errors for bad files."""
+
 import json
 import subprocess
 import sys
@@ -7,17 +8,26 @@ import numpy as np
 import pytest
 import torch
 
-from helpers.model import conversation, stream
-from timar_ros.runtime.checkpoint import make_random_checkpoint
+from helpers.model import (
+    conversation,
+    one_thread_module,  # noqa: E402,F401
+    stream,
+)
 from timar_ros.runtime import CheckpointError, StreamingPolicy, load_checkpoint_config, model_id
-from timar_ros.runtime.checkpoint import CONFIG, WEIGHTS, load_checkpoint, read_model_card
-from helpers.model import one_thread_module  # noqa: E402,F401
+from timar_ros.runtime.checkpoint import (
+    CONFIG,
+    WEIGHTS,
+    load_checkpoint,
+    make_random_checkpoint,
+    read_model_card,
+)
 
 
 @pytest.fixture(scope="module")
 def ckpt(tmp_path_factory):
-    return make_random_checkpoint("tiny", tmp_path_factory.mktemp("ck") / "tiny-test", seed=1,
-                                  window_turns=3)
+    return make_random_checkpoint(
+        "tiny", tmp_path_factory.mktemp("ck") / "tiny-test", seed=1, window_turns=3
+    )
 
 
 def test_roundtrip_and_model_id(ckpt, monkeypatch):
@@ -26,8 +36,11 @@ def test_roundtrip_and_model_id(ckpt, monkeypatch):
         raise AssertionError("torch.load called")
 
     monkeypatch.setattr(torch, "load", no_pickle)
-    assert sorted(p.name for p in ckpt.iterdir()) == ["config.json", "model.safetensors",
-                                                     "model_card.json"]
+    assert sorted(p.name for p in ckpt.iterdir()) == [
+        "config.json",
+        "model.safetensors",
+        "model_card.json",
+    ]
     pol = StreamingPolicy.from_checkpoint(ckpt, seed=4)
     assert pol.model_id == model_id(ckpt) and pol.model_id.startswith("tiny-test-")
     assert len(pol.model_id.split("-")[-1]) == 8
@@ -113,9 +126,22 @@ def test_nan_weights_rejected(ckpt, tmp_path):
 
 def test_init_checkpoint_cli(tmp_path):
     out = tmp_path / "cli-ck"
-    r = subprocess.run([sys.executable, "-m", "timar_ros.cli", "init-checkpoint", "--preset",
-                        "tiny", "--set", "frames_per_turn=10", str(out)],
-                       capture_output=True, text=True, timeout=120)
+    r = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "timar_ros.cli",
+            "init-checkpoint",
+            "--preset",
+            "tiny",
+            "--set",
+            "frames_per_turn=10",
+            str(out),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert r.returncode == 0, r.stderr
     assert "cli-ck-" in r.stdout
     assert load_checkpoint_config(out).frames_per_turn == 10

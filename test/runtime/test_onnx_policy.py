@@ -5,6 +5,7 @@ whose motion values reach ~6 (about 3e-6 relative, float32 rounding), with no dr
 turns; 1.6e-6 for the robot preset (values up to ~1.5). Conversations are longer than the
 window (W = 3) and the receptive field (num_blocks * (W - 1) = 4 turns).
 """
+
 import json
 import shutil
 import subprocess
@@ -15,8 +16,8 @@ import pytest
 
 from helpers.model import conversation, one_thread_module, stream  # noqa: F401
 from timar_ros.cli import main as timar_main
-from timar_ros.runtime.checkpoint import make_random_checkpoint
 from timar_ros.runtime import CheckpointError, StreamingPolicy
+from timar_ros.runtime.checkpoint import make_random_checkpoint
 
 TOL = 5e-5
 REPO = __import__("pathlib").Path(__file__).resolve().parents[2]
@@ -24,15 +25,18 @@ REPO = __import__("pathlib").Path(__file__).resolve().parents[2]
 
 @pytest.fixture(scope="module")
 def ckpt(tmp_path_factory):
-    d = make_random_checkpoint("tiny", tmp_path_factory.mktemp("ck") / "tiny", seed=1,
-                               perturb=0.2, window_turns=3)
+    d = make_random_checkpoint(
+        "tiny", tmp_path_factory.mktemp("ck") / "tiny", seed=1, perturb=0.2, window_turns=3
+    )
     assert timar_main(["export", str(d)]) == 0  # default OUT_DIR: CKPT/onnx
     return d
 
 
 def _pair(ckpt, **kw):
-    return (StreamingPolicy.from_checkpoint(ckpt, backend="torch", seed=7, **kw),
-            StreamingPolicy.from_checkpoint(ckpt, backend="onnx", seed=7, **kw))
+    return (
+        StreamingPolicy.from_checkpoint(ckpt, backend="torch", seed=7, **kw),
+        StreamingPolicy.from_checkpoint(ckpt, backend="onnx", seed=7, **kw),
+    )
 
 
 def test_manifest(ckpt):
@@ -62,8 +66,10 @@ def test_parity_with_torch_beyond_the_window(ckpt, n_turns, motion):
     off = onnx_pol.run_offline(ua, aa, um)
     assert np.abs(off - b).max() < TOL and onnx_pol.turn_index == n_turns
     # ... and the stream goes on where it was (ring buffer untouched by run_offline)
-    nxt = [p.step(ua[:16000], aa[:16000], None if um is None else um[:25])
-           for p in (torch_pol, onnx_pol)]
+    nxt = [
+        p.step(ua[:16000], aa[:16000], None if um is None else um[:25])
+        for p in (torch_pol, onnx_pol)
+    ]
     assert np.abs(nxt[0] - nxt[1]).max() < TOL
 
 
@@ -133,8 +139,13 @@ assert not mods, mods
 
 
 def test_onnx_backend_never_imports_torch(ckpt):
-    r = subprocess.run([sys.executable, "-c", CHILD, str(ckpt)], capture_output=True, text=True,
-                       cwd=REPO, timeout=120)
+    r = subprocess.run(
+        [sys.executable, "-c", CHILD, str(ckpt)],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        timeout=120,
+    )
     assert r.returncode == 0, r.stderr
     assert "TORCH_MODULES []" in r.stdout
 

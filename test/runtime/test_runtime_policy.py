@@ -1,21 +1,27 @@
 """StreamingPolicy API: dispatch, input checks, torch-free import, attributes."""
+
 import subprocess
 import sys
 
 import numpy as np
 import pytest
 
-from helpers.model import tiny_model
+from helpers.model import (
+    one_thread_module,  # noqa: E402,F401
+    tiny_model,
+)
 from timar_ros.runtime import BACKENDS, StreamingPolicy
 from timar_ros.runtime.sampling_noise import turn_noise
 from timar_ros.runtime.torch_policy import TorchStreamingPolicy
-from helpers.model import one_thread_module  # noqa: E402,F401
 
 
 def test_runtime_import_does_not_load_torch():
-    code = ("import sys, timar_ros.runtime, timar_ros.runtime.sampling_noise, timar_ros.model.token_layout, "
-            "timar_ros.model.config, timar_ros.runtime.checkpoint; "
-            "print('torch' in sys.modules)")
+    code = (
+        "import sys, timar_ros.runtime, timar_ros.runtime.sampling_noise, "
+        "timar_ros.model.token_layout, "
+        "timar_ros.model.config, timar_ros.runtime.checkpoint; "
+        "print('torch' in sys.modules)"
+    )
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert r.returncode == 0, r.stderr
     assert r.stdout.strip() == "False"

@@ -2,6 +2,7 @@
 StreamingPolicy, clear data errors, the DDP path (gloo: world size 1 in process, and two real
 processes under torchrun with exact resume). Tiny preset, small
 synthetic DualTalk fixtures written into tmp dirs."""
+
 from __future__ import annotations
 
 import json
@@ -14,8 +15,8 @@ from safetensors.torch import load_file
 
 from timar_ros.cli import main as cli_main
 from timar_ros.data.synthetic import SyntheticConfig, generate_conversation, write_conversation
-from timar_ros.training.loop import TrainConfig, TrainError, _val_loss, build_dataset, train
 from timar_ros.training.ema import EMA
+from timar_ros.training.loop import TrainConfig, TrainError, _val_loss, build_dataset, train
 from timar_ros.training.schedule import lr_at
 
 S = 2  # window turns in these tests (2 s windows)
@@ -32,9 +33,20 @@ def data_dir(tmp_path_factory):
 
 
 def _cfg(data_dir, out, **kw) -> TrainConfig:
-    base = dict(data=[str(data_dir)], out=str(out), preset="tiny", turns=S, batch_size=2,
-                lr=2e-3, ema=0.9, warmup_steps=1, log_every=1, save_every=1000, progress=False,
-                seed=3)
+    base = dict(
+        data=[str(data_dir)],
+        out=str(out),
+        preset="tiny",
+        turns=S,
+        batch_size=2,
+        lr=2e-3,
+        ema=0.9,
+        warmup_steps=1,
+        log_every=1,
+        save_every=1000,
+        progress=False,
+        seed=3,
+    )
     base.update(kw)
     return TrainConfig(**base)
 
@@ -56,7 +68,9 @@ def test_schedule_and_ema_math():
     assert lr_at(3, 1.0, 4, 10) == pytest.approx(1.0)
     assert lr_at(9, 1.0, 4, 10) == 1.0  # constant after warmup (reference default)
     assert lr_at(4, 1.0, 4, 10, "cosine") == pytest.approx(1.0)
-    assert lr_at(7, 1.0, 4, 10, "cosine", 0.1) == pytest.approx(0.1 + 0.9 * 0.5 * (1 + np.cos(np.pi * 0.5)))
+    assert lr_at(7, 1.0, 4, 10, "cosine", 0.1) == pytest.approx(
+        0.1 + 0.9 * 0.5 * (1 + np.cos(np.pi * 0.5))
+    )
     with pytest.raises(ValueError):
         lr_at(0, 1.0, 1, 1, "linear")
 
@@ -154,8 +168,9 @@ def test_clear_errors(data_dir, tmp_path):
         train(_cfg(data_dir, tmp_path / "o"))
     with pytest.raises(TrainError, match="batch"):
         train(_cfg(data_dir, tmp_path / "o", steps=1, batch_size=10_000))
-    assert cli_main(["train", "--data", str(empty), "--out", str(tmp_path / "o"),
-                     "--steps", "1"]) == 2
+    assert (
+        cli_main(["train", "--data", str(empty), "--out", str(tmp_path / "o"), "--steps", "1"]) == 2
+    )
 
 
 def test_ddp_world_size_one_matches_single_process(data_dir, run4, tmp_path, monkeypatch):
@@ -164,8 +179,9 @@ def test_ddp_world_size_one_matches_single_process(data_dir, run4, tmp_path, mon
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    for k, v in dict(RANK="0", WORLD_SIZE="1", LOCAL_RANK="0", MASTER_ADDR="127.0.0.1",
-                     MASTER_PORT=str(port)).items():
+    for k, v in dict(
+        RANK="0", WORLD_SIZE="1", LOCAL_RANK="0", MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port)
+    ).items():
         monkeypatch.setenv(k, v)
     out = tmp_path / "ddp"
     summary = train(_cfg(data_dir, out, steps=2))
@@ -184,8 +200,20 @@ def _torchrun(args, tmp_path):
 
     timar = shutil.which("timar", path=str(__import__("pathlib").Path(sys.executable).parent))
     assert timar, "the timar console script is not installed next to this python"
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-           timar, "train", *args, "--no-progress", "--threads", "1"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        "--nproc_per_node",
+        "2",
+        timar,
+        "train",
+        *args,
+        "--no-progress",
+        "--threads",
+        "1",
+    ]
     r = subprocess.run(cmd, cwd=tmp_path, capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
     return r
@@ -194,11 +222,46 @@ def _torchrun(args, tmp_path):
 def test_two_process_ddp_trains_validates_saves_and_resumes_exactly(data_dir, tmp_path):
     """Two ranks: periodic validation and saving do not hang or diverge the ranks; each rank's RNG
     is saved, so 2 steps + resume to 4 equals 4 straight steps (losses and weights)."""
-    common = ["--data", str(data_dir), "--preset", "tiny", "--turns", str(S), "--batch-size", "2",
-              "--lr", "2e-3", "--warmup-steps", "1", "--schedule", "constant", "--ema", "0.9",
-              "--log-every", "1", "--seed", "3"]
-    _torchrun([*common, "--out", "straight", "--steps", "4", "--val", str(data_dir), "--val-every", "2",
-               "--val-batches", "1", "--save-every", "2"], tmp_path)
+    common = [
+        "--data",
+        str(data_dir),
+        "--preset",
+        "tiny",
+        "--turns",
+        str(S),
+        "--batch-size",
+        "2",
+        "--lr",
+        "2e-3",
+        "--warmup-steps",
+        "1",
+        "--schedule",
+        "constant",
+        "--ema",
+        "0.9",
+        "--log-every",
+        "1",
+        "--seed",
+        "3",
+    ]
+    _torchrun(
+        [
+            *common,
+            "--out",
+            "straight",
+            "--steps",
+            "4",
+            "--val",
+            str(data_dir),
+            "--val-every",
+            "2",
+            "--val-batches",
+            "1",
+            "--save-every",
+            "2",
+        ],
+        tmp_path,
+    )
     _torchrun([*common, "--out", "split", "--steps", "2"], tmp_path)
     _torchrun(["--resume", "split", "--steps", "4"], tmp_path)
     a, b = tmp_path / "straight", tmp_path / "split"

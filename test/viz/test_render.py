@@ -1,5 +1,6 @@
 """`timar render`: PNG contact sheets of the right size whose pixels follow the motion, MP4 via
 ffmpeg when present, and the PNG fallback when it is not."""
+
 from __future__ import annotations
 
 import shutil
@@ -11,8 +12,8 @@ import soundfile as sf
 
 from timar_ros import bags as B
 from timar_ros import motion as M
-from timar_ros.viz import render as R
 from timar_ros.cli import main
+from timar_ros.viz import render as R
 
 
 def _motion(T=50):
@@ -70,12 +71,29 @@ def test_frames_differ_in_the_mouth_when_the_jaw_opens():
 def test_png_contact_sheet_size(tmp_path):
     np.save(tmp_path / "m.npy", _motion())
     out = tmp_path / "sheet.png"
-    assert main(["render", str(tmp_path / "m.npy"), str(out), "--frames", "5", "--cols", "3", "--size", "200x250"]) == 0
+    assert (
+        main(
+            [
+                "render",
+                str(tmp_path / "m.npy"),
+                str(out),
+                "--frames",
+                "5",
+                "--cols",
+                "3",
+                "--size",
+                "200x250",
+            ]
+        )
+        == 0
+    )
     from matplotlib.image import imread
 
     img = imread(out)
     assert img.shape[:2] == (2 * 250, 3 * 200)
-    tiles = [img[y * 250:(y + 1) * 250, x * 200:(x + 1) * 200] for y in range(2) for x in range(3)]
+    tiles = [
+        img[y * 250 : (y + 1) * 250, x * 200 : (x + 1) * 200] for y in range(2) for x in range(3)
+    ]
     assert not np.array_equal(tiles[0], tiles[1])  # the head moved
     assert (tiles[5] == 1.0).all()  # the unused sixth tile stays white
 
@@ -87,16 +105,29 @@ def test_render_a_bag_with_audio_strip(tmp_path):
     user[: T * 320] = 0.3 * np.sin(np.arange(T * 320) * 0.1)
     with B.BagWriter(tmp_path / "bag") as w:
         for k in range(2):
-            w.write("/timar/ground_truth/head_motion", B.head_motion_msg(B.to_ns(1 + k), 0.04, m[25 * k:25 * (k + 1)]))
+            w.write(
+                "/timar/ground_truth/head_motion",
+                B.head_motion_msg(B.to_ns(1 + k), 0.04, m[25 * k : 25 * (k + 1)]),
+            )
         for i in range(0, len(user), 1600):
-            w.write("/timar/user/audio", B.audio_chunk_msg(B.to_ns(1 + i / 16000), user[i:i + 1600], 16000))
+            w.write(
+                "/timar/user/audio",
+                B.audio_chunk_msg(B.to_ns(1 + i / 16000), user[i : i + 1600], 16000),
+            )
     inp = R.load_bag(tmp_path / "bag")  # falls back to the ground-truth topic
-    assert inp.motion.shape == (T, 56) and np.array_equal(inp.motion, m) and inp.fps == pytest.approx(25)
+    assert (
+        inp.motion.shape == (T, 56)
+        and np.array_equal(inp.motion, m)
+        and inp.fps == pytest.approx(25)
+    )
     assert inp.user_audio is not None and inp.agent_audio is None and inp.user_offset_s == 0
     env, vad = R.voice_envelope(inp.user_audio, 16000, 25, T)
-    assert vad[: T // 2 - 1].all() and not vad[T // 2 + 1:].any()
+    assert vad[: T // 2 - 1].all() and not vad[T // 2 + 1 :].any()
     assert main(["render", str(tmp_path / "bag"), str(tmp_path / "b.png"), "--frames", "2"]) == 0
-    assert main(["render", str(tmp_path / "bag"), str(tmp_path / "x.png"), "--topic", "/timar/nope"]) == 2
+    assert (
+        main(["render", str(tmp_path / "bag"), str(tmp_path / "x.png"), "--topic", "/timar/nope"])
+        == 2
+    )
 
 
 def test_mp4_falls_back_to_png_without_ffmpeg(tmp_path, monkeypatch, capsys):
@@ -107,20 +138,53 @@ def test_mp4_falls_back_to_png_without_ffmpeg(tmp_path, monkeypatch, capsys):
     assert "ffmpeg not found" in capsys.readouterr().err
 
 
-@pytest.mark.skipif(shutil.which("ffmpeg") is None, reason="ffmpeg not installed (apt-get install ffmpeg)")
+@pytest.mark.skipif(
+    shutil.which("ffmpeg") is None, reason="ffmpeg not installed (apt-get install ffmpeg)"
+)
 def test_mp4_with_audio(tmp_path):
     np.save(tmp_path / "m.npy", _motion(50))
     for name in ("u", "a"):
-        sf.write(tmp_path / f"{name}.wav", (0.1 * np.random.default_rng(0).standard_normal(32000)).astype(np.float32),
-                 16000)
+        sf.write(
+            tmp_path / f"{name}.wav",
+            (0.1 * np.random.default_rng(0).standard_normal(32000)).astype(np.float32),
+            16000,
+        )
     out = tmp_path / "v.mp4"
-    assert main(["render", str(tmp_path / "m.npy"), str(out), "--audio", str(tmp_path / "u.wav"),
-                 str(tmp_path / "a.wav"), "--fps", "10", "--size", "160x200"]) == 0
+    assert (
+        main(
+            [
+                "render",
+                str(tmp_path / "m.npy"),
+                str(out),
+                "--audio",
+                str(tmp_path / "u.wav"),
+                str(tmp_path / "a.wav"),
+                "--fps",
+                "10",
+                "--size",
+                "160x200",
+            ]
+        )
+        == 0
+    )
     assert out.stat().st_size > 1000
     if shutil.which("ffprobe"):
-        probe = subprocess.run(["ffprobe", "-v", "error", "-count_frames", "-show_entries",
-                                "stream=codec_type,width,height,nb_read_frames", "-of", "csv=p=0", str(out)],
-                               capture_output=True, text=True, timeout=60).stdout
+        probe = subprocess.run(
+            [
+                "ffprobe",
+                "-v",
+                "error",
+                "-count_frames",
+                "-show_entries",
+                "stream=codec_type,width,height,nb_read_frames",
+                "-of",
+                "csv=p=0",
+                str(out),
+            ],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        ).stdout
         assert "video,160,200,20" in probe and "audio" in probe
 
 
@@ -146,10 +210,17 @@ def test_a_chatty_ffmpeg_neither_deadlocks_nor_leaves_a_partial_file(tmp_path):
         exe.write_text(CHATTY_FFMPEG.format(python=sys.executable))
         exe.chmod(0o755)
     inp = R.RenderInput(motion=_motion(20), fps=25.0)
-    out = R.render_mp4(inp, tmp_path / "v.mp4", width=64, height=80, audio=False,
-                       ffmpeg=str(tmp_path / "ffmpeg"))
+    out = R.render_mp4(
+        inp, tmp_path / "v.mp4", width=64, height=80, audio=False, ffmpeg=str(tmp_path / "ffmpeg")
+    )
     assert int(out.read_bytes()) == 20 * 64 * 80 * 3  # every frame reached the encoder
     with pytest.raises(R.RenderError, match="ffmpeg failed writing"):
-        R.render_mp4(inp, tmp_path / "w.mp4", width=64, height=80, audio=False,
-                     ffmpeg=str(tmp_path / "ffmpeg-fail"))
+        R.render_mp4(
+            inp,
+            tmp_path / "w.mp4",
+            width=64,
+            height=80,
+            audio=False,
+            ffmpeg=str(tmp_path / "ffmpeg-fail"),
+        )
     assert sorted(p.name for p in tmp_path.iterdir()) == ["ffmpeg", "ffmpeg-fail", "v.mp4"]

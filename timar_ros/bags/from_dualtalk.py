@@ -1,9 +1,10 @@
-"""DualTalk conversations -> rosbag2 bags: one bag per (conversation, agent direction), all topics on
-one clock, so that bag evaluation can replay a real test set through the pipeline.
+"""DualTalk conversations -> rosbag2 bags: one bag per (conversation, agent direction), all
+topics on one clock, so that bag evaluation can replay a real test set through the pipeline.
 
 One reader per fact: WAV files through timar_ros.data.audio, DualTalk motion and file names
 through timar_ros.data.dualtalk_files (their errors name the file).
 """
+
 from __future__ import annotations
 
 import os
@@ -22,7 +23,7 @@ from timar_ros.data.dualtalk_files import clip_names, load_motion
 
 
 def dualtalk_clips(src: str | os.PathLike) -> list[str]:
-    """Clip names in a flat DualTalk folder: those with <clip>_speaker{1,2}.{wav,npz} all present."""
+    """Clip names in a flat DualTalk folder: those with all of <clip>_speaker{1,2}.{wav,npz}."""
     try:
         return clip_names(src)
     except FileNotFoundError:
@@ -41,10 +42,15 @@ class DualTalkBagOptions:
     overwrite: bool = False
 
 
-def write_conversation_bag(out: str | os.PathLike, user_audio: np.ndarray, agent_audio: np.ndarray,
-                           user_motion: np.ndarray, agent_motion: np.ndarray,
-                           opts: DualTalkBagOptions | None = None,
-                           custom_data: dict[str, str] | None = None) -> Path:
+def write_conversation_bag(
+    out: str | os.PathLike,
+    user_audio: np.ndarray,
+    agent_audio: np.ndarray,
+    user_motion: np.ndarray,
+    agent_motion: np.ndarray,
+    opts: DualTalkBagOptions | None = None,
+    custom_data: dict[str, str] | None = None,
+) -> Path:
     """Write one conversation (16 kHz audio, 25 fps motion [T, 56]) as a bag on one clock.
 
     Topics (under ``/<namespace>``): ``user/audio`` and ``agent/audio`` (AudioChunk, frame_id
@@ -58,25 +64,47 @@ def write_conversation_bag(out: str | os.PathLike, user_audio: np.ndarray, agent
     block = max(1, int(round(o.turn_s * M.FPS)))
     period = 1.0 / M.FPS
     with BagWriter(out, storage=o.storage, overwrite=o.overwrite, custom_data=custom_data) as w:
-        for rel, role, audio in ((topics.USER_AUDIO, "user", user_audio), (topics.AGENT_AUDIO, "agent", agent_audio)):
+        for rel, role, audio in (
+            (topics.USER_AUDIO, "user", user_audio),
+            (topics.AGENT_AUDIO, "agent", agent_audio),
+        ):
             topic = topics.resolve(rel, o.namespace)
             for seq, i in enumerate(range(0, len(audio), chunk)):
                 t = start + (i * 1_000_000_000) // M.SAMPLE_RATE
-                w.write(topic, audio_chunk_msg(t, audio[i:i + chunk], M.SAMPLE_RATE, seq=seq,
-                                               frame_id=role))
-        for rel, role, mot in ((topics.USER_MOTION, "user", user_motion),
-                               (topics.GROUND_TRUTH_MOTION, "agent", agent_motion)):
+                w.write(
+                    topic,
+                    audio_chunk_msg(t, audio[i : i + chunk], M.SAMPLE_RATE, seq=seq, frame_id=role),
+                )
+        for rel, role, mot in (
+            (topics.USER_MOTION, "user", user_motion),
+            (topics.GROUND_TRUTH_MOTION, "agent", agent_motion),
+        ):
             topic = topics.resolve(rel, o.namespace)
             for k, j in enumerate(range(0, len(mot), block)):
                 t = start + (j * 1_000_000_000) // M.FPS
-                w.write(topic, head_motion_msg(t, period, mot[j:j + block], turn_index=k,
-                                               model_id="dualtalk-ground-truth", frame_id=role))
+                w.write(
+                    topic,
+                    head_motion_msg(
+                        t,
+                        period,
+                        mot[j : j + block],
+                        turn_index=k,
+                        model_id="dualtalk-ground-truth",
+                        frame_id=role,
+                    ),
+                )
     return Path(out)
 
 
-def convert_dualtalk(src: str | os.PathLike, out_dir: str | os.PathLike, *,
-                     agents: Sequence[str] = ("speaker1", "speaker2"), clips: Sequence[str] | None = None,
-                     opts: DualTalkBagOptions | None = None, log=None) -> list[Path]:
+def convert_dualtalk(
+    src: str | os.PathLike,
+    out_dir: str | os.PathLike,
+    *,
+    agents: Sequence[str] = ("speaker1", "speaker2"),
+    clips: Sequence[str] | None = None,
+    opts: DualTalkBagOptions | None = None,
+    log=None,
+) -> list[Path]:
     """Convert DualTalk conversations to bags: one bag per (conversation, agent direction).
 
     For clip C and agent speaker k the bag ``out_dir/C_speaker<k>`` holds speaker k as the
@@ -93,11 +121,15 @@ def convert_dualtalk(src: str | os.PathLike, out_dir: str | os.PathLike, *,
     if clips:
         missing = [c for c in clips if c not in found]
         if missing:
-            raise BagError(f"{src}: clip(s) {missing} not found (need <clip>_speaker1/2 .wav and .npz)")
+            raise BagError(
+                f"{src}: clip(s) {missing} not found (need <clip>_speaker1/2 .wav and .npz)"
+            )
         found = list(clips)
     if not found:
-        raise BagError(f"{src}: no DualTalk conversations found (expected pairs of files "
-                       "<clip>_speaker1.wav/.npz and <clip>_speaker2.wav/.npz)")
+        raise BagError(
+            f"{src}: no DualTalk conversations found (expected pairs of files "
+            "<clip>_speaker1.wav/.npz and <clip>_speaker2.wav/.npz)"
+        )
     out_dir.mkdir(parents=True, exist_ok=True)
     written = []
     for clip in found:
@@ -106,13 +138,22 @@ def convert_dualtalk(src: str | os.PathLike, out_dir: str | os.PathLike, *,
         for a in agents:
             ag = int(a[-1])
             us = 3 - ag
-            custom = {"timar.source": "dualtalk", "timar.clip": clip, "timar.agent": a,
-                      "timar.user": f"speaker{us}", "timar.fps": str(M.FPS),
-                      "timar.sample_rate": str(M.SAMPLE_RATE), "timar.start_s": repr(float(o.start_s))}
-            path = write_conversation_bag(out_dir / f"{clip}_{a}", audio[us], audio[ag], motion[us],
-                                          motion[ag], o, custom)
+            custom = {
+                "timar.source": "dualtalk",
+                "timar.clip": clip,
+                "timar.agent": a,
+                "timar.user": f"speaker{us}",
+                "timar.fps": str(M.FPS),
+                "timar.sample_rate": str(M.SAMPLE_RATE),
+                "timar.start_s": repr(float(o.start_s)),
+            }
+            path = write_conversation_bag(
+                out_dir / f"{clip}_{a}", audio[us], audio[ag], motion[us], motion[ag], o, custom
+            )
             written.append(path)
             if log:
-                log(f"wrote {path} (agent {a}: {len(motion[ag])} frames, "
-                    f"{len(audio[ag]) / M.SAMPLE_RATE:.2f} s audio)")
+                log(
+                    f"wrote {path} (agent {a}: {len(motion[ag])} frames, "
+                    f"{len(audio[ag]) / M.SAMPLE_RATE:.2f} s audio)"
+                )
     return written

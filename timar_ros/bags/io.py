@@ -9,6 +9,7 @@ Never write ``rclpy.serialization.serialize_message()`` output into a bag (its b
 trailing garbage; see the notes): record raw subscription bytes with :meth:`BagWriter.write_raw`,
 or build messages with :mod:`timar_ros.bags.records` and let :meth:`BagWriter.write` serialize them.
 """
+
 from __future__ import annotations
 
 import os
@@ -20,8 +21,18 @@ from typing import Any
 import numpy as np
 
 from timar_ros import motion as M
-from timar_ros.bags.records import (AUDIO_CHUNK, HEAD_MOTION, AudioRecord, BagError, MotionRecord,
-                                    _TO_RECORD, msg_class, stamp_ns, to_record, typestore)
+from timar_ros.bags.records import (
+    _TO_RECORD,
+    AUDIO_CHUNK,
+    HEAD_MOTION,
+    AudioRecord,
+    BagError,
+    MotionRecord,
+    msg_class,
+    stamp_ns,
+    to_record,
+    typestore,
+)
 
 STORAGES = ("mcap", "sqlite3")
 BAG_VERSION = 9
@@ -30,6 +41,7 @@ BAG_VERSION = 9
 # --------------------------------------------------------------------------------------------
 # Writing
 # --------------------------------------------------------------------------------------------
+
 
 def _storage_plugin(storage: str):
     from rosbags.rosbag2 import StoragePlugin
@@ -48,19 +60,29 @@ class BagWriter:
     recorder path). Connections are created per topic on first use; one type per topic.
     """
 
-    def __init__(self, path: str | os.PathLike, *, storage: str = "mcap", overwrite: bool = False,
-                 custom_data: dict[str, str] | None = None):
+    def __init__(
+        self,
+        path: str | os.PathLike,
+        *,
+        storage: str = "mcap",
+        overwrite: bool = False,
+        custom_data: dict[str, str] | None = None,
+    ):
         from rosbags.rosbag2 import Writer, WriterError
 
         self.path = Path(path)
         if self.path.exists():
             if not overwrite:
-                raise BagError(f"{self.path} exists already; remove it or pass overwrite=True "
-                               "(--overwrite): bags are never appended to")
+                raise BagError(
+                    f"{self.path} exists already; remove it or pass overwrite=True "
+                    "(--overwrite): bags are never appended to"
+                )
             _remove_bag_dir(self.path)
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            self._w = Writer(self.path, version=BAG_VERSION, storage_plugin=_storage_plugin(storage))
+            self._w = Writer(
+                self.path, version=BAG_VERSION, storage_plugin=_storage_plugin(storage)
+            )
         except (WriterError, OSError) as err:
             raise self._cannot_create(err) from None
         for k, v in (custom_data or {}).items():
@@ -106,8 +128,10 @@ class BagWriter:
             conn = self._w.add_connection(topic, msgtype, typestore=self._ts, **kw)
             self._conns[topic] = conn
         elif conn.msgtype != msgtype:
-            raise BagError(f"{self.path}: topic {topic} already holds {conn.msgtype}, cannot also "
-                           f"write {msgtype}; use another topic name")
+            raise BagError(
+                f"{self.path}: topic {topic} already holds {conn.msgtype}, cannot also "
+                f"write {msgtype}; use another topic name"
+            )
         return conn
 
     def write(self, topic: str, msg, t_ns: int | None = None) -> None:
@@ -132,8 +156,10 @@ def _remove_bag_dir(path: Path) -> None:
 
     if path.is_dir():
         if not (path / "metadata.yaml").exists() and any(path.iterdir()):
-            raise BagError(f"{path} exists and does not look like a bag (no metadata.yaml); "
-                           "refusing to delete it, choose another output path")
+            raise BagError(
+                f"{path} exists and does not look like a bag (no metadata.yaml); "
+                "refusing to delete it, choose another output path"
+            )
         shutil.rmtree(path)
     else:
         path.unlink()
@@ -172,8 +198,9 @@ class BagReader:
             # Given the storage file itself: use its folder (rosbag2 bags are folders).
             self.path = self.path.parent
         if self.path.is_dir() and not (self.path / "metadata.yaml").exists():
-            raise BagError(f"{self.path}: no metadata.yaml, not a complete rosbag2 folder. "
-                           + _CORRUPT_FIX)
+            raise BagError(
+                f"{self.path}: no metadata.yaml, not a complete rosbag2 folder. " + _CORRUPT_FIX
+            )
         self._reader = None
 
     def _fail(self, err: Exception) -> BagError:
@@ -234,7 +261,9 @@ class BagReader:
         import yaml
 
         try:
-            meta = yaml.load((self.path / "metadata.yaml").read_text(), Loader=yaml.BaseLoader) or {}  # all strings
+            meta = (
+                yaml.load((self.path / "metadata.yaml").read_text(), Loader=yaml.BaseLoader) or {}
+            )  # all strings
         except (OSError, yaml.YAMLError):
             return {}
         info = meta.get("rosbag2_bagfile_information") if isinstance(meta, dict) else None
@@ -248,17 +277,22 @@ class BagReader:
         topics = self.topics
         if topic not in topics:
             have = ", ".join(f"{t.name} ({t.msgtype})" for t in topics.values()) or "no topics"
-            raise BagError(f"{self.path}: no topic {topic!r} in the bag; it has: {have}. "
-                           "Pass the right topic name (e.g. --topic), or record/convert the bag "
-                           "with that topic")
+            raise BagError(
+                f"{self.path}: no topic {topic!r} in the bag; it has: {have}. "
+                "Pass the right topic name (e.g. --topic), or record/convert the bag "
+                "with that topic"
+            )
         info = topics[topic]
         if msgtype is not None and info.msgtype != msgtype:
-            raise BagError(f"{self.path}: topic {topic} has type {info.msgtype}, expected "
-                           f"{msgtype}; pass a topic of that type")
+            raise BagError(
+                f"{self.path}: topic {topic} has type {info.msgtype}, expected "
+                f"{msgtype}; pass a topic of that type"
+            )
         return info
 
-    def messages(self, topics: Iterable[str] | None = None, *, raw: bool = False
-                 ) -> Iterator[tuple[str, str, int, Any]]:
+    def messages(
+        self, topics: Iterable[str] | None = None, *, raw: bool = False
+    ) -> Iterator[tuple[str, str, int, Any]]:
         """Yield (topic, msgtype, log_time_ns, message) in log-time order. With ``raw=True`` the
         message is the CDR bytes (for replay)."""
         rd = self.reader
@@ -283,8 +317,10 @@ class BagReader:
         """All messages of one topic as records (see :func:`to_record`), in log-time order."""
         info = self.check_topic(topic, msgtype)
         if info.msgtype not in _TO_RECORD:
-            raise BagError(f"{self.path}: topic {topic} has type {info.msgtype}, which has no array "
-                           f"conversion (supported: {', '.join(_TO_RECORD)})")
+            raise BagError(
+                f"{self.path}: topic {topic} has type {info.msgtype}, which has no array "
+                f"conversion (supported: {', '.join(_TO_RECORD)})"
+            )
         return [to_record(m) for _, _, _, m in self.messages([topic])]
 
 
@@ -304,8 +340,10 @@ def concat_audio(records: Sequence[AudioRecord], *, path: Any = "") -> tuple[np.
         raise BagError(f"{path}: the audio topic has no messages")
     rates = {r.sample_rate for r in records}
     if len(rates) != 1:
-        raise BagError(f"{path}: the audio topic changes sample rate ({sorted(rates)}); "
-                       "resample it to one rate first")
+        raise BagError(
+            f"{path}: the audio topic changes sample rate ({sorted(rates)}); "
+            "resample it to one rate first"
+        )
     rate = rates.pop()
     recs = sorted(records, key=lambda r: r.stamp_ns)
     start = recs[0].stamp_ns
@@ -318,11 +356,13 @@ def concat_audio(records: Sequence[AudioRecord], *, path: Any = "") -> tuple[np.
     total = max(off + len(s) for off, s in mono)
     out = np.zeros(total, np.float32)
     for off, s in mono:
-        out[off:off + len(s)] = s
+        out[off : off + len(s)] = s
     return out, int(rate), int(start)
 
 
-def concat_motion(records: Sequence[MotionRecord], *, path: Any = "") -> tuple[np.ndarray, float, int]:
+def concat_motion(
+    records: Sequence[MotionRecord], *, path: Any = ""
+) -> tuple[np.ndarray, float, int]:
     """Join HeadMotion records -> (motion [T, 56] float32, frame_period, start_ns).
 
     Blocks are placed on their stamps (frame index = round((stamp - start) / frame_period)); a
@@ -343,8 +383,8 @@ def concat_motion(records: Sequence[MotionRecord], *, path: Any = "") -> tuple[n
     out = np.zeros((total, M.MOTION_DIM), np.float32)
     filled = np.zeros(total, bool)
     for off, m in placed:
-        out[off:off + len(m)] = m
-        filled[off:off + len(m)] = True
+        out[off : off + len(m)] = m
+        filled[off : off + len(m)] = True
     for i in range(1, total):  # hold the last frame through gaps
         if not filled[i]:
             out[i] = out[i - 1]

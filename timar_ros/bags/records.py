@@ -12,6 +12,7 @@ message <-> record conversions.
 Stamps are kept as integer nanoseconds (``stamp_ns``) so that round trips are exact; ``stamp_s``
 is a convenience.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -26,10 +27,13 @@ from typing import Any
 import numpy as np
 
 from timar_ros import motion as M
-from timar_ros.topics import (AUDIO_CHUNK_TYPE as AUDIO_CHUNK, CONVERSATION_STATE_TYPE as CONVERSATION_STATE,
-                              HEAD_MOTION_TYPE as HEAD_MOTION, JOINT_STATE_TYPE as JOINT_STATE,
-                              PACKAGE, QUATERNION_STAMPED_TYPE as QUATERNION_STAMPED)
 from timar_ros.errors import InputError
+from timar_ros.topics import AUDIO_CHUNK_TYPE as AUDIO_CHUNK
+from timar_ros.topics import CONVERSATION_STATE_TYPE as CONVERSATION_STATE
+from timar_ros.topics import HEAD_MOTION_TYPE as HEAD_MOTION
+from timar_ros.topics import JOINT_STATE_TYPE as JOINT_STATE
+from timar_ros.topics import PACKAGE
+from timar_ros.topics import QUATERNION_STAMPED_TYPE as QUATERNION_STAMPED
 
 MSG_NAMES = ("AudioChunk", "HeadMotion", "ConversationState")
 
@@ -41,6 +45,7 @@ class BagError(InputError, RuntimeError):
 # --------------------------------------------------------------------------------------------
 # Type store
 # --------------------------------------------------------------------------------------------
+
 
 def _msg_dir_candidates() -> list[Path]:
     here = Path(__file__).resolve()
@@ -74,13 +79,15 @@ def find_msg_dir() -> Path:
 def typestore():
     """A rosbags type store for ROS 2 Kilted with timar_ros's messages registered from their .msg
     text. Cached: one store per process."""
-    from rosbags.typesys import Stores, get_typestore, get_types_from_msg
+    from rosbags.typesys import Stores, get_types_from_msg, get_typestore
 
     ts = get_typestore(Stores.ROS2_KILTED)
     msg_dir = find_msg_dir()
     types: dict = {}
     for name in MSG_NAMES:
-        types.update(get_types_from_msg((msg_dir / f"{name}.msg").read_text(), f"{PACKAGE}/msg/{name}"))
+        types.update(
+            get_types_from_msg((msg_dir / f"{name}.msg").read_text(), f"{PACKAGE}/msg/{name}")
+        )
     ts.register(types)
     return ts
 
@@ -100,6 +107,7 @@ def msg_class(msgtype: str):
 # --------------------------------------------------------------------------------------------
 # Stamps
 # --------------------------------------------------------------------------------------------
+
 
 def to_ns(stamp_s: float) -> int:
     """Seconds (float) -> integer nanoseconds, rounded."""
@@ -128,6 +136,7 @@ def stamp_ns(msg) -> int:
 # --------------------------------------------------------------------------------------------
 # Records and conversions
 # --------------------------------------------------------------------------------------------
+
 
 @dataclass
 class AudioRecord:
@@ -178,37 +187,56 @@ class QuaternionRecord:
     frame_id: str = ""
 
 
-def audio_chunk_msg(stamp_ns: int, samples, sample_rate: int, *, channels: int = 1, seq: int = 0,
-                    frame_id: str = ""):
+def audio_chunk_msg(
+    stamp_ns: int, samples, sample_rate: int, *, channels: int = 1, seq: int = 0, frame_id: str = ""
+):
     """Build a timar_ros/msg/AudioChunk (samples -> float32)."""
     samples = np.ascontiguousarray(np.asarray(samples, dtype=np.float32).reshape(-1))
     if channels < 1 or len(samples) % channels:
         raise ValueError(f"{len(samples)} samples is not a multiple of channels={channels}")
     return msg_class(AUDIO_CHUNK)(
-        header=_header(stamp_ns, frame_id), sample_rate=int(sample_rate), channels=int(channels),
-        seq=int(seq), samples=samples,
+        header=_header(stamp_ns, frame_id),
+        sample_rate=int(sample_rate),
+        channels=int(channels),
+        seq=int(seq),
+        samples=samples,
     )
 
 
 def audio_chunk_to_record(msg) -> AudioRecord:
     _expect(msg, AUDIO_CHUNK)
-    return AudioRecord(stamp_ns(msg), np.asarray(msg.samples, dtype=np.float32), int(msg.sample_rate),
-                       int(msg.channels), int(msg.seq), msg.header.frame_id)
+    return AudioRecord(
+        stamp_ns(msg),
+        np.asarray(msg.samples, dtype=np.float32),
+        int(msg.sample_rate),
+        int(msg.channels),
+        int(msg.seq),
+        msg.header.frame_id,
+    )
 
 
-def head_motion_msg(stamp_ns: int, frame_period: float, motion, *, turn_index: int = 0,
-                    model_id: str = "", frame_id: str = ""):
+def head_motion_msg(
+    stamp_ns: int,
+    frame_period: float,
+    motion,
+    *,
+    turn_index: int = 0,
+    model_id: str = "",
+    frame_id: str = "",
+):
     """Build a timar_ros/msg/HeadMotion from motion [N, 56] (exp | jaw | rotation)."""
     motion = np.asarray(motion, dtype=np.float32)
     if motion.ndim != 2 or motion.shape[1] != M.MOTION_DIM:
         raise ValueError(f"motion must be [N, {M.MOTION_DIM}], got {motion.shape}")
     return msg_class(HEAD_MOTION)(
-        header=_header(stamp_ns, frame_id), frame_period=float(frame_period),
+        header=_header(stamp_ns, frame_id),
+        frame_period=float(frame_period),
         num_frames=int(len(motion)),
         expression=np.ascontiguousarray(motion[:, M.EXP]).reshape(-1),
         jaw=np.ascontiguousarray(motion[:, M.JAW]).reshape(-1),
         head_rotation=np.ascontiguousarray(motion[:, M.ROT]).reshape(-1),
-        turn_index=int(turn_index), model_id=str(model_id),
+        turn_index=int(turn_index),
+        model_id=str(model_id),
     )
 
 
@@ -219,46 +247,72 @@ def head_motion_to_record(msg) -> MotionRecord:
     for name, dim in (("expression", M.EXP_DIM), ("jaw", M.JAW_DIM), ("head_rotation", M.ROT_DIM)):
         arr = np.asarray(getattr(msg, name), dtype=np.float32)
         if arr.size != n * dim:
-            raise BagError(f"HeadMotion with num_frames={n} has {arr.size} {name} values, expected "
-                           f"{n} x {dim} = {n * dim}: the publisher filled the message wrongly")
+            raise BagError(
+                f"HeadMotion with num_frames={n} has {arr.size} {name} values, expected "
+                f"{n} x {dim} = {n * dim}: the publisher filled the message wrongly"
+            )
         parts.append(arr.reshape(n, dim))
-    return MotionRecord(stamp_ns(msg), float(msg.frame_period), np.concatenate(parts, axis=1),
-                        int(msg.turn_index), msg.model_id, msg.header.frame_id)
+    return MotionRecord(
+        stamp_ns(msg),
+        float(msg.frame_period),
+        np.concatenate(parts, axis=1),
+        int(msg.turn_index),
+        msg.model_id,
+        msg.header.frame_id,
+    )
 
 
-def joint_state_msg(stamp_ns: int, names: Sequence[str], position, velocity=(), effort=(),
-                    *, frame_id: str = ""):
+def joint_state_msg(
+    stamp_ns: int, names: Sequence[str], position, velocity=(), effort=(), *, frame_id: str = ""
+):
     """Build a sensor_msgs/msg/JointState (arrays -> float64)."""
     f64 = lambda a: np.ascontiguousarray(np.asarray(a, dtype=np.float64).reshape(-1))  # noqa: E731
-    return msg_class(JOINT_STATE)(header=_header(stamp_ns, frame_id), name=[str(n) for n in names],
-                                  position=f64(position), velocity=f64(velocity), effort=f64(effort))
+    return msg_class(JOINT_STATE)(
+        header=_header(stamp_ns, frame_id),
+        name=[str(n) for n in names],
+        position=f64(position),
+        velocity=f64(velocity),
+        effort=f64(effort),
+    )
 
 
 def joint_state_to_record(msg) -> JointStateRecord:
     _expect(msg, JOINT_STATE)
-    return JointStateRecord(stamp_ns(msg), list(msg.name), np.asarray(msg.position, np.float64),
-                            np.asarray(msg.velocity, np.float64), np.asarray(msg.effort, np.float64),
-                            msg.header.frame_id)
+    return JointStateRecord(
+        stamp_ns(msg),
+        list(msg.name),
+        np.asarray(msg.position, np.float64),
+        np.asarray(msg.velocity, np.float64),
+        np.asarray(msg.effort, np.float64),
+        msg.header.frame_id,
+    )
 
 
 def quaternion_stamped_msg(stamp_ns: int, xyzw, *, frame_id: str = ""):
     """Build a geometry_msgs/msg/QuaternionStamped from (x, y, z, w)."""
     x, y, z, w = (float(v) for v in np.asarray(xyzw, dtype=np.float64).reshape(4))
     Q = typestore().types["geometry_msgs/msg/Quaternion"]
-    return msg_class(QUATERNION_STAMPED)(header=_header(stamp_ns, frame_id), quaternion=Q(x=x, y=y, z=z, w=w))
+    return msg_class(QUATERNION_STAMPED)(
+        header=_header(stamp_ns, frame_id), quaternion=Q(x=x, y=y, z=z, w=w)
+    )
 
 
 def quaternion_stamped_to_record(msg) -> QuaternionRecord:
     _expect(msg, QUATERNION_STAMPED)
     q = msg.quaternion
-    return QuaternionRecord(stamp_ns(msg), np.array([q.x, q.y, q.z, q.w], np.float64), msg.header.frame_id)
+    return QuaternionRecord(
+        stamp_ns(msg), np.array([q.x, q.y, q.z, q.w], np.float64), msg.header.frame_id
+    )
 
 
 def conversation_state_msg(stamp_ns: int, *, frame_id: str = "", **fields):
     """Build a timar_ros/msg/ConversationState; unspecified fields are 0/False."""
     cls = msg_class(CONVERSATION_STATE)
-    types = {f.name: str(f.type) for f in dataclasses.fields(cls)
-             if f.name != "header" and not f.name.startswith("__")}
+    types = {
+        f.name: str(f.type)
+        for f in dataclasses.fields(cls)
+        if f.name != "header" and not f.name.startswith("__")
+    }
     names = list(types)
     unknown = set(fields) - set(names)
     if unknown:
@@ -295,9 +349,11 @@ def to_record(msg):
     try:
         conv = _TO_RECORD[typ]
     except KeyError:
-        raise BagError(f"no array conversion for message type {typ!r}; supported: "
-                       f"{', '.join(_TO_RECORD)}. Read the message object itself instead "
-                       "(BagReader.messages)") from None
+        raise BagError(
+            f"no array conversion for message type {typ!r}; supported: "
+            f"{', '.join(_TO_RECORD)}. Read the message object itself instead "
+            "(BagReader.messages)"
+        ) from None
     return conv(msg)
 
 

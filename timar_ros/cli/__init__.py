@@ -8,6 +8,7 @@ input (a missing, empty, truncated or corrupt file, a bad config or value); 1 th
 130 interrupted (Ctrl-C). An error is one line on stderr, ``timar <command>: error: <message>``,
 naming the file, the problem and the fix; ``--debug`` shows the traceback as well.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -17,25 +18,52 @@ import sys
 # name -> (module, one-line help). The one registry of subcommands.
 COMMANDS: dict[str, tuple[str, str]] = {
     "demo": ("timar_ros.cli.demo", "run the whole ROS 2 pipeline on the bundled conversation"),
-    "init-checkpoint": ("timar_ros.cli.init_checkpoint",
-                        "write a randomly initialised checkpoint of a model preset"),
+    "init-checkpoint": (
+        "timar_ros.cli.init_checkpoint",
+        "write a randomly initialised checkpoint of a model preset",
+    ),
     "bench": ("timar_ros.cli.bench", "benchmark the streaming policy (latency table + JSON)"),
-    "export": ("timar_ros.cli.export", "export a checkpoint to ONNX graphs for the torch-free runtime"),
-    "train": ("timar_ros.cli.train", "train a TIMAR model on DualTalk-layout folders (CPU/GPU/DDP)"),
-    "evaluate": ("timar_ros.cli.evaluate",
-                 "progressive-context evaluation through StreamingPolicy (table + plots)"),
+    "export": (
+        "timar_ros.cli.export",
+        "export a checkpoint to ONNX graphs for the torch-free runtime",
+    ),
+    "train": (
+        "timar_ros.cli.train",
+        "train a TIMAR model on DualTalk-layout folders (CPU/GPU/DDP)",
+    ),
+    "evaluate": (
+        "timar_ros.cli.evaluate",
+        "progressive-context evaluation through StreamingPolicy (table + plots)",
+    ),
     "metrics": ("timar_ros.cli.metrics", "DualTalk metrics of a prediction folder vs ground truth"),
-    "synth": ("timar_ros.cli.synth", "generate synthetic two-person conversations (DualTalk layout)"),
+    "synth": (
+        "timar_ros.cli.synth",
+        "generate synthetic two-person conversations (DualTalk layout)",
+    ),
     "bag": ("timar_ros.cli.bag", "rosbag2 tools: from-dualtalk, info, play, record, evaluate"),
-    "render": ("timar_ros.cli.render", "draw a motion stream (bag or .npy) as MP4 or a PNG contact sheet"),
-    "soak": ("timar_ros.cli.soak", "long synthetic conversation through the composed pipeline "
-                                   "(dropped turns, memory growth, latency over time)"),
-    "calibrate": ("timar_ros.cli.calibrate",
-                  "fit a robot's expression-to-actuator matrix from example pairs"),
+    "render": (
+        "timar_ros.cli.render",
+        "draw a motion stream (bag or .npy) as MP4 or a PNG contact sheet",
+    ),
+    "soak": (
+        "timar_ros.cli.soak",
+        "long synthetic conversation through the composed pipeline "
+        "(dropped turns, memory growth, latency over time)",
+    ),
+    "calibrate": (
+        "timar_ros.cli.calibrate",
+        "fit a robot's expression-to-actuator matrix from example pairs",
+    ),
 }
 
 # Errors that mean "this input cannot be used" when they escape a command, besides InputError.
-_INPUT_ERRORS = (FileNotFoundError, NotADirectoryError, IsADirectoryError, PermissionError, ValueError)
+_INPUT_ERRORS = (
+    FileNotFoundError,
+    NotADirectoryError,
+    IsADirectoryError,
+    PermissionError,
+    ValueError,
+)
 
 
 def _build_parser(command: str | None) -> argparse.ArgumentParser:
@@ -47,8 +75,12 @@ def _build_parser(command: str | None) -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name, (module, help_text) in COMMANDS.items():
         p = sub.add_parser(name, help=help_text, description=help_text)
-        p.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
-                       help="show the traceback of an error")
+        p.add_argument(
+            "--debug",
+            action="store_true",
+            default=argparse.SUPPRESS,
+            help="show the traceback of an error",
+        )
         if name == command:
             mod = importlib.import_module(module)
             mod.add_arguments(p)

@@ -1,4 +1,5 @@
 """What several `timar` subcommands parse or write the same way."""
+
 from __future__ import annotations
 
 import json

@@ -2,6 +2,7 @@
 ROS needed); ``play`` and ``record`` run the bag_player / bag_recorder nodes in this process;
 ``evaluate`` scores the pipeline on a bag (:mod:`timar_ros.eval.bag_eval`), offline or, with
 ``--live``, through the composed nodes over DDS."""
+
 from __future__ import annotations
 
 import argparse
@@ -39,6 +40,7 @@ def run(args: argparse.Namespace) -> int:
 
 # ----------------------------------------------------------------------------- from-dualtalk
 
+
 def add_from_dualtalk_arguments(p: argparse.ArgumentParser) -> None:
     p.description = (
         "Convert a flat DualTalk folder (<clip>_speaker{1,2}.wav/.npz) into rosbag2 bags, one per "
@@ -48,19 +50,45 @@ def add_from_dualtalk_arguments(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("src", metavar="DIR", help="DualTalk split folder (e.g. data/test)")
     p.add_argument("out", metavar="OUT", help="output folder for the bags")
-    p.add_argument("--agent", choices=["speaker1", "speaker2", "both"], default="both",
-                   help="which speaker is the agent; both = two bags per conversation (default)")
-    p.add_argument("--clip", action="append", default=None,
-                   help="convert only this clip (repeatable); default: all complete pairs")
+    p.add_argument(
+        "--agent",
+        choices=["speaker1", "speaker2", "both"],
+        default="both",
+        help="which speaker is the agent; both = two bags per conversation (default)",
+    )
+    p.add_argument(
+        "--clip",
+        action="append",
+        default=None,
+        help="convert only this clip (repeatable); default: all complete pairs",
+    )
     p.add_argument("--limit", type=int, default=None, help="convert at most N clips")
-    p.add_argument("--namespace", default=topics.DEFAULT_NAMESPACE, help="topic namespace (default: %(default)s)")
-    p.add_argument("--storage", choices=["mcap", "sqlite3"], default="mcap",
-                   help="rosbag2 storage (default: %(default)s)")
-    p.add_argument("--chunk", type=float, default=0.1, help="audio chunk length, s (default: %(default)s)")
-    p.add_argument("--turn", type=float, default=1.0,
-                   help="motion block length per HeadMotion message, s (default: %(default)s)")
-    p.add_argument("--start", type=float, default=1.0,
-                   help="stamp of the first sample/frame, s on the bag clock (default: %(default)s)")
+    p.add_argument(
+        "--namespace",
+        default=topics.DEFAULT_NAMESPACE,
+        help="topic namespace (default: %(default)s)",
+    )
+    p.add_argument(
+        "--storage",
+        choices=["mcap", "sqlite3"],
+        default="mcap",
+        help="rosbag2 storage (default: %(default)s)",
+    )
+    p.add_argument(
+        "--chunk", type=float, default=0.1, help="audio chunk length, s (default: %(default)s)"
+    )
+    p.add_argument(
+        "--turn",
+        type=float,
+        default=1.0,
+        help="motion block length per HeadMotion message, s (default: %(default)s)",
+    )
+    p.add_argument(
+        "--start",
+        type=float,
+        default=1.0,
+        help="stamp of the first sample/frame, s on the bag clock (default: %(default)s)",
+    )
     p.add_argument("--overwrite", action="store_true", help="replace existing bags")
 
 
@@ -71,14 +99,21 @@ def run_from_dualtalk(args: argparse.Namespace) -> int:
     if args.limit is not None:
         clips = (clips or dualtalk_clips(args.src))[: args.limit]
     agents = ("speaker1", "speaker2") if args.agent == "both" else (args.agent,)
-    opts = DualTalkBagOptions(namespace=args.namespace, storage=args.storage, chunk_s=args.chunk,
-                              turn_s=args.turn, start_s=args.start, overwrite=args.overwrite)
+    opts = DualTalkBagOptions(
+        namespace=args.namespace,
+        storage=args.storage,
+        chunk_s=args.chunk,
+        turn_s=args.turn,
+        start_s=args.start,
+        overwrite=args.overwrite,
+    )
     paths = convert_dualtalk(args.src, args.out, agents=agents, clips=clips, opts=opts, log=print)
     print(f"{len(paths)} bag(s) written to {args.out}")
     return 0
 
 
 # ----------------------------------------------------------------------------- info
+
 
 def add_info_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("bag", metavar="BAG", help="bag folder (or its .mcap/.db3 file)")
@@ -106,20 +141,41 @@ def run_info(args: argparse.Namespace) -> int:
 
 # ----------------------------------------------------------------------------- play / record
 
+
 def add_play_arguments(p: argparse.ArgumentParser) -> None:
-    p.description = ("Replay a bag onto live topics (its recorded wire bytes, paced by log time), "
-                     "like `ros2 bag play`. With --clock, /clock carries the bag's time: start the "
-                     "nodes with use_sim_time:=true and the recorded stamps line up with their clock.")
+    p.description = (
+        "Replay a bag onto live topics (its recorded wire bytes, paced by log time), "
+        "like `ros2 bag play`. With --clock, /clock carries the bag's time: start the "
+        "nodes with use_sim_time:=true and the recorded stamps line up with their clock."
+    )
     p.add_argument("bag", metavar="BAG", help="bag folder (mcap or sqlite3)")
-    p.add_argument("--rate", type=float, default=1.0, help="playback rate (default: %(default)s = real time)")
+    p.add_argument(
+        "--rate", type=float, default=1.0, help="playback rate (default: %(default)s = real time)"
+    )
     p.add_argument("--clock", action="store_true", help="publish /clock with the bag's time")
-    p.add_argument("--clock-rate", type=float, default=100.0, help="/clock rate, Hz (default: %(default)s)")
-    p.add_argument("--topics", nargs="+", default=None, metavar="TOPIC",
-                   help="absolute topic names to play (default: every topic)")
-    p.add_argument("--delay", type=float, default=1.0,
-                   help="seconds to wait before playing, for subscribers to connect (default: %(default)s)")
-    p.add_argument("--wait-for-subscribers", type=int, default=0, metavar="N",
-                   help="also wait until every played topic has N subscribers (default: %(default)s)")
+    p.add_argument(
+        "--clock-rate", type=float, default=100.0, help="/clock rate, Hz (default: %(default)s)"
+    )
+    p.add_argument(
+        "--topics",
+        nargs="+",
+        default=None,
+        metavar="TOPIC",
+        help="absolute topic names to play (default: every topic)",
+    )
+    p.add_argument(
+        "--delay",
+        type=float,
+        default=1.0,
+        help="seconds to wait before playing, for subscribers to connect (default: %(default)s)",
+    )
+    p.add_argument(
+        "--wait-for-subscribers",
+        type=int,
+        default=0,
+        metavar="N",
+        help="also wait until every played topic has N subscribers (default: %(default)s)",
+    )
 
 
 def run_play(args: argparse.Namespace) -> int:
@@ -131,27 +187,51 @@ def run_play(args: argparse.Namespace) -> int:
     if not 0.01 <= args.rate <= 1000:
         raise ValueError(f"--rate must be in [0.01, 1000], got {args.rate:g}")
     with RosSession() as ros:
-        player = ros.add(BagPlayer, bag=str(args.bag), rate=float(args.rate),
-                         publish_clock=bool(args.clock), clock_rate_hz=float(args.clock_rate),
-                         topics=list(args.topics or ["all"]), start_delay_s=float(args.delay),
-                         wait_for_subscribers=int(args.wait_for_subscribers))
+        player = ros.add(
+            BagPlayer,
+            bag=str(args.bag),
+            rate=float(args.rate),
+            publish_clock=bool(args.clock),
+            clock_rate_hz=float(args.clock_rate),
+            topics=list(args.topics or ["all"]),
+            start_delay_s=float(args.delay),
+            wait_for_subscribers=int(args.wait_for_subscribers),
+        )
         while not player.done:
             time.sleep(0.05)
     return 0
 
 
 def add_record_arguments(p: argparse.ArgumentParser) -> None:
-    p.description = ("Record the pipeline's topics to a rosbag2 (wire bytes as received) until "
-                     "Ctrl-C, like `ros2 bag record`. Topics are relative to --namespace unless absolute.")
+    p.description = (
+        "Record the pipeline's topics to a rosbag2 (wire bytes as received) until "
+        "Ctrl-C, like `ros2 bag record`. Topics are relative to --namespace unless absolute."
+    )
     p.add_argument("out", metavar="OUT", help="bag folder to write")
-    p.add_argument("--topics", nargs="+", default=None, metavar="TOPIC",
-                   help="topics to record (default: the pipeline's topics, see config/timar.yaml)")
-    p.add_argument("--namespace", default=topics.DEFAULT_NAMESPACE, help="namespace of relative topics (default: %(default)s)")
-    p.add_argument("--storage", choices=["mcap", "sqlite3"], default="mcap",
-                   help="rosbag2 storage (default: %(default)s)")
+    p.add_argument(
+        "--topics",
+        nargs="+",
+        default=None,
+        metavar="TOPIC",
+        help="topics to record (default: the pipeline's topics, see config/timar.yaml)",
+    )
+    p.add_argument(
+        "--namespace",
+        default=topics.DEFAULT_NAMESPACE,
+        help="namespace of relative topics (default: %(default)s)",
+    )
+    p.add_argument(
+        "--storage",
+        choices=["mcap", "sqlite3"],
+        default="mcap",
+        help="rosbag2 storage (default: %(default)s)",
+    )
     p.add_argument("--overwrite", action="store_true", help="replace an existing bag folder")
-    p.add_argument("--use-sim-time", action="store_true",
-                   help="log messages on /clock's time (when a bag is replayed with --clock)")
+    p.add_argument(
+        "--use-sim-time",
+        action="store_true",
+        help="log messages on /clock's time (when a bag is replayed with --clock)",
+    )
 
 
 def run_record(args: argparse.Namespace) -> int:
@@ -160,8 +240,12 @@ def run_record(args: argparse.Namespace) -> int:
     from timar_ros.nodes.bag_recorder import BagRecorder
     from timar_ros.nodes.compose import RosSession
 
-    params = {"output": str(args.out), "storage": args.storage, "overwrite": bool(args.overwrite),
-              "use_sim_time": bool(args.use_sim_time)}
+    params = {
+        "output": str(args.out),
+        "storage": args.storage,
+        "overwrite": bool(args.overwrite),
+        "use_sim_time": bool(args.use_sim_time),
+    }
     if args.topics:
         params["topics"] = list(args.topics)
     ns = "/" + args.namespace.strip("/") if args.namespace.strip("/") else "/"
@@ -178,6 +262,7 @@ def run_record(args: argparse.Namespace) -> int:
 
 # ----------------------------------------------------------------------------- evaluate
 
+
 def add_evaluate_arguments(p: argparse.ArgumentParser) -> None:
     p.description = (
         "Run the pipeline on a bag's audio (and partner motion) and score the produced head motion "
@@ -189,19 +274,47 @@ def add_evaluate_arguments(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("bag", metavar="BAG", help="bag folder (e.g. from `timar bag from-dualtalk`)")
     p.add_argument("--live", action="store_true", help="replay through the ROS 2 nodes over DDS")
-    p.add_argument("--checkpoint", default="", help="checkpoint folder (default: the bundled model)")
-    p.add_argument("--backend", choices=["torch", "onnx", "auto"], default="torch",
-                   help="policy backend (default: %(default)s)")
-    p.add_argument("--out", default=None, help="output folder (default: eval_output/bag_<bag name>)")
-    p.add_argument("--seed", type=int, default=0, help="policy sampling seed (default: %(default)s)")
-    p.add_argument("--metrics-seed", type=int, default=0,
-                   help="seed of the diversity pair sampling, as `timar metrics --seed` (default: %(default)s)")
-    p.add_argument("--rate", type=float, default=1.0, help="--live playback rate (default: %(default)s)")
-    p.add_argument("--namespace", default=None, help="topic namespace in the bag (default: detected)")
-    p.add_argument("--retargeter", action="store_true",
-                   help="--live: also run head_retargeter and record its joint_states")
-    p.add_argument("-p", "--param", action="append", default=[], metavar="NAME:=VALUE",
-                   help="a conversation_policy parameter (repeatable), e.g. -p deadline_ms:=100.0")
+    p.add_argument(
+        "--checkpoint", default="", help="checkpoint folder (default: the bundled model)"
+    )
+    p.add_argument(
+        "--backend",
+        choices=["torch", "onnx", "auto"],
+        default="torch",
+        help="policy backend (default: %(default)s)",
+    )
+    p.add_argument(
+        "--out", default=None, help="output folder (default: eval_output/bag_<bag name>)"
+    )
+    p.add_argument(
+        "--seed", type=int, default=0, help="policy sampling seed (default: %(default)s)"
+    )
+    p.add_argument(
+        "--metrics-seed",
+        type=int,
+        default=0,
+        help="seed of the diversity pair sampling, as `timar metrics --seed` "
+        "(default: %(default)s)",
+    )
+    p.add_argument(
+        "--rate", type=float, default=1.0, help="--live playback rate (default: %(default)s)"
+    )
+    p.add_argument(
+        "--namespace", default=None, help="topic namespace in the bag (default: detected)"
+    )
+    p.add_argument(
+        "--retargeter",
+        action="store_true",
+        help="--live: also run head_retargeter and record its joint_states",
+    )
+    p.add_argument(
+        "-p",
+        "--param",
+        action="append",
+        default=[],
+        metavar="NAME:=VALUE",
+        help="a conversation_policy parameter (repeatable), e.g. -p deadline_ms:=100.0",
+    )
 
 
 def _params(items: list[str]) -> dict:
@@ -221,17 +334,33 @@ def run_evaluate(args: argparse.Namespace) -> int:
     from timar_ros.eval.bag_eval import evaluate_bag
     from timar_ros.eval.tables import pub_lines
 
-    out = Path(args.out) if args.out else Path("eval_output") / f"bag_{Path(args.bag).resolve().name}"
-    report = evaluate_bag(args.bag, out, live=args.live, checkpoint=args.checkpoint,
-                          seed=args.seed, rate=args.rate, backend=args.backend,
-                          namespace=args.namespace, params=key_values(args.param, ":=", "-p"),
-                          metrics_seed=args.metrics_seed, retargeter=args.retargeter)
-    print(f"{report['name']} ({report['mode']}): {report['turns']} turns, produced "
-          f"{report['produced_turns']}, skipped {report['skipped_turns']}, late {report['late_turns']}, "
-          f"padded {report['padded_turns']}; {report['wall_s']} s")
+    out = (
+        Path(args.out) if args.out else Path("eval_output") / f"bag_{Path(args.bag).resolve().name}"
+    )
+    report = evaluate_bag(
+        args.bag,
+        out,
+        live=args.live,
+        checkpoint=args.checkpoint,
+        seed=args.seed,
+        rate=args.rate,
+        backend=args.backend,
+        namespace=args.namespace,
+        params=key_values(args.param, ":=", "-p"),
+        metrics_seed=args.metrics_seed,
+        retargeter=args.retargeter,
+    )
+    print(
+        f"{report['name']} ({report['mode']}): {report['turns']} turns, produced "
+        f"{report['produced_turns']}, skipped {report['skipped_turns']}, late "
+        f"{report['late_turns']}, "
+        f"padded {report['padded_turns']}; {report['wall_s']} s"
+    )
     print(report["metrics_note"])
     if report["pub"]:
         print("\n".join(pub_lines(report["pub"])))
-    print(f"wrote {out}/report.json, {out}/report.md, {report['predictions']}"
-          + (f", {report['plot']}" if report.get("plot") else ""))
+    print(
+        f"wrote {out}/report.json, {out}/report.md, {report['predictions']}"
+        + (f", {report['plot']}" if report.get("plot") else "")
+    )
     return 0

@@ -1,28 +1,56 @@
 """``timar bench [--json OUT]``: the latency benchmark of the streaming policy
 (:mod:`timar_ros.perf.bench`), printed as a table."""
+
 from __future__ import annotations
 
 import argparse
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--checkpoint", default=None,
-                        help="checkpoint folder (default: the bundled checkpoints/<preset>, else "
-                             "a random init of --preset)")
+    parser.add_argument(
+        "--checkpoint",
+        default=None,
+        help="checkpoint folder (default: the bundled checkpoints/<preset>, else "
+        "a random init of --preset)",
+    )
     parser.add_argument("--preset", default="robot", help="preset when no checkpoint is given")
-    parser.add_argument("--repeats", type=int, default=10,
-                        help="conversations of 34 turns timed per cached backend (default: %(default)s)")
-    parser.add_argument("--reencode-repeats", type=int, default=3,
-                        help="conversations timed without the cache (default: %(default)s)")
+    parser.add_argument(
+        "--repeats",
+        type=int,
+        default=10,
+        help="conversations of 34 turns timed per cached backend (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--reencode-repeats",
+        type=int,
+        default=3,
+        help="conversations timed without the cache (default: %(default)s)",
+    )
     parser.add_argument("--threads", type=int, default=None, help="torch intra-op threads")
-    parser.add_argument("--onnx-threads", type=int, default=None,
-                        help="onnxruntime intra-op threads (default: the backend's)")
-    parser.add_argument("--rss-turns", type=int, default=100,
-                        help="turns the torch-free RSS subprocess runs (0 = skip)")
-    parser.add_argument("--e2e-seconds", type=float, default=180.0,
-                        help="seconds of conversation replayed through DDS (0 = skip)")
-    parser.add_argument("--e2e-rate", type=float, default=6.0,
-                        help="playback rate of that replay (default: %(default)s x real time)")
+    parser.add_argument(
+        "--onnx-threads",
+        type=int,
+        default=None,
+        help="onnxruntime intra-op threads (default: the backend's)",
+    )
+    parser.add_argument(
+        "--rss-turns",
+        type=int,
+        default=100,
+        help="turns the torch-free RSS subprocess runs (0 = skip)",
+    )
+    parser.add_argument(
+        "--e2e-seconds",
+        type=float,
+        default=180.0,
+        help="seconds of conversation replayed through DDS (0 = skip)",
+    )
+    parser.add_argument(
+        "--e2e-rate",
+        type=float,
+        default=6.0,
+        help="playback rate of that replay (default: %(default)s x real time)",
+    )
     parser.add_argument("--json", default=None, metavar="OUT", help="write the report here")
 
 
@@ -30,9 +58,17 @@ def run(args: argparse.Namespace) -> int:
     from timar_ros.files import write_json
     from timar_ros.perf.bench import format_summary, format_table, run_bench
 
-    report = run_bench(args.checkpoint, args.preset, args.repeats, args.reencode_repeats,
-                       args.threads, onnx_threads=args.onnx_threads, rss_turns=args.rss_turns,
-                       e2e_seconds=args.e2e_seconds, e2e_rate=args.e2e_rate)
+    report = run_bench(
+        args.checkpoint,
+        args.preset,
+        args.repeats,
+        args.reencode_repeats,
+        args.threads,
+        onnx_threads=args.onnx_threads,
+        rss_turns=args.rss_turns,
+        e2e_seconds=args.e2e_seconds,
+        e2e_rate=args.e2e_rate,
+    )
     print(format_table(report["rows"]))
     print()
     print(format_summary(report))

@@ -1,5 +1,6 @@
 """``timar calibrate PAIRS.npz --config IN.yaml --out OUT.yaml``: fit a robot's expression ->
 facial actuator matrix by least squares from example pairs (:mod:`timar_ros.robot.calibration`)."""
+
 from __future__ import annotations
 
 import argparse
@@ -19,8 +20,12 @@ def run(args: argparse.Namespace) -> int:
     from timar_ros.robot.calibration import fit_expression_map, load_pairs, write_expression_map
 
     expression, actuators, joints = load_pairs(args.pairs)
-    fit = fit_expression_map(expression, actuators, joints, ridge=args.ridge, fit_bias=not args.no_bias)
+    fit = fit_expression_map(
+        expression, actuators, joints, ridge=args.ridge, fit_bias=not args.no_bias
+    )
     write_expression_map(args.config, args.out, fit)
-    print(f"wrote {args.out}: {len(fit.joints)} actuators, rank {fit.rank}, "
-          f"RMS error (rad) {np.array2string(fit.rms_error, precision=4)}")
+    print(
+        f"wrote {args.out}: {len(fit.joints)} actuators, rank {fit.rank}, "
+        f"RMS error (rad) {np.array2string(fit.rms_error, precision=4)}"
+    )
     return 0

@@ -1,31 +1,50 @@
 """``timar demo [--out DIR]``: the main job, the whole ROS 2 pipeline on the bundled conversation
 (:mod:`timar_ros.demo`)."""
+
 from __future__ import annotations
 
 import argparse
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--out", default="demo_output", help="output folder, replaced (default: %(default)s)")
-    parser.add_argument("--checkpoint", default="",
-                        help="checkpoint folder (default: the bundled checkpoints/robot)")
-    parser.add_argument("--conversation", default="",
-                        help="folder with demo_speaker1.wav (partner) and demo_speaker2.wav (robot) "
-                             "(default: the bundled data/demo_conversation)")
-    parser.add_argument("--backend", default="auto", choices=["auto", "torch", "onnx"],
-                        help="policy backend; auto = onnx when the checkpoint has an export (default: %(default)s)")
-    parser.add_argument("--playback-rate", type=float, default=1.0,
-                        help="1.0 = real time (default), 2.0 = twice as fast")
+    parser.add_argument(
+        "--out", default="demo_output", help="output folder, replaced (default: %(default)s)"
+    )
+    parser.add_argument(
+        "--checkpoint",
+        default="",
+        help="checkpoint folder (default: the bundled checkpoints/robot)",
+    )
+    parser.add_argument(
+        "--conversation",
+        default="",
+        help="folder with demo_speaker1.wav (partner) and demo_speaker2.wav (robot) "
+        "(default: the bundled data/demo_conversation)",
+    )
+    parser.add_argument(
+        "--backend",
+        default="auto",
+        choices=["auto", "torch", "onnx"],
+        help="policy backend; auto = onnx when the checkpoint has an export (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--playback-rate",
+        type=float,
+        default=1.0,
+        help="1.0 = real time (default), 2.0 = twice as fast",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
     from timar_ros.demo.pipeline import run_demo
 
     s = run_demo(args.out, args.checkpoint, args.conversation, args.backend, args.playback_rate)
-    print(f"turns {s['turns']}, policy latency p50 {s['latency_ms_p50']:.1f} ms / "
-          f"p99 {s['latency_ms_p99']:.1f} ms ({s['backend']}), end-to-end p99 "
-          f"{s['e2e_ms_p99']:.1f} ms, padded audio {s['padded_audio_s']:.2f} s, "
-          f"joint limits respected: {s['joint_limits_respected']}")
+    print(
+        f"turns {s['turns']}, policy latency p50 {s['latency_ms_p50']:.1f} ms / "
+        f"p99 {s['latency_ms_p99']:.1f} ms ({s['backend']}), end-to-end p99 "
+        f"{s['e2e_ms_p99']:.1f} ms, padded audio {s['padded_audio_s']:.2f} s, "
+        f"joint limits respected: {s['joint_limits_respected']}"
+    )
     print("wrote:")
     for f in s["files"]:
         print(f"  {f}")

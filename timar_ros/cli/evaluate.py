@@ -1,5 +1,6 @@
 """``timar evaluate --checkpoint CKPT --data TEST_DIR [--context 0 1 3 7] [--out EVAL]``: the
 progressive-context protocol (:mod:`timar_ros.eval.progressive`)."""
+
 from __future__ import annotations
 
 import argparse
@@ -8,21 +9,37 @@ from pathlib import Path
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--checkpoint", required=True, help="checkpoint folder (model.safetensors + "
-                   "config.json)")
+    p.add_argument(
+        "--checkpoint", required=True, help="checkpoint folder (model.safetensors + config.json)"
+    )
     p.add_argument("--data", required=True, help="DualTalk-layout test folder")
-    p.add_argument("--context", type=int, nargs="+", default=[0, 1, 3, 7],
-                   help="previous turns visible, n (default: 0 1 3 7)")
+    p.add_argument(
+        "--context",
+        type=int,
+        nargs="+",
+        default=[0, 1, 3, 7],
+        help="previous turns visible, n (default: 0 1 3 7)",
+    )
     p.add_argument("--out", default=None, help="output folder (default eval_output/<checkpoint>)")
     p.add_argument("--limit", type=int, default=None, help="only the first N test files")
-    p.add_argument("--offline", action="store_true",
-                   help="run_offline (parallel forward; same numbers) instead of stepping")
+    p.add_argument(
+        "--offline",
+        action="store_true",
+        help="run_offline (parallel forward; same numbers) instead of stepping",
+    )
     p.add_argument("--seed", type=int, default=0, help="policy noise seed (every file)")
-    p.add_argument("--backend", default="torch", choices=["torch", "onnx"],
-                   help="StreamingPolicy backend (default: %(default)s)")
+    p.add_argument(
+        "--backend",
+        default="torch",
+        choices=["torch", "onnx"],
+        help="StreamingPolicy backend (default: %(default)s)",
+    )
     p.add_argument("--device", default="cpu")
-    p.add_argument("--no-user-motion", action="store_true",
-                   help="do not give the user's motion (a robot without a camera)")
+    p.add_argument(
+        "--no-user-motion",
+        action="store_true",
+        help="do not give the user's motion (a robot without a camera)",
+    )
     p.add_argument("--plots", type=int, default=3, help="files to plot (default 3)")
     p.add_argument("--jobs", type=int, default=1, help="metric worker processes")
     p.add_argument("--label", default="", help="row label prefix in table.md")
@@ -32,13 +49,26 @@ def run(args: argparse.Namespace) -> int:
     from timar_ros.eval.progressive import evaluate
 
     out = args.out or str(Path("eval_output") / Path(args.checkpoint).name)
-    rep = evaluate(args.checkpoint, args.data, args.context, out, offline=args.offline,
-                   limit=args.limit, seed=args.seed, backend=args.backend, device=args.device,
-                   user_motion=not args.no_user_motion, plot_files=args.plots,
-                   jobs=args.jobs, progress=sys.stderr.isatty(), label=args.label)
+    rep = evaluate(
+        args.checkpoint,
+        args.data,
+        args.context,
+        out,
+        offline=args.offline,
+        limit=args.limit,
+        seed=args.seed,
+        backend=args.backend,
+        device=args.device,
+        user_motion=not args.no_user_motion,
+        plot_files=args.plots,
+        jobs=args.jobs,
+        progress=sys.stderr.isatty(),
+        label=args.label,
+    )
     print((Path(out) / "table.md").read_text(), end="")
     for n, c in rep["contexts"].items():
         print(f"n = {n}: {c['files']} files, {c['ms_per_turn']} ms/turn ({rep['mode']})")
-    print(f"wrote {out}/report.json, {out}/table.md, {out}/plots/, predictions in "
-          f"{out}/context_<n>/")
+    print(
+        f"wrote {out}/report.json, {out}/table.md, {out}/plots/, predictions in {out}/context_<n>/"
+    )
     return 0

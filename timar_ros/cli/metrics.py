@@ -6,6 +6,7 @@ PRED_DIR holds ``<name>.npy`` [T, 56] (exp | jaw | rotation); GT_DIR holds the D
 under the reference's key names and the published scaling; ``--json`` writes both, plus the
 per-file values.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -18,17 +19,23 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--json", dest="json_out", default=None, help="write the report here")
     p.add_argument("--seed", type=int, default=0, help="seed of the diversity pair sampling")
     p.add_argument("--jobs", type=int, default=1, help="parallel worker processes (joblib)")
-    p.add_argument("--expect", type=int, default=None,
-                   help="fail unless exactly this many valid predictions (e.g. 1066 or 754)")
+    p.add_argument(
+        "--expect",
+        type=int,
+        default=None,
+        help="fail unless exactly this many valid predictions (e.g. 1066 or 754)",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
-    from timar_ros.files import write_json
     from timar_ros.eval.metrics import evaluate_dirs
     from timar_ros.eval.tables import exclusion_note, pub_lines
+    from timar_ros.files import write_json
 
     t0 = time.perf_counter()
-    rep = evaluate_dirs(args.pred_dir, args.gt_dir, seed=args.seed, jobs=args.jobs, expect=args.expect)
+    rep = evaluate_dirs(
+        args.pred_dir, args.gt_dir, seed=args.seed, jobs=args.jobs, expect=args.expect
+    )
     rep["seconds"] = round(time.perf_counter() - t0, 3)
     for name, why in rep["skipped"].items():
         print(f"skipped {name}: {why}")

@@ -3,6 +3,7 @@
 Writes N synthetic two-person conversations in the DualTalk layout (see
 :mod:`timar_ros.data.synthetic`; a test bench, not a claim about humans).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -12,12 +13,19 @@ import time
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("out_dir", help="output folder (DualTalk layout)")
-    p.add_argument("--config", default=None,
-                   help="YAML config (default: the built-in defaults = config/synthetic.yaml)")
+    p.add_argument(
+        "--config",
+        default=None,
+        help="YAML config (default: the built-in defaults = config/synthetic.yaml)",
+    )
     p.add_argument("--conversations", "-n", type=int, default=10)
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--tts", choices=["off", "auto", "on"], default=None,
-                   help="override tts.mode (flite voices when installed)")
+    p.add_argument(
+        "--tts",
+        choices=["off", "auto", "on"],
+        default=None,
+        help="override tts.mode (flite voices when installed)",
+    )
     p.add_argument("--prefix", default=None, help="clip name prefix (default syn<seed>)")
 
 
@@ -29,14 +37,19 @@ def run(args: argparse.Namespace) -> int:
     if args.tts is not None:
         cfg.tts.mode = args.tts
     if cfg.tts.mode == "on" and not flite_available():
-        raise InputError("tts mode 'on' needs flite on PATH (apt-get install flite), or use --tts auto")
+        raise InputError(
+            "tts mode 'on' needs flite on PATH (apt-get install flite), or use --tts auto"
+        )
     if cfg.tts.mode == "auto" and not flite_available():
         print("timar synth: flite not found; procedural audio only")
     t0 = time.perf_counter()
-    stats = generate_dataset(args.out_dir, cfg, args.conversations, args.seed, args.prefix,
-                             progress=sys.stderr.isatty())
+    stats = generate_dataset(
+        args.out_dir, cfg, args.conversations, args.seed, args.prefix, progress=sys.stderr.isatty()
+    )
     dt = time.perf_counter() - t0
-    print(f"wrote {stats['conversations']} conversations ({stats['seconds']:.0f} s of audio, "
-          f"{stats['tts']} with TTS, {stats['reactions']} listener reactions) to {args.out_dir} "
-          f"in {dt:.1f} s")
+    print(
+        f"wrote {stats['conversations']} conversations ({stats['seconds']:.0f} s of audio, "
+        f"{stats['tts']} with TTS, {stats['reactions']} listener reactions) to {args.out_dir} "
+        f"in {dt:.1f} s"
+    )
     return 0

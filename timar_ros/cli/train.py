@@ -1,18 +1,41 @@
 """``timar train --data DIR [DIR ...] --out RUN --steps N`` (or ``--resume RUN``): train TIMAR on
 DualTalk-layout folders (:mod:`timar_ros.training.loop`). Several processes:
 ``torchrun --nproc_per_node=N -m timar_ros.cli train ...`` (or the ``timar`` script)."""
+
 from __future__ import annotations
 
 import argparse
 import os
 
-
 # CLI flag -> TrainConfig field; argparse defaults are None so that only given flags override
 # (the run's saved config on --resume, TrainConfig's defaults otherwise).
-_FLAGS = ["data", "val", "out", "preset", "turns", "steps", "epochs", "batch_size", "lr",
-          "betas", "weight_decay", "grad_clip", "ema", "warmup_steps", "schedule", "min_lr",
-          "amp", "seed", "device", "workers", "save_every", "log_every", "val_every",
-          "val_batches", "threads"]
+_FLAGS = [
+    "data",
+    "val",
+    "out",
+    "preset",
+    "turns",
+    "steps",
+    "epochs",
+    "batch_size",
+    "lr",
+    "betas",
+    "weight_decay",
+    "grad_clip",
+    "ema",
+    "warmup_steps",
+    "schedule",
+    "min_lr",
+    "amp",
+    "seed",
+    "device",
+    "workers",
+    "save_every",
+    "log_every",
+    "val_every",
+    "val_batches",
+    "threads",
+]
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -24,8 +47,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--val", metavar="DIR", help="DualTalk-layout validation folder")
     p.add_argument("--out", metavar="RUN", help="run folder (checkpoint + state + log + plot)")
     p.add_argument("--preset", help=f"model preset (default {d.preset})")
-    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                   help="override a model config field, e.g. --set head=mlp")
+    p.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a model config field, e.g. --set head=mlp",
+    )
     p.add_argument("--resume", metavar="RUN", help="continue a run folder (exactly)")
     p.add_argument("--turns", type=int, help="window turns S (default: the model's window_turns)")
     g = p.add_mutually_exclusive_group()
@@ -63,6 +91,8 @@ def run(args: argparse.Namespace) -> int:
     cfg = resolve_config(given, key_values(args.set), args.resume)
     s = train(cfg, resume=args.resume)
     if int(os.environ.get("RANK", 0)) == 0:
-        print(f"timar train: step {s['step']} ({s['epochs']} epochs) in {s['wall_s']:.0f} s; "
-              f"final train loss {s['final_train_loss']}; checkpoint {cfg.out}")
+        print(
+            f"timar train: step {s['step']} ({s['epochs']} epochs) in {s['wall_s']:.0f} s; "
+            f"final train loss {s['final_train_loss']}; checkpoint {cfg.out}"
+        )
     return 0

@@ -3,6 +3,7 @@
 Reading goes through ``soundfile``; resampling uses ``scipy.signal.resample_poly`` (a polyphase
 FIR with the exact rational ratio), so no librosa is needed.
 """
+
 from __future__ import annotations
 
 from math import gcd
@@ -10,8 +11,8 @@ from pathlib import Path
 
 import numpy as np
 
-from timar_ros.motion import SAMPLE_RATE
 from timar_ros.errors import InputError
+from timar_ros.motion import SAMPLE_RATE
 
 __all__ = ["AudioError", "load_wav", "resample", "write_wav", "SAMPLE_RATE"]
 

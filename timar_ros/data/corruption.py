@@ -15,6 +15,7 @@ Corruptions, each applied only on its burst mask:
   parameter space, on all 56 dims;
 - user motion drop: hold the last frame (the frame before a burst is repeated through it).
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -60,7 +61,11 @@ def burst_mask(n: int, prob: float, mean_len: float, rng: np.random.Generator) -
 
 
 def speech_noise_burst(
-    wav: np.ndarray, prob: float, mean_s: float, snr_db: float, rng: np.random.Generator,
+    wav: np.ndarray,
+    prob: float,
+    mean_s: float,
+    snr_db: float,
+    rng: np.random.Generator,
     sample_rate: int = 16000,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Add white noise on burst samples; noise power = whole-file power / 10^(snr/10)."""
@@ -75,7 +80,10 @@ def speech_noise_burst(
 
 
 def speech_silence_burst(
-    wav: np.ndarray, prob: float, mean_s: float, rng: np.random.Generator,
+    wav: np.ndarray,
+    prob: float,
+    mean_s: float,
+    rng: np.random.Generator,
     sample_rate: int = 16000,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Zero the burst samples."""
@@ -87,8 +95,13 @@ def speech_silence_burst(
 
 
 def motion_noise_burst(
-    motion: np.ndarray, prob: float, mean_s: float, kind: str, scale: float,
-    rng: np.random.Generator, fps: int = 25,
+    motion: np.ndarray,
+    prob: float,
+    mean_s: float,
+    kind: str,
+    scale: float,
+    rng: np.random.Generator,
+    fps: int = 25,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Add gaussian (std=scale), laplace (b=scale) or uniform (+-scale) noise on burst frames."""
     m = np.asarray(motion, dtype=np.float32)

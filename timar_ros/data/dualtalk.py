@@ -1,7 +1,7 @@
 """DualTalk-layout datasets: training windows, per-file test iteration, noised test copies.
 
-Layout and keys: see :mod:`timar_ros.data.dualtalk_files`. Audio is read with soundfile and resampled
-to 16 kHz (:mod:`timar_ros.data.audio`); motion is the model's 56-d vector at 25 fps.
+Layout and keys: see :mod:`timar_ros.data.dualtalk_files`. Audio is read with soundfile and
+resampled to 16 kHz (:mod:`timar_ros.data.audio`); motion is the model's 56-d vector at 25 fps.
 
 Training windows (:class:`DualTalkWindows`): every speaker file ``A`` with partner ``B`` gives
 one direction (user = B, agent = A), so each conversation is used in both directions. A
@@ -16,18 +16,19 @@ truncated to whole turns: ``floor(min(user audio, agent audio, user motion) / F)
 noised copy (:func:`make_noised_testset`) replaces the user's audio/motion and the agent's audio
 while ground truth and the partner anchor stay clean.
 """
+
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Iterator
 
 import numpy as np
 
+from timar_ros.data import corruption as _noise
 from timar_ros.data.audio import load_wav, write_wav
 from timar_ros.data.dualtalk_files import load_motion, partner_stem, save_motion, speaker_stems
-from timar_ros.data import corruption as _noise
 from timar_ros.motion import FPS, SAMPLE_RATE, SAMPLES_PER_FRAME
 
 __all__ = [
@@ -67,8 +68,11 @@ class _Store:
 
 
 def _usable_frames(user_audio, agent_audio, user_motion, agent_motion=None) -> int:
-    n = min(len(user_audio) // SAMPLES_PER_FRAME, len(agent_audio) // SAMPLES_PER_FRAME,
-            len(user_motion))
+    n = min(
+        len(user_audio) // SAMPLES_PER_FRAME,
+        len(agent_audio) // SAMPLES_PER_FRAME,
+        len(user_motion),
+    )
     if agent_motion is not None:
         n = min(n, len(agent_motion))
     return int(n)
@@ -93,8 +97,14 @@ class DualTalkWindows(_TorchDataset):
         frames: usable frames per direction (agent_stem -> T).
     """
 
-    def __init__(self, root: str | Path, turns: int = 8, frames_per_turn: int = FPS,
-                 cache: bool = True, preload: bool = False):
+    def __init__(
+        self,
+        root: str | Path,
+        turns: int = 8,
+        frames_per_turn: int = FPS,
+        cache: bool = True,
+        preload: bool = False,
+    ):
         if turns < 1 or frames_per_turn < 1:
             raise ValueError("turns and frames_per_turn must be >= 1")
         self.root = Path(root)
@@ -148,8 +158,11 @@ class DualTalkWindows(_TorchDataset):
 
     def summary(self) -> dict:
         return {
-            "root": str(self.root), "turns": self.turns, "frames_per_turn": self.frames_per_turn,
-            "directions": len(self.frames), "windows": len(self.windows),
+            "root": str(self.root),
+            "turns": self.turns,
+            "frames_per_turn": self.frames_per_turn,
+            "directions": len(self.frames),
+            "windows": len(self.windows),
             "skipped_short": self.skipped,
         }
 
@@ -159,16 +172,20 @@ class TestItem:
     """One test file: ``name`` is the agent's stem (the prediction is saved as ``name.npy``)."""
 
     name: str
-    user_audio: np.ndarray     # [turns*F*640] float32, 16 kHz (possibly noised)
-    agent_audio: np.ndarray    # [turns*F*640] float32 (possibly noised)
-    user_motion: np.ndarray    # [turns*F, 56] (possibly noised)
-    agent_motion: np.ndarray   # [<=turns*F, 56] ground truth of the agent (clean)
+    user_audio: np.ndarray  # [turns*F*640] float32, 16 kHz (possibly noised)
+    agent_audio: np.ndarray  # [turns*F*640] float32 (possibly noised)
+    user_motion: np.ndarray  # [turns*F, 56] (possibly noised)
+    agent_motion: np.ndarray  # [<=turns*F, 56] ground truth of the agent (clean)
     partner_motion: np.ndarray  # [<=turns*F, 56] the partner's clean GT: the metrics' anchor
     turns: int
 
 
-def iter_test(root: str | Path, frames_per_turn: int = FPS, noised_dir: str | Path | None = None,
-              names: list[str] | None = None) -> Iterator[TestItem]:
+def iter_test(
+    root: str | Path,
+    frames_per_turn: int = FPS,
+    noised_dir: str | Path | None = None,
+    names: list[str] | None = None,
+) -> Iterator[TestItem]:
     """Each speaker file once as the agent, its partner as the user, in sorted order.
 
     With ``noised_dir`` (written by :func:`make_noised_testset`) the user audio/motion and the
@@ -244,7 +261,9 @@ class NoiseSpec:
         if self.user_motion_drop_prob > 0:
             parts.append(f"uMoD{self.user_motion_drop_prob}")
         if self.user_motion_noise_prob > 0:
-            parts.append(f"uMoN{self.user_motion_noise_type[0].upper()}{self.user_motion_noise_prob}")
+            parts.append(
+                f"uMoN{self.user_motion_noise_type[0].upper()}{self.user_motion_noise_prob}"
+            )
         return "_".join(parts) or "clean"
 
 
@@ -264,8 +283,9 @@ def _corrupt_speech(x, prob_n, mean_n, snr, prob_s, mean_s, rng):
     return x
 
 
-def make_noised_testset(test_dir: str | Path, out_dir: str | Path, spec: NoiseSpec,
-                        seed: int = 6666) -> Path:
+def make_noised_testset(
+    test_dir: str | Path, out_dir: str | Path, spec: NoiseSpec, seed: int = 6666
+) -> Path:
     """Write a noised copy of ``test_dir`` for :func:`iter_test(test_dir, noised_dir=out_dir)`.
 
     For every agent file A with partner (user) B, in sorted order with one seeded generator:
@@ -284,25 +304,49 @@ def make_noised_testset(test_dir: str | Path, out_dir: str | Path, spec: NoiseSp
     (out_dir / "agent").mkdir(parents=True, exist_ok=True)
     for agent in stems:
         user = partner_stem(agent)
-        ua = _corrupt_speech(load_wav(test_dir / f"{user}.wav"), spec.user_speech_noise_prob,
-                             spec.user_speech_noise_mean_s, spec.user_speech_snr_db,
-                             spec.user_speech_silence_prob, spec.user_speech_silence_mean_s, rng)
-        aa = _corrupt_speech(load_wav(test_dir / f"{agent}.wav"), spec.agent_speech_noise_prob,
-                             spec.agent_speech_noise_mean_s, spec.agent_speech_snr_db,
-                             spec.agent_speech_silence_prob, spec.agent_speech_silence_mean_s, rng)
+        ua = _corrupt_speech(
+            load_wav(test_dir / f"{user}.wav"),
+            spec.user_speech_noise_prob,
+            spec.user_speech_noise_mean_s,
+            spec.user_speech_snr_db,
+            spec.user_speech_silence_prob,
+            spec.user_speech_silence_mean_s,
+            rng,
+        )
+        aa = _corrupt_speech(
+            load_wav(test_dir / f"{agent}.wav"),
+            spec.agent_speech_noise_prob,
+            spec.agent_speech_noise_mean_s,
+            spec.agent_speech_snr_db,
+            spec.agent_speech_silence_prob,
+            spec.agent_speech_silence_mean_s,
+            rng,
+        )
         um = load_motion(test_dir / f"{user}.npz")
-        drop = _noise.burst_mask(len(um), spec.user_motion_drop_prob,
-                                 spec.user_motion_drop_mean_s * FPS, rng)
+        drop = _noise.burst_mask(
+            len(um), spec.user_motion_drop_prob, spec.user_motion_drop_mean_s * FPS, rng
+        )
         if spec.user_motion_noise_prob > 0:
-            um, _ = _noise.motion_noise_burst(um, spec.user_motion_noise_prob,
-                                              spec.user_motion_noise_mean_s,
-                                              spec.user_motion_noise_type, float(scale), rng, FPS)
+            um, _ = _noise.motion_noise_burst(
+                um,
+                spec.user_motion_noise_prob,
+                spec.user_motion_noise_mean_s,
+                spec.user_motion_noise_type,
+                float(scale),
+                rng,
+                FPS,
+            )
         um = _noise.hold_last_frame(um, drop)
         write_wav(out_dir / "user" / f"{user}.wav", ua, subtype="FLOAT")
         write_wav(out_dir / "agent" / f"{user}.wav", aa, subtype="FLOAT")
         save_motion(out_dir / "user" / f"{user}.npz", um)
-    meta = {"source": str(test_dir), "seed": seed, "tag": spec.tag(), "spec": asdict(spec),
-            "user_motion_noise_scale_used": scale, "files": len(stems)}
+    meta = {
+        "source": str(test_dir),
+        "seed": seed,
+        "tag": spec.tag(),
+        "spec": asdict(spec),
+        "user_motion_noise_scale_used": scale,
+        "files": len(stems),
+    }
     (out_dir / "noise.json").write_text(json.dumps(meta, indent=2))
     return out_dir
-

@@ -10,6 +10,7 @@ The ``.npz`` holds ``exp`` [T, 50] (FLAME expression) and ``pose`` [T, 6] = head
 (axis-angle, radians) at 25 fps. The model's 56-d order (exp | jaw | rotation) comes from
 :func:`timar_ros.motion.from_dualtalk`.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -76,14 +77,18 @@ def load_motion(path: str | Path) -> np.ndarray:
         with np.load(path, allow_pickle=False) as d:
             missing = {"exp", "pose"} - set(d.files)
             if missing:
-                raise DualTalkFileError(f"{path}: missing arrays {sorted(missing)} (has {d.files}); {need}")
+                raise DualTalkFileError(
+                    f"{path}: missing arrays {sorted(missing)} (has {d.files}); {need}"
+                )
             motion = from_dualtalk(d["exp"], d["pose"])
     except DualTalkFileError:
         raise
     except ValueError as exc:  # shapes (from_dualtalk), or a pickled array
         raise DualTalkFileError(f"{path}: {exc}; {need}") from None
     except Exception as exc:  # noqa: BLE001 - zip/format errors of damaged files
-        raise DualTalkFileError(f"{path}: cannot read the .npz ({type(exc).__name__}: {exc}); {need}") from None
+        raise DualTalkFileError(
+            f"{path}: cannot read the .npz ({type(exc).__name__}: {exc}); {need}"
+        ) from None
     if not np.all(np.isfinite(motion)):
         raise DualTalkFileError(f"{path}: non-finite motion values; {need}")
     return motion

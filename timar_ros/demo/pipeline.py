@@ -5,6 +5,7 @@ audio_file_player (the two speakers' WAV files) -> conversation_policy (bundled 
 head_retargeter (servo commands) and bag_recorder (every topic, MCAP). After playback the head
 is left to return to neutral (watchdog), then the bag is analysed: summary.json, plots, a render.
 """
+
 from __future__ import annotations
 
 import shutil
@@ -18,9 +19,16 @@ USER_WAV, AGENT_WAV = "demo_speaker1.wav", "demo_speaker2.wav"  # partner, robot
 AGENT_TARGETS = "demo_speaker2.npz"  # the robot's rule-based motion targets
 
 
-def run_pipeline(out: Path, checkpoint: Path, user_wav: Path, agent_wav: Path, backend: str,
-                 playback_rate: float = 1.0, namespace: str = topics.DEFAULT_NAMESPACE,
-                 log=print) -> dict:
+def run_pipeline(
+    out: Path,
+    checkpoint: Path,
+    user_wav: Path,
+    agent_wav: Path,
+    backend: str,
+    playback_rate: float = 1.0,
+    namespace: str = topics.DEFAULT_NAMESPACE,
+    log=print,
+) -> dict:
     """Run the composed nodes until playback ends and the head is back at neutral; the bag is
     written to ``out/bag``. Returns live figures the bag does not hold (policy latencies,
     end-to-end latencies, counters)."""
@@ -31,13 +39,26 @@ def run_pipeline(out: Path, checkpoint: Path, user_wav: Path, agent_wav: Path, b
     from timar_ros.nodes.head_retargeter import HeadRetargeter
 
     with RosSession() as ros:  # the recorder finishes the bag when the session closes
-        recorder = ros.add(BagRecorder, namespace=namespace, output=str(out / "bag"), overwrite=True)
-        policy = ros.add(ConversationPolicy, namespace=namespace, checkpoint=str(checkpoint),
-                         backend=backend, audio_qos="reliable")
+        recorder = ros.add(
+            BagRecorder, namespace=namespace, output=str(out / "bag"), overwrite=True
+        )
+        policy = ros.add(
+            ConversationPolicy,
+            namespace=namespace,
+            checkpoint=str(checkpoint),
+            backend=backend,
+            audio_qos="reliable",
+        )
         retargeter = ros.add(HeadRetargeter, namespace=namespace)
-        player = ros.add(AudioFilePlayer, namespace=namespace, user_wav=str(user_wav),
-                         agent_wav=str(agent_wav), playback_rate=playback_rate, start_delay_s=0.5,
-                         wait_for_subscribers=2)  # the policy and the recorder
+        player = ros.add(
+            AudioFilePlayer,
+            namespace=namespace,
+            user_wav=str(user_wav),
+            agent_wav=str(agent_wav),
+            playback_rate=playback_rate,
+            start_delay_s=0.5,
+            wait_for_subscribers=2,
+        )  # the policy and the recorder
         shown, done_at = 0, None
         settle = policy.pipeline.config.display_delay_s + retargeter.player.neutral_deadline_s + 0.5
         while True:
@@ -47,8 +68,10 @@ def run_pipeline(out: Path, checkpoint: Path, user_wav: Path, agent_wav: Path, b
                 shown += 1
             if player.done and done_at is None:
                 done_at = time.monotonic()
-                log(f"  playback finished; waiting {settle:.1f} s for the last turn and the "
-                    "return to neutral")
+                log(
+                    f"  playback finished; waiting {settle:.1f} s for the last turn and the "
+                    "return to neutral"
+                )
             if done_at is not None and time.monotonic() - done_at > settle:
                 break
         return {
@@ -64,8 +87,14 @@ def run_pipeline(out: Path, checkpoint: Path, user_wav: Path, agent_wav: Path, b
         }
 
 
-def run_demo(out: str | Path = "demo_output", checkpoint: str = "", conversation: str = "",
-             backend: str = "auto", playback_rate: float = 1.0, log=print) -> dict:
+def run_demo(
+    out: str | Path = "demo_output",
+    checkpoint: str = "",
+    conversation: str = "",
+    backend: str = "auto",
+    playback_rate: float = 1.0,
+    log=print,
+) -> dict:
     """The demo: the pipeline on a conversation folder (default: the bundled one) with a
     checkpoint (default: the bundled one). Everything is written to a temporary folder next to
     ``out`` and moved into place at the end, replacing ``out``: an interrupted or failed demo
@@ -80,26 +109,34 @@ def run_demo(out: str | Path = "demo_output", checkpoint: str = "", conversation
     user_wav, agent_wav = conv / USER_WAV, conv / AGENT_WAV
     for f in (user_wav, agent_wav):
         if not f.is_file():
-            raise FileNotFoundError(f"demo conversation file missing: {f} (a conversation folder "
-                                    f"holds {USER_WAV} = partner and {AGENT_WAV} = robot)")
+            raise FileNotFoundError(
+                f"demo conversation file missing: {f} (a conversation folder "
+                f"holds {USER_WAV} = partner and {AGENT_WAV} = robot)"
+            )
     work = out.with_name(f".{out.name}.partial")
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True)
     try:
         t0 = time.monotonic()
-        log(f"timar demo: {conv.name} ({USER_WAV} = partner, {AGENT_WAV} = robot) with checkpoint {ckpt}")
+        log(
+            f"timar demo: {conv.name} ({USER_WAV} = partner, {AGENT_WAV} = robot) with checkpoint "
+            f"{ckpt}"
+        )
         if backend == "auto":  # the faster onnxruntime backend, exported on first use
             from timar_ros.runtime.export import ensure_export
 
             backend = "onnx" if ensure_export(ckpt, log=log) else "torch"
         log(f"policy backend: {backend}")
-        live = run_pipeline(work, ckpt, user_wav, agent_wav, backend=backend,
-                            playback_rate=playback_rate, log=log)
+        live = run_pipeline(
+            work, ckpt, user_wav, agent_wav, backend=backend, playback_rate=playback_rate, log=log
+        )
         log("analysing the recorded bag ...")
         summary = analyse(work, live, ckpt, conv / AGENT_TARGETS)
         preview = render_preview(work, log=log)
         summary["wall_time_s"] = round(time.monotonic() - t0, 1)
-        summary["files"] = sorted(str(out / p.relative_to(work)) for p in work.rglob("*") if p.is_file())
+        summary["files"] = sorted(
+            str(out / p.relative_to(work)) for p in work.rglob("*") if p.is_file()
+        )
         summary["files"].append(str(out / "summary.json"))
         summary["preview"] = str(out / preview.relative_to(work))
         write_json(work / "summary.json", summary)

@@ -1,4 +1,5 @@
 """What the demo shows after the run: summary figures, plots and a render from the recorded bag."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -8,8 +9,13 @@ import numpy as np
 from timar_ros import topics
 
 
-def analyse(out: Path, live: dict, checkpoint: Path, gt_npz: Path | None,
-            namespace: str = topics.DEFAULT_NAMESPACE) -> dict:
+def analyse(
+    out: Path,
+    live: dict,
+    checkpoint: Path,
+    gt_npz: Path | None,
+    namespace: str = topics.DEFAULT_NAMESPACE,
+) -> dict:
     """Summary, plots and a render from the recorded bag."""
     import matplotlib
 
@@ -25,7 +31,10 @@ def analyse(out: Path, live: dict, checkpoint: Path, gt_npz: Path | None,
     name = lambda rel: topics.resolve(rel, namespace)  # noqa: E731
     with bags.BagReader(bag) as r:
         motion_recs = r.records(name(topics.HEAD_MOTION))
-        states = [bags.conversation_state_to_dict(m) for _, _, _, m in r.messages([name(topics.CONVERSATION_STATE)])]
+        states = [
+            bags.conversation_state_to_dict(m)
+            for _, _, _, m in r.messages([name(topics.CONVERSATION_STATE)])
+        ]
         joints = r.records(name(topics.JOINT_STATES))
     motion, period, motion_start = bags.concat_motion(motion_recs, path=bag)
     lat = np.array(live["policy_latencies_ms"] or [np.nan])
@@ -36,7 +45,9 @@ def analyse(out: Path, live: dict, checkpoint: Path, gt_npz: Path | None,
     lo, hi = cfg.limits()["min"], cfg.limits()["max"]
     vel = np.diff(pos, axis=0) / np.diff(t_js)[:, None] if len(pos) > 1 else np.zeros((0, len(lo)))
     vmax = cfg.limits()["max_velocity"]
-    neutral_err = float(np.max(np.abs(pos[-1] - cfg.limits()["neutral"]))) if len(pos) else float("nan")
+    neutral_err = (
+        float(np.max(np.abs(pos[-1] - cfg.limits()["neutral"]))) if len(pos) else float("nan")
+    )
     summary = {
         "turns": len(motion_recs),
         "frames": int(len(motion)),
@@ -52,7 +63,9 @@ def analyse(out: Path, live: dict, checkpoint: Path, gt_npz: Path | None,
         "checkpoint": str(checkpoint),
         "model_id": live["model_id"],
         "servo_commands": int(len(pos)),
-        "joint_limits_respected": bool(len(pos) == 0 or ((pos >= lo - 1e-9) & (pos <= hi + 1e-9)).all()),
+        "joint_limits_respected": bool(
+            len(pos) == 0 or ((pos >= lo - 1e-9) & (pos <= hi + 1e-9)).all()
+        ),
         "max_speed_over_limit_rad_s": float(np.max(np.abs(vel) - vmax)) if len(vel) else 0.0,
         "final_distance_from_neutral_rad": neutral_err,
         "watchdog_trips": live["player"]["watchdog_trips"],
@@ -65,8 +78,9 @@ def analyse(out: Path, live: dict, checkpoint: Path, gt_npz: Path | None,
         gt = load_motion(gt_npz)
         anchor = load_motion(gt_npz.with_name(partner_stem(gt_npz.stem) + ".npz"))
         m = file_metrics(motion, gt, anchor, name=gt_npz.stem)
-        summary["metrics_vs_rule_targets"] = {k: m[k] for k in ("fid_exp", "fid_jaw", "fid_pose",
-                                                                "mse_exp", "mse_jaw", "mse_pose")}
+        summary["metrics_vs_rule_targets"] = {
+            k: m[k] for k in ("fid_exp", "fid_jaw", "fid_pose", "mse_exp", "mse_jaw", "mse_pose")
+        }
 
     # Plots: generated motion, servo commands, who speaks.
     t_m = np.arange(len(motion)) * period
@@ -92,7 +106,9 @@ def analyse(out: Path, live: dict, checkpoint: Path, gt_npz: Path | None,
             ax.plot(t_js - t_js[0], pos[:, j], label=jn, lw=1)
     ax.set_xlabel("time (s)")
     ax.set_ylabel("commanded position (rad)")
-    ax.set_title("Servo commands (joint_states, 100 Hz) within limits; neutral after the audio ends")
+    ax.set_title(
+        "Servo commands (joint_states, 100 Hz) within limits; neutral after the audio ends"
+    )
     ax.legend(ncol=5, fontsize=7, loc="upper right")
     ax.grid(alpha=0.3)
     fig.tight_layout()
@@ -105,5 +121,9 @@ def render_preview(out: Path, log=print) -> Path:
     """An MP4 of the generated motion (a PNG contact sheet when ffmpeg is absent)."""
     from timar_ros.viz import render
 
-    return render.render_file(render.load_bag(out / "bag"), out / "render.mp4", fps=12.5,
-                              log=lambda text: log(f"  {text}"))
+    return render.render_file(
+        render.load_bag(out / "bag"),
+        out / "render.mp4",
+        fps=12.5,
+        log=lambda text: log(f"  {text}"),
+    )

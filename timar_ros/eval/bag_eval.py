@@ -3,7 +3,8 @@ against the bag's ground truth with the DualTalk metrics.
 
 The bag holds both speakers' audio (``<ns>/user/audio``, ``<ns>/agent/audio``), optionally the
 partner's tracked motion (``<ns>/user/motion``) and the agent's ground-truth motion
-(``<ns>/ground_truth/head_motion``), as written by ``timar bag from-dualtalk`` or recorded on a robot.
+(``<ns>/ground_truth/head_motion``), as written by ``timar bag from-dualtalk`` or recorded on a
+robot.
 
 Two modes produce the motion:
 
@@ -30,6 +31,7 @@ The policy is deterministic given the checkpoint, the seed and the turn index (i
 function of (seed, turn)), and turns are cut by the audio stamps, so the two modes agree exactly
 when the live replay loses nothing (see the tests).
 """
+
 from __future__ import annotations
 
 import json
@@ -53,6 +55,7 @@ NODE = "conversation_policy"
 # --------------------------------------------------------------------------------------------
 # Inputs
 # --------------------------------------------------------------------------------------------
+
 
 @dataclass
 class BagInputs:
@@ -81,9 +84,11 @@ def detect_namespace(types: dict) -> str:
     found = [t for t in types if t.endswith(suffix) or t == topics.USER_AUDIO]
     if not found:
         have = ", ".join(sorted(types)) or "no topics"
-        raise B.BagError(f"no <namespace>/{topics.USER_AUDIO} topic in the bag (it has: {have}); "
-                         "evaluation needs both speakers' audio. Convert DualTalk data with "
-                         "`timar bag from-dualtalk`, or record user/audio and agent/audio")
+        raise B.BagError(
+            f"no <namespace>/{topics.USER_AUDIO} topic in the bag (it has: {have}); "
+            "evaluation needs both speakers' audio. Convert DualTalk data with "
+            "`timar bag from-dualtalk`, or record user/audio and agent/audio"
+        )
     if len(found) > 1:
         raise B.BagError(f"several user audio topics ({', '.join(found)}): pass --namespace")
     return found[0][: -len(suffix)].strip("/")
@@ -101,7 +106,9 @@ def read_inputs(bag, namespace: str | None = None) -> BagInputs:
             r.check_topic(t, B.AUDIO_CHUNK)  # clear error naming the bag and what it has
         wanted = [ua, aa] + ([um] if um in types else [])
         kinds = {ua: "user", aa: "agent", um: "motion"}
-        events = [(t_ns, kinds[topic], B.to_record(msg)) for topic, _, t_ns, msg in r.messages(wanted)]
+        events = [
+            (t_ns, kinds[topic], B.to_record(msg)) for topic, _, t_ns, msg in r.messages(wanted)
+        ]
         gt_recs = r.records(gt_t, B.HEAD_MOTION) if gt_t in types else []
         custom = r.custom_data
         path = r.path
@@ -128,6 +135,7 @@ def read_inputs(bag, namespace: str | None = None) -> BagInputs:
 # Policy and pipeline settings: the node's parameters (defaults from config/timar.yaml)
 # --------------------------------------------------------------------------------------------
 
+
 def policy_params(overrides: dict | None = None) -> dict:
     """``conversation_policy``'s parameters: config/timar.yaml's defaults + ``overrides``."""
     from timar_ros.resources import node_defaults
@@ -146,6 +154,7 @@ CHECKPOINT_HINT = "pass --checkpoint"
 # --------------------------------------------------------------------------------------------
 # Per-turn records (both modes)
 # --------------------------------------------------------------------------------------------
+
 
 @dataclass
 class TurnRecord:
@@ -202,15 +211,39 @@ def run_offline(inputs: BagInputs, params: dict, log=print) -> EvalRun:
         if kind == "motion":
             pipe.push_user_motion(stamp, rec.frame_period, rec.motion)
         else:
-            results += pipe.push_audio(kind, stamp, rec.samples, rec.sample_rate,
-                                       channels=rec.channels, seq=rec.seq, now_s=now)
+            results += pipe.push_audio(
+                kind,
+                stamp,
+                rec.samples,
+                rec.sample_rate,
+                channels=rec.channels,
+                seq=rec.seq,
+                now_s=now,
+            )
             pipe.note_time(now)
         results += pipe.poll(now)
     results += pipe.flush()
-    turns = [TurnRecord(r.turn.index, r.turn.start_s, r.motion, r.latency_ms, r.deadline_missed,
-                        r.turn.user_padded_s, r.turn.agent_padded_s, r.error) for r in results]
-    return EvalRun("offline", turns, policy.model_id, backend, time.perf_counter() - t0,
-                   {"segmenter": pipe.segmenter.counters.as_dict(), "pipeline": dict(pipe.counters)})
+    turns = [
+        TurnRecord(
+            r.turn.index,
+            r.turn.start_s,
+            r.motion,
+            r.latency_ms,
+            r.deadline_missed,
+            r.turn.user_padded_s,
+            r.turn.agent_padded_s,
+            r.error,
+        )
+        for r in results
+    ]
+    return EvalRun(
+        "offline",
+        turns,
+        policy.model_id,
+        backend,
+        time.perf_counter() - t0,
+        {"segmenter": pipe.segmenter.counters.as_dict(), "pipeline": dict(pipe.counters)},
+    )
 
 
 def turns_from_recording(path, namespace: str) -> list[TurnRecord]:
@@ -218,30 +251,50 @@ def turns_from_recording(path, namespace: str) -> list[TurnRecord]:
 
     The turn start is the ConversationState stamp; a turn with a state but no HeadMotion was
     skipped (its state's ``skipped_turns`` counts it)."""
-    hm, cs = topics.resolve(topics.HEAD_MOTION, namespace), topics.resolve(topics.CONVERSATION_STATE, namespace)
+    hm, cs = (
+        topics.resolve(topics.HEAD_MOTION, namespace),
+        topics.resolve(topics.CONVERSATION_STATE, namespace),
+    )
     with B.BagReader(path) as r:
         have = r.topics
         motions = {m.turn_index: m for m in r.records(hm, B.HEAD_MOTION)} if hm in have else {}
         states = r.records(cs, B.CONVERSATION_STATE) if cs in have else []
     if not states:
-        raise B.BagError(f"{path}: the recording has no {cs} messages: the policy produced no "
-                         "turn (see its log: checkpoint, audio topics, namespace)")
+        raise B.BagError(
+            f"{path}: the recording has no {cs} messages: the policy produced no "
+            "turn (see its log: checkpoint, audio topics, namespace)"
+        )
     out, prev_skipped = [], 0
     for s in sorted(states, key=lambda d: d["turn_index"]):
         m = motions.get(s["turn_index"])
         skipped = int(s["skipped_turns"]) > prev_skipped
         prev_skipped = int(s["skipped_turns"])
-        out.append(TurnRecord(
-            int(s["turn_index"]), s["stamp_ns"] * 1e-9, None if m is None else m.motion,
-            float(s["policy_latency_ms"]), bool(s["deadline_missed"]), float(s["user_padded_s"]),
-            float(s["agent_padded_s"]),
-            "skipped by the policy (see its log)" if skipped else
-            (None if m is not None else "HeadMotion not recorded")))
+        out.append(
+            TurnRecord(
+                int(s["turn_index"]),
+                s["stamp_ns"] * 1e-9,
+                None if m is None else m.motion,
+                float(s["policy_latency_ms"]),
+                bool(s["deadline_missed"]),
+                float(s["user_padded_s"]),
+                float(s["agent_padded_s"]),
+                "skipped by the policy (see its log)"
+                if skipped
+                else (None if m is not None else "HeadMotion not recorded"),
+            )
+        )
     return out
 
 
-def run_live(inputs: BagInputs, params: dict, out: Path, rate: float = 1.0,
-             retargeter: bool = False, timeout_s: float | None = None, log=print) -> EvalRun:
+def run_live(
+    inputs: BagInputs,
+    params: dict,
+    out: Path,
+    rate: float = 1.0,
+    retargeter: bool = False,
+    timeout_s: float | None = None,
+    log=print,
+) -> EvalRun:
     """Replay the bag through the composed nodes over DDS and read the outputs back.
 
     The nodes get their own rclpy context, so this can run inside a process that uses rclpy.
@@ -256,30 +309,55 @@ def run_live(inputs: BagInputs, params: dict, out: Path, rate: float = 1.0,
     played = [topics.resolve(topics.USER_AUDIO, ns), topics.resolve(topics.AGENT_AUDIO, ns)]
     if topics.resolve(topics.USER_MOTION, ns) in inputs.topics:
         played.append(topics.resolve(topics.USER_MOTION, ns))
-    recorded = [topics.HEAD_MOTION, topics.CONVERSATION_STATE] + ([topics.JOINT_STATES] if retargeter else [])
+    recorded = [topics.HEAD_MOTION, topics.CONVERSATION_STATE] + (
+        [topics.JOINT_STATES] if retargeter else []
+    )
     t0 = time.perf_counter()
     with RosSession() as ros:  # its own context; the recorder finishes its bag when it closes
-        policy = ros.add(ConversationPolicy, namespace=ns, spin=False, use_sim_time=True,
-                         **{**params, "audio_qos": "reliable"})
+        policy = ros.add(
+            ConversationPolicy,
+            namespace=ns,
+            spin=False,
+            use_sim_time=True,
+            **{**params, "audio_qos": "reliable"},
+        )
         # A first step pays one-time costs (allocations, kernel selection) that would stall the
         # node while the replay's clock runs on: take it now, then start from a clean stream.
         silence = np.zeros(policy.policy.samples_per_turn, np.float32)
         policy.policy.step(silence, silence, None)
         policy.pipeline.reset()
         ros.spin(policy)
-        recorder = ros.add(BagRecorder, namespace=ns, use_sim_time=True, output=str(rec_path),
-                           overwrite=True, topics=recorded)
+        recorder = ros.add(
+            BagRecorder,
+            namespace=ns,
+            use_sim_time=True,
+            output=str(rec_path),
+            overwrite=True,
+            topics=recorded,
+        )
         if retargeter:
             from timar_ros.nodes.head_retargeter import HeadRetargeter
 
             ros.add(HeadRetargeter, namespace=ns, use_sim_time=True, command_interface="none")
         # The recorder must hear the first turn: wait for discovery before playing.
-        outs = [policy.resolve_topic_name(t) for t in (topics.HEAD_MOTION, topics.CONVERSATION_STATE)]
+        outs = [
+            policy.resolve_topic_name(t) for t in (topics.HEAD_MOTION, topics.CONVERSATION_STATE)
+        ]
         deadline = time.monotonic() + 30
-        while time.monotonic() < deadline and not all(policy.count_subscribers(t) >= 1 for t in outs):
+        while time.monotonic() < deadline and not all(
+            policy.count_subscribers(t) >= 1 for t in outs
+        ):
             time.sleep(0.02)
-        player = ros.add(BagPlayer, namespace=ns, bag=str(inputs.path), rate=float(rate),
-                         publish_clock=True, wait_for_subscribers=1, start_delay_s=0.2, topics=played)
+        player = ros.add(
+            BagPlayer,
+            namespace=ns,
+            bag=str(inputs.path),
+            rate=float(rate),
+            publish_clock=True,
+            wait_for_subscribers=1,
+            start_delay_s=0.2,
+            topics=played,
+        )
         turn_s = policy.policy.frames_per_turn / FPS
         expected = inputs.expected_turns(turn_s)
         span = inputs.audio_end_s - inputs.audio_start_s
@@ -287,16 +365,27 @@ def run_live(inputs: BagInputs, params: dict, out: Path, rate: float = 1.0,
         deadline = time.monotonic() + limit
         state_topic = outs[1]
         while time.monotonic() < deadline:
-            if player.done and policy.turns >= expected and recorder.counts.get(state_topic, 0) >= policy.turns:
+            if (
+                player.done
+                and policy.turns >= expected
+                and recorder.counts.get(state_topic, 0) >= policy.turns
+            ):
                 break
             time.sleep(0.05)
         else:
-            log(f"live: timed out after {limit:.0f} s with {policy.turns}/{expected} turns "
-                f"(player done: {player.done}); evaluating what was recorded")
+            log(
+                f"live: timed out after {limit:.0f} s with {policy.turns}/{expected} turns "
+                f"(player done: {player.done}); evaluating what was recorded"
+            )
         time.sleep(0.2)  # the last messages reach the recorder's callbacks
-        extra = {"segmenter": policy.pipeline.segmenter.counters.as_dict(),
-                 "pipeline": dict(policy.pipeline.counters), "expected_turns": expected,
-                 "recorded": dict(recorder.counts), "rate": rate, "recording": str(rec_path)}
+        extra = {
+            "segmenter": policy.pipeline.segmenter.counters.as_dict(),
+            "pipeline": dict(policy.pipeline.counters),
+            "expected_turns": expected,
+            "recorded": dict(recorder.counts),
+            "rate": rate,
+            "recording": str(rec_path),
+        }
         model_id, backend = policy.policy.model_id, policy.backend
     turns = turns_from_recording(rec_path, ns)
     return EvalRun("live", turns, model_id, backend, time.perf_counter() - t0, extra)
@@ -306,13 +395,17 @@ def run_live(inputs: BagInputs, params: dict, out: Path, rate: float = 1.0,
 # Scoring and the report
 # --------------------------------------------------------------------------------------------
 
+
 def assemble(turns: list[TurnRecord], ref_start_s: float, fps: int = FPS) -> tuple[np.ndarray, int]:
     """Lay the turns' motion out on the audio clock: (prediction [T, 56], unfilled frames).
 
     Turn k's frames start at ``round((start_s - ref_start_s) * fps)``; frames no turn produced
     hold the nearest produced frame (before the first: the first produced frame)."""
-    placed = [(int(round((t.start_s - ref_start_s) * fps)), t.motion) for t in turns
-              if t.motion is not None]
+    placed = [
+        (int(round((t.start_s - ref_start_s) * fps)), t.motion)
+        for t in turns
+        if t.motion is not None
+    ]
     if not placed:
         return np.zeros((0, MOTION_DIM), np.float32), 0
     total = max(off + len(m) for off, m in placed)
@@ -320,8 +413,8 @@ def assemble(turns: list[TurnRecord], ref_start_s: float, fps: int = FPS) -> tup
     filled = np.zeros(total, bool)
     for off, m in placed:
         lo = max(off, 0)
-        pred[lo:off + len(m)] = m[lo - off:]
-        filled[lo:off + len(m)] = True
+        pred[lo : off + len(m)] = m[lo - off :]
+        filled[lo : off + len(m)] = True
     first = int(np.argmax(filled))
     pred[:first] = pred[first]
     for i in range(first + 1, total):
@@ -339,11 +432,15 @@ def score(inputs: BagInputs, pred: np.ndarray, seed: int = 0) -> tuple[dict | No
     gt_topic = topics.resolve(topics.GROUND_TRUTH_MOTION, inputs.namespace)
     um_topic = topics.resolve(topics.USER_MOTION, inputs.namespace)
     if inputs.gt is None:
-        return None, (f"metrics skipped: the bag has no ground truth ({gt_topic}); the prediction "
-                      "is still written")
+        return None, (
+            f"metrics skipped: the bag has no ground truth ({gt_topic}); the prediction "
+            "is still written"
+        )
     if inputs.anchor is None:
-        return None, (f"metrics skipped: the bag has no partner motion ({um_topic}), the anchor "
-                      "of P-FD and rPCC; the prediction is still written")
+        return None, (
+            f"metrics skipped: the bag has no partner motion ({um_topic}), the anchor "
+            "of P-FD and rPCC; the prediction is still written"
+        )
     n = min(len(pred), len(inputs.gt), len(inputs.anchor))
     if n < 2:
         return None, f"metrics skipped: only {n} common frames of prediction and ground truth"
@@ -352,10 +449,16 @@ def score(inputs: BagInputs, pred: np.ndarray, seed: int = 0) -> tuple[dict | No
     with threadpool_limits(1):  # as `timar metrics`: BLAS threads change sqrtm in the last bits
         m = file_metrics(pred, inputs.gt, inputs.anchor, name=inputs.name, seed=seed)
     undefined = [k for k, v in m.items() if not math.isfinite(v)]
-    return m, (f"{n} frames scored ({n / FPS:.2f} s): prediction, ground truth and partner motion "
-               "cut to their common length" + (
-                   f"; undefined (a constant prediction, ground truth or partner motion): "
-                   f"{', '.join(undefined)}" if undefined else ""))
+    return m, (
+        f"{n} frames scored ({n / FPS:.2f} s): prediction, ground truth and partner motion "
+        "cut to their common length"
+        + (
+            f"; undefined (a constant prediction, ground truth or partner motion): "
+            f"{', '.join(undefined)}"
+            if undefined
+            else ""
+        )
+    )
 
 
 def plot_motion(pred: np.ndarray, gt: np.ndarray | None, path: Path, title: str) -> Path:
@@ -371,8 +474,14 @@ def plot_motion(pred: np.ndarray, gt: np.ndarray | None, path: Path, title: str)
         ypr = flame_to_ypr(m[:, ROT].astype(np.float64)) if len(m) else np.zeros((0, 3))
         return [m[:, JAW][:, 0], ypr[:, 0], ypr[:, 1], ypr[:, 2], m[:, EXP][:, 0], m[:, EXP][:, 1]]
 
-    labels = ["jaw opening (rad)", "head yaw (rad)", "head pitch (rad)", "head roll (rad)",
-              "expression 0", "expression 1"]
+    labels = [
+        "jaw opening (rad)",
+        "head yaw (rad)",
+        "head pitch (rad)",
+        "head roll (rad)",
+        "expression 0",
+        "expression 1",
+    ]
     fig, axes = plt.subplots(len(labels), 1, figsize=(10, 1.6 * len(labels)), dpi=100, sharex=True)
     p_tr = traces(pred)
     g_tr = traces(gt) if gt is not None else [None] * len(labels)
@@ -393,8 +502,16 @@ def plot_motion(pred: np.ndarray, gt: np.ndarray | None, path: Path, title: str)
     return path
 
 
-def build_report(inputs: BagInputs, run: EvalRun, params: dict, pred: np.ndarray, unfilled: int,
-                 metrics: dict | None, note: str, metrics_seed: int) -> dict[str, Any]:
+def build_report(
+    inputs: BagInputs,
+    run: EvalRun,
+    params: dict,
+    pred: np.ndarray,
+    unfilled: int,
+    metrics: dict | None,
+    note: str,
+    metrics_seed: int,
+) -> dict[str, Any]:
     from timar_ros.eval.metrics import format_for_pub
 
     turns = run.turns
@@ -436,49 +553,89 @@ def _pct(values, q):
 
 def markdown(report: dict) -> str:
     """The report as Markdown: counts, the DualTalk table (published scaling), raw averages."""
-    lines = [f"# Bag evaluation: {report['name']} ({report['mode']})", "",
-             f"- bag: `{report['bag']}`",
-             f"- model: `{report['model_id']}` ({report['backend']}), checkpoint `{report['checkpoint']}`, "
-             f"seed {report['seed']}",
-             f"- turns: {report['turns']} (produced {report['produced_turns']}, skipped "
-             f"{report['skipped_turns']}, late {report['late_turns']} over {report['deadline_ms']:g} ms, "
-             f"padded {report['padded_turns']} with {report['padded_audio_s']:.3f} s of silence)",
-             f"- frames: {report['frames']} produced ({report['unfilled_frames']} held), ground truth "
-             f"{report['ground_truth_frames']}",
-             f"- policy step: p50 {report['latency_ms_p50']} ms, max {report['latency_ms_max']} ms; "
-             f"wall time {report['wall_s']} s", "",
-             f"{report['metrics_note']}", ""]
+    lines = [
+        f"# Bag evaluation: {report['name']} ({report['mode']})",
+        "",
+        f"- bag: `{report['bag']}`",
+        f"- model: `{report['model_id']}` ({report['backend']}), checkpoint "
+        f"`{report['checkpoint']}`, "
+        f"seed {report['seed']}",
+        f"- turns: {report['turns']} (produced {report['produced_turns']}, skipped "
+        f"{report['skipped_turns']}, late {report['late_turns']} over {report['deadline_ms']:g} "
+        "ms, "
+        f"padded {report['padded_turns']} with {report['padded_audio_s']:.3f} s of silence)",
+        f"- frames: {report['frames']} produced ({report['unfilled_frames']} held), ground truth "
+        f"{report['ground_truth_frames']}",
+        f"- policy step: p50 {report['latency_ms_p50']} ms, max {report['latency_ms_max']} ms; "
+        f"wall time {report['wall_s']} s",
+        "",
+        f"{report['metrics_note']}",
+        "",
+    ]
     if report["metrics"]:
         from timar_ros.eval.tables import markdown_table
 
-        lines += [markdown_table([(report["name"], report["metrics"])],
-                                 "DualTalk metrics (published scaling)"), ""]
-        lines += ["Published scaling under the reference's key names:", "",
-                  "| " + " | ".join(report["pub"]) + " |", "|" + "---|" * len(report["pub"]),
-                  "| " + " | ".join(f"{v:.2f}" for v in report["pub"].values()) + " |", "",
-                  "Raw averages:", "", "| key | value |", "|---|---|"]
+        lines += [
+            markdown_table(
+                [(report["name"], report["metrics"])], "DualTalk metrics (published scaling)"
+            ),
+            "",
+        ]
+        lines += [
+            "Published scaling under the reference's key names:",
+            "",
+            "| " + " | ".join(report["pub"]) + " |",
+            "|" + "---|" * len(report["pub"]),
+            "| " + " | ".join(f"{v:.2f}" for v in report["pub"].values()) + " |",
+            "",
+            "Raw averages:",
+            "",
+            "| key | value |",
+            "|---|---|",
+        ]
         lines += [f"| {k} | {v:.6g} |" for k, v in report["metrics"].items()]
     return "\n".join(lines) + "\n"
 
 
-def evaluate_bag(bag, out, *, live: bool = False, checkpoint: str = "", seed: int = 0,
-                 rate: float = 1.0, backend: str = "torch", namespace: str | None = None,
-                 params: dict | None = None, metrics_seed: int = 0, retargeter: bool = False,
-                 plot: bool = True, log=print) -> dict:
+def evaluate_bag(
+    bag,
+    out,
+    *,
+    live: bool = False,
+    checkpoint: str = "",
+    seed: int = 0,
+    rate: float = 1.0,
+    backend: str = "torch",
+    namespace: str | None = None,
+    params: dict | None = None,
+    metrics_seed: int = 0,
+    retargeter: bool = False,
+    plot: bool = True,
+    log=print,
+) -> dict:
     """Evaluate one bag (see the module docstring); writes OUT/{report.json, report.md,
     motion.png, predictions/<name>.npy} (+ OUT/recorded in live mode). Returns the report."""
     out = Path(out)
     inputs = read_inputs(bag, namespace)
-    p = policy_params({**(params or {}), "checkpoint": str(checkpoint or ""), "seed": int(seed),
-                       "backend": backend})
+    p = policy_params(
+        {
+            **(params or {}),
+            "checkpoint": str(checkpoint or ""),
+            "seed": int(seed),
+            "backend": backend,
+        }
+    )
     resolve_checkpoint(p["checkpoint"], CHECKPOINT_HINT)  # fail before any work
     out.mkdir(parents=True, exist_ok=True)
     if live:
         run = run_live(inputs, p, out, rate=rate, retargeter=retargeter, log=log)
     else:
         run = run_offline(inputs, p, log=log)
-    ref = inputs.gt_start_s if inputs.gt_start_s is not None else (
-        min(t.start_s for t in run.turns) if run.turns else inputs.audio_start_s)
+    ref = (
+        inputs.gt_start_s
+        if inputs.gt_start_s is not None
+        else (min(t.start_s for t in run.turns) if run.turns else inputs.audio_start_s)
+    )
     pred, unfilled = assemble(run.turns, ref)
     metrics, note = score(inputs, pred, metrics_seed)
     pred_path = out / "predictions" / f"{inputs.name}.npy"
@@ -487,8 +644,11 @@ def evaluate_bag(bag, out, *, live: bool = False, checkpoint: str = "", seed: in
     report = build_report(inputs, run, p, pred, unfilled, metrics, note, metrics_seed)
     report["predictions"] = str(pred_path)
     if plot and len(pred):
-        report["plot"] = str(plot_motion(pred, inputs.gt, out / "motion.png",
-                                         f"{inputs.name} ({run.mode}, {run.model_id})"))
+        report["plot"] = str(
+            plot_motion(
+                pred, inputs.gt, out / "motion.png", f"{inputs.name} ({run.mode}, {run.model_id})"
+            )
+        )
     (out / "report.json").write_text(json.dumps(report, indent=2) + "\n")
     (out / "report.md").write_text(markdown(report))
     return report

@@ -32,6 +32,7 @@ Deviations, for files too short for the reference (which would crash): when a gr
 distinct frames than k, k is reduced to that number; when a file has fewer than 100 frames,
 diversity uses as many pairs as frames. Both are reported in the per-file ``notes``.
 """
+
 from __future__ import annotations
 
 import zlib
@@ -64,17 +65,42 @@ GROUP_NAMES = tuple(GROUPS)  # exp, jaw, pose
 SID_K = {"exp": 40, "jaw": 10, "pose": 10}
 DIVERSITY_PAIRS = 100
 STS_TIMESTEP = 0.1
-_BASE = ["fid", "p_fid", "mse", "sid", "reverse_sid", "sts", "diversity_pre", "diversity_gt",
-         "variance_pre", "variance_gt", "rpcc"]
+_BASE = [
+    "fid",
+    "p_fid",
+    "mse",
+    "sid",
+    "reverse_sid",
+    "sts",
+    "diversity_pre",
+    "diversity_gt",
+    "variance_pre",
+    "variance_gt",
+    "rpcc",
+]
 METRIC_KEYS = [f"{b}_{g}" for b in _BASE for g in GROUP_NAMES]
-PUB_SCALE = OrderedDict([
-    ("fid_exp", 1), ("fid_jaw", 1e3), ("fid_pose", 1e2),
-    ("p_fid_exp", 1), ("p_fid_jaw", 1e3), ("p_fid_pose", 1e2),
-    ("mse_exp", 10), ("mse_jaw", 1e3), ("mse_pose", 1e2),
-    ("reverse_sid_exp", 1), ("reverse_sid_jaw", 1), ("reverse_sid_pose", 1),
-    ("sid_exp", 1), ("sid_jaw", 1), ("sid_pose", 1),
-    ("rpcc_exp", 1e2), ("rpcc_jaw", 10), ("rpcc_pose", 10),
-])
+PUB_SCALE = OrderedDict(
+    [
+        ("fid_exp", 1),
+        ("fid_jaw", 1e3),
+        ("fid_pose", 1e2),
+        ("p_fid_exp", 1),
+        ("p_fid_jaw", 1e3),
+        ("p_fid_pose", 1e2),
+        ("mse_exp", 10),
+        ("mse_jaw", 1e3),
+        ("mse_pose", 1e2),
+        ("reverse_sid_exp", 1),
+        ("reverse_sid_jaw", 1),
+        ("reverse_sid_pose", 1),
+        ("sid_exp", 1),
+        ("sid_jaw", 1),
+        ("sid_pose", 1),
+        ("rpcc_exp", 1e2),
+        ("rpcc_jaw", 10),
+        ("rpcc_pose", 10),
+    ]
+)
 
 
 def gaussian_stats(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -154,8 +180,9 @@ def sts(pred: np.ndarray, gt: np.ndarray, timestep: float = STS_TIMESTEP) -> flo
     return float(np.sqrt(np.sum(d * d) / timestep))
 
 
-def diversity(x: np.ndarray, rng: np.random.Generator, pairs: int = DIVERSITY_PAIRS,
-              notes: list | None = None) -> float:
+def diversity(
+    x: np.ndarray, rng: np.random.Generator, pairs: int = DIVERSITY_PAIRS, notes: list | None = None
+) -> float:
     """Mean L2 distance between ``pairs`` random frame pairs (two draws without replacement)."""
     x = np.asarray(x, np.float64)
     n = len(x)
@@ -177,8 +204,14 @@ def _file_rng(name: str, seed: int) -> np.random.Generator:
     return np.random.default_rng([int(seed), zlib.crc32(name.encode("utf-8"))])
 
 
-def file_metrics(pred: np.ndarray, gt: np.ndarray, anchor: np.ndarray, name: str = "",
-                 seed: int = 0, notes: list | None = None) -> dict[str, float]:
+def file_metrics(
+    pred: np.ndarray,
+    gt: np.ndarray,
+    anchor: np.ndarray,
+    name: str = "",
+    seed: int = 0,
+    notes: list | None = None,
+) -> dict[str, float]:
     """All metrics of one file. ``pred``, ``gt``, ``anchor``: [T, 56] model order (exp|jaw|rot).
 
     The three are cut to their common length first.
@@ -214,12 +247,16 @@ def file_metrics(pred: np.ndarray, gt: np.ndarray, anchor: np.ndarray, name: str
         out[f"variance_gt_{g}"] = variance(gt[:, sl])
     for k in METRIC_KEYS:
         if not np.isfinite(out[k]):
-            notes.append(f"{k} undefined (a constant prediction, ground truth or anchor): left "
-                         "out of its average")
+            notes.append(
+                f"{k} undefined (a constant prediction, ground truth or anchor): left "
+                "out of its average"
+            )
     return {k: out[k] for k in METRIC_KEYS}
 
 
-def average_metrics(per_file: dict[str, dict[str, float]]) -> tuple[dict[str, float], dict[str, list[str]]]:
+def average_metrics(
+    per_file: dict[str, dict[str, float]],
+) -> tuple[dict[str, float], dict[str, list[str]]]:
     """Mean of each metric over the files where it is finite.
 
     Args:
@@ -242,7 +279,7 @@ def average_metrics(per_file: dict[str, dict[str, float]]) -> tuple[dict[str, fl
     return avg, excluded
 
 
-def format_for_pub(avg: dict[str, float]) -> "OrderedDict[str, float]":
+def format_for_pub(avg: dict[str, float]) -> OrderedDict[str, float]:
     """The published scaling, rounded to 2 decimals, in the reference's key order."""
     return OrderedDict((k, round(float(avg[k]) * s, 2)) for k, s in PUB_SCALE.items() if k in avg)
 
@@ -267,18 +304,25 @@ def _one_file_1t(pred_path: Path, gt_dir: Path, seed: int):
         return _one_file(pred_path, gt_dir, seed)
 
 
-def evaluate_dirs(pred_dir: str | Path, gt_dir: str | Path, seed: int = 0, jobs: int = 1,
-                  expect: int | None = None, names: list[str] | None = None) -> dict:
+def evaluate_dirs(
+    pred_dir: str | Path,
+    gt_dir: str | Path,
+    seed: int = 0,
+    jobs: int = 1,
+    expect: int | None = None,
+    names: list[str] | None = None,
+) -> dict:
     """Metrics of every ``<name>.npy`` in ``pred_dir`` against ``gt_dir`` (DualTalk layout).
 
     Args:
         expect: fail unless exactly this many predictions are valid (finite).
         names: the predictions there must be, exactly (e.g. every test file): a missing or an
             unexpected one is an error, not a smaller average.
-    Returns a dict with ``metrics`` (raw averages over the files where each is finite), ``pub``
-    (scaled), ``files`` (valid predictions), ``predictions`` (all), ``skipped`` (name -> why: NaN/Inf
-    predictions, left out whole, as the reference does), ``excluded`` (metric -> files where it is
-    undefined), ``excluded_files`` (files left out of at least one average), ``notes``, ``per_file``.
+    Returns a dict with ``metrics`` (raw averages over the files where each is finite),
+    ``pub`` (scaled), ``files`` (valid predictions), ``predictions`` (all), ``skipped``
+    (name -> why: NaN/Inf predictions, left out whole, as the reference does), ``excluded``
+    (metric -> files where it is undefined), ``excluded_files`` (files left out of at least one
+    average), ``notes``, ``per_file``.
     """
     pred_dir, gt_dir = Path(pred_dir), Path(gt_dir)
     if not pred_dir.is_dir():
@@ -288,11 +332,15 @@ def evaluate_dirs(pred_dir: str | Path, gt_dir: str | Path, seed: int = 0, jobs:
     files = sorted(pred_dir.glob("*.npy"))
     if names is not None:
         have, want = {f.stem for f in files}, set(names)
-        for problem, which in (("no prediction for", want - have), ("unexpected predictions", have - want)):
+        for problem, which in (
+            ("no prediction for", want - have),
+            ("unexpected predictions", have - want),
+        ):
             if which:
                 shown = ", ".join(sorted(which)[:5]) + (" ..." if len(which) > 5 else "")
-                raise ValueError(f"{pred_dir}: {problem} {len(which)} of {len(want)} expected "
-                                 f"files: {shown}")
+                raise ValueError(
+                    f"{pred_dir}: {problem} {len(which)} of {len(want)} expected files: {shown}"
+                )
     if not files:
         raise FileNotFoundError(f"no .npy predictions in {pred_dir}")
     # Single-threaded BLAS/OpenMP per process, as the reference's driver sets: on these small

@@ -1,12 +1,16 @@
 """TIMAR model (pure PyTorch). Submodules are imported lazily so that ``layout`` and ``config``
 can be used without torch (the onnxruntime backend)."""
+
 from __future__ import annotations
 
 import importlib
 
 _EXPORTS = {
-    "TurnLayout": "layout", "DELIMITERS": "layout",
-    "TIMARConfig": "config", "PRESETS": "config", "preset": "config",
+    "TurnLayout": "layout",
+    "DELIMITERS": "layout",
+    "TIMARConfig": "config",
+    "PRESETS": "config",
+    "preset": "config",
     "TIMAR": "timar",
 }
 

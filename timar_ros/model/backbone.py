@@ -13,6 +13,7 @@ sliding-window attention. Parallel (training) and streaming forwards compute the
   distance between tokens, so this equals the parallel forward at absolute positions while the
   angles stay small (no precision loss in long conversations).
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -88,24 +89,29 @@ class Block(nn.Module):
                 q, x, m = q[:, :, q_idx], x[:, q_idx], m[..., q_idx, :]
             a = F.scaled_dot_product_attention(q, k, v, attn_mask=m, dropout_p=p)
         else:
-            a = torch.cat([F.scaled_dot_product_attention(q[:, :, qs], k[:, :, ks], v[:, :, ks],
-                                                          attn_mask=m, dropout_p=p)
-                           for qs, ks, m in plan], dim=2)
+            a = torch.cat(
+                [
+                    F.scaled_dot_product_attention(
+                        q[:, :, qs], k[:, :, ks], v[:, :, ks], attn_mask=m, dropout_p=p
+                    )
+                    for qs, ks, m in plan
+                ],
+                dim=2,
+            )
             if q_idx is not None:
                 a, x = a[:, :, q_idx], x[:, q_idx]
         return self._out(x, a)
 
-    def forward_step(self, x, cache_k, cache_v, cos_q, sin_q, cos_k, sin_k, key_mask,
-                     q_idx=None):
+    def forward_step(self, x, cache_k, cache_v, cos_q, sin_q, cos_k, sin_k, key_mask, q_idx=None):
         """x [B, T, d]; cache_k/v [B, H, C, hd] (unrotated keys); key_mask [1, C + T] bool."""
         q, k, v = self._qkv(x)
         k_all = torch.cat([cache_k, k], dim=2)
         v_all = torch.cat([cache_v, v], dim=2)
         if q_idx is not None:
             q, x, cos_q, sin_q = q[:, :, q_idx], x[:, q_idx], cos_q[q_idx], sin_q[q_idx]
-        a = F.scaled_dot_product_attention(apply_rope(q, cos_q, sin_q),
-                                           apply_rope(k_all, cos_k, sin_k), v_all,
-                                           attn_mask=key_mask)
+        a = F.scaled_dot_product_attention(
+            apply_rope(q, cos_q, sin_q), apply_rope(k_all, cos_k, sin_k), v_all, attn_mask=key_mask
+        )
         return self._out(x, a), k, v
 
 
@@ -118,6 +124,7 @@ def attention_plan(turn_q, turn_k, window: int | None, chunk_turns: int | None =
         chunk_turns: for long shared-id sequences, split queries into chunks of this many turns.
     Returns a list of (query slice | None, key slice, bool mask).
     """
+
     def band(tq, tk):
         if window is None:
             return torch.ones(tq.shape[-1], tk.shape[-1], dtype=torch.bool, device=tq.device)[None]
@@ -127,8 +134,12 @@ def attention_plan(turn_q, turn_k, window: int | None, chunk_turns: int | None =
     if turn_q.dim() == 2:  # per-sample ids (MAE training): one full masked call
         return [(None, slice(None), band(turn_q, turn_k)[:, None])]
     n_turns = int(turn_q.max()) + 1 if turn_q.numel() else 0
-    if window is None or chunk_turns is None or n_turns <= 2 * chunk_turns \
-            or turn_q.data_ptr() != turn_k.data_ptr():
+    if (
+        window is None
+        or chunk_turns is None
+        or n_turns <= 2 * chunk_turns
+        or turn_q.data_ptr() != turn_k.data_ptr()
+    ):
         return [(None, slice(None), band(turn_q, turn_k)[None])]
     plan = []
     tq = turn_q.cpu().numpy()
@@ -144,11 +155,20 @@ def attention_plan(turn_q, turn_k, window: int | None, chunk_turns: int | None =
 class Stack(nn.Module):
     """``depth`` blocks + final LayerNorm, with parallel and cached-step forwards."""
 
-    def __init__(self, depth: int, d: int, heads: int, mlp_ratio: float, attn_drop: float,
-                 proj_drop: float, theta: float):
+    def __init__(
+        self,
+        depth: int,
+        d: int,
+        heads: int,
+        mlp_ratio: float,
+        attn_drop: float,
+        proj_drop: float,
+        theta: float,
+    ):
         super().__init__()
         self.blocks = nn.ModuleList(
-            [Block(d, heads, mlp_ratio, attn_drop, proj_drop) for _ in range(depth)])
+            [Block(d, heads, mlp_ratio, attn_drop, proj_drop) for _ in range(depth)]
+        )
         self.norm = nn.LayerNorm(d, eps=1e-6)
         self.heads, self.hd, self.theta = heads, d // heads, theta
 
@@ -156,8 +176,9 @@ class Stack(nn.Module):
     def depth(self) -> int:
         return len(self.blocks)
 
-    def forward_parallel(self, x, positions, turn_ids, window: int | None,
-                         chunk_turns: int | None = 8, out_idx=None):
+    def forward_parallel(
+        self, x, positions, turn_ids, window: int | None, chunk_turns: int | None = 8, out_idx=None
+    ):
         """x [B, L, d]; positions / turn_ids [L] or [B, L] (long). ``out_idx``: return only
         these tokens (the last block computes only them)."""
         cos, sin = rope_tables(positions.cpu(), self.hd, self.theta, x.device)
@@ -171,8 +192,9 @@ class Stack(nn.Module):
 
     def empty_cache(self, batch: int, slots: int, device=None, dtype=torch.float32):
         shape = (self.depth, batch, self.heads, slots, self.hd)
-        return torch.zeros(shape, device=device, dtype=dtype), torch.zeros(shape, device=device,
-                                                                           dtype=dtype)
+        return torch.zeros(shape, device=device, dtype=dtype), torch.zeros(
+            shape, device=device, dtype=dtype
+        )
 
     def forward_step(self, x, cache_k, cache_v, valid, rope, out_idx=None):
         """One turn. x [B, T, d]; cache_k/v [depth, B, H, C, hd]; valid [C] bool;
@@ -184,15 +206,25 @@ class Stack(nn.Module):
         ks, vs = [], []
         for i, blk in enumerate(self.blocks):
             last = i == len(self.blocks) - 1
-            x, k, v = blk.forward_step(x, cache_k[i], cache_v[i], cos_q, sin_q, cos_k, sin_k,
-                                       key_mask, out_idx if last else None)
+            x, k, v = blk.forward_step(
+                x,
+                cache_k[i],
+                cache_v[i],
+                cos_q,
+                sin_q,
+                cos_k,
+                sin_k,
+                key_mask,
+                out_idx if last else None,
+            )
             ks.append(k)
             vs.append(v)
         return self.norm(x), torch.stack(ks), torch.stack(vs)
 
 
-def window_rope(stack: Stack, turn_positions: np.ndarray, tokens_per_turn: int, window: int,
-                device=None):
+def window_rope(
+    stack: Stack, turn_positions: np.ndarray, tokens_per_turn: int, window: int, device=None
+):
     """Rotary tables for a streaming step: the window's W-1 cached turn slots then the current
     turn; ``turn_positions`` are the within-turn token indices a stack sees (all tokens, or the
     MAE encoder's subset)."""
@@ -214,5 +246,12 @@ def init_weights(module: nn.Module) -> None:
             nn.init.zeros_(m.bias)
 
 
-__all__ = ["Stack", "Block", "attention_plan", "rope_tables", "apply_rope", "window_rope",
-           "init_weights"]
+__all__ = [
+    "Stack",
+    "Block",
+    "attention_plan",
+    "rope_tables",
+    "apply_rope",
+    "window_rope",
+    "init_weights",
+]

@@ -1,6 +1,7 @@
 """TIMARConfig: the one dataclass that defines a model; saved as ``config.json`` next to the
 weights. Presets: ``robot`` (default, small, real time on a 2-core CPU), ``tiny`` (tests),
 ``paper-base`` / ``paper-large`` (the published sizes; configs only)."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -77,7 +78,9 @@ class TIMARConfig:
         check(self.architecture in ARCHITECTURES, f"architecture in {ARCHITECTURES}")
         check(0.0 < self.mask_ratio_min <= 1.0, "mask_ratio_min in (0, 1]")
         check(self.num_sampling_steps >= 1, "num_sampling_steps >= 1")
-        check(self.num_sampling_steps <= self.diffusion_steps, "num_sampling_steps <= diffusion_steps")
+        check(
+            self.num_sampling_steps <= self.diffusion_steps, "num_sampling_steps <= diffusion_steps"
+        )
         check(self.motion_dim == 56, "motion_dim must be 56 (exp|jaw|rotation)")
         if self.speech_encoder == "wav2vec2":
             check(bool(self.wav2vec2_path), "wav2vec2 needs wav2vec2_path (a local directory)")
@@ -107,7 +110,7 @@ class TIMARConfig:
         return json.dumps(self.to_dict(), indent=2, sort_keys=True)
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "TIMARConfig":
+    def from_dict(cls, d: dict[str, Any]) -> TIMARConfig:
         names = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(d) - names)
         if unknown:
@@ -118,31 +121,67 @@ class TIMARConfig:
         Path(path).write_text(self.to_json() + "\n", encoding="utf-8")
 
     @classmethod
-    def load(cls, path: str | Path) -> "TIMARConfig":
+    def load(cls, path: str | Path) -> TIMARConfig:
         return cls.from_dict(json.loads(Path(path).read_text(encoding="utf-8")))
 
-    def replace(self, **changes: Any) -> "TIMARConfig":
+    def replace(self, **changes: Any) -> TIMARConfig:
         return dataclasses.replace(self, **changes)
 
 
 PRESETS: dict[str, dict[str, Any]] = {
     # Default: small enough for a 2-core CPU in real time (see `timar bench`).
-    "robot": dict(d_model=256, encoder_depth=2, decoder_depth=2, num_heads=4, token_dim=256,
-                  motion_hidden=256, speech_dim=128, speech_channels=128,
-                  diffusion_width=256, diffusion_depth=3),
+    "robot": dict(
+        d_model=256,
+        encoder_depth=2,
+        decoder_depth=2,
+        num_heads=4,
+        token_dim=256,
+        motion_hidden=256,
+        speech_dim=128,
+        speech_channels=128,
+        diffusion_width=256,
+        diffusion_depth=3,
+    ),
     # Tests only.
-    "tiny": dict(d_model=32, encoder_depth=1, decoder_depth=1, num_heads=2, token_dim=32,
-                 motion_hidden=32, speech_dim=16, n_mels=16, speech_channels=16,
-                 diffusion_width=32, diffusion_depth=2, diffusion_batch_mul=2),
+    "tiny": dict(
+        d_model=32,
+        encoder_depth=1,
+        decoder_depth=1,
+        num_heads=2,
+        token_dim=32,
+        motion_hidden=32,
+        speech_dim=16,
+        n_mels=16,
+        speech_channels=16,
+        diffusion_width=32,
+        diffusion_depth=2,
+        diffusion_batch_mul=2,
+    ),
     # The published sizes (reference main.py/TUTORIAL; encoder-only stacks both depths).
-    "paper-base": dict(d_model=768, encoder_depth=12, decoder_depth=12, num_heads=12,
-                       token_dim=1024, motion_hidden=512, diffusion_width=1024,
-                       diffusion_depth=3, speech_encoder="wav2vec2",
-                       wav2vec2_path="facebook/wav2vec2-large-960h-lv60-self"),
-    "paper-large": dict(d_model=1024, encoder_depth=16, decoder_depth=16, num_heads=16,
-                        token_dim=1024, motion_hidden=512, diffusion_width=1024,
-                        diffusion_depth=3, speech_encoder="wav2vec2",
-                        wav2vec2_path="facebook/wav2vec2-large-960h-lv60-self"),
+    "paper-base": dict(
+        d_model=768,
+        encoder_depth=12,
+        decoder_depth=12,
+        num_heads=12,
+        token_dim=1024,
+        motion_hidden=512,
+        diffusion_width=1024,
+        diffusion_depth=3,
+        speech_encoder="wav2vec2",
+        wav2vec2_path="facebook/wav2vec2-large-960h-lv60-self",
+    ),
+    "paper-large": dict(
+        d_model=1024,
+        encoder_depth=16,
+        decoder_depth=16,
+        num_heads=16,
+        token_dim=1024,
+        motion_hidden=512,
+        diffusion_width=1024,
+        diffusion_depth=3,
+        speech_encoder="wav2vec2",
+        wav2vec2_path="facebook/wav2vec2-large-960h-lv60-self",
+    ),
 }
 
 

@@ -6,6 +6,7 @@ is respaced ancestral DDPM (``p_sample``) over ``num_sampling_steps`` evenly spa
 all noise passed in as tensors so results are a pure function of the inputs (ONNX-exportable,
 reproducible across backends). Temperature scales the per-step noise, not the initial noise.
 """
+
 from __future__ import annotations
 
 import math
@@ -19,8 +20,10 @@ def cosine_betas(num_steps: int, s: float = 0.008, max_beta: float = 0.999) -> n
         return math.cos((t + s) / (1 + s) * math.pi / 2) ** 2
 
     return np.array(
-        [min(1 - alpha_bar((i + 1) / num_steps) / alpha_bar(i / num_steps), max_beta)
-         for i in range(num_steps)],
+        [
+            min(1 - alpha_bar((i + 1) / num_steps) / alpha_bar(i / num_steps), max_beta)
+            for i in range(num_steps)
+        ],
         dtype=np.float64,
     )
 
@@ -43,21 +46,23 @@ class Schedule:
     def __init__(self, betas: np.ndarray, timestep_map: list[int] | None = None):
         self.betas = betas = np.asarray(betas, dtype=np.float64)
         self.num_timesteps = len(betas)
-        self.timestep_map = np.asarray(timestep_map if timestep_map is not None
-                                       else range(len(betas)), dtype=np.int64)
+        self.timestep_map = np.asarray(
+            timestep_map if timestep_map is not None else range(len(betas)), dtype=np.int64
+        )
         alphas = 1.0 - betas
         self.alphas_cumprod = acp = np.cumprod(alphas)
         self.alphas_cumprod_prev = acp_prev = np.append(1.0, acp[:-1])
         self.sqrt_alphas_cumprod = np.sqrt(acp)
         self.sqrt_one_minus_alphas_cumprod = np.sqrt(1.0 - acp)
         self.posterior_variance = pv = betas * (1.0 - acp_prev) / (1.0 - acp)
-        self.posterior_log_variance_clipped = np.log(np.append(pv[1], pv[1:])) if len(pv) > 1 \
-            else np.log(np.maximum(pv, 1e-20))
+        self.posterior_log_variance_clipped = (
+            np.log(np.append(pv[1], pv[1:])) if len(pv) > 1 else np.log(np.maximum(pv, 1e-20))
+        )
         self.posterior_mean_coef1 = betas * np.sqrt(acp_prev) / (1.0 - acp)
         self.posterior_mean_coef2 = (1.0 - acp_prev) * np.sqrt(alphas) / (1.0 - acp)
 
     @classmethod
-    def respaced(cls, base: "Schedule", steps: int) -> "Schedule":
+    def respaced(cls, base: Schedule, steps: int) -> Schedule:
         keep = space_timesteps(base.num_timesteps, steps)
         last, betas = 1.0, []
         for i, a in enumerate(base.alphas_cumprod):
@@ -72,8 +77,13 @@ def _t(a: np.ndarray, device=None) -> torch.Tensor:
 
 
 def normal_kl(mean1, logvar1, mean2, logvar2):
-    return 0.5 * (-1.0 + logvar2 - logvar1 + torch.exp(logvar1 - logvar2)
-                  + (mean1 - mean2) ** 2 * torch.exp(-logvar2))
+    return 0.5 * (
+        -1.0
+        + logvar2
+        - logvar1
+        + torch.exp(logvar1 - logvar2)
+        + (mean1 - mean2) ** 2 * torch.exp(-logvar2)
+    )
 
 
 def _approx_standard_normal_cdf(x):
@@ -90,8 +100,10 @@ def discretized_gaussian_log_likelihood(x, means, log_scales):
     log_one_minus_cdf_min = torch.log((1.0 - cdf_min).clamp(min=1e-12))
     cdf_delta = cdf_plus - cdf_min
     return torch.where(
-        x < -0.999, log_cdf_plus,
-        torch.where(x > 0.999, log_one_minus_cdf_min, torch.log(cdf_delta.clamp(min=1e-12))))
+        x < -0.999,
+        log_cdf_plus,
+        torch.where(x > 0.999, log_one_minus_cdf_min, torch.log(cdf_delta.clamp(min=1e-12))),
+    )
 
 
 class GaussianDiffusion(torch.nn.Module):
@@ -102,9 +114,15 @@ class GaussianDiffusion(torch.nn.Module):
         self.train_schedule = Schedule(cosine_betas(num_steps))
         self.set_sampling_steps(num_sampling_steps)
         s = self.train_schedule
-        for name in ("sqrt_alphas_cumprod", "sqrt_one_minus_alphas_cumprod", "betas",
-                     "posterior_log_variance_clipped", "posterior_mean_coef1",
-                     "posterior_mean_coef2", "posterior_variance"):
+        for name in (
+            "sqrt_alphas_cumprod",
+            "sqrt_one_minus_alphas_cumprod",
+            "betas",
+            "posterior_log_variance_clipped",
+            "posterior_mean_coef1",
+            "posterior_mean_coef2",
+            "posterior_variance",
+        ):
             self.register_buffer("tr_" + name, _t(getattr(s, name)), persistent=False)
 
     def set_sampling_steps(self, steps: int) -> None:
@@ -113,8 +131,10 @@ class GaussianDiffusion(torch.nn.Module):
 
     # ---------------------------------------------------------------- training
     def q_sample(self, x0, t, noise):
-        return (self.tr_sqrt_alphas_cumprod[t][:, None] * x0
-                + self.tr_sqrt_one_minus_alphas_cumprod[t][:, None] * noise)
+        return (
+            self.tr_sqrt_alphas_cumprod[t][:, None] * x0
+            + self.tr_sqrt_one_minus_alphas_cumprod[t][:, None] * noise
+        )
 
     def training_losses(self, model_fn, x0, t, noise, mse_fn):
         """Hybrid loss per sample: ``mse_fn(x0_pred, x0)`` + VB term. Returns (loss [N], parts)."""
@@ -134,13 +154,15 @@ class GaussianDiffusion(torch.nn.Module):
         model_mean = c1 * x0_pred.detach() + c2 * x_t
         kl = normal_kl(true_mean, min_log, model_mean, model_log_var).mean(dim=1) / math.log(2.0)
         nll = -discretized_gaussian_log_likelihood(
-            x0, means=model_mean, log_scales=0.5 * model_log_var).mean(dim=1) / math.log(2.0)
+            x0, means=model_mean, log_scales=0.5 * model_log_var
+        ).mean(dim=1) / math.log(2.0)
         vb = torch.where(t == 0, nll, kl)
         return mse + vb, {"mse": mse.detach(), "vb": vb.detach()}
 
     # ---------------------------------------------------------------- sampling
-    def sample(self, model_fn, x_T: torch.Tensor, step_noise: torch.Tensor,
-               temperature: float = 1.0) -> torch.Tensor:
+    def sample(
+        self, model_fn, x_T: torch.Tensor, step_noise: torch.Tensor, temperature: float = 1.0
+    ) -> torch.Tensor:
         """Respaced ancestral sampling.
 
         Args:

@@ -1,5 +1,6 @@
 """Per-token motion heads: the diffusion head (MAR's SimpleMLPAdaLN + GaussianDiffusion) and the
 MLP-head ablation. Both are conditioned on the backbone output ``z`` at an agent-motion token."""
+
 from __future__ import annotations
 
 import math
@@ -81,6 +82,7 @@ class SimpleMLPAdaLN(nn.Module):
                 nn.init.xavier_uniform_(m.weight)
                 if m.bias is not None:
                     nn.init.zeros_(m.bias)
+
         self.apply(basic)
         nn.init.normal_(self.time_embed.mlp[0].weight, std=0.02)
         nn.init.normal_(self.time_embed.mlp[2].weight, std=0.02)
@@ -108,8 +110,16 @@ class DiffusionHead(nn.Module):
 
     kind = "diffusion"
 
-    def __init__(self, motion_dim: int, cond_dim: int, width: int, depth: int,
-                 num_steps: int = 1000, num_sampling_steps: int = 5, batch_mul: int = 4):
+    def __init__(
+        self,
+        motion_dim: int,
+        cond_dim: int,
+        width: int,
+        depth: int,
+        num_steps: int = 1000,
+        num_sampling_steps: int = 5,
+        batch_mul: int = 4,
+    ):
         super().__init__()
         self.motion_dim = motion_dim
         self.batch_mul = batch_mul
@@ -120,16 +130,24 @@ class DiffusionHead(nn.Module):
         """z [N, cond], target [N, 56] -> scalar mean over tokens (x batch_mul)."""
         z = z.repeat(self.batch_mul, 1)
         target = target.repeat(self.batch_mul, 1)
-        t = torch.randint(0, self.diffusion.train_schedule.num_timesteps, (len(z),),
-                          device=z.device)
+        t = torch.randint(
+            0, self.diffusion.train_schedule.num_timesteps, (len(z),), device=z.device
+        )
         noise = torch.randn_like(target)
         loss, parts = self.diffusion.training_losses(
-            lambda x, tt: self.net(x, tt, z), target, t, noise, grouped_mse)
+            lambda x, tt: self.net(x, tt, z), target, t, noise, grouped_mse
+        )
         return loss.mean(), {k: float(v.mean()) for k, v in parts.items()}
 
-    def sample(self, z: torch.Tensor, x_T: torch.Tensor, step_noise: torch.Tensor,
-               temperature: float = 1.0, z_uncond: torch.Tensor | None = None,
-               guidance_scale: float = 1.0) -> torch.Tensor:
+    def sample(
+        self,
+        z: torch.Tensor,
+        x_T: torch.Tensor,
+        step_noise: torch.Tensor,
+        temperature: float = 1.0,
+        z_uncond: torch.Tensor | None = None,
+        guidance_scale: float = 1.0,
+    ) -> torch.Tensor:
         """z [N, cond] -> motion [N, 56]. With ``z_uncond`` and a scale != 1, classifier-free
         guidance mixes the x0 channels: uncond + s * (cond - uncond); variance from cond."""
         C = self.motion_dim
@@ -148,6 +166,7 @@ class DiffusionHead(nn.Module):
                 cond, unc = out.chunk(2, 0)
                 x0 = unc[:, :C] + guidance_scale * (cond[:, :C] - unc[:, :C])
                 return torch.cat([x0, cond[:, C:]], 1)
+
         return self.diffusion.sample(fn, x_T, step_noise, temperature)
 
 
@@ -158,15 +177,17 @@ class MLPHead(nn.Module):
 
     def __init__(self, motion_dim: int, cond_dim: int):
         super().__init__()
-        self.net = nn.Sequential(nn.Linear(cond_dim, cond_dim // 2), nn.GELU(),
-                                 nn.Linear(cond_dim // 2, motion_dim))
+        self.net = nn.Sequential(
+            nn.Linear(cond_dim, cond_dim // 2), nn.GELU(), nn.Linear(cond_dim // 2, motion_dim)
+        )
 
     def loss(self, z, target):
         mse = grouped_mse(self.net(z), target)
         return mse.mean(), {"mse": float(mse.detach().mean())}
 
-    def sample(self, z, x_T=None, step_noise=None, temperature=1.0, z_uncond=None,
-               guidance_scale=1.0):
+    def sample(
+        self, z, x_T=None, step_noise=None, temperature=1.0, z_uncond=None, guidance_scale=1.0
+    ):
         out = self.net(z)
         if z_uncond is not None:
             unc = self.net(z_uncond)

@@ -1,4 +1,5 @@
-"""Speech encoders behind one interface: ``encoder(audio [N, samples_per_turn]) -> [N, F, out_dim]``.
+"""Speech encoders behind one interface:
+``encoder(audio [N, samples_per_turn]) -> [N, F, out_dim]``.
 
 Each turn's audio chunk is encoded on its own (as in the reference, which encodes every 1-s
 chunk independently), with per-chunk normalisation, so encoding is streaming-safe: the features
@@ -14,6 +15,7 @@ of a turn never depend on other turns.
   normalised to zero mean / unit variance on its own (the reference's processor uses whole-file
   statistics, which is not causal). Frozen by default.
 """
+
 from __future__ import annotations
 
 import math
@@ -29,8 +31,13 @@ N_FFT = 400
 HOP = 160  # 4 mel frames per 25-fps motion frame
 
 
-def mel_filterbank(n_mels: int, n_fft: int = N_FFT, sr: int = SAMPLE_RATE,
-                   fmin: float = 0.0, fmax: float | None = None) -> np.ndarray:
+def mel_filterbank(
+    n_mels: int,
+    n_fft: int = N_FFT,
+    sr: int = SAMPLE_RATE,
+    fmin: float = 0.0,
+    fmax: float | None = None,
+) -> np.ndarray:
     """[n_fft//2+1, n_mels] HTK-scale triangular filters (area not normalised)."""
     fmax = fmax or sr / 2
 
@@ -79,24 +86,28 @@ class LogMel(nn.Module):
         pad = (N_FFT - HOP) // 2
         n = S // HOP  # frames
         x = F.pad(audio, (pad, pad + 3 * HOP - N_FFT)).view(N, n + 2, HOP)
-        frames = torch.cat([x[:, 0:n], x[:, 1:n + 1], x[:, 2:n + 2]], dim=2)  # [N, n, 480]
+        frames = torch.cat([x[:, 0:n], x[:, 1 : n + 1], x[:, 2 : n + 2]], dim=2)  # [N, n, 480]
         spec = torch.matmul(frames, self.dft)  # [N, n, 2 * bins]
-        re, im = spec[..., : self.n_bins], spec[..., self.n_bins:]
+        re, im = spec[..., : self.n_bins], spec[..., self.n_bins :]
         mel = torch.matmul(re * re + im * im, self.mel)  # [N, n, M]
         return torch.log(mel + 1e-5).transpose(1, 2)
 
 
 class BuiltinSpeechEncoder(nn.Module):
-    def __init__(self, frames_per_turn: int, n_mels: int = 64, channels: int = 128,
-                 out_dim: int = 128):
+    def __init__(
+        self, frames_per_turn: int, n_mels: int = 64, channels: int = 128, out_dim: int = 128
+    ):
         super().__init__()
         self.frames_per_turn = frames_per_turn
         self.out_dim = out_dim
         self.logmel = LogMel(n_mels)
         self.convs = nn.Sequential(
-            nn.Conv1d(n_mels + 2, channels, 3, padding=1), nn.GELU(),
-            nn.Conv1d(channels, channels, 3, stride=2, padding=1), nn.GELU(),
-            nn.Conv1d(channels, channels, 3, stride=2, padding=1), nn.GELU(),
+            nn.Conv1d(n_mels + 2, channels, 3, padding=1),
+            nn.GELU(),
+            nn.Conv1d(channels, channels, 3, stride=2, padding=1),
+            nn.GELU(),
+            nn.Conv1d(channels, channels, 3, stride=2, padding=1),
+            nn.GELU(),
         )
         self.out = nn.Linear(channels, out_dim)
 
@@ -117,14 +128,16 @@ class Wav2Vec2SpeechEncoder(nn.Module):
         try:
             from transformers import Wav2Vec2Model
         except ImportError as exc:  # pragma: no cover - optional dependency
-            raise ImportError("speech_encoder='wav2vec2' needs `transformers` "
-                              "(pip install transformers)") from exc
+            raise ImportError(
+                "speech_encoder='wav2vec2' needs `transformers` (pip install transformers)"
+            ) from exc
         try:
             self.w2v = Wav2Vec2Model.from_pretrained(path, local_files_only=True)
         except OSError as exc:
             raise FileNotFoundError(
                 f"wav2vec2_path={path!r}: no local Wav2Vec2 model there (config.json + weights); "
-                "download it once elsewhere and point wav2vec2_path at the directory") from exc
+                "download it once elsewhere and point wav2vec2_path at the directory"
+            ) from exc
         self.frames_per_turn = frames_per_turn
         self.finetune = finetune
         self.out_dim = self.w2v.config.hidden_size
@@ -143,8 +156,9 @@ class Wav2Vec2SpeechEncoder(nn.Module):
         x = x / torch.sqrt(x.var(dim=1, keepdim=True, unbiased=False) + 1e-7)
         with torch.set_grad_enabled(self.finetune and torch.is_grad_enabled()):
             feats = self.w2v.feature_extractor(x)  # [N, 512, frames]
-            feats = F.interpolate(feats, size=self.frames_per_turn, mode="linear",
-                                  align_corners=True).transpose(1, 2)
+            feats = F.interpolate(
+                feats, size=self.frames_per_turn, mode="linear", align_corners=True
+            ).transpose(1, 2)
             hidden = self.w2v.feature_projection(feats)
             if isinstance(hidden, tuple):
                 hidden = hidden[0]
@@ -154,10 +168,12 @@ class Wav2Vec2SpeechEncoder(nn.Module):
 
 def build_speech_encoder(config) -> nn.Module:
     if config.speech_encoder == "builtin":
-        return BuiltinSpeechEncoder(config.frames_per_turn, config.n_mels, config.speech_channels,
-                                    config.speech_dim)
-    return Wav2Vec2SpeechEncoder(config.frames_per_turn, config.wav2vec2_path,
-                                 config.wav2vec2_finetune)
+        return BuiltinSpeechEncoder(
+            config.frames_per_turn, config.n_mels, config.speech_channels, config.speech_dim
+        )
+    return Wav2Vec2SpeechEncoder(
+        config.frames_per_turn, config.wav2vec2_path, config.wav2vec2_finetune
+    )
 
 
 assert SAMPLES_PER_FRAME == 4 * HOP

@@ -23,6 +23,7 @@ Choices (documented deviations from the reference are marked *):
   are still computed and cached): ``backbone_parallel`` / ``backbone_step`` return features at
   the agent-motion tokens only.
 """
+
 from __future__ import annotations
 
 import math
@@ -35,8 +36,8 @@ from ..motion import MOTION_DIM
 from .backbone import Stack, init_weights, rope_tables
 from .config import TIMARConfig
 from .heads import DiffusionHead, MLPHead
-from .token_layout import NUM_DELIMITERS
 from .speech import build_speech_encoder
+from .token_layout import NUM_DELIMITERS
 
 BATCH_KEYS = ("user_audio", "agent_audio", "user_motion", "agent_motion")
 
@@ -51,8 +52,11 @@ class TIMAR(nn.Module):
         self.speech_encoder = build_speech_encoder(c)
         self.speech_proj = nn.Linear(self.speech_encoder.out_dim, c.token_dim)
         self.motion_encoder = nn.Sequential(
-            nn.Linear(MOTION_DIM, c.motion_hidden), nn.ReLU(),
-            nn.Linear(c.motion_hidden, c.token_dim), nn.ReLU())
+            nn.Linear(MOTION_DIM, c.motion_hidden),
+            nn.ReLU(),
+            nn.Linear(c.motion_hidden, c.token_dim),
+            nn.ReLU(),
+        )
         self.delimiters = nn.Embedding(NUM_DELIMITERS, c.token_dim)
         self.fake_latent = nn.Parameter(torch.zeros(1, c.token_dim))  # CFG null token
         self.z_proj = nn.Linear(c.token_dim, d)
@@ -61,8 +65,9 @@ class TIMAR(nn.Module):
         self.z_proj_ln = nn.LayerNorm(d, eps=1e-6)
 
         def stack(depth):
-            return Stack(depth, d, c.num_heads, c.mlp_ratio, c.attn_dropout, c.proj_dropout,
-                         c.rope_theta)
+            return Stack(
+                depth, d, c.num_heads, c.mlp_ratio, c.attn_dropout, c.proj_dropout, c.rope_theta
+            )
 
         if c.architecture == "encoder_only":
             self.stacks = nn.ModuleList([stack(c.num_blocks)])
@@ -73,9 +78,15 @@ class TIMAR(nn.Module):
             self.pos_dec = nn.Parameter(torch.zeros(T, d))
         self.pos_out = nn.Parameter(torch.zeros(T, d))  # the reference's diffusion_pos_embed
         if c.head == "diffusion":
-            self.head = DiffusionHead(MOTION_DIM, d, c.diffusion_width, c.diffusion_depth,
-                                      c.diffusion_steps, c.num_sampling_steps,
-                                      c.diffusion_batch_mul)
+            self.head = DiffusionHead(
+                MOTION_DIM,
+                d,
+                c.diffusion_width,
+                c.diffusion_depth,
+                c.diffusion_steps,
+                c.num_sampling_steps,
+                c.diffusion_batch_mul,
+            )
         else:
             self.head = MLPHead(MOTION_DIM, d)
 
@@ -83,8 +94,9 @@ class TIMAR(nn.Module):
         self.register_buffer("user_tok", torch.from_numpy(L.user_mask), persistent=False)
         self.register_buffer("am_tok", torch.from_numpy(L.agent_motion_mask), persistent=False)
         self.register_buffer("enc_pos", torch.from_numpy(L.encoder_positions), persistent=False)
-        self.register_buffer("am_idx", torch.from_numpy(np.nonzero(L.agent_motion_mask)[0]),
-                             persistent=False)
+        self.register_buffer(
+            "am_idx", torch.from_numpy(np.nonzero(L.agent_motion_mask)[0]), persistent=False
+        )
 
         for m in (self.speech_proj, self.motion_encoder, self.z_proj, self.stacks):
             init_weights(m)
@@ -120,10 +132,15 @@ class TIMAR(nn.Module):
         ``user_motion`` None: user-motion tokens are the null token (as in CFG).
         ``agent_motion`` None: agent-motion tokens are zeros (they are masked anyway)."""
         c, S = self.config, n_turns
-        B, F, spt, td = user_audio.shape[0], c.frames_per_turn, self.layout.samples_per_turn, c.token_dim
+        B, F, spt, td = (
+            user_audio.shape[0],
+            c.frames_per_turn,
+            self.layout.samples_per_turn,
+            c.token_dim,
+        )
         audio = torch.cat([user_audio.reshape(B * S, spt), agent_audio.reshape(B * S, spt)], 0)
         sp = self.speech_proj(self.speech_encoder(audio))
-        us, ag = sp[: B * S].view(B, S, F, td), sp[B * S:].view(B, S, F, td)
+        us, ag = sp[: B * S].view(B, S, F, td), sp[B * S :].view(B, S, F, td)
         if user_motion is None:
             um = self.fake_latent.view(1, 1, 1, td).expand(B, S, F, td)
         else:
@@ -134,8 +151,15 @@ class TIMAR(nn.Module):
             am = self.motion_encoder(agent_motion.reshape(B, S, F, MOTION_DIM))
         # Every piece at its position in the one layout definition (model/token_layout.py).
         L, dl = self.layout, self.delimiters.weight
-        pieces = {L.segment(name).start: x for name, x in
-                  (("user_speech", us), ("user_motion", um), ("agent_speech", ag), ("agent_motion", am))}
+        pieces = {
+            L.segment(name).start: x
+            for name, x in (
+                ("user_speech", us),
+                ("user_motion", um),
+                ("agent_speech", ag),
+                ("agent_motion", am),
+            )
+        }
         for i, pos in enumerate(L.delimiter_positions):
             pieces[int(pos)] = dl[i].view(1, 1, 1, td).expand(B, S, 1, td)
         return torch.cat([pieces[k] for k in sorted(pieces)], dim=2)
@@ -158,8 +182,9 @@ class TIMAR(nn.Module):
         w = self.config.window_turns
         return w if context_turns is None else min(w, context_turns + 1)
 
-    def backbone_parallel(self, x: torch.Tensor, masked: torch.Tensor | None = None,
-                          context_turns: int | None = None) -> torch.Tensor:
+    def backbone_parallel(
+        self, x: torch.Tensor, masked: torch.Tensor | None = None, context_turns: int | None = None
+    ) -> torch.Tensor:
         """x [B, S, T, d] -> features at the agent-motion tokens [B, S, F, d] (final norm +
         output positions added; the last block computes only these tokens).
 
@@ -172,8 +197,9 @@ class TIMAR(nn.Module):
         turns = torch.arange(S, device=dev).repeat_interleave(T)
         out_idx = (torch.arange(S, device=dev)[:, None] * T + self.am_idx[None]).reshape(-1)
         if not self.is_mae:
-            h = self.stacks[0].forward_parallel(x.reshape(B, S * T, d), pos, turns, window,
-                                                out_idx=out_idx)
+            h = self.stacks[0].forward_parallel(
+                x.reshape(B, S * T, d), pos, turns, window, out_idx=out_idx
+            )
         else:
             if masked is None:
                 idx = (torch.arange(S, device=dev)[:, None] * T + self.enc_pos[None]).reshape(-1)
@@ -184,7 +210,9 @@ class TIMAR(nn.Module):
                 keep = ~masked.reshape(B, S * T)
                 counts = keep.sum(1)
                 if not bool((counts == counts[0]).all()):
-                    raise ValueError("MAE encoder needs the same number of visible tokens per sample")
+                    raise ValueError(
+                        "MAE encoder needs the same number of visible tokens per sample"
+                    )
                 idx_b = keep.nonzero()[:, 1].view(B, int(counts[0]))
                 xe = torch.gather(x.reshape(B, S * T, d), 1, idx_b[..., None].expand(-1, -1, d))
                 he = self.stacks[0].forward_parallel(xe, idx_b, idx_b // T, window)
@@ -210,11 +238,16 @@ class TIMAR(nn.Module):
         for st, p in zip(self.stacks, self.stack_positions()):
             pos = np.concatenate([s * T + p for s in range(W)])
             cos, sin = rope_tables(pos, st.hd, st.theta, device)
-            out.append((cos[-len(p):], sin[-len(p):], cos, sin))
+            out.append((cos[-len(p) :], sin[-len(p) :], cos, sin))
         return out
 
-    def backbone_step(self, x: torch.Tensor, cache: list[torch.Tensor], valid: torch.Tensor,
-                      rope: list[tuple] | None = None):
+    def backbone_step(
+        self,
+        x: torch.Tensor,
+        cache: list[torch.Tensor],
+        valid: torch.Tensor,
+        rope: list[tuple] | None = None,
+    ):
         """One streaming turn (pure function).
 
         Args:
@@ -239,7 +272,9 @@ class TIMAR(nn.Module):
             n = xs.shape[1]
             v = valid.repeat_interleave(n)
             out, k, vv = self.stacks[si].forward_step(xs, ck, cv, v, rope[si], out_idx)
-            new_cache.extend([torch.cat([ck, k], 3)[:, :, :, n:], torch.cat([cv, vv], 3)[:, :, :, n:]])
+            new_cache.extend(
+                [torch.cat([ck, k], 3)[:, :, :, n:], torch.cat([cv, vv], 3)[:, :, :, n:]]
+            )
             return out
 
         if not self.is_mae:
@@ -252,8 +287,9 @@ class TIMAR(nn.Module):
         return h + self.pos_out[self.am_idx], new_cache
 
     # ------------------------------------------------------------------ inference helpers
-    def embed_turns(self, user_audio, agent_audio, user_motion=None, n_turns: int = 1,
-                    uncond: bool = False):
+    def embed_turns(
+        self, user_audio, agent_audio, user_motion=None, n_turns: int = 1, uncond: bool = False
+    ):
         """Inference embedding of ``n_turns`` turns (agent motion masked everywhere).
 
         Returns x [B, S, T, d] and, if ``uncond``, the unconditional version in which every
@@ -265,8 +301,15 @@ class TIMAR(nn.Module):
         tok_u = self.drop_user_tokens(tok, torch.ones_like(tok[..., 0], dtype=torch.bool))
         return x, self.embed(tok_u, self.am_tok)
 
-    def sample_motion(self, z, x_T=None, step_noise=None, z_uncond=None,
-                      guidance_scale: float | None = None, temperature: float | None = None):
+    def sample_motion(
+        self,
+        z,
+        x_T=None,
+        step_noise=None,
+        z_uncond=None,
+        guidance_scale: float | None = None,
+        temperature: float | None = None,
+    ):
         """z [N, d] -> motion [N, 56]. Noise is explicit (see runtime.sampling_noise.turn_noise)."""
         c = self.config
         g = c.guidance_scale if guidance_scale is None else guidance_scale
@@ -343,8 +386,10 @@ class TIMAR(nn.Module):
                 no_decay.append(p)
             else:
                 decay.append(p)
-        return [{"params": no_decay, "weight_decay": 0.0},
-                {"params": decay, "weight_decay": weight_decay}]
+        return [
+            {"params": no_decay, "weight_decay": 0.0},
+            {"params": decay, "weight_decay": weight_decay},
+        ]
 
     def checkpoint_state_dict(self) -> dict[str, torch.Tensor]:
         """Weights to save: all but a frozen wav2vec2 (loaded from its local directory)."""
@@ -364,7 +409,7 @@ def perturb_zero_init(model: TIMAR, std: float = 0.02, seed: int = 0) -> TIMAR:
     is zero), so a random checkpoint for tests and benchmarks is perturbed to make its motion
     depend on the inputs."""
     g = torch.Generator().manual_seed(seed)
-    for name, p in model.head.named_parameters():
+    for p in model.head.parameters():
         if p.numel() and bool((p == 0).all()):
             p.add_(torch.randn(p.shape, generator=g) * std)
     return model

@@ -13,6 +13,7 @@ The 10 delimiters are a learned embedding indexed by :data:`DELIMITERS` order. T
 sequence occupies token indices ``t * tokens_per_turn ... (t + 1) * tokens_per_turn - 1``.
 This module imports only numpy so that the torch-free runtime can use it.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass

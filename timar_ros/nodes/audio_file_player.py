@@ -4,17 +4,18 @@ Either one stereo file (left = user/partner, right = agent/robot) or two mono fi
 stamps follow the audio timeline: chunk k of a file is stamped start + k * chunk_s, where start is
 the node clock when playback begins (after `start_delay_s`).
 """
+
 from __future__ import annotations
 
 import sys
 
 import numpy as np
-from timar_ros.data.audio import read_wav
 from rclpy.node import Node
 from rclpy.qos import QoSProfile, ReliabilityPolicy
 from rclpy.time import Duration
 
 from timar_ros import topics
+from timar_ros.data.audio import read_wav
 from timar_ros.msg import AudioChunk
 from timar_ros.nodes.convert import audio_chunk
 from timar_ros.nodes.params import Param, declare
@@ -28,9 +29,13 @@ PARAMS = {
     "chunk_s": Param("seconds of audio per AudioChunk", 0.005, 2.0),
     "playback_rate": Param("1.0 = real time, 2.0 = twice as fast", 0.1, 100.0),
     "start_delay_s": Param("seconds to wait before playing (lets subscribers connect)", 0.0, 60.0),
-    "wait_for_subscribers": Param("after start_delay_s, also wait until each audio topic has this "
-                                  "many subscribers (0 = don't wait); a replay then loses nothing "
-                                  "to slow discovery", 0, 100),
+    "wait_for_subscribers": Param(
+        "after start_delay_s, also wait until each audio topic has this "
+        "many subscribers (0 = don't wait); a replay then loses nothing "
+        "to slow discovery",
+        0,
+        100,
+    ),
     "reliable": Param("publish with RELIABLE QoS (replay loses nothing) instead of BEST_EFFORT"),
     "loop": Param("start again at the end of the files"),
     "exit_when_done": Param("shut the process down when playback ends (standalone runs)"),
@@ -47,7 +52,9 @@ class AudioFilePlayer(Node):
         self._loop = bool(p["loop"])
         self._exit_when_done = bool(p["exit_when_done"])
         qos = QoSProfile(depth=100)
-        qos.reliability = ReliabilityPolicy.RELIABLE if p["reliable"] else ReliabilityPolicy.BEST_EFFORT
+        qos.reliability = (
+            ReliabilityPolicy.RELIABLE if p["reliable"] else ReliabilityPolicy.BEST_EFFORT
+        )
         self._pubs = {
             "user": self.create_publisher(AudioChunk, topics.USER_AUDIO, qos),
             "agent": self.create_publisher(AudioChunk, topics.AGENT_AUDIO, qos),
@@ -92,8 +99,11 @@ class AudioFilePlayer(Node):
         if not self._started:
             if now < self._start_wall:
                 return
-            if any(pub.get_subscription_count() < self._wait_for
-                   for role, pub in self._pubs.items() if role in self._tracks):
+            if any(
+                pub.get_subscription_count() < self._wait_for
+                for role, pub in self._pubs.items()
+                if role in self._tracks
+            ):
                 return
             self._started = True
             self._start_wall = self._start_stamp = now

@@ -5,6 +5,7 @@ Messages are published as their recorded wire bytes, paced by their log times. W
 `use_sim_time:=true` run on the recording's clock (what `ros2 bag play --clock` does): stamps in
 the recorded messages then line up with "now" in every node, at any playback rate.
 """
+
 from __future__ import annotations
 
 import sys
@@ -24,7 +25,9 @@ PARAMS = {
     "bag": Param("rosbag2 folder to play"),
     "rate": Param("playback rate: 1.0 = real time, 4.0 = four times faster", 0.01, 1000.0),
     "start_delay_s": Param("seconds to wait before playing (lets subscribers connect)", 0.0, 60.0),
-    "wait_for_subscribers": Param("also wait until every played topic has this many subscribers", 0, 100),
+    "wait_for_subscribers": Param(
+        "also wait until every played topic has this many subscribers", 0, 100
+    ),
     "topics": Param("absolute topic names to play; ['all'] = every topic in the bag"),
     "publish_clock": Param("publish /clock with the bag's time (for use_sim_time nodes)"),
     "clock_rate_hz": Param("how often /clock is published while playing (Hz)", 1.0, 1000.0),
@@ -47,10 +50,15 @@ class BagPlayer(Node):
             for topic in wanted:
                 reader.check_topic(topic)  # clear error naming the bag and the topic
             # Bags of a few minutes fit in memory; reading ahead keeps publishing on time.
-            self._messages = [(t_ns, topic, raw) for topic, _, t_ns, raw in reader.messages(wanted, raw=True)]
+            self._messages = [
+                (t_ns, topic, raw) for topic, _, t_ns, raw in reader.messages(wanted, raw=True)
+            ]
             self._t0 = reader.start_ns
         reliable = QoSProfile(depth=1000, reliability=ReliabilityPolicy.RELIABLE)
-        self._pubs = {t: self.create_publisher(message_class(available[t].msgtype), t, reliable) for t in wanted}
+        self._pubs = {
+            t: self.create_publisher(message_class(available[t].msgtype), t, reliable)
+            for t in wanted
+        }
         self._clock_pub = self.create_publisher(Clock, "/clock", 10) if p["publish_clock"] else None
         self._next = 0
         self._start = None
@@ -60,8 +68,10 @@ class BagPlayer(Node):
         if self._clock_pub is not None:
             self.create_timer(1.0 / float(p["clock_rate_hz"]), self._publish_clock)
         span = (self._messages[-1][0] - self._t0) * 1e-9 if self._messages else 0.0
-        self.get_logger().info(f"playing {len(self._messages)} messages on {len(wanted)} topics "
-                               f"({span:.1f} s of recording) at {self._rate:g}x")
+        self.get_logger().info(
+            f"playing {len(self._messages)} messages on {len(wanted)} topics "
+            f"({span:.1f} s of recording) at {self._rate:g}x"
+        )
 
     def bag_time_ns(self) -> int:
         """The bag's clock now (ns): recording start + elapsed wall time * rate."""

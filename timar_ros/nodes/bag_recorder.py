@@ -4,6 +4,7 @@ The wire bytes of each message are written as received (a raw subscription), nev
 rclpy's serialize_message pads buffers with garbage that rosbag2 readers reject. Each message is
 logged at its receive time on the node's clock (sim time when use_sim_time is set).
 """
+
 from __future__ import annotations
 
 import importlib
@@ -40,20 +41,34 @@ class BagRecorder(Node):
         if not p["output"]:
             raise ValueError("set the 'output' parameter to the bag folder to write")
         self.counts: dict[str, int] = {}
-        self._writer = BagWriter(p["output"], storage=p["storage"], overwrite=bool(p["overwrite"])).open()
+        self._writer = BagWriter(
+            p["output"], storage=p["storage"], overwrite=bool(p["overwrite"])
+        ).open()
         for rel in p["topics"]:
             if rel not in topics.TYPES:
-                raise ValueError(f"don't know the message type of topic '{rel}'; known: "
-                                 f"{sorted(topics.TYPES)}")
+                raise ValueError(
+                    f"don't know the message type of topic '{rel}'; known: {sorted(topics.TYPES)}"
+                )
             msgtype = topics.TYPES[rel]
             name = self.resolve_topic_name(rel)
             # Best effort matches both best-effort (live audio) and reliable publishers.
-            reliability = ReliabilityPolicy.BEST_EFFORT if rel in topics.SENSOR_TOPICS else ReliabilityPolicy.RELIABLE
+            reliability = (
+                ReliabilityPolicy.BEST_EFFORT
+                if rel in topics.SENSOR_TOPICS
+                else ReliabilityPolicy.RELIABLE
+            )
             qos = QoSProfile(depth=1000, reliability=reliability)
             self.counts[name] = 0
-            self.create_subscription(message_class(msgtype), name,
-                                     lambda data, n=name, t=msgtype: self._write(n, t, data), qos, raw=True)
-        self.get_logger().info(f"recording {len(self.counts)} topics to {p['output']} ({p['storage']})")
+            self.create_subscription(
+                message_class(msgtype),
+                name,
+                lambda data, n=name, t=msgtype: self._write(n, t, data),
+                qos,
+                raw=True,
+            )
+        self.get_logger().info(
+            f"recording {len(self.counts)} topics to {p['output']} ({p['storage']})"
+        )
 
     def _write(self, topic: str, msgtype: str, data: bytes) -> None:
         if self._writer is None:

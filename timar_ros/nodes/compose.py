@@ -15,6 +15,7 @@ single-threaded executor runs each callback before it looks at the next ready en
 subscription of a node gets its turn; one executor (and thread) per node keeps a slow policy
 step from stalling the player or the recorder, as separate processes would.
 """
+
 from __future__ import annotations
 
 import threading

@@ -12,6 +12,7 @@ Faults (bad audio, gaps, clock jumps, failed or late policy steps) are logged on
 by name in /diagnostics. Start-up problems (missing, truncated or mismatched checkpoint, bad
 parameters) end the process with exit code 2 and a message naming the file and the fix.
 """
+
 from __future__ import annotations
 
 import sys
@@ -27,41 +28,73 @@ from rclpy.qos import QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
 from timar_ros import topics
 from timar_ros.motion import FPS, ROT
 from timar_ros.msg import AudioChunk, ConversationState, HeadMotion
-from timar_ros.nodes.convert import (audio_buffer, diagnostic_array, head_motion, motion_frames, s_to_stamp,
-                                     stamp_to_s)
+from timar_ros.nodes.convert import (
+    audio_buffer,
+    diagnostic_array,
+    head_motion,
+    motion_frames,
+    s_to_stamp,
+    stamp_to_s,
+)
 from timar_ros.nodes.fault_log import PERIOD_DESCRIPTION, PERIOD_PARAM, NodeFaultLog
 from timar_ros.nodes.params import Param, declare
 from timar_ros.nodes.runner import run_node
 from timar_ros.robot.conversation import ConversationPipeline, PipelineConfig, TurnResult
 from timar_ros.robot.faults import Fault
 from timar_ros.robot.policy_setup import BACKENDS, load_policy
+from timar_ros.robot.rotations import flame_to_rep103_quaternion
 from timar_ros.robot.segmenter import WRONG_RATE_ACTIONS
 from timar_ros.robot.status import policy_status
-from timar_ros.robot.rotations import flame_to_rep103_quaternion
 
 NAME = "conversation_policy"
 PARAMS = {
-    "checkpoint": Param("checkpoint folder (model.safetensors + config.json); '' = the bundled model"),
-    "backend": Param("policy backend: 'torch' or 'onnx'; 'auto' = onnx when an export exists, else torch",
-                     choices=BACKENDS),
+    "checkpoint": Param(
+        "checkpoint folder (model.safetensors + config.json); '' = the bundled model"
+    ),
+    "backend": Param(
+        "policy backend: 'torch' or 'onnx'; 'auto' = onnx when an export exists, else torch",
+        choices=BACKENDS,
+    ),
     "device": Param("torch device, e.g. 'cpu' or 'cuda'"),
     "seed": Param("seed of the diffusion sampling noise (same seed + same audio = same motion)"),
-    "kv_cache": Param("reuse past turns' keys/values (exact; off = re-encode the window every turn)"),
+    "kv_cache": Param(
+        "reuse past turns' keys/values (exact; off = re-encode the window every turn)"
+    ),
     "context_turns": Param("past turns the policy attends to; -1 = the model's window - 1", -1, 64),
-    "guidance_scale": Param("classifier-free guidance scale (1 = off, the published setting)", 0.0, 10.0),
+    "guidance_scale": Param(
+        "classifier-free guidance scale (1 = off, the published setting)", 0.0, 10.0
+    ),
     "num_sampling_steps": Param("diffusion sampling steps per turn", 1, 1000),
-    "display_delay_s": Param("frame 0 of a turn is shown this long after the turn's start (s); "
-                             "must cover the turn length plus the policy latency", 0.0, 30.0),
-    "deadline_ms": Param("a step slower than this is reported as a deadline miss (ms)", 1.0, 60000.0),
-    "speaking_threshold": Param("voiced fraction of a turn above which a speaker counts as speaking", 0.0, 1.0),
+    "display_delay_s": Param(
+        "frame 0 of a turn is shown this long after the turn's start (s); "
+        "must cover the turn length plus the policy latency",
+        0.0,
+        30.0,
+    ),
+    "deadline_ms": Param(
+        "a step slower than this is reported as a deadline miss (ms)", 1.0, 60000.0
+    ),
+    "speaking_threshold": Param(
+        "voiced fraction of a turn above which a speaker counts as speaking", 0.0, 1.0
+    ),
     "vad_aggressiveness": Param("webrtcvad aggressiveness 0 (least) .. 3 (most)", 0, 3),
-    "use_user_motion": Param("feed the partner's tracked motion (user/motion) to the policy when present"),
-    "on_wrong_rate": Param("audio not at 16 kHz: 'resample' or 'reject'", choices=WRONG_RATE_ACTIONS),
-    "max_latency_s": Param("a turn still incomplete this long after its end is padded with silence (s)", 0.0, 10.0),
+    "use_user_motion": Param(
+        "feed the partner's tracked motion (user/motion) to the policy when present"
+    ),
+    "on_wrong_rate": Param(
+        "audio not at 16 kHz: 'resample' or 'reject'", choices=WRONG_RATE_ACTIONS
+    ),
+    "max_latency_s": Param(
+        "a turn still incomplete this long after its end is padded with silence (s)", 0.0, 10.0
+    ),
     "max_jump_s": Param("audio stamps jumping by more than this are a clock jump (s)", 0.1, 3600.0),
-    "audio_qos": Param("'sensor_data' (best effort, REP-2003) or 'reliable' for the audio subscriptions",
-                       choices=("sensor_data", "reliable")),
-    "poll_period_s": Param("how often to check for turns whose audio stopped arriving (s)", 0.005, 1.0),
+    "audio_qos": Param(
+        "'sensor_data' (best effort, REP-2003) or 'reliable' for the audio subscriptions",
+        choices=("sensor_data", "reliable"),
+    ),
+    "poll_period_s": Param(
+        "how often to check for turns whose audio stopped arriving (s)", 0.005, 1.0
+    ),
     "motion_frame_id": Param("frame_id of published HeadMotion (the FLAME head frame)"),
     "orientation_frame_id": Param("frame_id of the published head orientation (REP-103 neck base)"),
     "diagnostics_period_s": Param("period of the /diagnostics status (s)", 0.1, 60.0),
@@ -78,15 +111,26 @@ class ConversationPolicy(Node):
         if note:
             self.get_logger().warning(note)
         self.pipeline = ConversationPipeline(self.policy, PipelineConfig.from_params(p))
-        audio_qos = qos_profile_sensor_data if p["audio_qos"] == "sensor_data" else QoSProfile(
-            depth=100, reliability=ReliabilityPolicy.RELIABLE)
-        self.create_subscription(AudioChunk, topics.USER_AUDIO, lambda m: self._on_audio("user", m), audio_qos)
-        self.create_subscription(AudioChunk, topics.AGENT_AUDIO, lambda m: self._on_audio("agent", m), audio_qos)
+        audio_qos = (
+            qos_profile_sensor_data
+            if p["audio_qos"] == "sensor_data"
+            else QoSProfile(depth=100, reliability=ReliabilityPolicy.RELIABLE)
+        )
+        self.create_subscription(
+            AudioChunk, topics.USER_AUDIO, lambda m: self._on_audio("user", m), audio_qos
+        )
+        self.create_subscription(
+            AudioChunk, topics.AGENT_AUDIO, lambda m: self._on_audio("agent", m), audio_qos
+        )
         self.create_subscription(HeadMotion, topics.USER_MOTION, self._on_user_motion, 10)
         commands = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
         self._motion_pub = self.create_publisher(HeadMotion, topics.HEAD_MOTION, commands)
-        self._state_pub = self.create_publisher(ConversationState, topics.CONVERSATION_STATE, commands)
-        self._orientation_pub = self.create_publisher(QuaternionStamped, topics.HEAD_ORIENTATION, 100)
+        self._state_pub = self.create_publisher(
+            ConversationState, topics.CONVERSATION_STATE, commands
+        )
+        self._orientation_pub = self.create_publisher(
+            QuaternionStamped, topics.HEAD_ORIENTATION, 100
+        )
         self._diag_pub = self.create_publisher(DiagnosticArray, topics.DIAGNOSTICS, 10)
         self.create_timer(float(p["poll_period_s"]), self._poll)
         self.create_timer(float(p["diagnostics_period_s"]), self._publish_diagnostics)
@@ -107,9 +151,15 @@ class ConversationPolicy(Node):
         # The interleaved buffer as sent: the segmenter down-mixes (and counts) stereo, and drops
         # (and counts) a buffer that is not a whole number of frames.
         samples, channels = audio_buffer(msg)
-        results = self.pipeline.push_audio(stream, stamp_to_s(msg.header.stamp), samples,
-                                           int(msg.sample_rate), channels=channels, seq=int(msg.seq),
-                                           now_s=self.get_clock().now().nanoseconds * 1e-9)
+        results = self.pipeline.push_audio(
+            stream,
+            stamp_to_s(msg.header.stamp),
+            samples,
+            int(msg.sample_rate),
+            channels=channels,
+            seq=int(msg.seq),
+            now_s=self.get_clock().now().nanoseconds * 1e-9,
+        )
         self._publish(results, arrival)
         self.pipeline.note_time(self.get_clock().now().nanoseconds * 1e-9)
 
@@ -122,10 +172,17 @@ class ConversationPolicy(Node):
             frames = motion_frames(msg)
         except ValueError as exc:
             self._malformed_user_motion += 1
-            self._fault_log(Fault("malformed_user_motion", f"{topics.USER_MOTION} turn {msg.turn_index}: "
-                                  f"malformed HeadMotion ignored: {exc}"))
+            self._fault_log(
+                Fault(
+                    "malformed_user_motion",
+                    f"{topics.USER_MOTION} turn {msg.turn_index}: "
+                    f"malformed HeadMotion ignored: {exc}",
+                )
+            )
             return
-        self.pipeline.push_user_motion(stamp_to_s(msg.header.stamp), float(msg.frame_period), frames)
+        self.pipeline.push_user_motion(
+            stamp_to_s(msg.header.stamp), float(msg.frame_period), frames
+        )
 
     def _poll(self) -> None:
         arrival = time.perf_counter()
@@ -137,9 +194,15 @@ class ConversationPolicy(Node):
         for r in results:
             self.turns += 1
             if r.error is None:
-                self._motion_pub.publish(head_motion(
-                    r.motion, r.display_stamp_s, r.turn.index, self.policy.model_id,
-                    frame_id=self._p["motion_frame_id"]))
+                self._motion_pub.publish(
+                    head_motion(
+                        r.motion,
+                        r.display_stamp_s,
+                        r.turn.index,
+                        self.policy.model_id,
+                        frame_id=self._p["motion_frame_id"],
+                    )
+                )
                 self._publish_orientation(r)
                 self.e2e_ms.append((time.perf_counter() - arrival) * 1e3)
             self.latencies_ms.append(r.latency_ms)
@@ -152,37 +215,60 @@ class ConversationPolicy(Node):
             msg = QuaternionStamped()
             s_to_stamp(r.display_stamp_s + i * period, msg.header.stamp)
             msg.header.frame_id = self._p["orientation_frame_id"]
-            msg.quaternion.x, msg.quaternion.y, msg.quaternion.z, msg.quaternion.w = (float(v) for v in q)
+            msg.quaternion.x, msg.quaternion.y, msg.quaternion.z, msg.quaternion.w = (
+                float(v) for v in q
+            )
             self._orientation_pub.publish(msg)
 
     def _state(self, r: TurnResult) -> ConversationState:
         c = r.counters
         msg = ConversationState(
-            turn_index=r.turn.index, turn_duration=r.turn.duration_s,
-            user_voice_fraction=float(r.user_voice_fraction), agent_voice_fraction=float(r.agent_voice_fraction),
-            user_speaking=bool(r.user_speaking), agent_speaking=bool(r.agent_speaking),
-            history_turns=r.history_turns, policy_latency_ms=float(r.latency_ms),
-            deadline_missed=bool(r.deadline_missed), user_padded_s=float(r.turn.user_padded_s),
-            agent_padded_s=float(r.turn.agent_padded_s), dropped_audio_s=float(c.dropped_audio_s),
-            late_chunks=c.late_chunks, duplicate_chunks=c.duplicate_chunks,
-            invalid_chunks=c.invalid_chunks, skipped_turns=r.skipped_turns,
+            turn_index=r.turn.index,
+            turn_duration=r.turn.duration_s,
+            user_voice_fraction=float(r.user_voice_fraction),
+            agent_voice_fraction=float(r.agent_voice_fraction),
+            user_speaking=bool(r.user_speaking),
+            agent_speaking=bool(r.agent_speaking),
+            history_turns=r.history_turns,
+            policy_latency_ms=float(r.latency_ms),
+            deadline_missed=bool(r.deadline_missed),
+            user_padded_s=float(r.turn.user_padded_s),
+            agent_padded_s=float(r.turn.agent_padded_s),
+            dropped_audio_s=float(c.dropped_audio_s),
+            late_chunks=c.late_chunks,
+            duplicate_chunks=c.duplicate_chunks,
+            invalid_chunks=c.invalid_chunks,
+            skipped_turns=r.skipped_turns,
         )
         s_to_stamp(max(r.turn.start_s, 0.0), msg.header.stamp)
         return msg
 
     def _publish_diagnostics(self) -> None:
-        status = policy_status(self.pipeline, self.turns, self.backend, self.latencies_ms, self.e2e_ms,
-                               self._p["deadline_ms"],
-                               extra={"malformed_user_motion": self._malformed_user_motion},
-                               logged=self._fault_log.counts)
-        self._diag_pub.publish(diagnostic_array(status, f"{self.get_name()}: policy",
-                                                self.policy.model_id, self.get_clock().now().to_msg()))
+        status = policy_status(
+            self.pipeline,
+            self.turns,
+            self.backend,
+            self.latencies_ms,
+            self.e2e_ms,
+            self._p["deadline_ms"],
+            extra={"malformed_user_motion": self._malformed_user_motion},
+            logged=self._fault_log.counts,
+        )
+        self._diag_pub.publish(
+            diagnostic_array(
+                status,
+                f"{self.get_name()}: policy",
+                self.policy.model_id,
+                self.get_clock().now().to_msg(),
+            )
+        )
 
 
 def main(args=None) -> int:
     # a missing/truncated/mismatched checkpoint or bad parameters: exit 2 with the message
-    return run_node(ConversationPolicy, NAME, args,
-                    setup_errors=(RuntimeError,))  # e.g. onnxruntime refusing a graph
+    return run_node(
+        ConversationPolicy, NAME, args, setup_errors=(RuntimeError,)
+    )  # e.g. onnxruntime refusing a graph
 
 
 if __name__ == "__main__":

@@ -1,4 +1,5 @@
 """Conversions between numpy arrays and our ROS messages (the nodes' one place for them)."""
+
 from __future__ import annotations
 
 from array import array
@@ -10,7 +11,7 @@ from timar_ros.msg import AudioChunk, HeadMotion
 
 
 def float32_seq(values: np.ndarray) -> array:
-    """numpy -> array('f'), the type rosidl expects for unbounded float32[] fields (no copy loop)."""
+    """numpy -> array('f'), the type rosidl expects for unbounded float32[] fields (no loop)."""
     out = array("f")
     out.frombytes(np.ascontiguousarray(values, dtype=np.float32).tobytes())
     return out
@@ -27,7 +28,9 @@ def s_to_stamp(seconds: float, stamp) -> None:
     stamp.sec, stamp.nanosec = ns // 1_000_000_000, ns % 1_000_000_000
 
 
-def audio_chunk(samples: np.ndarray, sample_rate: int, stamp_s: float, frame_id: str, seq: int) -> AudioChunk:
+def audio_chunk(
+    samples: np.ndarray, sample_rate: int, stamp_s: float, frame_id: str, seq: int
+) -> AudioChunk:
     """Mono samples [N] float32 -> AudioChunk stamped at its first sample (seconds)."""
     msg = AudioChunk(sample_rate=int(sample_rate), channels=1, seq=int(seq))
     s_to_stamp(stamp_s, msg.header.stamp)
@@ -38,7 +41,11 @@ def audio_chunk(samples: np.ndarray, sample_rate: int, stamp_s: float, frame_id:
 
 def audio_buffer(msg: AudioChunk) -> tuple[np.ndarray, int]:
     """AudioChunk -> (samples [n * channels] float32 interleaved as sent, a view; channels >= 1)."""
-    data = np.frombuffer(msg.samples, dtype=np.float32) if len(msg.samples) else np.zeros(0, np.float32)
+    data = (
+        np.frombuffer(msg.samples, dtype=np.float32)
+        if len(msg.samples)
+        else np.zeros(0, np.float32)
+    )
     return data, max(int(msg.channels), 1)
 
 
@@ -48,19 +55,31 @@ def audio_samples(msg: AudioChunk) -> np.ndarray:
     Raises ValueError when the buffer is not a whole number of ``channels``-sample frames."""
     data, channels = audio_buffer(msg)
     if len(data) % channels:
-        raise ValueError(f"AudioChunk has {len(data)} samples, not a whole number of {channels}-channel "
-                         "frames: the publisher's 'channels' field or its buffer is wrong")
+        raise ValueError(
+            f"AudioChunk has {len(data)} samples, not a whole number of {channels}-channel "
+            "frames: the publisher's 'channels' field or its buffer is wrong"
+        )
     return data.reshape(-1, channels)
 
 
-def head_motion(frames: np.ndarray, stamp_s: float, turn_index: int, model_id: str,
-                frame_period: float = 1.0 / mv.FPS, frame_id: str = "flame_head") -> HeadMotion:
+def head_motion(
+    frames: np.ndarray,
+    stamp_s: float,
+    turn_index: int,
+    model_id: str,
+    frame_period: float = 1.0 / mv.FPS,
+    frame_id: str = "flame_head",
+) -> HeadMotion:
     """Motion [N, 56] (exp | jaw | rotation) -> HeadMotion with frame 0 shown at stamp_s."""
     frames = np.asarray(frames, dtype=np.float32)
     if frames.ndim != 2 or frames.shape[1] != mv.MOTION_DIM:
         raise ValueError(f"motion must be [N, {mv.MOTION_DIM}], got {frames.shape}")
-    msg = HeadMotion(frame_period=float(frame_period), num_frames=len(frames),
-                     turn_index=int(turn_index), model_id=model_id)
+    msg = HeadMotion(
+        frame_period=float(frame_period),
+        num_frames=len(frames),
+        turn_index=int(turn_index),
+        model_id=model_id,
+    )
     s_to_stamp(stamp_s, msg.header.stamp)
     msg.header.frame_id = frame_id
     msg.expression = float32_seq(frames[:, mv.EXP])
@@ -77,7 +96,10 @@ def motion_frames(msg: HeadMotion) -> np.ndarray:
     for values, dim in parts:
         arr = np.frombuffer(values, dtype=np.float32) if len(values) else np.zeros(0, np.float32)
         if arr.size != n * dim:
-            raise ValueError(f"HeadMotion with num_frames={n} has a field of {arr.size} values, expected {n * dim}")
+            raise ValueError(
+                f"HeadMotion with num_frames={n} has a field of {arr.size} values, expected "
+                f"{n * dim}"
+            )
         cols.append(arr.reshape(n, dim))
     return np.concatenate(cols, axis=1)
 
@@ -86,9 +108,21 @@ def diagnostic_array(status, name: str, hardware_id: str, stamp):
     """A :class:`timar_ros.robot.status.Status` as a one-status ``DiagnosticArray`` at ``stamp``."""
     from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 
-    level = {"ok": DiagnosticStatus.OK, "warn": DiagnosticStatus.WARN, "error": DiagnosticStatus.ERROR}
-    msg = DiagnosticArray(status=[DiagnosticStatus(
-        level=level[status.level], name=name, message=status.message, hardware_id=str(hardware_id),
-        values=[KeyValue(key=k, value=str(v)) for k, v in status.values.items()])])
+    level = {
+        "ok": DiagnosticStatus.OK,
+        "warn": DiagnosticStatus.WARN,
+        "error": DiagnosticStatus.ERROR,
+    }
+    msg = DiagnosticArray(
+        status=[
+            DiagnosticStatus(
+                level=level[status.level],
+                name=name,
+                message=status.message,
+                hardware_id=str(hardware_id),
+                values=[KeyValue(key=k, value=str(v)) for k, v in status.values.items()],
+            )
+        ]
+    )
     msg.header.stamp = stamp
     return msg

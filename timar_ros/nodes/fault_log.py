@@ -1,11 +1,14 @@
 """The one way a node logs a Fault: rate-limited per kind, at the fault's severity."""
+
 from __future__ import annotations
 
 from timar_ros.robot.faults import Fault, FaultLog
 
 PERIOD_PARAM = "fault_log_period_s"
-PERIOD_DESCRIPTION = ("each kind of fault is logged at most once per this period (s), with the "
-                      "count of those held back; all are counted in /diagnostics")
+PERIOD_DESCRIPTION = (
+    "each kind of fault is logged at most once per this period (s), with the "
+    "count of those held back; all are counted in /diagnostics"
+)
 
 
 class NodeFaultLog:

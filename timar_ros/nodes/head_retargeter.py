@@ -27,6 +27,7 @@ Parameters: ``retarget_config`` and ``command_interface`` are read on configure,
 while the node is unconfigured (a set while it is configured is refused, with the reason); the
 others are read once at start-up and are read-only.
 """
+
 from __future__ import annotations
 
 import sys
@@ -42,8 +43,8 @@ from std_msgs.msg import Float64MultiArray
 from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
 
 from timar_ros import topics
-from timar_ros.msg import HeadMotion
 from timar_ros.motion import EXP, JAW, ROT
+from timar_ros.msg import HeadMotion
 from timar_ros.nodes.convert import diagnostic_array, motion_frames, s_to_stamp, stamp_to_s
 from timar_ros.nodes.fault_log import PERIOD_DESCRIPTION, PERIOD_PARAM, NodeFaultLog
 from timar_ros.nodes.params import CONFIGURE, Param, declare
@@ -55,12 +56,18 @@ from timar_ros.robot.status import player_faults, servo_status
 NAME = "head_retargeter"
 INTERFACES = ("forward", "trajectory", "none")
 PARAMS = {
-    "retarget_config": Param("per-robot retarget YAML; '' = config/retarget_default.yaml",
-                             read_at=CONFIGURE),
-    "command_interface": Param("'forward' (Float64MultiArray every tick), 'trajectory' "
-                               "(JointTrajectory per block) or 'none' (JointState only)",
-                               read_at=CONFIGURE, choices=INTERFACES),
-    "autostart": Param("configure and activate at start-up instead of waiting for lifecycle commands"),
+    "retarget_config": Param(
+        "per-robot retarget YAML; '' = config/retarget_default.yaml", read_at=CONFIGURE
+    ),
+    "command_interface": Param(
+        "'forward' (Float64MultiArray every tick), 'trajectory' "
+        "(JointTrajectory per block) or 'none' (JointState only)",
+        read_at=CONFIGURE,
+        choices=INTERFACES,
+    ),
+    "autostart": Param(
+        "configure and activate at start-up instead of waiting for lifecycle commands"
+    ),
     "joint_state_frame_id": Param("frame_id of the published JointState"),
     PERIOD_PARAM: Param(PERIOD_DESCRIPTION, 0.0, 3600.0),
 }
@@ -99,9 +106,14 @@ class HeadRetargeter(LifecycleNode):
     def _on_set_parameters(self, params) -> SetParametersResult:
         late = [p.name for p in params if p.name in PARAMS and PARAMS[p.name].read_at == CONFIGURE]
         if late and self.player is not None:
-            return SetParametersResult(successful=False, reason=(
-                f"{', '.join(late)}: read on configure, and {NAME} is configured; deactivate and "
-                "clean it up, set the parameter, then configure again"))
+            return SetParametersResult(
+                successful=False,
+                reason=(
+                    f"{', '.join(late)}: read on configure, and {NAME} is configured; deactivate "
+                    "and "
+                    "clean it up, set the parameter, then configure again"
+                ),
+            )
         return SetParametersResult(successful=True)
 
     def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:
@@ -114,14 +126,20 @@ class HeadRetargeter(LifecycleNode):
         self.player = MotionPlayer(cfg)
         self._dt = 1.0 / cfg.servo_rate_hz
         reliable = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
-        self._pubs["joint_states"] = self.create_lifecycle_publisher(JointState, topics.JOINT_STATES, reliable)
+        self._pubs["joint_states"] = self.create_lifecycle_publisher(
+            JointState, topics.JOINT_STATES, reliable
+        )
         if mode == "forward":
             self._pubs["forward"] = self.create_lifecycle_publisher(
-                Float64MultiArray, topics.FORWARD_COMMANDS, reliable)
+                Float64MultiArray, topics.FORWARD_COMMANDS, reliable
+            )
         elif mode == "trajectory":
             self._pubs["trajectory"] = self.create_lifecycle_publisher(
-                JointTrajectory, topics.JOINT_TRAJECTORY, reliable)
-        self._sub = self.create_subscription(HeadMotion, topics.HEAD_MOTION, self._on_motion, reliable)
+                JointTrajectory, topics.JOINT_TRAJECTORY, reliable
+            )
+        self._sub = self.create_subscription(
+            HeadMotion, topics.HEAD_MOTION, self._on_motion, reliable
+        )
         self._timer = self.create_timer(self._dt, self._tick)
         self._diag_pub = self.create_publisher(DiagnosticArray, topics.DIAGNOSTICS, 10)
         self._diag_timer = self.create_timer(1.0, self._publish_diagnostics)
@@ -135,8 +153,10 @@ class HeadRetargeter(LifecycleNode):
 
     def _configure_failed(self, problem: str) -> TransitionCallbackReturn:
         self._config_error = problem
-        self.get_logger().error(f"{problem}; the node stays unconfigured (fix the file or the "
-                                "parameter, then configure again)")
+        self.get_logger().error(
+            f"{problem}; the node stays unconfigured (fix the file or the "
+            "parameter, then configure again)"
+        )
         return TransitionCallbackReturn.FAILURE
 
     def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
@@ -182,14 +202,21 @@ class HeadRetargeter(LifecycleNode):
             frames = motion_frames(msg)
         except ValueError as exc:
             self._malformed_blocks += 1
-            self._fault_log(Fault("malformed_blocks", f"ignoring malformed HeadMotion (turn "
-                                  f"{msg.turn_index}): {exc}"))
+            self._fault_log(
+                Fault(
+                    "malformed_blocks",
+                    f"ignoring malformed HeadMotion (turn {msg.turn_index}): {exc}",
+                )
+            )
             return
         stamp = stamp_to_s(msg.header.stamp)
-        accepted = self.player.add_block(stamp, float(msg.frame_period), frames[:, EXP], frames[:, JAW],
-                                         frames[:, ROT])
-        self._report(f"HeadMotion turn {msg.turn_index} (stamp {stamp:.3f} s, {msg.num_frames} frames, "
-                     f"now {self._now():.3f} s)")
+        accepted = self.player.add_block(
+            stamp, float(msg.frame_period), frames[:, EXP], frames[:, JAW], frames[:, ROT]
+        )
+        self._report(
+            f"HeadMotion turn {msg.turn_index} (stamp {stamp:.3f} s, {msg.num_frames} frames, "
+            f"now {self._now():.3f} s)"
+        )
         if accepted and "trajectory" in self._pubs:
             start = max(stamp, self._now())
             self._publish_trajectory(start, stamp + msg.num_frames * float(msg.frame_period))
@@ -206,8 +233,11 @@ class HeadRetargeter(LifecycleNode):
             self._watchdog_trips = trips
             if "trajectory" in self._pubs:
                 self._publish_trajectory(now, now + self.player.motion_bound_s)
-        js = JointState(name=list(self.player.joint_names), position=positions.tolist(),
-                        velocity=self.player.velocities.tolist())
+        js = JointState(
+            name=list(self.player.joint_names),
+            position=positions.tolist(),
+            velocity=self.player.velocities.tolist(),
+        )
         s_to_stamp(now, js.header.stamp)
         js.header.frame_id = self._p["joint_state_frame_id"]
         self._pubs["joint_states"].publish(js)
@@ -224,9 +254,17 @@ class HeadRetargeter(LifecycleNode):
     def _publish_diagnostics(self) -> None:
         if self.player is None:
             return
-        status = servo_status(self.player, self._active, {"malformed_blocks": self._malformed_blocks})
-        self._diag_pub.publish(diagnostic_array(status, f"{self.get_name()}: servo commands",
-                                                self.player.config.robot, self.get_clock().now().to_msg()))
+        status = servo_status(
+            self.player, self._active, {"malformed_blocks": self._malformed_blocks}
+        )
+        self._diag_pub.publish(
+            diagnostic_array(
+                status,
+                f"{self.get_name()}: servo commands",
+                self.player.config.robot,
+                self.get_clock().now().to_msg(),
+            )
+        )
 
     def _publish_trajectory(self, start_s: float, end_s: float) -> None:
         """Sample a copy of the player from start_s to end_s at the servo rate (same limits)."""
@@ -234,8 +272,9 @@ class HeadRetargeter(LifecycleNode):
         traj = JointTrajectory(joint_names=list(self.player.joint_names))
         s_to_stamp(start_s, traj.header.stamp)
         for t, pos in zip(times, self.player.preview(times)):
-            traj.points.append(JointTrajectoryPoint(positions=pos.tolist(),
-                                                    time_from_start=_duration(t - start_s)))
+            traj.points.append(
+                JointTrajectoryPoint(positions=pos.tolist(), time_from_start=_duration(t - start_s))
+            )
         if traj.points:
             self._pubs["trajectory"].publish(traj)
 

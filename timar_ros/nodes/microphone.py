@@ -4,6 +4,7 @@ A managed (lifecycle) node: `configure` opens the device and checks its settings
 starts streaming, `deactivate` stops it. Chunks are stamped with the estimated capture time of
 their first sample (ROS clock now - chunk duration - the device's input latency).
 """
+
 from __future__ import annotations
 
 import sys
@@ -24,11 +25,17 @@ from timar_ros.robot.faults import Fault
 NAME = "microphone"
 PARAMS = {
     "device": Param("sounddevice input device: '' = system default, a name substring, or an index"),
-    "sample_rate": Param("capture rate in Hz (16000 avoids resampling in the policy)", 8000, 192000),
+    "sample_rate": Param(
+        "capture rate in Hz (16000 avoids resampling in the policy)", 8000, 192000
+    ),
     "chunk_s": Param("seconds of audio per AudioChunk", 0.005, 1.0),
-    "channels": Param("channels to capture; more than 1 is down-mixed to mono before publishing", 1, 32),
-    "role": Param("'user' (the partner, default) or 'agent': selects the topic user/audio or agent/audio",
-                  choices=("user", "agent")),
+    "channels": Param(
+        "channels to capture; more than 1 is down-mixed to mono before publishing", 1, 32
+    ),
+    "role": Param(
+        "'user' (the partner, default) or 'agent': selects the topic user/audio or agent/audio",
+        choices=("user", "agent"),
+    ),
     "gain": Param("linear gain applied to the samples (clipped to [-1, 1])", 0.0, 100.0),
     PERIOD_PARAM: Param(PERIOD_DESCRIPTION, 0.0, 3600.0),
 }
@@ -44,7 +51,8 @@ def import_sounddevice():
         import sounddevice
     except OSError as exc:  # sounddevice raises OSError when libportaudio is absent
         raise MicrophoneSetupError(
-            f"PortAudio is not available ({exc}); install it (Debian/Ubuntu: apt install libportaudio2)"
+            f"PortAudio is not available ({exc}); install it (Debian/Ubuntu: apt install "
+            "libportaudio2)"
         ) from exc
     return sounddevice
 
@@ -71,12 +79,21 @@ class Microphone(LifecycleNode):
         try:
             sd = import_sounddevice()
             device = int(p["device"]) if str(p["device"]).isdigit() else (p["device"] or None)
-            sd.check_input_settings(device=device, samplerate=float(p["sample_rate"]),
-                                    channels=int(p["channels"]), dtype="float32")
+            sd.check_input_settings(
+                device=device,
+                samplerate=float(p["sample_rate"]),
+                channels=int(p["channels"]),
+                dtype="float32",
+            )
             blocksize = int(round(float(p["chunk_s"]) * int(p["sample_rate"])))
-            self._stream = sd.InputStream(device=device, samplerate=int(p["sample_rate"]),
-                                          channels=int(p["channels"]), dtype="float32",
-                                          blocksize=blocksize, callback=self._on_audio)
+            self._stream = sd.InputStream(
+                device=device,
+                samplerate=int(p["sample_rate"]),
+                channels=int(p["channels"]),
+                dtype="float32",
+                blocksize=blocksize,
+                callback=self._on_audio,
+            )
         except MicrophoneSetupError as exc:
             self.get_logger().error(str(exc))
             return TransitionCallbackReturn.FAILURE
@@ -126,10 +143,20 @@ class Microphone(LifecycleNode):
         with self._lock:
             if status.input_overflow:
                 self._overflows += 1
-                self._fault_log(Fault("input_overflows", f"input overflow ({self._overflows} so far): "
-                                      "audio was lost (a busy CPU, or chunk_s too small)"))
-            msg = audio_chunk(to_mono_chunk(block, float(self._p["gain"])), rate, stamp_s,
-                              self._p["role"], self._seq)
+                self._fault_log(
+                    Fault(
+                        "input_overflows",
+                        f"input overflow ({self._overflows} so far): "
+                        "audio was lost (a busy CPU, or chunk_s too small)",
+                    )
+                )
+            msg = audio_chunk(
+                to_mono_chunk(block, float(self._p["gain"])),
+                rate,
+                stamp_s,
+                self._p["role"],
+                self._seq,
+            )
             self._seq += 1
         self._pub.publish(msg)
 

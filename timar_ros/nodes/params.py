@@ -9,6 +9,7 @@ appearing to succeed and changing nothing; `ros2 param describe` says how to cha
 lifecycle node's parameters marked ``read_at=CONFIGURE`` are read in on_configure: the node itself
 refuses a set while it is configured.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -19,16 +20,14 @@ from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescri
 from timar_ros.resources import NODE_DEFAULTS as DEFAULTS_FILE
 from timar_ros.resources import node_defaults
 
-
-
 START = "start"  # read once when the node starts: read-only afterwards
 CONFIGURE = "configure"  # read by a lifecycle node on configure: settable while unconfigured
 
 _WHEN = {
     START: "read once at start-up (read-only): set it in the params file or with -p NAME:=VALUE "
-           "and restart the node",
+    "and restart the node",
     CONFIGURE: "read on configure: set it while the node is unconfigured (clean it up first), "
-               "then configure",
+    "then configure",
 }
 
 
@@ -64,7 +63,9 @@ def declare(node, node_name: str, specs: dict[str, Param]) -> dict[str, Any]:
     defaults = node_defaults(node_name)
     unknown = set(defaults) - set(specs)
     if unknown:
-        raise KeyError(f"config/{DEFAULTS_FILE} sets unknown parameters for {node_name}: {sorted(unknown)}")
+        raise KeyError(
+            f"config/{DEFAULTS_FILE} sets unknown parameters for {node_name}: {sorted(unknown)}"
+        )
     values = {}
     for name, spec in specs.items():
         if name not in defaults:
@@ -73,16 +74,23 @@ def declare(node, node_name: str, specs: dict[str, Param]) -> dict[str, Any]:
         constraints = _WHEN[spec.read_at]
         if spec.choices:
             constraints = f"one of {', '.join(map(str, spec.choices))}; {constraints}"
-        descriptor = ParameterDescriptor(description=spec.description, read_only=spec.read_at == START,
-                                         additional_constraints=constraints)
+        descriptor = ParameterDescriptor(
+            description=spec.description,
+            read_only=spec.read_at == START,
+            additional_constraints=constraints,
+        )
         if spec.min is not None and spec.max is not None:
             if isinstance(default, bool):
                 pass
             elif isinstance(default, int):
-                descriptor.integer_range = [IntegerRange(from_value=int(spec.min), to_value=int(spec.max), step=0)]
+                descriptor.integer_range = [
+                    IntegerRange(from_value=int(spec.min), to_value=int(spec.max), step=0)
+                ]
             elif isinstance(default, float):
                 descriptor.floating_point_range = [
-                    FloatingPointRange(from_value=float(spec.min), to_value=float(spec.max), step=0.0)
+                    FloatingPointRange(
+                        from_value=float(spec.min), to_value=float(spec.max), step=0.0
+                    )
                 ]
         node.declare_parameter(name, default, descriptor)
         values[name] = node.get_parameter(name).value
@@ -113,7 +121,9 @@ def _check_choices(params, specs: dict[str, Param]):
 def stray_overrides(node) -> list[str]:
     """Names set for ``node`` (params file, ``-p``, parameter_overrides) that it never declared."""
     overrides = getattr(node, "_parameter_overrides", None) or {}  # rclpy keeps them here
-    return sorted(n for n in overrides if not n.startswith("qos_overrides.") and not node.has_parameter(n))
+    return sorted(
+        n for n in overrides if not n.startswith("qos_overrides.") and not node.has_parameter(n)
+    )
 
 
 def warn_stray_overrides(node, node_name: str) -> None:
@@ -123,4 +133,5 @@ def warn_stray_overrides(node, node_name: str) -> None:
     if stray:
         node.get_logger().warning(
             f"ignoring parameter(s) {stray}: {node_name} has no such parameter (a typo? its "
-            f"parameters and defaults are in config/{DEFAULTS_FILE})")
+            f"parameters and defaults are in config/{DEFAULTS_FILE})"
+        )

@@ -1,4 +1,5 @@
-"""The `main()` every node shares: init, spin, shut down cleanly, turn setup errors into a message."""
+"""The `main()` every node shares: init, spin, shut down cleanly, setup errors as one message."""
+
 from __future__ import annotations
 
 import sys
@@ -11,8 +12,12 @@ from rclpy.executors import ExternalShutdownException
 from timar_ros.errors import InputError
 
 
-def run_node(factory: Callable[[], object], name: str, args=None,
-             setup_errors: tuple[type[BaseException], ...] = ()) -> int:
+def run_node(
+    factory: Callable[[], object],
+    name: str,
+    args=None,
+    setup_errors: tuple[type[BaseException], ...] = (),
+) -> int:
     """Create the node with `factory()` and spin it until Ctrl-C, SIGTERM or SystemExit.
 
     Returns the process exit status: 0, or 2 when creating the node raised bad input (an
@@ -27,7 +32,13 @@ def run_node(factory: Callable[[], object], name: str, args=None,
         rclpy.spin(node)
     except (KeyboardInterrupt, ExternalShutdownException, SystemExit):
         pass
-    except (ParameterException, InputError, FileNotFoundError, ValueError, *setup_errors) as exc:  # e.g. a value outside its declared range
+    except (
+        ParameterException,
+        InputError,
+        FileNotFoundError,
+        ValueError,
+        *setup_errors,
+    ) as exc:  # e.g. a value outside its declared range
         if node is not None:  # an error while running is a bug: keep its traceback
             raise
         print(f"{name}: cannot start: {exc}", file=sys.stderr)

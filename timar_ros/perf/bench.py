@@ -21,6 +21,7 @@ Reusable pieces (other backends add rows with them): :func:`time_policy` times a
 :class:`~timar_ros.runtime.StreamingPolicy`; :func:`summarise` turns timings into a row;
 :func:`format_table` prints rows. Importing this module has no side effects.
 """
+
 from __future__ import annotations
 
 import json
@@ -47,8 +48,9 @@ def _inputs(policy, n_turns: int, seed: int):
     return ua, aa, um
 
 
-def time_policy(policy, repeats: int = 10, n_turns: int = LONG_FROM + 4, seed: int = 0,
-                warmup: int = 2) -> dict[str, list[float]]:
+def time_policy(
+    policy, repeats: int = 10, n_turns: int = LONG_FROM + 4, seed: int = 0, warmup: int = 2
+) -> dict[str, list[float]]:
     """Step ``policy`` through ``repeats`` fresh conversations of ``n_turns`` turns.
 
     Returns {bucket: [ms, ...]} with buckets "0".."7" (turns processed before the step) and
@@ -71,16 +73,26 @@ def time_policy(policy, repeats: int = 10, n_turns: int = LONG_FROM + 4, seed: i
     return out
 
 
-def summarise(name: str, timings: dict[str, list[float]], turn_seconds: float,
-              **info) -> dict:
+def summarise(name: str, timings: dict[str, list[float]], turn_seconds: float, **info) -> dict:
     """A bench row: per-bucket p50/p99 and overall p50/p99 (all timed steps)."""
     allms = np.concatenate([np.asarray(v) for v in timings.values()])
-    per = {k: {"p50_ms": float(np.percentile(v, 50)), "p99_ms": float(np.percentile(v, 99)),
-               "n": len(v)} for k, v in timings.items()}
+    per = {
+        k: {
+            "p50_ms": float(np.percentile(v, 50)),
+            "p99_ms": float(np.percentile(v, 99)),
+            "n": len(v),
+        }
+        for k, v in timings.items()
+    }
     p50 = float(np.percentile(allms, 50))
-    row = {"name": name, "per_history": per, "p50_ms_turn": p50,
-           "p99_ms_turn": float(np.percentile(allms, 99)),
-           "rtf": p50 / (1e3 * turn_seconds), **info}
+    row = {
+        "name": name,
+        "per_history": per,
+        "p50_ms_turn": p50,
+        "p99_ms_turn": float(np.percentile(allms, 99)),
+        "rtf": p50 / (1e3 * turn_seconds),
+        **info,
+    }
     if "0" in per and "7" in per:
         row["flatness_h7_over_h0"] = per["7"]["p50_ms"] / per["0"]["p50_ms"]
     return row
@@ -113,8 +125,11 @@ def _pp(a: float, b: float) -> str:
 
 def format_table(rows: list[dict]) -> str:
     buckets = list(map(str, HISTORIES)) + [f"{LONG_FROM}+"]
-    head = (f"{'policy':<16}" + "".join(f"{'h' + b:>12}" for b in buckets)
-            + f"{'all p50/p99':>13}{'h7/h0':>7}{'GFLOP':>7}")
+    head = (
+        f"{'policy':<16}"
+        + "".join(f"{'h' + b:>12}" for b in buckets)
+        + f"{'all p50/p99':>13}{'h7/h0':>7}{'GFLOP':>7}"
+    )
     lines = ["per-turn step latency, p50/p99 ms, by history turns", head, "-" * len(head)]
     for r in rows:
         cells = []
@@ -123,14 +138,19 @@ def format_table(rows: list[dict]) -> str:
             cells.append(_pp(s["p50_ms"], s["p99_ms"]) if s else "-")
         fl = r.get("flops_per_turn")
         flat = r.get("flatness_h7_over_h0")
-        lines.append(f"{r['name']:<16}" + "".join(f"{c:>12}" for c in cells)
-                     + f"{_pp(r['p50_ms_turn'], r['p99_ms_turn']):>13}"
-                     + (f"{flat:>7.2f}" if flat else f"{'-':>7}")
-                     + (f"{fl / 1e9:>7.2f}" if fl else f"{'-':>7}"))
+        lines.append(
+            f"{r['name']:<16}"
+            + "".join(f"{c:>12}" for c in cells)
+            + f"{_pp(r['p50_ms_turn'], r['p99_ms_turn']):>13}"
+            + (f"{flat:>7.2f}" if flat else f"{'-':>7}")
+            + (f"{fl / 1e9:>7.2f}" if fl else f"{'-':>7}")
+        )
     return "\n".join(lines)
 
 
-def prepare_checkpoint(checkpoint: str | None, preset: str, tmp: Path, log=print) -> tuple[Path, str]:
+def prepare_checkpoint(
+    checkpoint: str | None, preset: str, tmp: Path, log=print
+) -> tuple[Path, str]:
     """The checkpoint folder to benchmark, with an ONNX export in its ``onnx/`` subfolder.
 
     ``checkpoint`` None: the bundled ``checkpoints/<preset>`` when it exists, else a random init
@@ -152,8 +172,10 @@ def prepare_checkpoint(checkpoint: str | None, preset: str, tmp: Path, log=print
             ck = link
         t0 = time.monotonic()
         export_checkpoint(ck, log=lambda *a: None)
-        log(f"ONNX export {status}: exported {source} in {time.monotonic() - t0:.0f} s (not saved; "
-            f"`timar export {checkpoint}` keeps one)")
+        log(
+            f"ONNX export {status}: exported {source} in {time.monotonic() - t0:.0f} s (not saved; "
+            f"`timar export {checkpoint}` keeps one)"
+        )
         source += " (exported on the fly)"
     return ck, source
 
@@ -197,10 +219,16 @@ def torch_free_rss(checkpoint: Path, turns: int = 100, threads: int | None = Non
     the child's ``VmHWM`` from /proc/self/status, which starts afresh at exec; ``ru_maxrss`` is
     reported too, and used where /proc is missing."""
     env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join([str(Path(__file__).resolve().parents[2]),
-                                         env.get("PYTHONPATH", "")])
-    r = subprocess.run([sys.executable, "-c", RSS_CHILD, str(checkpoint), str(turns),
-                        str(threads or 0)], capture_output=True, text=True, env=env, timeout=600)
+    env["PYTHONPATH"] = os.pathsep.join(
+        [str(Path(__file__).resolve().parents[2]), env.get("PYTHONPATH", "")]
+    )
+    r = subprocess.run(
+        [sys.executable, "-c", RSS_CHILD, str(checkpoint), str(turns), str(threads or 0)],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=600,
+    )
     if r.returncode != 0:
         raise RuntimeError(f"torch-free runtime subprocess failed:\n{r.stderr[-3000:]}")
     out = json.loads(r.stdout.strip().splitlines()[-1])
@@ -208,8 +236,13 @@ def torch_free_rss(checkpoint: Path, turns: int = 100, threads: int | None = Non
     return out
 
 
-def e2e_through_dds(checkpoint: Path, backend: str, audio_seconds: float = 180.0,
-                    playback_rate: float = 6.0, log=print) -> dict:
+def e2e_through_dds(
+    checkpoint: Path,
+    backend: str,
+    audio_seconds: float = 180.0,
+    playback_rate: float = 6.0,
+    log=print,
+) -> dict:
     """End-to-end latency through DDS: this process runs the conversation_policy node; a child
     process runs audio_file_player on the bundled conversation (looped, ``playback_rate`` x real
     time, RELIABLE QoS) until ``audio_seconds`` of audio have been turned into turns. The node
@@ -224,8 +257,9 @@ def e2e_through_dds(checkpoint: Path, backend: str, audio_seconds: float = 180.0
     env = dict(os.environ)
     domain = random.randint(120, 200)  # away from the test suite's and the Makefile's domains
     env["ROS_DOMAIN_ID"] = str(domain)
-    env["PYTHONPATH"] = os.pathsep.join([str(Path(__file__).resolve().parents[2]),
-                                         env.get("PYTHONPATH", "")])
+    env["PYTHONPATH"] = os.pathsep.join(
+        [str(Path(__file__).resolve().parents[2]), env.get("PYTHONPATH", "")]
+    )
     env["PYTHONUNBUFFERED"] = "1"
 
     from timar_ros.nodes.compose import RosSession
@@ -237,8 +271,14 @@ def e2e_through_dds(checkpoint: Path, backend: str, audio_seconds: float = 180.0
     player = None
     try:
         with RosSession(domain_id=domain) as ros:
-            node = ros.add(ConversationPolicy, namespace=ns, spin=False, checkpoint=str(checkpoint),
-                           backend=backend, audio_qos="reliable")
+            node = ros.add(
+                ConversationPolicy,
+                namespace=ns,
+                spin=False,
+                checkpoint=str(checkpoint),
+                backend=backend,
+                audio_qos="reliable",
+            )
             spt = node.policy.samples_per_turn
             z = np.zeros(spt, np.float32)
             node.policy.step(z, z)  # warm-up (allocations, first-call graph setup)
@@ -247,14 +287,33 @@ def e2e_through_dds(checkpoint: Path, backend: str, audio_seconds: float = 180.0
             turn_s = node.policy.frames_per_turn / 25.0
             n_turns = max(3, int(audio_seconds / turn_s))
             player = subprocess.Popen(
-                [sys.executable, "-m", "timar_ros.nodes.audio_file_player", "--ros-args",
-                 "-r", f"__ns:={ns}",
-                 "-p", f"user_wav:={conv / 'demo_speaker1.wav'}",
-                 "-p", f"agent_wav:={conv / 'demo_speaker2.wav'}",
-                 "-p", f"playback_rate:={float(playback_rate)}", "-p", "loop:=true",
-                 "-p", "reliable:=true", "-p", "start_delay_s:=0.5",
-                 "-p", "wait_for_subscribers:=1"],
-                env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+                [
+                    sys.executable,
+                    "-m",
+                    "timar_ros.nodes.audio_file_player",
+                    "--ros-args",
+                    "-r",
+                    f"__ns:={ns}",
+                    "-p",
+                    f"user_wav:={conv / 'demo_speaker1.wav'}",
+                    "-p",
+                    f"agent_wav:={conv / 'demo_speaker2.wav'}",
+                    "-p",
+                    f"playback_rate:={float(playback_rate)}",
+                    "-p",
+                    "loop:=true",
+                    "-p",
+                    "reliable:=true",
+                    "-p",
+                    "start_delay_s:=0.5",
+                    "-p",
+                    "wait_for_subscribers:=1",
+                ],
+                env=env,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.PIPE,
+                text=True,
+            )
             deadline = time.monotonic() + 60 + 2 * audio_seconds / playback_rate
             t0 = time.monotonic()
             while node.turns < n_turns and time.monotonic() < deadline:
@@ -267,15 +326,19 @@ def e2e_through_dds(checkpoint: Path, backend: str, audio_seconds: float = 180.0
             lat = np.asarray(node.latencies_ms, dtype=float)
             if len(e2e) == 0:
                 raise RuntimeError("no turn was published within the time limit (DDS discovery?)")
-            return {"e2e_p50_ms": float(np.percentile(e2e, 50)),
-                    "e2e_p99_ms": float(np.percentile(e2e, 99)),
-                    "e2e_max_ms": float(e2e.max()),
-                    "e2e_turns": int(len(e2e)), "e2e_audio_s": float(node.turns * turn_s),
-                    "e2e_policy_p50_ms": float(np.percentile(lat, 50)),
-                    "e2e_skipped_turns": int(node.pipeline.counters["skipped_turns"]),
-                    "e2e_deadline_misses": int(node.pipeline.counters["deadline_misses"]),
-                    "e2e_playback_rate": float(playback_rate), "e2e_backend": node.backend,
-                    "e2e_wall_s": wall}
+            return {
+                "e2e_p50_ms": float(np.percentile(e2e, 50)),
+                "e2e_p99_ms": float(np.percentile(e2e, 99)),
+                "e2e_max_ms": float(e2e.max()),
+                "e2e_turns": int(len(e2e)),
+                "e2e_audio_s": float(node.turns * turn_s),
+                "e2e_policy_p50_ms": float(np.percentile(lat, 50)),
+                "e2e_skipped_turns": int(node.pipeline.counters["skipped_turns"]),
+                "e2e_deadline_misses": int(node.pipeline.counters["deadline_misses"]),
+                "e2e_playback_rate": float(playback_rate),
+                "e2e_backend": node.backend,
+                "e2e_wall_s": wall,
+            }
     finally:
         if player is not None and player.poll() is None:
             player.send_signal(2)
@@ -286,10 +349,19 @@ def e2e_through_dds(checkpoint: Path, backend: str, audio_seconds: float = 180.0
                 player.wait()
 
 
-def run_bench(checkpoint: str | None = None, preset: str = "robot", repeats: int = 10,
-              reencode_repeats: int = 3, threads: int | None = None, seed: int = 0,
-              onnx_threads: int | None = None, rss_turns: int = 100, e2e_seconds: float = 180.0,
-              e2e_rate: float = 6.0, log=print) -> dict:
+def run_bench(
+    checkpoint: str | None = None,
+    preset: str = "robot",
+    repeats: int = 10,
+    reencode_repeats: int = 3,
+    threads: int | None = None,
+    seed: int = 0,
+    onnx_threads: int | None = None,
+    rss_turns: int = 100,
+    e2e_seconds: float = 180.0,
+    e2e_rate: float = 6.0,
+    log=print,
+) -> dict:
     """Run the suite; returns the JSON-able report. ``rss_turns`` / ``e2e_seconds`` 0 skip
     those parts (their keys are then None)."""
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # see runtime.base (before torch loads)
@@ -304,19 +376,29 @@ def run_bench(checkpoint: str | None = None, preset: str = "robot", repeats: int
         tmp = Path(tmpd)
         ck, source = prepare_checkpoint(checkpoint, preset, tmp, log)
         rows = []
-        for name, backend, kv, reps in (("torch+cache", "torch", True, repeats),
-                                        ("torch+reencode", "torch", False, reencode_repeats),
-                                        ("onnx+cache", "onnx", True, repeats)):
+        for name, backend, kv, reps in (
+            ("torch+cache", "torch", True, repeats),
+            ("torch+reencode", "torch", False, reencode_repeats),
+            ("onnx+cache", "onnx", True, repeats),
+        ):
             opts = {"threads": onnx_threads} if backend == "onnx" else {}
-            pol = StreamingPolicy.from_checkpoint(ck, backend=backend, seed=seed, kv_cache=kv,
-                                                  **opts)
+            pol = StreamingPolicy.from_checkpoint(
+                ck, backend=backend, seed=seed, kv_cache=kv, **opts
+            )
             turn_s = pol.frames_per_turn / 25.0
             t0 = time.monotonic()
             timings = time_policy(pol, repeats=reps, seed=seed)
-            rows.append(summarise(name, timings, turn_s, backend=backend, kv_cache=kv,
-                                  threads=(pol.threads if backend == "onnx"
-                                           else torch.get_num_threads()),
-                                  flops_per_turn=measure_flops(pol)))
+            rows.append(
+                summarise(
+                    name,
+                    timings,
+                    turn_s,
+                    backend=backend,
+                    kv_cache=kv,
+                    threads=(pol.threads if backend == "onnx" else torch.get_num_threads()),
+                    flops_per_turn=measure_flops(pol),
+                )
+            )
             log(f"  {name}: p50 {rows[-1]['p50_ms_turn']:.1f} ms ({time.monotonic() - t0:.0f} s)")
             if backend == "torch" and kv:
                 cfg, model_id, params = pol.config, pol.model_id, pol.model.num_parameters()
@@ -326,8 +408,10 @@ def run_bench(checkpoint: str | None = None, preset: str = "robot", repeats: int
             log(f"  torch-free runtime: peak RSS {rss['peak_rss_mb']:.0f} MB")
         e2e = e2e_through_dds(ck, "onnx", e2e_seconds, e2e_rate, log) if e2e_seconds else {}
         if e2e:
-            log(f"  end to end through DDS: p99 {e2e['e2e_p99_ms']:.1f} ms over "
-                f"{e2e['e2e_turns']} turns")
+            log(
+                f"  end to end through DDS: p99 {e2e['e2e_p99_ms']:.1f} ms over "
+                f"{e2e['e2e_turns']} turns"
+            )
     by = {r["name"]: r for r in rows}
     cache, reenc, onnx = by["torch+cache"], by["torch+reencode"], by["onnx+cache"]
     fastest = min((cache, onnx), key=lambda r: r["p50_ms_turn"])
@@ -336,10 +420,21 @@ def run_bench(checkpoint: str | None = None, preset: str = "robot", repeats: int
         "checkpoint": source,
         "model_id": model_id,
         "preset": cfg.preset,
-        "config": {k: getattr(cfg, k) for k in ("d_model", "encoder_depth", "decoder_depth",
-                                                "num_heads", "frames_per_turn", "window_turns",
-                                                "diffusion_width", "diffusion_depth",
-                                                "num_sampling_steps", "speech_encoder")},
+        "config": {
+            k: getattr(cfg, k)
+            for k in (
+                "d_model",
+                "encoder_depth",
+                "decoder_depth",
+                "num_heads",
+                "frames_per_turn",
+                "window_turns",
+                "diffusion_width",
+                "diffusion_depth",
+                "num_sampling_steps",
+                "speech_encoder",
+            )
+        },
         "trainable_parameters": params,
         "turn_seconds": cfg.frames_per_turn / 25.0,
         "fastest_backend": fastest["name"],
@@ -347,10 +442,12 @@ def run_bench(checkpoint: str | None = None, preset: str = "robot", repeats: int
         "p99_ms_turn": fastest["p99_ms_turn"],
         "rtf": fastest["rtf"],
         "flatness_h7_over_h0": fastest.get("flatness_h7_over_h0"),
-        "speedup_cache_vs_reencode_h7": (reenc["per_history"]["7"]["p50_ms"]
-                                         / cache["per_history"]["7"]["p50_ms"]),
-        "speedup_onnx_cache_vs_torch_reencode_h7": (reenc["per_history"]["7"]["p50_ms"]
-                                                    / onnx["per_history"]["7"]["p50_ms"]),
+        "speedup_cache_vs_reencode_h7": (
+            reenc["per_history"]["7"]["p50_ms"] / cache["per_history"]["7"]["p50_ms"]
+        ),
+        "speedup_onnx_cache_vs_torch_reencode_h7": (
+            reenc["per_history"]["7"]["p50_ms"] / onnx["per_history"]["7"]["p50_ms"]
+        ),
         "speedup_onnx_vs_torch": cache["p50_ms_turn"] / onnx["p50_ms_turn"],
         "torch_free_rss_mb": rss["peak_rss_mb"] if rss else None,
         "torch_free": rss,
@@ -362,21 +459,31 @@ def run_bench(checkpoint: str | None = None, preset: str = "robot", repeats: int
         "flops_per_turn_reencode_h7": reenc["flops_per_turn"],
         "targets": TARGETS,
         "rows": rows,
-        "machine": {"cpu": platform.processor() or platform.machine(), "cores": os.cpu_count(),
-                    "load_avg_1min_before": load_before,
-                    "load_avg_1min_after": os.getloadavg()[0] if hasattr(os, "getloadavg") else None,
-                    "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY"),
-                    "torch_threads": torch.get_num_threads(), "torch": torch.__version__,
-                    "onnxruntime": _ort_version(), "python": platform.python_version()},
+        "machine": {
+            "cpu": platform.processor() or platform.machine(),
+            "cores": os.cpu_count(),
+            "load_avg_1min_before": load_before,
+            "load_avg_1min_after": os.getloadavg()[0] if hasattr(os, "getloadavg") else None,
+            "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY"),
+            "torch_threads": torch.get_num_threads(),
+            "torch": torch.__version__,
+            "onnxruntime": _ort_version(),
+            "python": platform.python_version(),
+        },
     }
     report["targets_met"] = {k: _meets(report.get(k), op, v) for k, (op, v) in TARGETS.items()}
     return report
 
 
 # Goals of issue 7 (reported, never asserted): key -> (comparison, value)
-TARGETS = {"p99_ms_turn": ("<", 50.0), "flatness_h7_over_h0": ("<=", 1.2),
-           "speedup_cache_vs_reencode_h7": (">=", 6.0), "speedup_onnx_vs_torch": (">=", 1.5),
-           "torch_free_rss_mb": ("<", 300.0), "e2e_p99_ms": ("<", 100.0)}
+TARGETS = {
+    "p99_ms_turn": ("<", 50.0),
+    "flatness_h7_over_h0": ("<=", 1.2),
+    "speedup_cache_vs_reencode_h7": (">=", 6.0),
+    "speedup_onnx_vs_torch": (">=", 1.5),
+    "torch_free_rss_mb": ("<", 300.0),
+    "e2e_p99_ms": ("<", 100.0),
+}
 
 
 def _meets(v, op, target):
@@ -395,23 +502,33 @@ def _ort_version():
 
 
 def format_summary(report: dict) -> str:
-    lines = [f"model {report['model_id']} ({report['trainable_parameters'] / 1e6:.2f} M params, "
-             f"{report['checkpoint']}), {report['turn_seconds']:.2f} s turns, load "
-             f"{report['machine']['load_avg_1min_before']:.2f} -> "
-             f"{report['machine']['load_avg_1min_after']:.2f} on {report['machine']['cores']} cores",
-             f"{'figure':<36}{'value':>10}  target"]
-    names = {"p50_ms_turn": "p50 ms/turn (fastest: " + report["fastest_backend"] + ")",
-             "p99_ms_turn": "p99 ms/turn (fastest)", "rtf": "real-time factor (p50/turn)",
-             "flatness_h7_over_h0": "flatness h7/h0 (fastest)",
-             "speedup_cache_vs_reencode_h7": "torch cache vs re-encode at h7",
-             "speedup_onnx_cache_vs_torch_reencode_h7": "onnx cache vs torch re-encode, h7",
-             "speedup_onnx_vs_torch": "onnx vs torch eager (p50)",
-             "torch_free_rss_mb": "torch-free runtime peak RSS MB",
-             "e2e_p50_ms": "end-to-end DDS p50 ms", "e2e_p99_ms": "end-to-end DDS p99 ms"}
+    lines = [
+        f"model {report['model_id']} ({report['trainable_parameters'] / 1e6:.2f} M params, "
+        f"{report['checkpoint']}), {report['turn_seconds']:.2f} s turns, load "
+        f"{report['machine']['load_avg_1min_before']:.2f} -> "
+        f"{report['machine']['load_avg_1min_after']:.2f} on {report['machine']['cores']} cores",
+        f"{'figure':<36}{'value':>10}  target",
+    ]
+    names = {
+        "p50_ms_turn": "p50 ms/turn (fastest: " + report["fastest_backend"] + ")",
+        "p99_ms_turn": "p99 ms/turn (fastest)",
+        "rtf": "real-time factor (p50/turn)",
+        "flatness_h7_over_h0": "flatness h7/h0 (fastest)",
+        "speedup_cache_vs_reencode_h7": "torch cache vs re-encode at h7",
+        "speedup_onnx_cache_vs_torch_reencode_h7": "onnx cache vs torch re-encode, h7",
+        "speedup_onnx_vs_torch": "onnx vs torch eager (p50)",
+        "torch_free_rss_mb": "torch-free runtime peak RSS MB",
+        "e2e_p50_ms": "end-to-end DDS p50 ms",
+        "e2e_p99_ms": "end-to-end DDS p99 ms",
+    }
     for k, label in names.items():
         v = report.get(k)
         t = TARGETS.get(k)
         met = report["targets_met"].get(k)
-        tgt = "" if t is None else f"{t[0]} {t[1]:g}  " + ("ok" if met else "MISSED" if met is False else "")
+        tgt = (
+            ""
+            if t is None
+            else f"{t[0]} {t[1]:g}  " + ("ok" if met else "MISSED" if met is False else "")
+        )
         lines.append(f"{label:<36}{'-' if v is None else f'{v:.3g}':>10}  {tgt}")
     return "\n".join(lines)

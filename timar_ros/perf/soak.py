@@ -17,6 +17,7 @@ turn length), ``dropped_turns`` (expected - received; must be 0), ``skipped_turn
 of audio), ``joint_limit_violations`` (joint commands outside the configured limits), the
 segmenter counters, the achieved speed and the checkpoint used.
 """
+
 from __future__ import annotations
 
 import resource
@@ -45,8 +46,14 @@ def rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 
-def run_soak(minutes: float, rate: float = 20.0, checkpoint: str | None = None,
-             seed: int = 0, backend: str = "torch", log=print) -> dict:
+def run_soak(
+    minutes: float,
+    rate: float = 20.0,
+    checkpoint: str | None = None,
+    seed: int = 0,
+    backend: str = "torch",
+    log=print,
+) -> dict:
     """Run the soak; returns the report (see the module docstring). Its scratch folder (a
     random checkpoint when none is bundled) is removed when it returns or fails."""
     if not (minutes > 0 and rate > 0):
@@ -55,16 +62,19 @@ def run_soak(minutes: float, rate: float = 20.0, checkpoint: str | None = None,
         return _soak(minutes, rate, checkpoint, seed, backend, log, Path(scratch))
 
 
-def _soak(minutes: float, rate: float, checkpoint: str | None, seed: int, backend: str, log,
-          scratch: Path) -> dict:
+def _soak(
+    minutes: float, rate: float, checkpoint: str | None, seed: int, backend: str, log, scratch: Path
+) -> dict:
     from timar_ros.data.synthetic import SyntheticConfig
     from timar_ros.nodes.compose import RosSession  # DDS on loopback (see the README, "Networking")
     from timar_ros.resources import config_path
     from timar_ros.runtime.checkpoint import checkpoint_or_random
 
     ckpt, note = checkpoint_or_random(checkpoint, "robot", scratch)
-    log(f"soak: {minutes:g} min of synthetic conversation at up to {rate:g}x real time; "
-        f"checkpoint {ckpt} ({note})")
+    log(
+        f"soak: {minutes:g} min of synthetic conversation at up to {rate:g}x real time; "
+        f"checkpoint {ckpt} ({note})"
+    )
     syn = SyntheticConfig.from_yaml(config_path("synthetic.yaml"))
     syn.tts.mode = "off"  # procedural voices: no external TTS, deterministic
     rng = np.random.default_rng(seed)
@@ -89,12 +99,22 @@ def _feed(ros, ns, ckpt, note, backend, seed, minutes, rate, syn, rng, log) -> d
     from timar_ros.nodes.convert import audio_chunk, s_to_stamp
     from timar_ros.nodes.head_retargeter import HeadRetargeter
 
-    policy = ros.add(ConversationPolicy, namespace=ns, spin=False, use_sim_time=True,
-                     checkpoint=str(ckpt), backend=backend, audio_qos="reliable", seed=seed)
+    policy = ros.add(
+        ConversationPolicy,
+        namespace=ns,
+        spin=False,
+        use_sim_time=True,
+        checkpoint=str(ckpt),
+        backend=backend,
+        audio_qos="reliable",
+        seed=seed,
+    )
     retargeter = ros.add(HeadRetargeter, namespace=ns, spin=False, use_sim_time=True)
     feeder = ros.add(partial(Node, "soak_feeder"), namespace=ns, spin=False)
     reliable = QoSProfile(depth=1000, reliability=ReliabilityPolicy.RELIABLE)
-    audio_pub = {s: feeder.create_publisher(AudioChunk, f"{s}/audio", reliable) for s in ("user", "agent")}
+    audio_pub = {
+        s: feeder.create_publisher(AudioChunk, f"{s}/audio", reliable) for s in ("user", "agent")
+    }
     clock_pub = feeder.create_publisher(Clock, "/clock", 10)
     lock = threading.Lock()
     got = {"motion": set(), "states": {}, "joint_msgs": 0, "violations": 0}
@@ -106,8 +126,11 @@ def _feed(ros, ns, ckpt, note, backend, seed, minutes, rate, syn, rng, log) -> d
 
     def on_state(s):
         with lock:
-            got["states"][int(s.turn_index)] = (float(s.policy_latency_ms), bool(s.deadline_missed),
-                                                int(s.skipped_turns))
+            got["states"][int(s.turn_index)] = (
+                float(s.policy_latency_ms),
+                bool(s.deadline_missed),
+                int(s.skipped_turns),
+            )
 
     def on_joints(j):
         p = np.asarray(j.position)
@@ -129,15 +152,20 @@ def _feed(ros, ns, ckpt, note, backend, seed, minutes, rate, syn, rng, log) -> d
 
     def produced() -> int:
         with lock:
-            return len(got["motion"]) + sum(1 for k, v in got["states"].items() if v[2] and k not in got["motion"])
+            return len(got["motion"]) + sum(
+                1 for k, v in got["states"].items() if v[2] and k not in got["motion"]
+            )
 
     # Wait until the policy's subscriptions are matched (discovery) before the first chunk.
     # (and the observer's, or the first turns' motion is missed by discovery, not by the pipeline)
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline and not (
-            all(p.get_subscription_count() for p in audio_pub.values())
-            and feeder.count_publishers(topics.HEAD_MOTION) and feeder.count_publishers(topics.CONVERSATION_STATE)
-            and policy._motion_pub.get_subscription_count() >= 2 and policy._state_pub.get_subscription_count()):
+        all(p.get_subscription_count() for p in audio_pub.values())
+        and feeder.count_publishers(topics.HEAD_MOTION)
+        and feeder.count_publishers(topics.CONVERSATION_STATE)
+        and policy._motion_pub.get_subscription_count() >= 2
+        and policy._state_pub.get_subscription_count()
+    ):
         time.sleep(0.05)
     publish_clock(SIM_START_S)
 
@@ -170,7 +198,7 @@ def _feed(ros, ns, ckpt, note, backend, seed, minutes, rate, syn, rng, log) -> d
                 if lag > 0:
                     time.sleep(lag)
                 for k, stream in enumerate(("user", "agent")):
-                    x = audio[k][audio_pos:audio_pos + chunk_n]
+                    x = audio[k][audio_pos : audio_pos + chunk_n]
                     audio_pub[stream].publish(audio_chunk(x, 16000, stamp, stream, seq))
                 seq += 1
                 audio_pos += chunk_n
@@ -180,21 +208,31 @@ def _feed(ros, ns, ckpt, note, backend, seed, minutes, rate, syn, rng, log) -> d
                 rss = rss_mb()
                 with lock:
                     lat = [v[0] for k, v in got["states"].items() if k >= fed - minute_turns]
-                per_minute.append({"minute": len(per_minute) + 1, "turns": len(lat),
-                                   "p50_ms": round(float(np.percentile(lat, 50)), 2) if lat else None,
-                                   "p99_ms": round(float(np.percentile(lat, 99)), 2) if lat else None,
-                                   "rss_mb": round(rss, 1),
-                                   "wall_s": round(time.monotonic() - t_wall0, 1)})
+                per_minute.append(
+                    {
+                        "minute": len(per_minute) + 1,
+                        "turns": len(lat),
+                        "p50_ms": round(float(np.percentile(lat, 50)), 2) if lat else None,
+                        "p99_ms": round(float(np.percentile(lat, 99)), 2) if lat else None,
+                        "rss_mb": round(rss, 1),
+                        "wall_s": round(time.monotonic() - t_wall0, 1),
+                    }
+                )
                 if rss_warm is None:
                     rss_warm = rss
-                log(f"  minute {len(per_minute):3d}: {produced():5d}/{fed} turns, policy step p50 "
-                    f"{per_minute[-1]['p50_ms']} ms p99 {per_minute[-1]['p99_ms']} ms, RSS {rss:.1f} MB")
+                log(
+                    f"  minute {len(per_minute):3d}: {produced():5d}/{fed} turns, policy step p50 "
+                    f"{per_minute[-1]['p50_ms']} ms p99 {per_minute[-1]['p99_ms']} ms, RSS "
+                    f"{rss:.1f} MB"
+                )
         # Let the last turns through, advancing the clock so the servo loop and deadlines run.
         deadline = time.monotonic() + 60
         while produced() < fed and time.monotonic() < deadline:
             time.sleep(0.01)  # the clock waits for the last turn too (its audio is complete)
         end = SIM_START_S + fed * turn_s
-        for _ in range(int(3.0 / CHUNK_S)):  # then 3 s more: the last frames play, the watchdog trips
+        for _ in range(
+            int(3.0 / CHUNK_S)
+        ):  # then 3 s more: the last frames play, the watchdog trips
             end += CHUNK_S
             publish_clock(end)
             time.sleep(CHUNK_S / rate)
@@ -214,23 +252,35 @@ def _feed(ros, ns, ckpt, note, backend, seed, minutes, rate, syn, rng, log) -> d
 
     lat = np.array([v[0] for v in states.values()]) if states else np.zeros(1)
     report = {
-        "minutes": minutes, "rate": rate, "seed": seed,
-        "checkpoint": str(ckpt), "checkpoint_note": note, "model_id": "",
-        "interrupted": interrupted, "fed_turns": fed,
-        "expected_turns": total_turns, "turns": len(motion), "states": len(states),
+        "minutes": minutes,
+        "rate": rate,
+        "seed": seed,
+        "checkpoint": str(ckpt),
+        "checkpoint_note": note,
+        "model_id": "",
+        "interrupted": interrupted,
+        "fed_turns": fed,
+        "expected_turns": total_turns,
+        "turns": len(motion),
+        "states": len(states),
         "dropped_turns": fed - len(motion) if interrupted else total_turns - len(motion),
         "skipped_turns": max((v[2] for v in states.values()), default=0),
         "deadline_misses": int(sum(v[1] for v in states.values())),
-        "rss_mb_start": round(rss_start, 1), "rss_mb_warm": round(rss_warm or rss_start, 1),
+        "rss_mb_start": round(rss_start, 1),
+        "rss_mb_warm": round(rss_warm or rss_start, 1),
         "rss_mb_end": round(rss_end, 1),
         "rss_growth_mb": round(rss_end - (rss_warm or rss_start), 2),
         "p50_ms_turn": round(float(np.percentile(lat, 50)), 2),
         "p99_ms_turn": round(float(np.percentile(lat, 99)), 2),
         "max_ms_turn": round(float(lat.max()), 2),
-        "wall_s": round(wall, 1), "speed_x_realtime": round(minutes * 60 / wall, 2),
+        "wall_s": round(wall, 1),
+        "speed_x_realtime": round(minutes * 60 / wall, 2),
         "clock_waited_for_policy_s": round(stall_s, 1),
-        "joint_state_msgs": joint_msgs, "joint_limit_violations": violations,
-        "segmenter": counters, "pipeline": pipe, "retargeter": player,
+        "joint_state_msgs": joint_msgs,
+        "joint_limit_violations": violations,
+        "segmenter": counters,
+        "pipeline": pipe,
+        "retargeter": player,
         "per_minute": per_minute,
     }
     from timar_ros.runtime.checkpoint import model_id

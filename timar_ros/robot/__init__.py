@@ -2,6 +2,7 @@
 
 Nothing here imports rclpy; the nodes in timar_ros.nodes wrap these cores.
 """
+
 from timar_ros.robot.retarget import (  # noqa: F401
     MotionPlayer,
     RetargetConfig,

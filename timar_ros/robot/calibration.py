@@ -10,6 +10,7 @@ face tracker while a person mimics the robot), then::
 which must be joints of the config). The fitted ``matrix`` [J, 50] and ``bias`` [J] replace the
 config's ``expression`` section; the output is validated by loading it back.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -30,7 +31,9 @@ class ExpressionFit:
     rank: int  # numerical rank of the design matrix
 
 
-def fit_expression_map(expression, actuators, joints, ridge: float = 0.0, fit_bias: bool = True) -> ExpressionFit:
+def fit_expression_map(
+    expression, actuators, joints, ridge: float = 0.0, fit_bias: bool = True
+) -> ExpressionFit:
     """Least squares (optionally ridge) fit of ``actuators ~= expression @ matrix.T + bias``.
 
     Args:
@@ -49,7 +52,9 @@ def fit_expression_map(expression, actuators, joints, ridge: float = 0.0, fit_bi
     if y.ndim != 2 or len(y) != len(x):
         raise ValueError(f"actuators must be [N, J] with N = {len(x)}, got {y.shape}")
     if y.shape[1] != len(joints):
-        raise ValueError(f"actuators has {y.shape[1]} columns but {len(joints)} joint names were given")
+        raise ValueError(
+            f"actuators has {y.shape[1]} columns but {len(joints)} joint names were given"
+        )
     if not (np.isfinite(x).all() and np.isfinite(y).all()):
         raise ValueError("calibration pairs contain NaN or Inf")
     if ridge < 0:
@@ -89,12 +94,16 @@ def load_pairs(path: str | Path) -> tuple[np.ndarray, np.ndarray, list[str]]:
     with np.load(path, allow_pickle=False) as z:
         missing = {"expression", "actuators", "joints"} - set(z.files)
         if missing:
-            raise ValueError(f"{path}: missing arrays {sorted(missing)} (needs expression [N, 50], "
-                             "actuators [N, J] and joints [J])")
+            raise ValueError(
+                f"{path}: missing arrays {sorted(missing)} (needs expression [N, 50], "
+                "actuators [N, J] and joints [J])"
+            )
         return z["expression"], z["actuators"], [str(j) for j in z["joints"]]
 
 
-def write_expression_map(config_in: str | Path, out: str | Path, fit: ExpressionFit, decimals: int = 6) -> RetargetConfig:
+def write_expression_map(
+    config_in: str | Path, out: str | Path, fit: ExpressionFit, decimals: int = 6
+) -> RetargetConfig:
     """Write ``config_in`` with its ``expression`` section replaced by ``fit`` to ``out``.
 
     Comments of the input are not kept. Returns the loaded (validated) output config.
@@ -108,8 +117,11 @@ def write_expression_map(config_in: str | Path, out: str | Path, fit: Expression
     }
     RetargetConfig.from_dict(data, source=str(out))  # validate before writing
     text = yaml.dump(data, Dumper=_FlowListDumper, sort_keys=False, width=1 << 16)
-    header = (f"# Retarget config with an expression map fitted by `timar calibrate`\n"
-              f"# from {Path(config_in).name}; per-joint training RMS error (rad): "
-              + ", ".join(f"{j}={e:.4g}" for j, e in zip(fit.joints, fit.rms_error)) + "\n")
+    header = (
+        f"# Retarget config with an expression map fitted by `timar calibrate`\n"
+        f"# from {Path(config_in).name}; per-joint training RMS error (rad): "
+        + ", ".join(f"{j}={e:.4g}" for j, e in zip(fit.joints, fit.rms_error))
+        + "\n"
+    )
     Path(out).write_text(header + text, encoding="utf-8")
     return RetargetConfig.from_yaml(out)

@@ -19,9 +19,11 @@ Faults. A policy step that raises, or returns NaN/Inf motion, is reported throug
 stream recovers. A clock jump that makes the segmenter resync also resets the history (the old
 turns are not this conversation's recent past any more). Every repaired or dropped input and
 every fault is also described as a :class:`Fault` (kind, one-line text saying what was done and
-how much), collected by :meth:`ConversationPipeline.take_faults`; :class:`timar_ros.robot.faults.FaultLog` rate-limits
+how much), collected by :meth:`ConversationPipeline.take_faults`;
+:class:`timar_ros.robot.faults.FaultLog` rate-limits
 them per kind for a log (the counters, not the log, are the complete record).
 """
+
 from __future__ import annotations
 
 import time
@@ -34,26 +36,27 @@ from timar_ros.robot.faults import Fault
 from timar_ros.robot.segmenter import SegmenterCounters, Turn, TurnSegmenter
 from timar_ros.robot.vad import TurnVoiceActivity
 
-
 # segmenter counter -> what was done, for the fault texts
 _COUNTER_TEXT = {
     "empty_chunks": "empty chunk ignored",
-    "oversize_chunks": "chunk dropped: longer than max_chunk_s ({max_chunk_s:g} s); publish shorter chunks",
+    "oversize_chunks": "chunk dropped: longer than max_chunk_s ({max_chunk_s:g} s); "
+    "publish shorter chunks",
     "wrong_rate_chunks": "chunk at {rate} Hz dropped (on_wrong_rate=reject; expected {sr} Hz)",
     "resampled_chunks": "chunk at {rate} Hz resampled to {sr} Hz",
     "downmixed_chunks": "{channels}-channel chunk down-mixed to mono (channel average)",
     "nonfinite_samples": "{delta} NaN/Inf samples replaced with 0",
     "clipped_samples": "{delta} samples outside [-1, 1] clipped",
-    "duplicate_chunks": "{dropped_ms:.0f} ms already received dropped (duplicate; the first copy is kept)",
+    "duplicate_chunks": "{dropped_ms:.0f} ms already received dropped "
+    "(duplicate; the first copy is kept)",
     "late_chunks": "{dropped_ms:.0f} ms dropped: late, its turns were already processed "
-                   "(raise max_latency_s if this is frequent)",
-    "outlier_chunks": "a chunk stamped {jump_s:+.1f} s away from the stream, not followed by the next "
-                      "chunk, was dropped ({outlier_ms:.0f} ms; lone far-future/far-past stamp)",
-    "clock_jumps": "the audio clock jumped by {jump_s:+.1f} s (more than max_jump_s = {max_jump_s:g} s, "
-                   "confirmed by the next chunk): open turns emitted padded, clock resynchronised, "
-                   "policy history reset",
-    "reordered_chunks": "chunk arrived out of order ({reorder_ms:.0f} ms before the end of the previous "
-                        "chunk): placed by its stamp",
+    "(raise max_latency_s if this is frequent)",
+    "outlier_chunks": "a chunk stamped {jump_s:+.1f} s away from the stream, not followed by the "
+    "next chunk, was dropped ({outlier_ms:.0f} ms; lone far-future/far-past stamp)",
+    "clock_jumps": "the audio clock jumped by {jump_s:+.1f} s "
+    "(more than max_jump_s = {max_jump_s:g} s, confirmed by the next chunk): open turns emitted "
+    "padded, clock resynchronised, policy history reset",
+    "reordered_chunks": "chunk arrived out of order ({reorder_ms:.0f} ms before the end of the "
+    "previous chunk): placed by its stamp",
 }
 
 
@@ -91,8 +94,9 @@ class UserMotionBuffer:
     ``unused_frames`` (evicted by the time bound before any turn took them).
     """
 
-    def __init__(self, frames_per_turn: int, fps: int = FPS, min_coverage: float = 0.8,
-                 keep_s: float = 10.0):
+    def __init__(
+        self, frames_per_turn: int, fps: int = FPS, min_coverage: float = 0.8, keep_s: float = 10.0
+    ):
         self.frames_per_turn = int(frames_per_turn)
         self.fps = int(fps)
         self.min_coverage = float(min_coverage)
@@ -133,17 +137,24 @@ class UserMotionBuffer:
         cut = int(np.searchsorted(self._times, before_s, side="left"))
         if cut:
             self.counters["unused_frames"] += int((~self._used[:cut]).sum())
-            self._times, self._frames, self._used = self._times[cut:], self._frames[cut:], self._used[cut:]
+            self._times, self._frames, self._used = (
+                self._times[cut:],
+                self._frames[cut:],
+                self._used[cut:],
+            )
 
     def take(self, start_s: float) -> np.ndarray | None:
-        """Motion [F, 56] for the turn starting at start_s (s), or None if too little was tracked."""
+        """Motion [F, 56] for the turn starting at start_s (s); None if too little was tracked."""
         half = 0.5 / self.fps
         want = start_s + np.arange(self.frames_per_turn) / self.fps
         self._evict(start_s - self.keep_s)
         if self._times.size == 0:
             return None
-        idx = np.clip(np.searchsorted(self._times, want), 1, self._times.size - 1) if self._times.size > 1 \
+        idx = (
+            np.clip(np.searchsorted(self._times, want), 1, self._times.size - 1)
+            if self._times.size > 1
             else np.zeros(len(want), int)
+        )
         if self._times.size > 1:
             left = idx - 1
             closer_left = np.abs(self._times[left] - want) <= np.abs(self._times[idx] - want)
@@ -168,18 +179,23 @@ class PipelineConfig:
     segmenter: dict = field(default_factory=dict)  # TurnSegmenter keyword arguments
 
     @classmethod
-    def from_params(cls, p: dict) -> "PipelineConfig":
+    def from_params(cls, p: dict) -> PipelineConfig:
         """From conversation_policy's parameter dict ``p``."""
         return cls(
-            display_delay_s=float(p["display_delay_s"]), deadline_ms=float(p["deadline_ms"]),
+            display_delay_s=float(p["display_delay_s"]),
+            deadline_ms=float(p["deadline_ms"]),
             speaking_threshold=float(p["speaking_threshold"]),
-            vad_aggressiveness=int(p["vad_aggressiveness"]), use_user_motion=bool(p["use_user_motion"]),
-            segmenter=dict(on_wrong_rate=p["on_wrong_rate"], max_latency_s=float(p["max_latency_s"]),
-                           max_jump_s=float(p["max_jump_s"])),
+            vad_aggressiveness=int(p["vad_aggressiveness"]),
+            use_user_motion=bool(p["use_user_motion"]),
+            segmenter=dict(
+                on_wrong_rate=p["on_wrong_rate"],
+                max_latency_s=float(p["max_latency_s"]),
+                max_jump_s=float(p["max_jump_s"]),
+            ),
         )
 
     @classmethod
-    def defaults(cls) -> "PipelineConfig":
+    def defaults(cls) -> PipelineConfig:
         """conversation_policy's defaults (config/timar.yaml)."""
         from timar_ros.resources import node_defaults
 
@@ -197,16 +213,19 @@ class ConversationPipeline:
     def __init__(self, policy, config: PipelineConfig | None = None):
         self.policy = policy
         self.config = config or PipelineConfig.defaults()
-        self.segmenter = TurnSegmenter(frames_per_turn=policy.frames_per_turn, fps=FPS,
-                                       **self.config.segmenter)
+        self.segmenter = TurnSegmenter(
+            frames_per_turn=policy.frames_per_turn, fps=FPS, **self.config.segmenter
+        )
         if self.segmenter.samples_per_turn != policy.samples_per_turn:
             raise ValueError(
                 f"segmenter turns have {self.segmenter.samples_per_turn} samples but the policy "
                 f"expects {policy.samples_per_turn}"
             )
-        self.vad = TurnVoiceActivity(threshold=self.config.speaking_threshold,
-                                     sample_rate=self.segmenter.sample_rate,
-                                     aggressiveness=self.config.vad_aggressiveness)
+        self.vad = TurnVoiceActivity(
+            threshold=self.config.speaking_threshold,
+            sample_rate=self.segmenter.sample_rate,
+            aggressiveness=self.config.vad_aggressiveness,
+        )
         self.reset()
 
     def reset(self) -> None:
@@ -217,8 +236,14 @@ class ConversationPipeline:
         self.skipped_turns = 0
         self._resyncs = 0
         # Pipeline-level counters (the segmenter's are in segmenter.counters).
-        self.counters = {"turns": 0, "skipped_turns": 0, "deadline_misses": 0, "rate_changes": 0,
-                         "padded_turns": 0, "clock_offset_chunks": 0}
+        self.counters = {
+            "turns": 0,
+            "skipped_turns": 0,
+            "deadline_misses": 0,
+            "rate_changes": 0,
+            "padded_turns": 0,
+            "clock_offset_chunks": 0,
+        }
         self._arrival: tuple[float, float] | None = None  # (newest audio end stamp, arrival time)
         self._faults: list[Fault] = []
         self._rate: dict[str, int] = {}
@@ -228,8 +253,16 @@ class ConversationPipeline:
         out, self._faults = self._faults, []
         return out
 
-    def push_audio(self, stream: str, stamp_s: float, samples: np.ndarray, sample_rate: int,
-                   channels: int = 1, seq: int | None = None, now_s: float | None = None) -> list[TurnResult]:
+    def push_audio(
+        self,
+        stream: str,
+        stamp_s: float,
+        samples: np.ndarray,
+        sample_rate: int,
+        channels: int = 1,
+        seq: int | None = None,
+        now_s: float | None = None,
+    ) -> list[TurnResult]:
         """Add a chunk of "user" or "agent" audio (stamp of its first sample, seconds; seq = the
         publisher's chunk counter, which orders chunks whose stamps jitter; now_s = the receiver's
         clock at arrival, which lets :meth:`poll` work when that clock is not the stamps' clock)."""
@@ -237,71 +270,120 @@ class ConversationPipeline:
         before = seg.counters.as_dict()
         held, prev_end, newest = seg.held_chunk, seg.stream_end_s(stream), seg.head_s
         turns = seg.push(stream, stamp_s, samples, sample_rate, channels=channels, seq=seq)
-        self._describe(stream, stamp_s, samples, int(sample_rate), channels, seq, before, held,
-                       prev_end, newest)
+        self._describe(
+            stream,
+            stamp_s,
+            samples,
+            int(sample_rate),
+            channels,
+            seq,
+            before,
+            held,
+            prev_end,
+            newest,
+        )
         if now_s is not None and seg.head_s is not None:
             newest = seg.head_s
             self._arrival = (newest, float(now_s))
             offset = float(now_s) - newest
             if abs(offset) > seg.max_jump_s:
                 self.counters["clock_offset_chunks"] += 1
-                self._faults.append(Fault("clock_offset_chunks", (
-                    f"{stream} audio stamps are {abs(offset):.1f} s {'behind' if offset > 0 else 'ahead of'} "
-                    "this node's clock (bag replay without /clock, or use_sim_time differs between "
-                    "publisher and node?): turn deadlines follow the audio stamps"), level="info"))
+                self._faults.append(
+                    Fault(
+                        "clock_offset_chunks",
+                        (
+                            f"{stream} audio stamps are {abs(offset):.1f} s "
+                            f"{'behind' if offset > 0 else 'ahead of'} "
+                            "this node's clock (bag replay without /clock, or use_sim_time "
+                            "differs between "
+                            "publisher and node?): turn deadlines follow the audio stamps"
+                        ),
+                        level="info",
+                    )
+                )
         return [self._run(t) for t in turns]
 
-    def _describe(self, stream, stamp_s, samples, rate, channels, seq, before, held, prev_end,
-                  newest) -> None:
+    def _describe(
+        self, stream, stamp_s, samples, rate, channels, seq, before, held, prev_end, newest
+    ) -> None:
         """Turn the counter changes of one push into faults (``held``, ``prev_end``, ``newest``:
         the segmenter's held chunk, this stream's end and the newest audio before the push)."""
         seg = self.segmenter
         after = seg.counters.as_dict()
         x = np.asarray(samples)
         chans = x.shape[1] if x.ndim == 2 else max(int(channels), 1)
-        where = f"{stream} audio" + (f" seq {seq}" if seq is not None else "") + f" (stamp {stamp_s:.3f} s)"
+        where = (
+            f"{stream} audio"
+            + (f" seq {seq}" if seq is not None else "")
+            + f" (stamp {stamp_s:.3f} s)"
+        )
         prev_rate = self._rate.get(stream)
         if rate > 0 and prev_rate is not None and rate != prev_rate:
             self.counters["rate_changes"] += 1
-            self._faults.append(Fault("rate_changes", f"{where}: sample rate changed from {prev_rate} "
-                                      f"to {rate} Hz"))
+            self._faults.append(
+                Fault("rate_changes", f"{where}: sample rate changed from {prev_rate} to {rate} Hz")
+            )
         if rate > 0:
             self._rate[stream] = rate
         if prev_end is None:
             prev_end = newest
         jump_s = stamp_s - newest if newest is not None else 0.0
-        info = dict(rate=rate, sr=seg.sample_rate, channels=chans, max_chunk_s=seg.max_chunk_s,
-                    max_jump_s=seg.max_jump_s, jump_s=jump_s,
-                    dropped_ms=(after["dropped_audio_s"] - before["dropped_audio_s"]) * 1e3,
-                    reorder_ms=(prev_end - stamp_s) * 1e3 if prev_end is not None else 0.0,
-                    outlier_ms=0.0)
+        info = dict(
+            rate=rate,
+            sr=seg.sample_rate,
+            channels=chans,
+            max_chunk_s=seg.max_chunk_s,
+            max_jump_s=seg.max_jump_s,
+            jump_s=jump_s,
+            dropped_ms=(after["dropped_audio_s"] - before["dropped_audio_s"]) * 1e3,
+            reorder_ms=(prev_end - stamp_s) * 1e3 if prev_end is not None else 0.0,
+            outlier_ms=0.0,
+        )
         outlier = seg.last_outlier if after["outlier_chunks"] > before["outlier_chunks"] else None
         if outlier is not None:
             info["outlier_ms"] = outlier[2].size / seg.sample_rate * 1e3
             head = seg.head_s  # the clock the stream kept (also when the outlier came first)
             info["jump_s"] = outlier[1] - (head if head is not None else outlier[1])
-            where_o = f"{outlier[0]} audio" + (f" seq {outlier[3]}" if outlier[3] is not None else "") + \
-                f" (stamp {outlier[1]:.3f} s)"
+            where_o = (
+                f"{outlier[0]} audio"
+                + (f" seq {outlier[3]}" if outlier[3] is not None else "")
+                + f" (stamp {outlier[1]:.3f} s)"
+            )
         if after["clock_jumps"] > before["clock_jumps"] and held is not None:
             info["jump_s"] = held[1] - (newest if newest is not None else held[1])
         for key, text in _COUNTER_TEXT.items():
             delta = after[key] - before[key]
             if delta <= 0:
                 continue
-            if key == "reordered_chunks" and (after["duplicate_chunks"] > before["duplicate_chunks"]
-                                               or after["late_chunks"] > before["late_chunks"]):
+            if key == "reordered_chunks" and (
+                after["duplicate_chunks"] > before["duplicate_chunks"]
+                or after["late_chunks"] > before["late_chunks"]
+            ):
                 continue  # already said (duplicate or late)
             w = where_o if key == "outlier_chunks" and outlier is not None else where
             self._faults.append(Fault(key, f"{w}: " + text.format(delta=delta, **info)))
         torn = x.ndim == 1 and chans > 1 and x.size % chans > 0  # not whole frames: dropped
         if after["invalid_chunks"] > before["invalid_chunks"] and not any(
-                after[k] > before[k] for k in ("empty_chunks", "oversize_chunks", "wrong_rate_chunks",
-                                                "nonfinite_samples", "outlier_chunks", "clock_jumps")):
+            after[k] > before[k]
+            for k in (
+                "empty_chunks",
+                "oversize_chunks",
+                "wrong_rate_chunks",
+                "nonfinite_samples",
+                "outlier_chunks",
+                "clock_jumps",
+            )
+        ):
             if torn:
-                text = (f"{where}: chunk dropped: {x.size} interleaved samples are not a whole number "
-                        f"of {chans}-channel frames (the publisher's channels field or buffer is wrong)")
+                text = (
+                    f"{where}: chunk dropped: {x.size} interleaved samples are not a whole number "
+                    f"of {chans}-channel frames (the publisher's channels field or buffer is wrong)"
+                )
             else:
-                text = f"{where}: chunk dropped ({x.size} samples, {chans} channels, {rate} Hz: not usable audio)"
+                text = (
+                    f"{where}: chunk dropped ({x.size} samples, {chans} channels, {rate} Hz: "
+                    "not usable audio)"
+                )
             self._faults.append(Fault("invalid_chunks", text))
 
     def push_user_motion(self, stamp_s: float, frame_period_s: float, frames: np.ndarray) -> None:
@@ -340,10 +422,19 @@ class ConversationPipeline:
             self.policy.reset()
         if turn.user_padded_s or turn.agent_padded_s:
             self.counters["padded_turns"] += 1
-            missing = " and ".join(f"{s:.2f} s of {name}" for name, s in
-                                   (("user", turn.user_padded_s), ("agent", turn.agent_padded_s)) if s)
-            self._faults.append(Fault("padded_turns", f"turn {turn.index}: {missing} audio missing "
-                                      f"(gap or stream stopped): padded with silence", level="info"))
+            missing = " and ".join(
+                f"{s:.2f} s of {name}"
+                for name, s in (("user", turn.user_padded_s), ("agent", turn.agent_padded_s))
+                if s
+            )
+            self._faults.append(
+                Fault(
+                    "padded_turns",
+                    f"turn {turn.index}: {missing} audio missing "
+                    f"(gap or stream stopped): padded with silence",
+                    level="info",
+                )
+            )
         user_frac, agent_frac = self.vad(turn)
         user_sp, agent_sp = self.vad.speaking((user_frac, agent_frac))
         user_motion = self.user_motion.take(turn.start_s) if self.config.use_user_motion else None
@@ -354,7 +445,9 @@ class ConversationPipeline:
             motion = self.policy.step(turn.user_audio, turn.agent_audio, user_motion)
             bad = int(np.size(motion) - np.isfinite(motion).sum())
             if bad:  # e.g. overflow in the weights: never pass NaN/Inf on, nor keep them in history
-                raise FloatingPointError(f"the policy returned {bad} NaN/Inf values of {np.size(motion)}")
+                raise FloatingPointError(
+                    f"the policy returned {bad} NaN/Inf values of {np.size(motion)}"
+                )
         except Exception as exc:  # noqa: BLE001 - any model fault skips this turn, the stream goes on
             motion = None
             error = f"{type(exc).__name__}: {exc}"
@@ -366,23 +459,48 @@ class ConversationPipeline:
             self.skipped_turns += 1
             self.counters["skipped_turns"] += 1
             self.policy.reset()
-            self._faults.append(Fault("skipped_turns", (
-                f"policy step failed on turn {turn.index} (start {turn.start_s:.2f} s, "
-                f"{history} history turns, user motion {'given' if user_motion is not None else 'absent'}, "
-                f"model {getattr(self.policy, 'model_id', '?')}): {error}; turn skipped, history reset"),
-                level="error"))
+            self._faults.append(
+                Fault(
+                    "skipped_turns",
+                    (
+                        f"policy step failed on turn {turn.index} (start {turn.start_s:.2f} s, "
+                        f"{history} history turns, user motion "
+                        f"{'given' if user_motion is not None else 'absent'}, "
+                        f"model {getattr(self.policy, 'model_id', '?')}): {error}; turn skipped, "
+                        "history reset"
+                    ),
+                    level="error",
+                )
+            )
         latency_ms = (time.perf_counter() - t0) * 1e3
         if latency_ms > self.config.deadline_ms:
             self.counters["deadline_misses"] += 1
-            self._faults.append(Fault("deadline_misses", (
-                f"turn {turn.index}: policy step took {latency_ms:.0f} ms, over deadline_ms = "
-                f"{self.config.deadline_ms:g} ms (the motion is late; the retargeter eases to it)")))
+            self._faults.append(
+                Fault(
+                    "deadline_misses",
+                    (
+                        f"turn {turn.index}: policy step took {latency_ms:.0f} ms, over "
+                        "deadline_ms = "
+                        f"{self.config.deadline_ms:g} ms (the motion is late; the retargeter "
+                        "eases to it)"
+                    ),
+                )
+            )
         return TurnResult(
-            turn=turn, motion=motion, display_stamp_s=turn.start_s + self.config.display_delay_s,
-            user_voice_fraction=user_frac, agent_voice_fraction=agent_frac,
-            user_speaking=user_sp, agent_speaking=agent_sp,
-            history_turns=int(getattr(self.policy, "history_turns", 0)) if motion is not None else 0,
-            latency_ms=latency_ms, deadline_missed=latency_ms > self.config.deadline_ms,
-            used_user_motion=user_motion is not None, counters=counters,
-            skipped_turns=self.skipped_turns, error=error,
+            turn=turn,
+            motion=motion,
+            display_stamp_s=turn.start_s + self.config.display_delay_s,
+            user_voice_fraction=user_frac,
+            agent_voice_fraction=agent_frac,
+            user_speaking=user_sp,
+            agent_speaking=agent_sp,
+            history_turns=int(getattr(self.policy, "history_turns", 0))
+            if motion is not None
+            else 0,
+            latency_ms=latency_ms,
+            deadline_missed=latency_ms > self.config.deadline_ms,
+            used_user_motion=user_motion is not None,
+            counters=counters,
+            skipped_turns=self.skipped_turns,
+            error=error,
         )

@@ -6,6 +6,7 @@ log: the first of each kind, then at most one per period with the count of those
 between. The counters, not the log, are the complete record. Every node logs its faults through
 one FaultLog (``timar_ros.nodes.fault_log``) with one period parameter, ``fault_log_period_s``.
 """
+
 from __future__ import annotations
 
 import time
@@ -18,7 +19,9 @@ class Fault:
 
     kind: str
     text: str
-    level: str = "warn"  # "info" (expected, e.g. a silent stream padded), "warn", "error" (lost turn)
+    level: str = (
+        "warn"  # "info" (expected, e.g. a silent stream padded), "warn", "error" (lost turn)
+    )
 
 
 class FaultLog:
@@ -49,4 +52,7 @@ class FaultLog:
         self._last[k] = now
         n = self._suppressed.pop(k, 0)
         more = f" [{n} more '{k}' since the last message]" if n else ""
-        return f"{fault.text}{more} (logged at most every {self.period_s:g} s per kind; all are counted in /diagnostics)"
+        return (
+            f"{fault.text}{more} (logged at most every {self.period_s:g} s per kind; "
+            "all are counted in /diagnostics)"
+        )

@@ -4,6 +4,7 @@ One place for it, so the node, `timar bag evaluate` (offline and live) and the d
 checkpoint with the same backend and settings. ``p`` is the node's parameter dict (the defaults
 are in config/timar.yaml, section conversation_policy).
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -35,7 +36,9 @@ def choose_backend(folder: Path, backend: str) -> tuple[str, str | None]:
     "auto" takes onnx only when ``folder/onnx`` holds an export of these very weights; a stale
     export (other weights, config or format) would fail or, worse, run another model."""
     if backend not in BACKENDS:
-        raise ValueError(f"backend must be one of {', '.join(map(repr, BACKENDS))}, got {backend!r}")
+        raise ValueError(
+            f"backend must be one of {', '.join(map(repr, BACKENDS))}, got {backend!r}"
+        )
     if backend != "auto":
         return backend, None
     from timar_ros.runtime.onnx_format import export_status  # torch-free
@@ -44,8 +47,10 @@ def choose_backend(folder: Path, backend: str) -> tuple[str, str | None]:
     if status == "current":
         return "onnx", None
     if status == "stale":
-        return "torch", (f"the ONNX export in {folder / 'onnx'} is of another model or format: using "
-                         f"torch; run `timar export {folder}` for the faster onnx backend")
+        return "torch", (
+            f"the ONNX export in {folder / 'onnx'} is of another model or format: using "
+            f"torch; run `timar export {folder}` for the faster onnx backend"
+        )
     return "torch", None
 
 
@@ -55,11 +60,18 @@ def load_policy(p: dict, how_to_set: str = "set the 'checkpoint' parameter"):
 
     folder = resolve_checkpoint(p["checkpoint"], how_to_set)
     backend, note = choose_backend(folder, p["backend"])
-    options = {"guidance_scale": float(p["guidance_scale"]),
-               "num_sampling_steps": int(p["num_sampling_steps"])}
+    options = {
+        "guidance_scale": float(p["guidance_scale"]),
+        "num_sampling_steps": int(p["num_sampling_steps"]),
+    }
     if int(p["context_turns"]) >= 0:
         options["context_turns"] = int(p["context_turns"])
-    policy = StreamingPolicy.from_checkpoint(folder, backend=backend, device=p["device"],
-                                             seed=int(p["seed"]), kv_cache=bool(p["kv_cache"]),
-                                             **options)
+    policy = StreamingPolicy.from_checkpoint(
+        folder,
+        backend=backend,
+        device=p["device"],
+        seed=int(p["seed"]),
+        kv_cache=bool(p["kv_cache"]),
+        **options,
+    )
     return policy, backend, note

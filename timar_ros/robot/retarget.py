@@ -39,6 +39,7 @@ Behaviour over time:
 - **Far-future blocks** (stamp more than ``max_lead_s`` after the current time) are rejected.
 - **Clock going back** by more than 1 s (e.g. a sim-time reset): the frame buffer is cleared.
 """
+
 from __future__ import annotations
 
 import copy
@@ -50,8 +51,8 @@ from typing import Any
 import numpy as np
 import yaml
 
-from timar_ros.robot.rotations import flame_to_ypr
 from timar_ros.errors import InputError
+from timar_ros.robot.rotations import flame_to_ypr
 
 EXP_DIM = 50
 HEAD_SOURCES = ("yaw", "pitch", "roll")
@@ -118,7 +119,7 @@ class RetargetConfig:
         return self.joint_names.index(name)
 
     @classmethod
-    def from_yaml(cls, path: str | Path) -> "RetargetConfig":
+    def from_yaml(cls, path: str | Path) -> RetargetConfig:
         path = Path(path)
         try:
             with open(path, encoding="utf-8") as f:
@@ -130,7 +131,7 @@ class RetargetConfig:
         return cls.from_dict(data, source=str(path))
 
     @classmethod
-    def from_dict(cls, data: Any, source: str = "<dict>") -> "RetargetConfig":
+    def from_dict(cls, data: Any, source: str = "<dict>") -> RetargetConfig:
         return _parse(data, source)
 
     def limits(self) -> dict[str, np.ndarray]:
@@ -150,7 +151,11 @@ def _check_keys(source, where, d, required, optional=()):
         raise _err(source, where, f"must be a mapping, got {type(d).__name__}")
     unknown = sorted(set(d) - set(required) - set(optional))
     if unknown:
-        raise _err(source, where, f"unknown field(s) {unknown}; allowed: {sorted(set(required) | set(optional))}")
+        raise _err(
+            source,
+            where,
+            f"unknown field(s) {unknown}; allowed: {sorted(set(required) | set(optional))}",
+        )
     missing = [k for k in required if k not in d]
     if missing:
         raise _err(source, where, f"missing field(s) {missing}")
@@ -171,8 +176,15 @@ def _num(source, where, value, positive=False, nonneg=False) -> float:
 
 _TOP_REQUIRED = ("robot", "joints")
 _TOP_OPTIONAL = (
-    "servo_rate_hz", "smoothing_time_constant_s", "watchdog_timeout_s", "max_lead_s",
-    "input_limits", "head_rotation", "jaw", "expression", "convention",
+    "servo_rate_hz",
+    "smoothing_time_constant_s",
+    "watchdog_timeout_s",
+    "max_lead_s",
+    "input_limits",
+    "head_rotation",
+    "jaw",
+    "expression",
+    "convention",
 )
 _JOINT_KEYS = ("name", "min", "max", "max_velocity", "max_acceleration", "neutral")
 
@@ -222,19 +234,30 @@ def _parse(data: Any, source: str) -> RetargetConfig:
     head: list[AngleMap] = []
     hr = data.get("head_rotation") or {}
     if not isinstance(hr, dict):
-        raise _err(source, "head_rotation", "must be a mapping joint -> {source, sign, scale, offset}")
+        raise _err(
+            source, "head_rotation", "must be a mapping joint -> {source, sign, scale, offset}"
+        )
     for jname, m in hr.items():
         where = f"head_rotation.{jname}"
         joint_ref(where, jname)
         _check_keys(source, where, m, ("source",), ("sign", "scale", "offset"))
         if m["source"] not in HEAD_SOURCES:
-            raise _err(source, f"{where}.source", f"must be one of {HEAD_SOURCES}, got {m['source']!r}")
+            raise _err(
+                source, f"{where}.source", f"must be one of {HEAD_SOURCES}, got {m['source']!r}"
+            )
         sign = _num(source, f"{where}.sign", m.get("sign", 1.0))
         if sign not in (1.0, -1.0):
             raise _err(source, f"{where}.sign", f"must be 1 or -1, got {sign}")
         claim(jname, where)
-        head.append(AngleMap(jname, m["source"], sign, _num(source, f"{where}.scale", m.get("scale", 1.0)),
-                             _num(source, f"{where}.offset", m.get("offset", 0.0))))
+        head.append(
+            AngleMap(
+                jname,
+                m["source"],
+                sign,
+                _num(source, f"{where}.scale", m.get("scale", 1.0)),
+                _num(source, f"{where}.offset", m.get("offset", 0.0)),
+            )
+        )
 
     jaw = None
     if data.get("jaw") is not None:
@@ -248,8 +271,13 @@ def _parse(data: Any, source: str) -> RetargetConfig:
         if sign not in (1.0, -1.0):
             raise _err(source, "jaw.sign", f"must be 1 or -1, got {sign}")
         claim(jname, "jaw")
-        jaw = AngleMap(jname, axis, sign, _num(source, "jaw.scale", m.get("scale", 1.0)),
-                       _num(source, "jaw.offset", m.get("offset", 0.0)))
+        jaw = AngleMap(
+            jname,
+            axis,
+            sign,
+            _num(source, "jaw.scale", m.get("scale", 1.0)),
+            _num(source, "jaw.offset", m.get("offset", 0.0)),
+        )
 
     expression = None
     if data.get("expression") is not None:
@@ -264,41 +292,79 @@ def _parse(data: Any, source: str) -> RetargetConfig:
         mat = m["matrix"]
         if not isinstance(mat, list) or len(mat) != len(ej):
             got = len(mat) if isinstance(mat, list) else type(mat).__name__
-            raise _err(source, "expression.matrix",
-                       f"wrong shape: expected {len(ej)} rows (one per expression joint) of {EXP_DIM}, got {got} rows")
+            raise _err(
+                source,
+                "expression.matrix",
+                f"wrong shape: expected {len(ej)} rows (one per expression joint) of {EXP_DIM}, "
+                f"got {got} rows",
+            )
         rows = []
         for r, row in enumerate(mat):
             if not isinstance(row, list) or len(row) != EXP_DIM:
                 got = len(row) if isinstance(row, list) else type(row).__name__
-                raise _err(source, f"expression.matrix[{r}] ({ej[r]})",
-                           f"wrong shape: expected {EXP_DIM} columns (FLAME expression), got {got}")
-            rows.append([_num(source, f"expression.matrix[{r}][{c}]", v) for c, v in enumerate(row)])
+                raise _err(
+                    source,
+                    f"expression.matrix[{r}] ({ej[r]})",
+                    f"wrong shape: expected {EXP_DIM} columns (FLAME expression), got {got}",
+                )
+            rows.append(
+                [_num(source, f"expression.matrix[{r}][{c}]", v) for c, v in enumerate(row)]
+            )
         bias = m.get("bias", [0.0] * len(ej))
         if not isinstance(bias, list) or len(bias) != len(ej):
-            raise _err(source, "expression.bias", f"wrong shape: expected {len(ej)} values, got {bias!r}")
-        expression = ExpressionMap(list(ej), np.array(rows, dtype=np.float64),
-                                   np.array([_num(source, f"expression.bias[{k}]", v) for k, v in enumerate(bias)]))
+            raise _err(
+                source, "expression.bias", f"wrong shape: expected {len(ej)} values, got {bias!r}"
+            )
+        expression = ExpressionMap(
+            list(ej),
+            np.array(rows, dtype=np.float64),
+            np.array([_num(source, f"expression.bias[{k}]", v) for k, v in enumerate(bias)]),
+        )
 
     if not driven:
         raise _err(source, "top level", "no joint is driven: give head_rotation, jaw or expression")
     il = data.get("input_limits") or {}
-    _check_keys(source, "input_limits", il, (), ("max_abs_rotation_rad", "max_abs_jaw_rad", "max_abs_expression"))
+    _check_keys(
+        source,
+        "input_limits",
+        il,
+        (),
+        ("max_abs_rotation_rad", "max_abs_jaw_rad", "max_abs_expression"),
+    )
     cfg = RetargetConfig(
         robot=data["robot"],
         joints=joints,
         head_rotation=head,
         jaw=jaw,
         expression=expression,
-        servo_rate_hz=_num(source, "servo_rate_hz", data.get("servo_rate_hz", 100.0), positive=True),
-        smoothing_time_constant_s=_num(source, "smoothing_time_constant_s",
-                                       data.get("smoothing_time_constant_s", 0.05), nonneg=True),
-        watchdog_timeout_s=_num(source, "watchdog_timeout_s", data.get("watchdog_timeout_s", 0.5), positive=True),
+        servo_rate_hz=_num(
+            source, "servo_rate_hz", data.get("servo_rate_hz", 100.0), positive=True
+        ),
+        smoothing_time_constant_s=_num(
+            source,
+            "smoothing_time_constant_s",
+            data.get("smoothing_time_constant_s", 0.05),
+            nonneg=True,
+        ),
+        watchdog_timeout_s=_num(
+            source, "watchdog_timeout_s", data.get("watchdog_timeout_s", 0.5), positive=True
+        ),
         max_lead_s=_num(source, "max_lead_s", data.get("max_lead_s", 10.0), positive=True),
-        max_abs_rotation_rad=_num(source, "input_limits.max_abs_rotation_rad",
-                                  il.get("max_abs_rotation_rad", 1.5), positive=True),
-        max_abs_jaw_rad=_num(source, "input_limits.max_abs_jaw_rad", il.get("max_abs_jaw_rad", 1.0), positive=True),
-        max_abs_expression=_num(source, "input_limits.max_abs_expression",
-                                il.get("max_abs_expression", 10.0), positive=True),
+        max_abs_rotation_rad=_num(
+            source,
+            "input_limits.max_abs_rotation_rad",
+            il.get("max_abs_rotation_rad", 1.5),
+            positive=True,
+        ),
+        max_abs_jaw_rad=_num(
+            source, "input_limits.max_abs_jaw_rad", il.get("max_abs_jaw_rad", 1.0), positive=True
+        ),
+        max_abs_expression=_num(
+            source,
+            "input_limits.max_abs_expression",
+            il.get("max_abs_expression", 10.0),
+            positive=True,
+        ),
         source=source,
         raw=data,
     )
@@ -324,7 +390,9 @@ class Retargeter:
         lim = config.limits()
         self.lo, self.hi, self.neutral = lim["min"], lim["max"], lim["neutral"]
 
-    def map(self, expression: np.ndarray, jaw: np.ndarray, head_rotation: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def map(
+        self, expression: np.ndarray, jaw: np.ndarray, head_rotation: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
         """Map N frames.
 
         Args:
@@ -342,10 +410,14 @@ class Retargeter:
         rot = np.asarray(head_rotation, dtype=np.float64).reshape(-1, 3)
         n = len(exp)
         if len(jaw) != n or len(rot) != n:
-            raise ValueError(f"frame counts differ: expression {n}, jaw {len(jaw)}, head_rotation {len(rot)}")
+            raise ValueError(
+                f"frame counts differ: expression {n}, jaw {len(jaw)}, head_rotation {len(rot)}"
+            )
         with np.errstate(invalid="ignore", over="ignore"):
             valid = (
-                np.isfinite(exp).all(1) & np.isfinite(jaw).all(1) & np.isfinite(rot).all(1)
+                np.isfinite(exp).all(1)
+                & np.isfinite(jaw).all(1)
+                & np.isfinite(rot).all(1)
                 & (np.abs(exp) <= c.max_abs_expression).all(1)
                 & (np.abs(jaw) <= c.max_abs_jaw_rad).all(1)
                 & (np.linalg.norm(rot, axis=1) <= c.max_abs_rotation_rad)
@@ -357,10 +429,14 @@ class Retargeter:
         if c.head_rotation:
             ypr = flame_to_ypr(rot)
             for m in c.head_rotation:
-                out[:, self.joint_names.index(m.joint)] = m.offset + m.sign * m.scale * ypr[:, HEAD_SOURCES.index(m.source)]
+                out[:, self.joint_names.index(m.joint)] = (
+                    m.offset + m.sign * m.scale * ypr[:, HEAD_SOURCES.index(m.source)]
+                )
         if c.jaw is not None:
             m = c.jaw
-            out[:, self.joint_names.index(m.joint)] = m.offset + m.sign * m.scale * jaw[:, JAW_AXES[m.source]]
+            out[:, self.joint_names.index(m.joint)] = (
+                m.offset + m.sign * m.scale * jaw[:, JAW_AXES[m.source]]
+            )
         if c.expression is not None:
             e = c.expression
             vals = exp @ e.matrix.T + e.bias
@@ -376,11 +452,11 @@ class SafetyLimiter:
 
     Per joint, with position p, velocity v (= last commanded step / dt) and step dt > 0, the new
     velocity is the one closest to the time-optimal approach velocity toward the target,
-    ``sign(e) * b(|e|)`` with ``b(d) = a * (sqrt(dt^2 + 2 d / a) - dt)`` (the largest speed from which
-    the joint can still stop within d), restricted to ``[v - a dt, v + a dt]``, ``[-vmax, vmax]``
-    and ``[-b(p - min), b(max - p)]`` (so it can always brake before a position limit). That
-    interval is never empty while the invariant ``p +- v^2 / (2a)`` in [min, max] holds, which each
-    step preserves; hence every limit holds for any targets and any dt > 0.
+    ``sign(e) * b(|e|)`` with ``b(d) = a * (sqrt(dt^2 + 2 d / a) - dt)`` (the largest speed from
+    which the joint can still stop within d), restricted to ``[v - a dt, v + a dt]``,
+    ``[-vmax, vmax]`` and ``[-b(p - min), b(max - p)]`` (so it can always brake before a position
+    limit). That interval is never empty while the invariant ``p +- v^2 / (2a)`` in [min, max]
+    holds, which each step preserves; hence every limit holds for any targets and any dt > 0.
     """
 
     def __init__(self, lo, hi, vmax, amax, initial=None):
@@ -396,21 +472,30 @@ class SafetyLimiter:
         d = np.maximum(d, 0.0)
         return self.amax * (np.sqrt(dt * dt + 2.0 * d / self.amax) - dt)
 
-    def step(self, target: np.ndarray, dt: float, target_velocity: np.ndarray | None = None) -> np.ndarray:
+    def step(
+        self, target: np.ndarray, dt: float, target_velocity: np.ndarray | None = None
+    ) -> np.ndarray:
         """Advance by dt (s) toward target (rad); target_velocity (rad/s) is a feed-forward term
         that removes the tracking lag on moving targets (it never affects the limits)."""
         if not dt > 0:
             return self.p.copy()
-        tgt = np.clip(np.nan_to_num(np.asarray(target, dtype=np.float64), nan=0.0, posinf=0.0, neginf=0.0),
-                      self.lo, self.hi)
+        tgt = np.clip(
+            np.nan_to_num(np.asarray(target, dtype=np.float64), nan=0.0, posinf=0.0, neginf=0.0),
+            self.lo,
+            self.hi,
+        )
         e = tgt - self.p
         v_des = np.sign(e) * self._brake(np.abs(e), dt)
         if target_velocity is not None:
-            v_ff = np.nan_to_num(np.asarray(target_velocity, dtype=np.float64), nan=0.0, posinf=0.0, neginf=0.0)
+            v_ff = np.nan_to_num(
+                np.asarray(target_velocity, dtype=np.float64), nan=0.0, posinf=0.0, neginf=0.0
+            )
             v_des = v_des + np.clip(v_ff, -self.vmax, self.vmax)
         a_dt = self.amax * dt
         upper = np.minimum(np.minimum(self.vmax, self.v + a_dt), self._brake(self.hi - self.p, dt))
-        lower = np.maximum(np.maximum(-self.vmax, self.v - a_dt), -self._brake(self.p - self.lo, dt))
+        lower = np.maximum(
+            np.maximum(-self.vmax, self.v - a_dt), -self._brake(self.p - self.lo, dt)
+        )
         upper = np.maximum(upper, lower)  # guards rounding only; the interval is non-empty
         v_new = np.clip(v_des, lower, upper)
         p_new = np.clip(self.p + v_new * dt, self.lo, self.hi)
@@ -443,14 +528,21 @@ class MotionPlayer:
         max_buffer_frames: hard cap on buffered frames (the oldest are dropped beyond it).
     """
 
-    def __init__(self, config: RetargetConfig, initial_positions=None, max_buffer_frames: int = 4096):
+    def __init__(
+        self, config: RetargetConfig, initial_positions=None, max_buffer_frames: int = 4096
+    ):
         self.config = config
         self.retargeter = Retargeter(config)
         self.joint_names = config.joint_names
         lim = config.limits()
         self.neutral = lim["neutral"]
-        self.limiter = SafetyLimiter(lim["min"], lim["max"], lim["max_velocity"], lim["max_acceleration"],
-                                     self.neutral if initial_positions is None else initial_positions)
+        self.limiter = SafetyLimiter(
+            lim["min"],
+            lim["max"],
+            lim["max_velocity"],
+            lim["max_acceleration"],
+            self.neutral if initial_positions is None else initial_positions,
+        )
         self.tau = config.smoothing_time_constant_s
         self.watchdog_timeout_s = config.watchdog_timeout_s
         self.max_buffer_frames = int(max_buffer_frames)
@@ -481,7 +573,9 @@ class MotionPlayer:
     def last_frame_time(self) -> float | None:
         return float(self._times[-1]) if self._times.size else None
 
-    def add_block(self, stamp_s: float, frame_period_s: float, expression, jaw, head_rotation) -> int:
+    def add_block(
+        self, stamp_s: float, frame_period_s: float, expression, jaw, head_rotation
+    ) -> int:
         """Queue one block (e.g. one HeadMotion); returns the number of frames accepted.
 
         Frame i is due at ``stamp_s + i * frame_period_s``. A later block overlapping earlier
@@ -494,7 +588,11 @@ class MotionPlayer:
             c.rejected_blocks += 1
             return 0
         n = len(targets)
-        if n == 0 or not math.isfinite(stamp_s) or not (math.isfinite(frame_period_s) and frame_period_s > 0):
+        if (
+            n == 0
+            or not math.isfinite(stamp_s)
+            or not (math.isfinite(frame_period_s) and frame_period_s > 0)
+        ):
             c.rejected_blocks += 1
             return 0
         if self._t is not None and stamp_s > self._t + self.config.max_lead_s:
@@ -525,8 +623,8 @@ class MotionPlayer:
         order = np.argsort(t_all, kind="stable")
         self._times, self._targets = t_all[order], x_all[order]
         if self._times.size > self.max_buffer_frames:
-            self._times = self._times[-self.max_buffer_frames:]
-            self._targets = self._targets[-self.max_buffer_frames:]
+            self._times = self._times[-self.max_buffer_frames :]
+            self._targets = self._targets[-self.max_buffer_frames :]
         return n
 
     def _target_at(self, t: float) -> np.ndarray | None:
@@ -564,17 +662,17 @@ class MotionPlayer:
         # prune frames no longer needed for interpolation (keep one before t)
         i = int(np.searchsorted(self._times, t_s, side="right"))
         if i > 1:
-            self._times = self._times[i - 1:]
-            self._targets = self._targets[i - 1:]
+            self._times = self._times[i - 1 :]
+            self._targets = self._targets[i - 1 :]
         # feed-forward the target's own motion when it moves continuously (not across jumps)
         v_ff = (self._filtered - prev) / dt
         v_ff[np.abs(v_ff) > self.limiter.vmax] = 0.0
         return self.limiter.step(self._filtered, dt, None if self.watchdog_active else v_ff)
 
     def preview(self, times) -> np.ndarray:
-        """Positions [K, J] that :meth:`step` would command at ``times`` (increasing, s), computed on
-        a copy: the player's state is unchanged. Use it to build a JointTrajectory for a turn
-        (points at the servo rate, already within all limits)."""
+        """Positions [K, J] that :meth:`step` would command at ``times`` (increasing, s),
+        computed on a copy: the player's state is unchanged. Use it to build a JointTrajectory for
+        a turn (points at the servo rate, already within all limits)."""
         sim = copy.deepcopy(self)
         return np.array([sim.step(float(t)) for t in times]).reshape(-1, len(self.joint_names))
 

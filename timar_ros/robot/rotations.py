@@ -17,7 +17,7 @@ permutation (a proper rotation, det = +1):
          [1, 0, 0],
          [0, 1, 0]]
 
-A rotation R_flame becomes R_rep = P @ R_flame @ P.T, and an axis-angle vector maps as v_rep = P @ v.
+A rotation R_flame becomes R_rep = P @ R_flame @ P.T; an axis-angle vector maps as v_rep = P @ v.
 
 Yaw, pitch, roll are the intrinsic Z-Y'-X'' angles of R_rep: R_rep = Rz(yaw) @ Ry(pitch) @ Rx(roll).
 With the REP-103 right-hand rule that means:
@@ -26,6 +26,7 @@ With the REP-103 right-hand rule that means:
     roll  > 0: the head rolls to the robot's RIGHT (left ear up; about +x, forward)
 Small rotations reduce to (yaw, pitch, roll) ~= (v_flame[1], v_flame[0], v_flame[2]).
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -44,7 +45,11 @@ def axis_angle_to_matrix(v: np.ndarray) -> np.ndarray:
     kx, ky, kz = k[..., 0], k[..., 1], k[..., 2]
     zero = np.zeros_like(kx)
     kmat = np.stack(
-        [np.stack([zero, -kz, ky], -1), np.stack([kz, zero, -kx], -1), np.stack([-ky, kx, zero], -1)],
+        [
+            np.stack([zero, -kz, ky], -1),
+            np.stack([kz, zero, -kx], -1),
+            np.stack([-ky, kx, zero], -1),
+        ],
         -2,
     )
     s = np.sin(theta)[..., None]
@@ -54,7 +59,11 @@ def axis_angle_to_matrix(v: np.ndarray) -> np.ndarray:
     # First order for tiny angles: I + [v]x (exact to O(theta^2)).
     vx, vy, vz = v[..., 0], v[..., 1], v[..., 2]
     first = eye + np.stack(
-        [np.stack([zero, -vz, vy], -1), np.stack([vz, zero, -vx], -1), np.stack([-vy, vx, zero], -1)],
+        [
+            np.stack([zero, -vz, vy], -1),
+            np.stack([vz, zero, -vx], -1),
+            np.stack([-vy, vx, zero], -1),
+        ],
         -2,
     )
     return np.where(small[..., None], first, rot)
@@ -76,7 +85,9 @@ def matrix_to_ypr(r: np.ndarray) -> np.ndarray:
     pitch = np.arcsin(sp)
     cp = np.sqrt(np.maximum(0.0, 1.0 - sp * sp))
     lock = cp < 1e-9
-    yaw = np.where(lock, np.arctan2(-r[..., 0, 1], r[..., 1, 1]), np.arctan2(r[..., 1, 0], r[..., 0, 0]))
+    yaw = np.where(
+        lock, np.arctan2(-r[..., 0, 1], r[..., 1, 1]), np.arctan2(r[..., 1, 0], r[..., 0, 0])
+    )
     roll = np.where(lock, 0.0, np.arctan2(r[..., 2, 1], r[..., 2, 2]))
     return np.stack([yaw, pitch, roll], axis=-1)
 
@@ -85,9 +96,11 @@ def ypr_to_matrix(ypr: np.ndarray) -> np.ndarray:
     """(yaw, pitch, roll) [..., 3] -> Rz(yaw) @ Ry(pitch) @ Rx(roll) [..., 3, 3]."""
     ypr = np.asarray(ypr, dtype=np.float64)
     z = np.zeros(ypr.shape[:-1])
-    return axis_angle_to_matrix(np.stack([z, z, ypr[..., 0]], -1)) @ axis_angle_to_matrix(
-        np.stack([z, ypr[..., 1], z], -1)
-    ) @ axis_angle_to_matrix(np.stack([ypr[..., 2], z, z], -1))
+    return (
+        axis_angle_to_matrix(np.stack([z, z, ypr[..., 0]], -1))
+        @ axis_angle_to_matrix(np.stack([z, ypr[..., 1], z], -1))
+        @ axis_angle_to_matrix(np.stack([ypr[..., 2], z, z], -1))
+    )
 
 
 def flame_to_ypr(rot_flame: np.ndarray) -> np.ndarray:
@@ -105,6 +118,8 @@ def flame_to_rep103_quaternion(rot_flame: np.ndarray) -> np.ndarray:
     theta = np.linalg.norm(v, axis=-1, keepdims=True)
     half = 0.5 * theta
     # sin(theta/2)/theta, with its limit 1/2 at theta -> 0
-    scale = np.where(theta < 1e-8, 0.5 - theta**2 / 48.0, np.sin(half) / np.where(theta < 1e-8, 1.0, theta))
+    scale = np.where(
+        theta < 1e-8, 0.5 - theta**2 / 48.0, np.sin(half) / np.where(theta < 1e-8, 1.0, theta)
+    )
     q = np.concatenate([v * scale, np.cos(half)], axis=-1)
     return np.where(q[..., 3:4] < 0.0, -q, q)

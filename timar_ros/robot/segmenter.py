@@ -19,8 +19,9 @@ The rules (each one counted in :class:`SegmenterCounters`)
 - **Emission.** Turn k is emitted when both streams fully cover it, or when the lateness deadline
   passes: a chunk of either stream STARTS at or after ``turn end + max_latency_s`` (data-driven,
   so bag replay at any speed gives the same turns; chunk starts, not ends, so that one stream's
-  long chunk does not make the other stream's chunk of the same time late), or :meth:`TurnSegmenter.poll` is called with
-  ``now_s >= turn end + max_latency_s`` (use the node's clock when a stream can stop entirely).
+  long chunk does not make the other stream's chunk of the same time late), or
+  :meth:`TurnSegmenter.poll` is called with ``now_s >= turn end + max_latency_s`` (use the
+  node's clock when a stream can stop entirely).
   Missing samples of an emitted turn are zeros (silence), counted in ``Turn.padded_s`` and in the
   totals. Turns are emitted in order, each index once; a gap in both streams shorter than
   ``max_jump_s`` gives silent turns (the conversation goes on); :meth:`poll` never emits a turn
@@ -58,6 +59,7 @@ The rules (each one counted in :class:`SegmenterCounters`)
 Memory is bounded: open turns span at most ``(max_jump_s + max_chunk_s + max_latency_s) / T + 2``
 turns per stream, and only ``history_turns`` emitted coverage masks are kept.
 """
+
 from __future__ import annotations
 
 import math
@@ -180,13 +182,24 @@ class TurnSegmenter:
                 f"{frames_per_turn} * {sample_rate} / {fps}"
             )
         if on_wrong_rate not in WRONG_RATE_ACTIONS:
-            raise ValueError(f"on_wrong_rate must be one of {WRONG_RATE_ACTIONS}, got {on_wrong_rate!r}")
+            raise ValueError(
+                f"on_wrong_rate must be one of {WRONG_RATE_ACTIONS}, got {on_wrong_rate!r}"
+            )
         if on_clock_jump not in CLOCK_JUMP_ACTIONS:
-            raise ValueError(f"on_clock_jump must be one of {CLOCK_JUMP_ACTIONS}, got {on_clock_jump!r}")
-        for name, value in (("max_latency_s", max_latency_s), ("stamp_tolerance_s", stamp_tolerance_s)):
+            raise ValueError(
+                f"on_clock_jump must be one of {CLOCK_JUMP_ACTIONS}, got {on_clock_jump!r}"
+            )
+        for name, value in (
+            ("max_latency_s", max_latency_s),
+            ("stamp_tolerance_s", stamp_tolerance_s),
+        ):
             if not value >= 0:
                 raise ValueError(f"{name} must be >= 0, got {value}")
-        for name, value in (("max_jump_s", max_jump_s), ("max_chunk_s", max_chunk_s), ("clip", clip)):
+        for name, value in (
+            ("max_jump_s", max_jump_s),
+            ("max_chunk_s", max_chunk_s),
+            ("clip", clip),
+        ):
             if not value > 0:
                 raise ValueError(f"{name} must be > 0, got {value}")
         self.frames_per_turn = int(frames_per_turn)
@@ -220,7 +233,9 @@ class TurnSegmenter:
         self._epoch_chunks = 0
         self._epoch_first: tuple | None = None  # (stream, stamp_s, samples, seq)
         self._epoch_turn = 0  # the first turn index of the current clock
-        self.last_outlier: tuple | None = None  # (stream, stamp_s, samples, seq) of the last one dropped
+        self.last_outlier: tuple | None = (
+            None  # (stream, stamp_s, samples, seq) of the last one dropped
+        )
 
     @property
     def open_turns(self) -> int:
@@ -378,7 +393,9 @@ class TurnSegmenter:
         self._epoch_first = None
         self._epoch_turn = self.next_turn
 
-    def _push_prepared(self, stream: str, stamp_s: float, x: np.ndarray, seq: int | None) -> list[Turn]:
+    def _push_prepared(
+        self, stream: str, stamp_s: float, x: np.ndarray, seq: int | None
+    ) -> list[Turn]:
         out: list[Turn] = []
         if self.origin_s is None:
             self.origin_s = stamp_s
@@ -420,7 +437,11 @@ class TurnSegmenter:
                 boundary = self.next_turn * self.samples_per_turn
                 jump_lim = int(round(self.max_jump_s * self.sample_rate))
                 head = self._head_idx()
-                self._prev_epoch = (self.origin_s, boundary - jump_lim, (head or boundary) + jump_lim)
+                self._prev_epoch = (
+                    self.origin_s,
+                    boundary - jump_lim,
+                    (head or boundary) + jump_lim,
+                )
                 self._clear_streams()
                 self.counters.resyncs += 1
             self.origin_s = held[1] - boundary / self.sample_rate

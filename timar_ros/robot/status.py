@@ -1,6 +1,7 @@
 """What the nodes report, without ROS: the /diagnostics status of the policy and of the servo
 output (level, one-line message, every counter), and the retargeter's fault texts. The nodes
 only turn a :class:`Status` into a ``diagnostic_msgs/DiagnosticStatus``."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -12,8 +13,15 @@ from timar_ros.robot.faults import Fault
 OK, WARN, ERROR = "ok", "warn", "error"
 
 # Segmenter counters that make the policy's status a warning when non-zero.
-_AUDIO_PROBLEMS = ("late_chunks", "duplicate_chunks", "invalid_chunks", "clock_jumps", "outlier_chunks",
-                   "resampled_chunks", "downmixed_chunks")
+_AUDIO_PROBLEMS = (
+    "late_chunks",
+    "duplicate_chunks",
+    "invalid_chunks",
+    "clock_jumps",
+    "outlier_chunks",
+    "resampled_chunks",
+    "downmixed_chunks",
+)
 
 
 @dataclass
@@ -27,8 +35,16 @@ def _problems(counts: dict, keys) -> list[str]:
     return [f"{k.replace('_', ' ')}: {counts[k]}" for k in keys if counts.get(k)]
 
 
-def policy_status(pipeline, turns: int, backend: str, latencies_ms, e2e_ms, deadline_ms: float,
-                  extra: dict | None = None, logged: dict | None = None) -> Status:
+def policy_status(
+    pipeline,
+    turns: int,
+    backend: str,
+    latencies_ms,
+    e2e_ms,
+    deadline_ms: float,
+    extra: dict | None = None,
+    logged: dict | None = None,
+) -> Status:
     """conversation_policy's status: ERROR when turns were skipped; WARN when more than 5 % of the
     recent steps missed ``deadline_ms`` (ms), audio was dropped or any input fault was counted.
 
@@ -44,21 +60,29 @@ def policy_status(pipeline, turns: int, backend: str, latencies_ms, e2e_ms, dead
     lat = np.asarray(latencies_ms, float) if len(latencies_ms) else np.zeros(1)
     e2e = np.asarray(e2e_ms, float) if len(e2e_ms) else np.zeros(1)
     late = float(np.mean(lat > deadline_ms))
-    problems = _problems(pc, ("skipped_turns", "deadline_misses")) + _problems(seg, _AUDIO_PROBLEMS) \
+    problems = (
+        _problems(pc, ("skipped_turns", "deadline_misses"))
+        + _problems(seg, _AUDIO_PROBLEMS)
         + _problems(extra, extra)
+    )
     if pc["skipped_turns"]:
         level = ERROR
     elif late > 0.05 or seg["dropped_audio_s"] > 0 or problems:
         level = WARN
     else:
         level = OK
-    values = {"turns": turns, "backend": backend,
-              "latency_ms_p50": f"{np.percentile(lat, 50):.1f}",
-              "latency_ms_p99": f"{np.percentile(lat, 99):.1f}",
-              "e2e_ms_p99": f"{np.percentile(e2e, 99):.1f}",
-              **{k: v for k, v in pc.items() if k != "turns"}, **seg, **extra,
-              **{f"user_motion_{k}": v for k, v in pipeline.user_motion.counters.items()},
-              **{f"logged_{k}": v for k, v in (logged or {}).items()}}
+    values = {
+        "turns": turns,
+        "backend": backend,
+        "latency_ms_p50": f"{np.percentile(lat, 50):.1f}",
+        "latency_ms_p99": f"{np.percentile(lat, 99):.1f}",
+        "e2e_ms_p99": f"{np.percentile(e2e, 99):.1f}",
+        **{k: v for k, v in pc.items() if k != "turns"},
+        **seg,
+        **extra,
+        **{f"user_motion_{k}": v for k, v in pipeline.user_motion.counters.items()},
+        **{f"logged_{k}": v for k, v in (logged or {}).items()},
+    }
     return Status(level, "; ".join(problems) if problems else "ok", values)
 
 
@@ -66,27 +90,45 @@ def servo_status(player, active: bool, extra: dict | None = None) -> Status:
     """head_retargeter's status: WARN when any input fault was counted; else tracking or at
     neutral. ``player`` is its :class:`~timar_ros.robot.retarget.MotionPlayer`."""
     c = {**player.counters.as_dict(), **(extra or {})}
-    problems = _problems(c, (*(extra or {}), "rejected_frames", "rejected_blocks", "deadline_misses",
-                             "clock_resets"))
-    message = "; ".join(problems) if problems else (
-        "watchdog: at neutral" if player.watchdog_active else "tracking")
-    return Status(WARN if problems else OK, message,
-                  {**c, "watchdog_active": player.watchdog_active, "active": active})
+    problems = _problems(
+        c, (*(extra or {}), "rejected_frames", "rejected_blocks", "deadline_misses", "clock_resets")
+    )
+    message = (
+        "; ".join(problems)
+        if problems
+        else ("watchdog: at neutral" if player.watchdog_active else "tracking")
+    )
+    return Status(
+        WARN if problems else OK,
+        message,
+        {**c, "watchdog_active": player.watchdog_active, "active": active},
+    )
 
 
 # MotionPlayer counter -> (severity, what was done), for the retargeter's log.
 PLAYER_FAULTS = {
-    "rejected_frames": ("warn", "{d} frame(s) with NaN/Inf or values beyond input_limits: the "
-                                "last good frame is held in their place"),
-    "rejected_blocks": ("warn", "{d} block(s) rejected (malformed, or stamped more than "
-                                "max_lead_s ahead of this node's clock: check use_sim_time)"),
-    "deadline_misses": ("warn", "{d} block(s) arrived after their first frame was due (policy "
-                                "deadline miss: a slow step, or a turn emitted late because its "
-                                "audio stopped or lagged; see display_delay_s and max_latency_s): "
-                                "late frames skipped, easing to the frame due now"),
+    "rejected_frames": (
+        "warn",
+        "{d} frame(s) with NaN/Inf or values beyond input_limits: the "
+        "last good frame is held in their place",
+    ),
+    "rejected_blocks": (
+        "warn",
+        "{d} block(s) rejected (malformed, or stamped more than "
+        "max_lead_s ahead of this node's clock: check use_sim_time)",
+    ),
+    "deadline_misses": (
+        "warn",
+        "{d} block(s) arrived after their first frame was due (policy "
+        "deadline miss: a slow step, or a turn emitted late because its "
+        "audio stopped or lagged; see display_delay_s and max_latency_s): "
+        "late frames skipped, easing to the frame due now",
+    ),
     "clock_resets": ("warn", "the clock went back by more than 1 s: buffered frames cleared"),
-    "watchdog_trips": ("info", "no motion due for watchdog_timeout_s: easing to the neutral pose "
-                               "(watchdog)"),
+    "watchdog_trips": (
+        "info",
+        "no motion due for watchdog_timeout_s: easing to the neutral pose (watchdog)",
+    ),
 }
 
 

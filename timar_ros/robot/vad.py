@@ -7,6 +7,7 @@ when available.
 
 One :class:`VoiceActivity` per stream: webrtcvad adapts to the stream's noise floor over time.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -64,7 +65,9 @@ class VoiceActivity:
 
     def frames(self, audio: np.ndarray) -> np.ndarray:
         """Per-frame decisions (bool [n_frames]); a trailing partial frame is ignored."""
-        x = np.nan_to_num(np.asarray(audio, dtype=np.float32).reshape(-1), nan=0.0, posinf=0.0, neginf=0.0)
+        x = np.nan_to_num(
+            np.asarray(audio, dtype=np.float32).reshape(-1), nan=0.0, posinf=0.0, neginf=0.0
+        )
         n = x.size // self.frame_len
         if n == 0:
             return np.zeros(0, dtype=bool)
@@ -73,10 +76,12 @@ class VoiceActivity:
             rms = np.sqrt(np.mean(np.square(x, dtype=np.float64), axis=1))
             return 20.0 * np.log10(np.maximum(rms, 1e-10)) > self.energy_threshold_dbfs
         pcm = (np.clip(x, -1.0, 1.0) * 32767.0).astype("<i2")
-        return np.array([self._vad.is_speech(f.tobytes(), self.sample_rate) for f in pcm], dtype=bool)
+        return np.array(
+            [self._vad.is_speech(f.tobytes(), self.sample_rate) for f in pcm], dtype=bool
+        )
 
     def voiced_fraction(self, audio: np.ndarray) -> float:
-        """Fraction (0..1) of the block's whole frames that hold speech; 0.0 for a block < 1 frame."""
+        """Fraction (0..1) of the block's whole frames that hold speech (0.0 below one frame)."""
         f = self.frames(audio)
         return float(f.mean()) if f.size else 0.0
 
@@ -90,7 +95,9 @@ class TurnVoiceActivity:
         self.agent = VoiceActivity(**kwargs)
 
     def __call__(self, turn) -> tuple[float, float]:
-        return self.user.voiced_fraction(turn.user_audio), self.agent.voiced_fraction(turn.agent_audio)
+        return self.user.voiced_fraction(turn.user_audio), self.agent.voiced_fraction(
+            turn.agent_audio
+        )
 
     def speaking(self, fractions: tuple[float, float]) -> tuple[bool, bool]:
         """Who is speaking: voiced fraction >= threshold, per stream."""

@@ -6,9 +6,16 @@
 This package never imports torch at import time: the torch backend (``runtime.torch_policy``) is
 loaded only when chosen, so the onnxruntime backend runs without PyTorch.
 """
+
 from .base import BACKENDS, StreamingPolicy
 from .checkpoint import CheckpointError, load_checkpoint_config, model_id
 from .sampling_noise import turn_noise
 
-__all__ = ["StreamingPolicy", "BACKENDS", "CheckpointError", "load_checkpoint_config", "model_id",
-           "turn_noise"]
+__all__ = [
+    "StreamingPolicy",
+    "BACKENDS",
+    "CheckpointError",
+    "load_checkpoint_config",
+    "model_id",
+    "turn_noise",
+]

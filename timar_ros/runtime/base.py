@@ -4,6 +4,7 @@
 :data:`BACKENDS` (module imported lazily: the torch backend imports torch, the onnx backend only
 numpy + onnxruntime).
 """
+
 from __future__ import annotations
 
 import importlib
@@ -39,8 +40,15 @@ class StreamingPolicy:
     turn_index: int = 0
 
     @classmethod
-    def from_checkpoint(cls, path, backend: str = "torch", device: str = "cpu", seed: int = 0,
-                        kv_cache: bool = True, **options) -> "StreamingPolicy":
+    def from_checkpoint(
+        cls,
+        path,
+        backend: str = "torch",
+        device: str = "cpu",
+        seed: int = 0,
+        kv_cache: bool = True,
+        **options,
+    ) -> StreamingPolicy:
         """Load a checkpoint folder (model.safetensors + config.json) for ``backend``.
 
         Options (all backends that support them): ``context_turns`` (history turns each layer
@@ -76,8 +84,14 @@ class StreamingPolicy:
         try:
             self.reset()
             spt, F = self.samples_per_turn, self.frames_per_turn
-            out = [self.step(ua[t * spt:(t + 1) * spt], aa[t * spt:(t + 1) * spt],
-                             None if um is None else um[t * F:(t + 1) * F]) for t in range(n)]
+            out = [
+                self.step(
+                    ua[t * spt : (t + 1) * spt],
+                    aa[t * spt : (t + 1) * spt],
+                    None if um is None else um[t * F : (t + 1) * F],
+                )
+                for t in range(n)
+            ]
         finally:
             self._restore_state(state)
         return np.concatenate(out, 0) if out else np.zeros((0, MOTION_DIM), np.float32)
@@ -101,20 +115,25 @@ class StreamingPolicy:
         ua = np.asarray(user_audio, dtype=np.float32).reshape(-1)
         n = len(ua) // spt
         if len(ua) != n * spt:
-            raise ValueError(f"user_audio has {len(ua)} samples, not a whole number of turns of "
-                             f"{spt}; trim or pad it")
+            raise ValueError(
+                f"user_audio has {len(ua)} samples, not a whole number of turns of "
+                f"{spt}; trim or pad it"
+            )
         ua = _array("user_audio", ua, (n * spt,))
         aa = _array("agent_audio", agent_audio, (n * spt,))
-        um = None if user_motion is None else _array("user_motion", user_motion,
-                                                      (n * F, MOTION_DIM))
+        um = (
+            None if user_motion is None else _array("user_motion", user_motion, (n * F, MOTION_DIM))
+        )
         return ua, aa, um, n
 
 
 def _array(name: str, x, shape: tuple) -> np.ndarray:
     a = np.asarray(x, dtype=np.float32)
     if a.shape != shape:
-        raise ValueError(f"{name} must have shape {shape} (float32, 16 kHz mono for audio; "
-                         f"exp|jaw|rotation for motion), got {a.shape}")
+        raise ValueError(
+            f"{name} must have shape {shape} (float32, 16 kHz mono for audio; "
+            f"exp|jaw|rotation for motion), got {a.shape}"
+        )
     if not np.isfinite(a).all():
         raise ValueError(f"{name} contains NaN or Inf values")
     return a

@@ -6,6 +6,7 @@ mismatched checkpoint raises :class:`CheckpointError` naming the file, the probl
 The config and header checks import only numpy/json (usable by the torch-free runtime); torch is
 imported inside the functions that build a model.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -13,6 +14,7 @@ import json
 import struct
 from pathlib import Path
 from typing import Any
+
 from timar_ros.errors import InputError
 
 WEIGHTS = "model.safetensors"
@@ -42,7 +44,9 @@ def bundled_checkpoint(name: str = BUNDLED) -> Path:
     return share_dir() / "checkpoints" / name
 
 
-def checkpoint_or_random(path: str | Path | None, preset_name: str, scratch: str | Path) -> tuple[Path, str]:
+def checkpoint_or_random(
+    path: str | Path | None, preset_name: str, scratch: str | Path
+) -> tuple[Path, str]:
     """The checkpoint a measurement (bench, soak) runs, and a note saying which: ``path`` when
     given, else the bundled ``checkpoints/<preset_name>``, else a random init of the preset
     written into ``scratch`` (same size and speed, meaningless motion)."""
@@ -51,9 +55,11 @@ def checkpoint_or_random(path: str | Path | None, preset_name: str, scratch: str
     bundled = bundled_checkpoint(preset_name)
     if is_checkpoint(bundled):
         return bundled, f"bundled checkpoints/{preset_name}"
-    return (make_random_checkpoint(preset_name, Path(scratch) / f"{preset_name}-random"),
-            f"checkpoints/{preset_name} not found: a randomly initialised {preset_name!r} checkpoint "
-            "(same size and speed, meaningless motion)")
+    return (
+        make_random_checkpoint(preset_name, Path(scratch) / f"{preset_name}-random"),
+        f"checkpoints/{preset_name} not found: a randomly initialised {preset_name!r} checkpoint "
+        "(same size and speed, meaningless motion)",
+    )
 
 
 def checkpoint_dir(path: str | Path) -> Path:
@@ -64,7 +70,9 @@ def checkpoint_dir(path: str | Path) -> Path:
     if not p.exists():
         raise CheckpointError(f"{p}: checkpoint directory not found; {_FIX}")
     if not p.is_dir():
-        raise CheckpointError(f"{p}: expected a checkpoint directory holding {WEIGHTS} and {CONFIG}")
+        raise CheckpointError(
+            f"{p}: expected a checkpoint directory holding {WEIGHTS} and {CONFIG}"
+        )
     return p
 
 
@@ -100,16 +108,19 @@ def read_header(path: str | Path) -> dict[str, Any]:
             raise CheckpointError(f"{f}: truncated ({size} bytes, not a safetensors file); {_FIX}")
         (n,) = struct.unpack("<Q", head)
         if n > size - 8 or n > 100_000_000:
-            raise CheckpointError(f"{f}: truncated or not a safetensors file (header of {n} bytes "
-                                  f"in a {size}-byte file); {_FIX}")
+            raise CheckpointError(
+                f"{f}: truncated or not a safetensors file (header of {n} bytes "
+                f"in a {size}-byte file); {_FIX}"
+            )
         try:
             header = json.loads(fh.read(n).decode("utf-8"))
         except (UnicodeDecodeError, json.JSONDecodeError) as exc:
             raise CheckpointError(f"{f}: corrupt safetensors header ({exc}); {_FIX}") from exc
     end = max((v["data_offsets"][1] for k, v in header.items() if k != "__metadata__"), default=0)
     if 8 + n + end > size:
-        raise CheckpointError(f"{f}: truncated: tensors need {8 + n + end} bytes, the file has "
-                              f"{size}; {_FIX}")
+        raise CheckpointError(
+            f"{f}: truncated: tensors need {8 + n + end} bytes, the file has {size}; {_FIX}"
+        )
     return header
 
 
@@ -187,7 +198,9 @@ def load_checkpoint(path: str | Path, device: str = "cpu", config_overrides: dic
     expected = model.checkpoint_state_dict()
     missing = sorted(set(expected) - set(sd))
     unexpected = sorted(set(sd) - set(expected))
-    wrong = sorted(k for k in set(sd) & set(expected) if tuple(sd[k].shape) != tuple(expected[k].shape))
+    wrong = sorted(
+        k for k in set(sd) & set(expected) if tuple(sd[k].shape) != tuple(expected[k].shape)
+    )
     if missing or unexpected or wrong:
         parts = []
         if missing:
@@ -195,10 +208,17 @@ def load_checkpoint(path: str | Path, device: str = "cpu", config_overrides: dic
         if unexpected:
             parts.append(f"{len(unexpected)} unexpected tensors (e.g. {unexpected[:3]})")
         if wrong:
-            parts.append("shape mismatch for " + ", ".join(
-                f"{k} {tuple(sd[k].shape)} vs {tuple(expected[k].shape)}" for k in wrong[:3]))
-        raise CheckpointError(f"{wf}: weights do not match {d / CONFIG}: " + "; ".join(parts)
-                              + "; the two files must come from the same save")
+            parts.append(
+                "shape mismatch for "
+                + ", ".join(
+                    f"{k} {tuple(sd[k].shape)} vs {tuple(expected[k].shape)}" for k in wrong[:3]
+                )
+            )
+        raise CheckpointError(
+            f"{wf}: weights do not match {d / CONFIG}: "
+            + "; ".join(parts)
+            + "; the two files must come from the same save"
+        )
     model.load_state_dict(sd, strict=False)
     with torch.no_grad():
         for k, v in sd.items():
@@ -231,7 +251,7 @@ def float16_output_change(policy_factory, model, run, draws: int = 3, seed: int 
             with torch.no_grad():
                 for v in model.state_dict().values():
                     if v.is_floating_point():
-                        mag = v.abs().float().clamp_min(2.0 ** -14)  # float16 normal range
+                        mag = v.abs().float().clamp_min(2.0**-14)  # float16 normal range
                         step = 2.0 ** (torch.floor(torch.log2(mag)) - 10)  # 10 mantissa bits
                         v.add_((torch.rand(v.shape, generator=g) - 0.5) * step)
             worst = max(worst, float(np.abs(run(policy_factory(model)) - base).max()))
@@ -241,8 +261,9 @@ def float16_output_change(policy_factory, model, run, draws: int = 3, seed: int 
     return worst
 
 
-def make_random_checkpoint(preset_name: str, out_dir: str | Path, seed: int = 0,
-                           perturb: float = 0.02, **overrides) -> Path:
+def make_random_checkpoint(
+    preset_name: str, out_dir: str | Path, seed: int = 0, perturb: float = 0.02, **overrides
+) -> Path:
     """Build ``TIMAR(preset(preset_name, **overrides))`` with torch seed ``seed``, perturb the
     zero-initialised head weights by N(0, perturb) (so motion depends on the inputs) and save."""
     import torch
@@ -259,7 +280,7 @@ def make_random_checkpoint(preset_name: str, out_dir: str | Path, seed: int = 0,
         "preset": preset_name,
         "trained": False,
         "description": "randomly initialised weights (tests and benchmarks only; produces "
-                       "meaningless motion)",
+        "meaningless motion)",
         "seed": seed,
         "head_perturbation_std": perturb,
         "trainable_parameters": model.num_parameters(),

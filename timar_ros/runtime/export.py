@@ -29,6 +29,7 @@ Four single-file graphs (``external_data=False``), written to ``OUT_DIR`` (defau
 of every ``.onnx`` file and the source checkpoint's ``model_id``; the runtime checks all of it.
 Exporting needs torch + onnxscript (dynamo exporter); running the result needs neither.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -39,8 +40,14 @@ import time
 import warnings
 from pathlib import Path
 
-from timar_ros.runtime.onnx_format import (DEFAULT_SUBDIR, FORMAT_VERSION, MANIFEST, OPSET, export_status,
-                                           sha256_file)
+from timar_ros.runtime.onnx_format import (
+    DEFAULT_SUBDIR,
+    FORMAT_VERSION,
+    MANIFEST,
+    OPSET,
+    export_status,
+    sha256_file,
+)
 
 
 def _wrappers(model):
@@ -79,8 +86,9 @@ def _wrappers(model):
         def _stack(self, si, xs, valid, cos, sin, ck, cv, out_idx=None):
             st = self.m.stacks[si]
             n = xs.shape[1]
-            key_mask = torch.cat([valid.repeat_interleave(n),
-                                  torch.ones(n, dtype=torch.bool, device=xs.device)])[None]
+            key_mask = torch.cat(
+                [valid.repeat_interleave(n), torch.ones(n, dtype=torch.bool, device=xs.device)]
+            )[None]
             ks, vs = [], []
             for i, blk in enumerate(st.blocks):
                 q, k, v = blk._qkv(xs)
@@ -97,18 +105,20 @@ def _wrappers(model):
         def forward(self, x, valid, *rest):
             m = self.m
             n_st = len(m.stacks)
-            rope, cache = rest[: 2 * n_st], rest[2 * n_st:]
+            rope, cache = rest[: 2 * n_st], rest[2 * n_st :]
             if not m.is_mae:
                 h, k, v = self._stack(0, x, valid, rope[0], rope[1], cache[0], cache[1], m.am_idx)
                 new = [k, v]
             else:
                 B, T, d = x.shape
-                he, k0, v0 = self._stack(0, x[:, m.enc_pos], valid, rope[0], rope[1],
-                                         cache[0], cache[1])
+                he, k0, v0 = self._stack(
+                    0, x[:, m.enc_pos], valid, rope[0], rope[1], cache[0], cache[1]
+                )
                 full = m.decoder_mask_token.expand(B, T, d).clone()
                 full[:, m.enc_pos] = m.decoder_embed(he)
-                h, k1, v1 = self._stack(1, full + m.pos_dec, valid, rope[2], rope[3],
-                                        cache[2], cache[3], m.am_idx)
+                h, k1, v1 = self._stack(
+                    1, full + m.pos_dec, valid, rope[2], rope[3], cache[2], cache[3], m.am_idx
+                )
                 new = [k0, v0, k1, v1]
             return (h + m.pos_out[m.am_idx], *new)
 
@@ -140,9 +150,13 @@ def cache_names(n_stacks: int) -> list[str]:
     return [f"cache_{kv}{s}" for s in range(n_stacks) for kv in ("k", "v")]
 
 
-def export_checkpoint(checkpoint: str | Path, out_dir: str | Path | None = None,
-                      num_sampling_steps: int | None = None, opset: int = OPSET,
-                      log=print) -> Path:
+def export_checkpoint(
+    checkpoint: str | Path,
+    out_dir: str | Path | None = None,
+    num_sampling_steps: int | None = None,
+    opset: int = OPSET,
+    log=print,
+) -> Path:
     """Export ``checkpoint`` into ``out_dir`` (default ``checkpoint/onnx``); returns the folder.
 
     Graphs are checked against torch on random inputs before the manifest is written (a failed
@@ -157,11 +171,15 @@ def export_checkpoint(checkpoint: str | Path, out_dir: str | Path | None = None,
     model, mid = load_checkpoint(ckpt, "cpu")
     c = model.config
     if c.attention == "bidirectional":
-        raise CheckpointError(f"{ckpt}: a bidirectional-attention model has no streaming step to "
-                              "export (it cannot use the KV cache); use the torch backend")
+        raise CheckpointError(
+            f"{ckpt}: a bidirectional-attention model has no streaming step to "
+            "export (it cannot use the KV cache); use the torch backend"
+        )
     if c.window_turns < 2:
-        raise CheckpointError(f"{ckpt}: window_turns={c.window_turns}: an export needs a KV cache "
-                              "of at least one turn (window_turns >= 2)")
+        raise CheckpointError(
+            f"{ckpt}: window_turns={c.window_turns}: an export needs a KV cache "
+            "of at least one turn (window_turns >= 2)"
+        )
     if c.speech_encoder != "builtin":
         log("note: exporting a wav2vec2 speech encoder (large graph, slower export)")
     steps = int(num_sampling_steps or c.num_sampling_steps)
@@ -200,8 +218,12 @@ def export_checkpoint(checkpoint: str | Path, out_dir: str | Path | None = None,
     graphs = {
         "embed_motion": (em, (ua, aa, um), ["user_audio", "agent_audio", "user_motion"], ["x"]),
         "embed_null": (en, (ua, aa), ["user_audio", "agent_audio"], ["x"]),
-        "backbone_step": (bb, (x_ex, valid, *rope, *cache), ["x", "valid", *rn, *cn],
-                          ["h", *[f"new_{n}" for n in cn]]),
+        "backbone_step": (
+            bb,
+            (x_ex, valid, *rope, *cache),
+            ["x", "valid", *rn, *cn],
+            ["h", *[f"new_{n}" for n in cn]],
+        ),
         "sample": (sp, (z_ex, x_T, noise), ["z", "x_T", "step_noise"], ["motion"]),
     }
     import onnxruntime as ort
@@ -215,29 +237,48 @@ def export_checkpoint(checkpoint: str | Path, out_dir: str | Path | None = None,
         f = out / f"{name}.onnx"
         with torch.no_grad(), warnings.catch_warnings(), _quiet():
             warnings.simplefilter("ignore")
-            torch.onnx.export(mod, args, str(f), dynamo=True, external_data=False,
-                              input_names=ins, output_names=outs, opset_version=opset,
-                              verbose=False)
+            torch.onnx.export(
+                mod,
+                args,
+                str(f),
+                dynamo=True,
+                external_data=False,
+                input_names=ins,
+                output_names=outs,
+                opset_version=opset,
+                verbose=False,
+            )
             ref = mod(*args)
         ref = [ref] if isinstance(ref, torch.Tensor) else list(ref)
         so = ort.SessionOptions()
         so.log_severity_level = 3
         sess = ort.InferenceSession(str(f), so, providers=["CPUExecutionProvider"])
         got = sess.run(outs, {n: a.numpy() for n, a in zip(ins, args)})
-        err = max(float(np.max(np.abs(r.numpy() - o))) if r.numel() else 0.0
-                  for r, o in zip(ref, got))
+        err = max(
+            float(np.max(np.abs(r.numpy() - o))) if r.numel() else 0.0 for r, o in zip(ref, got)
+        )
         if not err < 1e-3:
-            raise RuntimeError(f"ONNX export of {name}: onnxruntime differs from torch by {err:.3g}")
+            raise RuntimeError(
+                f"ONNX export of {name}: onnxruntime differs from torch by {err:.3g}"
+            )
         entries[name] = {
-            "file": f.name, "sha256": sha256_file(f), "bytes": f.stat().st_size,
-            "inputs": {n: {"shape": list(a.shape), "dtype": str(a.numpy().dtype)}
-                       for n, a in zip(ins, args)},
-            "outputs": {n: {"shape": list(r.shape), "dtype": str(r.numpy().dtype)}
-                        for n, r in zip(outs, ref)},
+            "file": f.name,
+            "sha256": sha256_file(f),
+            "bytes": f.stat().st_size,
+            "inputs": {
+                n: {"shape": list(a.shape), "dtype": str(a.numpy().dtype)}
+                for n, a in zip(ins, args)
+            },
+            "outputs": {
+                n: {"shape": list(r.shape), "dtype": str(r.numpy().dtype)}
+                for n, r in zip(outs, ref)
+            },
             "max_abs_diff_vs_torch": err,
         }
-        log(f"  {f.name}: {f.stat().st_size / 1e6:.1f} MB, ORT vs torch {err:.1e}, "
-            f"{time.monotonic() - t0:.1f} s")
+        log(
+            f"  {f.name}: {f.stat().st_size / 1e6:.1f} MB, ORT vs torch {err:.1e}, "
+            f"{time.monotonic() - t0:.1f} s"
+        )
     manifest = {
         "format_version": FORMAT_VERSION,
         "model_id": mid,
@@ -271,8 +312,10 @@ def ensure_export(checkpoint: str | Path, log=print) -> Path | None:
     status = export_status(ck)
     if status == "current":
         return ck / DEFAULT_SUBDIR
-    log(f"ONNX export of {ck} is {status}: exporting it once for the faster onnxruntime backend "
-        f"(`timar export {ck}`) ...")
+    log(
+        f"ONNX export of {ck} is {status}: exporting it once for the faster onnxruntime backend "
+        f"(`timar export {ck}`) ..."
+    )
     t0 = time.monotonic()
     try:
         out = export_checkpoint(ck, log=lambda *a: None)

@@ -1,6 +1,7 @@
 """The ONNX export's format: file names, version, manifest checks and whether a checkpoint's
 export is current. The one home of these facts, for the exporter (torch) and the runtime and
 robot set-up (torch-free: this module imports only the standard library)."""
+
 from __future__ import annotations
 
 import hashlib
@@ -37,10 +38,14 @@ def find_export(path) -> tuple[Path, Path | None]:
     if (p / CONFIG).is_file():
         if (p / DEFAULT_SUBDIR / MANIFEST).is_file():
             return p / DEFAULT_SUBDIR, p
-        raise CheckpointError(f"{p}: no ONNX export ({p / 'onnx' / MANIFEST} is missing); "
-                              + FIX.format(ckpt=p) + ", or use backend='torch'")
-    raise CheckpointError(f"{p}: neither a checkpoint folder nor an ONNX export folder "
-                          f"(no {CONFIG} or {MANIFEST})")
+        raise CheckpointError(
+            f"{p}: no ONNX export ({p / 'onnx' / MANIFEST} is missing); "
+            + FIX.format(ckpt=p)
+            + ", or use backend='torch'"
+        )
+    raise CheckpointError(
+        f"{p}: neither a checkpoint folder nor an ONNX export folder (no {CONFIG} or {MANIFEST})"
+    )
 
 
 def read_manifest(export_dir: Path, checkpoint: Path | None = None) -> dict:
@@ -52,8 +57,10 @@ def read_manifest(export_dir: Path, checkpoint: Path | None = None) -> dict:
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise CheckpointError(f"{f}: unreadable ONNX manifest ({exc}); {fix}") from exc
     if not isinstance(m, dict) or m.get("format_version") != FORMAT_VERSION:
-        raise CheckpointError(f"{f}: manifest format {m.get('format_version') if isinstance(m, dict) else '?'}"
-                              f" is not {FORMAT_VERSION} (an export by another version); {fix}")
+        raise CheckpointError(
+            f"{f}: manifest format {m.get('format_version') if isinstance(m, dict) else '?'}"
+            f" is not {FORMAT_VERSION} (an export by another version); {fix}"
+        )
     missing = [g for g in GRAPHS if g not in m.get("graphs", {})]
     if missing:
         raise CheckpointError(f"{f}: graphs {missing} missing from the manifest; {fix}")
@@ -61,7 +68,7 @@ def read_manifest(export_dir: Path, checkpoint: Path | None = None) -> dict:
 
 
 def export_status(checkpoint: str | Path) -> str:
-    """"current", "missing" or "stale" (the export in ``checkpoint/onnx`` is of other weights,
+    """ "current", "missing" or "stale" (the export in ``checkpoint/onnx`` is of other weights,
     another config or another format version)."""
     from timar_ros.runtime.checkpoint import checkpoint_dir, load_checkpoint_config, model_id
 
@@ -71,8 +78,11 @@ def export_status(checkpoint: str | Path) -> str:
         return "missing"
     try:
         m = json.loads(f.read_text(encoding="utf-8"))
-        ok = (m.get("format_version") == FORMAT_VERSION and m.get("model_id") == model_id(ck)
-              and m.get("config") == load_checkpoint_config(ck).to_dict())
+        ok = (
+            m.get("format_version") == FORMAT_VERSION
+            and m.get("model_id") == model_id(ck)
+            and m.get("config") == load_checkpoint_config(ck).to_dict()
+        )
     except (OSError, ValueError, AttributeError):
         ok = False
     return "current" if ok else "stale"

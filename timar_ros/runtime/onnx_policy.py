@@ -3,11 +3,12 @@
 Runs the graphs written by ``timar export`` (see :mod:`timar_ros.runtime.export`): per turn, one
 embedding graph (with or without user motion), the backbone step with the rolling KV cache of
 the last W-1 turns, and the diffusion sampler fed with the same noise as the torch backend
-(:func:`timar_ros.runtime.sampling_noise.turn_noise`), so both backends produce the same motion up to
-float rounding (~1e-5, see test/test_onnx_policy.py).
+(:func:`timar_ros.runtime.sampling_noise.turn_noise`), so both backends produce the same motion
+up to float rounding (~1e-5, see test/runtime/test_onnx_policy.py).
 
 Imports only numpy, onnxruntime and torch-free timar_ros modules.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -18,11 +19,11 @@ import numpy as np
 import onnxruntime as ort
 
 from .base import StreamingPolicy
-from .checkpoint import CheckpointError, model_id as checkpoint_model_id
+from .checkpoint import CheckpointError
+from .checkpoint import model_id as checkpoint_model_id
 from .onnx_format import FIX as _FIX
 from .onnx_format import GRAPHS, MANIFEST, find_export, read_manifest
 from .sampling_noise import turn_noise
-
 
 
 def rope_tables_np(positions, head_dim: int, theta: float):
@@ -39,7 +40,7 @@ def default_threads() -> int:
     return max(1, min(2, os.cpu_count() or 1))
 
 
-def session_options(threads: int | None = None, spin: bool = False) -> "ort.SessionOptions":
+def session_options(threads: int | None = None, spin: bool = False) -> ort.SessionOptions:
     """ORT session options for a small, shared CPU. Measured on the 2-core development machine
     (robot preset, ms per turn p50 (p99); quiet / with one busy-loop process beside it):
 
@@ -78,10 +79,20 @@ class OnnxStreamingPolicy(StreamingPolicy):
 
     backend = "onnx"
 
-    def __init__(self, export_dir, *, checkpoint=None, seed: int = 0,
-                 context_turns: int | None = None, guidance_scale: float | None = None,
-                 temperature: float | None = None, num_sampling_steps: int | None = None,
-                 threads: int | None = None, spin: bool = False, verify: bool = True):
+    def __init__(
+        self,
+        export_dir,
+        *,
+        checkpoint=None,
+        seed: int = 0,
+        context_turns: int | None = None,
+        guidance_scale: float | None = None,
+        temperature: float | None = None,
+        num_sampling_steps: int | None = None,
+        threads: int | None = None,
+        spin: bool = False,
+        verify: bool = True,
+    ):
         from ..model.config import TIMARConfig
 
         self.export_dir = Path(export_dir)
@@ -92,7 +103,9 @@ class OnnxStreamingPolicy(StreamingPolicy):
         try:
             c = TIMARConfig.from_dict(m["config"])
         except (TypeError, ValueError, KeyError) as exc:
-            raise CheckpointError(f"{self.export_dir / MANIFEST}: bad config ({exc}); {fix}") from exc
+            raise CheckpointError(
+                f"{self.export_dir / MANIFEST}: bad config ({exc}); {fix}"
+            ) from exc
         if self.checkpoint is not None:
             from .checkpoint import load_checkpoint_config
 
@@ -103,7 +116,8 @@ class OnnxStreamingPolicy(StreamingPolicy):
                     f"{self.export_dir}: the ONNX export is of model {m.get('model_id')}, but "
                     f"{self.checkpoint} holds {mid}"
                     + ("" if ck_cfg.to_dict() == c.to_dict() else " (configs differ)")
-                    + f": the export is stale; {fix}")
+                    + f": the export is stale; {fix}"
+                )
         self.config = c
         self.model_id = m.get("model_id", "")
         self.seed = int(seed)
@@ -113,9 +127,11 @@ class OnnxStreamingPolicy(StreamingPolicy):
             raise ValueError(f"context_turns must be in 0..{W - 1} (window_turns - 1)")
         self.guidance_scale = c.guidance_scale if guidance_scale is None else float(guidance_scale)
         if self.guidance_scale != 1.0:
-            raise ValueError(f"guidance_scale={self.guidance_scale}: the onnx backend does not "
-                             "implement classifier-free guidance; use guidance_scale=1 (the "
-                             "published setting) or backend='torch'")
+            raise ValueError(
+                f"guidance_scale={self.guidance_scale}: the onnx backend does not "
+                "implement classifier-free guidance; use guidance_scale=1 (the "
+                "published setting) or backend='torch'"
+            )
         self.temperature = c.temperature if temperature is None else float(temperature)
         self.num_sampling_steps = int(m["num_sampling_steps"])
         if num_sampling_steps is not None and int(num_sampling_steps) != self.num_sampling_steps:
@@ -123,7 +139,8 @@ class OnnxStreamingPolicy(StreamingPolicy):
                 f"num_sampling_steps={num_sampling_steps}, but the export at {self.export_dir} "
                 f"samples with {self.num_sampling_steps} steps; re-export with "
                 f"`timar export {self.checkpoint or 'CHECKPOINT'} --num-sampling-steps "
-                f"{num_sampling_steps}` or use that value")
+                f"{num_sampling_steps}` or use that value"
+            )
         self.frames_per_turn = c.frames_per_turn
         self.samples_per_turn = c.samples_per_turn
         self.threads = int(threads) if threads else default_threads()
@@ -137,8 +154,9 @@ class OnnxStreamingPolicy(StreamingPolicy):
             except OSError as exc:
                 raise CheckpointError(f"{f}: cannot read ONNX graph ({exc}); {fix}") from exc
             if verify and hashlib.sha256(blob).hexdigest() != entry["sha256"]:
-                raise CheckpointError(f"{f}: sha256 does not match {MANIFEST} (file changed or "
-                                      f"corrupt); {fix}")
+                raise CheckpointError(
+                    f"{f}: sha256 does not match {MANIFEST} (file changed or corrupt); {fix}"
+                )
             self._sess[name] = ort.InferenceSession(blob, so, providers=["CPUExecutionProvider"])
         self._cache_names = list(m["cache"])
         self._cache_out = [f"new_{n}" for n in self._cache_names]
@@ -151,20 +169,32 @@ class OnnxStreamingPolicy(StreamingPolicy):
         self.reset()
 
     @classmethod
-    def from_checkpoint(cls, path, backend: str = "onnx", device: str = "cpu", seed: int = 0,
-                        kv_cache: bool = True, export_dir=None, **options) -> "OnnxStreamingPolicy":
+    def from_checkpoint(
+        cls,
+        path,
+        backend: str = "onnx",
+        device: str = "cpu",
+        seed: int = 0,
+        kv_cache: bool = True,
+        export_dir=None,
+        **options,
+    ) -> OnnxStreamingPolicy:
         """``path``: a checkpoint folder (uses ``path/onnx`` or ``export_dir``) or an export
         folder. Options: context_turns, temperature, num_sampling_steps (must match the
         export), guidance_scale (must be 1), threads, spin, verify (sha256 checks)."""
         if backend != "onnx":
             return StreamingPolicy.from_checkpoint(path, backend, device, seed, kv_cache, **options)
         if str(device) != "cpu":
-            raise ValueError(f"device={device!r}: the onnx backend runs on the CPU; use "
-                             "device='cpu' or backend='torch'")
+            raise ValueError(
+                f"device={device!r}: the onnx backend runs on the CPU; use "
+                "device='cpu' or backend='torch'"
+            )
         if not kv_cache:
-            raise ValueError("the onnx backend always uses the KV cache (the re-encoding "
-                             "baseline exists only in the torch backend); use kv_cache=True "
-                             "or backend='torch'")
+            raise ValueError(
+                "the onnx backend always uses the KV cache (the re-encoding "
+                "baseline exists only in the torch backend); use kv_cache=True "
+                "or backend='torch'"
+            )
         if export_dir is not None:
             ed, ck = Path(export_dir), Path(path)
             if not (ed / MANIFEST).is_file():
@@ -218,19 +248,25 @@ class OnnxStreamingPolicy(StreamingPolicy):
         bb.update(zip(self._cache_names, self._cache))
         out = self._sess["backbone_step"].run(["h"] + self._cache_out, bb)
         h, new = out[0], out[1:]
-        x_T, sn = turn_noise(self.seed, self.turn_index, self.frames_per_turn,
-                             self.num_sampling_steps)
+        x_T, sn = turn_noise(
+            self.seed, self.turn_index, self.frames_per_turn, self.num_sampling_steps
+        )
         if self.temperature != 1.0:
             sn = sn * np.float32(self.temperature)
         (motion,) = self._sess["sample"].run(None, {"z": h[0], "x_T": x_T, "step_noise": sn})
         slot = self.turn_index % (self.config.window_turns - 1)
         for buf, kv in zip(self._cache, new):  # the new turn replaces the one leaving the window
             n = kv.shape[3]
-            buf[:, :, :, slot * n:(slot + 1) * n] = kv
+            buf[:, :, :, slot * n : (slot + 1) * n] = kv
         self.history_turns = hist
         self.turn_index += 1
         return motion
 
 
-__all__ = ["OnnxStreamingPolicy", "session_options", "find_export", "read_manifest",
-           "rope_tables_np"]
+__all__ = [
+    "OnnxStreamingPolicy",
+    "session_options",
+    "find_export",
+    "read_manifest",
+    "rope_tables_np",
+]

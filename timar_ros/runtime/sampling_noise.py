@@ -4,6 +4,7 @@ numpy's PCG64 seeded by ``SeedSequence([seed, turn])`` gives the same float32 ar
 platform, so the torch and onnxruntime backends, the streaming step and the parallel offline
 path all draw identical noise for a turn. Imports only numpy.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -11,8 +12,9 @@ import numpy as np
 MOTION_DIM = 56
 
 
-def turn_noise(seed: int, turn: int, frames: int, steps: int,
-               dim: int = MOTION_DIM) -> tuple[np.ndarray, np.ndarray]:
+def turn_noise(
+    seed: int, turn: int, frames: int, steps: int, dim: int = MOTION_DIM
+) -> tuple[np.ndarray, np.ndarray]:
     """Initial noise x_T [frames, dim] and per-step noise [steps, frames, dim], float32."""
     if turn < 0:
         raise ValueError(f"turn index must be >= 0, got {turn}")
@@ -23,8 +25,9 @@ def turn_noise(seed: int, turn: int, frames: int, steps: int,
     return x_T, step
 
 
-def conversation_noise(seed: int, n_turns: int, frames: int, steps: int, first_turn: int = 0,
-                       dim: int = MOTION_DIM) -> tuple[np.ndarray, np.ndarray]:
+def conversation_noise(
+    seed: int, n_turns: int, frames: int, steps: int, first_turn: int = 0, dim: int = MOTION_DIM
+) -> tuple[np.ndarray, np.ndarray]:
     """Noise of turns first_turn..first_turn+n_turns-1, stacked: [N*frames, dim] and
     [steps, N*frames, dim]."""
     xs, ss = zip(*(turn_noise(seed, first_turn + t, frames, steps, dim) for t in range(n_turns)))

@@ -6,6 +6,7 @@ whole receptive field from the input token buffer (for the turn-causal band this
 ``num_blocks * context_turns`` past turns, so the result equals the cached stream exactly; for
 the bidirectional ablation it is the reference's window of the last W turns).
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -19,10 +20,20 @@ from .sampling_noise import conversation_noise
 class TorchStreamingPolicy(StreamingPolicy):
     backend = "torch"
 
-    def __init__(self, model, *, seed: int = 0, kv_cache: bool = True, device: str = "cpu",
-                 context_turns: int | None = None, guidance_scale: float | None = None,
-                 temperature: float | None = None, num_sampling_steps: int | None = None,
-                 model_id: str = "", threads: int | None = None):
+    def __init__(
+        self,
+        model,
+        *,
+        seed: int = 0,
+        kv_cache: bool = True,
+        device: str = "cpu",
+        context_turns: int | None = None,
+        guidance_scale: float | None = None,
+        temperature: float | None = None,
+        num_sampling_steps: int | None = None,
+        model_id: str = "",
+        threads: int | None = None,
+    ):
         if threads:  # process-wide torch setting; 1 is steadier on a busy 2-core machine
             torch.set_num_threads(int(threads))
         c = model.config
@@ -36,8 +47,10 @@ class TorchStreamingPolicy(StreamingPolicy):
             raise ValueError(f"context_turns must be in 0..{W - 1} (window_turns - 1)")
         self.bidirectional = c.attention == "bidirectional"
         if kv_cache and self.bidirectional:
-            raise ValueError("a bidirectional-attention model cannot use the KV cache "
-                             "(past turns would attend future turns); use kv_cache=False")
+            raise ValueError(
+                "a bidirectional-attention model cannot use the KV cache "
+                "(past turns would attend future turns); use kv_cache=False"
+            )
         self.kv_cache = bool(kv_cache)
         self.guidance_scale = c.guidance_scale if guidance_scale is None else float(guidance_scale)
         self.temperature = c.temperature if temperature is None else float(temperature)
@@ -49,20 +62,28 @@ class TorchStreamingPolicy(StreamingPolicy):
         self.model_id = model_id or f"unsaved-{c.preset or 'model'}"
         self._rope = model.step_rope(self.device) if self.kv_cache else None
         # history turns kept as input embeddings for re-encoding
-        self._reencode_turns = (self.context_turns if self.bidirectional
-                                else model.receptive_turns(self.context_turns))
+        self._reencode_turns = (
+            self.context_turns if self.bidirectional else model.receptive_turns(self.context_turns)
+        )
         self.reset()
 
     @classmethod
-    def from_checkpoint(cls, path, backend: str = "torch", device: str = "cpu", seed: int = 0,
-                        kv_cache: bool = True, **options) -> "TorchStreamingPolicy":
+    def from_checkpoint(
+        cls,
+        path,
+        backend: str = "torch",
+        device: str = "cpu",
+        seed: int = 0,
+        kv_cache: bool = True,
+        **options,
+    ) -> TorchStreamingPolicy:
         if backend != "torch":
             return StreamingPolicy.from_checkpoint(path, backend, device, seed, kv_cache, **options)
         model, mid = load_checkpoint(path, device)
         return cls(model, seed=seed, kv_cache=kv_cache, device=device, model_id=mid, **options)
 
     @classmethod
-    def from_model(cls, model, **kw) -> "TorchStreamingPolicy":
+    def from_model(cls, model, **kw) -> TorchStreamingPolicy:
         return cls(model, **kw)
 
     # ------------------------------------------------------------------ state
@@ -76,19 +97,24 @@ class TorchStreamingPolicy(StreamingPolicy):
         return (self.turn_index, self.history_turns, self._cache, list(self._buffer))
 
     def _restore_state(self, state) -> None:
-        self.turn_index, self.history_turns, self._cache, self._buffer = state[0], state[1], \
-            state[2], list(state[3])
+        self.turn_index, self.history_turns, self._cache, self._buffer = (
+            state[0],
+            state[1],
+            state[2],
+            list(state[3]),
+        )
 
     def _valid(self, hist: int) -> torch.Tensor:
         W = self.config.window_turns
         v = torch.zeros(W - 1, dtype=torch.bool, device=self.device)
         if hist:
-            v[W - 1 - hist:] = True
+            v[W - 1 - hist :] = True
         return v
 
     def _noise(self, n_turns: int, first: int):
-        x, s = conversation_noise(self.seed, n_turns, self.frames_per_turn,
-                                  self.num_sampling_steps, first)
+        x, s = conversation_noise(
+            self.seed, n_turns, self.frames_per_turn, self.num_sampling_steps, first
+        )
         return torch.from_numpy(x).to(self.device), torch.from_numpy(s).to(self.device)
 
     # ------------------------------------------------------------------ streaming
@@ -99,9 +125,13 @@ class TorchStreamingPolicy(StreamingPolicy):
         ua, aa, um = self.check_turn(user_audio, agent_audio, user_motion)
         m, dev = self.model, self.device
         cfg = self.guidance_scale != 1.0
-        x, xu = m.embed_turns(torch.from_numpy(ua)[None].to(dev), torch.from_numpy(aa)[None].to(dev),
-                              None if um is None else torch.from_numpy(um)[None].to(dev),
-                              1, uncond=cfg)
+        x, xu = m.embed_turns(
+            torch.from_numpy(ua)[None].to(dev),
+            torch.from_numpy(aa)[None].to(dev),
+            None if um is None else torch.from_numpy(um)[None].to(dev),
+            1,
+            uncond=cfg,
+        )
         hist = min(self.turn_index, self.context_turns)
         h_u = None
         if self.kv_cache:
@@ -116,8 +146,7 @@ class TorchStreamingPolicy(StreamingPolicy):
             buf = self._buffer[-R:] if R else []
             h_c = m.backbone_parallel(torch.cat(buf + [x], 1), None, self.context_turns)[:, -1]
             if cfg:
-                h_u = m.backbone_parallel(torch.cat(buf + [xu], 1), None,
-                                          self.context_turns)[:, -1]
+                h_u = m.backbone_parallel(torch.cat(buf + [xu], 1), None, self.context_turns)[:, -1]
             self._buffer = (buf + [x])[-R:] if R else []
             hist = min(len(buf), self.context_turns) if not self.bidirectional else len(buf)
         z = h_c[0]
@@ -139,8 +168,12 @@ class TorchStreamingPolicy(StreamingPolicy):
         if n == 0:
             return np.zeros((0, 56), np.float32)
         m, dev = self.model, self.device
-        x, _ = m.embed_turns(torch.from_numpy(ua)[None].to(dev), torch.from_numpy(aa)[None].to(dev),
-                             None if um is None else torch.from_numpy(um)[None].to(dev), n)
+        x, _ = m.embed_turns(
+            torch.from_numpy(ua)[None].to(dev),
+            torch.from_numpy(aa)[None].to(dev),
+            None if um is None else torch.from_numpy(um)[None].to(dev),
+            n,
+        )
         h = m.backbone_parallel(x, None, self.context_turns)
         z = h[0].reshape(n * self.frames_per_turn, -1)
         x_T, sn = self._noise(n, 0)

@@ -1,5 +1,6 @@
 """What a training run is given: :class:`TrainConfig` (saved in ``train_state.json`` and reused on
 resume) and how command-line values and a resumed run's saved config merge into one."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -55,7 +56,7 @@ class TrainConfig:
         return d
 
     @classmethod
-    def from_dict(cls, d: dict) -> "TrainConfig":
+    def from_dict(cls, d: dict) -> TrainConfig:
         """Raises ValueError naming any key that is not a field (a renamed or misspelt option
         must not vanish silently, e.g. from a resumed run's saved config)."""
         names = {f.name for f in dataclasses.fields(cls)}
@@ -68,8 +69,11 @@ class TrainConfig:
         return cls(**kw)
 
 
-def resolve_config(given: dict[str, Any], model_overrides: dict[str, Any] | None = None,
-                   resume: str | Path | None = None) -> TrainConfig:
+def resolve_config(
+    given: dict[str, Any],
+    model_overrides: dict[str, Any] | None = None,
+    resume: str | Path | None = None,
+) -> TrainConfig:
     """The config of a run: ``given`` (TrainConfig fields the user set) over the saved config of
     the run ``resume``, or over the defaults with ``model_overrides`` (TIMARConfig fields) for a
     new run. A length given as --steps clears --epochs of a resumed run and vice versa."""
@@ -83,9 +87,11 @@ def resolve_config(given: dict[str, Any], model_overrides: dict[str, Any] | None
         try:
             base = TrainConfig.from_dict(meta["train_config"]).to_dict()
         except ValueError as exc:
-            raise TrainError(f"{resume}: the saved train_config cannot be resumed by this "
-                             f"version: {exc}; edit train_state.json (rename or remove the key) "
-                             "or start a new run") from exc
+            raise TrainError(
+                f"{resume}: the saved train_config cannot be resumed by this "
+                f"version: {exc}; edit train_state.json (rename or remove the key) "
+                "or start a new run"
+            ) from exc
         base["out"] = str(resume)
     else:
         base = TrainConfig().to_dict()

@@ -5,6 +5,7 @@ every optimizer step, ``ema = rate * ema + (1 - rate) * weights``. The reference
 averages over about 10k steps; short CPU runs need a faster rate (e.g. 0.999) or the exported
 weights stay close to the random initialisation.
 """
+
 from __future__ import annotations
 
 import copy

@@ -21,6 +21,7 @@ Data order: each epoch is a ``DistributedSampler`` permutation (seed, epoch) of 
 cut into batches; step s reads batch ``s mod batches_per_epoch`` of epoch
 ``s // batches_per_epoch``, so the data position follows from the step alone.
 """
+
 from __future__ import annotations
 
 import json
@@ -39,8 +40,11 @@ __all__ = ["train", "build_dataset", "plot_losses", "TrainConfig", "TrainError"]
 # ----------------------------------------------------------------------------- setup helpers
 def _dist_env() -> tuple[int, int, int]:
     """(rank, world size, local rank) from the torchrun environment; (0, 1, 0) without it."""
-    return (int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1)),
-            int(os.environ.get("LOCAL_RANK", 0)))
+    return (
+        int(os.environ.get("RANK", 0)),
+        int(os.environ.get("WORLD_SIZE", 1)),
+        int(os.environ.get("LOCAL_RANK", 0)),
+    )
 
 
 def _device(name: str, local_rank: int):
@@ -66,8 +70,10 @@ def build_dataset(dirs: list, turns: int, frames_per_turn: int):
     from timar_ros.data.dualtalk import DualTalkWindows
 
     if not dirs:
-        raise TrainError("no training data: give --data DIR [DIR ...] (DualTalk layout, e.g. "
-                         "written by `timar synth`)")
+        raise TrainError(
+            "no training data: give --data DIR [DIR ...] (DualTalk layout, e.g. "
+            "written by `timar synth`)"
+        )
     parts, summaries = [], []
     for d in dirs:
         p = Path(d)
@@ -76,15 +82,18 @@ def build_dataset(dirs: list, turns: int, frames_per_turn: int):
         try:
             ds = DualTalkWindows(p, turns=turns, frames_per_turn=frames_per_turn)
         except FileNotFoundError as exc:
-            raise TrainError(f"{p}: {exc}; a DualTalk folder holds <clip>_speaker1/2 .wav + .npz "
-                             f"pairs (`timar synth {p}` writes one)") from exc
+            raise TrainError(
+                f"{p}: {exc}; a DualTalk folder holds <clip>_speaker1/2 .wav + .npz "
+                f"pairs (`timar synth {p}` writes one)"
+            ) from exc
         if len(ds) == 0:
             need = turns * frames_per_turn
             raise TrainError(
                 f"{p}: no training windows: all {ds.skipped} directions are shorter than one "
                 f"window of {turns} turns x {frames_per_turn} frames = {need / 25:.1f} s "
                 f"(longest: {max(ds.frames.values(), default=0) / 25:.1f} s); use longer files "
-                f"or fewer --turns")
+                f"or fewer --turns"
+            )
         parts.append(ds)
         summaries.append(ds.summary())
     return ConcatDataset(parts), summaries
@@ -108,7 +117,7 @@ def _loss_module(model):
 
 def _batches(sampler, batch_size: int) -> list[list[int]]:
     idx = list(sampler)
-    return [idx[i:i + batch_size] for i in range(0, len(idx) - batch_size + 1, batch_size)]
+    return [idx[i : i + batch_size] for i in range(0, len(idx) - batch_size + 1, batch_size)]
 
 
 def _to(batch: dict, device) -> dict:
@@ -126,9 +135,13 @@ def _hardware(device) -> dict:
                 break
     except OSError:
         pass
-    hw = {"device": str(device), "cpu": cpu,
-          "cpu_count": os.cpu_count(), "torch_threads": torch.get_num_threads(),
-          "torch": torch.__version__}
+    hw = {
+        "device": str(device),
+        "cpu": cpu,
+        "cpu_count": os.cpu_count(),
+        "torch_threads": torch.get_num_threads(),
+        "torch": torch.__version__,
+    }
     if device.type == "cuda":
         hw["gpu"] = torch.cuda.get_device_name(device)
     return hw
@@ -148,8 +161,9 @@ def _val_loss(model, ds, batch_size: int, max_batches: int, device, amp: bool, s
     n = 0
     with torch.random.fork_rng(devices=devices), torch.no_grad():
         torch.manual_seed(seed)
-        loader = DataLoader(ds, batch_size=batch_size, shuffle=False,
-                            generator=torch.Generator().manual_seed(seed))
+        loader = DataLoader(
+            ds, batch_size=batch_size, shuffle=False, generator=torch.Generator().manual_seed(seed)
+        )
         for i, batch in enumerate(loader):
             if i >= max_batches:
                 break
@@ -177,14 +191,28 @@ def plot_losses(log: list[dict], path: str | Path, title: str = "") -> Path:
         y = [e["loss"] for e in tr]
         ax.plot(s, y, color="0.7", lw=0.8, label="train (interval mean)")
         k = max(1, len(y) // 20)
-        sm = [sum(y[max(0, i - k + 1):i + 1]) / len(y[max(0, i - k + 1):i + 1])
-              for i in range(len(y))]
+        sm = [
+            sum(y[max(0, i - k + 1) : i + 1]) / len(y[max(0, i - k + 1) : i + 1])
+            for i in range(len(y))
+        ]
         ax.plot(s, sm, color="C0", lw=1.5, label=f"train (running mean of {k})")
     if va:
-        ax.plot([e["step"] for e in va], [e["ema_loss"] for e in va], "o-", color="C3",
-                ms=4, label="val (EMA weights)")
-        ax.plot([e["step"] for e in va], [e["raw_loss"] for e in va], "s--", color="C2",
-                ms=3, label="val (raw weights)")
+        ax.plot(
+            [e["step"] for e in va],
+            [e["ema_loss"] for e in va],
+            "o-",
+            color="C3",
+            ms=4,
+            label="val (EMA weights)",
+        )
+        ax.plot(
+            [e["step"] for e in va],
+            [e["raw_loss"] for e in va],
+            "s--",
+            color="C2",
+            ms=3,
+            label="val (raw weights)",
+        )
     ax.set_xlabel("optimizer step")
     ax.set_ylabel("loss")
     if tr and min(e["loss"] for e in tr) > 0:
@@ -244,8 +272,16 @@ class _Run:
     """One training run: set up (model, EMA, optimizer, data; restored on resume), then
     :meth:`run` steps to ``total``, logging, validating and saving on the way."""
 
-    def __init__(self, cfg: TrainConfig, resume, rank: int, world: int, device, use_dist: bool,
-                 t_start: float):
+    def __init__(
+        self,
+        cfg: TrainConfig,
+        resume,
+        rank: int,
+        world: int,
+        device,
+        use_dist: bool,
+        t_start: float,
+    ):
         import numpy as np
         import torch
         from torch.utils.data.distributed import DistributedSampler
@@ -259,7 +295,7 @@ class _Run:
         self.amp = _check(cfg, device)
         self.out = Path(cfg.out)
 
-        meta, tensors = (load_state(resume) if resume else (None, None))
+        meta, tensors = load_state(resume) if resume else (None, None)
         self.meta = meta
         if meta is not None:
             self.mcfg = TIMARConfig.from_dict(meta["model_config"])
@@ -277,20 +313,25 @@ class _Run:
             torch.backends.cudnn.benchmark = True
 
         self.ds, self.data_summary = build_dataset(cfg.data, S, F)
-        self.sampler = DistributedSampler(self.ds, num_replicas=world, rank=rank, shuffle=True,
-                                          seed=cfg.seed, drop_last=True)
+        self.sampler = DistributedSampler(
+            self.ds, num_replicas=world, rank=rank, shuffle=True, seed=cfg.seed, drop_last=True
+        )
         self.bpe = len(self.sampler) // cfg.batch_size
         if cfg.steps is not None and cfg.epochs is not None:
             raise TrainError("give --steps or --epochs, not both")
         if cfg.steps is None and cfg.epochs is None:
             raise TrainError("give the length of the run: --steps N or --epochs E")
         if self.bpe == 0:
-            raise TrainError(f"{len(self.ds)} training windows give no full batch of {cfg.batch_size} "
-                             f"per process x {world} processes; lower --batch-size or add data")
+            raise TrainError(
+                f"{len(self.ds)} training windows give no full batch of {cfg.batch_size} "
+                f"per process x {world} processes; lower --batch-size or add data"
+            )
         self.total = int(cfg.steps if cfg.steps is not None else math.ceil(cfg.epochs * self.bpe))
         if self.total < 1:
             raise TrainError("the run has no steps (--steps/--epochs must be > 0)")
-        self.warmup = int(cfg.warmup_steps if cfg.warmup_steps is not None else round(0.25 * self.total))
+        self.warmup = int(
+            cfg.warmup_steps if cfg.warmup_steps is not None else round(0.25 * self.total)
+        )
         self.global_batch = cfg.batch_size * world
         self.lr = float(cfg.lr if cfg.lr is not None else REFERENCE_BLR * self.global_batch / 256)
         self.val_ds = build_dataset([cfg.val], S, F)[0] if cfg.val else None
@@ -298,8 +339,9 @@ class _Run:
         self.model = TIMAR(self.mcfg).to(device)
         self.model.train()
         self.ema = EMA(self.model, cfg.ema)
-        self.opt = torch.optim.AdamW(self.model.parameter_groups(cfg.weight_decay), lr=self.lr,
-                                     betas=tuple(cfg.betas))
+        self.opt = torch.optim.AdamW(
+            self.model.parameter_groups(cfg.weight_decay), lr=self.lr, betas=tuple(cfg.betas)
+        )
         self.scaler = torch.amp.GradScaler(device.type, enabled=self.amp)
         self.step, self.log, self.wall_before = 0, [], 0.0
         if meta is not None:
@@ -312,37 +354,60 @@ class _Run:
             self.wall_before = float(meta.get("wall_s", 0.0))
             logf = Path(resume) / "train_log.json"
             if logf.is_file():
-                self.log = [e for e in json.loads(logf.read_text())["log"] if e["step"] <= self.step]
+                self.log = [
+                    e for e in json.loads(logf.read_text())["log"] if e["step"] <= self.step
+                ]
             if int(meta.get("world_size", 1)) == world and f"rng.cpu.{rank}" in tensors:
                 torch.set_rng_state(tensors[f"rng.cpu.{rank}"])
                 if device.type == "cuda" and f"rng.cuda.{rank}" in tensors:
                     torch.cuda.set_rng_state(tensors[f"rng.cuda.{rank}"], device)
             elif self.main:
-                print(f"timar train: resuming with {world} processes from a state of "
-                      f"{meta.get('world_size')}: RNG streams restart (not bit-exact)", file=sys.stderr)
+                print(
+                    f"timar train: resuming with {world} processes from a state of "
+                    f"{meta.get('world_size')}: RNG streams restart (not bit-exact)",
+                    file=sys.stderr,
+                )
             if self.step >= self.total and self.main:
-                print(f"timar train: the state is at step {self.step} >= --steps {self.total}; nothing "
-                      f"to do (raise --steps to continue)", file=sys.stderr)
+                print(
+                    f"timar train: the state is at step {self.step} >= --steps {self.total}; "
+                    "nothing "
+                    f"to do (raise --steps to continue)",
+                    file=sys.stderr,
+                )
 
         self.net = _loss_module(self.model)
         if use_dist:
             from torch.nn.parallel import DistributedDataParallel as DDP
 
-            self.net = DDP(self.net, device_ids=[device.index] if device.type == "cuda" else None,
-                           find_unused_parameters=True)  # as the reference (CFG/masking can skip tokens)
+            self.net = DDP(
+                self.net,
+                device_ids=[device.index] if device.type == "cuda" else None,
+                find_unused_parameters=True,
+            )  # as the reference (CFG/masking can skip tokens)
         self.info = {
-            "windows": len(self.ds), "window_turns": S, "frames_per_turn": F,
-            "batches_per_epoch": self.bpe, "global_batch": self.global_batch, "world_size": world,
-            "total_steps": self.total, "warmup_steps": self.warmup, "lr": self.lr, "amp": self.amp,
+            "windows": len(self.ds),
+            "window_turns": S,
+            "frames_per_turn": F,
+            "batches_per_epoch": self.bpe,
+            "global_batch": self.global_batch,
+            "world_size": world,
+            "total_steps": self.total,
+            "warmup_steps": self.warmup,
+            "lr": self.lr,
+            "amp": self.amp,
             "parameters": self.model.num_parameters(),
         }
         if self.main:
             self.out.mkdir(parents=True, exist_ok=True)
-            print(f"timar train: {self.info['parameters'] / 1e6:.2f} M parameters "
-                  f"({self.mcfg.preset or 'custom'}, head={self.mcfg.head}), {len(self.ds)} windows of "
-                  f"{S}x{F} frames, {self.bpe} batches/epoch of {self.global_batch}, steps "
-                  f"{self.step}->{self.total}, lr {self.lr:g}, warmup {self.warmup}, device {device}"
-                  f"{' +AMP' if self.amp else ''}, world {world}", file=sys.stderr)
+            print(
+                f"timar train: {self.info['parameters'] / 1e6:.2f} M parameters "
+                f"({self.mcfg.preset or 'custom'}, head={self.mcfg.head}), {len(self.ds)} windows "
+                "of "
+                f"{S}x{F} frames, {self.bpe} batches/epoch of {self.global_batch}, steps "
+                f"{self.step}->{self.total}, lr {self.lr:g}, warmup {self.warmup}, device {device}"
+                f"{' +AMP' if self.amp else ''}, world {world}",
+                file=sys.stderr,
+            )
 
     # ------------------------------------------------------------------ pieces
     def batches_from(self, s: int):
@@ -357,8 +422,13 @@ class _Run:
             # A private generator: creating a loader iterator draws a base seed, which must
             # not consume the global RNG (that would shift every draw after a resume).
             gen = torch.Generator().manual_seed(self.cfg.seed * 100003 + epoch)
-            loader = DataLoader(self.ds, batch_sampler=order, num_workers=self.cfg.workers,
-                                pin_memory=self.device.type == "cuda", generator=gen)
+            loader = DataLoader(
+                self.ds,
+                batch_sampler=order,
+                num_workers=self.cfg.workers,
+                pin_memory=self.device.type == "cuda",
+                generator=gen,
+            )
             yield from loader
             epoch, pos = epoch + 1, 0
 
@@ -381,14 +451,24 @@ class _Run:
         va = [e for e in self.log if e["kind"] == "val"]
         cfg = self.cfg
         return {
-            "name": self.out.name, "trained": True, "weights": f"EMA (rate {cfg.ema})",
-            "preset": self.mcfg.preset, "head": self.mcfg.head, "step": self.step,
-            "epochs": round(self.step / self.bpe, 3), "wall_s": round(self.wall(), 1),
+            "name": self.out.name,
+            "trained": True,
+            "weights": f"EMA (rate {cfg.ema})",
+            "preset": self.mcfg.preset,
+            "head": self.mcfg.head,
+            "step": self.step,
+            "epochs": round(self.step / self.bpe, 3),
+            "wall_s": round(self.wall(), 1),
             "final_train_loss": tr[-1]["loss"] if tr else None,
             "final_val": {k: v for k, v in va[-1].items() if k != "kind"} if va else None,
-            "data": self.data_summary, "val_data": cfg.val, **self.info,
-            "recipe": {k: v for k, v in cfg.to_dict().items()
-                       if k not in ("data", "val", "out", "progress", "overrides")},
+            "data": self.data_summary,
+            "val_data": cfg.val,
+            **self.info,
+            "recipe": {
+                k: v
+                for k, v in cfg.to_dict().items()
+                if k not in ("data", "val", "out", "progress", "overrides")
+            },
             "hardware": _hardware(self.device),
         }
 
@@ -410,17 +490,33 @@ class _Run:
         if self.main:
             card = self.summary()
             save_checkpoint(self.ema.model, self.out, model_card=card)
-            meta_out = {"step": self.step, "wall_s": self.wall(), "world_size": self.world,
-                        "train_config": self.cfg.to_dict(), "model_config": self.mcfg.to_dict(),
-                        "scaler": self.scaler.state_dict() if self.amp else None, "info": self.info}
-            save_state(self.out, model_sd=self.model.state_dict(), ema_sd=self.ema.state_dict(),
-                       optimizer_sd=self.opt.state_dict(), rng_cpu=rng_cpu, rng_cuda=rng_cuda,
-                       meta=meta_out)
-            (self.out / "train_log.json").write_text(json.dumps(
-                {"summary": card, "log": self.log}, indent=1) + "\n")
-            plot_losses(self.log, self.out / "loss.png",
-                        f"{self.out.name}: {self.mcfg.preset} head={self.mcfg.head}, batch "
-                        f"{self.global_batch}, lr {self.lr:g}, EMA {self.cfg.ema}")
+            meta_out = {
+                "step": self.step,
+                "wall_s": self.wall(),
+                "world_size": self.world,
+                "train_config": self.cfg.to_dict(),
+                "model_config": self.mcfg.to_dict(),
+                "scaler": self.scaler.state_dict() if self.amp else None,
+                "info": self.info,
+            }
+            save_state(
+                self.out,
+                model_sd=self.model.state_dict(),
+                ema_sd=self.ema.state_dict(),
+                optimizer_sd=self.opt.state_dict(),
+                rng_cpu=rng_cpu,
+                rng_cuda=rng_cuda,
+                meta=meta_out,
+            )
+            (self.out / "train_log.json").write_text(
+                json.dumps({"summary": card, "log": self.log}, indent=1) + "\n"
+            )
+            plot_losses(
+                self.log,
+                self.out / "loss.png",
+                f"{self.out.name}: {self.mcfg.preset} head={self.mcfg.head}, batch "
+                f"{self.global_batch}, lr {self.lr:g}, EMA {self.cfg.ema}",
+            )
         if self.use_dist:
             dist.barrier()
 
@@ -430,15 +526,25 @@ class _Run:
         from tqdm import tqdm
 
         cfg, device = self.cfg, self.device
-        v_ema = _val_loss(self.ema.model, self.val_ds, cfg.batch_size, cfg.val_batches, device, self.amp,
-                          cfg.seed)
-        v_raw = _val_loss(self.model, self.val_ds, cfg.batch_size, cfg.val_batches, device, self.amp,
-                          cfg.seed)
-        self.log.append({"kind": "val", "step": self.step, "ema_loss": v_ema["loss"],
-                         "raw_loss": v_raw["loss"],
-                         **{f"ema_{k}": v for k, v in v_ema.items() if k != "loss"}})
-        tqdm.write(f"step {self.step}: val loss {v_ema['loss']:.4f} (EMA) {v_raw['loss']:.4f} (raw)",
-                   file=sys.stderr)
+        v_ema = _val_loss(
+            self.ema.model, self.val_ds, cfg.batch_size, cfg.val_batches, device, self.amp, cfg.seed
+        )
+        v_raw = _val_loss(
+            self.model, self.val_ds, cfg.batch_size, cfg.val_batches, device, self.amp, cfg.seed
+        )
+        self.log.append(
+            {
+                "kind": "val",
+                "step": self.step,
+                "ema_loss": v_ema["loss"],
+                "raw_loss": v_raw["loss"],
+                **{f"ema_{k}": v for k, v in v_ema.items() if k != "loss"},
+            }
+        )
+        tqdm.write(
+            f"step {self.step}: val loss {v_ema['loss']:.4f} (EMA) {v_raw['loss']:.4f} (raw)",
+            file=sys.stderr,
+        )
 
     def train_step(self, batch: dict, cur_lr: float) -> tuple[dict, float]:
         """One optimizer step on ``batch``; returns (loss parts, gradient norm)."""
@@ -449,8 +555,10 @@ class _Run:
         with torch.autocast(self.device.type, dtype=torch.float16, enabled=self.amp):
             loss, stats = self.net(batch)
         if not torch.isfinite(loss):
-            raise TrainError(f"loss is {float(loss)} at step {self.step}; lower --lr (now {cur_lr:g}) "
-                             f"or check the data for NaN/Inf")
+            raise TrainError(
+                f"loss is {float(loss)} at step {self.step}; lower --lr (now {cur_lr:g}) "
+                f"or check the data for NaN/Inf"
+            )
         self.opt.zero_grad(set_to_none=True)
         self.scaler.scale(loss).backward()
         self.scaler.unscale_(self.opt)
@@ -469,9 +577,15 @@ class _Run:
 
         cfg = self.cfg
         tty = sys.stderr.isatty()
-        bar = tqdm(total=self.total, initial=min(self.step, self.total),
-                   disable=not (cfg.progress and self.main), dynamic_ncols=True,
-                   mininterval=1.0 if tty else 60.0, unit="step", file=sys.stderr)
+        bar = tqdm(
+            total=self.total,
+            initial=min(self.step, self.total),
+            disable=not (cfg.progress and self.main),
+            dynamic_ncols=True,
+            mininterval=1.0 if tty else 60.0,
+            unit="step",
+            file=sys.stderr,
+        )
         it = self.batches_from(self.step)
         acc: dict[str, float] = {}
         n_acc, t_int = 0, time.perf_counter()
@@ -489,13 +603,24 @@ class _Run:
             if step % cfg.log_every == 0 or step == self.total:
                 m = self.reduce_mean({k: v / n_acc for k, v in acc.items()})
                 dt = time.perf_counter() - t_int
-                self.log.append({"kind": "train", "step": step, "epoch": round(step / self.bpe, 4),
-                                 "lr": cur_lr, **{k: round(v, 6) for k, v in m.items()},
-                                 "s_per_step": round(dt / n_acc, 4), "wall_s": round(self.wall(), 1)})
+                self.log.append(
+                    {
+                        "kind": "train",
+                        "step": step,
+                        "epoch": round(step / self.bpe, 4),
+                        "lr": cur_lr,
+                        **{k: round(v, 6) for k, v in m.items()},
+                        "s_per_step": round(dt / n_acc, 4),
+                        "wall_s": round(self.wall(), 1),
+                    }
+                )
                 bar.set_postfix(loss=f"{m['loss']:.4f}", lr=f"{cur_lr:.2e}")
                 if self.main and not tty:
-                    tqdm.write(f"step {step}/{self.total} loss {m['loss']:.4f} lr {cur_lr:.2e} "
-                               f"|g| {m['grad_norm']:.2f} {dt / n_acc:.2f} s/step", file=sys.stderr)
+                    tqdm.write(
+                        f"step {step}/{self.total} loss {m['loss']:.4f} lr {cur_lr:.2e} "
+                        f"|g| {m['grad_norm']:.2f} {dt / n_acc:.2f} s/step",
+                        file=sys.stderr,
+                    )
                 acc, n_acc, t_int = {}, 0, time.perf_counter()
             if self.val_ds is not None and (step % val_every == 0 or step == self.total):
                 self.validate()

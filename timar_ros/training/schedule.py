@@ -1,4 +1,5 @@
 """Learning-rate schedule: linear warmup from 0, then constant (reference default) or cosine."""
+
 from __future__ import annotations
 
 import math
@@ -6,8 +7,14 @@ import math
 SCHEDULES = ("constant", "cosine")
 
 
-def lr_at(step: int, base_lr: float, warmup_steps: int, total_steps: int,
-          schedule: str = "constant", min_lr: float = 0.0) -> float:
+def lr_at(
+    step: int,
+    base_lr: float,
+    warmup_steps: int,
+    total_steps: int,
+    schedule: str = "constant",
+    min_lr: float = 0.0,
+) -> float:
     """Learning rate of optimizer step ``step`` (0-based).
 
     Warmup: ``base_lr * (step + 1) / warmup_steps`` for ``step < warmup_steps`` (the reference

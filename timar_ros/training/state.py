@@ -7,6 +7,7 @@ Tensors: ``model.<name>`` (raw weights), ``ema.<name>``, ``optim.<param index>.<
 parameter indices) and non-tensor per-parameter state, the AMP grad-scaler state, the train
 and model configs and the world size the RNG states belong to.
 """
+
 from __future__ import annotations
 
 import json
@@ -14,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+
 from timar_ros.errors import InputError
 
 STATE_TENSORS = "train_state.safetensors"
@@ -34,8 +36,10 @@ def flatten_optimizer(opt_sd: dict) -> tuple[dict[str, torch.Tensor], dict]:
                 tensors[f"optim.{idx}.{name}"] = v.detach().contiguous().cpu()
             else:
                 scalars.setdefault(str(idx), {})[name] = v
-    groups = [{k: (list(v) if isinstance(v, tuple) else v) for k, v in g.items()}
-              for g in opt_sd["param_groups"]]
+    groups = [
+        {k: (list(v) if isinstance(v, tuple) else v) for k, v in g.items()}
+        for g in opt_sd["param_groups"]
+    ]
     return tensors, {"param_groups": groups, "scalars": scalars}
 
 
@@ -58,9 +62,16 @@ def unflatten_optimizer(tensors: dict[str, torch.Tensor], meta: dict) -> dict:
     return {"state": state, "param_groups": groups}
 
 
-def save_state(out_dir: str | Path, *, model_sd: dict, ema_sd: dict, optimizer_sd: dict,
-               rng_cpu: list[torch.Tensor], rng_cuda: list[torch.Tensor] | None,
-               meta: dict) -> Path:
+def save_state(
+    out_dir: str | Path,
+    *,
+    model_sd: dict,
+    ema_sd: dict,
+    optimizer_sd: dict,
+    rng_cpu: list[torch.Tensor],
+    rng_cuda: list[torch.Tensor] | None,
+    meta: dict,
+) -> Path:
     """Write the two state files atomically (temp files, then rename)."""
     from safetensors.torch import save_file
 
@@ -93,8 +104,10 @@ def load_state(path: str | Path) -> tuple[dict, dict[str, torch.Tensor]]:
     fj, ft = d / STATE_JSON, d / STATE_TENSORS
     for f in (fj, ft):
         if not f.is_file():
-            raise TrainStateError(f"{f}: missing; --resume needs a folder written by `timar train` "
-                                  f"(with {STATE_JSON} and {STATE_TENSORS})")
+            raise TrainStateError(
+                f"{f}: missing; --resume needs a folder written by `timar train` "
+                f"(with {STATE_JSON} and {STATE_TENSORS})"
+            )
     try:
         meta = json.loads(fj.read_text(encoding="utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
@@ -102,7 +115,9 @@ def load_state(path: str | Path) -> tuple[dict, dict[str, torch.Tensor]]:
     try:
         tensors = load_file(str(ft), device="cpu")
     except Exception as exc:  # safetensors raises its own error types
-        raise TrainStateError(f"{ft}: cannot read ({exc}); the file is truncated or corrupt")
+        raise TrainStateError(
+            f"{ft}: cannot read ({exc}); the file is truncated or corrupt"
+        ) from exc
     return meta, tensors
 
 

@@ -24,6 +24,7 @@ and --topic was not given; AudioChunk topics for the strip). Output: MP4 through
 frames piped in, audio muxed when present), or a PNG contact sheet (a grid of frames at chosen
 times) when OUT ends in .png or ffmpeg is missing (with a message saying so).
 """
+
 from __future__ import annotations
 
 import os
@@ -58,6 +59,7 @@ class RenderError(InputError, RuntimeError):
 # Inputs
 # --------------------------------------------------------------------------------------------
 
+
 @dataclass
 class RenderInput:
     """What to draw: motion [T, 56] at ``fps``; optional mono audio per speaker with the offset of
@@ -80,13 +82,16 @@ class RenderInput:
 def _check_motion(motion: np.ndarray, where: str) -> np.ndarray:
     motion = np.asarray(motion, dtype=np.float32)
     if motion.ndim != 2 or motion.shape[1] != M.MOTION_DIM or len(motion) == 0:
-        raise RenderError(f"{where}: motion must be [T, {M.MOTION_DIM}] with T > 0 "
-                          f"(exp | jaw | rotation), got {motion.shape}")
+        raise RenderError(
+            f"{where}: motion must be [T, {M.MOTION_DIM}] with T > 0 "
+            f"(exp | jaw | rotation), got {motion.shape}"
+        )
     return np.nan_to_num(motion, nan=0.0, posinf=0.0, neginf=0.0)
 
 
-def load_npy(path: str | os.PathLike, audio: tuple[str, str] | None = None,
-             fps: float = M.FPS) -> RenderInput:
+def load_npy(
+    path: str | os.PathLike, audio: tuple[str, str] | None = None, fps: float = M.FPS
+) -> RenderInput:
     """A .npy motion file [T, 56] and optional (user.wav, agent.wav), both starting at t = 0."""
     from timar_ros.data.audio import load_wav
 
@@ -101,8 +106,12 @@ def load_npy(path: str | os.PathLike, audio: tuple[str, str] | None = None,
     return inp
 
 
-def load_bag(path: str | os.PathLike, topic: str | None = None,
-             user_audio_topic: str | None = None, agent_audio_topic: str | None = None) -> RenderInput:
+def load_bag(
+    path: str | os.PathLike,
+    topic: str | None = None,
+    user_audio_topic: str | None = None,
+    agent_audio_topic: str | None = None,
+) -> RenderInput:
     """HeadMotion (and AudioChunk topics when present) of a bag, on the bag's clock. Topics
     default to the pipeline's under the default namespace."""
     from timar_ros import bags as B
@@ -117,11 +126,16 @@ def load_bag(path: str | os.PathLike, topic: str | None = None,
         if topic is None:
             topic = default
             if default not in have and fallback in have:
-                print(f"render: {path} has no {default}; drawing {fallback} instead", file=sys.stderr)
+                print(
+                    f"render: {path} has no {default}; drawing {fallback} instead", file=sys.stderr
+                )
                 topic = fallback
         motion, period, start = B.concat_motion(r.records(topic, B.HEAD_MOTION), path=path)
-        inp = RenderInput(_check_motion(motion, f"{path} {topic}"), 1.0 / period,
-                          title=f"{Path(path).name} {topic}")
+        inp = RenderInput(
+            _check_motion(motion, f"{path} {topic}"),
+            1.0 / period,
+            title=f"{Path(path).name} {topic}",
+        )
         for role, t in (("user", user_audio_topic), ("agent", agent_audio_topic)):
             if t and t in have and have[t].msgtype == B.AUDIO_CHUNK and have[t].count:
                 audio, rate, a_start = B.concat_audio(r.records(t, B.AUDIO_CHUNK), path=path)
@@ -134,8 +148,9 @@ def load_bag(path: str | os.PathLike, topic: str | None = None,
     return inp
 
 
-def voice_envelope(audio: np.ndarray | None, rate: int, fps: float, n_frames: int,
-                   offset_s: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
+def voice_envelope(
+    audio: np.ndarray | None, rate: int, fps: float, n_frames: int, offset_s: float = 0.0
+) -> tuple[np.ndarray, np.ndarray]:
     """Per motion frame: (envelope in 0..1 on a 50 dB scale, voice activity bool).
 
     Frame i covers audio [i / fps, (i + 1) / fps) - offset; missing audio is silence. Voice
@@ -189,7 +204,7 @@ def _on_surface(xy: np.ndarray, lift: float | np.ndarray = 0.0) -> np.ndarray:
 def _curve(x0, x1, y, bend=0.0, n=12):
     x = np.linspace(x0, x1, n)
     t = np.linspace(-1, 1, n)
-    return np.column_stack([x, y + bend * (1 - t ** 2)])
+    return np.column_stack([x, y + bend * (1 - t**2)])
 
 
 def _ellipse(cx, cy, rx, ry, n=24):
@@ -223,7 +238,9 @@ def face_geometry(frame: np.ndarray) -> dict[str, np.ndarray]:
         t = np.linspace(0, 2 * np.pi, 20)
         eye = np.column_stack([ex + 0.12 * np.cos(t), 0.18 + open_h * np.sin(t)])
         parts3[f"eye_{side}"] = _on_surface(eye, 0.01)
-        parts3[f"pupil_{side}"] = _on_surface(_ellipse(ex, 0.18, 0.035, min(0.035, open_h + 1e-3), 10), 0.02)
+        parts3[f"pupil_{side}"] = _on_surface(
+            _ellipse(ex, 0.18, 0.035, min(0.035, open_h + 1e-3), 10), 0.02
+        )
         # Brows: raised with brow_raise; inner end lowered with brow_knit.
         bx = np.linspace(sx * 0.14, sx * 0.42, 10)
         by = 0.33 + 0.09 * c["brow_raise"] + 0.03 * np.sin(np.linspace(0.3, np.pi - 0.3, 10))
@@ -240,7 +257,11 @@ def face_geometry(frame: np.ndarray) -> dict[str, np.ndarray]:
     upper[:, 1] = np.where(np.abs(upper[:, 0]) > 0.2, corner_y, upper[:, 1])
     upper[[0, -1], 1] = corner_y
     lower_x = np.linspace(0.25, -0.25, 12)
-    lower_y = corner_y + (-0.45 - drop - corner_y) * (1 - (lower_x / 0.25) ** 2) - 0.02 * (1 - (lower_x / 0.25) ** 2)
+    lower_y = (
+        corner_y
+        + (-0.45 - drop - corner_y) * (1 - (lower_x / 0.25) ** 2)
+        - 0.02 * (1 - (lower_x / 0.25) ** 2)
+    )
     lower = np.column_stack([lower_x, lower_y])
     parts3["mouth"] = _on_surface(np.vstack([upper, lower, upper[:1]]), 0.03)
     chin_x = np.linspace(-0.3, 0.3, 12)
@@ -251,13 +272,13 @@ def face_geometry(frame: np.ndarray) -> dict[str, np.ndarray]:
     for name, p in parts3.items():
         q = p @ R.T
         # Hidden when the surface faces away: normal of the ellipsoid at p, rotated.
-        n = (p / _AX ** 2) @ R.T
+        n = (p / _AX**2) @ R.T
         xy = q[:, :2].copy()
         xy[n[:, 2] < 0.0] = np.nan
         out[name] = xy
     # Silhouette: the projection of the rotated ellipsoid is the ellipse with matrix
     # S = (R diag(ax^2) R^T)[:2, :2] (shadow of an ellipsoid), traced as L @ unit circle.
-    S = (R @ np.diag(_AX ** 2) @ R.T)[:2, :2]
+    S = (R @ np.diag(_AX**2) @ R.T)[:2, :2]
     L = np.linalg.cholesky(S)
     t = np.linspace(0, 2 * np.pi, 64)
     out["head"] = (L @ np.vstack([np.cos(t), np.sin(t)])).T
@@ -268,6 +289,7 @@ def face_geometry(frame: np.ndarray) -> dict[str, np.ndarray]:
 # Drawing
 # --------------------------------------------------------------------------------------------
 
+
 class FaceRenderer:
     """Draws frames of a RenderInput into one reused matplotlib figure (Agg, no display)."""
 
@@ -275,18 +297,20 @@ class FaceRenderer:
         import matplotlib
 
         matplotlib.use("Agg", force=False)
-        from matplotlib.figure import Figure
         from matplotlib.backends.backend_agg import FigureCanvasAgg
+        from matplotlib.figure import Figure
 
         if width < 64 or height < 64:
             raise RenderError(f"frame size {width}x{height} too small (min 64x64)")
         self.inp = inp
         self.width, self.height = int(width), int(height)
         n = len(inp.motion)
-        self.user_env, self.user_vad = voice_envelope(inp.user_audio, inp.sample_rate, inp.fps, n,
-                                                      inp.user_offset_s)
-        self.agent_env, self.agent_vad = voice_envelope(inp.agent_audio, inp.sample_rate, inp.fps, n,
-                                                        inp.agent_offset_s)
+        self.user_env, self.user_vad = voice_envelope(
+            inp.user_audio, inp.sample_rate, inp.fps, n, inp.user_offset_s
+        )
+        self.agent_env, self.agent_vad = voice_envelope(
+            inp.agent_audio, inp.sample_rate, inp.fps, n, inp.agent_offset_s
+        )
         dpi = 100
         self.fig = Figure(figsize=(self.width / dpi, self.height / dpi), dpi=dpi, facecolor="white")
         self.canvas = FigureCanvasAgg(self.fig)
@@ -298,40 +322,80 @@ class FaceRenderer:
         self.ax = ax
         # Neck and shoulders: static, behind the head.
         ax.fill([-0.32, 0.32, 0.36, -0.36], [-0.7, -0.7, -1.3, -1.3], color="#e8c9a8", zorder=0)
-        ax.plot([-1.3, -0.45, 0.45, 1.3], [-1.55, -1.25, -1.25, -1.55], color="#555", lw=2, zorder=0)
+        ax.plot(
+            [-1.3, -0.45, 0.45, 1.3], [-1.55, -1.25, -1.25, -1.55], color="#555", lw=2, zorder=0
+        )
         self.head = ax.fill([0], [0], color="#f6dcc0", ec="#6b4b3a", lw=2, zorder=1)[0]
         self.mouth_fill = ax.fill([0], [0], color="#5a1e1e", zorder=2)[0]
         g = face_geometry(np.zeros(M.MOTION_DIM, np.float32))
-        style = {"eye_l": ("#222", 1.5), "eye_r": ("#222", 1.5), "brow_l": ("#4a3020", 3.5),
-                 "brow_r": ("#4a3020", 3.5), "nose": ("#8a5a44", 2.0), "nostrils": ("#8a5a44", 1.5),
-                 "mouth": ("#8b2c2c", 2.0), "chin": ("#6b4b3a", 1.5)}
-        self.lines = {k: ax.plot(*g[k].T, color=col, lw=lw, zorder=3, solid_capstyle="round")[0]
-                      for k, (col, lw) in style.items()}
-        self.pupils = {k: ax.fill(*g[k].T, color="#222", zorder=4)[0] for k in ("pupil_l", "pupil_r")}
-        self.title = ax.text(0, 1.33, "", ha="center", va="top", fontsize=8, color="#333",
-                             linespacing=1.3)
-        self.speaking = ax.text(0, -1.45, "", ha="center", va="bottom", fontsize=9, fontweight="bold")
+        style = {
+            "eye_l": ("#222", 1.5),
+            "eye_r": ("#222", 1.5),
+            "brow_l": ("#4a3020", 3.5),
+            "brow_r": ("#4a3020", 3.5),
+            "nose": ("#8a5a44", 2.0),
+            "nostrils": ("#8a5a44", 1.5),
+            "mouth": ("#8b2c2c", 2.0),
+            "chin": ("#6b4b3a", 1.5),
+        }
+        self.lines = {
+            k: ax.plot(*g[k].T, color=col, lw=lw, zorder=3, solid_capstyle="round")[0]
+            for k, (col, lw) in style.items()
+        }
+        self.pupils = {
+            k: ax.fill(*g[k].T, color="#222", zorder=4)[0] for k in ("pupil_l", "pupil_r")
+        }
+        self.title = ax.text(
+            0, 1.33, "", ha="center", va="top", fontsize=8, color="#333", linespacing=1.3
+        )
+        self.speaking = ax.text(
+            0, -1.45, "", ha="center", va="bottom", fontsize=9, fontweight="bold"
+        )
         # Strip: user envelope above the axis, agent below, cursor.
         sx = self.fig.add_axes((0.12, 0.04, 0.85, 0.19))
         t = np.arange(n) / inp.fps
         sx.fill_between(t, 0, self.user_env, color=USER_COLOR, alpha=0.35, lw=0, step="post")
         sx.fill_between(t, 0, -self.agent_env, color=AGENT_COLOR, alpha=0.35, lw=0, step="post")
-        sx.fill_between(t, 0, np.where(self.user_vad, 1.0, 0.0), color=USER_COLOR, alpha=0.25, lw=0, step="post")
-        sx.fill_between(t, 0, np.where(self.agent_vad, -1.0, 0.0), color=AGENT_COLOR, alpha=0.25, lw=0,
-                        step="post")
+        sx.fill_between(
+            t, 0, np.where(self.user_vad, 1.0, 0.0), color=USER_COLOR, alpha=0.25, lw=0, step="post"
+        )
+        sx.fill_between(
+            t,
+            0,
+            np.where(self.agent_vad, -1.0, 0.0),
+            color=AGENT_COLOR,
+            alpha=0.25,
+            lw=0,
+            step="post",
+        )
         sx.axhline(0, color="#999", lw=0.5)
         sx.set_xlim(0, max(inp.duration_s, 1.0 / inp.fps))
         sx.set_ylim(-1.05, 1.05)
         sx.set_yticks([0.5, -0.5], ["user", "agent"], fontsize=8)
         sx.tick_params(axis="x", labelsize=7)
         if inp.user_audio is None and inp.agent_audio is None:
-            sx.text(0.5, 0.5, "no audio", transform=sx.transAxes, ha="center", va="center",
-                    color="#999", fontsize=8)
+            sx.text(
+                0.5,
+                0.5,
+                "no audio",
+                transform=sx.transAxes,
+                ha="center",
+                va="center",
+                color="#999",
+                fontsize=8,
+            )
         self.cursor = sx.axvline(0, color="red", lw=1.2)
         self.strip = sx
         # Blitting: draw the static parts once, then only the moving artists per frame.
-        self._dynamic = [self.head, self.mouth_fill, *self.lines.values(), *self.pupils.values(),
-                         self.title, self.speaking, self.cursor]
+        self._dynamic = [
+            self.head,
+            self.mouth_fill,
+            *self.lines.values(),
+            *self.pupils.values(),
+            self.title,
+            self.speaking,
+            self.cursor,
+        ]
         for a in self._dynamic:
             a.set_animated(True)
         self.canvas.draw()
@@ -354,7 +418,9 @@ class FaceRenderer:
         self.mouth_fill.set_xy(m if np.isfinite(m).all() else np.zeros((1, 2)) + np.nan)
         t = i / self.inp.fps
         name = self.inp.title if len(self.inp.title) <= 64 else "..." + self.inp.title[-61:]
-        self.title.set_text(f"{name}\nt = {t:6.2f} s  frame {i}" if name else f"t = {t:6.2f} s  frame {i}")
+        self.title.set_text(
+            f"{name}\nt = {t:6.2f} s  frame {i}" if name else f"t = {t:6.2f} s  frame {i}"
+        )
         who = [w for w, v in (("user", self.user_vad[i]), ("agent", self.agent_vad[i])) if v]
         self.speaking.set_text(" + ".join(who) + " speaking" if who else "")
         self.speaking.set_color(AGENT_COLOR if who == ["agent"] else USER_COLOR if who else "#333")
@@ -370,15 +436,23 @@ class FaceRenderer:
 # Outputs
 # --------------------------------------------------------------------------------------------
 
+
 def contact_sheet_times(duration_s: float, n: int) -> list[float]:
     """n times spread evenly over the clip (frame centres)."""
     n = max(1, int(n))
     return [duration_s * (k + 0.5) / n for k in range(n)]
 
 
-def render_png(inp: RenderInput, out: str | os.PathLike, *, times: list[float] | None = None,
-               n: int = 12, cols: int = 4, width: int = DEFAULT_WIDTH,
-               height: int = DEFAULT_HEIGHT) -> Path:
+def render_png(
+    inp: RenderInput,
+    out: str | os.PathLike,
+    *,
+    times: list[float] | None = None,
+    n: int = 12,
+    cols: int = 4,
+    width: int = DEFAULT_WIDTH,
+    height: int = DEFAULT_HEIGHT,
+) -> Path:
     """A contact sheet: frames at `times` (s; default n evenly spread) in a grid of `cols`
     columns. The PNG is (rows * height) x (cols * width) pixels."""
     from matplotlib.image import imsave
@@ -390,7 +464,9 @@ def render_png(inp: RenderInput, out: str | os.PathLike, *, times: list[float] |
     sheet = np.full((rows * r.height, cols * r.width, 3), 255, np.uint8)
     for k, t in enumerate(times):
         y, x = divmod(k, cols)
-        sheet[y * r.height:(y + 1) * r.height, x * r.width:(x + 1) * r.width] = r.draw(r.frame_index(t))
+        sheet[y * r.height : (y + 1) * r.height, x * r.width : (x + 1) * r.width] = r.draw(
+            r.frame_index(t)
+        )
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     imsave(out, sheet)
@@ -403,8 +479,9 @@ def find_ffmpeg() -> str | None:
 
 def _video_codec(ffmpeg: str) -> list[str]:
     try:
-        enc = subprocess.run([ffmpeg, "-hide_banner", "-encoders"], capture_output=True, text=True,
-                             timeout=20).stdout
+        enc = subprocess.run(
+            [ffmpeg, "-hide_banner", "-encoders"], capture_output=True, text=True, timeout=20
+        ).stdout
     except (OSError, subprocess.SubprocessError):
         enc = ""
     if " libx264 " in enc:
@@ -412,16 +489,25 @@ def _video_codec(ffmpeg: str) -> list[str]:
     return ["-c:v", "mpeg4", "-q:v", "4", "-pix_fmt", "yuv420p"]
 
 
-def render_mp4(inp: RenderInput, out: str | os.PathLike, *, fps: float | None = None,
-               width: int = DEFAULT_WIDTH, height: int = DEFAULT_HEIGHT, audio: bool = True,
-               ffmpeg: str | None = None) -> Path:
+def render_mp4(
+    inp: RenderInput,
+    out: str | os.PathLike,
+    *,
+    fps: float | None = None,
+    width: int = DEFAULT_WIDTH,
+    height: int = DEFAULT_HEIGHT,
+    audio: bool = True,
+    ffmpeg: str | None = None,
+) -> Path:
     """Encode the clip as MP4 at `fps` (default: the motion's; lower subsamples frames) through
     ffmpeg; both speakers' audio, mixed, is muxed in when present. Raises RenderError when
     ffmpeg is missing or fails."""
     ffmpeg = ffmpeg or find_ffmpeg()
     if not ffmpeg:
-        raise RenderError("ffmpeg not found: install it (Debian/Ubuntu: apt-get install ffmpeg) "
-                          "or write a PNG contact sheet (OUT.png)")
+        raise RenderError(
+            "ffmpeg not found: install it (Debian/Ubuntu: apt-get install ffmpeg) "
+            "or write a PNG contact sheet (OUT.png)"
+        )
     fps = float(fps or inp.fps)
     if fps <= 0:
         raise RenderError(f"--fps must be > 0, got {fps}")
@@ -431,8 +517,23 @@ def render_mp4(inp: RenderInput, out: str | os.PathLike, *, fps: float | None = 
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="timar_render_") as tmp:
-        cmd = [ffmpeg, "-hide_banner", "-loglevel", "error", "-y", "-f", "rawvideo",
-               "-pix_fmt", "rgb24", "-s", f"{w}x{h}", "-r", f"{fps:g}", "-i", "-"]
+        cmd = [
+            ffmpeg,
+            "-hide_banner",
+            "-loglevel",
+            "error",
+            "-y",
+            "-f",
+            "rawvideo",
+            "-pix_fmt",
+            "rgb24",
+            "-s",
+            f"{w}x{h}",
+            "-r",
+            f"{fps:g}",
+            "-i",
+            "-",
+        ]
         mix = _mixed_audio(inp) if audio else None
         if mix is not None:
             import soundfile as sf
@@ -472,25 +573,33 @@ def render_mp4(inp: RenderInput, out: str | os.PathLike, *, fps: float | None = 
 
 def _mixed_audio(inp: RenderInput) -> np.ndarray | None:
     """Both speakers on the motion clock (frame 0 = sample 0), mixed to mono and limited."""
-    tracks = [(a, off) for a, off in ((inp.user_audio, inp.user_offset_s),
-                                      (inp.agent_audio, inp.agent_offset_s)) if a is not None and len(a)]
+    tracks = [
+        (a, off)
+        for a, off in ((inp.user_audio, inp.user_offset_s), (inp.agent_audio, inp.agent_offset_s))
+        if a is not None and len(a)
+    ]
     if not tracks:
         return None
     n = int(round(inp.duration_s * inp.sample_rate))
     mix = np.zeros(n, np.float32)
     for a, off in tracks:
         s = int(round(off * inp.sample_rate))
-        src = a[max(0, -s):]
+        src = a[max(0, -s) :]
         dst = max(0, s)
         k = max(0, min(len(src), n - dst))
-        mix[dst:dst + k] += src[:k]
+        mix[dst : dst + k] += src[:k]
     peak = float(np.max(np.abs(mix))) if n else 0.0
     return mix / peak * 0.9 if peak > 1.0 else mix
 
 
-def load_input(src: str | os.PathLike, topic: str | None = None, audio: tuple[str, str] | None = None,
-               motion_fps: float = M.FPS, user_audio_topic: str | None = None,
-               agent_audio_topic: str | None = None) -> RenderInput:
+def load_input(
+    src: str | os.PathLike,
+    topic: str | None = None,
+    audio: tuple[str, str] | None = None,
+    motion_fps: float = M.FPS,
+    user_audio_topic: str | None = None,
+    agent_audio_topic: str | None = None,
+) -> RenderInput:
     """A bag folder or a ``.npy`` motion [T, 56] (with optional user/agent WAVs) to draw."""
     src = Path(src)
     if not src.exists():
@@ -498,13 +607,25 @@ def load_input(src: str | os.PathLike, topic: str | None = None, audio: tuple[st
     if src.suffix == ".npy":
         return load_npy(src, audio, motion_fps)
     if audio:
-        raise RenderError("--audio is for .npy input; a bag's audio comes from its AudioChunk topics")
+        raise RenderError(
+            "--audio is for .npy input; a bag's audio comes from its AudioChunk topics"
+        )
     return load_bag(src, topic, user_audio_topic, agent_audio_topic)
 
 
-def render_file(inp: RenderInput, out: str | os.PathLike, *, fps: float | None = None,
-                width: int = DEFAULT_WIDTH, height: int = DEFAULT_HEIGHT, audio: bool = True,
-                times: list[float] | None = None, frames: int = 12, cols: int = 4, log=print) -> Path:
+def render_file(
+    inp: RenderInput,
+    out: str | os.PathLike,
+    *,
+    fps: float | None = None,
+    width: int = DEFAULT_WIDTH,
+    height: int = DEFAULT_HEIGHT,
+    audio: bool = True,
+    times: list[float] | None = None,
+    frames: int = 12,
+    cols: int = 4,
+    log=print,
+) -> Path:
     """Render to OUT by its suffix: .png a contact sheet, .mp4/.m4v/.mov a video (a contact sheet
     next to it, said through ``log``, when ffmpeg is missing). Returns the file written."""
     out = Path(out)
@@ -513,8 +634,10 @@ def render_file(inp: RenderInput, out: str | os.PathLike, *, fps: float | None =
         raise RenderError(f"{out}: the output must end in .mp4 (video) or .png (contact sheet)")
     if suffix != ".png" and find_ffmpeg() is None:
         out = out.with_suffix(".png")
-        log(f"ffmpeg not found (Debian/Ubuntu: apt-get install ffmpeg); writing a PNG contact "
-            f"sheet instead: {out}")
+        log(
+            f"ffmpeg not found (Debian/Ubuntu: apt-get install ffmpeg); writing a PNG contact "
+            f"sheet instead: {out}"
+        )
         suffix = ".png"
     if suffix == ".png":
         return render_png(inp, out, times=times, n=frames, cols=cols, width=width, height=height)

@@ -47,19 +47,50 @@ It writes the DualTalk layout (:func:`write_conversation`, :func:`generate_datas
 Modules: ``config`` (every parameter), ``voices`` (procedural and flite audio), ``timeline``
 (turn-taking), ``rules`` (the motion rules), ``writer`` (a conversation, the DualTalk layout).
 """
-from timar_ros.data.synthetic.config import (AudioConfig, MotionConfig, ReactionConfig, SyntheticConfig,
-                                             TTSConfig, TurnTakingConfig, VoiceConfig)
-from timar_ros.data.synthetic.rules import (engagement_after, render_motion, speech_envelope,
-                                            voice_activity)
+
+from timar_ros.data.synthetic.config import (
+    AudioConfig,
+    MotionConfig,
+    ReactionConfig,
+    SyntheticConfig,
+    TTSConfig,
+    TurnTakingConfig,
+    VoiceConfig,
+)
+from timar_ros.data.synthetic.rules import (
+    engagement_after,
+    render_motion,
+    speech_envelope,
+    voice_activity,
+)
 from timar_ros.data.synthetic.timeline import find_pauses, plan_conversation
 from timar_ros.data.synthetic.voices import FliteVoice, ProceduralVoice, flite_available
-from timar_ros.data.synthetic.writer import (Conversation, generate_conversation, generate_dataset,
-                                             write_conversation)
+from timar_ros.data.synthetic.writer import (
+    Conversation,
+    generate_conversation,
+    generate_dataset,
+    write_conversation,
+)
 
 __all__ = [
-    "VoiceConfig", "TurnTakingConfig", "AudioConfig", "MotionConfig", "ReactionConfig",
-    "TTSConfig", "SyntheticConfig", "Conversation", "ProceduralVoice", "FliteVoice",
-    "flite_available", "speech_envelope", "voice_activity", "find_pauses", "render_motion",
-    "plan_conversation", "generate_conversation", "write_conversation", "generate_dataset",
+    "VoiceConfig",
+    "TurnTakingConfig",
+    "AudioConfig",
+    "MotionConfig",
+    "ReactionConfig",
+    "TTSConfig",
+    "SyntheticConfig",
+    "Conversation",
+    "ProceduralVoice",
+    "FliteVoice",
+    "flite_available",
+    "speech_envelope",
+    "voice_activity",
+    "find_pauses",
+    "render_motion",
+    "plan_conversation",
+    "generate_conversation",
+    "write_conversation",
+    "generate_dataset",
     "engagement_after",
 ]

@@ -1,5 +1,6 @@
 """Every rule and parameter of the synthetic conversation generator, as dataclasses loadable
 from YAML (config/synthetic.yaml; config/synthetic_ood.yaml is the held-out variant)."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -16,16 +17,16 @@ class SyntheticConfigError(InputError, ValueError):
 @dataclass
 class VoiceConfig:
     name: str = "low"
-    f0_hz: float = 115.0                # mean pitch
-    f0_jitter_semitones: float = 1.0    # per-conversation random shift (+-)
+    f0_hz: float = 115.0  # mean pitch
+    f0_jitter_semitones: float = 1.0  # per-conversation random shift (+-)
     pitch_range_semitones: float = 4.0  # intonation excursion within a phrase
     syllable_rate_hz: float = 4.5
-    formant_scale: float = 1.0          # vocal-tract scale (female ~1.15)
+    formant_scale: float = 1.0  # vocal-tract scale (female ~1.15)
     breathiness: float = 0.04
-    loudness: float = 0.35              # peak level of a turn
-    tts_voice: str = "rms"              # flite voice used when TTS is on
-    tts_f0_hz: float | None = None      # flite int_f0_target_mean (None: the voice's own)
-    tts_stretch: float = 1.0            # flite duration_stretch
+    loudness: float = 0.35  # peak level of a turn
+    tts_voice: str = "rms"  # flite voice used when TTS is on
+    tts_f0_hz: float | None = None  # flite int_f0_target_mean (None: the voice's own)
+    tts_stretch: float = 1.0  # flite duration_stretch
 
 
 @dataclass
@@ -37,27 +38,27 @@ class TurnTakingConfig:
     phrase_pause_s: tuple[float, float] = (0.3, 0.6)
     gap_mean_s: float = 0.35
     gap_std_s: float = 0.2
-    keep_floor_prob: float = 0.1        # the same speaker takes the next turn
+    keep_floor_prob: float = 0.1  # the same speaker takes the next turn
     overlap_prob: float = 0.15
     overlap_s: tuple[float, float] = (0.2, 0.7)
-    backchannel_prob: float = 0.5       # per speaker phrase pause, times g(e)
+    backchannel_prob: float = 0.5  # per speaker phrase pause, times g(e)
     backchannel_s: tuple[float, float] = (0.3, 0.55)
     backchannel_lag_s: tuple[float, float] = (0.1, 0.3)
 
 
 @dataclass
 class AudioConfig:
-    noise_floor: float = 3e-4           # std of the background noise on every track
-    consonant_prob: float = 0.55        # a syllable starts with a noise burst
+    noise_floor: float = 3e-4  # std of the background noise on every track
+    consonant_prob: float = 0.55  # a syllable starts with a noise burst
     consonant_s: tuple[float, float] = (0.03, 0.08)
     phrase_gain_db: tuple[float, float] = (-4.0, 0.0)
 
 
 @dataclass
 class MotionConfig:
-    range_db: float = 30.0              # envelope: 0 at (95th pct - range_db), 1 at 95th pct
+    range_db: float = 30.0  # envelope: 0 at (95th pct - range_db), 1 at 95th pct
     smooth_s: float = 0.06
-    lag_s: float = 0.04                 # motion follows the own envelope by this lag
+    lag_s: float = 0.04  # motion follows the own envelope by this lag
     jaw_max_rad: float = 0.25
     jaw_gamma: float = 0.8
     mouth_exp: dict = field(default_factory=lambda: {0: 1.4, 2: -0.7, 4: 0.5, 7: 0.35})
@@ -76,8 +77,8 @@ class MotionConfig:
 
 @dataclass
 class ReactionConfig:
-    vad_threshold: float = 0.3          # on the [0,1] envelope
-    fill_gap_s: float = 0.2             # syllable gaps shorter than this are speech
+    vad_threshold: float = 0.3  # on the [0,1] envelope
+    fill_gap_s: float = 0.2  # syllable gaps shorter than this are speech
     min_speech_s: float = 0.7
     min_pause_s: float = 0.28
     turn_end_s: float = 0.6
@@ -99,11 +100,12 @@ class ReactionConfig:
 
 @dataclass
 class TTSConfig:
-    mode: str = "off"                   # off | auto (when flite is on PATH) | on (required)
-    prob: float = 0.5                   # fraction of conversations voiced by TTS
+    mode: str = "off"  # off | auto (when flite is on PATH) | on (required)
+    prob: float = 0.5  # fraction of conversations voiced by TTS
     sentences: list = field(default_factory=lambda: list(_SENTENCES))
-    backchannels: list = field(default_factory=lambda: ["mm-hm", "yeah", "right", "okay",
-                                                        "uh-huh", "I see"])
+    backchannels: list = field(
+        default_factory=lambda: ["mm-hm", "yeah", "right", "okay", "uh-huh", "I see"]
+    )
 
 
 @dataclass
@@ -111,10 +113,12 @@ class SyntheticConfig:
     """Every rule and parameter of the generator (see the module docstring)."""
 
     name: str = "synthetic"
-    voices: list = field(default_factory=lambda: [
-        VoiceConfig("low", 110.0, syllable_rate_hz=4.3, formant_scale=1.0, tts_voice="rms"),
-        VoiceConfig("high", 195.0, syllable_rate_hz=4.8, formant_scale=1.15, tts_voice="slt"),
-    ])
+    voices: list = field(
+        default_factory=lambda: [
+            VoiceConfig("low", 110.0, syllable_rate_hz=4.3, formant_scale=1.0, tts_voice="rms"),
+            VoiceConfig("high", 195.0, syllable_rate_hz=4.8, formant_scale=1.15, tts_voice="slt"),
+        ]
+    )
     turns: TurnTakingConfig = field(default_factory=TurnTakingConfig)
     audio: AudioConfig = field(default_factory=AudioConfig)
     motion: MotionConfig = field(default_factory=MotionConfig)
@@ -122,11 +126,11 @@ class SyntheticConfig:
     tts: TTSConfig = field(default_factory=TTSConfig)
 
     @classmethod
-    def from_dict(cls, d: dict | None) -> "SyntheticConfig":
+    def from_dict(cls, d: dict | None) -> SyntheticConfig:
         return _build(cls, d or {})
 
     @classmethod
-    def from_yaml(cls, path: str | Path) -> "SyntheticConfig":
+    def from_yaml(cls, path: str | Path) -> SyntheticConfig:
         """Raises :class:`SyntheticConfigError` naming the file and the problem."""
         import yaml
 
@@ -134,8 +138,9 @@ class SyntheticConfig:
             with open(path, encoding="utf-8") as f:
                 return cls.from_dict(yaml.safe_load(f) or {})
         except (OSError, UnicodeDecodeError, yaml.YAMLError, TypeError, ValueError) as exc:
-            raise SyntheticConfigError(f"{path}: not a usable synthetic config ({exc}); start from "
-                                       "config/synthetic.yaml") from exc
+            raise SyntheticConfigError(
+                f"{path}: not a usable synthetic config ({exc}); start from config/synthetic.yaml"
+            ) from exc
 
     def to_dict(self) -> dict:
         return _plain(dataclasses.asdict(self))
@@ -174,13 +179,22 @@ def _build(cls, d: dict):
 
 
 _SENTENCES = [
-    "So how was your weekend?", "It was great, we went hiking by the lake.",
-    "I have been meaning to ask you about that.", "Really? Tell me more.",
-    "I think the second option is better.", "That makes a lot of sense to me.",
-    "We could try it again tomorrow morning.", "Honestly, I am not so sure about that.",
-    "The weather has been lovely lately.", "Did you see the news this morning?",
-    "Let me think about it for a second.", "Well, it depends on the budget.",
-    "My sister just moved to a new city.", "That sounds like a lot of fun.",
-    "I would love to hear what you think.", "We should probably leave a bit earlier.",
-    "Could you explain that part again?", "Oh, I did not know that at all.",
+    "So how was your weekend?",
+    "It was great, we went hiking by the lake.",
+    "I have been meaning to ask you about that.",
+    "Really? Tell me more.",
+    "I think the second option is better.",
+    "That makes a lot of sense to me.",
+    "We could try it again tomorrow morning.",
+    "Honestly, I am not so sure about that.",
+    "The weather has been lovely lately.",
+    "Did you see the news this morning?",
+    "Let me think about it for a second.",
+    "Well, it depends on the budget.",
+    "My sister just moved to a new city.",
+    "That sounds like a lot of fun.",
+    "I would love to hear what you think.",
+    "We should probably leave a bit earlier.",
+    "Could you explain that part again?",
+    "Oh, I did not know that at all.",
 ]

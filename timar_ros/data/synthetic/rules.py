@@ -1,4 +1,5 @@
 """The motion rules: FLAME-layout head motion of both speakers from their two audio tracks."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -6,7 +7,6 @@ import numpy as np
 from timar_ros.data.synthetic.config import MotionConfig, ReactionConfig, SyntheticConfig
 from timar_ros.data.synthetic.signals import frame_rms, ou_noise, runs, smooth, uniform
 from timar_ros.motion import EXP_DIM, FPS, MOTION_DIM, SAMPLES_PER_FRAME
-
 
 JAW_OPEN = 50  # model-vector index of the jaw opening (jaw axis-angle x)
 
@@ -61,8 +61,12 @@ def _partner_pauses(act: np.ndarray, rc: ReactionConfig):
     return out
 
 
-def render_motion(audio: list[np.ndarray], cfg: SyntheticConfig, rng: np.random.Generator,
-                  n_frames: int | None = None):
+def render_motion(
+    audio: list[np.ndarray],
+    cfg: SyntheticConfig,
+    rng: np.random.Generator,
+    n_frames: int | None = None,
+):
     """Motion targets [T, 56] of both speakers from their two audio tracks.
 
     Returns ``(motions [2][T,56] float32, info)``; ``info`` holds ``envelopes`` [2][T],
@@ -87,7 +91,7 @@ def render_motion(audio: list[np.ndarray], cfg: SyntheticConfig, rng: np.random.
         m = np.zeros((T, MOTION_DIM), np.float64)
         env = np.concatenate([np.zeros(lag), envs[k]])[:T]
         # speaker rules
-        m[:, JAW_OPEN] = mc.jaw_max_rad * env ** mc.jaw_gamma
+        m[:, JAW_OPEN] = mc.jaw_max_rad * env**mc.jaw_gamma
         for idx, gain in mc.mouth_exp.items():
             m[:, int(idx)] += gain * env
         m[:, ROT_PITCH] += mc.speak_pitch_gain_rad * env
@@ -142,8 +146,17 @@ def render_motion(audio: list[np.ndarray], cfg: SyntheticConfig, rng: np.random.
                 raise ValueError(f"unknown reaction kind {kind!r} (nod, tilt)")
             seg = slice(f, min(T, f + L))
             m[seg, dim] += side * shape[: seg.stop - seg.start]
-            events.append({"frame": int(f), "speaker": k, "kind": kind, "amp": float(amp),
-                           "side": side, "pause_frame": int(pf), "engagement": float(e)})
+            events.append(
+                {
+                    "frame": int(f),
+                    "speaker": k,
+                    "kind": kind,
+                    "amp": float(amp),
+                    "side": side,
+                    "pause_frame": int(pf),
+                    "engagement": float(e),
+                }
+            )
         listening = (~holding[k]).astype(np.float64)
         m[:, rc.smile_index] += rc.smile_gain * e_track * smooth(listening, 0.5)
         m[:, JAW_OPEN] = np.clip(m[:, JAW_OPEN], 0.0, 0.3)
@@ -151,6 +164,11 @@ def render_motion(audio: list[np.ndarray], cfg: SyntheticConfig, rng: np.random.
         motions.append(m.astype(np.float32))
         engagement.append(e_track.astype(np.float32))
     events.sort(key=lambda d: (d["frame"], d["speaker"]))
-    info = {"envelopes": envs, "activity": acts, "holding": holding, "events": events,
-            "engagement": engagement}
+    info = {
+        "envelopes": envs,
+        "activity": acts,
+        "holding": holding,
+        "events": events,
+        "engagement": engagement,
+    }
     return motions, info

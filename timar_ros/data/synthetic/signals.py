@@ -1,5 +1,6 @@
 """Small signal helpers of the generator: uniform draws from a range, Ornstein-Uhlenbeck
 noise, frame RMS, runs of a mask, exponential smoothing."""
+
 from __future__ import annotations
 
 import numpy as np

@@ -1,4 +1,5 @@
 """The conversation timeline: who speaks when (turns, pauses, overlaps, backchannels)."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -14,12 +15,14 @@ from timar_ros.motion import FPS, SAMPLE_RATE, SAMPLES_PER_FRAME
 @dataclass
 class Segment:
     speaker: int
-    start: float   # seconds
+    start: float  # seconds
     end: float
-    kind: str      # "turn" | "backchannel"
+    kind: str  # "turn" | "backchannel"
 
 
-def find_pauses(x: np.ndarray, min_pause_s: float, thr_rel: float = 0.05) -> list[tuple[float, float]]:
+def find_pauses(
+    x: np.ndarray, min_pause_s: float, thr_rel: float = 0.05
+) -> list[tuple[float, float]]:
     """Internal silences (start_s, end_s) of at least ``min_pause_s`` in a single utterance."""
     n = len(x) // SAMPLES_PER_FRAME
     if n < 3:
@@ -58,9 +61,10 @@ def plan_conversation(cfg: SyntheticConfig, sources, rng, duration_s: float | No
         x = sources[cur].turn(uniform(rng, tt.turn_s), tt, rng)
         place(cur, x, t, "turn")
         other = 1 - cur
-        g = engagement_gain(engagement_after(heard[other], e0[other], rc.engagement_rate),
-                  rc.engagement_floor)
-        for ps, pe in find_pauses(x, 0.25):
+        g = engagement_gain(
+            engagement_after(heard[other], e0[other], rc.engagement_rate), rc.engagement_floor
+        )
+        for ps, _ in find_pauses(x, 0.25):
             if rng.random() < tt.backchannel_prob * g:
                 bc = sources[other].backchannel(uniform(rng, tt.backchannel_s), rng)
                 place(other, bc, t + ps + uniform(rng, tt.backchannel_lag_s), "backchannel")

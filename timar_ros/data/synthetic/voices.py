@@ -1,5 +1,6 @@
 """Speech-like audio for the synthetic speakers: a procedural formant voice, and Debian flite TTS
 voices when installed."""
+
 from __future__ import annotations
 
 import shutil
@@ -13,10 +14,16 @@ from timar_ros.data.synthetic.config import AudioConfig, TTSConfig, TurnTakingCo
 from timar_ros.data.synthetic.signals import uniform
 from timar_ros.motion import SAMPLE_RATE
 
-
-_VOWELS = np.array([  # F1, F2, F3 (Hz): a, e, i, o, u
-    [730, 1090, 2440], [530, 1840, 2480], [300, 2250, 3000], [570, 840, 2410], [320, 870, 2240],
-], dtype=np.float64)
+_VOWELS = np.array(
+    [  # F1, F2, F3 (Hz): a, e, i, o, u
+        [730, 1090, 2440],
+        [530, 1840, 2480],
+        [300, 2250, 3000],
+        [570, 840, 2410],
+        [320, 870, 2240],
+    ],
+    dtype=np.float64,
+)
 
 
 _NASAL = np.array([250, 1100, 2300], dtype=np.float64)
@@ -50,8 +57,10 @@ class ProceduralVoice:
         # Calibrate each resonator chain (with the lip radiation) to unit RMS on this voice's
         # source, so that loudness follows the syllable envelope and not the vowel.
         probe = self._voiced(np.full(SAMPLE_RATE // 4, self.f0), np.random.default_rng(0))
-        self.vowel_gain = [1.0 / max(1e-9, float(np.std(self._radiate(_sosfilt(sos, probe)))))
-                           for sos in self.vowel_sos]
+        self.vowel_gain = [
+            1.0 / max(1e-9, float(np.std(self._radiate(_sosfilt(sos, probe)))))
+            for sos in self.vowel_sos
+        ]
         self.nasal_gain = 1.0 / max(1e-9, float(np.std(_sosfilt(self.nasal_sos, probe))))
 
     @staticmethod
@@ -95,7 +104,7 @@ class ProceduralVoice:
                 if c > 4:
                     cons[s0 : s0 + c] = 0.5 * np.hanning(c)
                     env[s0 : s0 + c] *= np.linspace(0.1, 1.0, c)
-        semis = self.v.pitch_range_semitones * (0.5 - u)          # declination
+        semis = self.v.pitch_range_semitones * (0.5 - u)  # declination
         semis += 1.2 * np.sin(2 * np.pi * (rng.uniform(0.3, 0.8) * t + rng.uniform()))
         semis += 1.5 * (stress - 0.7)
         if question:
@@ -167,8 +176,9 @@ class FliteVoice:
     def say(self, text: str) -> np.ndarray:
         key = (self.v.tts_voice, text, self.v.tts_f0_hz, self.v.tts_stretch)
         if key not in self._cache:
-            self._cache[key] = flite_say(text, self.v.tts_voice, self.v.tts_f0_hz,
-                                         self.v.tts_stretch)
+            self._cache[key] = flite_say(
+                text, self.v.tts_voice, self.v.tts_f0_hz, self.v.tts_stretch
+            )
         return self._cache[key]
 
     def turn(self, target_s: float, tt: TurnTakingConfig, rng) -> np.ndarray:
@@ -189,8 +199,9 @@ class FliteVoice:
         return _normalise(self.say(str(rng.choice(self.tts.backchannels))), 0.7 * self.v.loudness)
 
 
-def flite_say(text: str, voice: str, f0_hz: float | None = None, stretch: float = 1.0,
-              trim: bool = True) -> np.ndarray:
+def flite_say(
+    text: str, voice: str, f0_hz: float | None = None, stretch: float = 1.0, trim: bool = True
+) -> np.ndarray:
     """Synthesise ``text`` with flite -> float32 mono 16 kHz (leading/trailing silence trimmed)."""
     from timar_ros.data.audio import load_wav
 

@@ -1,5 +1,6 @@
 """One conversation from a config and a seed (voices, timeline, audio, motion), and the DualTalk
 layout writer."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -19,10 +20,10 @@ from timar_ros.motion import SAMPLE_RATE
 
 @dataclass
 class Conversation:
-    audio: list            # [2] float32 [N] at 16 kHz, N = T * 640
-    motion: list           # [2] float32 [T, 56]
-    events: list           # listener reactions
-    segments: list         # Segment
+    audio: list  # [2] float32 [N] at 16 kHz, N = T * 640
+    motion: list  # [2] float32 [T, 56]
+    events: list  # listener reactions
+    segments: list  # Segment
     meta: dict = field(default_factory=dict)
 
 
@@ -35,8 +36,9 @@ def _pick_voices(cfg: SyntheticConfig, rng) -> list[VoiceConfig]:
     return [cfg.voices[int(i)], cfg.voices[int(j)]]
 
 
-def generate_conversation(cfg: SyntheticConfig, rng: np.random.Generator | int,
-                          duration_s: float | None = None) -> Conversation:
+def generate_conversation(
+    cfg: SyntheticConfig, rng: np.random.Generator | int, duration_s: float | None = None
+) -> Conversation:
     """One conversation: timeline, audio (procedural or flite) and motion for both speakers."""
     rng = np.random.default_rng(rng) if not isinstance(rng, np.random.Generator) else rng
     voices = _pick_voices(cfg, rng)
@@ -53,7 +55,9 @@ def generate_conversation(cfg: SyntheticConfig, rng: np.random.Generator | int,
     tracks, segs, dur = plan_conversation(cfg, sources, rng, duration_s)
     motions, info = render_motion(tracks, cfg, rng)
     meta = {
-        "config": cfg.name, "duration_s": len(tracks[0]) / SAMPLE_RATE, "tts": bool(use_tts),
+        "config": cfg.name,
+        "duration_s": len(tracks[0]) / SAMPLE_RATE,
+        "tts": bool(use_tts),
         "voices": [v.tts_voice if use_tts else v.name for v in voices],
         "f0_hz": [None if use_tts else round(s.f0, 1) for s in sources],
         "turns": sum(1 for s in segs if s.kind == "turn"),
@@ -63,8 +67,9 @@ def generate_conversation(cfg: SyntheticConfig, rng: np.random.Generator | int,
     return Conversation(tracks, motions, info["events"], segs, meta)
 
 
-def write_conversation(conv: Conversation, out_dir: str | Path, clip: str,
-                       meta: bool = True) -> list[Path]:
+def write_conversation(
+    conv: Conversation, out_dir: str | Path, clip: str, meta: bool = True
+) -> list[Path]:
     """Write ``<clip>_speaker{1,2}.wav/.npz`` (DualTalk layout) and ``<clip>.meta.json``."""
     from timar_ros.data.audio import write_wav
     from timar_ros.data.dualtalk_files import save_motion
@@ -97,8 +102,14 @@ def _jsonable(x: Any):
     return x
 
 
-def generate_dataset(out_dir: str | Path, cfg: SyntheticConfig, conversations: int,
-                     seed: int = 0, prefix: str | None = None, progress: bool = False) -> dict:
+def generate_dataset(
+    out_dir: str | Path,
+    cfg: SyntheticConfig,
+    conversations: int,
+    seed: int = 0,
+    prefix: str | None = None,
+    progress: bool = False,
+) -> dict:
     """Write ``conversations`` conversations; conversation i uses ``default_rng([seed, i])``."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -116,6 +127,9 @@ def generate_dataset(out_dir: str | Path, cfg: SyntheticConfig, conversations: i
         stats["seconds"] += conv.meta["duration_s"]
         stats["tts"] += int(conv.meta["tts"])
         stats["reactions"] += conv.meta["reactions"]
-    (out_dir / "synthetic_config.json").write_text(json.dumps(
-        {"seed": seed, "conversations": conversations, "config": cfg.to_dict()}, indent=1))
+    (out_dir / "synthetic_config.json").write_text(
+        json.dumps(
+            {"seed": seed, "conversations": conversations, "config": cfg.to_dict()}, indent=1
+        )
+    )
     return stats
