@@ -10,7 +10,8 @@ from std_msgs.msg import Float64MultiArray
 from helpers.ros import start_python, stop
 from timar_ros.msg import AudioChunk, ConversationState, HeadMotion
 from timar_ros.nodes.convert import motion_frames, stamp_to_s
-from timar_ros.robot.retarget import MotionPlayer, load_retarget_config
+from timar_ros.robot.retarget import MotionPlayer
+from timar_ros.robot.retarget_config import load_retarget_config
 
 NS = "/pipe"
 SECONDS = 4

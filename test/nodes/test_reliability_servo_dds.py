@@ -16,7 +16,8 @@ from sensor_msgs.msg import JointState
 from helpers.ros import spin_until, start_python, stop
 from timar_ros.msg import HeadMotion
 from timar_ros.nodes.convert import head_motion, stamp_to_s
-from timar_ros.robot.retarget import MotionPlayer, load_retarget_config
+from timar_ros.robot.retarget import MotionPlayer
+from timar_ros.robot.retarget_config import load_retarget_config
 
 NS = "/servo"
 

@@ -10,7 +10,7 @@ from trajectory_msgs.msg import JointTrajectory
 from helpers.ros import spin_until, start_python, stop
 from timar_ros.msg import HeadMotion
 from timar_ros.nodes.convert import head_motion, stamp_to_s
-from timar_ros.robot.retarget import load_retarget_config
+from timar_ros.robot.retarget_config import load_retarget_config
 
 
 def test_one_safe_trajectory_per_block(ros_probe):

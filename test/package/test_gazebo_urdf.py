@@ -11,7 +11,7 @@ import yaml
 
 from timar_ros import topics
 from timar_ros.resources import share_dir
-from timar_ros.robot.retarget import load_retarget_config
+from timar_ros.robot.retarget_config import load_retarget_config
 
 yourdfpy = pytest.importorskip("yourdfpy")
 

@@ -9,7 +9,8 @@ import pytest
 import yaml
 
 from timar_ros.resources import share_dir
-from timar_ros.robot.retarget import Retargeter, load_retarget_config
+from timar_ros.robot.retarget import Retargeter
+from timar_ros.robot.retarget_config import load_retarget_config
 from timar_ros.robot.rotations import flame_to_rep103_matrix
 
 yourdfpy = pytest.importorskip("yourdfpy")

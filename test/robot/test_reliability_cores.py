@@ -107,7 +107,7 @@ def test_fault_log_once_per_kind_per_period_with_the_count_in_between():
 def test_user_motion_buffer_is_bounded_by_time_while_audio_has_stopped():
     """The partner tracker keeps publishing and no turn takes frames (audio stopped): the buffer
     keeps only keep_s of them and counts the frames it dropped unused."""
-    from timar_ros.robot.conversation import UserMotionBuffer
+    from timar_ros.robot.partner_motion import UserMotionBuffer
 
     buf = UserMotionBuffer(frames_per_turn=25, keep_s=10.0)
     rng = np.random.default_rng(0)
@@ -122,7 +122,7 @@ def test_user_motion_buffer_is_bounded_by_time_while_audio_has_stopped():
 
 
 def test_user_motion_buffer_merges_late_blocks_and_counts_nonfinite_frames():
-    from timar_ros.robot.conversation import UserMotionBuffer
+    from timar_ros.robot.partner_motion import UserMotionBuffer
 
     buf = UserMotionBuffer(frames_per_turn=25)
     second = np.full((25, 56), 2.0, np.float32)
@@ -153,7 +153,7 @@ def test_property_user_motion_buffer_stays_bounded_ordered_and_accounted(blocks,
     """Any blocks, in any order, with NaN frames: the buffer is in time order, never holds more
     than keep_s of motion behind its newest frame, gives a turn only frames that were pushed, and
     every pushed frame is stored, used, or counted as dropped."""
-    from timar_ros.robot.conversation import UserMotionBuffer
+    from timar_ros.robot.partner_motion import UserMotionBuffer
 
     buf = UserMotionBuffer(frames_per_turn=25, keep_s=keep_s)
     rng = np.random.default_rng(0)

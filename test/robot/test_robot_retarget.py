@@ -12,11 +12,10 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from timar_ros.resources import config_path
-from timar_ros.robot.retarget import (
-    MotionPlayer,
+from timar_ros.robot.retarget import MotionPlayer, Retargeter
+from timar_ros.robot.retarget_config import (
     RetargetConfig,
     RetargetConfigError,
-    Retargeter,
     load_retarget_config,
 )
 from timar_ros.robot.rotations import (

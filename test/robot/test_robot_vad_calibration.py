@@ -8,7 +8,8 @@ from timar_ros.cli import main as timar_main
 from timar_ros.resources import config_path
 from timar_ros.robot import vad as vad_mod
 from timar_ros.robot.calibration import fit_expression_map, write_expression_map
-from timar_ros.robot.retarget import RetargetConfig, RetargetConfigError, Retargeter
+from timar_ros.robot.retarget import Retargeter
+from timar_ros.robot.retarget_config import RetargetConfig, RetargetConfigError
 from timar_ros.robot.segmenter import TurnSegmenter
 from timar_ros.robot.vad import TurnVoiceActivity, VoiceActivity
 

@@ -24,7 +24,7 @@ def analyse(
 
     from timar_ros import bags
     from timar_ros.motion import EXP, JAW, ROT
-    from timar_ros.robot.retarget import load_retarget_config
+    from timar_ros.robot.retarget_config import load_retarget_config
     from timar_ros.robot.rotations import flame_to_ypr
 
     bag = out / "bag"

@@ -50,7 +50,8 @@ from timar_ros.nodes.fault_log import PERIOD_DESCRIPTION, PERIOD_PARAM, NodeFaul
 from timar_ros.nodes.params import CONFIGURE, Param, declare
 from timar_ros.nodes.runner import run_node
 from timar_ros.robot.faults import Fault
-from timar_ros.robot.retarget import MotionPlayer, RetargetConfigError, load_retarget_config
+from timar_ros.robot.retarget import MotionPlayer
+from timar_ros.robot.retarget_config import RetargetConfigError, load_retarget_config
 from timar_ros.robot.status import player_faults, servo_status
 
 NAME = "head_retargeter"

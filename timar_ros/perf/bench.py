@@ -20,6 +20,9 @@ the timing is the same); it is exported to ONNX on the fly when it has no export
 Reusable pieces (other backends add rows with them): :func:`time_policy` times any
 :class:`~timar_ros.runtime.StreamingPolicy`; :func:`summarise` turns timings into a row;
 :func:`format_table` prints rows. Importing this module has no side effects.
+
+(One module, over 500 lines: the suite's parts share its inputs, checkpoint and report, so that
+every figure of a run comes from the same conditions.)
 """
 
 from __future__ import annotations

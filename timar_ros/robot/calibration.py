@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import yaml
 
-from timar_ros.robot.retarget import EXP_DIM, RetargetConfig
+from timar_ros.robot.retarget_config import EXP_DIM, RetargetConfig
 
 
 @dataclass

@@ -58,6 +58,9 @@ The rules (each one counted in :class:`SegmenterCounters`)
 
 Memory is bounded: open turns span at most ``(max_jump_s + max_chunk_s + max_latency_s) / T + 2``
 turns per stream, and only ``history_turns`` emitted coverage masks are kept.
+
+(One module, over 500 lines, because it is one state machine: every rule above acts on the same
+per-stream coverage and clock state, and splitting them would spread that state around.)
 """
 
 from __future__ import annotations

@@ -20,6 +20,9 @@ states, step: an interrupted run resumes to the same numbers as an uninterrupted
 Data order: each epoch is a ``DistributedSampler`` permutation (seed, epoch) of the windows,
 cut into batches; step s reads batch ``s mod batches_per_epoch`` of epoch
 ``s // batches_per_epoch``, so the data position follows from the step alone.
+
+(One module, over 500 lines: the run's set-up, step, validation and saving share its state and
+are read top to bottom as one loop, as in nanoGPT's train.py.)
 """
 
 from __future__ import annotations

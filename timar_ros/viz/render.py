@@ -23,6 +23,9 @@ Inputs: a ``.npy`` [T, 56] motion array (25 fps unless --motion-fps; optional
 and --topic was not given; AudioChunk topics for the strip). Output: MP4 through ffmpeg (raw
 frames piped in, audio muxed when present), or a PNG contact sheet (a grid of frames at chosen
 times) when OUT ends in .png or ffmpeg is missing (with a message saying so).
+
+(One module, over 500 lines: the face geometry, its drawing and the two writers are one
+renderer; nothing else in the package draws.)
 """
 
 from __future__ import annotations
