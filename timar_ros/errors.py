@@ -23,3 +23,8 @@ class InputError(TimarError):
     """An input (argument, file, folder, config) that cannot be used as given."""
 
     exit_code = USAGE
+
+
+def one_line(message: object) -> str:
+    """A message on one line (a YAML parser's multi-line error, say), for a log or stderr."""
+    return " ".join(str(message).split())

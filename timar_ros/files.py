@@ -37,3 +37,29 @@ def write_text_atomic(path: str | os.PathLike, text: str) -> Path:
 def write_json(path: str | os.PathLike, data) -> Path:
     """Write ``data`` as indented JSON to ``path`` atomically; returns ``path``."""
     return write_text_atomic(path, json.dumps(data, indent=2) + "\n")
+
+
+def save_figure(fig, path: str | os.PathLike, **kwargs) -> Path:
+    """``fig.savefig`` atomically (the format from the path's suffix); returns ``path``."""
+    path = Path(path)
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format=path.suffix.lstrip(".") or "png", **kwargs)
+    return path
+
+
+def save_array(path: str | os.PathLike, array) -> Path:
+    """``numpy.save`` atomically to ``path`` (a .npy); returns ``path``."""
+    import numpy as np
+
+    with atomic_path(path) as tmp, open(tmp, "wb") as f:
+        np.save(f, array)
+    return Path(path)
+
+
+def save_arrays(path: str | os.PathLike, **arrays) -> Path:
+    """``numpy.savez`` atomically to ``path`` (a .npz, the name as given); returns ``path``."""
+    import numpy as np
+
+    with atomic_path(path) as tmp, open(tmp, "wb") as f:
+        np.savez(f, **arrays)
+    return Path(path)

@@ -58,12 +58,56 @@ def write_conversation_bag(
     ``ground_truth/head_motion`` (HeadMotion, ``turn_s`` blocks, the last one shorter, turn_index
     = block index). Sample i is at ``start_s + i / 16000``, frame j at ``start_s + j / 25``.
     """
+    import shutil
+
     o = opts or DualTalkBagOptions()
     start = to_ns(o.start_s)
     chunk = max(1, int(round(o.chunk_s * M.SAMPLE_RATE)))
     block = max(1, int(round(o.turn_s * M.FPS)))
     period = 1.0 / M.FPS
-    with BagWriter(out, storage=o.storage, overwrite=o.overwrite, custom_data=custom_data) as w:
+    out = Path(out)
+    BagWriter.check_target(out, o.overwrite)  # before any work
+    # Written under a temporary name and moved into place: an interrupted conversion leaves no
+    # bag that looks complete.
+    partial = out.with_name(f".{out.name}.partial")
+    shutil.rmtree(partial, ignore_errors=True)
+    try:
+        _write_bag(
+            partial,
+            user_audio,
+            agent_audio,
+            user_motion,
+            agent_motion,
+            o,
+            custom_data,
+            start,
+            chunk,
+            block,
+            period,
+        )
+        BagWriter.check_target(out, o.overwrite)
+        shutil.rmtree(out, ignore_errors=True)
+        partial.rename(out)
+    except BaseException:
+        shutil.rmtree(partial, ignore_errors=True)
+        raise
+    return out
+
+
+def _write_bag(
+    out,
+    user_audio,
+    agent_audio,
+    user_motion,
+    agent_motion,
+    o,
+    custom_data,
+    start,
+    chunk,
+    block,
+    period,
+) -> None:
+    with BagWriter(out, storage=o.storage, overwrite=False, custom_data=custom_data) as w:
         for rel, role, audio in (
             (topics.USER_AUDIO, "user", user_audio),
             (topics.AGENT_AUDIO, "agent", agent_audio),
@@ -93,7 +137,6 @@ def write_conversation_bag(
                         frame_id=role,
                     ),
                 )
-    return Path(out)
 
 
 def convert_dualtalk(

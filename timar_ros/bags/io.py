@@ -71,12 +71,8 @@ class BagWriter:
         from rosbags.rosbag2 import Writer, WriterError
 
         self.path = Path(path)
+        self.check_target(self.path, overwrite)
         if self.path.exists():
-            if not overwrite:
-                raise BagError(
-                    f"{self.path} exists already; remove it or pass overwrite=True "
-                    "(--overwrite): bags are never appended to"
-                )
             _remove_bag_dir(self.path)
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -90,6 +86,21 @@ class BagWriter:
         self._conns: dict[str, Any] = {}
         self._ts = typestore()
         self._open = False
+
+    @staticmethod
+    def check_target(path: Path, overwrite: bool) -> None:
+        """Raise BagError unless ``path`` may become a bag (absent, or a bag with ``overwrite``)."""
+        if path.exists():
+            if not overwrite:
+                raise BagError(
+                    f"{path} exists already; remove it or pass overwrite=True "
+                    "(--overwrite): bags are never appended to"
+                )
+            if path.is_dir() and not (path / "metadata.yaml").exists() and any(path.iterdir()):
+                raise BagError(
+                    f"{path} exists and does not look like a bag (no metadata.yaml); "
+                    "refusing to delete it, choose another output path"
+                )
 
     def open(self) -> BagWriter:
         from rosbags.rosbag2 import WriterError

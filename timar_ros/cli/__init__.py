@@ -12,8 +12,10 @@ naming the file, the problem and the fix; ``--debug`` shows the traceback as wel
 from __future__ import annotations
 
 import argparse
+import errno
 import importlib
 import sys
+import warnings
 
 # name -> (module, one-line help). The one registry of subcommands.
 COMMANDS: dict[str, tuple[str, str]] = {
@@ -57,13 +59,24 @@ COMMANDS: dict[str, tuple[str, str]] = {
 }
 
 # Errors that mean "this input cannot be used" when they escape a command, besides InputError.
-_INPUT_ERRORS = (
-    FileNotFoundError,
-    NotADirectoryError,
-    IsADirectoryError,
-    PermissionError,
-    ValueError,
-)
+_INPUT_ERRORS = (ValueError, OSError)
+# OSErrors that are the machine's trouble, not the input's (exit 1).
+_RUN_ERRNOS = {errno.ENOSPC, errno.EIO, errno.ENOMEM, errno.EDQUOT}
+
+
+def _message(exc: BaseException) -> str:
+    """One line for an error: an OSError as 'path: reason (the fix)', anything else as is."""
+    if isinstance(exc, OSError) and exc.strerror and not isinstance(exc, TimeoutError):
+        where = exc.filename if exc.filename is not None else ""
+        hint = {
+            errno.ENOSPC: "free some disk space",
+            errno.EACCES: "check its permissions",
+            errno.EPERM: "check its permissions",
+            errno.ENOTDIR: "a part of the path is a file",
+            errno.EROFS: "choose a writable place",
+        }.get(exc.errno, "check the path")
+        return f"{where}: {exc.strerror} ({hint})" if where else f"{exc.strerror} ({hint})"
+    return str(exc)
 
 
 def _build_parser(command: str | None) -> argparse.ArgumentParser:
@@ -89,7 +102,7 @@ def _build_parser(command: str | None) -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from timar_ros.errors import USAGE, TimarError
+    from timar_ros.errors import FAILED, USAGE, TimarError, one_line
 
     argv = list(sys.argv[1:] if argv is None else argv)
     command = next((a for a in argv if not a.startswith("-")), None)
@@ -98,17 +111,27 @@ def main(argv: list[str] | None = None) -> int:
     if args.command is None:
         parser.print_help()
         return USAGE
-    try:
-        return int(args._run(args) or 0)
-    except KeyboardInterrupt:
-        print(f"timar {args.command}: interrupted", file=sys.stderr)
-        return 130
-    except (TimarError, *_INPUT_ERRORS) as exc:
-        if getattr(args, "debug", False):
-            raise
-        code = exc.exit_code if isinstance(exc, TimarError) else USAGE
-        print(f"timar {args.command}: error: {exc}", file=sys.stderr)
-        return code
+    label = " ".join(n for n in (args.command, getattr(args, "bag_command", None)) if n)
+    with warnings.catch_warnings():
+        warnings.showwarning = lambda message, category, *rest: print(
+            f"timar {label}: warning: {message}", file=sys.stderr
+        )
+        try:
+            return int(args._run(args) or 0)
+        except KeyboardInterrupt:
+            print(f"timar {label}: interrupted", file=sys.stderr)
+            return 130
+        except (TimarError, *_INPUT_ERRORS) as exc:
+            if getattr(args, "debug", False):
+                raise
+            if isinstance(exc, TimarError):
+                code = exc.exit_code
+            elif isinstance(exc, OSError) and exc.errno in _RUN_ERRNOS:
+                code = FAILED
+            else:
+                code = USAGE
+            print(f"timar {label}: error: {one_line(_message(exc))}", file=sys.stderr)
+            return code
 
 
 if __name__ == "__main__":

@@ -1,11 +1,19 @@
-"""WAV input/output for the data tools: float32 mono at 16 kHz.
+"""WAV input/output: files as stored (:func:`read_wav`) or as the model consumes them, float32
+mono at 16 kHz (:func:`load_wav`).
 
-Reading goes through ``soundfile``; resampling uses ``scipy.signal.resample_poly`` (a polyphase
-FIR with the exact rational ratio), so no librosa is needed.
+Reading goes through ``soundfile`` (any PCM width, float, any channel count and rate, and the
+other formats libsndfile reads); resampling uses ``scipy.signal.resample_poly`` (a polyphase FIR
+with the exact rational ratio), so no librosa is needed. A file that cannot be used raises
+:class:`AudioError` naming it and the fix; one that can be repaired is, with a warning
+(:class:`AudioRepairWarning`, or the caller's ``on_repair``): a WAV whose header promises more
+samples than the file holds (an interrupted copy or recording) is read as far as it goes, and a
+``.wav`` that holds another format (an MP3 renamed) is read as what it is.
 """
 
 from __future__ import annotations
 
+import warnings
+from collections.abc import Callable
 from math import gcd
 from pathlib import Path
 
@@ -14,11 +22,53 @@ import numpy as np
 from timar_ros.errors import InputError
 from timar_ros.motion import SAMPLE_RATE
 
-__all__ = ["AudioError", "load_wav", "resample", "write_wav", "SAMPLE_RATE"]
+__all__ = [
+    "AudioError",
+    "AudioRepairWarning",
+    "read_wav",
+    "load_wav",
+    "resample",
+    "write_wav",
+    "SAMPLE_RATE",
+]
+
+_FIX = "use a WAV file (16 kHz mono PCM needs no conversion)"
 
 
 class AudioError(InputError, ValueError):
     """A WAV file that cannot be used (wrong layout, non-finite samples, unreadable)."""
+
+
+class AudioRepairWarning(UserWarning):
+    """A file that was usable after a repair; the message says what was done."""
+
+
+def _repaired(text: str, on_repair: Callable[[str], None] | None) -> None:
+    if on_repair is not None:
+        on_repair(text)
+    else:
+        warnings.warn(AudioRepairWarning(text), stacklevel=3)
+
+
+def _missing_wav_bytes(path: Path) -> tuple[int, int] | None:
+    """(bytes the WAV's data chunk declares, bytes the file holds of it) when the file is shorter
+    than its header says, else None. soundfile reads what is there without a word, and no audio
+    library reports the declared size, so the RIFF chunk list is walked here (chunk id, size)."""
+    import struct
+
+    size = path.stat().st_size
+    with path.open("rb") as f:
+        if f.read(4) not in (b"RIFF", b"RF64") or len(f.read(4)) < 4 or f.read(4) != b"WAVE":
+            return None
+        pos = 12
+        while pos + 8 <= size:
+            f.seek(pos)
+            chunk, n = struct.unpack("<4sI", f.read(8))
+            if chunk == b"data":
+                held = size - pos - 8
+                return (n, held) if 0 < held < n < 0xFFFFFFFF else None
+            pos += 8 + n + (n & 1)  # chunks are word-aligned
+    return None
 
 
 def resample(x: np.ndarray, sr_in: int, sr_out: int = SAMPLE_RATE) -> np.ndarray:
@@ -40,23 +90,48 @@ def resample(x: np.ndarray, sr_in: int, sr_out: int = SAMPLE_RATE) -> np.ndarray
     return y.astype(np.float32)
 
 
-def read_wav(path: str | Path) -> tuple[np.ndarray, int]:
+def read_wav(
+    path: str | Path, on_repair: Callable[[str], None] | None = None
+) -> tuple[np.ndarray, int]:
     """A WAV (or any soundfile-readable file) as stored: (samples [N, channels] float32 in
     [-1, 1], sample rate in Hz).
 
+    Args:
+        on_repair: called with a one-line text for each repair (default: an AudioRepairWarning).
     Raises:
         FileNotFoundError: the file does not exist.
-        AudioError: the file cannot be read as audio.
+        AudioError: empty, not audio, or holding no samples.
     """
     import soundfile as sf
 
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"audio file not found: {path}")
+    if path.stat().st_size == 0:
+        raise AudioError(f"{path}: the file is empty (0 bytes); {_FIX}")
     try:
+        info = sf.info(str(path))
         data, sr = sf.read(str(path), dtype="float32", always_2d=True)
     except Exception as exc:  # soundfile raises its own LibsndfileError / RuntimeError
-        raise AudioError(f"cannot read audio file {path}: {exc}") from exc
+        raise AudioError(f"{path}: not a readable audio file ({exc}); {_FIX}") from exc
+    if len(data) == 0:
+        raise AudioError(f"{path}: holds no audio (0 samples); {_FIX}")
+    if path.suffix.lower() == ".wav" and info.format not in ("WAV", "WAVEX", "RF64"):
+        _repaired(
+            f"{path}: holds {info.format_info} data, not WAV (a renamed file?): read as "
+            f"{info.format}",
+            on_repair,
+        )
+    elif info.format in ("WAV", "WAVEX"):
+        missing = _missing_wav_bytes(path)
+        if missing is not None:
+            promised = missing[0] / missing[1] * len(data) / sr
+            _repaired(
+                f"{path}: truncated: its header promises {promised:.1f} s but the file holds "
+                f"{len(data) / sr:.1f} s (an interrupted copy or recording?); using the "
+                f"{len(data) / sr:.1f} s it has",
+                on_repair,
+            )
     return data, int(sr)
 
 
@@ -64,6 +139,7 @@ def load_wav(
     path: str | Path,
     sample_rate: int = SAMPLE_RATE,
     channel: str | int = "mean",
+    on_repair: Callable[[str], None] | None = None,
 ) -> np.ndarray:
     """A WAV (or any soundfile-readable file) as float32 mono at ``sample_rate`` Hz: what the
     model and the metrics consume (:func:`read_wav` gives the file as stored).
@@ -77,7 +153,7 @@ def load_wav(
         FileNotFoundError: the file does not exist.
         AudioError: unreadable file, bad channel choice, empty or non-finite (NaN/inf) samples.
     """
-    data, sr = read_wav(path)
+    data, sr = read_wav(path, on_repair)
     n_ch = data.shape[1]
     if n_ch == 1:
         x = data[:, 0]
@@ -112,7 +188,9 @@ def write_wav(
         raise AudioError(f"write_wav expects mono [N], got shape {x.shape}")
     if not np.all(np.isfinite(x)):
         raise AudioError(f"refusing to write non-finite samples to {path}")
+    from timar_ros.files import atomic_path
+
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    sf.write(str(path), np.clip(x, -1.0, 1.0), int(sample_rate), subtype=subtype)
+    with atomic_path(path) as tmp:  # an interrupted write leaves no truncated WAV
+        sf.write(str(tmp), np.clip(x, -1.0, 1.0), int(sample_rate), subtype=subtype, format="WAV")
     return path

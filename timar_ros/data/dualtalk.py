@@ -19,7 +19,6 @@ while ground truth and the partner anchor stay clean.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -29,6 +28,7 @@ import numpy as np
 from timar_ros.data import corruption as _noise
 from timar_ros.data.audio import load_wav, write_wav
 from timar_ros.data.dualtalk_files import load_motion, partner_stem, save_motion, speaker_stems
+from timar_ros.files import write_json
 from timar_ros.motion import FPS, SAMPLE_RATE, SAMPLES_PER_FRAME
 
 __all__ = [
@@ -348,5 +348,5 @@ def make_noised_testset(
         "user_motion_noise_scale_used": scale,
         "files": len(stems),
     }
-    (out_dir / "noise.json").write_text(json.dumps(meta, indent=2))
+    write_json(out_dir / "noise.json", meta)
     return out_dir

@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from timar_ros.errors import InputError
+from timar_ros.files import save_arrays
 from timar_ros.motion import from_dualtalk, to_dualtalk
 
 __all__ = [
@@ -105,5 +106,5 @@ def save_motion(path: str | Path, motion: np.ndarray) -> Path:
     exp, pose = to_dualtalk(motion)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    np.savez(path, exp=exp, pose=pose)
+    save_arrays(path, exp=exp, pose=pose)
     return path

@@ -110,9 +110,16 @@ def run_demo(
     for f in (user_wav, agent_wav):
         if not f.is_file():
             raise FileNotFoundError(
-                f"demo conversation file missing: {f} (a conversation folder "
-                f"holds {USER_WAV} = partner and {AGENT_WAV} = robot)"
+                f"demo conversation file missing: {f} (a conversation folder holds {USER_WAV} = "
+                f"partner and {AGENT_WAV} = robot)"
             )
+    # Check the inputs before any node starts: a bad file is one message, not a half-run pipeline.
+    from timar_ros.data.audio import read_wav
+    from timar_ros.runtime.checkpoint import load_checkpoint
+
+    for f in (user_wav, agent_wav):
+        read_wav(f, on_repair=lambda text: None)  # raises if unusable; the player says repairs
+    load_checkpoint(ckpt)  # raises on a missing, truncated or mismatched checkpoint
     work = out.with_name(f".{out.name}.partial")
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True)

@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 
 from timar_ros import topics
+from timar_ros.files import save_figure
 
 
 def analyse(
@@ -97,7 +98,7 @@ def analyse(
     axes[-1].set_xlabel("time since the first turn was shown (s)")
     fig.suptitle(f"Generated head motion ({summary['turns']} turns, {live['model_id']})")
     fig.tight_layout()
-    fig.savefig(out / "motion.png", dpi=90)
+    save_figure(fig, out / "motion.png", dpi=90)
     plt.close(fig)
 
     fig, ax = plt.subplots(figsize=(11, 5))
@@ -112,7 +113,7 @@ def analyse(
     ax.legend(ncol=5, fontsize=7, loc="upper right")
     ax.grid(alpha=0.3)
     fig.tight_layout()
-    fig.savefig(out / "servos.png", dpi=90)
+    save_figure(fig, out / "servos.png", dpi=90)
     plt.close(fig)
     return summary
 

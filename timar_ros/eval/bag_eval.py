@@ -34,7 +34,6 @@ when the live replay loses nothing (see the tests).
 
 from __future__ import annotations
 
-import json
 import math
 import time
 from dataclasses import asdict, dataclass, field
@@ -45,6 +44,7 @@ import numpy as np
 from timar_ros import bags as B
 from timar_ros import topics
 from timar_ros.eval.bag_report import assemble, build_report, markdown, plot_motion, score
+from timar_ros.files import save_array, write_json, write_text_atomic
 from timar_ros.robot.conversation import PipelineConfig
 from timar_ros.robot.policy_setup import load_policy, resolve_checkpoint
 
@@ -330,7 +330,7 @@ def evaluate_bag(
     metrics, note = score(inputs, pred, metrics_seed)
     pred_path = out / "predictions" / f"{inputs.name}.npy"
     pred_path.parent.mkdir(parents=True, exist_ok=True)
-    np.save(pred_path, pred)
+    save_array(pred_path, pred)
     report = build_report(inputs, run, p, pred, unfilled, metrics, note, metrics_seed, checkpoint)
     report["predictions"] = str(pred_path)
     if plot and len(pred):
@@ -339,6 +339,6 @@ def evaluate_bag(
                 pred, inputs.gt, out / "motion.png", f"{inputs.name} ({run.mode}, {run.model_id})"
             )
         )
-    (out / "report.json").write_text(json.dumps(report, indent=2) + "\n")
-    (out / "report.md").write_text(markdown(report))
+    write_json(out / "report.json", report)
+    write_text_atomic(out / "report.md", markdown(report))
     return report

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from timar_ros import topics
+from timar_ros.files import save_figure
 from timar_ros.motion import EXP, FPS, JAW, MOTION_DIM, ROT
 
 if TYPE_CHECKING:
@@ -117,7 +118,7 @@ def plot_motion(pred: np.ndarray, gt: np.ndarray | None, path: Path, title: str)
     fig.suptitle(title, fontsize=9)
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path)
+    save_figure(fig, path)
     plt.close(fig)
     return path
 

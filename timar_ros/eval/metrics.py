@@ -289,7 +289,17 @@ def _one_file(pred_path: Path, gt_dir: Path, seed: int) -> tuple[str, dict | Non
 
     name = pred_path.stem
     notes: list = []
-    pred = np.load(pred_path, allow_pickle=False)
+    try:
+        pred = np.load(pred_path, allow_pickle=False)
+    except (OSError, ValueError) as exc:
+        raise ValueError(
+            f"{pred_path}: cannot read the prediction ({exc}); a prediction is a .npy "
+            "of motion [T, 56] (exp | jaw | rotation)"
+        ) from None
+    if pred.ndim != 2 or pred.shape[1:] != (56,) or not np.issubdtype(pred.dtype, np.number):
+        raise ValueError(
+            f"{pred_path}: a prediction is motion [T, 56], got {pred.dtype} {pred.shape}"
+        )
     if not np.all(np.isfinite(pred)):
         return name, None, notes, "non-finite prediction"
     gt = load_motion(gt_dir / f"{name}.npz")

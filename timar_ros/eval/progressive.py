@@ -26,6 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from timar_ros.errors import InputError
+from timar_ros.files import save_array, save_figure, write_text_atomic
 
 # Traces plotted per file: (label, index into the 56-d vector).
 PLOT_DIMS = [
@@ -70,7 +71,7 @@ def plot_traces(
     fig.suptitle(title or name, fontsize=9)
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path)
+    save_figure(fig, path)
     plt.close(fig)
     return path
 
@@ -183,7 +184,7 @@ def evaluate(
         t0 = time.perf_counter()
         for item in it:
             pred = generate(policy, item, offline, user_motion)
-            np.save(pdir / f"{item.name}.npy", pred.astype(np.float32))
+            save_array(pdir / f"{item.name}.npy", pred.astype(np.float32))
             if item.name in plot_names:
                 kept.setdefault(n, {})[item.name] = pred
         gen_s = time.perf_counter() - t0
@@ -213,7 +214,7 @@ def evaluate(
         f"{report.get('model_id', '')} on {data.name} ({len(items)} files, "
         f"{report['mode']}, seed {seed})"
     )
-    (out / "table.md").write_text(markdown_table(rows, title), encoding="utf-8")
+    write_text_atomic(out / "table.md", markdown_table(rows, title))
     for name in plot_names:
         gt = next(i.agent_motion for i in items if i.name == name)
         plot_traces(

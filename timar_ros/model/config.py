@@ -68,6 +68,20 @@ class TIMARConfig:
             if not cond:
                 raise ValueError(f"TIMARConfig: {msg}")
 
+        types = {
+            "int": (int,),
+            "float": (int, float),
+            "str": (str,),
+            "bool": (bool,),
+            "dict": (dict,),
+        }
+        for f in dataclasses.fields(self):
+            value, want = getattr(self, f.name), types.get(str(f.type))
+            wrong = want is not None and (
+                not isinstance(value, want) or (isinstance(value, bool) and bool not in want)
+            )
+            check(not wrong, f"{f.name} must be {f.type}, got {value!r} ({type(value).__name__})")
+
         check(self.frames_per_turn >= 1, "frames_per_turn must be >= 1")
         check(self.window_turns >= 1, "window_turns must be >= 1")
         check(self.d_model % self.num_heads == 0, "d_model must be divisible by num_heads")
@@ -118,7 +132,9 @@ class TIMARConfig:
         return cls(**d)
 
     def save(self, path: str | Path) -> None:
-        Path(path).write_text(self.to_json() + "\n", encoding="utf-8")
+        from timar_ros.files import write_text_atomic
+
+        write_text_atomic(path, self.to_json() + "\n")
 
     @classmethod
     def load(cls, path: str | Path) -> TIMARConfig:
@@ -189,6 +205,9 @@ def preset(name: str, **overrides: Any) -> TIMARConfig:
     """The config of preset ``name`` with ``overrides`` applied."""
     if name not in PRESETS:
         raise ValueError(f"unknown preset {name!r}; choose from {sorted(PRESETS)}")
+    unknown = sorted(set(overrides) - {f.name for f in dataclasses.fields(TIMARConfig)})
+    if unknown:
+        raise ValueError(f"TIMARConfig: unknown keys {unknown}")
     kw = dict(PRESETS[name])
     kw.update(overrides)
     kw.setdefault("preset", name)

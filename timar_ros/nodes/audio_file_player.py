@@ -75,7 +75,7 @@ class AudioFilePlayer(Node):
 
     def _load_tracks(self, p) -> dict[str, tuple[np.ndarray, int]]:
         if p["stereo_wav"]:
-            data, rate = read_wav(p["stereo_wav"])
+            data, rate = read_wav(p["stereo_wav"], on_repair=self.get_logger().warning)
             if data.shape[1] != 2:
                 raise ValueError(
                     f"stereo_wav '{p['stereo_wav']}' has {data.shape[1]} channel(s); it needs 2 "
@@ -86,7 +86,7 @@ class AudioFilePlayer(Node):
         for role in ("user", "agent"):
             path = p[f"{role}_wav"]
             if path:
-                data, rate = read_wav(path)
+                data, rate = read_wav(path, on_repair=self.get_logger().warning)
                 tracks[role] = (data.mean(axis=1) if data.shape[1] > 1 else data[:, 0], rate)
         if not tracks:
             raise ValueError("no audio to play: set stereo_wav, or user_wav and/or agent_wav")

@@ -9,7 +9,7 @@ import rclpy
 from rclpy.exceptions import ParameterException
 from rclpy.executors import ExternalShutdownException
 
-from timar_ros.errors import InputError
+from timar_ros.errors import InputError, one_line
 
 
 def run_node(
@@ -25,7 +25,12 @@ def run_node(
     ParameterException, or one of ``setup_errors``), printed as ``<name>: cannot start:
     <message>`` without a traceback.
     """
-    rclpy.init(args=args)
+    try:
+        rclpy.init(args=args)
+    except RuntimeError as exc:  # rclpy's RCLError: e.g. a params file that is not valid YAML
+        text = str(exc).split(", at /")[0]  # drop the C source locations
+        print(f"{name}: cannot start: {one_line(text)} (check the --ros-args)", file=sys.stderr)
+        return 2
     node = None
     try:
         node = factory()
@@ -41,7 +46,7 @@ def run_node(
     ) as exc:  # e.g. a value outside its declared range
         if node is not None:  # an error while running is a bug: keep its traceback
             raise
-        print(f"{name}: cannot start: {exc}", file=sys.stderr)
+        print(f"{name}: cannot start: {one_line(exc)}", file=sys.stderr)
         return 2
     finally:
         if node is not None:

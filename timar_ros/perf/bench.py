@@ -159,11 +159,19 @@ def prepare_checkpoint(
     ``checkpoint`` None: the bundled ``checkpoints/<preset>`` when it exists, else a random init
     of the preset (same timing). A checkpoint without a current export is linked into ``tmp``
     (same folder name, so the same model_id) and exported there; the original is not modified."""
-    from timar_ros.runtime.checkpoint import CONFIG, WEIGHTS, checkpoint_or_random
+    from timar_ros.runtime.checkpoint import (
+        CONFIG,
+        WEIGHTS,
+        checkpoint_or_random,
+        load_checkpoint_config,
+        read_header,
+    )
     from timar_ros.runtime.export import export_checkpoint
     from timar_ros.runtime.onnx_format import export_status
 
     checkpoint, source = checkpoint_or_random(checkpoint, preset, tmp)
+    load_checkpoint_config(checkpoint)  # a bad checkpoint is named as given, not as linked below
+    read_header(Path(checkpoint) / WEIGHTS)
     ck = Path(checkpoint)
     status = export_status(ck)
     if status != "current":

@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 import yaml
 
+from timar_ros.files import write_text_atomic
 from timar_ros.robot.retarget_config import EXP_DIM, RetargetConfig
 
 
@@ -91,14 +92,17 @@ _FlowListDumper.add_representer(list, _repr_list)
 
 def load_pairs(path: str | Path) -> tuple[np.ndarray, np.ndarray, list[str]]:
     """(expression [N, 50], actuators [N, J] rad, joint names [J]) from a pairs ``.npz``."""
-    with np.load(path, allow_pickle=False) as z:
-        missing = {"expression", "actuators", "joints"} - set(z.files)
-        if missing:
-            raise ValueError(
-                f"{path}: missing arrays {sorted(missing)} (needs expression [N, 50], "
-                "actuators [N, J] and joints [J])"
-            )
-        return z["expression"], z["actuators"], [str(j) for j in z["joints"]]
+    need = "a pairs .npz holds expression [N, 50], actuators [N, J] (rad) and joints [J] (names)"
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            missing = {"expression", "actuators", "joints"} - set(z.files)
+            if missing:
+                raise ValueError(f"{path}: missing arrays {sorted(missing)}; {need}")
+            return z["expression"], z["actuators"], [str(j) for j in z["joints"]]
+    except (OSError, ValueError) as exc:
+        if str(path) in str(exc):
+            raise
+        raise ValueError(f"{path}: not a usable .npz ({exc}); {need}") from None
 
 
 def write_expression_map(
@@ -108,6 +112,7 @@ def write_expression_map(
 
     Comments of the input are not kept. Returns the loaded (validated) output config.
     """
+    RetargetConfig.from_yaml(config_in)  # a bad input config is named as itself, not as `out`
     with open(config_in, encoding="utf-8") as f:
         data = yaml.safe_load(f)
     data["expression"] = {
@@ -123,5 +128,5 @@ def write_expression_map(
         + ", ".join(f"{j}={e:.4g}" for j, e in zip(fit.joints, fit.rms_error))
         + "\n"
     )
-    Path(out).write_text(header + text, encoding="utf-8")
+    write_text_atomic(out, header + text)
     return RetargetConfig.from_yaml(out)

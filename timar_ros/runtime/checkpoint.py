@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from timar_ros.errors import InputError
+from timar_ros.files import write_json, write_text_atomic
 
 WEIGHTS = "model.safetensors"
 CONFIG = "config.json"
@@ -167,9 +168,9 @@ def save_checkpoint(model, out_dir: str | Path, model_card: dict | str | None = 
     (d / WEIGHTS).chmod(0o644)
     model.config.save(d / CONFIG)
     if isinstance(model_card, dict):
-        (d / CARD_JSON).write_text(json.dumps(model_card, indent=2) + "\n", encoding="utf-8")
+        write_json(d / CARD_JSON, model_card)
     elif isinstance(model_card, str):
-        (d / CARD_MD).write_text(model_card, encoding="utf-8")
+        write_text_atomic(d / CARD_MD, model_card)
     return d
 
 

@@ -34,12 +34,12 @@ from __future__ import annotations
 
 import contextlib
 import io
-import json
 import logging
 import time
 import warnings
 from pathlib import Path
 
+from timar_ros.files import write_json
 from timar_ros.runtime.onnx_format import (
     DEFAULT_SUBDIR,
     FORMAT_VERSION,
@@ -298,7 +298,7 @@ def export_checkpoint(
         "exporter": {"torch": torch.__version__, "onnxruntime": ort.__version__, "dynamo": True},
         "graphs": entries,
     }
-    (out / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
+    write_json(out / MANIFEST, manifest)  # last and atomic: an export is complete only with it
     return out
 
 

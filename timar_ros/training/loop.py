@@ -27,14 +27,18 @@ are read top to bottom as one loop, as in nanoGPT's train.py.)
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
 import platform
+import signal
 import sys
+import threading
 import time
 from pathlib import Path
 
+from timar_ros.files import save_figure, write_json
 from timar_ros.training.config import AMP_MODES, REFERENCE_BLR, TrainConfig, TrainError
 
 __all__ = ["train", "build_dataset", "plot_losses", "TrainConfig", "TrainError"]
@@ -224,7 +228,7 @@ def plot_losses(log: list[dict], path: str | Path, title: str = "") -> Path:
     ax.legend(fontsize=8)
     ax.set_title(title, fontsize=9)
     fig.tight_layout()
-    fig.savefig(path)
+    save_figure(fig, path)
     plt.close(fig)
     return Path(path)
 
@@ -254,6 +258,23 @@ def train(cfg: TrainConfig, resume: str | None = None) -> dict:
     finally:
         if own_group and dist.is_initialized():
             dist.destroy_process_group()
+
+
+@contextlib.contextmanager
+def _deferred_interrupt():
+    """Hold a Ctrl-C (SIGINT) until the block ends, then raise KeyboardInterrupt (main thread
+    only; elsewhere the block runs unguarded)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    got = []
+    previous = signal.signal(signal.SIGINT, lambda *a: got.append(True))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    if got:
+        raise KeyboardInterrupt
 
 
 def _check(cfg: TrainConfig, device) -> bool:
@@ -511,9 +532,7 @@ class _Run:
                 rng_cuda=rng_cuda,
                 meta=meta_out,
             )
-            (self.out / "train_log.json").write_text(
-                json.dumps({"summary": card, "log": self.log}, indent=1) + "\n"
-            )
+            write_json(self.out / "train_log.json", {"summary": card, "log": self.log})
             plot_losses(
                 self.log,
                 self.out / "loss.png",
@@ -593,42 +612,57 @@ class _Run:
         acc: dict[str, float] = {}
         n_acc, t_int = 0, time.perf_counter()
         val_every = cfg.val_every or cfg.save_every
-        while self.step < self.total:
-            batch = _to(next(it), self.device)
-            cur_lr = lr_at(self.step, self.lr, self.warmup, self.total, cfg.schedule, cfg.min_lr)
-            stats, gnorm = self.train_step(batch, cur_lr)
-            for k, v in stats.items():
-                acc[k] = acc.get(k, 0.0) + float(v)
-            acc["grad_norm"] = acc.get("grad_norm", 0.0) + gnorm
-            n_acc += 1
-            bar.update(1)
-            step = self.step
-            if step % cfg.log_every == 0 or step == self.total:
-                m = self.reduce_mean({k: v / n_acc for k, v in acc.items()})
-                dt = time.perf_counter() - t_int
-                self.log.append(
-                    {
-                        "kind": "train",
-                        "step": step,
-                        "epoch": round(step / self.bpe, 4),
-                        "lr": cur_lr,
-                        **{k: round(v, 6) for k, v in m.items()},
-                        "s_per_step": round(dt / n_acc, 4),
-                        "wall_s": round(self.wall(), 1),
-                    }
+        try:
+            while self.step < self.total:
+                batch = _to(next(it), self.device)
+                cur_lr = lr_at(
+                    self.step, self.lr, self.warmup, self.total, cfg.schedule, cfg.min_lr
                 )
-                bar.set_postfix(loss=f"{m['loss']:.4f}", lr=f"{cur_lr:.2e}")
-                if self.main and not tty:
-                    tqdm.write(
-                        f"step {step}/{self.total} loss {m['loss']:.4f} lr {cur_lr:.2e} "
-                        f"|g| {m['grad_norm']:.2f} {dt / n_acc:.2f} s/step",
-                        file=sys.stderr,
+                with _deferred_interrupt():  # Ctrl-C lands between steps: a whole step saved
+                    stats, gnorm = self.train_step(batch, cur_lr)
+                for k, v in stats.items():
+                    acc[k] = acc.get(k, 0.0) + float(v)
+                acc["grad_norm"] = acc.get("grad_norm", 0.0) + gnorm
+                n_acc += 1
+                bar.update(1)
+                step = self.step
+                if step % cfg.log_every == 0 or step == self.total:
+                    m = self.reduce_mean({k: v / n_acc for k, v in acc.items()})
+                    dt = time.perf_counter() - t_int
+                    self.log.append(
+                        {
+                            "kind": "train",
+                            "step": step,
+                            "epoch": round(step / self.bpe, 4),
+                            "lr": cur_lr,
+                            **{k: round(v, 6) for k, v in m.items()},
+                            "s_per_step": round(dt / n_acc, 4),
+                            "wall_s": round(self.wall(), 1),
+                        }
                     )
-                acc, n_acc, t_int = {}, 0, time.perf_counter()
-            if self.val_ds is not None and (step % val_every == 0 or step == self.total):
-                self.validate()
-            if step % cfg.save_every == 0 or step == self.total:
+                    bar.set_postfix(loss=f"{m['loss']:.4f}", lr=f"{cur_lr:.2e}")
+                    if self.main and not tty:
+                        tqdm.write(
+                            f"step {step}/{self.total} loss {m['loss']:.4f} lr {cur_lr:.2e} "
+                            f"|g| {m['grad_norm']:.2f} {dt / n_acc:.2f} s/step",
+                            file=sys.stderr,
+                        )
+                    acc, n_acc, t_int = {}, 0, time.perf_counter()
+                if self.val_ds is not None and (step % val_every == 0 or step == self.total):
+                    self.validate()
+                if step % cfg.save_every == 0 or step == self.total:
+                    self.save()
+        except KeyboardInterrupt:
+            # Ctrl-C: keep the steps done (one process; DDP ranks cannot agree on a save here).
+            bar.close()
+            if self.world == 1 and self.step > 0:
                 self.save()
+                print(
+                    f"timar train: interrupted at step {self.step}; the state is saved, continue "
+                    f"with `timar train --resume {self.out}`",
+                    file=sys.stderr,
+                )
+            raise
         bar.close()
         if self.meta is not None and self.step == int(self.meta["step"]) and self.main:
             self.save()  # nothing trained (already at --steps): still rewrite card/plot

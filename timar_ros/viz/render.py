@@ -609,6 +609,11 @@ def load_input(
         raise RenderError(f"input not found: {src}")
     if src.suffix == ".npy":
         return load_npy(src, audio, motion_fps)
+    if not (src.is_dir() or src.suffix in (".mcap", ".db3")):
+        raise RenderError(
+            f"{src}: neither a .npy motion array [T, 56] nor a rosbag2 bag "
+            "(a folder, or its .mcap/.db3 file)"
+        )
     if audio:
         raise RenderError(
             "--audio is for .npy input; a bag's audio comes from its AudioChunk topics"

@@ -4,7 +4,6 @@ layout writer."""
 from __future__ import annotations
 
 import dataclasses
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -15,6 +14,7 @@ from timar_ros.data.synthetic.config import SyntheticConfig, VoiceConfig
 from timar_ros.data.synthetic.rules import render_motion
 from timar_ros.data.synthetic.timeline import plan_conversation
 from timar_ros.data.synthetic.voices import FliteVoice, ProceduralVoice, flite_available
+from timar_ros.files import write_json
 from timar_ros.motion import SAMPLE_RATE
 
 
@@ -85,7 +85,7 @@ def write_conversation(
         m["segments"] = [dataclasses.asdict(s) for s in conv.segments]
         m["events"] = conv.events
         p = out_dir / f"{clip}.meta.json"
-        p.write_text(json.dumps(_jsonable(m), indent=1))
+        write_json(p, _jsonable(m))
         paths.append(p)
     return paths
 
@@ -127,9 +127,8 @@ def generate_dataset(
         stats["seconds"] += conv.meta["duration_s"]
         stats["tts"] += int(conv.meta["tts"])
         stats["reactions"] += conv.meta["reactions"]
-    (out_dir / "synthetic_config.json").write_text(
-        json.dumps(
-            {"seed": seed, "conversations": conversations, "config": cfg.to_dict()}, indent=1
-        )
+    write_json(
+        out_dir / "synthetic_config.json",
+        {"seed": seed, "conversations": conversations, "config": cfg.to_dict()},
     )
     return stats
