@@ -13,7 +13,6 @@ from timar_ros.data.synthetic import (
     flite_available,
     generate_conversation,
     generate_dataset,
-    speech_envelope,
 )
 from timar_ros.data.synthetic.signals import frame_rms
 from timar_ros.motion import SAMPLES_PER_FRAME
@@ -88,21 +87,83 @@ def test_listener_reactions_follow_partner_pauses(convs):
             lag_s = (e["frame"] - e["pause_frame"]) / 25
             assert 0.1 <= lag_s <= rc.lag_mean_s + 5 * rc.lag_std_s
             # the partner is silent at the pause onset, and had been speaking just before
-            env = speech_envelope(c.audio[1 - e["speaker"]], T, cfg.motion)
+            env = c.info["envelopes"][1 - e["speaker"]]  # of the clean speech
             assert env[e["pause_frame"] : e["pause_frame"] + 3].max() < rc.vad_threshold
             assert env[max(0, e["pause_frame"] - 10) : e["pause_frame"]].max() > rc.vad_threshold
-        # head rotation energy (pitch + roll, detrended) after reactions vs elsewhere
-        for k in range(2):
-            rot = c.motion[k][:, [53, 55]]
-            dev = np.abs(rot - np.median(rot, axis=0)).sum(1)
-            mask = np.zeros(T, bool)
-            for e in c.events:
-                if e["speaker"] == k:
-                    mask[e["frame"] + 3 : e["frame"] + 12] = True
-            after.extend(dev[mask])
-            base.extend(dev[~mask])
+        # the head moves more in the 0.6 s after a reaction's onset than in the 0.6 s before
+        for e in c.events:
+            rot = c.motion[e["speaker"]][:, [53, 55]]
+            f = e["frame"]
+            if f >= 15 and f + 15 <= T:
+                after.append(np.ptp(rot[f : f + 15], axis=0).max())
+                base.append(np.ptp(rot[f - 15 : f], axis=0).max())
     assert n_events >= 10
     assert np.mean(after) > 2.5 * np.mean(base)
+
+
+def test_the_mood_sets_what_the_listener_does_and_how_much_both_smile(convs):
+    """The conversation-level state: every reaction of a conversation is the mood's kind, and
+    the speakers' smile while speaking tells the mood (what a model must remember)."""
+    cfg, cs = convs
+    assert {c.meta["mood"] for c in cs} == {"warm", "reserved"}
+    for c in cs:
+        kind = cfg.reactions.kind_by_mood[c.meta["mood"]]
+        assert c.events and all(e["kind"] == kind for e in c.events)
+        lo, hi = cfg.mood.speaking_smile[c.meta["mood"]]
+        for k in range(2):
+            hold = c.info["holding"][k]
+            smile = c.info["speaking_smile"][k][hold]
+            assert lo - 0.05 <= np.median(smile) <= hi + 0.05
+
+
+def test_the_listener_smile_mimics_the_partner_of_lag_s_earlier(convs):
+    """The listener's added smile correlates best with the partner's speaking smile delayed by
+    about mimicry.lag_s (+ the decay's delay), not with the partner's smile now."""
+    cfg, cs = convs
+    lags = np.arange(0, 5 * 25, 5)
+    score = np.zeros(len(lags))
+    for c in cs:
+        for k in range(2):
+            partner, mim = c.info["speaking_smile"][1 - k], c.info["mimicry"][k]
+            for i, L in enumerate(lags):
+                a, b = mim[L:], partner[: len(partner) - L]
+                if a.std() > 1e-6 and b.std() > 1e-6:
+                    score[i] += np.corrcoef(a, b)[0, 1]
+    best = lags[int(np.argmax(score))] / 25
+    assert cfg.mimicry.lag_s <= best <= cfg.mimicry.lag_s + cfg.mimicry.tau_s, best
+    assert score.max() > score[0] + 1.0  # delayed, not immediate
+
+
+def test_the_speaker_head_follows_the_own_prosody(convs):
+    """While speaking the head turns and nods with the speech: pitch dips after accents and the
+    head moves more than while listening (idle only, between reactions)."""
+    _, cs = convs
+    dips, speak, listen = [], [], []
+    for c in cs:
+        for k in range(2):
+            pitch, hold = c.motion[k][:, 53], c.info["holding"][k]
+            for f in c.info["accents"][k]:
+                if f + 6 < len(pitch) and f >= 2:
+                    dips.append(pitch[f + 4] - pitch[f - 1])
+            rot = c.motion[k][:, 53:56] - c.motion[k][:, 53:56].mean(0)
+            reacting = np.zeros(len(pitch), bool)
+            for e in c.events:
+                if e["speaker"] == k:
+                    reacting[e["frame"] : e["frame"] + 40] = True
+            speak.append(rot[hold, 1])
+            listen.append(rot[~hold & ~reacting, 1])
+    assert len(dips) > 50 and np.mean(dips) < -0.01  # radians: a downward nod per accent
+    assert np.std(np.concatenate(speak)) > 1.5 * np.std(np.concatenate(listen))
+
+
+def test_the_targets_are_smooth(convs):
+    """Frame-to-frame change of the head and jaw like real motion: no target jitters."""
+    _, cs = convs
+    for c in cs:
+        for m in c.motion:
+            d2 = np.abs(np.diff(m.astype(np.float64), 2, axis=0)).mean(0)
+            assert d2[53:56].max() < 0.008  # rad / frame^2 (~0.45 deg)
+            assert d2[50] < 0.025  # the jaw moves with the syllables (4-5 Hz)
 
 
 def test_engagement_builds_over_turns(convs):

@@ -20,27 +20,15 @@ Pipeline (all parameters in :class:`SyntheticConfig`, loadable from YAML):
    per-syllable vowel), a syllable envelope at ``syllable_rate_hz`` (~4-5 Hz), noise bursts for
    consonant onsets, a low noise floor. Speakers differ in pitch, rate and vocal-tract scale.
    Optionally real TTS from Debian ``flite`` voices (:class:`FliteVoice`), when on PATH.
-3. **Motion** (:func:`render_motion`), from the two audio tracks only (so TTS and procedural audio
-   get the same rules), at 25 fps:
-
-   - speech envelope: frame RMS in dB mapped to [0, 1] (``range_db`` below the track's 95th
-     percentile is 0), smoothed;
-   - speaker: jaw opening = ``jaw_max_rad * env(t - lag)^jaw_gamma``; mouth expression
-     coefficients ``exp[i] += mouth_exp[i] * env(t - lag)``; a small head pitch bob with the
-     envelope;
-   - listener: the partner's voice activity is found from its envelope; a *pause* is a silence
-     of at least ``min_pause_s`` after at least ``min_speech_s`` of speech. At each pause, if the
-     listener is not itself holding the floor, it reacts with probability
-     ``react_prob * g(e)`` after a lag ~ N(``lag_mean_s``, ``lag_std_s``): a **nod** (pitch) or
-     a **tilt** (roll, random side): a stochastic, multi-modal choice with ``choice_weights``;
-     amplitude ~ U(range) * g(e);
-   - engagement ``e`` of each listener starts in ``engagement_init`` and after each completed
-     partner turn (a pause >= ``turn_end_s``) moves ``e += engagement_rate * (1 - e)``;
-     ``g(e) = engagement_floor + (1 - engagement_floor) * e``; while listening, a smile-ish
-     coefficient ``exp[smile_index] += smile_gain * e``. History therefore matters: the size
-     and rate of reactions depend on how many turns have passed;
-   - idle: Ornstein-Uhlenbeck head rotation and expression noise, a per-speaker expression
-     offset, blink-ish bumps on ``exp[blink_index]`` at ``blink_rate_hz``.
+3. **Motion** (:func:`render_motion`, :mod:`timar_ros.data.synthetic.rules`), from the two
+   clean audio tracks (so TTS and procedural audio get the same rules), at 25 fps: the jaw and
+   mouth follow the own speech; the head follows the own prosody (accent nods, phrase pitch,
+   a direction per phrase); the listener nods or tilts a few hundred ms after the partner's
+   pauses, the kind set by the conversation's mood (warm or reserved), which only the partner's
+   speaking smiles reveal; the listener's smile mimics the partner's of ~2 s earlier; reactions
+   grow with the turns heard (engagement); smooth idle motion and blinks. The timing, the
+   partner's motion and the history therefore all matter by construction.
+4. **Recording**: each track gets a level change and, sometimes, a telephone band and noise.
 
 It writes the DualTalk layout (:func:`write_conversation`, :func:`generate_dataset`).
 
@@ -50,6 +38,8 @@ Modules: ``config`` (every parameter), ``voices`` (procedural and flite audio), 
 
 from timar_ros.data.synthetic.config import (
     AudioConfig,
+    MimicryConfig,
+    MoodConfig,
     MotionConfig,
     ReactionConfig,
     SyntheticConfig,
@@ -78,6 +68,8 @@ __all__ = [
     "AudioConfig",
     "MotionConfig",
     "ReactionConfig",
+    "MoodConfig",
+    "MimicryConfig",
     "TTSConfig",
     "SyntheticConfig",
     "Conversation",

@@ -52,19 +52,35 @@ class AudioConfig:
     consonant_prob: float = 0.55  # a syllable starts with a noise burst
     consonant_s: tuple[float, float] = (0.03, 0.08)
     phrase_gain_db: tuple[float, float] = (-4.0, 0.0)
+    # Recording conditions, applied to each track after the motion is rendered from the clean
+    # speech (so the model learns motion from speech, not from the channel): a level change,
+    # and with degrade_prob a telephone band (300-3400 Hz) and background noise.
+    gain_db: tuple[float, float] = (-6.0, 3.0)
+    degrade_prob: float = 0.3
+    noise_snr_db: tuple[float, float] = (15.0, 35.0)
 
 
 @dataclass
 class MotionConfig:
+    """The speaker's own motion, from their speech, and the idle motion of both."""
+
     range_db: float = 30.0  # envelope: 0 at (95th pct - range_db), 1 at 95th pct
     smooth_s: float = 0.06
     lag_s: float = 0.04  # motion follows the own envelope by this lag
     jaw_max_rad: float = 0.25
     jaw_gamma: float = 0.8
     mouth_exp: dict = field(default_factory=lambda: {0: 1.4, 2: -0.7, 4: 0.5, 7: 0.35})
-    speak_pitch_gain_rad: float = 0.025
-    speak_yaw_std_rad: float = 0.03
-    idle_rot_std_rad: tuple[float, float, float] = (0.012, 0.02, 0.008)
+    # Head motion with the speaker's prosody: a small downward nod on each accent (a prominent
+    # energy peak of a syllable), the head raised with the phrase's loudness, and a slow turn
+    # (yaw) that settles on a new direction at each phrase.
+    accent_prominence: float = 0.12  # envelope above its 0.4-s average that makes an accent
+    accent_min_gap_s: float = 0.3
+    accent_pitch_rad: tuple[float, float] = (0.03, 0.07)
+    accent_s: float = 0.4
+    phrase_pitch_rad: float = 0.04  # head up by this at full phrase loudness
+    phrase_yaw_rad: float = 0.08  # std of the direction a phrase settles on
+    phrase_settle_s: float = 0.5
+    idle_rot_std_rad: tuple[float, float, float] = (0.015, 0.02, 0.01)
     idle_tau_s: float = 1.2
     idle_exp_std: float = 0.12
     identity_exp_std: float = 0.25
@@ -77,6 +93,8 @@ class MotionConfig:
 
 @dataclass
 class ReactionConfig:
+    """The listener's reactions to the partner's pauses."""
+
     vad_threshold: float = 0.3  # on the [0,1] envelope
     fill_gap_s: float = 0.2  # syllable gaps shorter than this are speech
     min_speech_s: float = 0.7
@@ -85,17 +103,40 @@ class ReactionConfig:
     lag_mean_s: float = 0.3
     lag_std_s: float = 0.08
     react_prob: float = 0.85
-    choice_weights: dict = field(default_factory=lambda: {"nod": 0.6, "tilt": 0.4})
+    # What the listener does is the conversation's mood (MoodConfig), not a coin flip per pause.
+    kind_by_mood: dict = field(default_factory=lambda: {"warm": "nod", "reserved": "tilt"})
     nod_amp_rad: tuple[float, float] = (0.07, 0.15)
     nod_s: tuple[float, float] = (0.5, 0.9)
     nod_cycles: tuple[int, int] = (1, 2)
-    tilt_amp_rad: tuple[float, float] = (0.07, 0.12)
+    tilt_amp_rad: tuple[float, float] = (0.05, 0.1)
     tilt_s: tuple[float, float] = (0.8, 1.4)
     engagement_init: tuple[float, float] = (0.05, 0.3)
     engagement_rate: float = 0.25
     engagement_floor: float = 0.5
+
+
+@dataclass
+class MoodConfig:
+    """A conversation-level state that only the partner's earlier turns reveal: in a warm
+    conversation both smile while they speak and the listener nods; in a reserved one neither
+    smiles and the listener tilts its head."""
+
+    warm_prob: float = 0.5
     smile_index: int = 1
-    smile_gain: float = 0.8
+    speaking_smile: dict = field(
+        default_factory=lambda: {"warm": [0.5, 1.1], "reserved": [0.0, 0.12]}
+    )
+    smile_rise_s: float = 0.4
+
+
+@dataclass
+class MimicryConfig:
+    """The listener's smile follows the partner's speaking smile of a few seconds earlier,
+    decaying: ``listener += gain * ema(partner speaking smile delayed by lag_s, tau_s)``."""
+
+    gain: float = 0.7
+    lag_s: float = 2.0
+    tau_s: float = 3.0
 
 
 @dataclass
@@ -123,6 +164,8 @@ class SyntheticConfig:
     audio: AudioConfig = field(default_factory=AudioConfig)
     motion: MotionConfig = field(default_factory=MotionConfig)
     reactions: ReactionConfig = field(default_factory=ReactionConfig)
+    mood: MoodConfig = field(default_factory=MoodConfig)
+    mimicry: MimicryConfig = field(default_factory=MimicryConfig)
     tts: TTSConfig = field(default_factory=TTSConfig)
 
     @classmethod

@@ -12,6 +12,7 @@ import numpy as np
 
 from timar_ros.data.synthetic.config import SyntheticConfig, VoiceConfig
 from timar_ros.data.synthetic.rules import render_motion
+from timar_ros.data.synthetic.signals import uniform
 from timar_ros.data.synthetic.timeline import plan_conversation
 from timar_ros.data.synthetic.voices import FliteVoice, ProceduralVoice, flite_available
 from timar_ros.files import write_json
@@ -25,6 +26,22 @@ class Conversation:
     events: list  # listener reactions
     segments: list  # Segment
     meta: dict = field(default_factory=dict)
+    info: dict = field(default_factory=dict)  # what render_motion knew (not written to disk)
+
+
+def record(x: np.ndarray, ac, rng: np.random.Generator) -> np.ndarray:
+    """A track as a microphone or a phone line would give it: a level change, and with
+    ``degrade_prob`` a 300-3400 Hz band and background noise at ``noise_snr_db``."""
+    from scipy.signal import butter, sosfilt
+
+    y = np.asarray(x, np.float64) * 10 ** (uniform(rng, ac.gain_db) / 20)
+    if rng.random() < ac.degrade_prob:
+        y = sosfilt(butter(4, [300, 3400], btype="band", fs=SAMPLE_RATE, output="sos"), y)
+        power = float(np.mean(y[np.abs(y) > 1e-3] ** 2)) if np.any(np.abs(y) > 1e-3) else 1e-6
+        y = y + rng.standard_normal(len(y)) * np.sqrt(
+            power / 10 ** (uniform(rng, ac.noise_snr_db) / 10)
+        )
+    return np.clip(y, -1.0, 1.0).astype(np.float32)
 
 
 def _pick_voices(cfg: SyntheticConfig, rng) -> list[VoiceConfig]:
@@ -54,6 +71,7 @@ def generate_conversation(
         sources = [ProceduralVoice(v, cfg.audio, rng) for v in voices]
     tracks, segs, dur = plan_conversation(cfg, sources, rng, duration_s)
     motions, info = render_motion(tracks, cfg, rng)
+    tracks = [record(x, cfg.audio, rng) for x in tracks]  # after the motion: from clean speech
     meta = {
         "config": cfg.name,
         "duration_s": len(tracks[0]) / SAMPLE_RATE,
@@ -63,8 +81,9 @@ def generate_conversation(
         "turns": sum(1 for s in segs if s.kind == "turn"),
         "backchannels": sum(1 for s in segs if s.kind == "backchannel"),
         "reactions": len(info["events"]),
+        "mood": info["mood"],
     }
-    return Conversation(tracks, motions, info["events"], segs, meta)
+    return Conversation(tracks, motions, info["events"], segs, meta, info)
 
 
 def write_conversation(
