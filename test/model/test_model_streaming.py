@@ -156,6 +156,29 @@ def test_context_turns_limit(model, conv):
         TorchStreamingPolicy(model, context_turns=3)
 
 
+@pytest.mark.parametrize("kv_cache", [True, False])
+def test_context_turns_crops_the_input_like_the_reference(model, conv, kv_cache):
+    """context_turns=n: turn t depends on the inputs of turns t-n..t only (the reference's
+    crop), while the streamed default (band at every layer) reaches num_blocks * (W-1) turns
+    back (here 2 * 2 = 4)."""
+    ua, aa, um = conv
+    t, n = 6, 1
+    ua2, aa2, um2 = ua.copy(), aa.copy(), um.copy()
+    lo, hi = (t - n - 1) * 16000, (t - n) * 16000  # turn t-n-1: just outside the crop
+    ua2[lo:hi] = np.random.default_rng(5).standard_normal(hi - lo)
+    aa2[lo:hi] *= -3.0
+    um2[(t - n - 1) * 25 : (t - n) * 25] += 1.0
+    sl = slice(t * 25, (t + 1) * 25)
+    crop = [TorchStreamingPolicy(model, seed=2, context_turns=n, kv_cache=kv_cache) for _ in "ab"]
+    assert np.array_equal(stream(crop[0], ua, aa, um)[sl], stream(crop[1], ua2, aa2, um2)[sl])
+    full = [TorchStreamingPolicy(model, seed=2, kv_cache=kv_cache) for _ in "ab"]
+    a, b = stream(full[0], ua, aa, um)[sl], stream(full[1], ua2, aa2, um2)[sl]
+    assert np.abs(a - b).max() > 1e-4  # 2 turns back is inside the streamed receptive field
+    # the crop at n = W-1 still sees less than the stream: the streamed history is deeper
+    deep = TorchStreamingPolicy(model, seed=2, context_turns=2, kv_cache=kv_cache)
+    assert np.abs(stream(deep, ua, aa, um) - stream(full[0], ua, aa, um)).max() > 1e-4
+
+
 @pytest.mark.parametrize(
     "overrides",
     [

@@ -82,6 +82,21 @@ def test_context_turns_and_temperature(ckpt):
     assert np.abs(stream(full, ua, aa, um) - b).max() > 1e-4  # the context limit matters
 
 
+def test_correlated_noise_same_on_both_backends(ckpt):
+    """noise_tau_s > 0: both backends draw the same correlated noise, streaming == offline,
+    and the motion is smoother frame to frame than with independent noise."""
+    torch_pol, onnx_pol = _pair(ckpt, noise_tau_s=0.4)
+    ua, aa, um = conversation(torch_pol.model, 6, seed=4)
+    a, b = stream(torch_pol, ua, aa, um), stream(onnx_pol, ua, aa, um)
+    assert np.abs(a - b).max() < TOL
+    assert np.abs(torch_pol.run_offline(ua, aa, um) - a).max() < TOL
+    white = stream(StreamingPolicy.from_checkpoint(ckpt, backend="onnx", seed=7), ua, aa, um)
+    jitter = [np.abs(np.diff(x, 2, axis=0)).mean() for x in (b, white)]
+    assert jitter[0] < 0.85 * jitter[1]  # a random model: less than a trained one
+    with pytest.raises(ValueError, match="noise_tau_s"):
+        StreamingPolicy.from_checkpoint(ckpt, backend="onnx", noise_tau_s=-1.0)
+
+
 def test_export_folder_alone_and_options(ckpt, tmp_path):
     shutil.copytree(ckpt / "onnx", tmp_path / "deploy")  # deployment without the torch weights
     pol = StreamingPolicy.from_checkpoint(tmp_path / "deploy", backend="onnx", threads=1)

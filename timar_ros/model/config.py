@@ -51,7 +51,15 @@ class TIMARConfig:
     diffusion_steps: int = 1000  # training steps (cosine schedule)
     num_sampling_steps: int = 5  # respaced ancestral DDPM steps at inference
     temperature: float = 1.0
+    # Sampling noise correlated over frames with this time constant (s; 0 = independent per
+    # frame, as the reference): each frame's noise is still N(0, 1), so each frame's motion is
+    # drawn from the same distribution, but neighbouring frames draw alike (smooth motion).
+    noise_tau_s: float = 0.0
     diffusion_batch_mul: int = 4
+    # Motion z-scored per dimension with the training data's statistics (the buffers
+    # motion_mean / motion_std, saved with the weights), so that the small head rotations and
+    # jaw weigh as much in the loss as the expression (off: the reference's raw values).
+    normalize_motion: bool = False
     # masking and guidance
     mask_ratio_min: float = 0.7  # truncated normal (mean 1, std 0.25) on [min, 1]
     cfg_drop_prob: float = 0.1  # per user token, training
@@ -96,6 +104,7 @@ class TIMARConfig:
             self.num_sampling_steps <= self.diffusion_steps, "num_sampling_steps <= diffusion_steps"
         )
         check(self.motion_dim == 56, "motion_dim must be 56 (exp|jaw|rotation)")
+        check(self.noise_tau_s >= 0.0, "noise_tau_s >= 0")
         if self.speech_encoder == "wav2vec2":
             check(bool(self.wav2vec2_path), "wav2vec2 needs wav2vec2_path (a local directory)")
 

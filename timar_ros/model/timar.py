@@ -90,6 +90,9 @@ class TIMAR(nn.Module):
         else:
             self.head = MLPHead(MOTION_DIM, d)
 
+        if c.normalize_motion:  # saved with the weights; set by training (set_motion_stats)
+            self.register_buffer("motion_mean", torch.zeros(MOTION_DIM))
+            self.register_buffer("motion_std", torch.ones(MOTION_DIM))
         # layout index buffers (not saved: derived from the config)
         self.register_buffer("user_tok", torch.from_numpy(L.user_mask), persistent=False)
         self.register_buffer("am_tok", torch.from_numpy(L.agent_motion_mask), persistent=False)
@@ -125,6 +128,27 @@ class TIMAR(nn.Module):
         """History turns that can influence a turn when each layer sees ``context_turns``."""
         return self.config.num_blocks * context_turns
 
+    # ------------------------------------------------------------------ motion scale
+    @torch.no_grad()
+    def set_motion_stats(self, mean, std, min_std: float = 1e-3) -> None:
+        """Per-dimension mean and std [56] of the training motion (normalize_motion only)."""
+        if not self.config.normalize_motion:
+            raise ValueError("set_motion_stats needs a config with normalize_motion=True")
+        self.motion_mean.copy_(torch.as_tensor(mean, dtype=torch.float32))
+        self.motion_std.copy_(torch.as_tensor(std, dtype=torch.float32).clamp_min(min_std))
+
+    def normalize(self, motion: torch.Tensor) -> torch.Tensor:
+        """Motion [..., 56] in radians/coefficients -> the model's scale."""
+        if not self.config.normalize_motion:
+            return motion
+        return (motion - self.motion_mean) / self.motion_std
+
+    def denormalize(self, motion: torch.Tensor) -> torch.Tensor:
+        """The model's scale -> motion [..., 56] in radians/coefficients."""
+        if not self.config.normalize_motion:
+            return motion
+        return motion * self.motion_std + self.motion_mean
+
     # ------------------------------------------------------------------ tokens
     def build_tokens(self, user_audio, agent_audio, user_motion, agent_motion, n_turns: int):
         """-> token embeddings [B, S, T, token_dim] in layout order.
@@ -144,11 +168,11 @@ class TIMAR(nn.Module):
         if user_motion is None:
             um = self.fake_latent.view(1, 1, 1, td).expand(B, S, F, td)
         else:
-            um = self.motion_encoder(user_motion.reshape(B, S, F, MOTION_DIM))
+            um = self.motion_encoder(self.normalize(user_motion.reshape(B, S, F, MOTION_DIM)))
         if agent_motion is None:
             am = us.new_zeros(B, S, F, td)
         else:
-            am = self.motion_encoder(agent_motion.reshape(B, S, F, MOTION_DIM))
+            am = self.motion_encoder(self.normalize(agent_motion.reshape(B, S, F, MOTION_DIM)))
         # Every piece at its position in the one layout definition (model/token_layout.py).
         L, dl = self.layout, self.delimiters.weight
         pieces = {
@@ -316,7 +340,7 @@ class TIMAR(nn.Module):
         t = c.temperature if temperature is None else temperature
         if g == 1.0:
             z_uncond = None
-        return self.head.sample(z, x_T, step_noise, t, z_uncond, g)
+        return self.denormalize(self.head.sample(z, x_T, step_noise, t, z_uncond, g))
 
     def set_sampling_steps(self, steps: int) -> None:
         if isinstance(self.head, DiffusionHead):
@@ -371,7 +395,7 @@ class TIMAR(nn.Module):
         x = self.embed(tok, masked)
         h = self.backbone_parallel(x, masked if self.is_mae else None)
         z = h.reshape(B, n_am, -1)[m_am]
-        target = am.reshape(B, n_am, MOTION_DIM)[m_am]
+        target = self.normalize(am.reshape(B, n_am, MOTION_DIM)[m_am])
         loss, parts = self.head.loss(z, target)
         stats = {"loss": float(loss.detach()), **parts, "mask_ratio": ratio}
         return loss, stats

@@ -60,7 +60,22 @@ PARAMS = {
     "kv_cache": Param(
         "reuse past turns' keys/values (exact; off = re-encode the window every turn)"
     ),
-    "context_turns": Param("past turns the policy attends to; -1 = the model's window - 1", -1, 64),
+    "context_turns": Param(
+        "-1 = stream the full history (each layer attends the model's window - 1 past turns); "
+        "n >= 0 = see only the inputs of the last n turns (the reference's crop; a turn then "
+        "costs about n + 1 streamed turns)",
+        -1,
+        64,
+    ),
+    "noise_tau_s": Param(
+        "time constant of the sampling noise's correlation over frames (s; smooth motion); "
+        "-1 = the checkpoint's, 0 = independent per frame",
+        -1.0,
+        10.0,
+    ),
+    "temperature": Param(
+        "scale of the diffusion sampler's step noise; -1 = the checkpoint's", -1.0, 10.0
+    ),
     "guidance_scale": Param(
         "classifier-free guidance scale (1 = off, the published setting)", 0.0, 10.0
     ),

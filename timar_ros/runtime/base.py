@@ -27,7 +27,9 @@ class StreamingPolicy:
     Attributes:
         frames_per_turn: F, motion frames per turn (25 fps).
         samples_per_turn: 16 kHz audio samples per turn (F * 640).
-        history_turns: how many past turns the last :meth:`step` attended.
+        history_turns: how many past turns the last :meth:`step` attended directly (the crop's
+            length, or min(turns so far, W-1) when streaming; the receptive field of a streamed
+            turn is ``num_blocks`` times as deep).
         turn_index: turns processed since :meth:`reset`.
         model_id: checkpoint folder name + short hash of its weights.
     """
@@ -51,9 +53,19 @@ class StreamingPolicy:
     ) -> StreamingPolicy:
         """Load a checkpoint folder (model.safetensors + config.json) for ``backend``.
 
-        Options (all backends that support them): ``context_turns`` (history turns each layer
-        sees, <= window_turns - 1; the progressive-context protocol's n), ``guidance_scale``,
-        ``temperature``, ``num_sampling_steps``, ``threads`` (intra-op threads of the backend).
+        Options (all backends that support them):
+
+        * ``context_turns``: None (default) streams with the full history: every layer attends
+          the last window_turns - 1 turns of its input, so a turn can depend on up to
+          ``num_blocks * (window_turns - 1)`` past turns. An int n in 0..window_turns - 1 crops
+          the history as the reference's progressive-context protocol does: the policy sees
+          only the inputs of the last n turns and the current one (n = 0: no history); each
+          turn then encodes n + 1 turns, so it costs about n + 1 times a streamed turn.
+        * ``noise_tau_s``: time constant (s) of the sampling noise's correlation over frames
+          (default: the checkpoint's ``noise_tau_s``; 0 = independent per frame, the
+          reference's). See :mod:`timar_ros.runtime.sampling_noise`.
+        * ``guidance_scale``, ``temperature``, ``num_sampling_steps``, ``threads`` (intra-op
+          threads of the backend).
         """
         if backend not in BACKENDS:
             raise ValueError(f"unknown backend {backend!r}; choose from {sorted(BACKENDS)}")
@@ -125,6 +137,19 @@ class StreamingPolicy:
             None if user_motion is None else _array("user_motion", user_motion, (n * F, MOTION_DIM))
         )
         return ua, aa, um, n
+
+
+def check_context_turns(context_turns, window_turns: int) -> int | None:
+    """None (stream the full history) or the crop n in 0..window_turns - 1; else ValueError."""
+    if context_turns is None:
+        return None
+    n = int(context_turns)
+    if not 0 <= n <= window_turns - 1:
+        raise ValueError(
+            f"context_turns must be in 0..{window_turns - 1} (window_turns - 1) or None (the "
+            f"full streamed history), got {context_turns}"
+        )
+    return n
 
 
 def _array(name: str, x, shape: tuple) -> np.ndarray:

@@ -2,7 +2,8 @@
 
 Runs the graphs written by ``timar export`` (see :mod:`timar_ros.runtime.export`): per turn, one
 embedding graph (with or without user motion), the backbone step with the rolling KV cache of
-the last W-1 turns, and the diffusion sampler fed with the same noise as the torch backend
+the last W-1 turns (or, with ``context_turns=n``, the crop of the last n turns encoded from an
+empty cache each turn), and the diffusion sampler fed with the same noise as the torch backend
 (:func:`timar_ros.runtime.sampling_noise.turn_noise`), so both backends produce the same motion
 up to float rounding (~1e-5, see test/runtime/test_onnx_policy.py).
 
@@ -18,7 +19,8 @@ from pathlib import Path
 import numpy as np
 import onnxruntime as ort
 
-from .base import StreamingPolicy
+from ..motion import FPS
+from .base import StreamingPolicy, check_context_turns
 from .checkpoint import CheckpointError
 from .checkpoint import model_id as checkpoint_model_id
 from .onnx_format import FIX as _FIX
@@ -89,6 +91,7 @@ class OnnxStreamingPolicy(StreamingPolicy):
         guidance_scale: float | None = None,
         temperature: float | None = None,
         num_sampling_steps: int | None = None,
+        noise_tau_s: float | None = None,
         threads: int | None = None,
         spin: bool = False,
         verify: bool = True,
@@ -122,9 +125,8 @@ class OnnxStreamingPolicy(StreamingPolicy):
         self.model_id = m.get("model_id", "")
         self.seed = int(seed)
         W = c.window_turns
-        self.context_turns = W - 1 if context_turns is None else int(context_turns)
-        if not 0 <= self.context_turns <= W - 1:
-            raise ValueError(f"context_turns must be in 0..{W - 1} (window_turns - 1)")
+        self.context_turns = check_context_turns(context_turns, W)
+        self.crop = self.context_turns is not None
         self.guidance_scale = c.guidance_scale if guidance_scale is None else float(guidance_scale)
         if self.guidance_scale != 1.0:
             raise ValueError(
@@ -133,6 +135,9 @@ class OnnxStreamingPolicy(StreamingPolicy):
                 "published setting) or backend='torch'"
             )
         self.temperature = c.temperature if temperature is None else float(temperature)
+        self.noise_tau_s = c.noise_tau_s if noise_tau_s is None else float(noise_tau_s)
+        if not self.noise_tau_s >= 0:
+            raise ValueError(f"noise_tau_s must be >= 0 seconds, got {noise_tau_s}")
         self.num_sampling_steps = int(m["num_sampling_steps"])
         if num_sampling_steps is not None and int(num_sampling_steps) != self.num_sampling_steps:
             raise ValueError(
@@ -180,8 +185,8 @@ class OnnxStreamingPolicy(StreamingPolicy):
         **options,
     ) -> OnnxStreamingPolicy:
         """``path``: a checkpoint folder (uses ``path/onnx`` or ``export_dir``) or an export
-        folder. Options: context_turns, temperature, num_sampling_steps (must match the
-        export), guidance_scale (must be 1), threads, spin, verify (sha256 checks)."""
+        folder. Options: context_turns, temperature, noise_tau_s, num_sampling_steps (must
+        match the export), guidance_scale (must be 1), threads, spin, verify (sha256 checks)."""
         if backend != "onnx":
             return StreamingPolicy.from_checkpoint(path, backend, device, seed, kv_cache, **options)
         if str(device) != "cpu":
@@ -208,28 +213,46 @@ class OnnxStreamingPolicy(StreamingPolicy):
         # fresh buffers (never cleared in place: _save_state keeps references to the old ones)
         self.turn_index = 0
         self.history_turns = 0
-        self._cache = [np.zeros(s, np.float32) for s in self._cache_shapes]
+        self._cache = self._empty_cache()
+        self._buffer: list[np.ndarray] = []  # the crop's past turn inputs
+
+    def _empty_cache(self) -> list[np.ndarray]:
+        return [np.zeros(s, np.float32) for s in self._cache_shapes]
 
     def _save_state(self):
-        return (self.turn_index, self.history_turns, list(self._cache))
+        return (self.turn_index, self.history_turns, list(self._cache), list(self._buffer))
 
     def _restore_state(self, state) -> None:
-        self.turn_index, self.history_turns, self._cache = state[0], state[1], list(state[2])
+        self.turn_index, self.history_turns = state[0], state[1]
+        self._cache, self._buffer = list(state[2]), list(state[3])
 
-    def _valid(self, hist: int) -> np.ndarray:
-        """Ring slots (turn u in slot u mod (W-1)) of the ``hist`` turns before this one."""
+    def _valid(self, index: int, hist: int) -> np.ndarray:
+        """Ring slots (turn u in slot u mod (W-1)) of the ``hist`` turns before turn ``index``."""
         slots = self.config.window_turns - 1
         v = np.zeros(slots, dtype=bool)
-        for u in range(self.turn_index - hist, self.turn_index):
+        for u in range(index - hist, index):
             v[u % slots] = True
         return v
 
-    def _rope(self) -> list[np.ndarray]:
+    def _rope(self, index: int) -> list[np.ndarray]:
         T = self.config.tokens_per_turn
         out = []
         for p in self._rope_pos:
-            out += rope_tables_np(p + self.turn_index * T, *self._rope_args)
+            out += rope_tables_np(p + index * T, *self._rope_args)
         return out
+
+    def _backbone(self, x: np.ndarray, cache: list[np.ndarray], index: int, hist: int):
+        """Turn ``index`` (its position) through the backbone step over ``cache``, which is
+        updated in place (the new turn replaces the one leaving the window); -> h [1, F, d]."""
+        bb = {"x": x, "valid": self._valid(index, hist)}
+        bb.update(zip(self._rope_names, self._rope(index)))
+        bb.update(zip(self._cache_names, cache))
+        out = self._sess["backbone_step"].run(["h"] + self._cache_out, bb)
+        slot = index % (self.config.window_turns - 1)
+        for buf, kv in zip(cache, out[1:]):
+            n = kv.shape[3]
+            buf[:, :, :, slot * n : (slot + 1) * n] = kv
+        return out[0]
 
     # ------------------------------------------------------------------ streaming
     def step(self, user_audio, agent_audio, user_motion=None) -> np.ndarray:
@@ -242,22 +265,29 @@ class OnnxStreamingPolicy(StreamingPolicy):
         else:
             feeds["user_motion"] = um[None]
             (x,) = self._sess["embed_motion"].run(None, feeds)
-        hist = min(self.turn_index, self.context_turns)
-        bb = {"x": x, "valid": self._valid(hist)}
-        bb.update(zip(self._rope_names, self._rope()))
-        bb.update(zip(self._cache_names, self._cache))
-        out = self._sess["backbone_step"].run(["h"] + self._cache_out, bb)
-        h, new = out[0], out[1:]
+        if self.crop:  # the last n turns' inputs, encoded from an empty cache (positions
+            # relative to the crop: rotary attention depends only on distances)
+            n = self.context_turns
+            buf = self._buffer[-n:] if n else []
+            cache = self._empty_cache()
+            for i, xb in enumerate(buf):
+                self._backbone(xb, cache, i, i)
+            hist = len(buf)
+            h = self._backbone(x, cache, hist, hist)
+            self._buffer = (buf + [x])[-n:] if n else []
+        else:
+            hist = min(self.turn_index, self.config.window_turns - 1)
+            h = self._backbone(x, self._cache, self.turn_index, hist)
         x_T, sn = turn_noise(
-            self.seed, self.turn_index, self.frames_per_turn, self.num_sampling_steps
+            self.seed,
+            self.turn_index,
+            self.frames_per_turn,
+            self.num_sampling_steps,
+            tau_frames=self.noise_tau_s * FPS,
         )
         if self.temperature != 1.0:
             sn = sn * np.float32(self.temperature)
         (motion,) = self._sess["sample"].run(None, {"z": h[0], "x_T": x_T, "step_noise": sn})
-        slot = self.turn_index % (self.config.window_turns - 1)
-        for buf, kv in zip(self._cache, new):  # the new turn replaces the one leaving the window
-            n = kv.shape[3]
-            buf[:, :, :, slot * n : (slot + 1) * n] = kv
         self.history_turns = hist
         self.turn_index += 1
         return motion

@@ -3,6 +3,15 @@
 numpy's PCG64 seeded by ``SeedSequence([seed, turn])`` gives the same float32 arrays on every
 platform, so the torch and onnxruntime backends, the streaming step and the parallel offline
 path all draw identical noise for a turn. Imports only numpy.
+
+Correlated noise (``tau_frames`` > 0): the diffusion head draws each frame's motion from its own
+noise, so independent noise per frame makes the motion jitter from frame to frame however smooth
+the conditioning is. Here each frame's noise is an exponentially weighted sum (time constant
+``tau_frames``) of the innovations of the last F + 1 frames, normalised to unit variance: every
+frame is still N(0, 1), so each frame's motion comes from the same distribution as with
+independent noise, but neighbouring frames draw alike. The kernel reaches back exactly into the
+previous turn, whose innovations are a function of (seed, turn - 1): the noise of a turn stays a
+pure function of (seed, turn), continuous across the turn boundary, with no state to carry.
 """
 
 from __future__ import annotations
@@ -12,23 +21,64 @@ import numpy as np
 MOTION_DIM = 56
 
 
-def turn_noise(
-    seed: int, turn: int, frames: int, steps: int, dim: int = MOTION_DIM
-) -> tuple[np.ndarray, np.ndarray]:
-    """Initial noise x_T [frames, dim] and per-step noise [steps, frames, dim], float32."""
-    if turn < 0:
-        raise ValueError(f"turn index must be >= 0, got {turn}")
-    ss = np.random.SeedSequence([int(seed) & 0xFFFFFFFFFFFFFFFF, int(turn)])
+def _innovations(seed: int, turn: int, frames: int, steps: int, dim: int):
+    if turn >= 0:
+        ss = np.random.SeedSequence([int(seed) & 0xFFFFFFFFFFFFFFFF, int(turn)])
+    else:  # the turn before the first: a stream of its own (a turn key cannot be negative)
+        ss = np.random.SeedSequence([int(seed) & 0xFFFFFFFFFFFFFFFF, 0, 1])
     rng = np.random.Generator(np.random.PCG64(ss))
     x_T = rng.standard_normal((frames, dim), dtype=np.float32)
     step = rng.standard_normal((steps, frames, dim), dtype=np.float32)
     return x_T, step
 
 
+def noise_kernel(frames: int, tau_frames: float) -> np.ndarray:
+    """[frames, 2 * frames] float32: row f mixes the innovations of the previous turn (columns
+    0..F-1) and this turn (F..2F-1) into frame f's noise; each row has unit norm."""
+    F = int(frames)
+    k = np.arange(F + 1)
+    w = np.exp(-k / float(tau_frames)) if tau_frames > 0 else (k == 0).astype(np.float64)
+    w /= np.sqrt(np.sum(w * w))
+    M = np.zeros((F, 2 * F))
+    for f in range(F):
+        lag = F + f - np.arange(2 * F)  # lag of every innovation column from frame f
+        ok = (lag >= 0) & (lag <= F)
+        M[f, ok] = w[lag[ok]]
+    return M.astype(np.float32)
+
+
+def turn_noise(
+    seed: int, turn: int, frames: int, steps: int, dim: int = MOTION_DIM, tau_frames: float = 0.0
+) -> tuple[np.ndarray, np.ndarray]:
+    """Initial noise x_T [frames, dim] and per-step noise [steps, frames, dim], float32.
+
+    ``tau_frames``: time constant of the noise's correlation over frames (0: independent)."""
+    if turn < 0:
+        raise ValueError(f"turn index must be >= 0, got {turn}")
+    if not tau_frames >= 0:
+        raise ValueError(f"tau_frames must be >= 0, got {tau_frames}")
+    x_T, step = _innovations(seed, turn, frames, steps, dim)
+    if tau_frames == 0:
+        return x_T, step
+    px, ps = _innovations(seed, turn - 1, frames, steps, dim)
+    M = noise_kernel(frames, tau_frames)
+    x_T = M @ np.concatenate([px, x_T], 0)
+    step = np.einsum("fg,sgd->sfd", M, np.concatenate([ps, step], 1))
+    return x_T.astype(np.float32), step.astype(np.float32)
+
+
 def conversation_noise(
-    seed: int, n_turns: int, frames: int, steps: int, first_turn: int = 0, dim: int = MOTION_DIM
+    seed: int,
+    n_turns: int,
+    frames: int,
+    steps: int,
+    first_turn: int = 0,
+    dim: int = MOTION_DIM,
+    tau_frames: float = 0.0,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Noise of turns first_turn..first_turn+n_turns-1, stacked: [N*frames, dim] and
     [steps, N*frames, dim]."""
-    xs, ss = zip(*(turn_noise(seed, first_turn + t, frames, steps, dim) for t in range(n_turns)))
+    xs, ss = zip(
+        *(turn_noise(seed, first_turn + t, frames, steps, dim, tau_frames) for t in range(n_turns))
+    )
     return np.concatenate(xs, 0), np.concatenate(ss, 1)

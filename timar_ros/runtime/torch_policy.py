@@ -1,10 +1,16 @@
 """The torch backend of :class:`~timar_ros.runtime.StreamingPolicy`.
 
-``kv_cache=True``: per layer, the keys/values of the last W-1 turns in fixed-size buffers; one
-turn costs the same at any conversation length. ``kv_cache=False``: every turn re-encodes its
-whole receptive field from the input token buffer (for the turn-causal band this is
-``num_blocks * context_turns`` past turns, so the result equals the cached stream exactly; for
-the bidirectional ablation it is the reference's window of the last W turns).
+History, two modes (see :class:`~timar_ros.runtime.StreamingPolicy`):
+
+* streaming (``context_turns=None``, the default): every layer attends the last W-1 turns of
+  its own input (the turn-causal band), so a turn's receptive field is ``num_blocks * (W-1)``
+  past turns. ``kv_cache=True`` keeps per layer the keys/values of the last W-1 turns in
+  fixed-size buffers: one turn costs the same at any conversation length. ``kv_cache=False``
+  re-encodes the whole receptive field from the input token buffer each turn (equal results;
+  for the bidirectional ablation it is the reference's window of the last W turns).
+* cropped (``context_turns=n``, the reference's progressive-context protocol): the policy sees
+  only the inputs of the last n turns and the current one; each turn encodes that crop afresh
+  (n + 1 cached steps from an empty cache, or one parallel pass with ``kv_cache=False``).
 """
 
 from __future__ import annotations
@@ -12,7 +18,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from .base import StreamingPolicy
+from ..motion import FPS
+from .base import StreamingPolicy, check_context_turns
 from .checkpoint import load_checkpoint
 from .sampling_noise import conversation_noise
 
@@ -31,6 +38,7 @@ class TorchStreamingPolicy(StreamingPolicy):
         guidance_scale: float | None = None,
         temperature: float | None = None,
         num_sampling_steps: int | None = None,
+        noise_tau_s: float | None = None,
         model_id: str = "",
         threads: int | None = None,
     ):
@@ -42,9 +50,8 @@ class TorchStreamingPolicy(StreamingPolicy):
         self.device = torch.device(device)
         self.seed = int(seed)
         W = c.window_turns
-        self.context_turns = W - 1 if context_turns is None else int(context_turns)
-        if not 0 <= self.context_turns <= W - 1:
-            raise ValueError(f"context_turns must be in 0..{W - 1} (window_turns - 1)")
+        self.context_turns = check_context_turns(context_turns, W)
+        self.crop = self.context_turns is not None
         self.bidirectional = c.attention == "bidirectional"
         if kv_cache and self.bidirectional:
             raise ValueError(
@@ -54,6 +61,9 @@ class TorchStreamingPolicy(StreamingPolicy):
         self.kv_cache = bool(kv_cache)
         self.guidance_scale = c.guidance_scale if guidance_scale is None else float(guidance_scale)
         self.temperature = c.temperature if temperature is None else float(temperature)
+        self.noise_tau_s = c.noise_tau_s if noise_tau_s is None else float(noise_tau_s)
+        if not self.noise_tau_s >= 0:
+            raise ValueError(f"noise_tau_s must be >= 0 seconds, got {noise_tau_s}")
         if num_sampling_steps is not None:
             model.set_sampling_steps(int(num_sampling_steps))
         self.num_sampling_steps = int(num_sampling_steps or c.num_sampling_steps)
@@ -61,10 +71,14 @@ class TorchStreamingPolicy(StreamingPolicy):
         self.samples_per_turn = c.samples_per_turn
         self.model_id = model_id or f"unsaved-{c.preset or 'model'}"
         self._rope = model.step_rope(self.device) if self.kv_cache else None
-        # history turns kept as input embeddings for re-encoding
-        self._reencode_turns = (
-            self.context_turns if self.bidirectional else model.receptive_turns(self.context_turns)
-        )
+        # history turns kept as input embeddings for re-encoding (the crop, or the band's
+        # receptive field)
+        if self.crop:
+            self._reencode_turns = self.context_turns
+        elif self.bidirectional:
+            self._reencode_turns = W - 1
+        else:
+            self._reencode_turns = model.receptive_turns(W - 1)
         self.reset()
 
     @classmethod
@@ -113,7 +127,12 @@ class TorchStreamingPolicy(StreamingPolicy):
 
     def _noise(self, n_turns: int, first: int):
         x, s = conversation_noise(
-            self.seed, n_turns, self.frames_per_turn, self.num_sampling_steps, first
+            self.seed,
+            n_turns,
+            self.frames_per_turn,
+            self.num_sampling_steps,
+            first,
+            tau_frames=self.noise_tau_s * FPS,
         )
         return torch.from_numpy(x).to(self.device), torch.from_numpy(s).to(self.device)
 
@@ -132,23 +151,37 @@ class TorchStreamingPolicy(StreamingPolicy):
             1,
             uncond=cfg,
         )
-        hist = min(self.turn_index, self.context_turns)
+        W = self.config.window_turns
         h_u = None
-        if self.kv_cache:
+        if self.kv_cache and not self.crop:
+            hist = min(self.turn_index, W - 1)
             xin = torch.cat([x[:, 0], xu[:, 0]]) if cfg else x[:, 0]
             h, cache = m.backbone_step(xin, self._cache, self._valid(hist), self._rope)
             self._cache = [c[:, :1] for c in cache] if cfg else cache
             h_c = h[:1]
             if cfg:
                 h_u = h[1:]
+        elif self.kv_cache:  # the crop, encoded from an empty cache
+            R = self._reencode_turns
+            buf = self._buffer[-R:] if R else []
+            cache = m.empty_cache(1, dev)
+            for i, xb in enumerate(buf):
+                _, cache = m.backbone_step(xb[:, 0], cache, self._valid(i), self._rope)
+            hist = len(buf)
+            xin = torch.cat([x[:, 0], xu[:, 0]]) if cfg else x[:, 0]
+            h, _ = m.backbone_step(xin, cache, self._valid(hist), self._rope)
+            h_c = h[:1]
+            if cfg:
+                h_u = h[1:]
+            self._buffer = (buf + [x])[-R:] if R else []
         else:
             R = self._reencode_turns
             buf = self._buffer[-R:] if R else []
-            h_c = m.backbone_parallel(torch.cat(buf + [x], 1), None, self.context_turns)[:, -1]
+            h_c = m.backbone_parallel(torch.cat(buf + [x], 1))[:, -1]
             if cfg:
-                h_u = m.backbone_parallel(torch.cat(buf + [xu], 1), None, self.context_turns)[:, -1]
+                h_u = m.backbone_parallel(torch.cat(buf + [xu], 1))[:, -1]
             self._buffer = (buf + [x])[-R:] if R else []
-            hist = min(len(buf), self.context_turns) if not self.bidirectional else len(buf)
+            hist = len(buf) if (self.crop or self.bidirectional) else min(len(buf), W - 1)
         z = h_c[0]
         z_u = None if h_u is None else h_u[0]
         x_T, sn = self._noise(1, self.turn_index)
@@ -160,9 +193,9 @@ class TorchStreamingPolicy(StreamingPolicy):
     @torch.inference_mode()
     def run_offline(self, user_audio, agent_audio, user_motion=None) -> np.ndarray:
         """A whole conversation (N turns) -> [N*F, 56], equal to a fresh stream with the same
-        seed. Uses the parallel training-path forward (turn-causal band, no CFG); otherwise
-        falls back to stepping a fresh stream. Does not change this policy's stream state."""
-        if self.bidirectional or self.guidance_scale != 1.0:
+        seed. Uses the parallel training-path forward (turn-causal band, no CFG, no crop);
+        otherwise steps a fresh stream. Does not change this policy's stream state."""
+        if self.bidirectional or self.guidance_scale != 1.0 or self.crop:
             return super().run_offline(user_audio, agent_audio, user_motion)
         ua, aa, um, n = self.check_conversation(user_audio, agent_audio, user_motion)
         if n == 0:
@@ -174,7 +207,7 @@ class TorchStreamingPolicy(StreamingPolicy):
             None if um is None else torch.from_numpy(um)[None].to(dev),
             n,
         )
-        h = m.backbone_parallel(x, None, self.context_turns)
+        h = m.backbone_parallel(x)
         z = h[0].reshape(n * self.frames_per_turn, -1)
         x_T, sn = self._noise(n, 0)
         motion = m.sample_motion(z, x_T, sn, None, 1.0, self.temperature)

@@ -1,0 +1,44 @@
+"""Sampling noise: a pure function of (seed, turn); correlated over frames with tau > 0 while
+every frame stays N(0, 1), continuous across turn boundaries."""
+
+import numpy as np
+import pytest
+
+from timar_ros.runtime.sampling_noise import conversation_noise, noise_kernel, turn_noise
+
+
+def test_independent_noise_is_unchanged_by_the_option():
+    a = turn_noise(3, 5, 25, 4)
+    b = turn_noise(3, 5, 25, 4, tau_frames=0.0)
+    assert all(np.array_equal(x, y) for x, y in zip(a, b))
+    assert a[0].shape == (25, 56) and a[1].shape == (4, 25, 56) and a[0].dtype == np.float32
+
+
+@pytest.mark.parametrize("tau", [2.5, 5.0])
+def test_correlated_noise_unit_variance_smooth_and_continuous(tau):
+    x, s = conversation_noise(1, 120, 25, 3, tau_frames=tau)
+    assert abs(x.std() - 1) < 0.03 and abs(s.std() - 1) < 0.03
+    rho = float(np.mean(x[1:] * x[:-1]))
+    assert abs(rho - np.exp(-1 / tau)) < 0.05  # AR(1)-like neighbour correlation
+    d2 = np.abs(np.diff(x, 2, axis=0))
+    boundary = d2[23::25].mean()  # second differences across the turn boundaries
+    assert boundary < 1.2 * d2.mean()
+    white = conversation_noise(1, 120, 25, 3)[0]
+    assert d2.mean() < 0.6 * np.abs(np.diff(white, 2, axis=0)).mean()
+
+
+def test_correlated_noise_is_stateless():
+    """Turn t's noise does not depend on which turns were drawn before (streaming = offline)."""
+    whole = conversation_noise(9, 6, 25, 2, tau_frames=4.0)
+    one = turn_noise(9, 4, 25, 2, tau_frames=4.0)
+    assert np.array_equal(whole[0][100:125], one[0])
+    assert np.array_equal(whole[1][:, 100:125], one[1])
+
+
+def test_kernel_rows_unit_norm_and_causal():
+    M = noise_kernel(25, 5.0)
+    assert np.allclose((M * M).sum(1), 1.0, atol=1e-5)
+    for f in range(25):
+        assert np.all(M[f, 25 + f + 1 :] == 0)  # no innovation after the frame
+    with pytest.raises(ValueError, match="tau_frames"):
+        turn_noise(0, 0, 25, 2, tau_frames=-1)
