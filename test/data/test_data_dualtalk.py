@@ -9,7 +9,13 @@ import soundfile as sf
 
 from timar_ros.data.audio import AudioError, load_wav, resample, write_wav
 from timar_ros.data.corruption import burst_mask, hold_last_frame, motion_noise_burst
-from timar_ros.data.dualtalk import DualTalkWindows, NoiseSpec, iter_test, make_noised_testset
+from timar_ros.data.dualtalk import (
+    DualTalkWindows,
+    NoiseSpec,
+    iter_test,
+    make_noised_testset,
+    motion_stats,
+)
 from timar_ros.data.dualtalk_files import load_motion, partner_stem, save_motion, speaker_stems
 from timar_ros.motion import SAMPLES_PER_FRAME
 
@@ -101,6 +107,27 @@ def test_windows_distinct_both_directions(dt_dir):
     for agent in set(agents):
         starts = sorted(f for a, _, f in ds.windows if a == agent)
         assert all(b - a >= 20 for a, b in zip(starts, starts[1:]))
+
+
+def test_overlapping_windows_and_motion_stats(dt_dir):
+    """stride_turns < turns: windows start every stride (longer windows still cover short
+    files); the motion statistics count each frame once, however many windows hold it."""
+    ds = DualTalkWindows(dt_dir, turns=4, frames_per_turn=F, stride_turns=2)
+    starts = sorted(f for a, _, f in ds.windows if a == "clipB_speaker1")
+    assert starts == [0, 10, 20, 30, 40]  # 60 usable frames, 20-frame windows every 10
+    assert ds.summary()["stride_turns"] == 2
+    mean, std = motion_stats([ds])
+    frames = np.concatenate(
+        [
+            load_motion(dt_dir / f"{a}.npz")[: ds.frames[a]]
+            for a in ("clipA_speaker1", "clipA_speaker2", "clipB_speaker1", "clipB_speaker2")
+        ]
+    )
+    np.testing.assert_allclose(mean, frames.mean(0), atol=1e-5)
+    np.testing.assert_allclose(std, frames.std(0), atol=1e-5)
+    for bad in (0, 5):
+        with pytest.raises(ValueError, match="stride_turns"):
+            DualTalkWindows(dt_dir, turns=4, frames_per_turn=F, stride_turns=bad)
 
 
 def test_windows_errors(tmp_path):

@@ -27,6 +27,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="override tts.mode (flite voices when installed)",
     )
     p.add_argument("--prefix", default=None, help="clip name prefix (default syn<seed>)")
+    p.add_argument(
+        "--duration",
+        nargs=2,
+        type=float,
+        metavar=("MIN_S", "MAX_S"),
+        default=None,
+        help="override turns.duration_s: each conversation lasts a uniform draw in [MIN, MAX] s",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -36,6 +44,11 @@ def run(args: argparse.Namespace) -> int:
     cfg = SyntheticConfig.from_yaml(args.config) if args.config else SyntheticConfig()
     if args.tts is not None:
         cfg.tts.mode = args.tts
+    if args.duration is not None:
+        lo, hi = args.duration
+        if not 0 < lo <= hi:
+            raise InputError(f"--duration needs 0 < MIN <= MAX seconds, got {lo:g} {hi:g}")
+        cfg.turns.duration_s = (lo, hi)
     if cfg.tts.mode == "on" and not flite_available():
         raise InputError(
             "tts mode 'on' needs flite on PATH (apt-get install flite), or use --tts auto"

@@ -15,6 +15,7 @@ _FLAGS = [
     "out",
     "preset",
     "turns",
+    "stride_turns",
     "steps",
     "epochs",
     "batch_size",
@@ -56,6 +57,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--resume", metavar="RUN", help="continue a run folder (exactly)")
     p.add_argument("--turns", type=int, help="window turns S (default: the model's window_turns)")
+    p.add_argument(
+        "--stride-turns",
+        type=int,
+        help="turns between the starts of training windows (default S: no overlap)",
+    )
     g = p.add_mutually_exclusive_group()
     g.add_argument("--steps", type=int, help="total optimizer steps")
     g.add_argument("--epochs", type=float, help="total epochs (reference: 400)")

@@ -5,8 +5,10 @@ resampled to 16 kHz (:mod:`timar_ros.data.audio`); motion is the model's 56-d ve
 
 Training windows (:class:`DualTalkWindows`): every speaker file ``A`` with partner ``B`` gives
 one direction (user = B, agent = A), so each conversation is used in both directions. A
-direction of T usable frames (the minimum over both motions and both audios) gives
-``floor(T / (S*F))`` non-overlapping windows of S turns of F frames, the tail dropped; each
+direction of T usable frames (the minimum over both motions and both audios) gives windows of S
+turns of F frames starting every ``stride_turns`` turns (default S: ``floor(T / (S*F))``
+non-overlapping windows, the reference's; a shorter stride lets windows longer than the
+attention window still cover short files), the tail dropped; each
 window holds its own slice of the data (the reference appended one shared dict per file, so all
 windows of a file were copies of the last one; that bug is not reproduced here). Directions
 shorter than one window are skipped and counted in ``skipped``.
@@ -33,6 +35,7 @@ from timar_ros.motion import FPS, SAMPLE_RATE, SAMPLES_PER_FRAME
 
 __all__ = [
     "DualTalkWindows",
+    "motion_stats",
     "TestItem",
     "iter_test",
     "NoiseSpec",
@@ -104,9 +107,14 @@ class DualTalkWindows(_TorchDataset):
         frames_per_turn: int = FPS,
         cache: bool = True,
         preload: bool = False,
+        stride_turns: int | None = None,
     ):
         if turns < 1 or frames_per_turn < 1:
             raise ValueError("turns and frames_per_turn must be >= 1")
+        stride = int(turns if stride_turns is None else stride_turns)
+        if not 1 <= stride <= turns:
+            raise ValueError(f"stride_turns must be in 1..turns ({turns}), got {stride_turns}")
+        self.stride_frames = stride * int(frames_per_turn)
         self.root = Path(root)
         self.turns = int(turns)
         self.frames_per_turn = int(frames_per_turn)
@@ -122,11 +130,11 @@ class DualTalkWindows(_TorchDataset):
             user = partner_stem(agent)
             n = self._direction_frames(agent, user)
             self.frames[agent] = n
-            k = n // self.window_frames
-            if k == 0:
+            if n < self.window_frames:
                 self.skipped += 1
                 continue
-            self.windows.extend((agent, user, w * self.window_frames) for w in range(k))
+            starts = range(0, n - self.window_frames + 1, self.stride_frames)
+            self.windows.extend((agent, user, f0) for f0 in starts)
         if not preload and not cache:
             self._store._audio.clear()
             self._store._motion.clear()
@@ -156,15 +164,46 @@ class DualTalkWindows(_TorchDataset):
 
         return {k: torch.from_numpy(v.copy()) for k, v in self.window_arrays(i).items()}
 
+    def motion_moments(self) -> tuple[np.ndarray, np.ndarray, int]:
+        """Per-dimension sum [56] and sum of squares [56] (float64) of the agent motion of
+        every direction's usable frames (each frame once, however many windows hold it), and
+        the frame count: what :func:`motion_stats` pools over folders."""
+        s1 = np.zeros(56)
+        s2 = np.zeros(56)
+        n = 0
+        for agent, T in self.frames.items():
+            if T < self.window_frames:
+                continue
+            m = np.asarray(self._store.motion(agent)[:T], np.float64)
+            s1 += m.sum(0)
+            s2 += (m * m).sum(0)
+            n += len(m)
+        return s1, s2, n
+
     def summary(self) -> dict:
         return {
             "root": str(self.root),
             "turns": self.turns,
+            "stride_turns": self.stride_frames // self.frames_per_turn,
             "frames_per_turn": self.frames_per_turn,
             "directions": len(self.frames),
             "windows": len(self.windows),
             "skipped_short": self.skipped,
         }
+
+
+def motion_stats(datasets) -> tuple[np.ndarray, np.ndarray]:
+    """Mean and std [56] (float32) of the motion of ``datasets`` (:class:`DualTalkWindows`),
+    pooled over all their frames: the scale of a ``normalize_motion`` model."""
+    s1, s2, n = np.zeros(56), np.zeros(56), 0
+    for ds in datasets:
+        a, b, k = ds.motion_moments()
+        s1, s2, n = s1 + a, s2 + b, n + k
+    if n == 0:
+        raise ValueError("no motion frames to compute statistics from")
+    mean = s1 / n
+    std = np.sqrt(np.maximum(s2 / n - mean * mean, 0.0))
+    return mean.astype(np.float32), std.astype(np.float32)
 
 
 @dataclass

@@ -28,6 +28,7 @@ class TrainConfig:
     preset: str = "robot"
     overrides: dict = field(default_factory=dict)  # TIMARConfig fields (``--set key=value``)
     turns: int | None = None  # window turns S; None = the model's window_turns
+    stride_turns: int | None = None  # turns between window starts; None = S (no overlap)
     steps: int | None = None
     epochs: float | None = None
     batch_size: int = 32  # per process (reference: 32 per GPU)

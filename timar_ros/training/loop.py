@@ -70,7 +70,7 @@ def _device(name: str, local_rank: int):
     return torch.device(name)
 
 
-def build_dataset(dirs: list, turns: int, frames_per_turn: int):
+def build_dataset(dirs: list, turns: int, frames_per_turn: int, stride_turns: int | None = None):
     """ConcatDataset of :class:`DualTalkWindows` over ``dirs``; errors name the bad folder."""
     from torch.utils.data import ConcatDataset
 
@@ -81,13 +81,17 @@ def build_dataset(dirs: list, turns: int, frames_per_turn: int):
             "no training data: give --data DIR [DIR ...] (DualTalk layout, e.g. "
             "written by `timar synth`)"
         )
+    if stride_turns is not None and not 1 <= stride_turns <= turns:
+        raise TrainError(f"--stride-turns must be in 1..{turns} (the window's turns)")
     parts, summaries = [], []
     for d in dirs:
         p = Path(d)
         if not p.is_dir():
             raise TrainError(f"data folder not found: {p}")
         try:
-            ds = DualTalkWindows(p, turns=turns, frames_per_turn=frames_per_turn)
+            ds = DualTalkWindows(
+                p, turns=turns, frames_per_turn=frames_per_turn, stride_turns=stride_turns
+            )
         except FileNotFoundError as exc:
             raise TrainError(
                 f"{p}: {exc}; a DualTalk folder holds <clip>_speaker1/2 .wav + .npz "
@@ -336,7 +340,7 @@ class _Run:
         if device.type == "cuda":
             torch.backends.cudnn.benchmark = True
 
-        self.ds, self.data_summary = build_dataset(cfg.data, S, F)
+        self.ds, self.data_summary = build_dataset(cfg.data, S, F, cfg.stride_turns)
         self.sampler = DistributedSampler(
             self.ds, num_replicas=world, rank=rank, shuffle=True, seed=cfg.seed, drop_last=True
         )
@@ -360,7 +364,14 @@ class _Run:
         self.lr = float(cfg.lr if cfg.lr is not None else REFERENCE_BLR * self.global_batch / 256)
         self.val_ds = build_dataset([cfg.val], S, F)[0] if cfg.val else None
 
-        self.model = TIMAR(self.mcfg).to(device)
+        self.model = TIMAR(self.mcfg)
+        if self.mcfg.normalize_motion and meta is None:
+            # The scale is the training data's, fixed at the start (saved with the weights;
+            # a resume loads it from the state).
+            from timar_ros.data.dualtalk import motion_stats
+
+            self.model.set_motion_stats(*motion_stats(self.ds.datasets))
+        self.model = self.model.to(device)
         self.model.train()
         self.ema = EMA(self.model, cfg.ema)
         self.opt = torch.optim.AdamW(
