@@ -83,6 +83,7 @@ def main(argv=None) -> int:
     version = subprocess.run(["flite", "--version"], capture_output=True, text=True).stdout
     version = next((ln.strip() for ln in version.splitlines() if "version" in ln), "flite")
     cfg = SyntheticConfig.from_yaml(args.config)
+    cfg.mood.warm_prob = 1.0  # a warm conversation: the listener nods and both smile
 
     clips = []
     for spk, text, timing in SCRIPT:
@@ -174,8 +175,10 @@ A {meta["duration_s"]:.1f}-s two-speaker conversation synthesised with Debian `f
 - NPZ (DualTalk layout): `exp` [T, 50], `pose` [T, 6] = head rotation | jaw, 25 fps,
   T = {meta["frames"]}.
   The motion comes from the synthetic generator's rules (`timar_ros.data.synthetic`) driven by
-  this audio: jaw and mouth follow each speaker's own speech envelope; the listener nods or
-  tilts a few hundred ms after the partner pauses. It is a test bench, not recorded human motion.
+  this audio, in the warm mood: jaw and mouth follow each speaker's own speech envelope, the
+  speaker's head follows their prosody, the listener nods a few hundred ms after the partner
+  pauses and its smile follows the partner's of two seconds earlier. It is a test bench, not
+  recorded human motion.
 - `conversation.json`: the script with timings and voices, and the listener reactions.
 
 | time (s) | speaker | kind | text |

@@ -3,25 +3,25 @@
 
 Stages (all by default, or pick with ``--stages``):
 
-    data     synthetic splits with `timar synth` (procedural + flite TTS voices when installed):
-             train (240 conversations, seed 0), val (8, seed 3), test (24, seed 1) from
-             config/synthetic.yaml and ood (24, seed 2) from config/synthetic_ood.yaml
+    data     synthetic splits with `timar synth` (procedural + flite TTS voices when installed),
+             conversations of 40-60 s: train (320, seed 0), val (8, seed 3), test (24, seed 1)
+             from config/synthetic.yaml and ood (24, seed 2) from config/synthetic_ood.yaml
     train    `timar train` of the robot preset (diffusion head) and of the MLP-head variant,
-             140 steps each (runs robot-140, robot-mlp); then the bundled run ``robot``: a copy
-             of robot-140 resumed to 300 and to 600 steps (each resume with a longer --steps
-             restarts the cosine from where the new schedule puts it)
+             3000 steps each (runs robot, robot-mlp; an interrupted run resumes)
     export   the EMA weights stored as float16 (half the size; the card states how far the
-             rounding can move the outputs, measured by float16_output_change):
-             the robot run -> checkpoints/robot/, the others -> WORK/export/<run>/
-    eval     `timar evaluate` of the exported models: each on test at n = 0 and 7 and on ood
-             at n = 7
+             rounding can move the outputs, measured by float16_output_change), with the chosen
+             ``noise_tau_s`` in config.json: the robot run -> checkpoints/robot/, the MLP run ->
+             WORK/export/robot-mlp/
+    eval     `timar evaluate` of both on test and ood at n = 0, n = 7 and the streamed history,
+             seeds 0 1 2 (DualTalk table and behaviour metrics)
     bundle   write checkpoints/robot/model_card.json / model_card.md (data, steps, wall time,
-             hardware, metrics)
+             hardware, metrics; the smoothing measurement WORK/smoothing.json of
+             tools/measure_smoothing.py when present)
 
 The data and runs go to ``--work`` (default /tmp/timar_bundled; a few hundred MB, never
 committed). The synthetic data are a test bench of known rules, not human motion.
 
-    python tools/train_bundled.py                      # everything (about 45 min on 2 CPU cores)
+    python tools/train_bundled.py                      # everything (hours on 2 CPU cores)
     python tools/train_bundled.py --stages export eval bundle  # after training
 """
 
@@ -37,60 +37,66 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 PY = sys.executable
 
-SPLITS = {  # name -> (config, conversations, seed)
-    "train": ("config/synthetic.yaml", 240, 0),
+SPLITS = {  # name -> (config, conversations, seed); every conversation lasts 40-60 s
+    "train": ("config/synthetic.yaml", 320, 0),
     "val": ("config/synthetic.yaml", 8, 3),
     "test": ("config/synthetic.yaml", 24, 1),
     "ood": ("config/synthetic_ood.yaml", 24, 2),
 }
-# The recipe for a ~20-minute CPU run: 8-turn windows (the model's window), batch 4, a short
-# warmup and a cosine decay, and a fast EMA (0.97: the reference's 0.9999 would leave the
-# exported weights at their initialisation after 140 steps). Attention dropout is off: it costs
-# a third of the step on CPU and a run shorter than one epoch does not overfit.
+DURATION_S = ("40", "60")
+# The recipe for a CPU run of about 1.5 h on 2 cores: 12-turn windows (longer than the 8-turn
+# attention window, so turn t of a window sees as much history as it does when streaming a long
+# conversation), starting every 6 turns; motion z-scored per dimension (the head rotations,
+# ~0.02 rad, weigh as much as the expression); batch 4, a short warmup and a cosine decay, an
+# EMA of ~200 steps. Attention dropout is off: it costs a third of the step on CPU.
 TRAIN_ARGS = [
     "--preset",
     "robot",
     "--set",
     "attn_dropout=0.0",
+    "--set",
+    "normalize_motion=true",
     "--turns",
-    "8",
+    "12",
+    "--stride-turns",
+    "6",
     "--batch-size",
     "4",
-    "--steps",
-    "140",
     "--lr",
     "5e-4",
     "--warmup-steps",
-    "20",
+    "100",
     "--schedule",
     "cosine",
     "--min-lr",
     "2e-5",
     "--ema",
-    "0.97",
+    "0.995",
     "--seed",
     "0",
     "--save-every",
-    "20",
+    "250",
     "--val-every",
-    "35",
+    "500",
     "--val-batches",
-    "4",
+    "8",
     "--log-every",
-    "5",
+    "25",
 ]
-MODELS = {"robot-140": [], "robot-mlp": ["--set", "head=mlp"]}  # equal budget: 140 steps
-RESUMES = [
-    (300, ["--save-every", "20", "--val-every", "80"]),  # robot-140 -> robot
-    (600, ["--save-every", "50", "--val-every", "150"]),
-]
-RUNS = ["robot", "robot-140", "robot-mlp"]
-LABELS = {
-    "robot": "TIMAR robot, 600 steps (bundled)",
-    "robot-140": "TIMAR robot, 140 steps",
-    "robot-mlp": "MLP head, 140 steps",
+MODELS = {  # run -> (steps, extra args)
+    "robot": (3000, []),
+    "robot-mlp": (3000, ["--set", "head=mlp"]),
 }
-EVALS = [(m, split, ctx) for m in RUNS for split, ctx in (("test", [0, 7]), ("ood", [7]))]
+RUNS = list(MODELS)
+LABELS = {
+    "robot": "TIMAR robot (bundled)",
+    "robot-mlp": "MLP head",
+}
+CONTEXTS = ["0", "7", "stream"]  # crop to 0 / 7 previous turns, and the streamed history
+SEEDS = ["0", "1", "2"]
+EVALS = [(m, split) for m in RUNS for split in ("test", "ood")]
+# The sampling noise's correlation time chosen by tools/measure_smoothing.py (see the card).
+NOISE_TAU_S = 0.2
 BUNDLE = REPO / "checkpoints" / "robot"
 
 
@@ -115,42 +121,44 @@ def stage_data(work: Path) -> None:
             str(seed),
             "--tts",
             "auto",
+            "--duration",
+            *DURATION_S,
         )
 
 
-def stage_train(work: Path) -> None:
-    for name, extra in MODELS.items():
+def stage_train(work: Path, only: list[str] | None = None) -> None:
+    for name, (steps, extra) in MODELS.items():
+        if only and name not in only:
+            continue
+        run = work / "runs" / name
+        resume = ["--resume", str(run)] if (run / "train_state.json").is_file() else []
         sh(
             PY,
             "-m",
             "timar_ros.cli",
             "train",
-            "--data",
-            str(work / "data" / "train"),
-            "--val",
-            str(work / "data" / "val"),
-            "--out",
-            str(work / "runs" / name),
-            *TRAIN_ARGS,
-            *extra,
-        )
-    shutil.copytree(work / "runs" / "robot-140", work / "runs" / "robot", dirs_exist_ok=True)
-    for steps, extra in RESUMES:
-        sh(
-            PY,
-            "-m",
-            "timar_ros.cli",
-            "train",
-            "--resume",
-            str(work / "runs" / "robot"),
+            *(
+                resume
+                or [
+                    "--data",
+                    str(work / "data" / "train"),
+                    "--val",
+                    str(work / "data" / "val"),
+                    "--out",
+                    str(run),
+                    *TRAIN_ARGS,
+                    *extra,
+                ]
+            ),
             "--steps",
             str(steps),
-            *extra,
+            "--no-progress",
         )
 
 
 def export_fp16(run: Path, dst: Path) -> Path:
-    """model.safetensors (float16) + config.json of a run folder into ``dst``."""
+    """model.safetensors (float16) + config.json of a run folder into ``dst``; the config gets
+    the chosen sampling-noise correlation (``noise_tau_s``)."""
     from safetensors.torch import load_file, save_file
 
     dst.mkdir(parents=True, exist_ok=True)
@@ -161,8 +169,10 @@ def export_fp16(run: Path, dst: Path) -> Path:
         str(dst / "model.safetensors"),
         metadata={"format": "pt", "producer": "timar_ros tools/train_bundled.py (float16)"},
     )
-    (dst / "model.safetensors").chmod(0o644)
-    shutil.copy2(run / "config.json", dst / "config.json")
+    cfg = json.loads((run / "config.json").read_text())
+    if cfg.get("head") == "diffusion":
+        cfg["noise_tau_s"] = NOISE_TAU_S
+    (dst / "config.json").write_text(json.dumps(cfg, indent=2) + "\n")
     return dst
 
 
@@ -179,7 +189,7 @@ def stage_export(work: Path) -> None:
 
 
 def stage_eval(work: Path, offline: bool) -> None:
-    for model, split, ctx in EVALS:
+    for model, split in EVALS:
         sh(
             PY,
             "-m",
@@ -190,7 +200,9 @@ def stage_eval(work: Path, offline: bool) -> None:
             "--data",
             str(work / "data" / split),
             "--context",
-            *map(str, ctx),
+            *CONTEXTS,
+            "--seeds",
+            *SEEDS,
             "--out",
             str(work / "eval" / f"{model}-{split}"),
             "--label",
@@ -248,25 +260,29 @@ def stage_bundle(work: Path) -> None:
     shutil.copy2(run / "loss.png", BUNDLE / "loss.png")
     card = _read(run / "model_card.json")
     mlp = _read(work / "runs" / "robot-mlp" / "model_card.json")
-    r140 = _read(work / "runs" / "robot-140" / "model_card.json")
     data = {s: _read(work / "data" / s / "synthetic_config.json") for s in SPLITS}
-    evals, rows = {}, {"test": [], "ood": []}
-    for model, split, ctx in EVALS:
+    evals = {}
+    for model, split in EVALS:
         rep = _read(work / "eval" / f"{model}-{split}" / "report.json")
         if rep is None:
             continue
         evals[f"{model}/{split}"] = {
             "files": rep["files"],
+            "turns": rep["turns"],
             "mode": rep["mode"],
-            "seed": rep["seed"],
+            "seeds": rep["seeds"],
+            "oracle": rep["behaviour"]["oracle"],
             "contexts": {
-                n: {"pub": c["pub"], "metrics": c["metrics"], "ms_per_turn": c["ms_per_turn"]}
+                n: {
+                    "pub": c["pub"],
+                    "metrics": c["metrics"],
+                    "behaviour": c["behaviour"],
+                    "ms_per_turn": c["ms_per_turn"],
+                }
                 for n, c in rep["contexts"].items()
             },
         }
-        for n in ctx:
-            label = f"{LABELS[model]}, n = {n}"
-            rows[split].append((label, rep["contexts"][str(n)]["metrics"]))
+    smoothing = _read(work / "smoothing.json")
     full = {
         **card,
         "name": "robot",
@@ -278,67 +294,58 @@ def stage_bundle(work: Path) -> None:
                 "conversations": d["conversations"],
                 "seed": d["seed"],
                 "config": d["config"]["name"],
+                "duration_s": d["config"]["turns"]["duration_s"],
             }
             for s, d in data.items()
             if d
         },
         "reproduce": "python tools/train_bundled.py",
+        "noise_tau_s": NOISE_TAU_S,
         "storage": fp16_storage_claim(BUNDLE),
         "comparison_mlp_head": {
             k: mlp[k] for k in ("step", "wall_s", "final_train_loss", "final_val", "parameters")
         }
         if mlp
         else None,
-        "comparison_robot_140_steps": {
-            k: r140[k] for k in ("step", "wall_s", "final_train_loss", "final_val")
-        }
-        if r140
-        else None,
         "evaluation": evals,
-        "jaw_follow_test_n7": {
-            m: round(
-                jaw_follow(work / "eval" / f"{m}-test" / "context_7", work / "data" / "test"), 3
-            )
-            for m in RUNS
-            if (work / "eval" / f"{m}-test").is_dir()
-        },
+        "smoothing": {k: v["aggregate"] for k, v in smoothing.items() if isinstance(v, dict)}
+        if smoothing
+        else None,
     }
     (BUNDLE / "model_card.json").write_text(json.dumps(full, indent=1) + "\n")
-    (BUNDLE / "model_card.md").write_text(_card_md(full, rows, mlp))
+    (BUNDLE / "model_card.md").write_text(_card_md(full, mlp, smoothing))
     print(f"wrote {BUNDLE}")
 
 
-def jaw_follow(pred_dir: Path, data_dir: Path) -> float:
-    """Mean over files of the Pearson correlation between the predicted jaw opening (smoothed
-    over 9 frames: the diffusion samples are jittery) and the ground truth's: does the jaw
-    follow the robot's own speech?"""
-    import numpy as np
-    from scipy.ndimage import uniform_filter1d
-
-    from timar_ros.data.dualtalk_files import load_motion
-
-    cs = []
-    for f in sorted(pred_dir.glob("*.npy")):
-        p = np.load(f)
-        g = load_motion(data_dir / f"{f.stem}.npz")[: len(p)]
-        cs.append(np.corrcoef(uniform_filter1d(p[:, 50], 9), g[:, 50])[0, 1])
-    return float(np.mean(cs))
+# Observations on the committed run, written after reading its tables.
+READING: list[str] = []
 
 
-# Observations on the committed run, written after reading its tables (see the report).
-READING: list[str] = [
-    "- At 600 steps the bundled model beats both 140-step models on JAW (FD, P-FD, MSE, rPCC) "
-    "and on EXP FD/P-FD/SID; the 140-step MLP head keeps a slightly lower EXP MSE: it regresses "
-    "to the mean (low SID, less diverse motion), the pattern of the paper's MLP-head ablation "
-    "(Table 2, Fig. 7).",
-    "- n = 0 and n = 7 are nearly equal: the model does not use history yet (in these "
-    "synthetic rules history matters only through listener reactions and the engagement "
-    "ramp).",
-    "- The OOD split (other voices, rates, reaction lags) costs mostly on JAW (FD 0.45 -> 0.65).",
-]
+def _behaviour_rows(evals: dict, split: str) -> list:
+    rows = []
+    for model in RUNS:
+        e = evals.get(f"{model}/{split}")
+        if not e:
+            continue
+        if not rows:
+            rows.append(("oracle (the rules' targets)", e["oracle"]))
+        for n, c in e["contexts"].items():
+            name = "stream" if n == "stream" else f"n = {n}"
+            rows.append((f"{LABELS[model]}, {name}", c["behaviour"]))
+    return rows
 
 
-def _card_md(c: dict, rows: dict, mlp: dict | None) -> str:
+def _dualtalk_rows(evals: dict, split: str) -> list:
+    return [
+        (f"{LABELS[m]}, {'stream' if n == 'stream' else f'n = {n}'}", c["metrics"])
+        for m in RUNS
+        if (e := evals.get(f"{m}/{split}"))
+        for n, c in e["contexts"].items()
+    ]
+
+
+def _card_md(c: dict, mlp: dict | None, smoothing: dict | None) -> str:
+    from timar_ros.eval.behaviour import markdown
     from timar_ros.eval.tables import markdown_table
 
     hw = c["hardware"]
@@ -350,87 +357,110 @@ def _card_md(c: dict, rows: dict, mlp: dict | None) -> str:
         "",
         "**Not human data.** Trained and evaluated on synthetic two-person conversations written "
         "by `timar synth` (procedural speech-like voices and Debian flite TTS voices; motion "
-        "targets from known rules: the speaker's jaw and mouth follow their own speech envelope, "
-        "the listener nods or tilts after the partner pauses, engagement builds over turns). It "
-        "exists so that `make demo` runs a trained model end to end; its motion reflects those "
-        "rules, not human behaviour. For real use, train on DualTalk-layout human data with "
-        "`timar train` (see README).",
+        "targets from known rules, `timar_ros/data/synthetic/rules.py`: the speaker's jaw and "
+        "mouth follow their own speech, their head follows their prosody (accent nods, phrase "
+        "pitch and direction); the listener nods or tilts ~0.3 s after the partner pauses, the "
+        "kind set by the conversation's mood, which only the partner's earlier speaking smiles "
+        "reveal; the listener's smile follows the partner's of 2 s earlier; reactions grow with "
+        "the turns heard). It exists so that `make demo` runs a trained model end to end and so "
+        "that the bench can show what the method learns; its motion reflects those rules, not "
+        "human behaviour. For real use, train on DualTalk-layout human data with `timar train` "
+        "(see README).",
         "",
         "## Model",
         f"- preset `robot`, diffusion head, {c['parameters'] / 1e6:.2f} M trainable parameters, "
-        f"turns of {c['frames_per_turn']} frames (1 s), window of {c['window_turns']} turns",
+        f"turns of {c['frames_per_turn']} frames (1 s), attention window of "
+        f"{json.loads((BUNDLE / 'config.json').read_text())['window_turns']} turns, trained on "
+        f"{c['window_turns']}-turn windows; motion z-scored per dimension with the training "
+        "data's statistics "
+        "(`normalize_motion`, saved with the weights)",
+        f"- sampling noise correlated over frames with a time constant of {c['noise_tau_s']} s "
+        "(`noise_tau_s` in `config.json`; see Smoothness below)",
         f"- weights: {c['weights']}, stored as float16 (outputs within "
         f"{c['storage']['max_output_change']:g} of float32: float16 rounding moved the motion by "
-        "at "
-        f"most {max(c['storage']['measured_output_change']):.2g} over 9 draws on 8 s of the demo "
-        "conversation); "
-        "`config.json` has attention dropout 0 (training speed)",
+        f"at most {max(c['storage']['measured_output_change']):.2g} over 9 draws on 8 s of the "
+        "demo conversation); `config.json` has attention dropout 0 (training speed)",
         "",
         "## Data (generated, not committed)",
     ]
     for s, d in td.items():
+        lo, hi = d["duration_s"]
         lines.append(
-            f"- {s}: {d['conversations']} conversations, seed {d['seed']}, config `{d['config']}`"
+            f"- {s}: {d['conversations']} conversations of {lo:g}-{hi:g} s, seed {d['seed']}, "
+            f"config `{d['config']}`"
         )
-    data0 = c["data"][0]
     lines += [
-        f"- training windows: {c['windows']} distinct 8-turn windows from {data0['directions']} "
+        f"- training windows: {c['windows']} windows of {c['window_turns']} turns starting "
+        f"every {c['data'][0].get('stride_turns')} turns, from {c['data'][0]['directions']} "
         "directions (each conversation used both ways)",
         "",
         "## Training",
         f"- {c['step']} steps of batch {c['global_batch']} ({c['epochs']} epochs), AdamW "
         "(0.9, 0.95), wd 0.02 (no decay on 1-D/bias/head), clip 3.0, EMA "
         f"{c['recipe']['ema']}; lr {c['lr']:g} with {c['warmup_steps']} warmup steps then "
-        "cosine to 2e-5 over 140 steps, then resumed to 300 and to 600 steps (each resume "
-        "re-plans the cosine over the new total: two warm restarts)",
-        f"- wall time {c['wall_s'] / 60:.1f} min on {hw['device']} ({hw['cpu_count']} cores, "
-        f"shared with other jobs; torch {hw['torch']}, {hw['torch_threads']} threads)",
+        f"cosine to {c['recipe']['min_lr']:g}",
+        f"- wall time {c['wall_s'] / 60:.0f} min on {hw['device']} ({hw['cpu']}, "
+        f"{hw['cpu_count']} cores, shared with other work; torch {hw['torch']}, "
+        f"{hw['torch_threads']} threads); no GPU was available to this run",
         f"- final train loss {c['final_train_loss']:.4f}; validation loss (EMA weights) "
         f"{fv.get('ema_loss', float('nan')):.4f}",
     ]
     if mlp:
         lines.append(
-            f"- MLP-head variant (same data and recipe, 140 steps = the first stage of the "
-            f"robot run): {mlp['step']} steps in "
-            f"{mlp['wall_s'] / 60:.1f} min, final train loss "
-            f"{mlp['final_train_loss']:.4f} (plain MSE, not comparable with the "
-            f"diffusion loss), validation MSE {mv.get('ema_loss', float('nan')):.4f}"
+            f"- MLP-head variant (same data and recipe, head=mlp): {mlp['step']} steps in "
+            f"{mlp['wall_s'] / 60:.0f} min, final train loss {mlp['final_train_loss']:.4f} "
+            f"(plain MSE, not comparable with the diffusion loss), validation MSE "
+            f"{mv.get('ema_loss', float('nan')):.4f}"
         )
     lines += [
         "",
-        "Loss curve: `loss.png` (train loss per 5 steps; validation loss of the EMA and "
-        "raw weights on a separate synthetic split).",
+        "Loss curve: `loss.png`. Reproduce: `python tools/train_bundled.py` (data, both "
+        "trainings, evaluation, this card).",
         "",
-        "Reproduce: `python tools/train_bundled.py` (data, both trainings, evaluation, this card).",
+        f"## Behaviour (`timar evaluate`, mean ± std over sampling seeds {', '.join(SEEDS)})",
+        "",
+        "n = the policy sees only the last n turns (the reference's crop); stream = the full "
+        "streamed history (every layer attends the last 7 turns, as the robot runs). F1/P/R: "
+        "listener reactions detected in the motion within ±0.3 s of the rules' onsets; kind: "
+        "share of matched reactions of the rules' kind (nod vs tilt: the mood, from earlier "
+        "turns); lag: median reaction onset after the partner's pause; mimic r: peak correlation "
+        "of the agent's smile with the partner's smile L s earlier while listening (@: L); r: "
+        "per-frame correlation with the ground truth; var / jit: variance and jitter (mean "
+        "|second difference|) ratios to the ground truth per group. The oracle is the rules' "
+        "own targets scored the same way (the detector's limit).",
         "",
     ]
+    ev = c["evaluation"]
     for split, title in (
         ("test", "Synthetic test split (same generator config, other seed)"),
         (
             "ood",
-            "Synthetic OOD split (config/synthetic_ood.yaml: other voices, "
-            "rates, gaps, reaction lags)",
+            "Synthetic OOD split (config/synthetic_ood.yaml: other voices, rates, lags, "
+            "amplitudes)",
         ),
     ):
-        if rows[split]:
-            lines += [f"## {title}", "", markdown_table(rows[split]).rstrip(), ""]
-    lines += [
-        "## Reading (this run)",
-        "",
-        "- Correlation of the predicted (9-frame smoothed) jaw opening with the ground truth on "
-        "the test split at n = 7: "
-        + ", ".join(f"{m} {v:.2f}" for m, v in c.get("jaw_follow_test_n7", {}).items())
-        + ". At 140 steps the diffusion head had not yet learned to open the jaw with the "
-        "robot's speech while the MLP head had; by 300-600 steps it has.",
-        *READING,
-        "- Still a short run (about two epochs of a small synthetic set on a shared 2-core "
-        "CPU); longer training (`timar train --resume RUN --steps N`, or a GPU) is the next "
-        "step before judging the method.",
-        "",
-        "n = previous turns visible (progressive-context protocol, `timar evaluate`). "
-        "Metric values are not comparable with the paper's DualTalk numbers (different data).",
-        "",
-    ]
+        b = _behaviour_rows(ev, split)
+        if b:
+            lines += [f"### {title}", "", markdown(b).rstrip(), ""]
+    lines += ["## DualTalk metrics (first seed)", ""]
+    for split in ("test", "ood"):
+        d = _dualtalk_rows(ev, split)
+        if d:
+            lines += [f"### {split}", "", markdown_table(d).rstrip(), ""]
+    if smoothing:
+        from timar_ros.eval.behaviour import markdown as bmd
+
+        rows = [(k, v["aggregate"]) for k, v in smoothing.items() if isinstance(v, dict)]
+        lines += [
+            "## Smoothness: what was tried (tools/measure_smoothing.py)",
+            "",
+            f"{smoothing['files']} test files x their first turns, seeds {smoothing['seeds']}, "
+            "the streamed history unless noted.",
+            "",
+            bmd(rows).rstrip(),
+            "",
+        ]
+    lines += ["## Reading (this run)", "", *READING, ""]
     return "\n".join(lines)
 
 
@@ -448,13 +478,14 @@ def main() -> int:
         action="store_true",
         help="evaluate by stepping the policy (default: run_offline, same numbers)",
     )
+    p.add_argument("--runs", nargs="+", choices=RUNS, help="train only these runs")
     a = p.parse_args()
     work = Path(a.work)
     sys.path.insert(0, str(REPO))
     if "data" in a.stages:
         stage_data(work)
     if "train" in a.stages:
-        stage_train(work)
+        stage_train(work, a.runs)
     if "export" in a.stages:
         stage_export(work)
     if "eval" in a.stages:

@@ -97,3 +97,35 @@ def test_errors(setup, tmp_path):
         )
         == 2
     )
+
+
+def test_seeds_stream_and_behaviour_table(setup, tmp_path):
+    """--seeds gives behaviour metrics with a spread; 'stream' is the full streamed history;
+    the oracle (ground truth) row scores 1 on every ratio."""
+    data, ckpt, _, _ = setup
+    out = tmp_path / "seeds"
+    assert (
+        cli_main(
+            ["evaluate", "--checkpoint", str(ckpt), "--data", str(data), "--out", str(out)]
+            + ["--context", "0", "stream", "--seeds", "0", "1", "--plots", "0", "--offline"]
+        )
+        == 0
+    )
+    rep = json.loads((out / "report.json").read_text())
+    assert set(rep["contexts"]) == {"0", "stream"} and rep["seeds"] == [0, 1]
+    assert sorted(p.name for p in (out / "context_stream" / "seed_1").glob("*.npy")) == [
+        "clip0_speaker1.npy",
+        "clip0_speaker2.npy",
+    ]
+    b = rep["contexts"]["stream"]["behaviour"]
+    assert len(b["jitter_ratio_exp"]["values"]) == 2 and b["jitter_ratio_exp"]["std"] > 0
+    o = rep["behaviour"]["oracle"]
+    assert o["var_ratio_pose"] == o["jitter_ratio_exp"] == o["r_jaw"] == 1.0
+    md = (out / "table.md").read_text()
+    assert "| oracle (ground truth) |" in md and "| stream |" in md and " ± " in md
+    with pytest.raises(SystemExit):  # argparse: --seeds needs ints
+        cli_main(["evaluate", "--checkpoint", str(ckpt), "--data", str(data), "--seeds", "x"])
+    with pytest.raises(EvaluateError, match="each seed once"):
+        evaluate(ckpt, data, [0], tmp_path / "dup", seeds=[1, 1], plot_files=0)
+    with pytest.raises(EvaluateError, match="'stream'"):
+        evaluate(ckpt, data, [9], tmp_path / "big", plot_files=0)

@@ -45,8 +45,19 @@ def run(args: argparse.Namespace) -> int:
         f"{s['e2e_ms_p99']:.1f} ms, padded audio {s['padded_audio_s']:.2f} s, "
         f"joint limits respected: {s['joint_limits_respected']}"
     )
+    rl = s.get("reaction_latency") or {}
+    if rl.get("median_s") is not None:
+        print(
+            f"reaction latency (partner pause -> nod onset on the servo command, display delay "
+            f"included): median {rl['median_s']:.2f} s over {len(rl['latencies_s'])} pauses "
+            f"(min {rl['min_s']:.2f}, max {rl['max_s']:.2f})"
+        )
+    else:
+        print(
+            f"reaction latency: no servo reaction after the partner's {rl.get('pauses', 0)} pauses"
+        )
     print("wrote:")
     for f in s["files"]:
         print(f"  {f}")
-    print(f"look at: {s['preview']}")
+    print(f"look at: {s['preview']}" + (f" and {s['side_by_side']}" if "side_by_side" in s else ""))
     return 0

@@ -15,10 +15,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--data", required=True, help="DualTalk-layout test folder")
     p.add_argument(
         "--context",
-        type=int,
         nargs="+",
-        default=[0, 1, 3, 7],
-        help="previous turns visible, n (default: 0 1 3 7)",
+        default=["0", "1", "3", "7"],
+        help="previous turns the policy sees, n (the reference's crop), or 'stream' (the full "
+        "streamed history, as the robot runs; default: 0 1 3 7)",
     )
     p.add_argument("--out", default=None, help="output folder (default eval_output/<checkpoint>)")
     p.add_argument("--limit", type=int, default=None, help="only the first N test files")
@@ -28,6 +28,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="run_offline (parallel forward; same numbers) instead of stepping",
     )
     p.add_argument("--seed", type=int, default=0, help="policy noise seed (every file)")
+    p.add_argument(
+        "--seeds",
+        type=int,
+        nargs="+",
+        default=None,
+        help="several noise seeds: behaviour metrics as mean +- std over them (the DualTalk "
+        "table uses the first; default: --seed)",
+    )
     p.add_argument(
         "--backend",
         default="torch",
@@ -46,17 +54,18 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from timar_ros.eval.progressive import evaluate
+    from timar_ros.eval.progressive import evaluate, parse_contexts
 
     out = args.out or str(Path("eval_output") / Path(args.checkpoint).name)
     rep = evaluate(
         args.checkpoint,
         args.data,
-        args.context,
+        parse_contexts(args.context),
         out,
         offline=args.offline,
         limit=args.limit,
         seed=args.seed,
+        seeds=args.seeds,
         backend=args.backend,
         device=args.device,
         user_motion=not args.no_user_motion,

@@ -146,6 +146,8 @@ def run_demo(
         )
         summary["files"].append(str(out / "summary.json"))
         summary["preview"] = str(out / preview.relative_to(work))
+        if "side_by_side" in summary:
+            summary["side_by_side"] = str(out / Path(summary["side_by_side"]).relative_to(work))
         write_json(work / "summary.json", summary)
         shutil.rmtree(out, ignore_errors=True)
         work.rename(out)

@@ -82,6 +82,11 @@ def analyse(
         summary["metrics_vs_rule_targets"] = {
             k: m[k] for k in ("fid_exp", "fid_jaw", "fid_pose", "mse_exp", "mse_jaw", "mse_pose")
         }
+        summary["side_by_side"] = str(_side_by_side(out, motion, gt, gt_npz, live["model_id"]))
+    from timar_ros.eval.reaction_latency import servo_reaction_latency
+
+    # The partner's pause -> the robot's nod onset on the servo command, display delay included.
+    summary["reaction_latency"] = servo_reaction_latency(bag, namespace)
 
     # Plots: generated motion, servo commands, who speaks.
     t_m = np.arange(len(motion)) * period
@@ -116,6 +121,37 @@ def analyse(
     save_figure(fig, out / "servos.png", dpi=90)
     plt.close(fig)
     return summary
+
+
+def _side_by_side(out: Path, motion, gt, gt_npz: Path, model_id: str) -> Path:
+    """The rules' targets next to the generated motion (turn k's motion is for audio turn k,
+    so frame i of both is the same moment of the conversation)."""
+    import json
+
+    from timar_ros.data.audio import load_wav
+    from timar_ros.viz.side_by_side import side_by_side
+
+    conv = gt_npz.parent
+    stem = gt_npz.stem
+    partner = stem[:-1] + ("1" if stem.endswith("2") else "2")
+    onsets = []
+    meta = conv / "conversation.json"
+    if meta.is_file():
+        k = int(stem[-1]) - 1
+        onsets = [
+            e["frame"]
+            for e in json.loads(meta.read_text()).get("listener_reactions", [])
+            if e["speaker"] == k
+        ]
+    return side_by_side(
+        gt,
+        motion,
+        out / "side_by_side.png",
+        user_audio=load_wav(conv / f"{partner}.wav"),
+        agent_audio=load_wav(conv / f"{stem}.wav"),
+        onsets=onsets,
+        title=f"{model_id} on {conv.name}: rule targets vs generated (robot = {stem})",
+    )
 
 
 def render_preview(out: Path, log=print) -> Path:

@@ -2,16 +2,22 @@
 
     timar evaluate --checkpoint checkpoints/robot --data TEST_DIR --context 0 1 3 7 --out EVAL
 
-For every context n (the number of previous turns visible, ``context_turns=n``) every test file
-is generated once as the agent, its partner as the user (:func:`timar_ros.data.dualtalk.iter_test`:
-truncated to whole turns), from a fresh stream with the same seed. By default the policy is
-stepped turn by turn, exactly as the robot runs it; ``--offline`` uses ``run_offline`` (the
-parallel forward, same numbers, faster). Predictions go to ``EVAL/context_<n>/<name>.npy``
-[turns*F, 56]; the DualTalk metrics (:func:`timar_ros.eval.metrics.evaluate_dirs`) are computed
-against the test folder. Writes ``EVAL/report.json`` (raw metrics under the reference's keys,
-the published scaling, timings), ``EVAL/table.md`` (the layout of the paper's Table 1) and
-``EVAL/plots/<name>.png`` (jaw opening, head pitch/yaw/roll and two expression coefficients,
-prediction per context vs ground truth).
+For every context n (the policy sees the inputs of the last n turns and the current one,
+``context_turns=n``, as the reference crops its window; ``stream``: the full streamed history, as
+the robot runs it) every test file is generated as the agent, its partner as the user
+(:func:`timar_ros.data.dualtalk.iter_test`: truncated to whole turns), from a fresh stream, once
+per sampling seed. By default the policy is stepped turn by turn, exactly as the robot runs it;
+``--offline`` uses ``run_offline`` (same numbers; parallel where the backend can). Predictions of
+the first seed go to ``EVAL/context_<n>/<name>.npy`` [turns*F, 56], of the others to
+``EVAL/context_<n>/seed_<s>/``. The DualTalk metrics (:func:`timar_ros.eval.metrics.evaluate_dirs`)
+are computed for the first seed; the behaviour metrics (:mod:`timar_ros.eval.behaviour`:
+reaction timing, mimicry, correlation, variance and jitter ratios) for every seed, with the
+oracle (the ground truth scored as a prediction). Writes ``EVAL/report.json`` (raw metrics under
+the reference's keys, the published scaling, behaviour per seed and aggregated, timings),
+``EVAL/table.md`` (the layout of the paper's Table 1, then the behaviour table: mean +- std over
+seeds), ``EVAL/plots/<name>.png`` (jaw opening, head pitch/yaw/roll and two expression
+coefficients, prediction per context vs ground truth) and ``EVAL/side_by_side.png`` (ground truth
+and generated head and face of a listening and a speaking stretch).
 
 Every file uses the policy seed (not one RNG running through the files as in the reference),
 so a file's prediction does not depend on the file order, ``--limit`` or the world size.
@@ -43,9 +49,7 @@ class EvaluateError(InputError, RuntimeError):
     """Bad arguments or data; the message names the problem and the fix."""
 
 
-def plot_traces(
-    name: str, preds: dict[int, np.ndarray], gt: np.ndarray, path: Path, title: str = ""
-) -> Path:
+def plot_traces(name: str, preds: dict, gt: np.ndarray, path: Path, title: str = "") -> Path:
     """One figure per file: the :data:`PLOT_DIMS` traces, GT (black) and one line per context."""
     import matplotlib
 
@@ -61,8 +65,9 @@ def plot_traces(
         n = min([len(gt)] + [len(p) for p in preds.values()])
         t = np.arange(n) / FPS
         ax.plot(t, gt[:n, d], color="k", lw=1.2, label="ground truth")
-        for i, (ctx, p) in enumerate(sorted(preds.items())):
-            ax.plot(t, p[:n, d], lw=0.9, color=f"C{i}", alpha=0.85, label=f"n = {ctx}")
+        for i, (ctx, p) in enumerate(preds.items()):
+            name = "stream" if ctx == "stream" else f"n = {ctx}"
+            ax.plot(t, p[:n, d], lw=0.9, color=f"C{i}", alpha=0.85, label=name)
         ax.set_ylabel(label, fontsize=8)
         ax.tick_params(labelsize=7)
         ax.grid(alpha=0.3)
@@ -74,6 +79,30 @@ def plot_traces(
     save_figure(fig, path)
     plt.close(fig)
     return path
+
+
+def side_by_side_picture(bfile, pred: np.ndarray, item, path: Path, title: str) -> Path:
+    """:func:`timar_ros.viz.side_by_side.side_by_side` of one test file, with the reference
+    reaction onsets (the rules', else those detected in the ground truth) and the partner's
+    pause starts marked."""
+    from timar_ros.eval import behaviour
+    from timar_ros.viz.side_by_side import side_by_side
+
+    listening = behaviour.listening_mask(bfile.agent_active)
+    if bfile.rule_events is not None:
+        onsets = [e["frame"] for e in bfile.rule_events]
+    else:
+        onsets = [o for o, _, _ in behaviour.detect_reactions(bfile.gt, listening)]
+    return side_by_side(
+        bfile.gt,
+        pred,
+        path,
+        user_audio=item.user_audio,
+        agent_audio=item.agent_audio,
+        onsets=onsets,
+        pauses=behaviour.pause_starts(bfile.partner_active).tolist(),
+        title=title,
+    )
 
 
 def generate(policy, item, offline: bool, user_motion: bool = True) -> np.ndarray:
@@ -94,15 +123,39 @@ def generate(policy, item, offline: bool, user_motion: bool = True) -> np.ndarra
     return np.concatenate(out, 0)
 
 
+STREAM = "stream"  # the context name of the full streamed history (context_turns=None)
+
+
+def context_name(n) -> str:
+    return STREAM if n is None or n == STREAM else str(int(n))
+
+
+def parse_contexts(values) -> list:
+    """CLI values (ints or 'stream') -> ints and None (stream), in the given order."""
+    out = []
+    for v in values:
+        if str(v) == STREAM:
+            out.append(None)
+            continue
+        try:
+            out.append(int(v))
+        except ValueError:
+            raise EvaluateError(
+                f"--context {v!r}: give turn counts (0 1 3 7) or 'stream'"
+            ) from None
+    return out
+
+
 def evaluate(
     checkpoint: str | Path,
     data: str | Path,
-    contexts: list[int],
+    contexts: list,
     out: str | Path,
     *,
     offline: bool = False,
     limit: int | None = None,
     seed: int = 0,
+    seeds: list[int] | None = None,
     backend: str = "torch",
     device: str = "cpu",
     user_motion: bool = True,
@@ -112,7 +165,10 @@ def evaluate(
     label: str = "",
     policy_options: dict | None = None,
 ) -> dict:
-    """Run the protocol; returns the report (also written to ``out/report.json``)."""
+    """Run the protocol; returns the report (also written to ``out/report.json``).
+
+    ``contexts``: ints n (crop to n previous turns) and/or None (the streamed history).
+    ``seeds``: sampling seeds (default ``[seed]``); the DualTalk table uses the first."""
     from timar_ros.data.dualtalk import iter_test
     from timar_ros.data.dualtalk_files import speaker_stems
     from timar_ros.eval.metrics import evaluate_dirs
@@ -130,11 +186,16 @@ def evaluate(
         )
     cfg = load_checkpoint_config(checkpoint)
     W = cfg.window_turns
-    bad = [n for n in contexts if not 0 <= n <= W - 1]
+    contexts = [None if n == STREAM else n for n in contexts]
+    seeds = [int(x) for x in (seeds if seeds else [seed])]
+    if len(set(seeds)) != len(seeds):
+        raise EvaluateError(f"--seeds {seeds}: each seed once")
+    seed = seeds[0]
+    bad = [n for n in contexts if n is not None and not 0 <= n <= W - 1]
     if bad:
         raise EvaluateError(
             f"--context {bad}: this model sees at most window_turns - 1 = {W - 1}"
-            f" previous turns; use values in 0..{W - 1}"
+            f" previous turns; use values in 0..{W - 1} or 'stream' (the full streamed history)"
         )
     if not contexts:
         raise EvaluateError("--context needs at least one value (e.g. 0 1 3 7)")
@@ -154,44 +215,61 @@ def evaluate(
         "backend": backend,
         "device": device,
         "seed": seed,
+        "seeds": seeds,
         "user_motion": user_motion,
         "files": len(items),
         "turns": int(sum(i.turns for i in items)),
         "seconds_of_audio": round(sum(i.turns for i in items) * cfg.frames_per_turn / 25, 1),
         "contexts": {},
     }
-    kept: dict[int, dict[str, np.ndarray]] = {}
-    plot_names = [i.name for i in items[:plot_files]]
-    for n in contexts:
-        policy = StreamingPolicy.from_checkpoint(
-            checkpoint,
-            backend=backend,
-            device=device,
-            seed=seed,
-            context_turns=n,
-            **(policy_options or {}),
-        )
-        report["model_id"] = policy.model_id
-        pdir = out / f"context_{n}"
-        pdir.mkdir(parents=True, exist_ok=True)
-        for old in pdir.glob("*.npy"):  # a stale prediction would enter the metrics
-            old.unlink()
-        it = items
-        if progress:
-            from tqdm import tqdm
+    from timar_ros.eval import behaviour
 
-            it = tqdm(items, desc=f"n={n}", unit="file", file=sys.stderr)
-        t0 = time.perf_counter()
-        for item in it:
-            pred = generate(policy, item, offline, user_motion)
-            save_array(pdir / f"{item.name}.npy", pred.astype(np.float32))
-            if item.name in plot_names:
-                kept.setdefault(n, {})[item.name] = pred
-        gen_s = time.perf_counter() - t0
+    kept: dict[str, dict[str, np.ndarray]] = {}
+    plot_names = [i.name for i in items[:plot_files]]
+    bfiles = behaviour.load_files(items, {}, data)
+    report["behaviour"] = {
+        "oracle": behaviour.oracle(bfiles),
+        "rule_lags": behaviour.rule_lags(bfiles),
+    }
+    for n in contexts:
+        key = context_name(n)
+        pdir = out / f"context_{key}"
+        pdir.mkdir(parents=True, exist_ok=True)
+        per_seed, gen_s = [], 0.0
+        for si, s in enumerate(seeds):
+            policy = StreamingPolicy.from_checkpoint(
+                checkpoint,
+                backend=backend,
+                device=device,
+                seed=s,
+                context_turns=n,
+                **(policy_options or {}),
+            )
+            report["model_id"] = policy.model_id
+            sdir = pdir if si == 0 else pdir / f"seed_{s}"
+            sdir.mkdir(parents=True, exist_ok=True)
+            for old in sdir.glob("*.npy"):  # a stale prediction would enter the metrics
+                old.unlink()
+            it = items
+            if progress:
+                from tqdm import tqdm
+
+                it = tqdm(items, desc=f"n={key} seed {s}", unit="file", file=sys.stderr)
+            t0 = time.perf_counter()
+            preds = {}
+            for item in it:
+                pred = generate(policy, item, offline, user_motion)
+                save_array(sdir / f"{item.name}.npy", pred.astype(np.float32))
+                preds[item.name] = pred
+                if si == 0 and item.name in plot_names:
+                    kept.setdefault(key, {})[item.name] = pred
+            if si == 0:
+                gen_s = time.perf_counter() - t0
+            per_seed.append(behaviour.score(behaviour.with_pred(bfiles, preds)))
         # Every test file must have a prediction: a missing one is an error, not a smaller average.
         rep = evaluate_dirs(pdir, data, seed=seed, jobs=jobs, names=[i.name for i in items])
         write_json(pdir / "metrics.json", rep)
-        report["contexts"][str(n)] = {
+        report["contexts"][key] = {
             "metrics": rep["metrics"],
             "pub": rep["pub"],
             "files": rep["files"],
@@ -201,29 +279,48 @@ def evaluate(
             "excluded_files": rep["excluded_files"],
             "generate_s": round(gen_s, 2),
             "ms_per_turn": round(1000 * gen_s / max(report["turns"], 1), 2),
+            "behaviour": behaviour.aggregate(per_seed),
+            "behaviour_per_seed": per_seed,
         }
+
+    def row_label(n) -> str:
+        return f"{label + ' ' if label else ''}" + ("stream" if n is None else f"n = {n}")
+
+    keys = [context_name(n) for n in contexts]
     rows = [
-        (
-            f"{label + ' ' if label else ''}n = {n}",
-            report["contexts"][str(n)]["metrics"],
-            report["contexts"][str(n)],
-        )
-        for n in contexts
+        (row_label(n), report["contexts"][k]["metrics"], report["contexts"][k])
+        for n, k in zip(contexts, keys)
     ]
     title = (
         f"{report.get('model_id', '')} on {data.name} ({len(items)} files, "
         f"{report['mode']}, seed {seed})"
     )
-    write_text_atomic(out / "table.md", markdown_table(rows, title))
+    brows = [("oracle (ground truth)", report["behaviour"]["oracle"])] + [
+        (row_label(n), report["contexts"][k]["behaviour"]) for n, k in zip(contexts, keys)
+    ]
+    btitle = f"behaviour, mean ± std over seeds {seeds}"
+    write_text_atomic(
+        out / "table.md", markdown_table(rows, title) + "\n" + behaviour.markdown(brows, btitle)
+    )
     for name in plot_names:
         gt = next(i.agent_motion for i in items if i.name == name)
         plot_traces(
             name,
-            {n: kept[n][name] for n in contexts if name in kept.get(n, {})},
+            {k: kept[k][name] for k in keys if name in kept.get(k, {})},
             gt,
             out / "plots" / f"{name}.png",
             f"{report.get('model_id', '')}: {name}",
         )
     report["plots"] = [str(out / "plots" / f"{n}.png") for n in plot_names]
+    if plot_names:  # the first plotted file, the last context asked for, the first seed
+        report["side_by_side"] = str(
+            side_by_side_picture(
+                bfiles[0],
+                kept[keys[-1]][plot_names[0]],
+                items[0],
+                out / "side_by_side.png",
+                f"{report.get('model_id', '')}, {row_label(contexts[-1])}: {plot_names[0]}",
+            )
+        )
     write_json(out / "report.json", report)
     return report
