@@ -55,7 +55,13 @@ def test_bench_suite_json(tmp_path):
     rep = json.loads(out.read_text())
     for k in KEYS:
         assert isinstance(rep[k], float) and math.isfinite(rep[k]) and rep[k] > 0, k
-    assert [row["name"] for row in rep["rows"]] == ["torch+cache", "torch+reencode", "onnx+cache"]
+    assert [row["name"] for row in rep["rows"]] == [
+        "torch+cache",
+        "torch+reencode",
+        "onnx+cache",
+        "onnx+crop7",
+    ]
+    assert rep["cost_crop7_over_stream_h7"] > 1.5  # 8 turns encoded per turn, not 1
     for row in rep["rows"]:
         assert set(row["per_history"]) == {*map(str, range(8)), "30+"}
     assert rep["torch_free_imported_torch"] is False

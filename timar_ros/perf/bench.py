@@ -4,8 +4,9 @@ Everything that compares runs in one process, so ratios are fair:
 
 * per-turn ``step`` latency p50/p99 by history turns (0..7 and 30+) for ``torch+cache``
   (rolling KV cache), ``torch+reencode`` (kv_cache=False: every turn re-encodes its history
-  from the input tokens, the reference's method) and ``onnx+cache`` (onnxruntime, no torch),
-  with FLOPs per turn (torch.utils.flop_counter) and the real-time factor (p50 / turn length);
+  from the input tokens, the reference's method), ``onnx+cache`` (onnxruntime, no torch) and
+  ``onnx+crop7`` (``context_turns=7``: the reference's crop of the last 7 turns, encoded afresh
+  each turn), with FLOPs per turn (torch.utils.flop_counter) and the real-time factor (p50 / turn length);
 * ``torch_free_rss_mb``: peak RSS of a subprocess that runs the onnx policy for N turns and
   checks that torch was never imported (VmHWM; ``getrusage``'s ru_maxrss, also reported,
   inherits the forking parent's peak on Linux);
@@ -387,12 +388,15 @@ def run_bench(
         tmp = Path(tmpd)
         ck, source = prepare_checkpoint(checkpoint, preset, tmp, log)
         rows = []
-        for name, backend, kv, reps in (
-            ("torch+cache", "torch", True, repeats),
-            ("torch+reencode", "torch", False, reencode_repeats),
-            ("onnx+cache", "onnx", True, repeats),
+        for name, backend, kv, reps, crop in (
+            ("torch+cache", "torch", True, repeats, None),
+            ("torch+reencode", "torch", False, reencode_repeats, None),
+            ("onnx+cache", "onnx", True, repeats, None),
+            ("onnx+crop7", "onnx", True, reencode_repeats, 7),
         ):
             opts = {"threads": onnx_threads} if backend == "onnx" else {}
+            if crop is not None:
+                opts["context_turns"] = crop
             pol = StreamingPolicy.from_checkpoint(
                 ck, backend=backend, seed=seed, kv_cache=kv, **opts
             )
@@ -425,6 +429,7 @@ def run_bench(
             )
     by = {r["name"]: r for r in rows}
     cache, reenc, onnx = by["torch+cache"], by["torch+reencode"], by["onnx+cache"]
+    crop = by["onnx+crop7"]
     fastest = min((cache, onnx), key=lambda r: r["p50_ms_turn"])
     flops = cache["flops_per_turn"]
     report = {
@@ -460,6 +465,9 @@ def run_bench(
             reenc["per_history"]["7"]["p50_ms"] / onnx["per_history"]["7"]["p50_ms"]
         ),
         "speedup_onnx_vs_torch": cache["p50_ms_turn"] / onnx["p50_ms_turn"],
+        "cost_crop7_over_stream_h7": (
+            crop["per_history"]["7"]["p50_ms"] / onnx["per_history"]["7"]["p50_ms"]
+        ),
         "torch_free_rss_mb": rss["peak_rss_mb"] if rss else None,
         "torch_free": rss,
         "torch_free_imported_torch": rss["torch_imported"] if rss else None,
@@ -528,6 +536,7 @@ def format_summary(report: dict) -> str:
         "speedup_cache_vs_reencode_h7": "torch cache vs re-encode at h7",
         "speedup_onnx_cache_vs_torch_reencode_h7": "onnx cache vs torch re-encode, h7",
         "speedup_onnx_vs_torch": "onnx vs torch eager (p50)",
+        "cost_crop7_over_stream_h7": "crop to 7 turns vs stream, onnx h7",
         "torch_free_rss_mb": "torch-free runtime peak RSS MB",
         "e2e_p50_ms": "end-to-end DDS p50 ms",
         "e2e_p99_ms": "end-to-end DDS p99 ms",
