@@ -118,6 +118,21 @@ def detect_reactions(
     return out
 
 
+SILENCE_DBFS = -50.0  # frames quieter than this are silent, whatever the track's own level
+
+
+def speech_activity(audio: np.ndarray, n_frames: int) -> np.ndarray:
+    """[n_frames] bool voice activity of 16-kHz ``audio`` at 25 fps: the synthetic rules'
+    detector (envelope relative to the track's loud frames, short gaps filled), and never on
+    frames below ``SILENCE_DBFS`` (a track with no speech at all has none)."""
+    from timar_ros.data.synthetic.config import MotionConfig, ReactionConfig
+    from timar_ros.data.synthetic.rules import speech_envelope, voice_activity
+    from timar_ros.data.synthetic.signals import frame_rms
+
+    act = voice_activity(speech_envelope(audio, n_frames, MotionConfig()), ReactionConfig())
+    return act & (20 * np.log10(frame_rms(audio, n_frames)) > SILENCE_DBFS)
+
+
 def listening_mask(
     agent_active: np.ndarray, settle_s: float = 0.5, min_speech_s: float = 0.7
 ) -> np.ndarray:
@@ -339,17 +354,11 @@ def load_files(items, preds: dict[str, np.ndarray], data_dir: str | Path) -> lis
     """:class:`FileInput` per test item (:func:`timar_ros.data.dualtalk.iter_test`) with its
     prediction ``preds[item.name]``; speech activity from the audio, the rules' events from
     ``<clip>.meta.json`` when the folder has them."""
-    from timar_ros.data.synthetic.config import MotionConfig, ReactionConfig
-    from timar_ros.data.synthetic.rules import speech_envelope, voice_activity
-
-    mc, rc = MotionConfig(), ReactionConfig()
     data_dir = Path(data_dir)
     out = []
     for it in items:
         T = len(it.agent_motion)
-        act = [
-            voice_activity(speech_envelope(a, T, mc), rc) for a in (it.agent_audio, it.user_audio)
-        ]
+        act = [speech_activity(a, T) for a in (it.agent_audio, it.user_audio)]
         clip, _, spk = it.name.rpartition("_speaker")
         meta = data_dir / f"{clip}.meta.json"
         events = None

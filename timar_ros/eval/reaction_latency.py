@@ -20,11 +20,9 @@ from timar_ros.motion import FPS
 
 def _activity(audio: np.ndarray, rate: int, n_frames: int) -> np.ndarray:
     from timar_ros.data.audio import resample
-    from timar_ros.data.synthetic.config import MotionConfig, ReactionConfig
-    from timar_ros.data.synthetic.rules import speech_envelope, voice_activity
+    from timar_ros.eval.behaviour import speech_activity
 
-    x = resample(audio, rate, 16000) if rate != 16000 else audio
-    return voice_activity(speech_envelope(x, n_frames, MotionConfig()), ReactionConfig())
+    return speech_activity(resample(audio, rate, 16000) if rate != 16000 else audio, n_frames)
 
 
 def servo_reaction_latency(

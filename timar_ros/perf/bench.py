@@ -6,7 +6,8 @@ Everything that compares runs in one process, so ratios are fair:
   (rolling KV cache), ``torch+reencode`` (kv_cache=False: every turn re-encodes its history
   from the input tokens, the reference's method), ``onnx+cache`` (onnxruntime, no torch) and
   ``onnx+crop7`` (``context_turns=7``: the reference's crop of the last 7 turns, encoded afresh
-  each turn), with FLOPs per turn (torch.utils.flop_counter) and the real-time factor (p50 / turn length);
+  each turn), with FLOPs per turn (torch.utils.flop_counter) and the real-time factor (p50 /
+  turn length);
 * ``torch_free_rss_mb``: peak RSS of a subprocess that runs the onnx policy for N turns and
   checks that torch was never imported (VmHWM; ``getrusage``'s ru_maxrss, also reported,
   inherits the forking parent's peak on Linux);

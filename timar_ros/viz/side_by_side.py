@@ -75,17 +75,13 @@ def side_by_side(
     T = min(len(gt), len(pred))
     gt, pred = np.asarray(gt[:T], np.float32), np.asarray(pred[:T], np.float32)
     onsets = list(onsets or [])
-    from timar_ros.data.synthetic.config import MotionConfig, ReactionConfig
-    from timar_ros.data.synthetic.rules import speech_envelope, voice_activity
+    from timar_ros.eval.behaviour import pause_starts, speech_activity
 
     if pauses is None and user_audio is not None:
-        from timar_ros.eval.behaviour import pause_starts
-
-        u_act = voice_activity(speech_envelope(user_audio, T, MotionConfig()), ReactionConfig())
-        pauses = pause_starts(u_act).tolist()
+        pauses = pause_starts(speech_activity(user_audio, T)).tolist()
     if stretches is None:
         if agent_audio is not None:
-            act = voice_activity(speech_envelope(agent_audio, T, MotionConfig()), ReactionConfig())
+            act = speech_activity(agent_audio, T)
         else:
             act = np.zeros(T, bool)
         stretches = pick_stretches(listening_mask(act), act & ~listening_mask(act, 0.0), onsets)
