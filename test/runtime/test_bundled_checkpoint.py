@@ -1,7 +1,9 @@
 """The bundled model (checkpoints/robot) loads with both backends and does what its card says:
 float16 weights whose rounding moves the outputs by no more than the card states, the onnx
-backend equal to torch, and a jaw that opens with the robot's own speech (8 s of the bundled demo
-conversation). A broken or retrained-badly bundled model fails here."""
+backend equal to torch, a jaw that opens with the robot's own speech (8 s of the bundled demo
+conversation), and on the whole demo conversation motion as smooth as its rule targets (jitter
+ratio) with a head that moves while the robot listens. A broken or retrained-badly bundled model
+fails here."""
 
 import json
 import shutil
@@ -11,6 +13,8 @@ import pytest
 import soundfile as sf
 from safetensors import safe_open
 
+from timar_ros.data.dualtalk_files import load_motion
+from timar_ros.eval.behaviour import GROUPS, listening_mask
 from timar_ros.motion import SAMPLE_RATE
 from timar_ros.resources import share_dir
 from timar_ros.runtime import StreamingPolicy
@@ -79,3 +83,27 @@ def test_both_backends_agree_and_the_jaw_follows_the_robots_speech(demo, tmp_pat
         assert np.corrcoef(jaw, envelope)[0, 1] > 0.5, backend
         speaking, silent = jaw[100:190].mean(), jaw[15:75].mean()  # robot 4.0-7.6 s vs 0.6-3.0 s
         assert speaking > 3 * max(silent, 0.01), (backend, speaking, silent)
+
+
+@pytest.mark.slow
+def test_motion_on_the_whole_demo_is_smooth_and_the_head_moves_while_listening():
+    """Three seeds on the 32-s demo conversation (no partner motion, as on a robot without a
+    camera): the jitter ratio (mean |second difference| against the rule targets) is <= 1.5 in
+    every group, the jaw follows the targets, the head moves while the robot listens."""
+    user, _ = sf.read(DEMO / "demo_speaker1.wav", dtype="float32")
+    robot, _ = sf.read(DEMO / "demo_speaker2.wav", dtype="float32")
+    gt = load_motion(DEMO / "demo_speaker2.npz")
+    n = len(user) // SAMPLE_RATE
+    user, robot, gt = user[: n * SAMPLE_RATE], robot[: n * SAMPLE_RATE], gt[: n * 25]
+    env = np.sqrt(np.mean(robot.reshape(-1, SAMPLE_RATE // 25) ** 2, axis=1))
+    listening = listening_mask(env > 0.3 * env.max(), settle_s=0.5)
+    jit_gt = np.abs(np.diff(gt, 2, axis=0)).mean(0)
+    for seed in range(3):
+        pol = StreamingPolicy.from_checkpoint(BUNDLED, backend="torch", seed=seed)
+        m = pol.run_offline(user, robot, None)
+        jit = np.abs(np.diff(m, 2, axis=0)).mean(0)
+        ratios = {g: jit[sl].sum() / jit_gt[sl].sum() for g, sl in GROUPS.items()}
+        assert max(ratios.values()) <= 1.5, (seed, ratios)
+        assert np.corrcoef(m[:, 50], gt[:, 50])[0, 1] > 0.7, seed
+        rot_std = m[listening, 53:56].std(0)
+        assert rot_std.max() > 0.01, (seed, rot_std)  # > 0.6 deg on some axis

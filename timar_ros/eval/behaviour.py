@@ -129,8 +129,9 @@ def speech_activity(audio: np.ndarray, n_frames: int) -> np.ndarray:
     from timar_ros.data.synthetic.rules import speech_envelope, voice_activity
     from timar_ros.data.synthetic.signals import frame_rms
 
-    act = voice_activity(speech_envelope(audio, n_frames, MotionConfig()), ReactionConfig())
-    return act & (20 * np.log10(frame_rms(audio, n_frames)) > SILENCE_DBFS)
+    env = speech_envelope(audio, n_frames, MotionConfig())
+    env[20 * np.log10(frame_rms(audio, n_frames)) <= SILENCE_DBFS] = 0.0  # before gap filling
+    return voice_activity(env, ReactionConfig())
 
 
 def listening_mask(
