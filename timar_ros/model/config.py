@@ -56,9 +56,10 @@ class TIMARConfig:
     # drawn from the same distribution, but neighbouring frames draw alike (smooth motion).
     noise_tau_s: float = 0.0
     diffusion_batch_mul: int = 4
-    # Motion z-scored per dimension with the training data's statistics (the buffers
-    # motion_mean / motion_std, saved with the weights), so that the small head rotations and
-    # jaw weigh as much in the loss as the expression (off: the reference's raw values).
+    # Motion centred per dimension and scaled per group (expression, jaw, rotation) by the
+    # training data's statistics (the buffers motion_mean / motion_std, saved with the weights;
+    # TIMAR.set_motion_stats), so that the small head rotations weigh as much in the loss as the
+    # expression (off: the reference's raw values).
     normalize_motion: bool = False
     # masking and guidance
     mask_ratio_min: float = 0.7  # truncated normal (mean 1, std 0.25) on [min, 1]

@@ -32,7 +32,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..motion import MOTION_DIM
+from ..motion import EXP, JAW, MOTION_DIM, ROT
 from .backbone import Stack, init_weights, rope_tables
 from .config import TIMARConfig
 from .heads import DiffusionHead, MLPHead
@@ -131,11 +131,21 @@ class TIMAR(nn.Module):
     # ------------------------------------------------------------------ motion scale
     @torch.no_grad()
     def set_motion_stats(self, mean, std, min_std: float = 1e-3) -> None:
-        """Per-dimension mean and std [56] of the training motion (normalize_motion only)."""
+        """The training motion's per-dimension mean and std [56] (normalize_motion only).
+
+        Each dimension is centred on its mean and scaled by its group's RMS std (expression,
+        jaw, rotation): the groups weigh alike in the loss, while inside a group the dimensions
+        keep their relative sizes (a per-dimension z-score would blow the idle noise of the
+        tiny jaw side-to-side dimensions up to the size of the jaw opening, and the loss would
+        be mostly unpredictable noise)."""
         if not self.config.normalize_motion:
             raise ValueError("set_motion_stats needs a config with normalize_motion=True")
+        std = torch.as_tensor(std, dtype=torch.float32)
+        scale = torch.empty(MOTION_DIM)
+        for sl in (EXP, JAW, ROT):  # the groups of motion.GROUPS
+            scale[sl] = std[sl].pow(2).mean().sqrt().clamp_min(min_std)
         self.motion_mean.copy_(torch.as_tensor(mean, dtype=torch.float32))
-        self.motion_std.copy_(torch.as_tensor(std, dtype=torch.float32).clamp_min(min_std))
+        self.motion_std.copy_(scale)
 
     def normalize(self, motion: torch.Tensor) -> torch.Tensor:
         """Motion [..., 56] in radians/coefficients -> the model's scale."""
