@@ -35,10 +35,15 @@ def test_correlated_noise_is_stateless():
     assert np.array_equal(whole[1][:, 100:125], one[1])
 
 
-def test_kernel_rows_unit_norm_and_causal():
-    M = noise_kernel(25, 5.0)
+@pytest.mark.parametrize("tau, back", [(5.0, 1), (6.25, 1), (10.0, 2), (30.0, 5)])
+def test_kernel_rows_unit_norm_causal_and_long_enough(tau, back):
+    M = noise_kernel(25, tau)
+    assert M.shape == (25, 25 * (back + 1))
     assert np.allclose((M * M).sum(1), 1.0, atol=1e-5)
     for f in range(25):
-        assert np.all(M[f, 25 + f + 1 :] == 0)  # no innovation after the frame
+        assert np.all(M[f, 25 * back + f + 1 :] == 0)  # no innovation after the frame
+    x = conversation_noise(2, 200, 25, 1, tau_frames=tau)[0]
+    rho = float(np.mean(x[5:] * x[:-5]))  # 5 frames apart
+    assert abs(rho - np.exp(-5 / tau)) < 0.06
     with pytest.raises(ValueError, match="tau_frames"):
         turn_noise(0, 0, 25, 2, tau_frames=-1)

@@ -7,14 +7,17 @@ path all draw identical noise for a turn. Imports only numpy.
 Correlated noise (``tau_frames`` > 0): the diffusion head draws each frame's motion from its own
 noise, so independent noise per frame makes the motion jitter from frame to frame however smooth
 the conditioning is. Here each frame's noise is an exponentially weighted sum (time constant
-``tau_frames``) of the innovations of the last F + 1 frames, normalised to unit variance: every
+``tau_frames``) of the innovations of the last K*F + 1 frames, normalised to unit variance: every
 frame is still N(0, 1), so each frame's motion comes from the same distribution as with
-independent noise, but neighbouring frames draw alike. The kernel reaches back exactly into the
-previous turn, whose innovations are a function of (seed, turn - 1): the noise of a turn stays a
-pure function of (seed, turn), continuous across the turn boundary, with no state to carry.
+independent noise, but neighbouring frames draw alike. The kernel reaches back K whole turns
+(K = ceil(4 tau / F), at least 1: the truncated weight is below e^-4), whose innovations are
+functions of (seed, turn - k): the noise of a turn stays a pure function of (seed, turn),
+continuous across turn boundaries, with no state to carry.
 """
 
 from __future__ import annotations
+
+import math
 
 import numpy as np
 
@@ -24,25 +27,33 @@ MOTION_DIM = 56
 def _innovations(seed: int, turn: int, frames: int, steps: int, dim: int):
     if turn >= 0:
         ss = np.random.SeedSequence([int(seed) & 0xFFFFFFFFFFFFFFFF, int(turn)])
-    else:  # the turn before the first: a stream of its own (a turn key cannot be negative)
-        ss = np.random.SeedSequence([int(seed) & 0xFFFFFFFFFFFFFFFF, 0, 1])
+    else:  # turns before the first: streams of their own (a turn key cannot be negative)
+        ss = np.random.SeedSequence([int(seed) & 0xFFFFFFFFFFFFFFFF, -int(turn), 1])
     rng = np.random.Generator(np.random.PCG64(ss))
     x_T = rng.standard_normal((frames, dim), dtype=np.float32)
     step = rng.standard_normal((steps, frames, dim), dtype=np.float32)
     return x_T, step
 
 
+def turns_back(frames: int, tau_frames: float) -> int:
+    """K: how many previous turns the kernel of time constant ``tau_frames`` reaches into."""
+    return 0 if tau_frames <= 0 else max(1, math.ceil(4.0 * tau_frames / frames))
+
+
 def noise_kernel(frames: int, tau_frames: float) -> np.ndarray:
-    """[frames, 2 * frames] float32: row f mixes the innovations of the previous turn (columns
-    0..F-1) and this turn (F..2F-1) into frame f's noise; each row has unit norm."""
+    """[F, (K+1) F] float32: row f mixes the innovations of the K previous turns and this one
+    (columns in time order, this turn last) into frame f's noise: weights exp(-lag / tau) for
+    lags 0..K*F, the same for every row, with unit norm."""
     F = int(frames)
-    k = np.arange(F + 1)
+    K = turns_back(F, tau_frames)
+    k = np.arange(K * F + 1)
     w = np.exp(-k / float(tau_frames)) if tau_frames > 0 else (k == 0).astype(np.float64)
     w /= np.sqrt(np.sum(w * w))
-    M = np.zeros((F, 2 * F))
+    M = np.zeros((F, (K + 1) * F))
+    cols = np.arange((K + 1) * F)
     for f in range(F):
-        lag = F + f - np.arange(2 * F)  # lag of every innovation column from frame f
-        ok = (lag >= 0) & (lag <= F)
+        lag = K * F + f - cols  # lag of every innovation column from frame f
+        ok = (lag >= 0) & (lag <= K * F)
         M[f, ok] = w[lag[ok]]
     return M.astype(np.float32)
 
@@ -60,10 +71,11 @@ def turn_noise(
     x_T, step = _innovations(seed, turn, frames, steps, dim)
     if tau_frames == 0:
         return x_T, step
-    px, ps = _innovations(seed, turn - 1, frames, steps, dim)
+    K = turns_back(frames, tau_frames)
+    past = [_innovations(seed, turn - k, frames, steps, dim) for k in range(K, 0, -1)]
     M = noise_kernel(frames, tau_frames)
-    x_T = M @ np.concatenate([px, x_T], 0)
-    step = np.einsum("fg,sgd->sfd", M, np.concatenate([ps, step], 1))
+    x_T = M @ np.concatenate([p[0] for p in past] + [x_T], 0)
+    step = np.einsum("fg,sgd->sfd", M, np.concatenate([p[1] for p in past] + [step], 1))
     return x_T.astype(np.float32), step.astype(np.float32)
 
 
