@@ -85,14 +85,20 @@ def test_context_turns_and_temperature(ckpt):
 def test_correlated_noise_same_on_both_backends(ckpt):
     """noise_tau_s > 0: both backends draw the same correlated noise, streaming == offline,
     and the motion is smoother frame to frame than with independent noise."""
-    torch_pol, onnx_pol = _pair(ckpt, noise_tau_s=0.4)
+    torch_pol, onnx_pol = _pair(ckpt, noise_tau_s=1.0)
     ua, aa, um = conversation(torch_pol.model, 6, seed=4)
     a, b = stream(torch_pol, ua, aa, um), stream(onnx_pol, ua, aa, um)
     assert np.abs(a - b).max() < TOL
     assert np.abs(torch_pol.run_offline(ua, aa, um) - a).max() < TOL
-    white = stream(StreamingPolicy.from_checkpoint(ckpt, backend="onnx", seed=7), ua, aa, um)
-    jitter = [np.abs(np.diff(x, 2, axis=0)).mean() for x in (b, white)]
-    assert jitter[0] < 0.85 * jitter[1]  # a random model: less than a trained one
+    # the part of the motion the noise decides (two seeds apart) is smoother frame to frame
+    def noise_part(**kw):
+        a, b = (
+            stream(StreamingPolicy.from_checkpoint(ckpt, backend="onnx", seed=s, **kw), ua, aa, um)
+            for s in (7, 8)
+        )
+        return np.abs(np.diff(a - b, 2, axis=0)).mean()
+
+    assert noise_part(noise_tau_s=1.0) < 0.8 * noise_part()  # a random head: weaker than trained
     with pytest.raises(ValueError, match="noise_tau_s"):
         StreamingPolicy.from_checkpoint(ckpt, backend="onnx", noise_tau_s=-1.0)
 
