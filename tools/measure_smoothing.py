@@ -9,6 +9,8 @@ ratios per group, jaw correlation and lag, reaction F1):
     tau=<s>         sampling noise correlated over frames with time constant s
                     (``noise_tau_s``, :mod:`timar_ros.runtime.sampling_noise`)
     temp=<t>        the sampler's step noise scaled by t
+    hold=<h>        that share of the expression noise held for the whole conversation
+                    (``noise_hold_exp``: the face's own baseline stays put)
     ema=<s>         a causal one-pole smoother on the output (time constant s): adds delay
     mar=<k>         MAR iterative decoding with k iterations inside each turn (later frames
                     conditioned on earlier ones, left to right; the paper's num_iter), on the
@@ -35,13 +37,16 @@ sys.path.insert(0, str(REPO))
 
 DEFAULT_VARIANTS = [
     "independent",
-    "tau=0.1",
-    "tau=0.2",
-    "tau=0.4",
     "temp=0.7",
-    "tau=0.2,temp=0.8",
-    "ema=0.06",
-    "ema=0.12",
+    "ema=0.08",
+    "ema=0.16",
+    "tau=0.5",
+    "tau=1.0",
+    "tau=1.5",
+    "hold=0.8",
+    "tau=1.0,hold=0.8",
+    "tau=1.5,hold=0.8",
+    "tau=1.0,hold=0.8,temp=0.8",
     "mar=1",
     "mar=4",
 ]
@@ -155,6 +160,8 @@ def main() -> int:
                     kw["noise_tau_s"] = opt["tau"]
                 if "temp" in opt:
                     kw["temperature"] = opt["temp"]
+                if "hold" in opt:
+                    kw["noise_hold_exp"] = opt["hold"]
                 pol = StreamingPolicy.from_checkpoint(
                     a.checkpoint, backend="torch", seed=seed, **kw
                 )

@@ -90,6 +90,7 @@ def test_correlated_noise_same_on_both_backends(ckpt):
     a, b = stream(torch_pol, ua, aa, um), stream(onnx_pol, ua, aa, um)
     assert np.abs(a - b).max() < TOL
     assert np.abs(torch_pol.run_offline(ua, aa, um) - a).max() < TOL
+
     # the part of the motion the noise decides (two seeds apart) is smoother frame to frame
     def noise_part(**kw):
         a, b = (

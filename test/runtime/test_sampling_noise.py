@@ -47,3 +47,19 @@ def test_kernel_rows_unit_norm_causal_and_long_enough(tau, back):
     assert abs(rho - np.exp(-5 / tau)) < 0.06
     with pytest.raises(ValueError, match="tau_frames"):
         turn_noise(0, 0, 25, 2, tau_frames=-1)
+
+
+def test_held_expression_noise_keeps_the_marginal_and_a_baseline():
+    """hold: per frame still N(0, 1) over seeds; within one conversation the expression noise
+    varies with only 1 - h of it (its baseline held), the jaw and rotation not at all held."""
+    from timar_ros.runtime.sampling_noise import hold_vector
+
+    h = hold_vector(0.8)
+    assert np.allclose(h[:50], 0.8) and not h[50:].any() and hold_vector(0.0) is None
+    per_seed = [conversation_noise(s, 20, 25, 2, tau_frames=5.0, hold=h)[0] for s in range(60)]
+    x = np.stack(per_seed)  # [seeds, frames, 56]
+    assert abs(x[:, :, :50].std() - 1) < 0.05  # the marginal over seeds
+    within = x.var(axis=1).mean(0)  # variance inside a conversation, per dim
+    assert abs(within[:50].mean() - 0.2) < 0.05 and abs(within[50:].mean() - 1) < 0.15
+    with pytest.raises(ValueError, match="noise_hold_exp"):
+        hold_vector(1.0)

@@ -55,6 +55,9 @@ class TIMARConfig:
     # frame, as the reference): each frame's noise is still N(0, 1), so each frame's motion is
     # drawn from the same distribution, but neighbouring frames draw alike (smooth motion).
     noise_tau_s: float = 0.0
+    # Share of the expression's sampling noise held for the whole conversation (0 = none): the
+    # face's own baseline, which the policy cannot see, stays put instead of being redrawn.
+    noise_hold_exp: float = 0.0
     diffusion_batch_mul: int = 4
     # Motion centred per dimension and scaled per group (expression, jaw, rotation) by the
     # training data's statistics (the buffers motion_mean / motion_std, saved with the weights;
@@ -106,6 +109,7 @@ class TIMARConfig:
         )
         check(self.motion_dim == 56, "motion_dim must be 56 (exp|jaw|rotation)")
         check(self.noise_tau_s >= 0.0, "noise_tau_s >= 0")
+        check(0.0 <= self.noise_hold_exp < 1.0, "noise_hold_exp in [0, 1)")
         if self.speech_encoder == "wav2vec2":
             check(bool(self.wav2vec2_path), "wav2vec2 needs wav2vec2_path (a local directory)")
 

@@ -73,6 +73,12 @@ PARAMS = {
         -1.0,
         10.0,
     ),
+    "noise_hold_exp": Param(
+        "share of the expression's sampling noise held for the whole conversation (the face's "
+        "own baseline stays put); -1 = the checkpoint's",
+        -1.0,
+        0.99,
+    ),
     "temperature": Param(
         "scale of the diffusion sampler's step noise; -1 = the checkpoint's", -1.0, 10.0
     ),

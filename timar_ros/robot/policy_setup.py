@@ -66,7 +66,7 @@ def load_policy(p: dict, how_to_set: str = "set the 'checkpoint' parameter"):
     }
     if int(p["context_turns"]) >= 0:
         options["context_turns"] = int(p["context_turns"])
-    for name in ("noise_tau_s", "temperature"):  # -1: the checkpoint's
+    for name in ("noise_tau_s", "noise_hold_exp", "temperature"):  # -1: the checkpoint's
         if name in p and float(p[name]) >= 0:
             options[name] = float(p[name])
     policy = StreamingPolicy.from_checkpoint(

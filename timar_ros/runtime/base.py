@@ -63,7 +63,8 @@ class StreamingPolicy:
           turn then encodes n + 1 turns, so it costs about n + 1 times a streamed turn.
         * ``noise_tau_s``: time constant (s) of the sampling noise's correlation over frames
           (default: the checkpoint's ``noise_tau_s``; 0 = independent per frame, the
-          reference's). See :mod:`timar_ros.runtime.sampling_noise`.
+          reference's); ``noise_hold_exp``: share of the expression noise held for the whole
+          conversation (default: the checkpoint's). See :mod:`timar_ros.runtime.sampling_noise`.
         * ``guidance_scale``, ``temperature``, ``num_sampling_steps``, ``threads`` (intra-op
           threads of the backend).
         """

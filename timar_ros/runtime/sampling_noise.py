@@ -13,6 +13,13 @@ independent noise, but neighbouring frames draw alike. The kernel reaches back K
 (K = ceil(4 tau / F), at least 1: the truncated weight is below e^-4), whose innovations are
 functions of (seed, turn - k): the noise of a turn stays a pure function of (seed, turn),
 continuous across turn boundaries, with no state to carry.
+
+Held noise (``hold`` [dim] in [0, 1)): a share of each dimension's noise that is one draw for the
+whole conversation (a function of the seed only): ``sqrt(h) c + sqrt(1 - h) n_t``, still N(0, 1)
+per frame. The policy never sees its own past motion (history agent motion stays masked, as in
+the reference), so what it cannot infer, such as the face's own resting expression, it would
+otherwise redraw every second; holding part of the expression noise keeps that baseline through
+the conversation, as a person's.
 """
 
 from __future__ import annotations
@@ -58,24 +65,49 @@ def noise_kernel(frames: int, tau_frames: float) -> np.ndarray:
     return M.astype(np.float32)
 
 
+def hold_vector(exp_hold: float, dim: int = MOTION_DIM) -> np.ndarray | None:
+    """[dim] held share per dimension: ``exp_hold`` on the 50 expression dimensions, 0 on the
+    jaw and the head rotation; None when nothing is held."""
+    if not 0.0 <= exp_hold < 1.0:
+        raise ValueError(f"noise_hold_exp must be in [0, 1), got {exp_hold}")
+    if exp_hold == 0:
+        return None
+    h = np.zeros(dim, np.float32)
+    h[:50] = exp_hold
+    return h
+
+
 def turn_noise(
-    seed: int, turn: int, frames: int, steps: int, dim: int = MOTION_DIM, tau_frames: float = 0.0
+    seed: int,
+    turn: int,
+    frames: int,
+    steps: int,
+    dim: int = MOTION_DIM,
+    tau_frames: float = 0.0,
+    hold: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Initial noise x_T [frames, dim] and per-step noise [steps, frames, dim], float32.
 
-    ``tau_frames``: time constant of the noise's correlation over frames (0: independent)."""
+    ``tau_frames``: time constant of the noise's correlation over frames (0: independent).
+    ``hold``: [dim] share of each dimension's noise held for the whole conversation."""
     if turn < 0:
         raise ValueError(f"turn index must be >= 0, got {turn}")
     if not tau_frames >= 0:
         raise ValueError(f"tau_frames must be >= 0, got {tau_frames}")
     x_T, step = _innovations(seed, turn, frames, steps, dim)
-    if tau_frames == 0:
-        return x_T, step
-    K = turns_back(frames, tau_frames)
-    past = [_innovations(seed, turn - k, frames, steps, dim) for k in range(K, 0, -1)]
-    M = noise_kernel(frames, tau_frames)
-    x_T = M @ np.concatenate([p[0] for p in past] + [x_T], 0)
-    step = np.einsum("fg,sgd->sfd", M, np.concatenate([p[1] for p in past] + [step], 1))
+    if tau_frames > 0:
+        K = turns_back(frames, tau_frames)
+        past = [_innovations(seed, turn - k, frames, steps, dim) for k in range(K, 0, -1)]
+        M = noise_kernel(frames, tau_frames)
+        x_T = M @ np.concatenate([p[0] for p in past] + [x_T], 0)
+        step = np.einsum("fg,sgd->sfd", M, np.concatenate([p[1] for p in past] + [step], 1))
+    if hold is not None:
+        h = np.asarray(hold, np.float64)
+        ss = np.random.SeedSequence([int(seed) & 0xFFFFFFFFFFFFFFFF, 0, 2])
+        rng = np.random.Generator(np.random.PCG64(ss))
+        cx, cs = rng.standard_normal(dim), rng.standard_normal((steps, 1, dim))
+        x_T = np.sqrt(h) * cx + np.sqrt(1 - h) * x_T
+        step = np.sqrt(h) * cs + np.sqrt(1 - h) * step
     return x_T.astype(np.float32), step.astype(np.float32)
 
 
@@ -87,10 +119,14 @@ def conversation_noise(
     first_turn: int = 0,
     dim: int = MOTION_DIM,
     tau_frames: float = 0.0,
+    hold: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Noise of turns first_turn..first_turn+n_turns-1, stacked: [N*frames, dim] and
     [steps, N*frames, dim]."""
     xs, ss = zip(
-        *(turn_noise(seed, first_turn + t, frames, steps, dim, tau_frames) for t in range(n_turns))
+        *(
+            turn_noise(seed, first_turn + t, frames, steps, dim, tau_frames, hold)
+            for t in range(n_turns)
+        )
     )
     return np.concatenate(xs, 0), np.concatenate(ss, 1)

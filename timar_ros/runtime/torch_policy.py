@@ -21,7 +21,7 @@ import torch
 from ..motion import FPS
 from .base import StreamingPolicy, check_context_turns
 from .checkpoint import load_checkpoint
-from .sampling_noise import conversation_noise
+from .sampling_noise import conversation_noise, hold_vector
 
 
 class TorchStreamingPolicy(StreamingPolicy):
@@ -39,6 +39,7 @@ class TorchStreamingPolicy(StreamingPolicy):
         temperature: float | None = None,
         num_sampling_steps: int | None = None,
         noise_tau_s: float | None = None,
+        noise_hold_exp: float | None = None,
         model_id: str = "",
         threads: int | None = None,
     ):
@@ -64,6 +65,8 @@ class TorchStreamingPolicy(StreamingPolicy):
         self.noise_tau_s = c.noise_tau_s if noise_tau_s is None else float(noise_tau_s)
         if not self.noise_tau_s >= 0:
             raise ValueError(f"noise_tau_s must be >= 0 seconds, got {noise_tau_s}")
+        self.noise_hold_exp = c.noise_hold_exp if noise_hold_exp is None else float(noise_hold_exp)
+        self._hold = hold_vector(self.noise_hold_exp)
         if num_sampling_steps is not None:
             model.set_sampling_steps(int(num_sampling_steps))
         self.num_sampling_steps = int(num_sampling_steps or c.num_sampling_steps)
@@ -133,6 +136,7 @@ class TorchStreamingPolicy(StreamingPolicy):
             self.num_sampling_steps,
             first,
             tau_frames=self.noise_tau_s * FPS,
+            hold=self._hold,
         )
         return torch.from_numpy(x).to(self.device), torch.from_numpy(s).to(self.device)
 
