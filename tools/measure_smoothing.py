@@ -143,7 +143,13 @@ def main() -> int:
     files = B.load_files(items, {}, a.data)
     model, _ = load_checkpoint(a.checkpoint)
     model.eval()
-    results = {"checkpoint": a.checkpoint, "data": a.data, "files": len(items), "seeds": a.seeds}
+    results = {
+        "checkpoint": a.checkpoint,
+        "data": a.data,
+        "files": len(items),
+        "turns": a.turns,
+        "seeds": a.seeds,
+    }
     rows = [("oracle (ground truth)", B.oracle(files))]
     for v in a.variants:
         opt = parse(v)
