@@ -344,7 +344,10 @@ READING: list[str] = [
     "Noise correlated over 1.5 s brings 1.72 / 0.79 / 1.34, and holding 0.8 of the "
     "expression noise for the conversation 0.96 / 0.77 / 1.29, with no jaw lag and the "
     "variance kept (0.84 / 1.06 / 0.79). The only option at <= 1.5 in every group without "
-    "delay, so the bundled config.json uses it.",
+    "delay, so the bundled config.json uses it. A small seam remains at turn boundaries: second "
+    "differences across a boundary are 1.19x (expression) and 1.16x (pose) the within-turn ones "
+    "(ground truth 1.01-1.02; test split, stream, one seed); conditioning a turn on the "
+    "previous turn's last frames, not tried here, would address it.",
     "- **History** (the mood, which only earlier turns reveal, sets the reaction kind): kind "
     "accuracy rises from 0.44 +- 0.03 at n = 0 to 0.76 +- 0.02 at n = 7 on the test split, far "
     "beyond the seed spread; on the OOD split from 0.64 +- 0.03 to 0.71 +- 0.10, within it. "
@@ -357,6 +360,11 @@ READING: list[str] = [
     "quarter of the rules' nods and tilts appear within 0.3 s of their onset. The head moves "
     "as much as the ground truth's (pose variance ratio 0.59 test, 0.50 OOD) but mostly not "
     "in time with it (pose r 0.09 / 0.04). This is the weak point of a 3000-step CPU run.",
+    "- **MLP head** (1500 steps, val MSE 1.33 / 0.84 / 0.78 at steps 500 / 1000 / 1500, "
+    "still falling; one seed, it is deterministic): the regression to the mean the diffusion "
+    "head avoids. Its head hardly moves (pose variance ratio 0.03-0.04 on both splits), so "
+    "almost no reaction is detected (F1 <= 0.03); its pose r is higher (0.14-0.16 test) because "
+    "the mean is never wrong by much; jaw r 0.98 / 0.93.",
     "- **Jaw**: r 0.97 (test) / 0.92 (OOD); the previous bundled model had 0.92 / 0.85 on the "
     "first 16 files of the same splits (seed 0).",
 ]
