@@ -129,8 +129,8 @@ def main() -> int:
     from timar_ros.data.dualtalk import iter_test
     from timar_ros.data.dualtalk_files import speaker_stems
     from timar_ros.eval import behaviour as B
-    from timar_ros.runtime import StreamingPolicy
     from timar_ros.runtime.checkpoint import load_checkpoint
+    from timar_ros.runtime.torch_policy import TorchStreamingPolicy
 
     names = speaker_stems(a.data, require_partner=True)[: a.files]
     items = list(iter_test(a.data, names=names))
@@ -155,22 +155,22 @@ def main() -> int:
         opt = parse(v)
         t0 = time.perf_counter()
         per_seed = []
+        kw = {
+            name: opt[key]
+            for key, name in (
+                ("tau", "noise_tau_s"),
+                ("temp", "temperature"),
+                ("hold", "noise_hold_exp"),
+            )
+            if key in opt
+        }
         for seed in a.seeds:
             preds = {}
+            pol = TorchStreamingPolicy(model, seed=seed, **kw)  # run_offline keeps no state
             for it in items:
                 if "mar" in opt:
                     preds[it.name] = mar_generate(model, it, seed, opt["mar"])
                     continue
-                kw = {}
-                if "tau" in opt:
-                    kw["noise_tau_s"] = opt["tau"]
-                if "temp" in opt:
-                    kw["temperature"] = opt["temp"]
-                if "hold" in opt:
-                    kw["noise_hold_exp"] = opt["hold"]
-                pol = StreamingPolicy.from_checkpoint(
-                    a.checkpoint, backend="torch", seed=seed, **kw
-                )
                 m = pol.run_offline(it.user_audio, it.agent_audio, it.user_motion)
                 preds[it.name] = one_pole(m, opt["ema"]) if "ema" in opt else m
             per_seed.append(B.score(B.with_pred(files, preds)))

@@ -371,6 +371,8 @@ READING: list[str] = [
 
 
 def _behaviour_rows(evals: dict, split: str) -> list:
+    from timar_ros.eval.progressive import context_label
+
     rows = []
     for model in RUNS:
         e = evals.get(f"{model}/{split}")
@@ -379,14 +381,15 @@ def _behaviour_rows(evals: dict, split: str) -> list:
         if not rows:
             rows.append(("oracle (the rules' targets)", e["oracle"]))
         for n, c in e["contexts"].items():
-            name = "stream" if n == "stream" else f"n = {n}"
-            rows.append((f"{LABELS[model]}, {name}", c["behaviour"]))
+            rows.append((f"{LABELS[model]}, {context_label(n)}", c["behaviour"]))
     return rows
 
 
 def _dualtalk_rows(evals: dict, split: str) -> list:
+    from timar_ros.eval.progressive import context_label
+
     return [
-        (f"{LABELS[m]}, {'stream' if n == 'stream' else f'n = {n}'}", c["metrics"])
+        (f"{LABELS[m]}, {context_label(n)}", c["metrics"])
         for m in RUNS
         if (e := evals.get(f"{m}/{split}"))
         for n, c in e["contexts"].items()

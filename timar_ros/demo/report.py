@@ -129,11 +129,12 @@ def _side_by_side(out: Path, motion, gt, gt_npz: Path, model_id: str) -> Path:
     import json
 
     from timar_ros.data.audio import load_wav
+    from timar_ros.data.dualtalk_files import partner_stem
     from timar_ros.viz.side_by_side import side_by_side
 
     conv = gt_npz.parent
     stem = gt_npz.stem
-    partner = stem[:-1] + ("1" if stem.endswith("2") else "2")
+    partner = partner_stem(stem)
     onsets = []
     meta = conv / "conversation.json"
     if meta.is_file():

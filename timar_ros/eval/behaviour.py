@@ -32,12 +32,14 @@ detector's own limit included).
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
+from timar_ros.data.synthetic.signals import runs
 from timar_ros.motion import FPS
 
 GROUPS = {"exp": slice(0, 50), "jaw": slice(50, 53), "pose": slice(53, 56)}
@@ -99,7 +101,7 @@ def detect_reactions(
         x = np.asarray(motion[:, axis], np.float64)
         dev = np.abs(uniform_filter1d(x - median_filter(x, width, mode="nearest"), 3))
         above = (dev > cfg.threshold_rad) & listening
-        for s, e in _runs(above):
+        for s, e in runs(above):
             if e - s < min_len:
                 continue
             on = s
@@ -141,7 +143,7 @@ def listening_mask(
     a short backchannel is listening) and has not for ``settle_s`` (a speaker's head returning
     to rest after speech is not a listener reaction)."""
     act = np.zeros(len(agent_active), bool)
-    for s, e in _runs(agent_active):
+    for s, e in runs(agent_active):
         if e - s >= int(round(min_speech_s * FPS)):
             act[s:e] = True
     k = int(round(settle_s * FPS))
@@ -149,12 +151,6 @@ def listening_mask(
     for d in range(1, k + 1):
         busy[d:] |= act[:-d]
     return ~busy
-
-
-def _runs(mask: np.ndarray) -> list[tuple[int, int]]:
-    m = np.concatenate([[False], np.asarray(mask, bool), [False]])
-    d = np.diff(m.astype(np.int8))
-    return list(zip(np.flatnonzero(d == 1), np.flatnonzero(d == -1)))
 
 
 def match_onsets(ref: list[int], pred: list[int], tol_frames: float) -> list[tuple[int, int]]:
@@ -179,7 +175,7 @@ def pause_starts(partner_active: np.ndarray, min_speech_s: float = 0.7) -> np.nd
     """Frames where the partner stops after at least ``min_speech_s`` of speech."""
     ms = int(round(min_speech_s * FPS))
     return np.asarray(
-        [e for s, e in _runs(partner_active) if e - s >= ms and e < len(partner_active)]
+        [e for s, e in runs(partner_active) if e - s >= ms and e < len(partner_active)]
     )
 
 
@@ -382,12 +378,7 @@ def load_files(items, preds: dict[str, np.ndarray], data_dir: str | Path) -> lis
 
 def with_pred(files: list[FileInput], preds: dict[str, np.ndarray]) -> list[FileInput]:
     """The same files with other predictions (another seed or context)."""
-    out = []
-    for f in files:
-        g = FileInput(**{**f.__dict__})
-        g.pred = preds[f.name]
-        out.append(g)
-    return out
+    return [dataclasses.replace(f, pred=preds[f.name]) for f in files]
 
 
 def oracle(files: list[FileInput], cfg: BehaviourConfig | None = None) -> dict:

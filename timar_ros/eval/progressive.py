@@ -66,8 +66,7 @@ def plot_traces(name: str, preds: dict, gt: np.ndarray, path: Path, title: str =
         t = np.arange(n) / FPS
         ax.plot(t, gt[:n, d], color="k", lw=1.2, label="ground truth")
         for i, (ctx, p) in enumerate(preds.items()):
-            name = "stream" if ctx == "stream" else f"n = {ctx}"
-            ax.plot(t, p[:n, d], lw=0.9, color=f"C{i}", alpha=0.85, label=name)
+            ax.plot(t, p[:n, d], lw=0.9, color=f"C{i}", alpha=0.85, label=context_label(ctx))
         ax.set_ylabel(label, fontsize=8)
         ax.tick_params(labelsize=7)
         ax.grid(alpha=0.3)
@@ -127,7 +126,14 @@ STREAM = "stream"  # the context name of the full streamed history (context_turn
 
 
 def context_name(n) -> str:
+    """The report's key of a context: 'stream' or the crop's turn count."""
     return STREAM if n is None or n == STREAM else str(int(n))
+
+
+def context_label(n) -> str:
+    """A context in tables and legends: 'stream' or 'n = <turns>'."""
+    key = context_name(n)
+    return key if key == STREAM else f"n = {key}"
 
 
 def parse_contexts(values) -> list:
@@ -284,7 +290,7 @@ def evaluate(
         }
 
     def row_label(n) -> str:
-        return f"{label + ' ' if label else ''}" + ("stream" if n is None else f"n = {n}")
+        return f"{label + ' ' if label else ''}" + context_label(n)
 
     keys = [context_name(n) for n in contexts]
     rows = [

@@ -13,6 +13,7 @@ import os
 import numpy as np
 
 from ..motion import MOTION_DIM
+from .sampling_noise import hold_vector
 
 # backend name -> (module, class). Modules are imported only when chosen.
 BACKENDS: dict[str, tuple[str, str]] = {
@@ -151,6 +152,16 @@ def check_context_turns(context_turns, window_turns: int) -> int | None:
             f"full streamed history), got {context_turns}"
         )
     return n
+
+
+def noise_options(config, noise_tau_s, noise_hold_exp):
+    """The sampling-noise options of a policy (None: the checkpoint's) -> (tau_s, hold_exp,
+    hold [56] or None); ValueError on a negative time constant or a share outside [0, 1)."""
+    tau = config.noise_tau_s if noise_tau_s is None else float(noise_tau_s)
+    if not tau >= 0:
+        raise ValueError(f"noise_tau_s must be >= 0 seconds, got {noise_tau_s}")
+    hold_exp = config.noise_hold_exp if noise_hold_exp is None else float(noise_hold_exp)
+    return tau, hold_exp, hold_vector(hold_exp)
 
 
 def _array(name: str, x, shape: tuple) -> np.ndarray:

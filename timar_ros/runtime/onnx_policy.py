@@ -20,12 +20,12 @@ import numpy as np
 import onnxruntime as ort
 
 from ..motion import FPS
-from .base import StreamingPolicy, check_context_turns
+from .base import StreamingPolicy, check_context_turns, noise_options
 from .checkpoint import CheckpointError
 from .checkpoint import model_id as checkpoint_model_id
 from .onnx_format import FIX as _FIX
 from .onnx_format import GRAPHS, MANIFEST, find_export, read_manifest
-from .sampling_noise import hold_vector, turn_noise
+from .sampling_noise import turn_noise
 
 
 def rope_tables_np(positions, head_dim: int, theta: float):
@@ -136,11 +136,9 @@ class OnnxStreamingPolicy(StreamingPolicy):
                 "published setting) or backend='torch'"
             )
         self.temperature = c.temperature if temperature is None else float(temperature)
-        self.noise_tau_s = c.noise_tau_s if noise_tau_s is None else float(noise_tau_s)
-        if not self.noise_tau_s >= 0:
-            raise ValueError(f"noise_tau_s must be >= 0 seconds, got {noise_tau_s}")
-        self.noise_hold_exp = c.noise_hold_exp if noise_hold_exp is None else float(noise_hold_exp)
-        self._hold = hold_vector(self.noise_hold_exp)
+        self.noise_tau_s, self.noise_hold_exp, self._hold = noise_options(
+            c, noise_tau_s, noise_hold_exp
+        )
         self.num_sampling_steps = int(m["num_sampling_steps"])
         if num_sampling_steps is not None and int(num_sampling_steps) != self.num_sampling_steps:
             raise ValueError(
@@ -189,8 +187,8 @@ class OnnxStreamingPolicy(StreamingPolicy):
     ) -> OnnxStreamingPolicy:
         """``path``: a checkpoint folder (uses ``path/onnx`` or ``export_dir``) or an export
         folder. Options: context_turns, temperature, noise_tau_s, noise_hold_exp,
-        num_sampling_steps (must
-        match the export), guidance_scale (must be 1), threads, spin, verify (sha256 checks)."""
+        num_sampling_steps (must match the export), guidance_scale (must be 1), threads, spin,
+        verify (sha256 checks)."""
         if backend != "onnx":
             return StreamingPolicy.from_checkpoint(path, backend, device, seed, kv_cache, **options)
         if str(device) != "cpu":

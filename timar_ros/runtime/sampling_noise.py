@@ -24,6 +24,7 @@ the conversation, as a person's.
 
 from __future__ import annotations
 
+import functools
 import math
 
 import numpy as np
@@ -47,10 +48,12 @@ def turns_back(frames: int, tau_frames: float) -> int:
     return 0 if tau_frames <= 0 else max(1, math.ceil(4.0 * tau_frames / frames))
 
 
+@functools.lru_cache(maxsize=8)
 def noise_kernel(frames: int, tau_frames: float) -> np.ndarray:
-    """[F, (K+1) F] float32: row f mixes the innovations of the K previous turns and this one
-    (columns in time order, this turn last) into frame f's noise: weights exp(-lag / tau) for
-    lags 0..K*F, the same for every row, with unit norm."""
+    """[F, (K+1) F] float32, read-only (cached: every turn of a stream uses the same): row f
+    mixes the innovations of the K previous turns and this one (columns in time order, this
+    turn last) into frame f's noise: weights exp(-lag / tau) for lags 0..K*F, the same for
+    every row, with unit norm."""
     F = int(frames)
     K = turns_back(F, tau_frames)
     k = np.arange(K * F + 1)
@@ -62,7 +65,9 @@ def noise_kernel(frames: int, tau_frames: float) -> np.ndarray:
         lag = K * F + f - cols  # lag of every innovation column from frame f
         ok = (lag >= 0) & (lag <= K * F)
         M[f, ok] = w[lag[ok]]
-    return M.astype(np.float32)
+    M = M.astype(np.float32)
+    M.setflags(write=False)
+    return M
 
 
 def hold_vector(exp_hold: float, dim: int = MOTION_DIM) -> np.ndarray | None:

@@ -19,9 +19,9 @@ import numpy as np
 import torch
 
 from ..motion import FPS
-from .base import StreamingPolicy, check_context_turns
+from .base import StreamingPolicy, check_context_turns, noise_options
 from .checkpoint import load_checkpoint
-from .sampling_noise import conversation_noise, hold_vector
+from .sampling_noise import conversation_noise
 
 
 class TorchStreamingPolicy(StreamingPolicy):
@@ -62,11 +62,9 @@ class TorchStreamingPolicy(StreamingPolicy):
         self.kv_cache = bool(kv_cache)
         self.guidance_scale = c.guidance_scale if guidance_scale is None else float(guidance_scale)
         self.temperature = c.temperature if temperature is None else float(temperature)
-        self.noise_tau_s = c.noise_tau_s if noise_tau_s is None else float(noise_tau_s)
-        if not self.noise_tau_s >= 0:
-            raise ValueError(f"noise_tau_s must be >= 0 seconds, got {noise_tau_s}")
-        self.noise_hold_exp = c.noise_hold_exp if noise_hold_exp is None else float(noise_hold_exp)
-        self._hold = hold_vector(self.noise_hold_exp)
+        self.noise_tau_s, self.noise_hold_exp, self._hold = noise_options(
+            c, noise_tau_s, noise_hold_exp
+        )
         if num_sampling_steps is not None:
             model.set_sampling_steps(int(num_sampling_steps))
         self.num_sampling_steps = int(num_sampling_steps or c.num_sampling_steps)

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
+from timar_ros.data.synthetic.signals import runs
 from timar_ros.motion import FPS
 
 TRACES = [("head pitch (rad)", 53), ("head roll (rad)", 55), ("jaw (rad)", 50), ("smile", 1)]
@@ -33,17 +34,11 @@ def pick_stretches(
     for name, mask in (("listening", listening), ("speaking", agent_speaking)):
         if name in out:
             continue
-        runs = _runs(mask)
-        if runs:
-            a, b = max(runs, key=lambda r: r[1] - r[0])
+        spans = runs(mask)
+        if spans:
+            a, b = max(spans, key=lambda r: r[1] - r[0])
             out[name] = int(np.clip((a + b) // 2 - n // 2, 0, max(0, T - n)))
     return out
-
-
-def _runs(mask) -> list[tuple[int, int]]:
-    m = np.concatenate([[False], np.asarray(mask, bool), [False]])
-    d = np.diff(m.astype(np.int8))
-    return list(zip(np.flatnonzero(d == 1), np.flatnonzero(d == -1)))
 
 
 def side_by_side(
@@ -68,15 +63,13 @@ def side_by_side(
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from timar_ros.eval.behaviour import listening_mask
+    from timar_ros.eval.behaviour import listening_mask, pause_starts, speech_activity
     from timar_ros.files import save_figure
     from timar_ros.viz.render import FaceRenderer, RenderInput
 
     T = min(len(gt), len(pred))
     gt, pred = np.asarray(gt[:T], np.float32), np.asarray(pred[:T], np.float32)
     onsets = list(onsets or [])
-    from timar_ros.eval.behaviour import pause_starts, speech_activity
-
     if pauses is None and user_audio is not None:
         pauses = pause_starts(speech_activity(user_audio, T)).tolist()
     if stretches is None:
