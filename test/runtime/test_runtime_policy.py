@@ -81,3 +81,35 @@ def test_turn_noise_is_a_function_of_seed_and_turn():
     assert a[0].shape == (25, 56) and a[1].shape == (5, 25, 56) and a[0].dtype == np.float32
     assert np.array_equal(a[0], b[0]) and np.array_equal(a[1], b[1])
     assert not np.allclose(a[0], c[0]) and not np.allclose(a[0], d[0])
+
+
+def test_noise_as_an_input_zeros_or_a_callable():
+    from helpers.model import conversation, stream
+
+    m = tiny_model(frames_per_turn=10)
+    ua, aa, um = conversation(m, 4, seed=5)
+    z0 = stream(TorchStreamingPolicy(m, seed=0, noise="zeros"), ua, aa, um)
+    z1 = stream(TorchStreamingPolicy(m, seed=7, noise="zeros"), ua, aa, um)
+    assert np.array_equal(z0, z1)  # no draw is left to the seed
+    seeded = stream(TorchStreamingPolicy(m, seed=0), ua, aa, um)
+    assert np.abs(seeded - z0).max() > 1e-3
+    calls = []
+
+    def draws(turn, frames, steps):
+        calls.append(turn)
+        return turn_noise(0, turn, frames, steps)
+
+    pol = TorchStreamingPolicy(m, seed=123, noise=draws, noise_tau_s=0.0, noise_hold_exp=0.0)
+    plain = TorchStreamingPolicy(m, seed=0, noise_tau_s=0.0, noise_hold_exp=0.0)
+    want = stream(plain, ua, aa, um)
+    assert np.array_equal(stream(pol, ua, aa, um), want)
+    assert calls == [0, 1, 2, 3]
+    assert np.abs(pol.run_offline(ua, aa, um) - want).max() <= 1e-4  # the parallel path too
+
+    def bad(turn, frames, steps):
+        return np.zeros((frames, 56)), np.zeros((1, frames, 56))
+
+    with pytest.raises(ValueError, match="noise callable for turn 0 returned shapes"):
+        TorchStreamingPolicy(m, noise=bad).step(ua[:6400], aa[:6400])
+    with pytest.raises(ValueError, match="noise must be None"):
+        TorchStreamingPolicy(m, noise="zero")

@@ -25,6 +25,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "write a randomly initialised checkpoint of a model preset",
     ),
     "bench": ("timar_ros.cli.bench", "benchmark the streaming policy (latency table + JSON)"),
+    "import-reference": (
+        "timar_ros.cli.import_reference",
+        "convert the authors' released TIMAR checkpoint (TIMAR.pth) into a timar_ros checkpoint",
+    ),
     "export": (
         "timar_ros.cli.export",
         "export a checkpoint to ONNX graphs for the torch-free runtime",

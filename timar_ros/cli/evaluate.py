@@ -9,6 +9,8 @@ from pathlib import Path
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
+    from timar_ros.model.config import AUDIO_NORMS
+
     p.add_argument(
         "--checkpoint", required=True, help="checkpoint folder (model.safetensors + config.json)"
     )
@@ -44,6 +46,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--device", default="cpu")
     p.add_argument(
+        "--audio-norm",
+        default=None,
+        choices=AUDIO_NORMS,
+        help="waveform normalisation before the speech encoder (default: the checkpoint's; "
+        "'file' = the reference's whole-file statistics, 'running' = causal, as a robot runs)",
+    )
+    p.add_argument(
         "--no-user-motion",
         action="store_true",
         help="do not give the user's motion (a robot without a camera)",
@@ -73,6 +82,7 @@ def run(args: argparse.Namespace) -> int:
         jobs=args.jobs,
         progress=sys.stderr.isatty(),
         label=args.label,
+        policy_options={"audio_norm": args.audio_norm} if args.audio_norm else None,
     )
     print((Path(out) / "table.md").read_text(), end="")
     for n, c in rep["contexts"].items():

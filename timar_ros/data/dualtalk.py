@@ -29,6 +29,7 @@ import numpy as np
 
 from timar_ros.data import corruption as _noise
 from timar_ros.data.audio import load_wav, write_wav
+from timar_ros.data.audio_norm import AudioNormalizer
 from timar_ros.data.dualtalk_files import load_motion, partner_stem, save_motion, speaker_stems
 from timar_ros.files import write_json
 from timar_ros.motion import FPS, SAMPLE_RATE, SAMPLES_PER_FRAME
@@ -47,9 +48,13 @@ __all__ = [
 class _Store:
     """Decoded arrays per speaker stem, cached in memory (the datasets here are small)."""
 
-    def __init__(self, root: Path, cache: bool = True):
+    def __init__(
+        self, root: Path, cache: bool = True, audio_norm: str = "none", samples_per_turn: int = 0
+    ):
         self.root = root
         self.cache = cache
+        self.norm = AudioNormalizer(audio_norm)
+        self.samples_per_turn = samples_per_turn
         self._audio: dict[str, np.ndarray] = {}
         self._motion: dict[str, np.ndarray] = {}
 
@@ -57,6 +62,8 @@ class _Store:
         if stem in self._audio:
             return self._audio[stem]
         x = load_wav(self.root / f"{stem}.wav", SAMPLE_RATE)
+        if self.norm.mode != "none":  # turn by turn from the file's start, as a stream sees it
+            x = self.norm.conversation(x, self.samples_per_turn)
         if self.cache:
             self._audio[stem] = x
         return x
@@ -108,6 +115,7 @@ class DualTalkWindows(_TorchDataset):
         cache: bool = True,
         preload: bool = False,
         stride_turns: int | None = None,
+        audio_norm: str = "none",
     ):
         if turns < 1 or frames_per_turn < 1:
             raise ValueError("turns and frames_per_turn must be >= 1")
@@ -119,7 +127,11 @@ class DualTalkWindows(_TorchDataset):
         self.turns = int(turns)
         self.frames_per_turn = int(frames_per_turn)
         self.window_frames = self.turns * self.frames_per_turn
-        self._store = _Store(self.root, cache=cache or preload)
+        # windows start on turn boundaries, so a window's audio is normalised as the stream
+        # that starts at the file's beginning would normalise it (TIMARConfig.audio_norm)
+        self._store = _Store(
+            self.root, cache or preload, audio_norm, self.frames_per_turn * SAMPLES_PER_FRAME
+        )
         stems = speaker_stems(self.root, require_partner=True)
         if not stems:
             raise FileNotFoundError(f"no complete DualTalk speaker pairs in {self.root}")

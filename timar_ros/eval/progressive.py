@@ -110,6 +110,8 @@ def generate(policy, item, offline: bool, user_motion: bool = True) -> np.ndarra
     if offline:
         return policy.run_offline(item.user_audio, item.agent_audio, um)
     policy.reset()
+    if getattr(policy, "audio_norm", "none") == "file":  # the reference's whole-file statistics
+        policy.fit_file_audio(item.user_audio, item.agent_audio)
     spt, F = policy.samples_per_turn, policy.frames_per_turn
     out = [
         policy.step(

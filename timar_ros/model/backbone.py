@@ -81,7 +81,8 @@ class Block(nn.Module):
         """``q_idx``: compute outputs only for these tokens (the last block needs only the
         agent-motion tokens); keys/values still come from all tokens."""
         q, k, v = self._qkv(x)
-        q, k = apply_rope(q, cos, sin), apply_rope(k, cos, sin)
+        if cos is not None:  # None: positions were added at the input (learned absolute)
+            q, k = apply_rope(q, cos, sin), apply_rope(k, cos, sin)
         p = self.attn_drop if self.training else 0.0
         if len(plan) == 1 and plan[0][0] is None:
             m = plan[0][2]
@@ -164,13 +165,14 @@ class Stack(nn.Module):
         attn_drop: float,
         proj_drop: float,
         theta: float,
+        rope: bool = True,
     ):
         super().__init__()
         self.blocks = nn.ModuleList(
             [Block(d, heads, mlp_ratio, attn_drop, proj_drop) for _ in range(depth)]
         )
         self.norm = nn.LayerNorm(d, eps=1e-6)
-        self.heads, self.hd, self.theta = heads, d // heads, theta
+        self.heads, self.hd, self.theta, self.rope = heads, d // heads, theta, rope
 
     @property
     def depth(self) -> int:
@@ -181,9 +183,11 @@ class Stack(nn.Module):
     ):
         """x [B, L, d]; positions / turn_ids [L] or [B, L] (long). ``out_idx``: return only
         these tokens (the last block computes only them)."""
-        cos, sin = rope_tables(positions.cpu(), self.hd, self.theta, x.device)
-        if positions.dim() == 2:
-            cos, sin = cos[:, None], sin[:, None]
+        cos = sin = None
+        if self.rope:
+            cos, sin = rope_tables(positions.cpu(), self.hd, self.theta, x.device)
+            if positions.dim() == 2:
+                cos, sin = cos[:, None], sin[:, None]
         plan = attention_plan(turn_ids, turn_ids, window, chunk_turns)
         for i, blk in enumerate(self.blocks):
             last = i == len(self.blocks) - 1

@@ -1,6 +1,8 @@
 """TIMARConfig: the one dataclass that defines a model; saved as ``config.json`` next to the
 weights. Presets: ``robot`` (default, small, real time on a 2-core CPU), ``tiny`` (tests),
-``paper-base`` / ``paper-large`` (the published sizes; configs only)."""
+``paper-base`` / ``paper-large`` (our architecture at the published sizes; configs only), and
+``timar_base`` / ``timar_large`` / ``timar_huge``: the reference implementation's architecture
+(learned absolute positions, wav2vec 2.0), the layout ``timar import-reference`` writes."""
 
 from __future__ import annotations
 
@@ -16,6 +18,14 @@ SPEECH_ENCODERS = ("builtin", "wav2vec2")
 HEADS = ("diffusion", "mlp")
 ATTENTIONS = ("turn_causal", "bidirectional")
 ARCHITECTURES = ("encoder_only", "mae_encdec")
+# "rope": rotary positions over the token index + learned intra-turn tables (exact rolling KV
+# cache); "learned_absolute": the reference's learned tables over the whole window_turns-turn
+# window, added after z_proj (every turn re-encodes its cropped window).
+POSITIONS = ("rope", "learned_absolute")
+# Waveform normalisation before the speech encoder, per stream (user, agent): "none" (as given),
+# "chunk" (each turn's chunk on its own), "running" (mean and variance of everything heard so
+# far, causal), "file" (the whole file's, as the reference's processor; offline only).
+AUDIO_NORMS = ("none", "chunk", "running", "file")
 
 
 @dataclass
@@ -35,6 +45,7 @@ class TIMARConfig:
     attn_dropout: float = 0.1
     proj_dropout: float = 0.1
     rope_theta: float = 10000.0
+    positions: str = "rope"  # or "learned_absolute" (the reference's)
     attention: str = "turn_causal"  # or "bidirectional" (ablation)
     architecture: str = "encoder_only"  # or "mae_encdec" (ablation)
     # speech encoder
@@ -44,6 +55,7 @@ class TIMARConfig:
     speech_channels: int = 128
     wav2vec2_path: str = ""  # local directory for Wav2Vec2Model.from_pretrained
     wav2vec2_finetune: bool = False  # frozen by default (reference)
+    audio_norm: str = "none"  # see AUDIO_NORMS; the builtin encoder normalises its log-mel
     # head
     head: str = "diffusion"  # or "mlp" (ablation)
     diffusion_width: int = 256  # reference: 1024
@@ -51,6 +63,9 @@ class TIMARConfig:
     diffusion_steps: int = 1000  # training steps (cosine schedule)
     num_sampling_steps: int = 5  # respaced ancestral DDPM steps at inference
     temperature: float = 1.0
+    # Keep the learned variance inside its bounds when sampling (the reference leaves it open,
+    # which an under-trained head can blow up; see model/diffusion.py).
+    clamp_variance: bool = True
     # Sampling noise correlated over frames with this time constant (s; 0 = independent per
     # frame, as the reference): each frame's noise is still N(0, 1), so each frame's motion is
     # drawn from the same distribution, but neighbouring frames draw alike (smooth motion).
@@ -97,7 +112,15 @@ class TIMARConfig:
         check(self.frames_per_turn >= 1, "frames_per_turn must be >= 1")
         check(self.window_turns >= 1, "window_turns must be >= 1")
         check(self.d_model % self.num_heads == 0, "d_model must be divisible by num_heads")
-        check((self.d_model // self.num_heads) % 2 == 0, "head dim must be even (RoPE)")
+        check(self.positions in POSITIONS, f"positions in {POSITIONS}")
+        check(self.audio_norm in AUDIO_NORMS, f"audio_norm in {AUDIO_NORMS}")
+        if self.positions == "rope":
+            check((self.d_model // self.num_heads) % 2 == 0, "head dim must be even (RoPE)")
+        else:
+            check(
+                self.architecture == "encoder_only",
+                "positions='learned_absolute' supports architecture='encoder_only' only",
+            )
         check(self.speech_encoder in SPEECH_ENCODERS, f"speech_encoder in {SPEECH_ENCODERS}")
         check(self.head in HEADS, f"head in {HEADS}")
         check(self.attention in ATTENTIONS, f"attention in {ATTENTIONS}")
@@ -213,6 +236,36 @@ PRESETS: dict[str, dict[str, Any]] = {
         wav2vec2_path="facebook/wav2vec2-large-960h-lv60-self",
     ),
 }
+
+# The reference's factories (model/timar.py timar_base/large/huge) with the published settings:
+# encoder-only (both depths stacked), turn-causal attention, diffusion head w 1024 / d 3, 5
+# sampling steps, wav2vec 2.0 large (1024-d) speech features, learned absolute positions over
+# 8 turns of 1 s. Audio: running normalisation for live use (the reference's whole-file
+# statistics, "file", are for offline evaluation).
+REFERENCE_FACTORIES: dict[str, dict[str, int]] = {
+    "timar_base": dict(d_model=768, encoder_depth=12, decoder_depth=12, num_heads=12),
+    "timar_large": dict(d_model=1024, encoder_depth=16, decoder_depth=16, num_heads=16),
+    "timar_huge": dict(d_model=1280, encoder_depth=20, decoder_depth=20, num_heads=16),
+}
+REFERENCE_SETTINGS: dict[str, Any] = dict(
+    positions="learned_absolute",
+    attention="turn_causal",
+    architecture="encoder_only",
+    frames_per_turn=25,
+    window_turns=8,
+    token_dim=1024,
+    motion_hidden=512,  # the reference's token_dim // 2
+    diffusion_width=1024,
+    diffusion_depth=3,
+    num_sampling_steps=5,
+    diffusion_batch_mul=4,
+    speech_encoder="wav2vec2",
+    wav2vec2_path="facebook/wav2vec2-large-960h-lv60-self",
+    audio_norm="running",
+    clamp_variance=False,
+)
+for _name, _sizes in REFERENCE_FACTORIES.items():
+    PRESETS[_name] = {**REFERENCE_SETTINGS, **_sizes}
 
 
 def preset(name: str, **overrides: Any) -> TIMARConfig:

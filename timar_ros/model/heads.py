@@ -119,10 +119,12 @@ class DiffusionHead(nn.Module):
         num_steps: int = 1000,
         num_sampling_steps: int = 5,
         batch_mul: int = 4,
+        clamp_variance: bool = True,
     ):
         super().__init__()
         self.motion_dim = motion_dim
         self.batch_mul = batch_mul
+        self.clamp_variance = clamp_variance
         self.net = SimpleMLPAdaLN(motion_dim, width, depth, cond_dim)
         self.diffusion = GaussianDiffusion(num_steps, num_sampling_steps)
 
@@ -167,7 +169,7 @@ class DiffusionHead(nn.Module):
                 x0 = unc[:, :C] + guidance_scale * (cond[:, :C] - unc[:, :C])
                 return torch.cat([x0, cond[:, C:]], 1)
 
-        return self.diffusion.sample(fn, x_T, step_noise, temperature)
+        return self.diffusion.sample(fn, x_T, step_noise, temperature, self.clamp_variance)
 
 
 class MLPHead(nn.Module):

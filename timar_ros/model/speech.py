@@ -2,8 +2,8 @@
 ``encoder(audio [N, samples_per_turn]) -> [N, F, out_dim]``.
 
 Each turn's audio chunk is encoded on its own (as in the reference, which encodes every 1-s
-chunk independently), with per-chunk normalisation, so encoding is streaming-safe: the features
-of a turn never depend on other turns.
+chunk independently), so encoding is streaming-safe: the features of a turn depend only on its
+own chunk (and, with ``audio_norm="running"``, on the loudness heard before it).
 
 * :class:`BuiltinSpeechEncoder`: log-mel spectrogram (25 ms Hann window, 10 ms hop, DFT and mel
   matrices as fixed buffers applied with conv1d/matmul, so it exports to ONNX) -> per-chunk
@@ -11,9 +11,10 @@ of a turn never depend on other turns.
   loudness is kept) -> three 1-D convolutions (4F -> 2F -> F frames) -> Linear.
 * :class:`Wav2Vec2SpeechEncoder`: ``transformers`` Wav2Vec2Model from a local directory
   (``local_files_only``; nothing is downloaded). As in the reference: CNN features interpolated
-  (linear, aligned corners) to F frames before the transformer, last hidden state. The chunk is
-  normalised to zero mean / unit variance on its own (the reference's processor uses whole-file
-  statistics, which is not causal). Frozen by default.
+  (linear, aligned corners) to F frames before the transformer, last hidden state. The waveform
+  comes normalised as ``TIMARConfig.audio_norm`` says (:mod:`timar_ros.data.audio_norm`: the
+  policy normalises each stream, the training data each file); the reference's processor uses
+  whole-file statistics ("file"), which is not causal. Frozen by default.
 """
 
 from __future__ import annotations
@@ -152,10 +153,10 @@ class Wav2Vec2SpeechEncoder(nn.Module):
         return self
 
     def forward(self, audio: torch.Tensor) -> torch.Tensor:
-        x = audio - audio.mean(dim=1, keepdim=True)
-        x = x / torch.sqrt(x.var(dim=1, keepdim=True, unbiased=False) + 1e-7)
+        """audio [N, F * 640], normalised as the config's ``audio_norm`` says (by the policy or
+        the training data) -> last hidden state [N, F, hidden]."""
         with torch.set_grad_enabled(self.finetune and torch.is_grad_enabled()):
-            feats = self.w2v.feature_extractor(x)  # [N, 512, frames]
+            feats = self.w2v.feature_extractor(audio)  # [N, 512, frames]
             feats = F.interpolate(
                 feats, size=self.frames_per_turn, mode="linear", align_corners=True
             ).transpose(1, 2)

@@ -10,9 +10,13 @@ Choices (documented deviations from the reference are marked *):
   ``--mask_history_agent``): the model never sees its own past output, so the K/V of a turn
   computed while sampling it are exactly its history K/V. Training masks a truncated-normal
   ratio in [0.7, 1] of the agent-motion tokens of all turns (reference), drawn once per batch.
-* (*) Positions: rotary over the token index (relative) + a learned intra-turn table at the
-  input and one at the output (the reference's learned absolute 880-token tables would make
-  cached keys stale once the window slides).
+* (*) Positions (``positions="rope"``, our presets): rotary over the token index (relative) + a
+  learned intra-turn table at the input and one at the output (the reference's learned
+  absolute 880-token tables would make cached keys stale once the window slides).
+  ``positions="learned_absolute"`` (the ``timar_*`` presets, imported reference checkpoints):
+  the reference's tables over the whole window (``window_turns`` turns), added after ``z_proj``
+  and at the output; a turn's position is its slot in the cropped window, so the stream
+  re-encodes the window every turn (:meth:`embed_window`) and has no KV cache.
 * (*) Attention: a turn-level band (turn t sees t-W+1..t at every layer) instead of re-encoding a
   cropped window; identical to the reference's turn-causal mask while the stream is shorter
   than W turns. As in sliding-window attention, stacked layers reach further back: a turn can
@@ -61,12 +65,21 @@ class TIMAR(nn.Module):
         self.fake_latent = nn.Parameter(torch.zeros(1, c.token_dim))  # CFG null token
         self.z_proj = nn.Linear(c.token_dim, d)
         self.mask_token = nn.Parameter(torch.zeros(1, d))
-        self.pos_in = nn.Parameter(torch.zeros(T, d))  # learned intra-turn positions
+        # learned positions: intra-turn (rope) or over the whole window (learned_absolute)
+        P = c.window_turns * T if self.absolute_positions else T
+        self.pos_in = nn.Parameter(torch.zeros(P, d))
         self.z_proj_ln = nn.LayerNorm(d, eps=1e-6)
 
         def stack(depth):
             return Stack(
-                depth, d, c.num_heads, c.mlp_ratio, c.attn_dropout, c.proj_dropout, c.rope_theta
+                depth,
+                d,
+                c.num_heads,
+                c.mlp_ratio,
+                c.attn_dropout,
+                c.proj_dropout,
+                c.rope_theta,
+                rope=not self.absolute_positions,
             )
 
         if c.architecture == "encoder_only":
@@ -76,7 +89,7 @@ class TIMAR(nn.Module):
             self.decoder_embed = nn.Linear(d, d)
             self.decoder_mask_token = nn.Parameter(torch.zeros(1, d))
             self.pos_dec = nn.Parameter(torch.zeros(T, d))
-        self.pos_out = nn.Parameter(torch.zeros(T, d))  # the reference's diffusion_pos_embed
+        self.pos_out = nn.Parameter(torch.zeros(P, d))  # the reference's diffusion_pos_embed
         if c.head == "diffusion":
             self.head = DiffusionHead(
                 MOTION_DIM,
@@ -86,6 +99,7 @@ class TIMAR(nn.Module):
                 c.diffusion_steps,
                 c.num_sampling_steps,
                 c.diffusion_batch_mul,
+                clamp_variance=c.clamp_variance,
             )
         else:
             self.head = MLPHead(MOTION_DIM, d)
@@ -116,6 +130,11 @@ class TIMAR(nn.Module):
 
     # ------------------------------------------------------------------ properties
     @property
+    def absolute_positions(self) -> bool:
+        """Learned absolute positions over the window (the reference's): no KV cache."""
+        return self.config.positions == "learned_absolute"
+
+    @property
     def is_mae(self) -> bool:
         return self.config.architecture == "mae_encdec"
 
@@ -125,7 +144,10 @@ class TIMAR(nn.Module):
         return [self.layout.encoder_positions, full] if self.is_mae else [full]
 
     def receptive_turns(self, context_turns: int) -> int:
-        """History turns that can influence a turn when each layer sees ``context_turns``."""
+        """History turns that can influence a turn when each layer sees ``context_turns``
+        (a re-encoded window with absolute positions: exactly ``context_turns``)."""
+        if self.absolute_positions:
+            return context_turns
         return self.config.num_blocks * context_turns
 
     # ------------------------------------------------------------------ motion scale
@@ -203,11 +225,38 @@ class TIMAR(nn.Module):
         drop = drop & self.user_tok
         return torch.where(drop[..., None], self.fake_latent.view(1, 1, 1, -1), tok)
 
+    def project(self, tok: torch.Tensor, masked: torch.Tensor) -> torch.Tensor:
+        """tokens [B, S, T, td], masked [B, S, T] or [T] bool -> [B, S, T, d] before positions."""
+        x = self.z_proj(tok)
+        return torch.where(masked[..., None], self.mask_token, x)
+
+    def embed_window(self, x: torch.Tensor) -> torch.Tensor:
+        """Projected turns [B, S, T, d] (:meth:`project`) -> backbone input [B, S, T, d]: the
+        positions added (intra-turn, or the window's first S turn slots) and the input norm."""
+        S, T = x.shape[1], self.layout.tokens_per_turn
+        if not self.absolute_positions:
+            return self.z_proj_ln(x + self.pos_in)
+        self._check_window(S)
+        return self.z_proj_ln(x + self.pos_in[: S * T].view(S, T, -1))
+
     def embed(self, tok: torch.Tensor, masked: torch.Tensor) -> torch.Tensor:
         """tokens [B, S, T, td], masked [B, S, T] or [T] bool -> backbone input [B, S, T, d]."""
-        x = self.z_proj(tok)
-        x = torch.where(masked[..., None], self.mask_token, x)
-        return self.z_proj_ln(x + self.pos_in)
+        return self.embed_window(self.project(tok, masked))
+
+    def _check_window(self, S: int) -> None:
+        W = self.config.window_turns
+        if S > W:
+            raise ValueError(
+                f"positions='learned_absolute' has position tables for {W} turns "
+                f"(window_turns); got {S} turns: crop the history to the last {W} turns"
+            )
+
+    def _no_cache(self) -> None:
+        if self.absolute_positions:
+            raise RuntimeError(
+                "positions='learned_absolute' cannot use a KV cache (a turn's position changes "
+                "as the window slides); re-encode the window (kv_cache=False)"
+            )
 
     # ------------------------------------------------------------------ backbone
     def _window(self, context_turns: int | None) -> int | None:
@@ -255,10 +304,16 @@ class TIMAR(nn.Module):
             full = full.scatter(1, idx_b[..., None].expand(-1, -1, d), hd)
             full = full + self.pos_dec.repeat(S, 1)
             h = self.stacks[1].forward_parallel(full, pos, turns, window, out_idx=out_idx)
-        return h.view(B, S, -1, d) + self.pos_out[self.am_idx]
+        if self.absolute_positions:
+            self._check_window(S)
+            out_pos = self.pos_out[: S * T].view(S, T, d)[:, self.am_idx]
+        else:
+            out_pos = self.pos_out[self.am_idx]
+        return h.view(B, S, -1, d) + out_pos
 
     def empty_cache(self, batch: int = 1, device=None) -> list[torch.Tensor]:
         """Zero KV cache: [k, v] per stack, each [depth, B, heads, (W-1) * T_stack, head_dim]."""
+        self._no_cache()
         W = self.config.window_turns
         out = []
         for st, p in zip(self.stacks, self.stack_positions()):
@@ -267,6 +322,7 @@ class TIMAR(nn.Module):
 
     def step_rope(self, device=None) -> list[tuple]:
         """Rotary tables for :meth:`backbone_step`, per stack (window-relative positions)."""
+        self._no_cache()
         W, T = self.config.window_turns, self.layout.tokens_per_turn
         out = []
         for st, p in zip(self.stacks, self.stack_positions()):
@@ -295,6 +351,7 @@ class TIMAR(nn.Module):
         """
         if self.config.attention == "bidirectional":
             raise RuntimeError("bidirectional attention cannot be cached; use kv_cache=False")
+        self._no_cache()
         rope = rope if rope is not None else self.step_rope(x.device)
         B, T, d = x.shape
         new_cache: list[torch.Tensor] = []
@@ -328,12 +385,20 @@ class TIMAR(nn.Module):
 
         Returns x [B, S, T, d] and, if ``uncond``, the unconditional version in which every
         user token is the null token (for CFG the caller uses it for the current turn only)."""
+        x, xu = self.project_turns(user_audio, agent_audio, user_motion, n_turns, uncond)
+        return self.embed_window(x), None if xu is None else self.embed_window(xu)
+
+    def project_turns(
+        self, user_audio, agent_audio, user_motion=None, n_turns: int = 1, uncond: bool = False
+    ):
+        """As :meth:`embed_turns`, before positions (:meth:`embed_window` adds them): what a
+        stream of an absolute-position model keeps of each past turn."""
         tok = self.build_tokens(user_audio, agent_audio, user_motion, None, n_turns)
-        x = self.embed(tok, self.am_tok)
+        x = self.project(tok, self.am_tok)
         if not uncond:
             return x, None
         tok_u = self.drop_user_tokens(tok, torch.ones_like(tok[..., 0], dtype=torch.bool))
-        return x, self.embed(tok_u, self.am_tok)
+        return x, self.project(tok_u, self.am_tok)
 
     def sample_motion(
         self,

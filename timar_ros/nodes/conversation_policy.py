@@ -58,7 +58,13 @@ PARAMS = {
     "device": Param("torch device, e.g. 'cpu' or 'cuda'"),
     "seed": Param("seed of the diffusion sampling noise (same seed + same audio = same motion)"),
     "kv_cache": Param(
-        "reuse past turns' keys/values (exact; off = re-encode the window every turn)"
+        "reuse past turns' keys/values (exact; off = re-encode the window every turn; a "
+        "reference-compatible model with absolute positions always re-encodes)"
+    ),
+    "audio_norm": Param(
+        "waveform normalisation before the speech encoder: 'running' (causal, for live audio), "
+        "'chunk', 'none'; '' = the checkpoint's ('file' needs whole files: offline only)",
+        choices=("", "none", "chunk", "running"),
     ),
     "context_turns": Param(
         "-1 = stream the full history (each layer attends the model's window - 1 past turns); "
@@ -162,9 +168,11 @@ class ConversationPolicy(Node):
         self._fault_log = NodeFaultLog(self.get_logger(), float(p[PERIOD_PARAM]))
         self.get_logger().info(
             f"policy {self.policy.model_id} ({self.backend}, {self.policy.frames_per_turn} frames "
-            f"per turn, kv_cache={p['kv_cache']}); motion shown {p['display_delay_s']} s after "
-            "each turn starts"
+            f"per turn, kv_cache={self.policy.kv_cache}, audio_norm={self.policy.audio_norm}); "
+            f"motion shown {p['display_delay_s']} s after each turn starts"
         )
+        if getattr(self.policy, "cache_note", None):
+            self.get_logger().info(self.policy.cache_note)
 
     # -- inputs
     def _on_audio(self, stream: str, msg: AudioChunk) -> None:

@@ -172,9 +172,11 @@ def prepare_checkpoint(
     from timar_ros.runtime.onnx_format import export_status
 
     checkpoint, source = checkpoint_or_random(checkpoint, preset, tmp)
-    load_checkpoint_config(checkpoint)  # a bad checkpoint is named as given, not as linked below
+    cfg = load_checkpoint_config(checkpoint)  # a bad checkpoint is named as given, not as linked
     read_header(Path(checkpoint) / WEIGHTS)
     ck = Path(checkpoint)
+    if cfg.positions == "learned_absolute":  # no cache, so no ONNX export (torch only)
+        return ck, source
     status = export_status(ck)
     if status != "current":
         if not ck.resolve().is_relative_to(tmp.resolve()):
@@ -385,9 +387,13 @@ def run_bench(
     if threads:
         torch.set_num_threads(int(threads))
     load_before = os.getloadavg()[0] if hasattr(os, "getloadavg") else None
+    from timar_ros.runtime.checkpoint import load_checkpoint_config
+
     with tempfile.TemporaryDirectory() as tmpd:
         tmp = Path(tmpd)
         ck, source = prepare_checkpoint(checkpoint, preset, tmp, log)
+        if load_checkpoint_config(ck).positions == "learned_absolute":
+            return _bench_window_model(ck, source, reencode_repeats, seed, load_before, log)
         rows = []
         for name, backend, kv, reps, crop in (
             ("torch+cache", "torch", True, repeats, None),
@@ -479,17 +485,75 @@ def run_bench(
         "flops_per_turn_reencode_h7": reenc["flops_per_turn"],
         "targets": TARGETS,
         "rows": rows,
-        "machine": {
-            "cpu": platform.processor() or platform.machine(),
-            "cores": os.cpu_count(),
-            "load_avg_1min_before": load_before,
-            "load_avg_1min_after": os.getloadavg()[0] if hasattr(os, "getloadavg") else None,
-            "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY"),
-            "torch_threads": torch.get_num_threads(),
-            "torch": torch.__version__,
-            "onnxruntime": _ort_version(),
-            "python": platform.python_version(),
+        "machine": _machine(load_before),
+    }
+    report["targets_met"] = {k: _meets(report.get(k), op, v) for k, (op, v) in TARGETS.items()}
+    return report
+
+
+def _machine(load_before) -> dict:
+    import torch
+
+    return {
+        "cpu": platform.processor() or platform.machine(),
+        "cores": os.cpu_count(),
+        "load_avg_1min_before": load_before,
+        "load_avg_1min_after": os.getloadavg()[0] if hasattr(os, "getloadavg") else None,
+        "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY"),
+        "torch_threads": torch.get_num_threads(),
+        "torch": torch.__version__,
+        "onnxruntime": _ort_version(),
+        "python": platform.python_version(),
+    }
+
+
+def _bench_window_model(ck, source, repeats, seed, load_before, log) -> dict:
+    """A model with learned absolute positions (the reference's, e.g. an imported TIMAR.pth):
+    only the torch backend re-encoding its window applies (no cache, no ONNX export, so no
+    torch-free or DDS figures). Histories 0..7: the window is full from turn 7 on, so later
+    turns cost the same as turn 7."""
+    import torch
+
+    from timar_ros.runtime import StreamingPolicy
+
+    pol = StreamingPolicy.from_checkpoint(ck, backend="torch", seed=seed)
+    n = pol.config.window_turns + 2
+    t0 = time.monotonic()
+    row = summarise(
+        "torch+window",
+        time_policy(pol, repeats=repeats, n_turns=n, seed=seed, warmup=1),
+        pol.frames_per_turn / 25.0,
+        backend="torch",
+        kv_cache=False,
+        threads=torch.get_num_threads(),
+        flops_per_turn=measure_flops(pol),
+    )
+    log(f"  torch+window: p50 {row['p50_ms_turn']:.1f} ms ({time.monotonic() - t0:.0f} s)")
+    cfg = pol.config
+    report = {
+        "checkpoint": source,
+        "model_id": pol.model_id,
+        "preset": cfg.preset,
+        "config": {
+            k: getattr(cfg, k)
+            for k in ("d_model", "encoder_depth", "decoder_depth", "num_heads", "positions")
+            + ("frames_per_turn", "window_turns", "diffusion_width", "diffusion_depth")
+            + ("num_sampling_steps", "speech_encoder")
         },
+        "trainable_parameters": pol.model.num_parameters(),
+        "turn_seconds": cfg.frames_per_turn / 25.0,
+        "fastest_backend": row["name"],
+        "p50_ms_turn": row["p50_ms_turn"],
+        "p99_ms_turn": row["p99_ms_turn"],
+        "p50_ms_h7": row["per_history"]["7"]["p50_ms"],
+        "rtf": row["p50_ms_turn"] / (1e3 * cfg.frames_per_turn / 25.0),
+        "rtf_h7": row["per_history"]["7"]["p50_ms"] / (1e3 * cfg.frames_per_turn / 25.0),
+        "flatness_h7_over_h0": row.get("flatness_h7_over_h0"),
+        "flops_per_turn_reencode_h7": row["flops_per_turn"],
+        "note": "learned absolute positions: no KV cache and no ONNX export; torch only",
+        "targets": TARGETS,
+        "rows": [row],
+        "machine": _machine(load_before),
     }
     report["targets_met"] = {k: _meets(report.get(k), op, v) for k, (op, v) in TARGETS.items()}
     return report
@@ -533,6 +597,7 @@ def format_summary(report: dict) -> str:
         "p50_ms_turn": "p50 ms/turn (fastest: " + report["fastest_backend"] + ")",
         "p99_ms_turn": "p99 ms/turn (fastest)",
         "rtf": "real-time factor (p50/turn)",
+        "rtf_h7": "real-time factor at a full window",
         "flatness_h7_over_h0": "flatness h7/h0 (fastest)",
         "speedup_cache_vs_reencode_h7": "torch cache vs re-encode at h7",
         "speedup_onnx_cache_vs_torch_reencode_h7": "onnx cache vs torch re-encode, h7",
@@ -543,6 +608,8 @@ def format_summary(report: dict) -> str:
         "e2e_p99_ms": "end-to-end DDS p99 ms",
     }
     for k, label in names.items():
+        if k not in report:  # figures of another kind of model
+            continue
         v = report.get(k)
         t = TARGETS.get(k)
         met = report["targets_met"].get(k)

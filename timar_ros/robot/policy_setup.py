@@ -69,6 +69,8 @@ def load_policy(p: dict, how_to_set: str = "set the 'checkpoint' parameter"):
     for name in ("noise_tau_s", "noise_hold_exp", "temperature"):  # -1: the checkpoint's
         if name in p and float(p[name]) >= 0:
             options[name] = float(p[name])
+    if p.get("audio_norm"):  # '': the checkpoint's
+        options["audio_norm"] = str(p["audio_norm"])
     policy = StreamingPolicy.from_checkpoint(
         folder,
         backend=backend,

@@ -12,6 +12,7 @@ import os
 
 import numpy as np
 
+from ..data.audio_norm import AudioNormalizer
 from ..motion import MOTION_DIM
 from .sampling_noise import hold_vector
 
@@ -66,6 +67,14 @@ class StreamingPolicy:
           (default: the checkpoint's ``noise_tau_s``; 0 = independent per frame, the
           reference's); ``noise_hold_exp``: share of the expression noise held for the whole
           conversation (default: the checkpoint's). See :mod:`timar_ros.runtime.sampling_noise`.
+        * ``audio_norm``: how each stream's waveform is normalised before the speech encoder
+          (default: the checkpoint's): "none", "chunk", "running" (causal, for live audio) or
+          "file" (the whole file's statistics, as the reference; offline only). See
+          :mod:`timar_ros.data.audio_norm`.
+        * ``noise``: None (draws from ``seed``), "zeros" (every Gaussian draw of the sampler is
+          0: with ``audio_norm="none"`` the output can be compared bit for bit with another
+          implementation), or a callable ``(turn, frames, steps) -> (x_T [frames, 56],
+          step_noise [steps, frames, 56])``.
         * ``guidance_scale``, ``temperature``, ``num_sampling_steps``, ``threads`` (intra-op
           threads of the backend).
         """
@@ -83,6 +92,27 @@ class StreamingPolicy:
             raise ImportError(f"backend {backend!r} is not available: {exc}") from exc
         return impl.from_checkpoint(path, device=device, seed=seed, kv_cache=kv_cache, **options)
 
+    # -- audio normalisation (one normaliser per stream; reset with the stream)
+    def _init_audio_norm(self, config, audio_norm) -> None:
+        mode = config.audio_norm if audio_norm is None else str(audio_norm)
+        self.audio_norm = mode
+        self._audio_norms = (AudioNormalizer(mode), AudioNormalizer(mode))
+
+    def _reset_audio_norm(self) -> None:
+        for n in self._audio_norms:
+            n.reset()
+
+    def fit_file_audio(self, user_audio, agent_audio) -> None:
+        """For ``audio_norm="file"``: the whole user and agent files [samples] (16 kHz), whose
+        statistics normalise every turn until the next :meth:`reset`."""
+        self._audio_norms[0].fit(user_audio)
+        self._audio_norms[1].fit(agent_audio)
+
+    def normalize_audio(self, user_audio: np.ndarray, agent_audio: np.ndarray):
+        """One turn's checked audio -> normalised as ``audio_norm`` says (advances the running
+        statistics)."""
+        return self._audio_norms[0](user_audio), self._audio_norms[1](agent_audio)
+
     # -- interface
     def reset(self) -> None:
         raise NotImplementedError
@@ -95,8 +125,11 @@ class StreamingPolicy:
         Does not disturb the state of this policy's own stream."""
         ua, aa, um, n = self.check_conversation(user_audio, agent_audio, user_motion)
         state = self._save_state()
+        norm_state = [a.state() for a in self._audio_norms]
         try:
             self.reset()
+            if self.audio_norm == "file" and n:
+                self.fit_file_audio(ua, aa)
             spt, F = self.samples_per_turn, self.frames_per_turn
             out = [
                 self.step(
@@ -108,6 +141,8 @@ class StreamingPolicy:
             ]
         finally:
             self._restore_state(state)
+            for a, st in zip(self._audio_norms, norm_state):
+                a.load_state(st)
         return np.concatenate(out, 0) if out else np.zeros((0, MOTION_DIM), np.float32)
 
     def _save_state(self):

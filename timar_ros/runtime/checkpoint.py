@@ -186,6 +186,10 @@ def load_checkpoint(path: str | Path, device: str = "cpu", config_overrides: dic
     config = load_checkpoint_config(d)
     if config_overrides:
         config = config.replace(**config_overrides)
+    w2v = Path(config.wav2vec2_path)
+    if config.speech_encoder == "wav2vec2" and not w2v.is_absolute() and (d / w2v).is_dir():
+        # a wav2vec2 folder that travels with the checkpoint (e.g. OUT_DIR/wav2vec2)
+        config = config.replace(wav2vec2_path=str(d / w2v))
     wf = d / WEIGHTS
     read_header(wf)
     try:

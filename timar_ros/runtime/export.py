@@ -175,6 +175,11 @@ def export_checkpoint(
             f"{ckpt}: a bidirectional-attention model has no streaming step to "
             "export (it cannot use the KV cache); use the torch backend"
         )
+    if c.positions == "learned_absolute":
+        raise CheckpointError(
+            f"{ckpt}: learned absolute positions (a reference-compatible model) have no exact "
+            "KV cache, which the ONNX runtime is built on; use the torch backend"
+        )
     if c.window_turns < 2:
         raise CheckpointError(
             f"{ckpt}: window_turns={c.window_turns}: an export needs a KV cache "

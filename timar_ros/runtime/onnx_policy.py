@@ -25,7 +25,7 @@ from .checkpoint import CheckpointError
 from .checkpoint import model_id as checkpoint_model_id
 from .onnx_format import FIX as _FIX
 from .onnx_format import GRAPHS, MANIFEST, find_export, read_manifest
-from .sampling_noise import turn_noise
+from .sampling_noise import check_noise, policy_noise
 
 
 def rope_tables_np(positions, head_dim: int, theta: float):
@@ -80,6 +80,7 @@ class OnnxStreamingPolicy(StreamingPolicy):
     backend. Always uses the KV cache; classifier-free guidance is not exported."""
 
     backend = "onnx"
+    kv_cache = True  # the ONNX runtime always streams with its cache
 
     def __init__(
         self,
@@ -93,6 +94,8 @@ class OnnxStreamingPolicy(StreamingPolicy):
         num_sampling_steps: int | None = None,
         noise_tau_s: float | None = None,
         noise_hold_exp: float | None = None,
+        audio_norm: str | None = None,
+        noise=None,
         threads: int | None = None,
         spin: bool = False,
         verify: bool = True,
@@ -139,6 +142,8 @@ class OnnxStreamingPolicy(StreamingPolicy):
         self.noise_tau_s, self.noise_hold_exp, self._hold = noise_options(
             c, noise_tau_s, noise_hold_exp
         )
+        self.noise = check_noise(noise)
+        self._init_audio_norm(c, audio_norm)
         self.num_sampling_steps = int(m["num_sampling_steps"])
         if num_sampling_steps is not None and int(num_sampling_steps) != self.num_sampling_steps:
             raise ValueError(
@@ -217,6 +222,7 @@ class OnnxStreamingPolicy(StreamingPolicy):
         self.history_turns = 0
         self._cache = self._empty_cache()
         self._buffer: list[np.ndarray] = []  # the crop's past turn inputs
+        self._reset_audio_norm()
 
     def _empty_cache(self) -> list[np.ndarray]:
         return [np.zeros(s, np.float32) for s in self._cache_shapes]
@@ -261,6 +267,7 @@ class OnnxStreamingPolicy(StreamingPolicy):
         """One turn: float32 16 kHz user/agent audio [samples_per_turn], optional user motion
         [F, 56] -> agent motion [F, 56] float32 (exp|jaw|rotation)."""
         ua, aa, um = self.check_turn(user_audio, agent_audio, user_motion)
+        ua, aa = self.normalize_audio(ua, aa)
         feeds = {"user_audio": ua[None], "agent_audio": aa[None]}
         if um is None:
             (x,) = self._sess["embed_null"].run(None, feeds)
@@ -280,11 +287,13 @@ class OnnxStreamingPolicy(StreamingPolicy):
         else:
             hist = min(self.turn_index, self.config.window_turns - 1)
             h = self._backbone(x, self._cache, self.turn_index, hist)
-        x_T, sn = turn_noise(
+        x_T, sn = policy_noise(
+            self.noise,
             self.seed,
-            self.turn_index,
+            1,
             self.frames_per_turn,
             self.num_sampling_steps,
+            self.turn_index,
             tau_frames=self.noise_tau_s * FPS,
             hold=self._hold,
         )

@@ -135,3 +135,51 @@ def conversation_noise(
         )
     )
     return np.concatenate(xs, 0), np.concatenate(ss, 1)
+
+
+def check_noise(noise):
+    """A policy's ``noise`` option: None (seeded draws), "zeros", or a callable
+    ``(turn, frames, steps) -> (x_T [frames, 56], step_noise [steps, frames, 56])``."""
+    if noise is None or noise == "zeros" or callable(noise):
+        return noise
+    raise ValueError(
+        f"noise must be None (seeded draws), 'zeros' (every Gaussian draw of the sampler set "
+        f"to 0, for comparing implementations) or a callable (turn, frames, steps) -> (x_T "
+        f"[frames, 56], step_noise [steps, frames, 56]); got {noise!r}"
+    )
+
+
+def policy_noise(
+    noise,
+    seed: int,
+    n_turns: int,
+    frames: int,
+    steps: int,
+    first_turn: int = 0,
+    tau_frames: float = 0.0,
+    hold: np.ndarray | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """The sampler's draws for turns first_turn.. as :func:`conversation_noise` stacks them,
+    from a policy's ``noise`` option (:func:`check_noise`): None draws from ``seed`` (with the
+    correlation and hold); "zeros" is all zeros; a callable gives each turn's draws."""
+    if noise is None:
+        return conversation_noise(
+            seed, n_turns, frames, steps, first_turn, tau_frames=tau_frames, hold=hold
+        )
+    if noise == "zeros":
+        return (
+            np.zeros((n_turns * frames, MOTION_DIM), np.float32),
+            np.zeros((steps, n_turns * frames, MOTION_DIM), np.float32),
+        )
+    xs, ss = [], []
+    for t in range(first_turn, first_turn + n_turns):
+        x_T, step = noise(t, frames, steps)
+        x_T, step = np.asarray(x_T, np.float32), np.asarray(step, np.float32)
+        if x_T.shape != (frames, MOTION_DIM) or step.shape != (steps, frames, MOTION_DIM):
+            raise ValueError(
+                f"noise callable for turn {t} returned shapes {x_T.shape} and {step.shape}; "
+                f"want ({frames}, {MOTION_DIM}) and ({steps}, {frames}, {MOTION_DIM})"
+            )
+        xs.append(x_T)
+        ss.append(step)
+    return np.concatenate(xs, 0), np.concatenate(ss, 1)

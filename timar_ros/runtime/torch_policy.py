@@ -11,6 +11,14 @@ History, two modes (see :class:`~timar_ros.runtime.StreamingPolicy`):
 * cropped (``context_turns=n``, the reference's progressive-context protocol): the policy sees
   only the inputs of the last n turns and the current one; each turn encodes that crop afresh
   (n + 1 cached steps from an empty cache, or one parallel pass with ``kv_cache=False``).
+
+A model with learned absolute positions (``positions="learned_absolute"``, the reference's and
+imported reference checkpoints) has no exact cache: a turn's position is its slot in the
+window, which shifts every turn once the window is full. Such a policy keeps the last W-1 turns'
+projected tokens and re-encodes the cropped window every turn, as the reference does
+(``kv_cache`` is then False whatever was asked; :attr:`TorchStreamingPolicy.cache_note` says
+why). Only the current turn's agent motion is sampled: under single-pass decoding with history
+agent motion masked, the reference's re-sampled history rows are discarded unused.
 """
 
 from __future__ import annotations
@@ -21,7 +29,7 @@ import torch
 from ..motion import FPS
 from .base import StreamingPolicy, check_context_turns, noise_options
 from .checkpoint import load_checkpoint
-from .sampling_noise import conversation_noise
+from .sampling_noise import check_noise, policy_noise
 
 
 class TorchStreamingPolicy(StreamingPolicy):
@@ -40,6 +48,8 @@ class TorchStreamingPolicy(StreamingPolicy):
         num_sampling_steps: int | None = None,
         noise_tau_s: float | None = None,
         noise_hold_exp: float | None = None,
+        audio_norm: str | None = None,
+        noise=None,
         model_id: str = "",
         threads: int | None = None,
     ):
@@ -54,6 +64,14 @@ class TorchStreamingPolicy(StreamingPolicy):
         self.context_turns = check_context_turns(context_turns, W)
         self.crop = self.context_turns is not None
         self.bidirectional = c.attention == "bidirectional"
+        self.absolute = model.absolute_positions
+        self.cache_note = None
+        if kv_cache and self.absolute:
+            kv_cache = False
+            self.cache_note = (
+                "kv_cache off: learned absolute positions shift as the window slides, so "
+                "every turn re-encodes its window (as the reference does)"
+            )
         if kv_cache and self.bidirectional:
             raise ValueError(
                 "a bidirectional-attention model cannot use the KV cache "
@@ -65,6 +83,8 @@ class TorchStreamingPolicy(StreamingPolicy):
         self.noise_tau_s, self.noise_hold_exp, self._hold = noise_options(
             c, noise_tau_s, noise_hold_exp
         )
+        self.noise = check_noise(noise)
+        self._init_audio_norm(c, audio_norm)
         if num_sampling_steps is not None:
             model.set_sampling_steps(int(num_sampling_steps))
         self.num_sampling_steps = int(num_sampling_steps or c.num_sampling_steps)
@@ -76,7 +96,7 @@ class TorchStreamingPolicy(StreamingPolicy):
         # receptive field)
         if self.crop:
             self._reencode_turns = self.context_turns
-        elif self.bidirectional:
+        elif self.bidirectional or self.absolute:
             self._reencode_turns = W - 1
         else:
             self._reencode_turns = model.receptive_turns(W - 1)
@@ -107,6 +127,7 @@ class TorchStreamingPolicy(StreamingPolicy):
         self.history_turns = 0
         self._cache = self.model.empty_cache(1, self.device) if self.kv_cache else None
         self._buffer: list[torch.Tensor] = []
+        self._reset_audio_norm()
 
     def _save_state(self):
         return (self.turn_index, self.history_turns, self._cache, list(self._buffer))
@@ -127,7 +148,8 @@ class TorchStreamingPolicy(StreamingPolicy):
         return v
 
     def _noise(self, n_turns: int, first: int):
-        x, s = conversation_noise(
+        x, s = policy_noise(
+            self.noise,
             self.seed,
             n_turns,
             self.frames_per_turn,
@@ -144,9 +166,11 @@ class TorchStreamingPolicy(StreamingPolicy):
         """One turn: float32 16 kHz user/agent audio [samples_per_turn], optional user motion
         [F, 56] -> agent motion [F, 56] float32 (exp|jaw|rotation)."""
         ua, aa, um = self.check_turn(user_audio, agent_audio, user_motion)
+        ua, aa = self.normalize_audio(ua, aa)
         m, dev = self.model, self.device
         cfg = self.guidance_scale != 1.0
-        x, xu = m.embed_turns(
+        embed = m.project_turns if self.absolute else m.embed_turns
+        x, xu = embed(
             torch.from_numpy(ua)[None].to(dev),
             torch.from_numpy(aa)[None].to(dev),
             None if um is None else torch.from_numpy(um)[None].to(dev),
@@ -155,7 +179,15 @@ class TorchStreamingPolicy(StreamingPolicy):
         )
         W = self.config.window_turns
         h_u = None
-        if self.kv_cache and not self.crop:
+        if self.absolute:  # the cropped window re-encoded: positions are its turn slots
+            R = self._reencode_turns
+            buf = self._buffer[-R:] if R else []
+            h_c = m.backbone_parallel(m.embed_window(torch.cat(buf + [x], 1)))[:, -1]
+            if cfg:  # history as is, the current turn's user tokens null (the reference)
+                h_u = m.backbone_parallel(m.embed_window(torch.cat(buf + [xu], 1)))[:, -1]
+            self._buffer = (buf + [x])[-R:] if R else []
+            hist = len(buf)
+        elif self.kv_cache and not self.crop:
             hist = min(self.turn_index, W - 1)
             xin = torch.cat([x[:, 0], xu[:, 0]]) if cfg else x[:, 0]
             h, cache = m.backbone_step(xin, self._cache, self._valid(hist), self._rope)
@@ -197,11 +229,14 @@ class TorchStreamingPolicy(StreamingPolicy):
         """A whole conversation (N turns) -> [N*F, 56], equal to a fresh stream with the same
         seed. Uses the parallel training-path forward (turn-causal band, no CFG, no crop);
         otherwise steps a fresh stream. Does not change this policy's stream state."""
-        if self.bidirectional or self.guidance_scale != 1.0 or self.crop:
+        if self.bidirectional or self.guidance_scale != 1.0 or self.crop or self.absolute:
             return super().run_offline(user_audio, agent_audio, user_motion)
         ua, aa, um, n = self.check_conversation(user_audio, agent_audio, user_motion)
         if n == 0:
             return np.zeros((0, 56), np.float32)
+        spt = self.samples_per_turn
+        ua = self._audio_norms[0].conversation(ua, spt)
+        aa = self._audio_norms[1].conversation(aa, spt)
         m, dev = self.model, self.device
         x, _ = m.embed_turns(
             torch.from_numpy(ua)[None].to(dev),

@@ -70,8 +70,15 @@ def _device(name: str, local_rank: int):
     return torch.device(name)
 
 
-def build_dataset(dirs: list, turns: int, frames_per_turn: int, stride_turns: int | None = None):
-    """ConcatDataset of :class:`DualTalkWindows` over ``dirs``; errors name the bad folder."""
+def build_dataset(
+    dirs: list,
+    turns: int,
+    frames_per_turn: int,
+    stride_turns: int | None = None,
+    audio_norm: str = "none",
+):
+    """ConcatDataset of :class:`DualTalkWindows` over ``dirs`` (audio normalised as the model's
+    ``audio_norm`` says); errors name the bad folder."""
     from torch.utils.data import ConcatDataset
 
     from timar_ros.data.dualtalk import DualTalkWindows
@@ -90,7 +97,11 @@ def build_dataset(dirs: list, turns: int, frames_per_turn: int, stride_turns: in
             raise TrainError(f"data folder not found: {p}")
         try:
             ds = DualTalkWindows(
-                p, turns=turns, frames_per_turn=frames_per_turn, stride_turns=stride_turns
+                p,
+                turns=turns,
+                frames_per_turn=frames_per_turn,
+                stride_turns=stride_turns,
+                audio_norm=audio_norm,
             )
         except FileNotFoundError as exc:
             raise TrainError(
@@ -340,7 +351,8 @@ class _Run:
         if device.type == "cuda":
             torch.backends.cudnn.benchmark = True
 
-        self.ds, self.data_summary = build_dataset(cfg.data, S, F, cfg.stride_turns)
+        norm = self.mcfg.audio_norm
+        self.ds, self.data_summary = build_dataset(cfg.data, S, F, cfg.stride_turns, norm)
         self.sampler = DistributedSampler(
             self.ds, num_replicas=world, rank=rank, shuffle=True, seed=cfg.seed, drop_last=True
         )
@@ -362,7 +374,7 @@ class _Run:
         )
         self.global_batch = cfg.batch_size * world
         self.lr = float(cfg.lr if cfg.lr is not None else REFERENCE_BLR * self.global_batch / 256)
-        self.val_ds = build_dataset([cfg.val], S, F)[0] if cfg.val else None
+        self.val_ds = build_dataset([cfg.val], S, F, None, norm)[0] if cfg.val else None
 
         self.model = TIMAR(self.mcfg)
         if self.mcfg.normalize_motion and meta is None:
