@@ -279,3 +279,22 @@ def test_evaluate_and_the_node_setup_run_the_imported_model(ref, tmp_path):
     assert policy.audio_norm == "running"  # the checkpoint's: causal
     policy, _, _ = load_policy(dict(p, audio_norm="chunk"))
     assert policy.audio_norm == "chunk"
+
+
+def test_bag_evaluation_runs_the_imported_model(ref, tmp_path):
+    import json
+
+    from timar_ros.cli import main
+    from timar_ros.data.synthetic import SyntheticConfig, generate_conversation, write_conversation
+
+    cfg = SyntheticConfig()
+    cfg.tts.mode = "off"
+    write_conversation(generate_conversation(cfg, 0, duration_s=3.5), tmp_path / "dt", "c0")
+    assert main(["bag", "from-dualtalk", str(tmp_path / "dt"), str(tmp_path / "bags")]) == 0
+    bag = next((tmp_path / "bags").iterdir())
+    out = tmp_path / "eval"
+    assert (
+        main(["bag", "evaluate", str(bag), "--checkpoint", str(ref["out"]), "--out", str(out)]) == 0
+    )
+    rep = json.loads((out / "report.json").read_text())
+    assert rep["turns"] >= 3 and np.isfinite(list(rep["metrics"].values())).all()

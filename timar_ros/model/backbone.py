@@ -123,17 +123,20 @@ def attention_plan(turn_q, turn_k, window: int | None, chunk_turns: int | None =
         turn_q/turn_k: turn id per token, [L] (shared over the batch) or [B, L].
         window: band width in turns; None = bidirectional (full) attention.
         chunk_turns: for long shared-id sequences, split queries into chunks of this many turns.
-    Returns a list of (query slice | None, key slice, bool mask).
+    Returns a list of (query slice | None, key slice, bool mask [1 or B, 1, Lq, Lk]). The masks
+    are 4-D: with a 3-D mask, CPU scaled_dot_product_attention falls back to its unfused math
+    path (measured 4.6x slower at 880 tokens, 16 heads).
     """
 
     def band(tq, tk):
         if window is None:
-            return torch.ones(tq.shape[-1], tk.shape[-1], dtype=torch.bool, device=tq.device)[None]
+            full = torch.ones(tq.shape[-1], tk.shape[-1], dtype=torch.bool, device=tq.device)
+            return full if tq.dim() == 1 else full[None]
         dq, dk = tq[..., :, None], tk[..., None, :]
         return (dk <= dq) & (dk > dq - window)
 
     if turn_q.dim() == 2:  # per-sample ids (MAE training): one full masked call
-        return [(None, slice(None), band(turn_q, turn_k)[:, None])]
+        return [(None, slice(None), band(turn_q, turn_k)[:, None])]  # [B, 1, Lq, Lk]
     n_turns = int(turn_q.max()) + 1 if turn_q.numel() else 0
     if (
         window is None
@@ -141,7 +144,7 @@ def attention_plan(turn_q, turn_k, window: int | None, chunk_turns: int | None =
         or n_turns <= 2 * chunk_turns
         or turn_q.data_ptr() != turn_k.data_ptr()
     ):
-        return [(None, slice(None), band(turn_q, turn_k)[None])]
+        return [(None, slice(None), band(turn_q, turn_k)[None, None])]
     plan = []
     tq = turn_q.cpu().numpy()
     for a in range(0, n_turns, chunk_turns):
@@ -149,7 +152,7 @@ def attention_plan(turn_q, turn_k, window: int | None, chunk_turns: int | None =
         q0, q1 = np.searchsorted(tq, a, "left"), np.searchsorted(tq, b, "left")
         k0 = np.searchsorted(tq, max(0, a - window + 1), "left")
         qs, ks = slice(int(q0), int(q1)), slice(int(k0), int(q1))
-        plan.append((qs, ks, band(turn_q[qs], turn_k[ks])[None]))
+        plan.append((qs, ks, band(turn_q[qs], turn_k[ks])[None, None]))
     return plan
 
 
