@@ -49,12 +49,14 @@ $(MSGS_STAMP): $(DEPS_STAMP) CMakeLists.txt package.xml $(wildcard msg/*.msg) ti
 
 msgs: $(MSGS_STAMP)
 
-# Debian packages some features use: ffmpeg (the demo's render.mp4, the MP4 tests) and flite (TTS
-# voices). Installed when missing if we are root with apt-get (a fresh machine, CI); otherwise
-# said once, and the tests that need them skip with the reason.
-DEBS := ffmpeg flite
+# Debian packages some features use: ffmpeg (the demo's render.mp4, the MP4 tests), flite (TTS
+# voices), PortAudio (the sound-device nodes) and a PulseAudio server with its ALSA plugin (the
+# live audio tests run one with a null sink). Installed when missing if we are root with apt-get
+# (a fresh machine, CI); otherwise said once, and the tests that need them skip with the reason.
+DEBS := ffmpeg flite libportaudio2 pulseaudio pulseaudio-utils libasound2-plugins
+installed = $(if $(shell command -v dpkg),dpkg -s $(1) >/dev/null 2>&1,command -v $(1) >/dev/null)
 system-deps:
-	@missing=""; for d in $(DEBS); do command -v $$d >/dev/null || missing="$$missing $$d"; done; \
+	@missing=""; for d in $(DEBS); do $(call installed,$$d) || missing="$$missing $$d"; done; \
 	if [ -z "$$missing" ]; then exit 0; fi; \
 	if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
 	  echo "installing Debian packages:$$missing"; mkdir -p build; \

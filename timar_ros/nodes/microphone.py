@@ -2,7 +2,9 @@
 
 A managed (lifecycle) node: `configure` opens the device and checks its settings, `activate`
 starts streaming, `deactivate` stops it. Chunks are stamped with the estimated capture time of
-their first sample (ROS clock now - chunk duration - the device's input latency).
+their first sample: each block's reading (ROS clock now - block duration - the device's input
+latency) feeds one clock for the stream (robot/capture_clock.py), so the stamps are evenly spaced
+instead of carrying the callback's scheduling jitter.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from timar_ros.nodes.convert import audio_chunk
 from timar_ros.nodes.fault_log import PERIOD_DESCRIPTION, PERIOD_PARAM, NodeFaultLog
 from timar_ros.nodes.params import Param, declare
 from timar_ros.nodes.runner import run_node
+from timar_ros.robot.capture_clock import CaptureClock
 from timar_ros.robot.faults import Fault
 
 NAME = "microphone"
@@ -72,6 +75,7 @@ class Microphone(LifecycleNode):
         self._seq = 0
         self._lock = threading.Lock()
         self._overflows = 0
+        self._capture_clock = CaptureClock(int(self._p["sample_rate"]))
         self._fault_log = NodeFaultLog(self.get_logger(), float(self._p[PERIOD_PARAM]))
 
     def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:
@@ -112,6 +116,7 @@ class Microphone(LifecycleNode):
         return TransitionCallbackReturn.SUCCESS
 
     def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self._capture_clock = CaptureClock(int(self._p["sample_rate"]))
         self._stream.start()
         return super().on_activate(state)
 
@@ -139,8 +144,17 @@ class Microphone(LifecycleNode):
         # Runs on the PortAudio thread.
         rate = int(self._p["sample_rate"])
         latency = float(getattr(self._stream, "latency", 0.0) or 0.0)
-        stamp_s = self.get_clock().now().nanoseconds * 1e-9 - frames / rate - latency
+        measured = self.get_clock().now().nanoseconds * 1e-9 - frames / rate - latency
         with self._lock:
+            stamp_s, resynced = self._capture_clock.stamp(measured, frames)
+            if resynced:
+                self._fault_log(
+                    Fault(
+                        "capture_resyncs",
+                        f"capture clock re-anchored ({self._capture_clock.resyncs} so far): "
+                        "the device paused or lost audio, or the clock jumped",
+                    )
+                )
             if status.input_overflow:
                 self._overflows += 1
                 self._fault_log(

@@ -306,6 +306,13 @@ def import_reference(
         f"{config.num_heads} heads, {config.window_turns}-turn window, {config.head} head; "
         f"{key} weights"
     )
+    trained_steps = str(args.get("num_sampling_steps", config.num_sampling_steps))
+    if config.head == "diffusion" and trained_steps != str(config.num_sampling_steps):
+        log(
+            f"sampling with {config.num_sampling_steps} respaced steps (the published "
+            f"evaluation); the training run's args say {trained_steps} "
+            "(--num-sampling-steps to choose; the policy's num_sampling_steps option too)"
+        )
     try:
         model = TIMAR(config)
     except (OSError, ValueError) as exc:

@@ -1,0 +1,130 @@
+"""A real sound server for the audio tests: a user-space PulseAudio with a null sink, started in a
+temporary folder. Whatever is played to the sink (the default output) is heard on its monitor
+(the default input), so a test plays a known signal and the node under test captures it
+through PortAudio -> ALSA's pulse plugin -> the server, as on a desktop or robot computer.
+
+``make test`` installs PulseAudio, its ALSA plugin and PortAudio on a fresh Debian machine
+(``make system-deps``); where they are missing the tests skip, saying what to install.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import time
+from pathlib import Path
+
+SINK = "timar_test_sink"
+RATE = 16000
+PACKAGES = "pulseaudio pulseaudio-utils libasound2-plugins libportaudio2"
+
+
+class SoundServer:
+    """PulseAudio with one null sink (``SINK``, mono, ``RATE`` Hz) on a socket in ``root``.
+
+    ``env``: the variables a client process needs (``PULSE_SERVER``); :meth:`start` also sets
+    them in this process, before PortAudio first opens a stream."""
+
+    def __init__(self, root: Path, rate: int = RATE):
+        self.root = Path(root)
+        self.rate = rate
+        self.socket = self.root / "native"
+        self.env = {"PULSE_SERVER": f"unix:{self.socket}"}
+        self.proc: subprocess.Popen | None = None
+        self.log = self.root / "pulseaudio.log"
+
+    @staticmethod
+    def missing() -> str | None:
+        """Why a sound server cannot run here (None: it can)."""
+        for tool in ("pulseaudio", "pactl"):
+            if shutil.which(tool) is None:
+                return f"{tool} is not installed (apt-get install {PACKAGES}; make test does)"
+        import ctypes.util
+
+        # not imported here: PortAudio lists the server's devices only if it starts after it
+        if ctypes.util.find_library("portaudio") is None:
+            return "PortAudio is not installed (apt-get install libportaudio2)"
+        if (
+            not Path("/usr/share/alsa/alsa.conf.d/pulse.conf").is_file()
+            and not Path("/etc/alsa/conf.d/99-pulse.conf").is_file()
+        ):
+            return "ALSA's pulse plugin is not installed (apt-get install libasound2-plugins)"
+        return None
+
+    def start(self, timeout: float = 20.0) -> SoundServer:
+        home = self.root / "home"
+        for d in (home, self.root / "runtime"):
+            d.mkdir(parents=True, exist_ok=True)
+        env = dict(
+            os.environ,
+            HOME=str(home),
+            XDG_RUNTIME_DIR=str(self.root / "runtime"),
+            PULSE_RUNTIME_PATH=str(self.root / "runtime"),
+        )
+        self._log_file = open(self.log, "w")
+        self.proc = subprocess.Popen(
+            [
+                "pulseaudio",
+                "-n",  # no default script: only the modules below
+                "--daemonize=no",
+                "--exit-idle-time=-1",
+                "--use-pid-file=no",
+                "--disallow-exit",
+                "--log-target=stderr",
+                f"--load=module-null-sink sink_name={SINK} rate={self.rate} channels=1",
+                f"--load=module-native-protocol-unix socket={self.socket} auth-anonymous=1",
+            ],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=self._log_file,
+        )
+        os.environ.update(self.env)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"pulseaudio exited: {self.log.read_text()[-2000:]}")
+            if self.pactl("info", check=False).returncode == 0:
+                self.pactl("set-default-sink", SINK)
+                self.pactl("set-default-source", f"{SINK}.monitor")
+                self._refresh_portaudio()
+                return self
+            time.sleep(0.1)
+        self.stop()
+        raise RuntimeError(f"pulseaudio did not start in {timeout} s: {self.log.read_text()}")
+
+    @staticmethod
+    def _refresh_portaudio() -> None:
+        """PortAudio enumerates devices when it starts: restart it in this process if it
+        started before the server (sounddevice has no public call for this)."""
+        import sys
+
+        sd = sys.modules.get("sounddevice")
+        if sd is not None:
+            sd._terminate()
+            sd._initialize()
+
+    def pactl(self, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+        return subprocess.run(
+            ["pactl", *args],
+            env=dict(os.environ, **self.env),
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=check,
+        )
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.proc = None
+        if getattr(self, "_log_file", None) is not None:
+            self._log_file.close()
+            self._log_file = None
+        for k in self.env:
+            os.environ.pop(k, None)

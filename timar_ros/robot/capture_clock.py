@@ -1,0 +1,56 @@
+"""Stamps for a captured audio stream: one clock for the whole stream instead of one reading per
+block.
+
+A sound device delivers blocks on a callback whose wake-up time jitters with the scheduler (a
+few ms, more on a busy CPU), while the samples themselves are evenly spaced. Stamping each block
+with "now - its duration - the input latency" passes that jitter on to every stamp (and to the
+turn segmentation downstream). :class:`CaptureClock` instead counts samples from an anchor: the
+stamp of block k is ``anchor + samples_before_k / rate``; each block's reading pulls the anchor
+towards it slowly (so the stream follows the wall clock's rate against the device's), and a
+reading further off than ``resync_s`` (an overflow, a device that paused, a clock jump)
+re-anchors at once, reported to the caller.
+"""
+
+from __future__ import annotations
+
+
+class CaptureClock:
+    """Smooth capture stamps (seconds) for consecutive blocks of one stream.
+
+    Args:
+        rate: samples per second of the stream (Hz).
+        resync_s: a block whose measured stamp is further than this from the predicted one
+            re-anchors the clock (s).
+        gain: share of each block's measured-minus-predicted error taken into the anchor
+            (0..1; small: smooth, still following a device clock that runs fast or slow).
+    """
+
+    def __init__(self, rate: int, resync_s: float = 0.05, gain: float = 0.02):
+        if rate <= 0:
+            raise ValueError(f"rate must be > 0 Hz, got {rate}")
+        if not 0.0 < gain <= 1.0:
+            raise ValueError(f"gain must be in (0, 1], got {gain}")
+        self.rate = int(rate)
+        self.resync_s = float(resync_s)
+        self.gain = float(gain)
+        self.anchor: float | None = None  # stamp of the stream's sample 0 (s)
+        self.samples = 0
+        self.resyncs = 0
+
+    def stamp(self, measured_s: float, frames: int) -> tuple[float, bool]:
+        """The stamp of a block's first sample, given its per-block reading ``measured_s`` (s)
+        and its length ``frames``; -> (stamp_s, re-anchored). Call once per block, in order."""
+        resynced = False
+        if self.anchor is None:
+            self.anchor = measured_s
+        else:
+            error = measured_s - (self.anchor + self.samples / self.rate)
+            if abs(error) > self.resync_s:
+                self.anchor = measured_s - self.samples / self.rate
+                self.resyncs += 1
+                resynced = True
+            else:
+                self.anchor += self.gain * error
+        out = self.anchor + self.samples / self.rate
+        self.samples += int(frames)
+        return out, resynced
