@@ -2,6 +2,9 @@
 
 USER_AUDIO = "user/audio"  # timar_ros/AudioChunk: the partner's speech (microphone)
 AGENT_AUDIO = "agent/audio"  # timar_ros/AudioChunk: the robot's own speech (TTS output)
+AGENT_SPEECH = "agent/speech"  # timar_ros/AudioChunk: the robot's speech from a TTS, to be played
+AGENT_SAY = "agent/say"  # std_msgs/String: text for the robot to say (voice_player, with flite)
+AGENT_SAY_WAV = "agent/say_wav"  # std_msgs/String: a WAV file for the robot to say (voice_player)
 USER_MOTION = "user/motion"  # timar_ros/HeadMotion: the partner's tracked motion (optional)
 HEAD_MOTION = "head_motion"  # timar_ros/HeadMotion: generated agent motion, one turn per message
 GROUND_TRUTH_MOTION = "ground_truth/head_motion"  # timar_ros/HeadMotion: reference motion in bags
@@ -26,6 +29,9 @@ QUATERNION_STAMPED_TYPE = "geometry_msgs/msg/QuaternionStamped"
 TYPES = {
     USER_AUDIO: AUDIO_CHUNK_TYPE,
     AGENT_AUDIO: AUDIO_CHUNK_TYPE,
+    AGENT_SPEECH: AUDIO_CHUNK_TYPE,
+    AGENT_SAY: "std_msgs/msg/String",
+    AGENT_SAY_WAV: "std_msgs/msg/String",
     USER_MOTION: HEAD_MOTION_TYPE,
     HEAD_MOTION: HEAD_MOTION_TYPE,
     GROUND_TRUTH_MOTION: HEAD_MOTION_TYPE,

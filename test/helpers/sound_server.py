@@ -128,3 +128,57 @@ class SoundServer:
             self._log_file = None
         for k in self.env:
             os.environ.pop(k, None)
+
+
+class MonitorRecorder:
+    """Records the default input (the null sink's monitor) in this process, each block stamped
+    as the microphone node stamps it (now - block - nominal latency, one clock per stream)."""
+
+    def __init__(self, rate: int = RATE, block: int = 320):
+        import threading
+
+        import sounddevice as sd
+
+        from timar_ros.robot.capture_clock import CaptureClock
+
+        self.rate, self.blocks, self.stamps = rate, [], []
+        self._clock = CaptureClock(rate)
+        self._lock = threading.Lock()
+
+        def callback(indata, frames, time_info, status):
+            measured = time.time() - frames / rate - self.stream.latency
+            with self._lock:
+                stamp, _ = self._clock.stamp(measured, frames)
+                self.blocks.append(indata[:, 0].copy())
+                self.stamps.append(stamp)
+
+        self.stream = sd.InputStream(
+            samplerate=rate,
+            channels=1,
+            dtype="float32",
+            device="pulse",
+            blocksize=block,
+            callback=callback,
+        )
+
+    def __enter__(self):
+        self.stream.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.stream.stop()
+        self.stream.close()
+
+    def find(self, signal) -> tuple[float, float]:
+        """(capture stamp of ``signal``'s first sample, normalised correlation)."""
+        import numpy as np
+
+        with self._lock:
+            got = np.concatenate(self.blocks)
+            t = np.concatenate(
+                [s + np.arange(len(b)) / self.rate for s, b in zip(self.stamps, self.blocks)]
+            )
+        corr = np.correlate(got, signal, "valid")
+        lag = int(np.argmax(corr))
+        seg = got[lag : lag + len(signal)]
+        return float(t[lag]), float(corr[lag] / np.sqrt((signal**2).sum() * (seg**2).sum()))

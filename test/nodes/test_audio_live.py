@@ -126,3 +126,64 @@ def test_microphone_captures_what_the_sound_server_plays(sound_server, ros_probe
     error_s = float(t[lag] - played["onset_wall_s"])
     print(json.dumps({"capture_stamp_error_s": round(error_s, 4), "correlation": round(r, 5)}))
     assert abs(error_s) < STAMP_TOLERANCE_S, f"capture stamps off by {error_s * 1e3:.1f} ms"
+
+
+def test_voice_player_is_heard_when_its_stamps_say(sound_server, ros_probe):
+    """The robot's speech through voice_player: the sound on the sink's monitor against the
+    agent/audio stamps of the same samples (with conversation_policy's agent_audio_heard, the
+    times its motion frames are due). The monitor's stamps are calibrated first with a signal
+    whose play time the test's own stream reports."""
+    from helpers.sound_server import MonitorRecorder
+    from timar_ros.nodes.convert import audio_chunk
+
+    speech = load_wav(share_dir() / "data" / "demo_conversation" / "demo_speaker2.wav", RATE)
+    voiced = np.flatnonzero(np.abs(speech) > 0.05)
+    signal = speech[voiced[0] : voiced[0] + int(1.5 * RATE)].astype(np.float32)
+    ref = speech[voiced[-1] - int(1.0 * RATE) : voiced[-1]].astype(np.float32)
+    ns = "/vp_live"
+    heard = ros_probe.collect(AudioChunk, f"{ns}/agent/audio")
+    say = ros_probe.publisher(AudioChunk, f"{ns}/agent/speech")
+    proc = start_python(
+        [
+            "-m",
+            "timar_ros.nodes.voice_player",
+            "--ros-args",
+            "-r",
+            f"__ns:={ns}",
+            "-p",
+            "device:=pulse",
+            "-p",
+            "lead_s:=1.0",
+        ]
+    )
+    try:
+        with MonitorRecorder() as rec:
+            played = play(ref)  # calibration: the monitor's stamps vs a reported play time
+            bias = rec.find(ref)[0] - played["onset_wall_s"]
+            change = ros_probe.node.create_client(ChangeState, f"{ns}/voice_player/change_state")
+            assert change.wait_for_service(timeout_sec=20)
+            for t in (Transition.TRANSITION_CONFIGURE, Transition.TRANSITION_ACTIVATE):
+                f = change.call_async(ChangeState.Request(transition=Transition(id=t)))
+                assert spin_until(ros_probe.node, f.done, 20) and f.result().success, t
+            assert ros_probe.spin_until(lambda: len(heard) > 5, 20), "no agent/audio"
+            assert spin_until(ros_probe.node, lambda: say.get_subscription_count() > 0, 10)
+            say.publish(audio_chunk(signal, RATE, time.time(), "tts", 0))
+            ros_probe.spin_for(3.5)
+            onset_captured, r = rec.find(signal)
+    finally:
+        out = stop(proc)
+    assert r > 0.99, f"the loudspeaker did not play the speech (r = {r:.3f}): {out}"
+    got = np.concatenate([np.asarray(c.samples, np.float32) for c in heard])
+    t = np.concatenate(
+        [
+            c.header.stamp.sec + c.header.stamp.nanosec * 1e-9 + np.arange(len(c.samples)) / RATE
+            for c in heard
+        ]
+    )
+    corr = np.correlate(got, signal, "valid")
+    lag = int(np.argmax(corr))
+    stamped = float(t[lag])
+    offset = (onset_captured - bias) - stamped
+    print(json.dumps({"voice_offset_s": round(offset, 4), "monitor_bias_s": round(bias, 4)}))
+    assert "heard from +1.00 s" in out, out
+    assert abs(offset) < 0.04, f"sound {offset * 1e3:.1f} ms off the stamps of its motion"

@@ -98,6 +98,10 @@ PARAMS = {
         0.0,
         30.0,
     ),
+    "agent_audio_heard": Param(
+        "agent/audio is stamped with the time the robot's speech is heard (voice_player): take "
+        "it display_delay_s early into the turns, so its motion frames are due when it is heard"
+    ),
     "deadline_ms": Param(
         "a step slower than this is reported as a deadline miss (ms)", 1.0, 60000.0
     ),

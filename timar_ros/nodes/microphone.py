@@ -40,6 +40,9 @@ PARAMS = {
         choices=("user", "agent"),
     ),
     "gain": Param("linear gain applied to the samples (clipped to [-1, 1])", 0.0, 100.0),
+    "autostart": Param(
+        "configure and activate at start-up instead of waiting for lifecycle commands"
+    ),
     PERIOD_PARAM: Param(PERIOD_DESCRIPTION, 0.0, 3600.0),
 }
 
@@ -77,6 +80,11 @@ class Microphone(LifecycleNode):
         self._overflows = 0
         self._capture_clock = CaptureClock(int(self._p["sample_rate"]))
         self._fault_log = NodeFaultLog(self.get_logger(), float(self._p[PERIOD_PARAM]))
+        if self._p["autostart"]:
+            # Without a lifecycle manager nobody would notice a failed configure: exit instead.
+            if self.trigger_configure() != TransitionCallbackReturn.SUCCESS:
+                raise ValueError("configure failed (the error above says why)")
+            self.trigger_activate()
 
     def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:
         p = self._p

@@ -12,7 +12,9 @@ audio clock: frame i of turn k is stamped ``turn_start + display_delay_s + i / f
 partner the delay must cover the turn length plus the policy latency (default: 1 s turn + 0.25 s).
 The robot's own speech is known before it is played: publish it on the agent topic stamped with
 ``playback_time - display_delay_s`` (or play it ``display_delay_s`` after the stamp it was
-published with) and the mouth moves with the sound.
+published with) and the mouth moves with the sound. The ``voice_player`` node stamps it with
+the time it is heard instead; ``agent_audio_heard`` then takes agent audio ``display_delay_s``
+early into the turns (the same thing).
 
 Faults. A policy step that raises, or returns NaN/Inf motion, is reported through
 :attr:`TurnResult.error`; the turn is skipped (no motion) and the policy's history is reset so the
@@ -92,6 +94,7 @@ class PipelineConfig:
     vad_aggressiveness: int  # webrtcvad 0..3
     use_user_motion: bool
     segmenter: dict = field(default_factory=dict)  # TurnSegmenter keyword arguments
+    agent_audio_heard: bool = False  # agent stamps = heard times: shifted by -display_delay_s
 
     @classmethod
     def from_params(cls, p: dict) -> PipelineConfig:
@@ -102,6 +105,7 @@ class PipelineConfig:
             speaking_threshold=float(p["speaking_threshold"]),
             vad_aggressiveness=int(p["vad_aggressiveness"]),
             use_user_motion=bool(p["use_user_motion"]),
+            agent_audio_heard=bool(p.get("agent_audio_heard", False)),
             segmenter=dict(
                 on_wrong_rate=p["on_wrong_rate"],
                 max_latency_s=float(p["max_latency_s"]),
@@ -181,6 +185,8 @@ class ConversationPipeline:
         """Add a chunk of "user" or "agent" audio (stamp of its first sample, seconds; seq = the
         publisher's chunk counter, which orders chunks whose stamps jitter; now_s = the receiver's
         clock at arrival, which lets :meth:`poll` work when that clock is not the stamps' clock)."""
+        if stream == "agent" and self.config.agent_audio_heard:
+            stamp_s -= self.config.display_delay_s  # heard then: its frames are due then
         seg = self.segmenter
         before = seg.counters.as_dict()
         held, prev_end, newest = seg.held_chunk, seg.stream_end_s(stream), seg.head_s

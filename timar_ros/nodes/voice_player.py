@@ -1,0 +1,302 @@
+"""voice_player: plays the robot's speech on its loudspeaker in step with its mouth.
+
+The robot's speech comes as AudioChunk on ``agent/speech`` (a TTS's output, streamed or whole),
+as a WAV path on ``agent/say_wav``, or as text on ``agent/say`` (spoken with flite when it is
+installed). Each utterance is heard ``lead_s`` after it arrives, after the speech already queued
+or replacing it (``on_busy``), on one timeline (robot/speech_timeline.py). The node publishes
+that timeline on ``agent/audio``, speech and silence, ``lead_s`` ahead of the loudspeaker,
+each chunk stamped with the time it will be heard; the sound device plays the samples due at its
+own DAC time (PortAudio's output time of each buffer, not the time of writing). With
+conversation_policy's ``agent_audio_heard`` on and its ``display_delay_s`` equal to ``lead_s``,
+the motion frames for a sample are due exactly when it is heard.
+
+A chunk of ``agent/speech`` whose stamp continues the previous one (within 50 ms) is the same
+utterance and is queued after it whatever ``on_busy`` says. Underruns are counted; a device that
+stops is reopened every ``reopen_period_s`` while ``agent/audio`` goes on (the stamps are then
+when the speech would have been heard); both are said, rate-limited.
+
+A managed (lifecycle) node: ``configure`` checks and opens the device, ``activate`` starts the
+timeline and the stream, ``deactivate`` stops them.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+from pathlib import Path
+
+import numpy as np
+from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
+from rclpy.qos import QoSProfile
+from std_msgs.msg import String
+
+from timar_ros import topics
+from timar_ros.data.audio import load_wav, resample
+from timar_ros.msg import AudioChunk
+from timar_ros.nodes.convert import audio_buffer, audio_chunk, stamp_to_s
+from timar_ros.nodes.fault_log import PERIOD_DESCRIPTION, PERIOD_PARAM, NodeFaultLog
+from timar_ros.nodes.microphone import MicrophoneSetupError, import_sounddevice
+from timar_ros.nodes.params import Param, declare
+from timar_ros.nodes.runner import run_node
+from timar_ros.robot.faults import Fault
+from timar_ros.robot.speech_timeline import BUSY_MODES, PlaybackClock, SpeechTimeline
+
+NAME = "voice_player"
+PARAMS = {
+    "device": Param(
+        "sounddevice output device: '' = system default, a name substring, or an index"
+    ),
+    "sample_rate": Param("output rate in Hz (speech at other rates is resampled)", 8000, 192000),
+    "lead_s": Param(
+        "speech is heard this long after it arrives (s); set conversation_policy's "
+        "display_delay_s to the same value so the motion for it is due when it is heard",
+        0.0,
+        30.0,
+    ),
+    "chunk_s": Param("seconds of audio per published agent/audio chunk", 0.005, 1.0),
+    "on_busy": Param(
+        "speech that arrives while the robot speaks: 'queue' (after it) or 'interrupt' "
+        "(replace what is not yet heard)",
+        choices=BUSY_MODES,
+    ),
+    "tts_voice": Param("flite voice for text on agent/say (e.g. slt, rms, awb); '' = default"),
+    "reopen_period_s": Param("how often to reopen a sound device that stopped (s)", 0.1, 60.0),
+    "autostart": Param(
+        "configure and activate at start-up instead of waiting for lifecycle commands"
+    ),
+    PERIOD_PARAM: Param(PERIOD_DESCRIPTION, 0.0, 3600.0),
+}
+CONTINUES_S = 0.05  # an agent/speech chunk starting this close to the previous one's end
+
+
+class VoicePlayer(LifecycleNode):
+    def __init__(self, **kwargs):
+        super().__init__(NAME, **kwargs)
+        self._p = p = declare(self, NAME, PARAMS)
+        self._rate = int(p["sample_rate"])
+        self._chunk = max(1, int(round(float(p["chunk_s"]) * self._rate)))
+        self._stream = None
+        self._sd = None
+        self._timeline: SpeechTimeline | None = None
+        self._playback = PlaybackClock(self._rate)
+        self._pub = None
+        self._timers = []
+        self._subs = []
+        self._seq = 0
+        self._last_speech_end: float | None = None  # stamp end of the previous agent/speech chunk
+        self.underruns = 0
+        self.device_losses = 0
+        self._fault_log = NodeFaultLog(self.get_logger(), float(p[PERIOD_PARAM]))
+        self._lock = threading.Lock()
+        if self._p["autostart"]:
+            # Without a lifecycle manager nobody would notice a failed configure: exit instead.
+            if self.trigger_configure() != TransitionCallbackReturn.SUCCESS:
+                raise ValueError("configure failed (the error above says why)")
+            self.trigger_activate()
+
+    # -- lifecycle
+    def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:
+        p = self._p
+        try:
+            self._sd = import_sounddevice()
+            self._device = int(p["device"]) if str(p["device"]).isdigit() else (p["device"] or None)
+            self._sd.check_output_settings(
+                device=self._device, samplerate=float(self._rate), channels=1, dtype="float32"
+            )
+        except MicrophoneSetupError as exc:
+            self.get_logger().error(str(exc))
+            return TransitionCallbackReturn.FAILURE
+        except Exception as exc:  # PortAudioError / ValueError: name the fix
+            self.get_logger().error(
+                f"cannot open output device '{p['device'] or 'default'}' at {self._rate} Hz: "
+                f"{exc}. List devices with `python -m sounddevice` and set the 'device' parameter."
+            )
+            return TransitionCallbackReturn.FAILURE
+        self._pub = self.create_lifecycle_publisher(
+            AudioChunk, topics.AGENT_AUDIO, QoSProfile(depth=100)
+        )
+        self._subs = [
+            self.create_subscription(AudioChunk, topics.AGENT_SPEECH, self._on_speech, 100),
+            self.create_subscription(String, topics.AGENT_SAY_WAV, self._on_wav, 10),
+            self.create_subscription(String, topics.AGENT_SAY, self._on_text, 10),
+        ]
+        self.get_logger().info(
+            f"configured device '{p['device'] or 'default'}' at {self._rate} Hz: speech heard "
+            f"{p['lead_s']} s after it arrives ({p['on_busy']} while speaking) -> "
+            f"{topics.AGENT_AUDIO}"
+        )
+        return TransitionCallbackReturn.SUCCESS
+
+    def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self._timeline = SpeechTimeline(self._rate, float(self._p["lead_s"]), self._now())
+        self._playback = PlaybackClock(self._rate)
+        self._open_stream()
+        self._timers = [
+            self.create_timer(float(self._p["chunk_s"]) / 2, self._publish_ahead),
+            self.create_timer(float(self._p["reopen_period_s"]), self._watch_device),
+        ]
+        return super().on_activate(state)
+
+    def on_deactivate(self, state: LifecycleState) -> TransitionCallbackReturn:
+        for t in self._timers:
+            self.destroy_timer(t)
+        self._timers = []
+        self._close_stream()
+        return super().on_deactivate(state)
+
+    def on_cleanup(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self._close()
+        return TransitionCallbackReturn.SUCCESS
+
+    def on_shutdown(self, state: LifecycleState) -> TransitionCallbackReturn:
+        for t in self._timers:
+            self.destroy_timer(t)
+        self._timers = []
+        self._close()
+        return TransitionCallbackReturn.SUCCESS
+
+    def _close(self) -> None:
+        self._close_stream()
+        for s in self._subs:
+            self.destroy_subscription(s)
+        self._subs = []
+        if self._pub is not None:
+            self.destroy_lifecycle_publisher(self._pub)
+            self._pub = None
+
+    # -- the device
+    def _now(self) -> float:
+        return self.get_clock().now().nanoseconds * 1e-9
+
+    def _open_stream(self) -> bool:
+        try:
+            self._stream = self._sd.OutputStream(
+                device=self._device,
+                samplerate=self._rate,
+                channels=1,
+                dtype="float32",
+                blocksize=max(1, self._rate // 100),
+                callback=self._on_device,
+            )
+            self._stream.start()
+            return True
+        except Exception as exc:
+            self._stream = None
+            self._fault_log(Fault("device_lost", f"cannot open the output device: {exc}"))
+            return False
+
+    def _close_stream(self) -> None:
+        if self._stream is not None:
+            try:
+                self._stream.close()
+            except Exception:  # a device that is gone may fail to close; it is closed for us
+                pass
+            self._stream = None
+
+    def _watch_device(self) -> None:
+        if self._stream is not None and self._stream.active:
+            return
+        self.device_losses += 1
+        self._fault_log(
+            Fault(
+                "device_lost",
+                f"the output device stopped ({self.device_losses} so far): reopening; "
+                "agent/audio goes on, stamped when the speech would have been heard",
+            )
+        )
+        self._close_stream()
+        self._playback = PlaybackClock(self._rate)
+        self._open_stream()
+
+    def _on_device(self, out: np.ndarray, frames: int, time_info, status) -> None:
+        # Runs on the PortAudio thread: the buffer is heard at its DAC time.
+        now = self._now()
+        dac = float(getattr(time_info, "outputBufferDacTime", 0.0) or 0.0)
+        current = float(getattr(time_info, "currentTime", 0.0) or 0.0)
+        ahead = dac - current if dac > 0 and 0 <= dac - current < 2.0 else self._stream.latency
+        tl = self._timeline
+        index = self._playback.start_index(tl.index(now + ahead), frames)
+        out[:, 0] = tl.read(index, frames)
+        if status.output_underflow:
+            with self._lock:
+                self.underruns += 1
+                n = self.underruns
+            self._fault_log(
+                Fault("underruns", f"output underrun ({n} so far): a gap was heard (busy CPU?)")
+            )
+
+    # -- publishing the timeline ahead of the loudspeaker
+    def _publish_ahead(self) -> None:
+        for heard_s, samples in self._timeline.publish_until(self._now(), self._chunk):
+            self._pub.publish(audio_chunk(samples, self._rate, heard_s, "agent", self._seq))
+            self._seq += 1
+
+    # -- speech in
+    def _say(self, samples: np.ndarray, what: str, continues: bool = False) -> None:
+        if self._timeline is None:
+            self._fault_log(Fault("not_active", f"{what} dropped: the node is not active"))
+            return
+        now = self._now()
+        mode = "queue" if continues else self._p["on_busy"]
+        busy = self._timeline.speaking_until() > now
+        start, dropped = self._timeline.add(samples, now, mode)
+        if not continues:
+            note = ""
+            if busy and mode == "queue":
+                note = ", queued after the speech in progress"
+            elif dropped:
+                note = f", interrupting {dropped / self._rate:.2f} s of queued speech"
+            self.get_logger().info(
+                f"{what}: {len(samples) / self._rate:.2f} s heard from {start - now:+.2f} s{note}"
+            )
+
+    def _on_speech(self, msg: AudioChunk) -> None:
+        data, channels = audio_buffer(msg)
+        if data.size % channels or int(msg.sample_rate) <= 0:
+            self._fault_log(Fault("malformed", "agent/speech chunk dropped: bad channels or rate"))
+            return
+        x = data.reshape(-1, channels).mean(axis=1) if channels > 1 else data
+        if int(msg.sample_rate) != self._rate:
+            x = resample(x, int(msg.sample_rate), self._rate)
+        stamp = stamp_to_s(msg.header.stamp)
+        prev = self._last_speech_end
+        continues = prev is not None and abs(stamp - prev) < CONTINUES_S
+        self._last_speech_end = stamp + len(data) / channels / int(msg.sample_rate)
+        self._say(np.asarray(x, np.float32), "speech", continues)
+
+    def _on_wav(self, msg: String) -> None:
+        try:
+            x = load_wav(Path(msg.data), self._rate)
+        except Exception as exc:
+            self._fault_log(Fault("bad_wav", f"agent/say_wav {msg.data!r} not played: {exc}"))
+            return
+        self._say(x, f"WAV {Path(msg.data).name}")
+
+    def _on_text(self, msg: String) -> None:
+        if shutil.which("flite") is None:
+            self._fault_log(
+                Fault("no_tts", "agent/say needs flite (apt install flite); text not spoken")
+            )
+            return
+        with tempfile.TemporaryDirectory() as d:
+            wav = Path(d) / "say.wav"
+            cmd = ["flite", "-t", msg.data, "-o", str(wav)]
+            if self._p["tts_voice"]:
+                cmd[1:1] = ["-voice", self._p["tts_voice"]]
+            r = subprocess.run(cmd, capture_output=True, text=True, timeout=60)
+            if r.returncode != 0 or not wav.is_file():
+                self._fault_log(Fault("no_tts", f"flite failed: {r.stderr.strip()[-200:]}"))
+                return
+            x = load_wav(wav, self._rate)
+        self._say(x, f"text ({len(msg.data)} characters)")
+
+
+def main(args=None) -> int:
+    return run_node(VoicePlayer, NAME, args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
