@@ -218,8 +218,17 @@ class VoicePlayer(LifecycleNode):
         current = float(getattr(time_info, "currentTime", 0.0) or 0.0)
         ahead = dac - current if dac > 0 and 0 <= dac - current < 2.0 else self._stream.latency
         tl = self._timeline
+        resyncs = self._playback.resyncs
         index = self._playback.start_index(tl.index(now + ahead), frames)
         out[:, 0] = tl.read(index, frames)
+        if self._playback.resyncs != resyncs:
+            self._fault_log(
+                Fault(
+                    "playback_resyncs",
+                    f"playback re-aligned to the device's clock ({self._playback.resyncs} so "
+                    "far): the device skipped or repeated audio",
+                )
+            )
         if status.output_underflow:
             with self._lock:
                 self.underruns += 1
