@@ -22,6 +22,7 @@ all: msgs
 
 help:
 	@echo "make demo   run the whole pipeline on the bundled conversation -> demo_output/"
+	@echo "            (LIVE_AUDIO=1: through a sound server, the microphone and voice_player)"
 	@echo "make test   run the test suite"
 	@echo "make bench  run the benchmark suite (table + bench_output/bench.json)"
 	@echo "make fuzz   run the property tests randomized for FUZZ_MINUTES (default 10)"
@@ -89,7 +90,7 @@ fuzz: $(MSGS_STAMP)
 	done; echo "fuzz: $$round rounds, no failure"
 
 demo: $(MSGS_STAMP) system-deps
-	$(VENV)/bin/timar demo --out demo_output
+	$(VENV)/bin/timar demo --out demo_output $(if $(LIVE_AUDIO),--live-audio)
 
 bench: $(MSGS_STAMP)
 	$(VENV)/bin/timar bench --json bench_output/bench.json

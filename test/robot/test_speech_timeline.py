@@ -23,9 +23,9 @@ def test_speech_is_heard_lead_after_it_arrives_and_queues():
 def test_published_chunks_are_stamped_when_heard_and_never_change():
     tl = SpeechTimeline(RATE, lead_s=0.5, t0=0.0)
     tl.add(np.ones(200), now=0.0)  # heard 0.5 .. 0.7
-    chunks = tl.publish_until(now=0.3, chunk=100)  # up to 0.8
-    assert [round(t, 3) for t, _ in chunks] == [0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7]
-    assert [c.sum() for _, c in chunks] == [0] * 5 + [100, 100, 0]
+    chunks = tl.publish_until(now=0.3, chunk=100)  # from 0.5 (lead_s after t0) up to 0.8
+    assert [round(t, 3) for t, _ in chunks] == [0.5, 0.6, 0.7]
+    assert [c.sum() for _, c in chunks] == [100, 100, 0]
     # an interrupt now starts at the published horizon, not earlier (what is out stays true)
     start, dropped = tl.add(3 * np.ones(50), now=0.0, mode="interrupt")
     assert start == pytest.approx(0.8) and dropped == 0

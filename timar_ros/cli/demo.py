@@ -33,12 +33,25 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=1.0,
         help="1.0 = real time (default), 2.0 = twice as fast",
     )
+    parser.add_argument(
+        "--live-audio",
+        action="store_true",
+        help="play the conversation through a sound server (PulseAudio null sinks) and the real "
+        "microphone and voice_player nodes, as on a robot (real time)",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
     from timar_ros.demo.pipeline import run_demo
 
-    s = run_demo(args.out, args.checkpoint, args.conversation, args.backend, args.playback_rate)
+    s = run_demo(
+        args.out,
+        args.checkpoint,
+        args.conversation,
+        args.backend,
+        args.playback_rate,
+        live_audio=args.live_audio,
+    )
     print(
         f"turns {s['turns']}, policy latency p50 {s['latency_ms_p50']:.1f} ms / "
         f"p99 {s['latency_ms_p99']:.1f} ms ({s['backend']}), end-to-end p99 "

@@ -4,11 +4,19 @@ Nodes (the same classes `ros2 launch` starts as separate processes), in namespac
 audio_file_player (the two speakers' WAV files) -> conversation_policy (bundled checkpoint) ->
 head_retargeter (servo commands) and bag_recorder (every topic, MCAP). After playback the head
 is left to return to neutral (watchdog), then the bag is analysed: summary.json, plots, a render.
+
+With ``live_audio`` the conversation goes through sound instead of topics, as on a robot: a
+user-space PulseAudio (demo/sound_server.py) with two null sinks, the room and the robot's
+loudspeaker. The partner's WAV is played into the room, whose monitor the real ``microphone``
+node captures; the robot's WAV is sent on ``agent/speech`` as a streaming TTS would send it, and
+the real ``voice_player`` node plays it on the loudspeaker ``display_delay_s`` later, publishing
+``agent/audio`` stamped when heard (conversation_policy's ``agent_audio_heard``).
 """
 
 from __future__ import annotations
 
 import shutil
+import tempfile
 import time
 from pathlib import Path
 
@@ -28,10 +36,13 @@ def run_pipeline(
     playback_rate: float = 1.0,
     namespace: str = topics.DEFAULT_NAMESPACE,
     log=print,
+    live_audio: bool = False,
 ) -> dict:
     """Run the composed nodes until playback ends and the head is back at neutral; the bag is
     written to ``out/bag``. Returns live figures the bag does not hold (policy latencies,
     end-to-end latencies, counters)."""
+    if live_audio:
+        return _run_live_audio(out, checkpoint, user_wav, agent_wav, backend, namespace, log)
     from timar_ros.nodes.audio_file_player import AudioFilePlayer
     from timar_ros.nodes.bag_recorder import BagRecorder
     from timar_ros.nodes.compose import RosSession
@@ -59,21 +70,8 @@ def run_pipeline(
             start_delay_s=0.5,
             wait_for_subscribers=2,
         )  # the policy and the recorder
-        shown, done_at = 0, None
         settle = policy.pipeline.config.display_delay_s + retargeter.player.neutral_deadline_s + 0.5
-        while True:
-            time.sleep(0.1)
-            while shown < len(policy.latencies_ms) and shown < policy.turns:
-                log(f"  turn {shown:3d}: policy step {list(policy.latencies_ms)[shown]:6.1f} ms")
-                shown += 1
-            if player.done and done_at is None:
-                done_at = time.monotonic()
-                log(
-                    f"  playback finished; waiting {settle:.1f} s for the last turn and the "
-                    "return to neutral"
-                )
-            if done_at is not None and time.monotonic() - done_at > settle:
-                break
+        _wait_and_log(policy, log, lambda: player.done, settle)
         return {
             "policy_latencies_ms": list(policy.latencies_ms),
             "e2e_latencies_ms": list(policy.e2e_ms),
@@ -87,6 +85,106 @@ def run_pipeline(
         }
 
 
+def _wait_and_log(policy, log, finished, settle: float) -> None:
+    shown, done_at = 0, None
+    while True:
+        time.sleep(0.1)
+        while shown < len(policy.latencies_ms) and shown < policy.turns:
+            log(f"  turn {shown:3d}: policy step {list(policy.latencies_ms)[shown]:6.1f} ms")
+            shown += 1
+        if finished() and done_at is None:
+            done_at = time.monotonic()
+            log(
+                f"  playback finished; waiting {settle:.1f} s for the last turn and the "
+                "return to neutral"
+            )
+        if done_at is not None and time.monotonic() - done_at > settle:
+            return
+
+
+def _run_live_audio(out, checkpoint, user_wav, agent_wav, backend, namespace, log) -> dict:
+    import functools
+
+    from rclpy.node import Node
+
+    from timar_ros.data.audio import load_wav
+    from timar_ros.demo.sound_server import SoundServer
+    from timar_ros.msg import AudioChunk
+    from timar_ros.nodes.bag_recorder import BagRecorder
+    from timar_ros.nodes.compose import RosSession
+    from timar_ros.nodes.conversation_policy import ConversationPolicy
+    from timar_ros.nodes.convert import audio_chunk
+    from timar_ros.nodes.head_retargeter import HeadRetargeter
+    from timar_ros.nodes.microphone import Microphone
+    from timar_ros.nodes.voice_player import VoicePlayer
+
+    why = SoundServer.missing()
+    if why:
+        raise RuntimeError(f"--live-audio needs a sound server: {why}")
+    tmp = tempfile.TemporaryDirectory(prefix="timar-sound-")
+    server = SoundServer(Path(tmp.name), sinks=("timar_robot", "timar_room")).start()
+    server.set_defaults("timar_robot", "timar_room.monitor")  # the loudspeaker; the room's mic
+    log("  sound server: PulseAudio, sinks timar_room (partner -> microphone), timar_robot")
+    try:
+        with RosSession() as ros:
+            recorder = ros.add(
+                BagRecorder, namespace=namespace, output=str(out / "bag"), overwrite=True
+            )
+            policy = ros.add(
+                ConversationPolicy,
+                namespace=namespace,
+                checkpoint=str(checkpoint),
+                backend=backend,
+                agent_audio_heard=True,
+            )
+            delay = policy.pipeline.config.display_delay_s
+            retargeter = ros.add(HeadRetargeter, namespace=namespace)
+            mic = ros.add(Microphone, namespace=namespace, device="pulse", autostart=True)
+            voice = ros.add(
+                VoicePlayer, namespace=namespace, device="pulse", lead_s=delay, autostart=True
+            )
+            tts = ros.add(functools.partial(Node, "demo_tts"), namespace=namespace)
+            speech_pub = tts.create_publisher(AudioChunk, topics.AGENT_SPEECH, 100)
+            time.sleep(1.5)  # the output stream settles (see test/nodes/test_audio_live.py)
+            robot = load_wav(agent_wav, voice._rate)
+            step, t0 = voice._rate // 2, time.time()  # 0.5-s chunks, as a streaming TTS sends
+            for k, i in enumerate(range(0, len(robot), step)):
+                speech_pub.publish(
+                    audio_chunk(robot[i : i + step], voice._rate, t0 + i / voice._rate, "tts", k)
+                )
+            time.sleep(max(0.0, t0 + delay - time.time()))  # the partner talks with the robot
+            partner = server.play(user_wav, "timar_room")
+            log(
+                f"  the robot's voice heard {delay:.2f} s after its TTS, the partner's played "
+                "into the room at the same time"
+            )
+            settle = delay + retargeter.player.neutral_deadline_s + 0.5
+            _wait_and_log(policy, log, lambda: partner.poll() is not None, settle)
+            for node in (mic, voice):  # close the sound streams before the server goes
+                node.trigger_shutdown()
+            return {
+                "policy_latencies_ms": list(policy.latencies_ms),
+                "e2e_latencies_ms": list(policy.e2e_ms),
+                "model_id": policy.policy.model_id,
+                "backend": policy.backend,
+                "skipped_turns": policy.pipeline.skipped_turns,
+                "segmenter": policy.pipeline.segmenter.counters.as_dict(),
+                "player": retargeter.player.counters.as_dict(),
+                "neutral_deadline_s": retargeter.player.neutral_deadline_s,
+                "recorded": dict(recorder.counts),
+                "live_audio": {
+                    "microphone_overflows": mic._overflows,
+                    "capture_resyncs": mic._capture_clock.resyncs,
+                    "voice_underruns": voice.underruns,
+                    "voice_device_losses": voice.device_losses,
+                    "playback_resyncs": voice._playback.resyncs,
+                },
+            }
+    finally:
+        server.stop()
+        tmp.cleanup()
+
+
 def run_demo(
     out: str | Path = "demo_output",
     checkpoint: str = "",
@@ -94,6 +192,7 @@ def run_demo(
     backend: str = "auto",
     playback_rate: float = 1.0,
     log=print,
+    live_audio: bool = False,
 ) -> dict:
     """The demo: the pipeline on a conversation folder (default: the bundled one) with a
     checkpoint (default: the bundled one). Everything is written to a temporary folder next to
@@ -135,10 +234,19 @@ def run_demo(
             backend = "onnx" if ensure_export(ckpt, log=log) else "torch"
         log(f"policy backend: {backend}")
         live = run_pipeline(
-            work, ckpt, user_wav, agent_wav, backend=backend, playback_rate=playback_rate, log=log
+            work,
+            ckpt,
+            user_wav,
+            agent_wav,
+            backend=backend,
+            playback_rate=playback_rate,
+            log=log,
+            live_audio=live_audio,
         )
         log("analysing the recorded bag ...")
         summary = analyse(work, live, ckpt, conv / AGENT_TARGETS)
+        if live_audio:
+            summary["live_audio"] = live["live_audio"]
         preview = render_preview(work, log=log)
         summary["wall_time_s"] = round(time.monotonic() - t0, 1)
         summary["files"] = sorted(

@@ -5,10 +5,12 @@ A sound device delivers blocks on a callback whose wake-up time jitters with the
 few ms, more on a busy CPU), while the samples themselves are evenly spaced. Stamping each block
 with "now - its duration - the input latency" passes that jitter on to every stamp (and to the
 turn segmentation downstream). :class:`CaptureClock` instead counts samples from an anchor: the
-stamp of block k is ``anchor + samples_before_k / rate``; each block's reading pulls the anchor
-towards it slowly (so the stream follows the wall clock's rate against the device's), and a
-reading further off than ``resync_s`` (an overflow, a device that paused, a clock jump)
-re-anchors at once, reported to the caller.
+stamp of block k is ``anchor + samples_before_k / rate``, so consecutive blocks are exactly
+contiguous (the segmenter pads any gap, however small, and drops overlaps); a reading further
+off than ``resync_s`` (an overflow, a device that paused, a clock jump, or the device's clock
+drifting that far from the wall clock: ~8 min at 100 ppm) re-anchors at once, reported to the
+caller. ``gain`` > 0 pulls the anchor towards each reading instead (following the drift
+smoothly, at the price of sub-millisecond gaps and overlaps between blocks).
 """
 
 from __future__ import annotations
@@ -22,14 +24,15 @@ class CaptureClock:
         resync_s: a block whose measured stamp is further than this from the predicted one
             re-anchors the clock (s).
         gain: share of each block's measured-minus-predicted error taken into the anchor
-            (0..1; small: smooth, still following a device clock that runs fast or slow).
+            (0: contiguous stamps, re-anchored only past ``resync_s``; small: follows a device
+            clock that runs fast or slow smoothly).
     """
 
-    def __init__(self, rate: int, resync_s: float = 0.05, gain: float = 0.02):
+    def __init__(self, rate: int, resync_s: float = 0.05, gain: float = 0.0):
         if rate <= 0:
             raise ValueError(f"rate must be > 0 Hz, got {rate}")
-        if not 0.0 < gain <= 1.0:
-            raise ValueError(f"gain must be in (0, 1], got {gain}")
+        if not 0.0 <= gain <= 1.0:
+            raise ValueError(f"gain must be in [0, 1], got {gain}")
         self.rate = int(rate)
         self.resync_s = float(resync_s)
         self.gain = float(gain)

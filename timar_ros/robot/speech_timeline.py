@@ -30,7 +30,9 @@ class SpeechTimeline:
             raise ValueError(f"rate must be > 0 and lead_s >= 0, got {rate}, {lead_s}")
         self.rate, self.lead_s, self.t0 = int(rate), float(lead_s), float(t0)
         self._segments: list[tuple[int, np.ndarray]] = []  # (start sample, samples), sorted
-        self.published = 0  # samples [0, published) are out (their stamps are final)
+        # samples [0, published) are out (their stamps final); publishing starts lead_s ahead,
+        # so the first published sample is heard lead_s after t0 (nothing before it exists)
+        self.published = self.index(t0 + self.lead_s)
         self.interrupted_samples = 0  # queued speech dropped by interrupts
         self._lock = threading.Lock()
 

@@ -1,10 +1,11 @@
-"""A real sound server for the audio tests: a user-space PulseAudio with a null sink, started in a
-temporary folder. Whatever is played to the sink (the default output) is heard on its monitor
-(the default input), so a test plays a known signal and the node under test captures it
-through PortAudio -> ALSA's pulse plugin -> the server, as on a desktop or robot computer.
+"""A real sound server without sound hardware: a user-space PulseAudio with null sinks, started in
+a temporary folder (the live-audio tests and ``timar demo --live-audio``). Whatever is played to
+a sink is heard on its monitor, so a known signal played there is captured by the node under
+test through PortAudio -> ALSA's pulse plugin -> the server, as on a desktop or robot computer.
 
-``make test`` installs PulseAudio, its ALSA plugin and PortAudio on a fresh Debian machine
-(``make system-deps``); where they are missing the tests skip, saying what to install.
+``make test`` / ``make demo`` install PulseAudio, its ALSA plugin and PortAudio on a fresh
+Debian machine (``make system-deps``); where they are missing, :meth:`SoundServer.missing`
+says what to install.
 """
 
 from __future__ import annotations
@@ -21,14 +22,16 @@ PACKAGES = "pulseaudio pulseaudio-utils libasound2-plugins libportaudio2"
 
 
 class SoundServer:
-    """PulseAudio with one null sink (``SINK``, mono, ``RATE`` Hz) on a socket in ``root``.
+    """PulseAudio with null sinks (mono, ``RATE`` Hz) on a socket in ``root``: ``sinks[0]`` is
+    the default output and its monitor the default input (what a microphone hears).
 
     ``env``: the variables a client process needs (``PULSE_SERVER``); :meth:`start` also sets
     them in this process, before PortAudio first opens a stream."""
 
-    def __init__(self, root: Path, rate: int = RATE):
+    def __init__(self, root: Path, rate: int = RATE, sinks: tuple[str, ...] = (SINK,)):
         self.root = Path(root)
         self.rate = rate
+        self.sinks = tuple(sinks)
         self.socket = self.root / "native"
         self.env = {"PULSE_SERVER": f"unix:{self.socket}"}
         self.proc: subprocess.Popen | None = None
@@ -72,7 +75,10 @@ class SoundServer:
                 "--use-pid-file=no",
                 "--disallow-exit",
                 "--log-target=stderr",
-                f"--load=module-null-sink sink_name={SINK} rate={self.rate} channels=1",
+                *(
+                    f"--load=module-null-sink sink_name={name} rate={self.rate} channels=1"
+                    for name in self.sinks
+                ),
                 f"--load=module-native-protocol-unix socket={self.socket} auth-anonymous=1",
             ],
             env=env,
@@ -85,8 +91,8 @@ class SoundServer:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"pulseaudio exited: {self.log.read_text()[-2000:]}")
             if self.pactl("info", check=False).returncode == 0:
-                self.pactl("set-default-sink", SINK)
-                self.pactl("set-default-source", f"{SINK}.monitor")
+                self.pactl("set-default-sink", self.sinks[0])
+                self.pactl("set-default-source", f"{self.sinks[0]}.monitor")
                 self._refresh_portaudio()
                 return self
             time.sleep(0.1)
@@ -103,6 +109,20 @@ class SoundServer:
         if sd is not None:
             sd._terminate()
             sd._initialize()
+
+    def set_defaults(self, sink: str, source: str) -> None:
+        """The default output (a sink name) and input (a source, e.g. ``<sink>.monitor``)."""
+        self.pactl("set-default-sink", sink)
+        self.pactl("set-default-source", source)
+
+    def play(self, wav: Path, sink: str) -> subprocess.Popen:
+        """Play a WAV file into ``sink`` (paplay); returns the process."""
+        return subprocess.Popen(
+            ["paplay", f"--device={sink}", str(wav)],
+            env=dict(os.environ, **self.env),
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+        )
 
     def pactl(self, *args: str, check: bool = True) -> subprocess.CompletedProcess:
         return subprocess.run(
