@@ -295,3 +295,48 @@ def test_the_demo_runs_through_sound(sound_server, tmp_path):
     rec = s["recorded_messages"]
     assert rec["/timar/user/audio"] > 100 and rec["/timar/agent/audio"] > 100, rec
     assert s["live_audio"]["voice_device_losses"] == 0, s["live_audio"]
+
+
+def test_voice_player_survives_its_sound_device_going_away(sound_server, ros_probe, tmp_path):
+    """The server behind the loudspeaker stops and comes back: agent/audio goes on meanwhile,
+    the loss is said, and the node plays on the new server."""
+    import os
+
+    saved = os.environ.get("PULSE_SERVER")
+    own = SoundServer(tmp_path / "pa").start()  # the node's own server (its env at spawn)
+    ns = "/vp_loss"
+    heard = ros_probe.collect(AudioChunk, f"{ns}/agent/audio")
+    proc = start_python(
+        [
+            "-m",
+            "timar_ros.nodes.voice_player",
+            "--ros-args",
+            "-r",
+            f"__ns:={ns}",
+            "-p",
+            "device:=pulse",
+            "-p",
+            "autostart:=true",
+            "-p",
+            "reopen_period_s:=0.5",
+        ]
+    )
+    try:
+        assert ros_probe.spin_until(lambda: len(heard) > 5, 20), "no agent/audio"
+        ros_probe.spin_for(1.0)
+        own.stop()
+        before = len(heard)
+        ros_probe.spin_for(2.0)
+        during = len(heard) - before
+        own.start()
+        ros_probe.spin_for(3.0)
+        streams = own.pactl("list", "short", "sink-inputs").stdout.strip().splitlines()
+    finally:
+        out = stop(proc)
+        own.stop()
+        if saved is not None:
+            os.environ["PULSE_SERVER"] = saved
+            SoundServer._refresh_portaudio()
+    assert during >= 30, f"agent/audio stopped with the device ({during} chunks in 2 s)"
+    assert "the output device stopped" in out, out
+    assert len(streams) == 1, f"not playing on the new server: {streams}\n{out}"
