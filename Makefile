@@ -55,7 +55,8 @@ msgs: $(MSGS_STAMP)
 # live audio tests run one with a null sink). Installed when missing if we are root with apt-get
 # (a fresh machine, CI); otherwise said once, and the tests that need them skip with the reason.
 DEBS := ffmpeg flite libportaudio2 pulseaudio pulseaudio-utils libasound2-plugins
-installed = $(if $(shell command -v dpkg),dpkg -s $(1) >/dev/null 2>&1,command -v $(1) >/dev/null)
+# (a package removed but not purged is still known to dpkg: ask for "install ok installed")
+installed = $(if $(shell command -v dpkg-query),dpkg-query -W -f='$${Status}' $(1) 2>/dev/null | grep -q "ok installed",command -v $(1) >/dev/null)
 system-deps:
 	@missing=""; for d in $(DEBS); do $(call installed,$$d) || missing="$$missing $$d"; done; \
 	if [ -z "$$missing" ]; then exit 0; fi; \
