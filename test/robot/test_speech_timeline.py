@@ -41,3 +41,14 @@ def test_playback_clock_counts_buffers_and_realigns_after_a_jump():
     assert pc.start_index(100, 10) == 100
     assert pc.start_index(113, 10) == 110  # DAC-time jitter (3 ms) does not move the count
     assert pc.start_index(200, 10) == 200 and pc.resyncs == 1  # an underrun: re-aligned
+
+
+def test_playback_clock_waits_for_a_pause_unless_far_off():
+    pc = PlaybackClock(RATE, resync_s=0.02, force_s=0.25)
+    pc.start_index(100, 10)
+    assert pc.start_index(150, 10, quiet=False) == 110  # 40 ms off during speech: wait
+    assert pc.start_index(160, 10, quiet=True) == 160 and pc.resyncs == 1  # in a pause: now
+    assert pc.start_index(700, 10, quiet=False) == 700 and pc.resyncs == 2  # 0.53 s: at once
+    tl = SpeechTimeline(RATE, lead_s=0.0, t0=0.0)
+    tl.add(np.ones(100), now=0.0)
+    assert tl.has_speech(50, 60) and not tl.has_speech(100, 200)

@@ -219,14 +219,17 @@ class VoicePlayer(LifecycleNode):
         ahead = dac - current if dac > 0 and 0 <= dac - current < 2.0 else self._stream.latency
         tl = self._timeline
         resyncs = self._playback.resyncs
-        index = self._playback.start_index(tl.index(now + ahead), frames)
+        measured = tl.index(now + ahead)
+        at = measured if self._playback.next is None else self._playback.next
+        quiet = not tl.has_speech(min(at, measured), max(at, measured) + frames)
+        index = self._playback.start_index(measured, frames, quiet)
         out[:, 0] = tl.read(index, frames)
         if self._playback.resyncs != resyncs:
             self._fault_log(
                 Fault(
                     "playback_resyncs",
                     f"playback re-aligned to the device's clock ({self._playback.resyncs} so "
-                    "far): the device skipped or repeated audio",
+                    "far, in pauses unless far off): the device skipped or repeated audio",
                 )
             )
         if status.output_underflow:

@@ -101,6 +101,11 @@ class SpeechTimeline:
                 self.published = a + chunk
             return out
 
+    def has_speech(self, a: int, b: int) -> bool:
+        """Whether any scheduled speech overlaps samples [a, b)."""
+        with self._lock:
+            return any(s < b and s + len(g) > a for s, g in self._segments)
+
     def read(self, index: int, frames: int) -> np.ndarray:
         """Samples [index, index + frames) for the device (silence where nothing is scheduled);
         forgets speech that ends before ``index``."""
@@ -112,20 +117,25 @@ class SpeechTimeline:
 class PlaybackClock:
     """Which timeline sample a device buffer starts at: counted from the first buffer's DAC
     time, re-aligned (counted) when the DAC time says the count is off by more than
-    ``resync_s`` (an underrun, a device restart)."""
+    ``resync_s`` (an underrun, a device restart). A re-alignment skips or repeats audio, so
+    during speech it waits for the next pause unless the count is off by more than
+    ``force_s`` (the DAC estimates of a busy machine jitter by tens of ms)."""
 
-    def __init__(self, rate: int, resync_s: float = 0.02):
-        self.rate, self.resync_s = int(rate), float(resync_s)
+    def __init__(self, rate: int, resync_s: float = 0.02, force_s: float = 0.25):
+        self.rate, self.resync_s, self.force_s = int(rate), float(resync_s), float(force_s)
         self.next: int | None = None
         self.resyncs = 0
 
-    def start_index(self, measured: int, frames: int) -> int:
-        """The buffer's first sample given its DAC-time index ``measured``; advances."""
+    def start_index(self, measured: int, frames: int, quiet: bool = True) -> int:
+        """The buffer's first sample given its DAC-time index ``measured`` (``quiet``: no
+        speech in the buffer, so a re-alignment is not heard); advances."""
         if self.next is None:
             self.next = measured
-        elif abs(measured - self.next) > self.resync_s * self.rate:
-            self.next = measured
-            self.resyncs += 1
+        else:
+            off = abs(measured - self.next)
+            if off > self.force_s * self.rate or (quiet and off > self.resync_s * self.rate):
+                self.next = measured
+                self.resyncs += 1
         i = self.next
         self.next += int(frames)
         return i
