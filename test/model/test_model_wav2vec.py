@@ -5,13 +5,13 @@ import pytest
 import torch
 
 pytest.importorskip("transformers")
-from transformers import Wav2Vec2Config, Wav2Vec2Model  # noqa: E402
 
 from helpers.model import (  # noqa: E402
     conversation,
     one_thread_module,  # noqa: E402,F401
     stream,
 )
+from helpers.reference import write_wav2vec2_dir  # noqa: E402
 from timar_ros.model.config import preset  # noqa: E402
 from timar_ros.model.timar import TIMAR, perturb_zero_init  # noqa: E402
 from timar_ros.runtime.checkpoint import load_checkpoint, save_checkpoint  # noqa: E402
@@ -20,22 +20,7 @@ from timar_ros.runtime.torch_policy import TorchStreamingPolicy  # noqa: E402
 
 @pytest.fixture(scope="module")
 def w2v_dir(tmp_path_factory):
-    d = tmp_path_factory.mktemp("w2v")
-    cfg = Wav2Vec2Config(
-        hidden_size=32,
-        num_hidden_layers=2,
-        num_attention_heads=2,
-        intermediate_size=37,
-        conv_dim=(16, 16),
-        conv_stride=(5, 4),
-        conv_kernel=(10, 8),
-        num_conv_pos_embeddings=16,
-        num_conv_pos_embedding_groups=2,
-        vocab_size=8,
-    )
-    torch.manual_seed(0)
-    Wav2Vec2Model(cfg).save_pretrained(d)
-    return d
+    return write_wav2vec2_dir(tmp_path_factory.mktemp("w2v"))
 
 
 def w2v_model(path, finetune=False):

@@ -16,7 +16,7 @@ from lifecycle_msgs.srv import ChangeState
 
 from helpers.ros import spin_until, start_python, stop
 from timar_ros.data.audio import load_wav
-from timar_ros.demo.sound_server import RATE, SoundServer
+from timar_ros.demo.sound_server import RATE, SoundServer, find_signal
 from timar_ros.msg import AudioChunk
 from timar_ros.resources import share_dir
 
@@ -71,8 +71,37 @@ def play(signal: np.ndarray, rate: int = RATE, lead_s: float = 0.3) -> dict:
     return {"onset_wall_s": pos["onset"]}
 
 
-def lifecycle(node, ns: str, *transitions: int) -> None:
-    change = node.create_client(ChangeState, f"{ns}/microphone/change_state")
+def demo_voice(speaker: str, seconds: float, last: bool = False) -> np.ndarray:
+    """``seconds`` of a bundled demo voice from its first voiced sample (``last``: up to its
+    last one), float32 at RATE."""
+    speech = load_wav(share_dir() / "data" / "demo_conversation" / f"{speaker}.wav", RATE)
+    voiced = np.flatnonzero(np.abs(speech) > 0.05)
+    n = int(seconds * RATE)
+    part = speech[voiced[-1] - n : voiced[-1]] if last else speech[voiced[0] : voiced[0] + n]
+    return part.astype(np.float32)
+
+
+def received(chunks) -> tuple[np.ndarray, np.ndarray]:
+    """AudioChunks -> (their samples concatenated, each sample's time from its chunk's stamp)."""
+    got = np.concatenate([np.asarray(c.samples, np.float32) for c in chunks])
+    t = np.concatenate(
+        [
+            c.header.stamp.sec + c.header.stamp.nanosec * 1e-9 + np.arange(len(c.samples)) / RATE
+            for c in chunks
+        ]
+    )
+    return got, t
+
+
+def start_voice_player(ns: str, **params):
+    args = ["-m", "timar_ros.nodes.voice_player", "--ros-args", "-r", f"__ns:={ns}"]
+    for k, v in {"device": "pulse", **params}.items():
+        args += ["-p", f"{k}:={v}"]
+    return start_python(args)
+
+
+def lifecycle(node, ns: str, name: str, *transitions: int) -> None:
+    change = node.create_client(ChangeState, f"{ns}/{name}/change_state")
     assert change.wait_for_service(timeout_sec=20), "lifecycle services did not appear"
     for t in transitions:
         future = change.call_async(ChangeState.Request(transition=Transition(id=t)))
@@ -80,9 +109,7 @@ def lifecycle(node, ns: str, *transitions: int) -> None:
 
 
 def test_microphone_captures_what_the_sound_server_plays(sound_server, ros_probe):
-    speech = load_wav(share_dir() / "data" / "demo_conversation" / "demo_speaker1.wav", RATE)
-    voiced = np.flatnonzero(np.abs(speech) > 0.05)
-    signal = speech[voiced[0] : voiced[0] + 2 * RATE].astype(np.float32)  # 2 s of a real voice
+    signal = demo_voice("demo_speaker1", 2.0)  # 2 s of a real voice
     ns = "/mic_live"
     chunks = ros_probe.collect(AudioChunk, f"{ns}/user/audio", reliable=False)
     proc = start_python(
@@ -100,7 +127,11 @@ def test_microphone_captures_what_the_sound_server_plays(sound_server, ros_probe
     )
     try:
         lifecycle(
-            ros_probe.node, ns, Transition.TRANSITION_CONFIGURE, Transition.TRANSITION_ACTIVATE
+            ros_probe.node,
+            ns,
+            "microphone",
+            Transition.TRANSITION_CONFIGURE,
+            Transition.TRANSITION_ACTIVATE,
         )
         started = ros_probe.spin_until(lambda: len(chunks) > 10, 20)
         played = play(signal) if started else None
@@ -116,13 +147,8 @@ def test_microphone_captures_what_the_sound_server_plays(sound_server, ros_probe
     # gap for the segmenter to pad)
     assert np.abs(steps - 0.02).max() < 1e-6, steps
     assert {c.sample_rate for c in chunks} == {RATE}
-    got = np.concatenate([np.asarray(c.samples, np.float32) for c in chunks])
-    # chunk k's first sample is at stamps[k]: the time of every sample
-    t = np.concatenate([s + np.arange(len(c.samples)) / RATE for s, c in zip(stamps, chunks)])
-    corr = np.correlate(got, signal, "valid")
-    lag = int(np.argmax(corr))
-    seg = got[lag : lag + len(signal)]
-    r = float(corr[lag] / np.sqrt((signal**2).sum() * (seg**2).sum()))
+    got, t = received(chunks)  # chunk k's first sample is at its stamp
+    lag, r = find_signal(got, signal)
     assert r > 0.99, f"the captured audio is not the played WAV (r = {r:.3f})"
     error_s = float(t[lag] - played["onset_wall_s"])
     print(json.dumps({"capture_stamp_error_s": round(error_s, 4), "correlation": round(r, 5)}))
@@ -137,35 +163,23 @@ def test_voice_player_is_heard_when_its_stamps_say(sound_server, ros_probe):
     from timar_ros.demo.sound_server import MonitorRecorder
     from timar_ros.nodes.convert import audio_chunk
 
-    speech = load_wav(share_dir() / "data" / "demo_conversation" / "demo_speaker2.wav", RATE)
-    voiced = np.flatnonzero(np.abs(speech) > 0.05)
-    signal = speech[voiced[0] : voiced[0] + int(1.5 * RATE)].astype(np.float32)
-    ref = speech[voiced[-1] - int(1.0 * RATE) : voiced[-1]].astype(np.float32)
+    signal = demo_voice("demo_speaker2", 1.5)
+    ref = demo_voice("demo_speaker2", 1.0, last=True)
     ns = "/vp_live"
     heard = ros_probe.collect(AudioChunk, f"{ns}/agent/audio")
     say = ros_probe.publisher(AudioChunk, f"{ns}/agent/speech")
-    proc = start_python(
-        [
-            "-m",
-            "timar_ros.nodes.voice_player",
-            "--ros-args",
-            "-r",
-            f"__ns:={ns}",
-            "-p",
-            "device:=pulse",
-            "-p",
-            "lead_s:=1.0",
-        ]
-    )
+    proc = start_voice_player(ns, lead_s=1.0)
     try:
         with MonitorRecorder() as rec:
             played = play(ref)  # calibration: the monitor's stamps vs a reported play time
             bias = rec.find(ref)[0] - played["onset_wall_s"]
-            change = ros_probe.node.create_client(ChangeState, f"{ns}/voice_player/change_state")
-            assert change.wait_for_service(timeout_sec=20)
-            for t in (Transition.TRANSITION_CONFIGURE, Transition.TRANSITION_ACTIVATE):
-                f = change.call_async(ChangeState.Request(transition=Transition(id=t)))
-                assert spin_until(ros_probe.node, f.done, 20) and f.result().success, t
+            lifecycle(
+                ros_probe.node,
+                ns,
+                "voice_player",
+                Transition.TRANSITION_CONFIGURE,
+                Transition.TRANSITION_ACTIVATE,
+            )
             assert ros_probe.spin_until(lambda: len(heard) > 5, 20), "no agent/audio"
             assert spin_until(ros_probe.node, lambda: say.get_subscription_count() > 0, 10)
             say.publish(audio_chunk(signal, RATE, time.time(), "tts", 0))
@@ -174,16 +188,8 @@ def test_voice_player_is_heard_when_its_stamps_say(sound_server, ros_probe):
     finally:
         out = stop(proc)
     assert r > 0.99, f"the loudspeaker did not play the speech (r = {r:.3f}): {out}"
-    got = np.concatenate([np.asarray(c.samples, np.float32) for c in heard])
-    t = np.concatenate(
-        [
-            c.header.stamp.sec + c.header.stamp.nanosec * 1e-9 + np.arange(len(c.samples)) / RATE
-            for c in heard
-        ]
-    )
-    corr = np.correlate(got, signal, "valid")
-    lag = int(np.argmax(corr))
-    stamped = float(t[lag])
+    got, t = received(heard)
+    stamped = float(t[find_signal(got, signal)[0]])
     offset = (onset_captured - bias) - stamped
     print(json.dumps({"voice_offset_s": round(offset, 4), "monitor_bias_s": round(bias, 4)}))
     assert "heard from +1.00 s" in out, out
@@ -200,29 +206,13 @@ def test_voice_player_says_text_and_wav_files_and_queues_them(sound_server, ros_
 
     if shutil.which("flite") is None:
         pytest.skip("flite is not installed (make test installs it)")
-    speech = load_wav(share_dir() / "data" / "demo_conversation" / "demo_speaker2.wav", RATE)
-    voiced = np.flatnonzero(np.abs(speech) > 0.05)
-    clip = speech[voiced[0] : voiced[0] + RATE].astype(np.float32)
+    clip = demo_voice("demo_speaker2", 1.0)
     write_wav(tmp_path / "clip.wav", clip, RATE)
     ns = "/vp_say"
     heard = ros_probe.collect(AudioChunk, f"{ns}/agent/audio")
     text = ros_probe.publisher(String, f"{ns}/agent/say")
     wav = ros_probe.publisher(String, f"{ns}/agent/say_wav")
-    proc = start_python(
-        [
-            "-m",
-            "timar_ros.nodes.voice_player",
-            "--ros-args",
-            "-r",
-            f"__ns:={ns}",
-            "-p",
-            "device:=pulse",
-            "-p",
-            "lead_s:=0.5",
-            "-p",
-            "autostart:=true",
-        ]
-    )
+    proc = start_voice_player(ns, lead_s=0.5, autostart="true")
     try:
         with MonitorRecorder() as rec:
             assert ros_probe.spin_until(lambda: len(heard) > 5, 20), "no agent/audio"
@@ -240,12 +230,10 @@ def test_voice_player_says_text_and_wav_files_and_queues_them(sound_server, ros_
         out = stop(proc)
     assert "text (30 characters)" in out and "queued after the speech in progress" in out, out
     assert "missing.wav" in out, out  # a bad file is said, not silently skipped
-    got = np.concatenate([np.asarray(c.samples, np.float32) for c in heard])
+    got, _ = received(heard)
     voiced_s = np.count_nonzero(np.abs(got) > 0.02) / RATE
     assert voiced_s > 1.0, "the spoken text and the WAV are not on agent/audio"
-    c = np.correlate(got, clip, "valid")
-    k = int(np.argmax(c))
-    r_pub = float(c[k] / np.sqrt((clip**2).sum() * (got[k : k + len(clip)] ** 2).sum()))
+    r_pub = find_signal(got, clip)[1]
     assert r_pub > 0.99, f"the queued WAV is not on agent/audio intact (r = {r_pub:.3f}): {out}"
     assert r > 0.99, f"the queued WAV was not heard intact (r = {r:.3f}): {out}"
 
@@ -306,21 +294,7 @@ def test_voice_player_survives_its_sound_device_going_away(sound_server, ros_pro
     own = SoundServer(tmp_path / "pa").start()  # the node's own server (its env at spawn)
     ns = "/vp_loss"
     heard = ros_probe.collect(AudioChunk, f"{ns}/agent/audio")
-    proc = start_python(
-        [
-            "-m",
-            "timar_ros.nodes.voice_player",
-            "--ros-args",
-            "-r",
-            f"__ns:={ns}",
-            "-p",
-            "device:=pulse",
-            "-p",
-            "autostart:=true",
-            "-p",
-            "reopen_period_s:=0.5",
-        ]
-    )
+    proc = start_voice_player(ns, autostart="true", reopen_period_s=0.5)
     try:
         assert ros_probe.spin_until(lambda: len(heard) > 5, 20), "no agent/audio"
         ros_probe.spin_for(1.0)

@@ -72,17 +72,22 @@ def run_pipeline(
         )  # the policy and the recorder
         settle = policy.pipeline.config.display_delay_s + retargeter.player.neutral_deadline_s + 0.5
         _wait_and_log(policy, log, lambda: player.done, settle)
-        return {
-            "policy_latencies_ms": list(policy.latencies_ms),
-            "e2e_latencies_ms": list(policy.e2e_ms),
-            "model_id": policy.policy.model_id,
-            "backend": policy.backend,
-            "skipped_turns": policy.pipeline.skipped_turns,
-            "segmenter": policy.pipeline.segmenter.counters.as_dict(),
-            "player": retargeter.player.counters.as_dict(),
-            "neutral_deadline_s": retargeter.player.neutral_deadline_s,
-            "recorded": dict(recorder.counts),
-        }
+        return _live_figures(policy, retargeter, recorder)
+
+
+def _live_figures(policy, retargeter, recorder) -> dict:
+    """What the bag does not hold: policy and end-to-end latencies, counters."""
+    return {
+        "policy_latencies_ms": list(policy.latencies_ms),
+        "e2e_latencies_ms": list(policy.e2e_ms),
+        "model_id": policy.policy.model_id,
+        "backend": policy.backend,
+        "skipped_turns": policy.pipeline.skipped_turns,
+        "segmenter": policy.pipeline.segmenter.counters.as_dict(),
+        "player": retargeter.player.counters.as_dict(),
+        "neutral_deadline_s": retargeter.player.neutral_deadline_s,
+        "recorded": dict(recorder.counts),
+    }
 
 
 def _wait_and_log(policy, log, finished, settle: float) -> None:
@@ -163,15 +168,7 @@ def _run_live_audio(out, checkpoint, user_wav, agent_wav, backend, namespace, lo
             for node in (mic, voice):  # close the sound streams before the server goes
                 node.trigger_shutdown()
             return {
-                "policy_latencies_ms": list(policy.latencies_ms),
-                "e2e_latencies_ms": list(policy.e2e_ms),
-                "model_id": policy.policy.model_id,
-                "backend": policy.backend,
-                "skipped_turns": policy.pipeline.skipped_turns,
-                "segmenter": policy.pipeline.segmenter.counters.as_dict(),
-                "player": retargeter.player.counters.as_dict(),
-                "neutral_deadline_s": retargeter.player.neutral_deadline_s,
-                "recorded": dict(recorder.counts),
+                **_live_figures(policy, retargeter, recorder),
                 "live_audio": {
                     "microphone_overflows": mic._overflows,
                     "capture_resyncs": mic._capture_clock.resyncs,

@@ -150,6 +150,17 @@ class SoundServer:
             os.environ.pop(k, None)
 
 
+def find_signal(got, signal) -> tuple[int, float]:
+    """Where ``signal`` [N] lies in ``got`` [M >= N]: (sample index of its first sample, the
+    normalised correlation there, 1 = the same samples up to a gain)."""
+    import numpy as np
+
+    corr = np.correlate(got, signal, "valid")
+    lag = int(np.argmax(corr))
+    seg = got[lag : lag + len(signal)]
+    return lag, float(corr[lag] / np.sqrt((signal**2).sum() * (seg**2).sum()))
+
+
 class MonitorRecorder:
     """Records the default input (the null sink's monitor) in this process, each block stamped
     as the microphone node stamps it (now - block - nominal latency, one clock per stream)."""
@@ -198,7 +209,5 @@ class MonitorRecorder:
             t = np.concatenate(
                 [s + np.arange(len(b)) / self.rate for s, b in zip(self.stamps, self.blocks)]
             )
-        corr = np.correlate(got, signal, "valid")
-        lag = int(np.argmax(corr))
-        seg = got[lag : lag + len(signal)]
-        return float(t[lag]), float(corr[lag] / np.sqrt((signal**2).sum() * (seg**2).sum()))
+        lag, r = find_signal(got, signal)
+        return float(t[lag]), r

@@ -48,7 +48,7 @@ from timar_ros.msg import HeadMotion
 from timar_ros.nodes.convert import diagnostic_array, motion_frames, s_to_stamp, stamp_to_s
 from timar_ros.nodes.fault_log import PERIOD_DESCRIPTION, PERIOD_PARAM, NodeFaultLog
 from timar_ros.nodes.params import CONFIGURE, Param, declare
-from timar_ros.nodes.runner import run_node
+from timar_ros.nodes.runner import autostart, run_node
 from timar_ros.robot.faults import Fault
 from timar_ros.robot.retarget import MotionPlayer
 from timar_ros.robot.retarget_config import RetargetConfigError, load_retarget_config
@@ -98,10 +98,7 @@ class HeadRetargeter(LifecycleNode):
         self._config_error: str | None = None
         self.add_on_set_parameters_callback(self._on_set_parameters)
         if self._p["autostart"]:
-            # Without a lifecycle manager nobody would notice a failed configure: exit instead.
-            if self.trigger_configure() != TransitionCallbackReturn.SUCCESS:
-                raise ValueError(f"configure failed: {self._config_error}")
-            self.trigger_activate()
+            autostart(self, lambda: self._config_error)
 
     # -- lifecycle
     def _on_set_parameters(self, params) -> SetParametersResult:

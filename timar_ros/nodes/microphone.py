@@ -21,7 +21,7 @@ from timar_ros.msg import AudioChunk
 from timar_ros.nodes.convert import audio_chunk
 from timar_ros.nodes.fault_log import PERIOD_DESCRIPTION, PERIOD_PARAM, NodeFaultLog
 from timar_ros.nodes.params import Param, declare
-from timar_ros.nodes.runner import run_node
+from timar_ros.nodes.runner import autostart, run_node
 from timar_ros.robot.capture_clock import CaptureClock
 from timar_ros.robot.faults import Fault
 
@@ -81,10 +81,7 @@ class Microphone(LifecycleNode):
         self._capture_clock = CaptureClock(int(self._p["sample_rate"]))
         self._fault_log = NodeFaultLog(self.get_logger(), float(self._p[PERIOD_PARAM]))
         if self._p["autostart"]:
-            # Without a lifecycle manager nobody would notice a failed configure: exit instead.
-            if self.trigger_configure() != TransitionCallbackReturn.SUCCESS:
-                raise ValueError("configure failed (the error above says why)")
-            self.trigger_activate()
+            autostart(self)
 
     def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:
         p = self._p

@@ -53,3 +53,14 @@ def run_node(
             node.destroy_node()
         rclpy.try_shutdown()
     return 0
+
+
+def autostart(node, why=lambda: "the error above says why") -> None:
+    """Configure and activate a lifecycle ``node`` now (its ``autostart`` parameter). Without a
+    lifecycle manager nobody would notice a failed configure: raise instead, so the process
+    exits with ``why()`` (run_node prints it)."""
+    from rclpy.lifecycle import TransitionCallbackReturn
+
+    if node.trigger_configure() != TransitionCallbackReturn.SUCCESS:
+        raise ValueError(f"configure failed: {why()}")
+    node.trigger_activate()

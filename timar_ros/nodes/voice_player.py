@@ -40,7 +40,7 @@ from timar_ros.nodes.convert import audio_buffer, audio_chunk, stamp_to_s
 from timar_ros.nodes.fault_log import PERIOD_DESCRIPTION, PERIOD_PARAM, NodeFaultLog
 from timar_ros.nodes.microphone import MicrophoneSetupError, import_sounddevice
 from timar_ros.nodes.params import Param, declare
-from timar_ros.nodes.runner import run_node
+from timar_ros.nodes.runner import autostart, run_node
 from timar_ros.robot.faults import Fault
 from timar_ros.robot.speech_timeline import BUSY_MODES, PlaybackClock, SpeechTimeline
 
@@ -92,10 +92,7 @@ class VoicePlayer(LifecycleNode):
         self._fault_log = NodeFaultLog(self.get_logger(), float(p[PERIOD_PARAM]))
         self._lock = threading.Lock()
         if self._p["autostart"]:
-            # Without a lifecycle manager nobody would notice a failed configure: exit instead.
-            if self.trigger_configure() != TransitionCallbackReturn.SUCCESS:
-                raise ValueError("configure failed (the error above says why)")
-            self.trigger_activate()
+            autostart(self)
 
     # -- lifecycle
     def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:

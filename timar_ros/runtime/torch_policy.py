@@ -179,15 +179,7 @@ class TorchStreamingPolicy(StreamingPolicy):
         )
         W = self.config.window_turns
         h_u = None
-        if self.absolute:  # the cropped window re-encoded: positions are its turn slots
-            R = self._reencode_turns
-            buf = self._buffer[-R:] if R else []
-            h_c = m.backbone_parallel(m.embed_window(torch.cat(buf + [x], 1)))[:, -1]
-            if cfg:  # history as is, the current turn's user tokens null (the reference)
-                h_u = m.backbone_parallel(m.embed_window(torch.cat(buf + [xu], 1)))[:, -1]
-            self._buffer = (buf + [x])[-R:] if R else []
-            hist = len(buf)
-        elif self.kv_cache and not self.crop:
+        if self.kv_cache and not self.crop:
             hist = min(self.turn_index, W - 1)
             xin = torch.cat([x[:, 0], xu[:, 0]]) if cfg else x[:, 0]
             h, cache = m.backbone_step(xin, self._cache, self._valid(hist), self._rope)
@@ -208,12 +200,17 @@ class TorchStreamingPolicy(StreamingPolicy):
             if cfg:
                 h_u = h[1:]
             self._buffer = (buf + [x])[-R:] if R else []
-        else:
+        else:  # the buffered turns re-encoded (absolute positions: the window's turn slots)
             R = self._reencode_turns
             buf = self._buffer[-R:] if R else []
-            h_c = m.backbone_parallel(torch.cat(buf + [x], 1))[:, -1]
-            if cfg:
-                h_u = m.backbone_parallel(torch.cat(buf + [xu], 1))[:, -1]
+
+            def encode(turns):
+                xs = torch.cat(turns, 1)
+                return m.backbone_parallel(m.embed_window(xs) if self.absolute else xs)[:, -1]
+
+            h_c = encode(buf + [x])
+            if cfg:  # history as is, the current turn's user tokens null (the reference)
+                h_u = encode(buf + [xu])
             self._buffer = (buf + [x])[-R:] if R else []
             hist = len(buf) if (self.crop or self.bidirectional) else min(len(buf), W - 1)
         z = h_c[0]
