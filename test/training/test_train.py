@@ -185,6 +185,42 @@ def test_normalized_motion_run_keeps_the_data_scale(data_dir, tmp_path):
         train(_cfg(data_dir, tmp_path / "o", steps=1, stride_turns=S + 1))
 
 
+def test_init_fine_tunes_from_a_checkpoint(data_dir, run4, tmp_path, capsys):
+    """--init: the run starts from the checkpoint's weights and motion scale with --set on top
+    of its config (here every agent frame masked, as single-pass inference sees them); the
+    optimizer starts fresh. --init with --preset or --resume is refused with the reason."""
+    from timar_ros.runtime.checkpoint import load_checkpoint
+
+    out = tmp_path / "ft"
+    assert (
+        cli_main(
+            ["train", "--init", str(run4), "--set", "mask_ratio_min=1.0", "--data", str(data_dir)]
+            + ["--out", str(out), "--turns", str(S), "--batch-size", "2", "--steps", "1"]
+            + ["--lr", "1e-12", "--warmup-steps", "1", "--ema", "0", "--no-progress"]
+        )
+        == 0
+    )
+    base, _ = load_checkpoint(run4)
+    tuned, _ = load_checkpoint(out)
+    assert tuned.config.mask_ratio_min == 1.0 and base.config.mask_ratio_min == 0.7
+    assert tuned.config.replace(mask_ratio_min=0.7) == base.config
+    # one step at lr 1e-12: the weights are the checkpoint's (a fresh init would differ by ~1)
+    for (k, a), b in zip(base.state_dict().items(), tuned.state_dict().values()):
+        torch.testing.assert_close(a, b, atol=1e-6, rtol=0, msg=k)
+    log = json.loads((out / "train_log.json").read_text())["log"]
+    assert [e["mask_ratio"] for e in log if e["kind"] == "train"] == [1.0]
+    card = json.loads((out / "model_card.json").read_text())
+    assert card["initialised_from"].startswith(run4.name) and card["recipe"]["init"] == str(run4)
+    capsys.readouterr()
+    args = ["train", "--init", str(run4), "--data", str(data_dir), "--steps", "1"]
+    assert cli_main([*args, "--out", str(tmp_path / "x"), "--preset", "tiny"]) == 2
+    assert "--preset and --init" in capsys.readouterr().err
+    assert cli_main(["train", "--resume", str(out), "--init", str(run4), "--steps", "2"]) == 2
+    assert "cannot change the model of a resumed run" in capsys.readouterr().err
+    assert cli_main([*args, "--out", str(tmp_path / "y"), "--init", str(tmp_path)]) == 2
+    assert str(tmp_path) in capsys.readouterr().err
+
+
 def test_clear_errors(data_dir, tmp_path):
     empty = tmp_path / "empty"
     empty.mkdir()

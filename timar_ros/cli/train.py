@@ -14,6 +14,7 @@ _FLAGS = [
     "val",
     "out",
     "preset",
+    "init",
     "turns",
     "stride_turns",
     "steps",
@@ -54,6 +55,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         default=[],
         metavar="KEY=VALUE",
         help="override a model config field, e.g. --set head=mlp",
+    )
+    p.add_argument(
+        "--init",
+        metavar="CKPT",
+        help="fine-tune: start from this checkpoint's config, weights and motion scale "
+        "(--set changes fields of its config; optimizer and schedule start fresh)",
     )
     p.add_argument("--resume", metavar="RUN", help="continue a run folder (exactly)")
     p.add_argument("--turns", type=int, help="window turns S (default: the model's window_turns)")

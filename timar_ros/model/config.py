@@ -80,7 +80,10 @@ class TIMARConfig:
     # expression (off: the reference's raw values).
     normalize_motion: bool = False
     # masking and guidance
-    mask_ratio_min: float = 0.7  # truncated normal (mean 1, std 0.25) on [min, 1]
+    # Share of agent frames masked in training: truncated normal (mean 1, std 0.25) on [min, 1]
+    # (the reference's 0.7). 1.0 masks every frame, the regime of single-pass inference, where
+    # the history's and the current turn's agent motion are all masked.
+    mask_ratio_min: float = 0.7
     cfg_drop_prob: float = 0.1  # per user token, training
     guidance_scale: float = 1.0  # inference; 1 = no CFG (published setting)
     # free-form notes (e.g. preset name)

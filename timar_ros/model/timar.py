@@ -425,6 +425,8 @@ class TIMAR(nn.Module):
     def sample_mask_ratio(self) -> float:
         """Truncated normal, mean 1, std 0.25, on [mask_ratio_min, 1] (drawn with torch RNG)."""
         lo = self.config.mask_ratio_min
+        if lo >= 1.0:  # every agent frame masked, as single-pass inference sees them
+            return 1.0
         while True:
             r = 1.0 - 0.25 * abs(float(torch.randn(())))
             if r >= lo:

@@ -26,6 +26,9 @@ class TrainConfig:
     val: str | None = None  # DualTalk-layout validation folder (loss computed on it)
     out: str = ""
     preset: str = "robot"
+    # a checkpoint folder whose config (with ``overrides`` on top), weights and motion scale
+    # start the run (fine-tuning); the optimizer and the schedule start fresh
+    init: str | None = None
     overrides: dict = field(default_factory=dict)  # TIMARConfig fields (``--set key=value``)
     turns: int | None = None  # window turns S; None = the model's window_turns
     stride_turns: int | None = None  # turns between window starts; None = S (no overlap)
@@ -81,9 +84,14 @@ def resolve_config(
     from timar_ros.training.state import load_state
 
     given = dict(given)
+    if given.get("init") and "preset" in given:
+        raise TrainError(
+            "--preset and --init both choose the model: with --init the checkpoint's config is "
+            "the model (change fields of it with --set KEY=VALUE)"
+        )
     if resume:
-        if model_overrides or "preset" in given:
-            raise TrainError("--set/--preset cannot change the model of a resumed run")
+        if model_overrides or "preset" in given or "init" in given:
+            raise TrainError("--set/--preset/--init cannot change the model of a resumed run")
         meta, _ = load_state(resume)
         try:
             base = TrainConfig.from_dict(meta["train_config"]).to_dict()

@@ -336,8 +336,17 @@ class _Run:
 
         meta, tensors = load_state(resume) if resume else (None, None)
         self.meta = meta
+        init_model = None
         if meta is not None:
             self.mcfg = TIMARConfig.from_dict(meta["model_config"])
+        elif cfg.init:
+            from timar_ros.runtime.checkpoint import load_checkpoint
+
+            try:
+                init_model, init_id = load_checkpoint(cfg.init, config_overrides=cfg.overrides)
+            except (TypeError, ValueError) as exc:
+                raise TrainError(f"--init {cfg.init}: {exc}") from exc
+            self.mcfg = init_model.config
         else:
             try:
                 self.mcfg = preset(cfg.preset, **cfg.overrides)
@@ -376,8 +385,8 @@ class _Run:
         self.lr = float(cfg.lr if cfg.lr is not None else REFERENCE_BLR * self.global_batch / 256)
         self.val_ds = build_dataset([cfg.val], S, F, None, norm)[0] if cfg.val else None
 
-        self.model = TIMAR(self.mcfg)
-        if self.mcfg.normalize_motion and meta is None:
+        self.model = init_model if init_model is not None else TIMAR(self.mcfg)
+        if self.mcfg.normalize_motion and meta is None and init_model is None:
             # The scale is the training data's, fixed at the start (saved with the weights;
             # a resume loads it from the state).
             from timar_ros.data.dualtalk import motion_stats
@@ -444,6 +453,8 @@ class _Run:
             "amp": self.amp,
             "parameters": self.model.num_parameters(),
         }
+        if init_model is not None:
+            self.info["initialised_from"] = init_id
         if self.main:
             self.out.mkdir(parents=True, exist_ok=True)
             print(
