@@ -51,10 +51,10 @@ $(MSGS_STAMP): $(DEPS_STAMP) CMakeLists.txt package.xml $(wildcard msg/*.msg) ti
 msgs: $(MSGS_STAMP)
 
 # Debian packages some features use: ffmpeg (the demo's render.mp4, the MP4 tests), flite (TTS
-# voices), PortAudio (the sound-device nodes) and a PulseAudio server with its ALSA plugin (the
-# live audio tests run one with a null sink). Installed when missing if we are root with apt-get
+# voices), PortAudio (the sound-device nodes), a PulseAudio server with its ALSA plugin (the
+# live audio tests run one with a null sink) and OSMesa (sim_head's offscreen camera on a CPU). Installed when missing if we are root with apt-get
 # (a fresh machine, CI); otherwise said once, and the tests that need them skip with the reason.
-DEBS := ffmpeg flite libportaudio2 pulseaudio pulseaudio-utils libasound2-plugins
+DEBS := ffmpeg flite libportaudio2 pulseaudio pulseaudio-utils libasound2-plugins libosmesa6
 # (a package removed but not purged is still known to dpkg: ask for "install ok installed")
 installed = $(if $(shell command -v dpkg-query),dpkg-query -W -f='$${Status}' $(1) 2>/dev/null | grep -q "ok installed",command -v $(1) >/dev/null)
 system-deps:

@@ -10,10 +10,12 @@ HEAD_MOTION = "head_motion"  # timar_ros/HeadMotion: generated agent motion, one
 GROUND_TRUTH_MOTION = "ground_truth/head_motion"  # timar_ros/HeadMotion: reference motion in bags
 CONVERSATION_STATE = "conversation_state"  # timar_ros/ConversationState
 HEAD_ORIENTATION = "head_orientation"  # geometry_msgs/QuaternionStamped (REP-103)
-JOINT_STATES = "joint_states"  # sensor_msgs/JointState: servo targets
+JOINT_STATES = "joint_states"  # sensor_msgs/JointState: servo targets (measured, from sim_head)
 JOINT_TRAJECTORY = "joint_trajectory_controller/joint_trajectory"  # trajectory_msgs/JointTrajectory
 FORWARD_COMMANDS = "forward_position_controller/commands"  # std_msgs/Float64MultiArray
 DIAGNOSTICS = "/diagnostics"  # diagnostic_msgs/DiagnosticArray (absolute, by convention)
+SIM_IMAGE = "sim_head/image"  # sensor_msgs/Image: the simulated head's camera (sim_head)
+CLOCK = "/clock"  # rosgraph_msgs/Clock: simulated time (sim_head with publish_clock)
 
 DEFAULT_NAMESPACE = "timar"
 PACKAGE = "timar_ros"
@@ -41,6 +43,8 @@ TYPES = {
     JOINT_TRAJECTORY: "trajectory_msgs/msg/JointTrajectory",
     FORWARD_COMMANDS: "std_msgs/msg/Float64MultiArray",
     DIAGNOSTICS: "diagnostic_msgs/msg/DiagnosticArray",
+    SIM_IMAGE: "sensor_msgs/msg/Image",
+    CLOCK: "rosgraph_msgs/msg/Clock",
 }
 SENSOR_TOPICS = (USER_AUDIO, AGENT_AUDIO)  # published best effort by live sources (REP-2003)
 

@@ -31,8 +31,6 @@ renderer; nothing else in the package draws.)
 from __future__ import annotations
 
 import os
-import shutil
-import subprocess
 import sys
 import tempfile
 from dataclasses import dataclass
@@ -42,6 +40,7 @@ import numpy as np
 
 from timar_ros import motion as M
 from timar_ros.errors import InputError
+from timar_ros.viz.video import Mp4Writer, VideoError, find_ffmpeg
 
 EXPR_MOUTH_CORNERS = 0
 EXPR_BROW_RAISE = 1
@@ -476,22 +475,6 @@ def render_png(
     return out
 
 
-def find_ffmpeg() -> str | None:
-    return shutil.which("ffmpeg")
-
-
-def _video_codec(ffmpeg: str) -> list[str]:
-    try:
-        enc = subprocess.run(
-            [ffmpeg, "-hide_banner", "-encoders"], capture_output=True, text=True, timeout=20
-        ).stdout
-    except (OSError, subprocess.SubprocessError):
-        enc = ""
-    if " libx264 " in enc:
-        return ["-c:v", "libx264", "-preset", "veryfast", "-crf", "23", "-pix_fmt", "yuv420p"]
-    return ["-c:v", "mpeg4", "-q:v", "4", "-pix_fmt", "yuv420p"]
-
-
 def render_mp4(
     inp: RenderInput,
     out: str | os.PathLike,
@@ -517,61 +500,21 @@ def render_mp4(
     w, h = int(width) // 2 * 2, int(height) // 2 * 2  # yuv420p needs even sizes
     r = FaceRenderer(inp, w, h)
     n_out = max(1, int(np.floor(inp.duration_s * fps + 1e-9)))
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="timar_render_") as tmp:
-        cmd = [
-            ffmpeg,
-            "-hide_banner",
-            "-loglevel",
-            "error",
-            "-y",
-            "-f",
-            "rawvideo",
-            "-pix_fmt",
-            "rgb24",
-            "-s",
-            f"{w}x{h}",
-            "-r",
-            f"{fps:g}",
-            "-i",
-            "-",
-        ]
+        wav = None
         mix = _mixed_audio(inp) if audio else None
         if mix is not None:
             import soundfile as sf
 
             wav = Path(tmp) / "mix.wav"
             sf.write(wav, mix, inp.sample_rate, subtype="PCM_16")
-            cmd += ["-i", str(wav), "-c:a", "aac", "-b:a", "96k", "-shortest"]
-        # Written under a temporary name and moved into place: a failed or interrupted encode
-        # never leaves a truncated OUT that looks complete.
-        partial = out.with_name(f".{out.name}.partial")
-        cmd += _video_codec(ffmpeg) + ["-movflags", "+faststart", "-f", "mp4", str(partial)]
-        # stderr goes to a file, not a pipe: a chatty ffmpeg filling an unread pipe would block
-        # while this process blocks writing frames to its stdin (a deadlock).
-        with open(Path(tmp) / "ffmpeg.log", "w+b") as log:
-            proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stderr=log)
-            try:
-                try:
-                    for k in range(n_out):
-                        proc.stdin.write(r.draw(r.frame_index(k / fps)).tobytes())
-                    proc.stdin.close()
-                except BrokenPipeError:
-                    pass
-                rc = proc.wait()
-            except BaseException:  # Ctrl-C: stop the encoder, leave nothing behind
-                proc.kill()
-                proc.wait()
-                partial.unlink(missing_ok=True)
-                raise
-            log.seek(0)
-            err = log.read().decode(errors="replace")
-        if rc != 0:
-            partial.unlink(missing_ok=True)
-            raise RenderError(f"ffmpeg failed writing {out}: {err.strip()[-800:]}")
-        os.replace(partial, out)
-    return out
+        try:
+            with Mp4Writer(out, w, h, fps, audio_wav=wav, ffmpeg=ffmpeg) as video:
+                for k in range(n_out):
+                    video.write(r.draw(r.frame_index(k / fps)))
+        except VideoError as exc:
+            raise RenderError(str(exc)) from None
+    return Path(out)
 
 
 def _mixed_audio(inp: RenderInput) -> np.ndarray | None:
