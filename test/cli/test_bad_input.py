@@ -568,6 +568,8 @@ def test_the_demo_plays_a_truncated_file_and_says_it_is_truncated(bad, tiny_chec
             str(tmp_path / "out"),
             "--playback-rate",
             "4",
+            "--sim",
+            "none",
         ],
         cwd=tmp_path,
         env=ros_env(),
@@ -582,6 +584,7 @@ def test_the_demo_plays_a_truncated_file_and_says_it_is_truncated(bad, tiny_chec
     )
     summary = json.loads((tmp_path / "out" / "summary.json").read_text())
     assert summary["turns"] >= 2 and summary["padded_audio_s"] > 0  # the rest is said as padding
+    assert "sim" not in summary and not (tmp_path / "out" / "sim_head.mp4").exists()  # --sim none
 
 
 # ----------------------------------------------------------------------------- nodes

@@ -34,6 +34,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="1.0 = real time (default), 2.0 = twice as fast",
     )
     parser.add_argument(
+        "--sim",
+        default="mujoco",
+        choices=["mujoco", "none"],
+        help="mujoco: the servo commands drive the head simulated in MuJoCo (sim_head), and "
+        "the demo writes its video and tracking figures; none: commands only "
+        "(default: %(default)s)",
+    )
+    parser.add_argument(
         "--live-audio",
         action="store_true",
         help="play the conversation through a sound server (PulseAudio null sinks) and the real "
@@ -51,6 +59,7 @@ def run(args: argparse.Namespace) -> int:
         args.backend,
         args.playback_rate,
         live_audio=args.live_audio,
+        sim=args.sim,
     )
     print(
         f"turns {s['turns']}, policy latency p50 {s['latency_ms_p50']:.1f} ms / "
@@ -68,6 +77,17 @@ def run(args: argparse.Namespace) -> int:
     else:
         print(
             f"reaction latency: no servo reaction after the partner's {rl.get('pauses', 0)} pauses"
+        )
+    sim = s.get("sim")
+    if sim:
+        tr = sim["tracking"]["joints"]
+        worst = sim["tracking"]["max_rms"]
+        print(
+            f"simulated head (MuJoCo, physics at {sim['physics_real_time_factor']:g}x real time): "
+            f"tracking RMS {min(f['rms_rad'] for f in tr.values()) * 1e3:.1f}-"
+            f"{tr[worst]['rms_rad'] * 1e3:.1f} mrad (worst joint {worst}), lag "
+            f"{min(f['lag_s'] for f in tr.values()) * 1e3:.0f}-"
+            f"{max(f['lag_s'] for f in tr.values()) * 1e3:.0f} ms; video {sim['video']}"
         )
     print("wrote:")
     for f in s["files"]:

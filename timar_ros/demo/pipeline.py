@@ -24,6 +24,7 @@ from timar_ros import topics
 from timar_ros.resources import share_dir
 
 USER_WAV, AGENT_WAV = "demo_speaker1.wav", "demo_speaker2.wav"  # partner, robot
+SIMULATORS = ("none", "mujoco")  # what the servo commands drive (timar demo --sim)
 AGENT_TARGETS = "demo_speaker2.npz"  # the robot's rule-based motion targets
 
 
@@ -37,17 +38,18 @@ def run_pipeline(
     namespace: str = topics.DEFAULT_NAMESPACE,
     log=print,
     live_audio: bool = False,
+    sim: str = "none",
 ) -> dict:
     """Run the composed nodes until playback ends and the head is back at neutral; the bag is
     written to ``out/bag``. Returns live figures the bag does not hold (policy latencies,
-    end-to-end latencies, counters)."""
+    end-to-end latencies, counters; with ``sim="mujoco"`` the simulated head's figures and,
+    under "sim_trace", its trace and head for :mod:`timar_ros.demo.sim_report`)."""
     if live_audio:
-        return _run_live_audio(out, checkpoint, user_wav, agent_wav, backend, namespace, log)
+        return _run_live_audio(out, checkpoint, user_wav, agent_wav, backend, namespace, log, sim)
     from timar_ros.nodes.audio_file_player import AudioFilePlayer
     from timar_ros.nodes.bag_recorder import BagRecorder
     from timar_ros.nodes.compose import RosSession
     from timar_ros.nodes.conversation_policy import ConversationPolicy
-    from timar_ros.nodes.head_retargeter import HeadRetargeter
 
     with RosSession() as ros:  # the recorder finishes the bag when the session closes
         recorder = ros.add(
@@ -60,7 +62,7 @@ def run_pipeline(
             backend=backend,
             audio_qos="reliable",
         )
-        retargeter = ros.add(HeadRetargeter, namespace=namespace)
+        retargeter, sim_node = _add_head(ros, namespace, sim, log)
         player = ros.add(
             AudioFilePlayer,
             namespace=namespace,
@@ -72,7 +74,37 @@ def run_pipeline(
         )  # the policy and the recorder
         settle = policy.pipeline.config.display_delay_s + retargeter.player.neutral_deadline_s + 0.5
         _wait_and_log(policy, log, lambda: player.done, settle)
-        return _live_figures(policy, retargeter, recorder)
+        return {**_live_figures(policy, retargeter, recorder), **_sim_figures(sim_node)}
+
+
+def _add_head(ros, namespace: str, sim: str, log):
+    """head_retargeter, and with sim="mujoco" the simulated head it commands: sim_head in the
+    root namespace, where a controller manager would be (as launch/sim.launch.xml runs it)."""
+    from timar_ros.nodes.head_retargeter import HeadRetargeter
+
+    if sim == "none":
+        return ros.add(HeadRetargeter, namespace=namespace), None
+    from timar_ros.nodes.sim_head import SimHead
+
+    absolute = "/" + topics.FORWARD_COMMANDS
+    sim_node = ros.add(SimHead, keep_trace_s=3600.0)
+    retargeter = ros.add(
+        HeadRetargeter, namespace=namespace, remap={topics.FORWARD_COMMANDS: absolute}
+    )
+    log(f"  simulated head: sim_head (MuJoCo) on {absolute}, measured /{topics.JOINT_STATES}")
+    return retargeter, sim_node
+
+
+def _sim_figures(sim_node) -> dict:
+    if sim_node is None:
+        return {}
+    from timar_ros.demo.sim_report import sim_figures
+
+    trace = list(sim_node.trace)
+    return {
+        "sim": sim_figures(trace, sim_node.head, sim_node.real_time_factor, sim_node.overruns),
+        "sim_trace": (trace, sim_node.head),
+    }
 
 
 def _live_figures(policy, retargeter, recorder) -> dict:
@@ -107,7 +139,7 @@ def _wait_and_log(policy, log, finished, settle: float) -> None:
             return
 
 
-def _run_live_audio(out, checkpoint, user_wav, agent_wav, backend, namespace, log) -> dict:
+def _run_live_audio(out, checkpoint, user_wav, agent_wav, backend, namespace, log, sim) -> dict:
     import functools
 
     from rclpy.node import Node
@@ -119,7 +151,6 @@ def _run_live_audio(out, checkpoint, user_wav, agent_wav, backend, namespace, lo
     from timar_ros.nodes.compose import RosSession
     from timar_ros.nodes.conversation_policy import ConversationPolicy
     from timar_ros.nodes.convert import audio_chunk
-    from timar_ros.nodes.head_retargeter import HeadRetargeter
     from timar_ros.nodes.microphone import Microphone
     from timar_ros.nodes.voice_player import VoicePlayer
 
@@ -143,7 +174,7 @@ def _run_live_audio(out, checkpoint, user_wav, agent_wav, backend, namespace, lo
                 agent_audio_heard=True,
             )
             delay = policy.pipeline.config.display_delay_s
-            retargeter = ros.add(HeadRetargeter, namespace=namespace)
+            retargeter, sim_node = _add_head(ros, namespace, sim, log)
             mic = ros.add(Microphone, namespace=namespace, device="pulse", autostart=True)
             voice = ros.add(
                 VoicePlayer, namespace=namespace, device="pulse", lead_s=delay, autostart=True
@@ -169,6 +200,7 @@ def _run_live_audio(out, checkpoint, user_wav, agent_wav, backend, namespace, lo
                 node.trigger_shutdown()
             return {
                 **_live_figures(policy, retargeter, recorder),
+                **_sim_figures(sim_node),
                 "live_audio": {
                     "microphone_overflows": mic._overflows,
                     "capture_resyncs": mic._capture_clock.resyncs,
@@ -190,9 +222,10 @@ def run_demo(
     playback_rate: float = 1.0,
     log=print,
     live_audio: bool = False,
+    sim: str = "none",
 ) -> dict:
     """The demo: the pipeline on a conversation folder (default: the bundled one) with a
-    checkpoint (default: the bundled one). Everything is written to a temporary folder next to
+    checkpoint (default: the bundled one); with ``sim="mujoco"`` into the simulated head. Everything is written to a temporary folder next to
     ``out`` and moved into place at the end, replacing ``out``: an interrupted or failed demo
     leaves no half-written output. Returns the summary (also ``out/summary.json``)."""
     from timar_ros.demo.report import analyse, render_preview
@@ -216,6 +249,12 @@ def run_demo(
     for f in (user_wav, agent_wav):
         read_wav(f, on_repair=lambda text: None)  # raises if unusable; the player says repairs
     load_checkpoint(ckpt)  # raises on a missing, truncated or mismatched checkpoint
+    if sim not in SIMULATORS:
+        raise ValueError(f"sim must be one of {SIMULATORS}, got {sim!r}")
+    if sim == "mujoco":
+        from timar_ros.sim.head import import_mujoco
+
+        import_mujoco()  # raises with the fix (pip install mujoco) before any node starts
     work = out.with_name(f".{out.name}.partial")
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True)
@@ -239,12 +278,17 @@ def run_demo(
             playback_rate=playback_rate,
             log=log,
             live_audio=live_audio,
+            sim=sim,
         )
+        sim_trace = live.pop("sim_trace", None)
         log("analysing the recorded bag ...")
         summary = analyse(work, live, ckpt, conv / AGENT_TARGETS)
         if live_audio:
             summary["live_audio"] = live["live_audio"]
         preview = render_preview(work, log=log)
+        if sim_trace is not None:
+            summary["sim"] = live["sim"]
+            summary["sim"].update(_sim_outputs(work, *sim_trace, live["sim"], log))
         summary["wall_time_s"] = round(time.monotonic() - t0, 1)
         summary["files"] = sorted(
             str(out / p.relative_to(work)) for p in work.rglob("*") if p.is_file()
@@ -260,3 +304,20 @@ def run_demo(
         shutil.rmtree(work, ignore_errors=True)
         raise
     return summary
+
+
+def _sim_outputs(work: Path, trace, head, figures: dict, log) -> dict:
+    """The simulated head's plot and video (files named relative to ``work``)."""
+    from timar_ros.demo.sim_report import head_with_panel_size, plot_tracking, render_side_by_side
+    from timar_ros.sim.head import default_urdf
+
+    log("simulated head: tracking plot and video ...")
+    plot = plot_tracking(trace, figures, work / "sim_tracking.png")
+    video = render_side_by_side(
+        work / "bag",
+        trace,
+        head_with_panel_size(head.config, default_urdf()),
+        work / "sim_head.mp4",
+        log=log,
+    )
+    return {"plot": plot.name, "video": video.name}

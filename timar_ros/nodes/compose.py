@@ -86,12 +86,25 @@ class RosSession:
         self.nodes: list = []
         self._spinning = ComposedNodes(context=self.context)
 
-    def add(self, node_class, *, namespace: str | None = None, spin: bool = True, **parameters):
+    def add(
+        self,
+        node_class,
+        *,
+        namespace: str | None = None,
+        spin: bool = True,
+        remap: dict[str, str] | None = None,
+        **parameters,
+    ):
         """Make ``node_class(context=..., namespace=..., parameter_overrides=parameters)`` in this
-        session and spin it unless ``spin`` is False; returns the node."""
+        session and spin it unless ``spin`` is False; ``remap`` {from: to} renames its topics as
+        ``--ros-args -r from:=to`` would. Returns the node."""
         from timar_ros.nodes.params import overrides
 
         kw = {"namespace": namespace} if namespace is not None else {}
+        if remap:
+            kw["cli_args"] = ["--ros-args"] + [
+                a for k, v in remap.items() for a in ("-r", f"{k}:={v}")
+            ]
         node = node_class(context=self.context, parameter_overrides=overrides(parameters), **kw)
         self.nodes.append(node)
         if spin:

@@ -37,10 +37,10 @@ class ServoClass:
 class CameraConfig:
     width: int = 320
     height: int = 240
-    lookat: tuple[float, float, float] = (0.0, 0.0, 0.2)
-    distance: float = 0.75
+    lookat: tuple[float, float, float] = (0.02, 0.0, 0.24)
+    distance: float = 0.5
     azimuth_deg: float = 180.0
-    elevation_deg: float = -8.0
+    elevation_deg: float = -5.0
 
 
 @dataclass(frozen=True)

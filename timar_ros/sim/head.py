@@ -216,6 +216,14 @@ class MujocoHead:
         self._renderer.update_scene(self.data, camera=self._camera)
         return self._renderer.render().copy()
 
+    def render_pose(self, positions) -> np.ndarray:
+        """The camera's view of the head at ``positions`` [n] rad (kinematics only: the physics
+        state is overwritten; for replaying recorded positions)."""
+        self.data.qpos[self._qadr] = positions
+        self.data.qvel[:] = 0.0
+        self._mj.mj_forward(self.model, self.data)
+        return self.render()
+
     def close(self) -> None:
         """Free the renderer's GL context (a no-op when nothing was rendered)."""
         if self._renderer is not None:

@@ -75,6 +75,7 @@ class RenderInput:
     user_offset_s: float = 0.0
     agent_offset_s: float = 0.0
     title: str = ""
+    start_s: float = 0.0  # the time of frame 0 on the source's clock (a bag's: ROS time)
 
     @property
     def duration_s(self) -> float:
@@ -137,6 +138,7 @@ def load_bag(
             _check_motion(motion, f"{path} {topic}"),
             1.0 / period,
             title=f"{Path(path).name} {topic}",
+            start_s=start * 1e-9,
         )
         for role, t in (("user", user_audio_topic), ("agent", agent_audio_topic)):
             if t and t in have and have[t].msgtype == B.AUDIO_CHUNK and have[t].count:
@@ -502,7 +504,7 @@ def render_mp4(
     n_out = max(1, int(np.floor(inp.duration_s * fps + 1e-9)))
     with tempfile.TemporaryDirectory(prefix="timar_render_") as tmp:
         wav = None
-        mix = _mixed_audio(inp) if audio else None
+        mix = mixed_audio(inp) if audio else None
         if mix is not None:
             import soundfile as sf
 
@@ -517,7 +519,7 @@ def render_mp4(
     return Path(out)
 
 
-def _mixed_audio(inp: RenderInput) -> np.ndarray | None:
+def mixed_audio(inp: RenderInput) -> np.ndarray | None:
     """Both speakers on the motion clock (frame 0 = sample 0), mixed to mono and limited."""
     tracks = [
         (a, off)
