@@ -225,9 +225,10 @@ def run_demo(
     sim: str = "none",
 ) -> dict:
     """The demo: the pipeline on a conversation folder (default: the bundled one) with a
-    checkpoint (default: the bundled one); with ``sim="mujoco"`` into the simulated head. Everything is written to a temporary folder next to
-    ``out`` and moved into place at the end, replacing ``out``: an interrupted or failed demo
-    leaves no half-written output. Returns the summary (also ``out/summary.json``)."""
+    checkpoint (default: the bundled one); with ``sim="mujoco"`` into the simulated head.
+    Everything is written to a temporary folder next to ``out`` and moved into place at the end,
+    replacing ``out``: an interrupted or failed demo leaves no half-written output. Returns the
+    summary (also ``out/summary.json``)."""
     from timar_ros.demo.report import analyse, render_preview
     from timar_ros.files import write_json
     from timar_ros.robot.policy_setup import resolve_checkpoint
