@@ -241,3 +241,38 @@ def test_publish_clock_drives_simulated_time(ros_probe):
     js_t = [stamp_to_s(m.header.stamp) for m in states]
     assert js_t[-1] < 10.0  # joint_states in simulated time
     assert "Traceback" not in log
+
+
+def test_camera_frames_on_a_topic_and_in_an_mp4(ros_probe, tmp_path):
+    from sensor_msgs.msg import Image
+
+    from timar_ros.viz.video import find_ffmpeg
+
+    if find_ffmpeg() is None:
+        pytest.skip("ffmpeg missing (apt-get install ffmpeg)")
+    ns = "/sim_camera"
+    images = ros_probe.collect(Image, f"{ns}/sim_head/image", depth=50)
+    video = tmp_path / "head.mp4"
+    proc = _sim(ns, "render_fps:=10.0", f"video_path:={video}")
+    try:
+        assert ros_probe.spin_until(lambda: len(images) >= 10, 60)
+    finally:
+        log = stop(proc)  # Ctrl-C: the node finishes the MP4 as it shuts down
+    img = images[-1]
+    assert (img.width, img.height, img.encoding) == (320, 240, "rgb8")
+    rgb = np.frombuffer(bytes(img.data), np.uint8).reshape(240, 320, 3)
+    assert rgb.std() > 10  # the lit head, not a blank frame
+    dt = np.diff([stamp_to_s(m.header.stamp) for m in images[-6:]])
+    assert np.allclose(dt, 0.1, atol=0.02), dt  # 10 Hz of simulated time
+    assert video.stat().st_size > 1000 and "Traceback" not in log, log
+    assert not (tmp_path / ".head.mp4.partial").exists()
+
+
+def test_a_video_without_a_frame_rate_is_refused_at_start(tmp_path):
+    proc = _sim("/sim_novideo", f"video_path:={tmp_path / 'x.mp4'}")
+    try:
+        proc.wait(60)
+    finally:
+        log = stop(proc)
+    assert proc.returncode == 2, log
+    assert "video_path" in log and "needs render_fps > 0" in log, log
