@@ -276,3 +276,34 @@ def test_a_video_without_a_frame_rate_is_refused_at_start(tmp_path):
         log = stop(proc)
     assert proc.returncode == 2, log
     assert "video_path" in log and "needs render_fps > 0" in log, log
+
+
+def test_it_follows_a_sim_clock_through_jumps(ros_probe):
+    """use_sim_time with someone else's /clock (a bag_player): the physics follows it, and a
+    jump (the clock starting at 1000 s, a bag looping back) restarts it from the new time."""
+    ns = "/sim_follow_clock"
+    states = ros_probe.collect(JointState, f"{ns}/joint_states")
+    diag = ros_probe.collect(DiagnosticArray, "/diagnostics", reliable=False)
+    pub = ros_probe.publisher(Clock, "/clock", reliable=False)
+    now = {"t": 1000.0, "w": time.monotonic()}
+
+    def tick():
+        c = Clock()
+        t = now["t"] + time.monotonic() - now["w"]
+        c.clock.sec, c.clock.nanosec = int(t), int(t % 1 * 1e9)
+        pub.publish(c)
+
+    timer = ros_probe.node.create_timer(0.01, tick)
+    proc = _sim(ns, "use_sim_time:=true")
+    try:
+        assert ros_probe.spin_until(lambda: len(states) > 50, 60)
+        now.update(t=1000.0, w=time.monotonic())  # the bag loops back to its start
+        ros_probe.spin_for(2.5)
+    finally:
+        ros_probe.node.destroy_timer(timer)
+        log = stop(proc)
+    t, _, _ = _series(states)
+    assert (t > 999.0).all() and (t < 1100.0).all(), t  # on the sim clock, never the wall's
+    assert t[-1] - t[np.argmin(t[-200:]) + len(t) - 200] > 1.5  # went on after the jump back
+    assert int(_diag(diag)["clock_resets"]) >= 2  # the start at 1000 s, then the loop
+    assert "the clock jumped by" in log and "Traceback" not in log

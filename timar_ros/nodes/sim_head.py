@@ -46,6 +46,8 @@ from timar_ros.sim.head import MujocoHead, default_urdf
 NAME = "sim_head"
 INTERFACES = ("forward", "trajectory")
 MAX_CATCH_UP_S = 0.1  # at most this much physics per tick when the node falls behind its clock
+CLOCK_JUMP_S = 1.0  # the clock this far ahead of the physics has jumped forward
+CLOCK_BACK_S = 0.05  # and this far behind it, back
 PARAMS = {
     "urdf": Param("the head's URDF; '' = urdf/expressive_head.urdf of the package"),
     "sim_config": Param("servo model and camera YAML; '' = config/sim_head.yaml"),
@@ -86,6 +88,7 @@ class SimHead(Node):
         self._fault_log = NodeFaultLog(self.get_logger(), float(p[PERIOD_PARAM]))
         self.rejected = {"wrong_length": 0, "non_finite": 0, "bad_trajectory": 0}
         self.overruns = 0  # ticks that could not catch up with the clock
+        self.clock_resets = 0  # clock jumps: the physics continues from the new time
         self._physics_s = 0.0  # wall time spent in the physics (for the real-time factor)
         self._follower = TrajectoryFollower(self.joint_names)
         reliable = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
@@ -181,7 +184,19 @@ class SimHead(Node):
         head = self.head
         if self._clock_pub is None:
             ahead = self._ros_now() - self._t0 - head.time
-            if ahead > MAX_CATCH_UP_S:
+            # the clock jumped: a sim clock started, or went back (a bag looped)
+            if ahead > CLOCK_JUMP_S or ahead < -CLOCK_BACK_S:
+                self.clock_resets += 1
+                self._t0 += ahead
+                self._fault_log(
+                    Fault(
+                        "clock_resets",
+                        f"the clock jumped by {ahead:+.2f} s: the simulation continues from now",
+                        "info",
+                    )
+                )
+                ahead = 0.0
+            elif ahead > MAX_CATCH_UP_S:
                 self.overruns += 1
                 ahead = MAX_CATCH_UP_S
         else:
@@ -242,6 +257,7 @@ class SimHead(Node):
             "commands": counts["commands"],
             **{f"rejected_{k}": v for k, v in self.rejected.items()},
             "overruns": self.overruns,
+            "clock_resets": self.clock_resets,
         }
         for key in ("position_clipped", "velocity_limited", "effort_saturated"):
             values[key] = sum(counts[key].values())
