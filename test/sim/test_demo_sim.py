@@ -89,3 +89,23 @@ def test_an_unknown_simulator_is_refused(capsys):
         main(["demo", "--sim", "gazebo"])
     assert exc.value.code == 2
     assert "invalid choice: 'gazebo' (choose from 'mujoco', 'none')" in capsys.readouterr().err
+
+
+def test_without_mujoco_the_demo_says_how_to_get_it_or_run_without(tmp_path):
+    hide = (
+        "import builtins, sys\n"
+        "real = builtins.__import__\n"
+        "def no_mujoco(name, *a, **k):\n"
+        "    if name == 'mujoco':\n"
+        "        raise ImportError(\"No module named 'mujoco'\")\n"
+        "    return real(name, *a, **k)\n"
+        "builtins.__import__ = no_mujoco\n"
+        "from timar_ros.cli import main\n"
+        f"sys.exit(main(['demo', '--out', {str(tmp_path / 'o')!r}]))\n"
+    )
+    r = subprocess.run(
+        [sys.executable, "-c", hide], env=ros_env(), capture_output=True, text=True, timeout=120
+    )
+    assert r.returncode == 2, r.stderr
+    assert "MuJoCo is not installed" in r.stderr and "pip install mujoco==4.0.0" in r.stderr
+    assert "--sim none" in r.stderr and not (tmp_path / "o").exists()

@@ -253,9 +253,13 @@ def run_demo(
     if sim not in SIMULATORS:
         raise ValueError(f"sim must be one of {SIMULATORS}, got {sim!r}")
     if sim == "mujoco":
+        from timar_ros.sim.config import SimConfigError
         from timar_ros.sim.head import import_mujoco
 
-        import_mujoco()  # raises with the fix (pip install mujoco) before any node starts
+        try:
+            import_mujoco()  # before any node starts
+        except SimConfigError as exc:
+            raise SimConfigError(f"{exc}, or run the demo without it: --sim none") from None
     work = out.with_name(f".{out.name}.partial")
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True)
