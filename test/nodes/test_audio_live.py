@@ -246,17 +246,10 @@ def test_the_demo_runs_through_sound(sound_server, tmp_path):
     import subprocess
     import sys
 
-    import soundfile as sf
-
+    from helpers.demo_conversation import short_demo_conversation
     from helpers.ros import ros_env
 
-    src, conv = share_dir() / "data" / "demo_conversation", tmp_path / "conv"
-    conv.mkdir()
-    for name in ("demo_speaker1", "demo_speaker2"):
-        x, rate = sf.read(src / f"{name}.wav", dtype="float32")
-        sf.write(conv / f"{name}.wav", x[: 8 * rate], rate)
-        with np.load(src / f"{name}.npz") as z:
-            np.savez(conv / f"{name}.npz", **{k: z[k][: 8 * 25] for k in z.files})
+    conv = short_demo_conversation(tmp_path / "conv", seconds=8.0)
     r = subprocess.run(
         [
             sys.executable,

@@ -11,10 +11,9 @@ import sys
 
 import numpy as np
 import pytest
-import soundfile as sf
 
+from helpers.demo_conversation import short_demo_conversation
 from helpers.ros import ros_env
-from timar_ros.resources import share_dir
 from timar_ros.sim.config import SimConfigError
 from timar_ros.sim.head import import_mujoco
 from timar_ros.viz.video import find_ffmpeg
@@ -37,13 +36,7 @@ def _frames(video, fps: float, w: int, h: int) -> np.ndarray:
 
 @pytest.mark.slow
 def test_the_demo_drives_the_simulated_head(tmp_path):
-    src, conv = share_dir() / "data" / "demo_conversation", tmp_path / "conv"
-    conv.mkdir()
-    for name in ("demo_speaker1", "demo_speaker2"):
-        x, rate = sf.read(src / f"{name}.wav", dtype="float32")
-        sf.write(conv / f"{name}.wav", x[: 8 * rate], rate)
-        with np.load(src / f"{name}.npz") as z:
-            np.savez(conv / f"{name}.npz", **{k: z[k][: 8 * 25] for k in z.files})
+    conv = short_demo_conversation(tmp_path / "conv", seconds=8.0)
     out = tmp_path / "out"
     r = subprocess.run(
         [sys.executable, "-m", "timar_ros.cli", "demo", "--sim", "mujoco"]

@@ -183,10 +183,16 @@ def test_tracking_figures_recover_a_known_lag():
 def test_bad_sim_configs_and_urdfs_are_named(tmp_path):
     good = yaml.safe_load(config_path("sim_head.yaml").read_text())
     for edit, match in (
-        (lambda d: d.update(timestep=0.001), r"unknown fields \['timestep'\]"),
+        (lambda d: d.update(timestep=0.001), r"unknown field\(s\) \['timestep'\]"),
         (lambda d: d.update(timestep_s=-1), r"timestep_s: must be > 0"),
-        (lambda d: d["servo_classes"]["neck"].pop("armature"), r"neck: missing fields"),
-        (lambda d: d["servo_classes"]["face"].update(kp="hard"), r"face.kp: must be a finite"),
+        (
+            lambda d: d["servo_classes"]["neck"].pop("armature"),
+            r"neck: missing field\(s\) \['armature'\]",
+        ),
+        (
+            lambda d: d["servo_classes"]["face"].update(kp="hard"),
+            r"face.kp: must be a number, got 'hard'",
+        ),
         (
             lambda d: d["servo_classes"]["face"]["joints"].append("neck_yaw"),
             r"neck_yaw is also in class",

@@ -47,22 +47,12 @@ def run_pipeline(
     if live_audio:
         return _run_live_audio(out, checkpoint, user_wav, agent_wav, backend, namespace, log, sim)
     from timar_ros.nodes.audio_file_player import AudioFilePlayer
-    from timar_ros.nodes.bag_recorder import BagRecorder
     from timar_ros.nodes.compose import RosSession
-    from timar_ros.nodes.conversation_policy import ConversationPolicy
 
     with RosSession() as ros:  # the recorder finishes the bag when the session closes
-        recorder = ros.add(
-            BagRecorder, namespace=namespace, output=str(out / "bag"), overwrite=True
+        recorder, policy, retargeter, sim_node = _add_pipeline(
+            ros, out, namespace, checkpoint, backend, sim, log, audio_qos="reliable"
         )
-        policy = ros.add(
-            ConversationPolicy,
-            namespace=namespace,
-            checkpoint=str(checkpoint),
-            backend=backend,
-            audio_qos="reliable",
-        )
-        retargeter, sim_node = _add_head(ros, namespace, sim, log)
         player = ros.add(
             AudioFilePlayer,
             namespace=namespace,
@@ -77,13 +67,25 @@ def run_pipeline(
         return {**_live_figures(policy, retargeter, recorder), **_sim_figures(sim_node)}
 
 
-def _add_head(ros, namespace: str, sim: str, log):
-    """head_retargeter, and with sim="mujoco" the simulated head it commands: sim_head in the
-    root namespace, where a controller manager would be (as launch/sim.launch.xml runs it)."""
+def _add_pipeline(ros, out, namespace, checkpoint, backend, sim: str, log, **policy_params):
+    """What both demos run: bag_recorder (into ``out/bag``), conversation_policy (with
+    ``policy_params``), head_retargeter and, with sim="mujoco", the simulated head it commands:
+    sim_head in the root namespace, where a controller manager would be (as
+    launch/sim.launch.xml runs it). Returns (recorder, policy, retargeter, sim_head or None)."""
+    from timar_ros.nodes.bag_recorder import BagRecorder
+    from timar_ros.nodes.conversation_policy import ConversationPolicy
     from timar_ros.nodes.head_retargeter import HeadRetargeter
 
+    recorder = ros.add(BagRecorder, namespace=namespace, output=str(out / "bag"), overwrite=True)
+    policy = ros.add(
+        ConversationPolicy,
+        namespace=namespace,
+        checkpoint=str(checkpoint),
+        backend=backend,
+        **policy_params,
+    )
     if sim == "none":
-        return ros.add(HeadRetargeter, namespace=namespace), None
+        return recorder, policy, ros.add(HeadRetargeter, namespace=namespace), None
     from timar_ros.nodes.sim_head import SimHead
 
     absolute = "/" + topics.FORWARD_COMMANDS
@@ -92,7 +94,7 @@ def _add_head(ros, namespace: str, sim: str, log):
         HeadRetargeter, namespace=namespace, remap={topics.FORWARD_COMMANDS: absolute}
     )
     log(f"  simulated head: sim_head (MuJoCo) on {absolute}, measured /{topics.JOINT_STATES}")
-    return retargeter, sim_node
+    return recorder, policy, retargeter, sim_node
 
 
 def _sim_figures(sim_node) -> dict:
@@ -147,9 +149,7 @@ def _run_live_audio(out, checkpoint, user_wav, agent_wav, backend, namespace, lo
     from timar_ros.data.audio import load_wav
     from timar_ros.demo.sound_server import SoundServer
     from timar_ros.msg import AudioChunk
-    from timar_ros.nodes.bag_recorder import BagRecorder
     from timar_ros.nodes.compose import RosSession
-    from timar_ros.nodes.conversation_policy import ConversationPolicy
     from timar_ros.nodes.convert import audio_chunk
     from timar_ros.nodes.microphone import Microphone
     from timar_ros.nodes.voice_player import VoicePlayer
@@ -163,18 +163,10 @@ def _run_live_audio(out, checkpoint, user_wav, agent_wav, backend, namespace, lo
     log("  sound server: PulseAudio, sinks timar_room (partner -> microphone), timar_robot")
     try:
         with RosSession() as ros:
-            recorder = ros.add(
-                BagRecorder, namespace=namespace, output=str(out / "bag"), overwrite=True
-            )
-            policy = ros.add(
-                ConversationPolicy,
-                namespace=namespace,
-                checkpoint=str(checkpoint),
-                backend=backend,
-                agent_audio_heard=True,
+            recorder, policy, retargeter, sim_node = _add_pipeline(
+                ros, out, namespace, checkpoint, backend, sim, log, agent_audio_heard=True
             )
             delay = policy.pipeline.config.display_delay_s
-            retargeter, sim_node = _add_head(ros, namespace, sim, log)
             mic = ros.add(Microphone, namespace=namespace, device="pulse", autostart=True)
             voice = ros.add(
                 VoicePlayer, namespace=namespace, device="pulse", lead_s=delay, autostart=True

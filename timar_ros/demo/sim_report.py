@@ -15,11 +15,15 @@ VIDEO_FPS = 12.5  # as render.mp4
 PANEL = (400, 300)  # width, height of each half of the video
 
 
-def conversation_span(trace):
-    """The trace from the first command that moves a joint (before it the head only waits)."""
-    first = trace[0][1]
-    start = next((i for i, e in enumerate(trace) if np.any(e[1] != first)), 0)
-    return trace[max(start - 1, 0) :]
+def trace_arrays(trace, conversation_only: bool = True):
+    """sim_head's trace -> (times [T] s, commands [T, n], measured [T, n]); with
+    ``conversation_only`` from the first command that moves a joint (before it the head only
+    waits)."""
+    if conversation_only:
+        first = trace[0][1]
+        start = next((i for i, e in enumerate(trace) if np.any(e[1] != first)), 0)
+        trace = trace[max(start - 1, 0) :]
+    return tuple(np.array([e[k] for e in trace]) for k in range(3))
 
 
 def sim_figures(trace, head, real_time_factor: float, overruns: int) -> dict:
@@ -28,10 +32,7 @@ def sim_figures(trace, head, real_time_factor: float, overruns: int) -> dict:
     factor of the physics on this CPU."""
     from timar_ros.sim.tracking import tracking_figures
 
-    trace = conversation_span(trace)
-    t = np.array([e[0] for e in trace])
-    cmd = np.array([e[1] for e in trace])
-    meas = np.array([e[2] for e in trace])
+    t, cmd, meas = trace_arrays(trace)
     counts = head.count_summary()
     steps = max(counts["steps"], 1)
     return {
@@ -61,11 +62,8 @@ def plot_tracking(trace, figures: dict, out: Path) -> Path:
     matplotlib.use("Agg", force=False)
     from matplotlib.figure import Figure
 
-    trace = conversation_span(trace)
-    t = np.array([e[0] for e in trace])
+    t, cmd, meas = trace_arrays(trace)
     t = t - t[0]
-    cmd = np.array([e[1] for e in trace])
-    meas = np.array([e[2] for e in trace])
     names = figures["joints"]
     fig = Figure(figsize=(14, 2.0 * ((len(names) + 1) // 2)), dpi=90)
     axes = fig.subplots((len(names) + 1) // 2, 2, sharex=True, squeeze=False).ravel()
@@ -105,8 +103,7 @@ def render_side_by_side(bag: Path, trace, head_factory, out: Path, log=print) ->
     from timar_ros.viz.video import Mp4Writer, find_ffmpeg
 
     inp = render.load_bag(bag)
-    t = np.array([e[0] for e in trace])
-    meas = np.array([e[2] for e in trace])
+    t, _, meas = trace_arrays(trace, conversation_only=False)
     head = head_factory(PANEL)
     face = render.FaceRenderer(inp, *PANEL)
     n = max(1, int(np.floor(inp.duration_s * VIDEO_FPS)))

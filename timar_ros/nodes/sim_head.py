@@ -161,8 +161,7 @@ class SimHead(Node):
         try:
             q = check_command(msg.data, self.joint_names)
         except CommandError as exc:
-            kind = "wrong_length" if "values for" in str(exc) else "non_finite"
-            self._reject(kind, str(exc))
+            self._reject(exc.kind, str(exc))
             return
         self.head.set_command(q)
 
@@ -177,7 +176,7 @@ class SimHead(Node):
                 self.head.positions,
             )
         except CommandError as exc:
-            self._reject("bad_trajectory", str(exc))
+            self._reject(exc.kind, str(exc))
 
     # -- the physics tick
     def _tick(self) -> None:

@@ -7,7 +7,6 @@ the field and the problem. The motion side is :mod:`timar_ros.robot.retarget`.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -15,6 +14,7 @@ from typing import Any
 import numpy as np
 import yaml
 
+from timar_ros.config_fields import check_keys, field_error, number
 from timar_ros.errors import InputError
 
 EXP_DIM = 50
@@ -106,35 +106,15 @@ class RetargetConfig:
 
 
 def _err(source: str, where: str, msg: str) -> RetargetConfigError:
-    return RetargetConfigError(f"{source}: {where}: {msg}")
+    return field_error(RetargetConfigError, source, where, msg)
 
 
 def _check_keys(source, where, d, required, optional=()):
-    if not isinstance(d, dict):
-        raise _err(source, where, f"must be a mapping, got {type(d).__name__}")
-    unknown = sorted(set(d) - set(required) - set(optional))
-    if unknown:
-        raise _err(
-            source,
-            where,
-            f"unknown field(s) {unknown}; allowed: {sorted(set(required) | set(optional))}",
-        )
-    missing = [k for k in required if k not in d]
-    if missing:
-        raise _err(source, where, f"missing field(s) {missing}")
+    check_keys(RetargetConfigError, source, where, d, required, optional)
 
 
 def _num(source, where, value, positive=False, nonneg=False) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise _err(source, where, f"must be a number, got {value!r}")
-    v = float(value)
-    if not math.isfinite(v):
-        raise _err(source, where, f"must be finite, got {value!r}")
-    if positive and v <= 0:
-        raise _err(source, where, f"must be > 0, got {v}")
-    if nonneg and v < 0:
-        raise _err(source, where, f"must be >= 0, got {v}")
-    return v
+    return number(RetargetConfigError, source, where, value, positive, nonneg)
 
 
 _TOP_REQUIRED = ("robot", "joints")

@@ -11,7 +11,12 @@ from timar_ros.errors import InputError
 
 
 class CommandError(InputError, ValueError):
-    """A command the head rejects (the joints keep the previous one)."""
+    """A command the head rejects (the joints keep the previous one); ``kind`` is the counter it
+    goes to: "wrong_length", "non_finite" or "bad_trajectory"."""
+
+    def __init__(self, message: str, kind: str = "bad_trajectory"):
+        super().__init__(message)
+        self.kind = kind
 
 
 def check_command(values, joint_names: list[str]) -> np.ndarray:
@@ -21,13 +26,15 @@ def check_command(values, joint_names: list[str]) -> np.ndarray:
     if len(q) != len(joint_names):
         raise CommandError(
             f"{len(q)} values for {len(joint_names)} joints; send one position per joint in the "
-            f"order {joint_names}"
+            f"order {joint_names}",
+            "wrong_length",
         )
     bad = np.flatnonzero(~np.isfinite(q))
     if len(bad):
         raise CommandError(
             f"non-finite position for {', '.join(joint_names[i] for i in bad)} "
-            f"({', '.join(str(q[i]) for i in bad)})"
+            f"({', '.join(str(q[i]) for i in bad)})",
+            "non_finite",
         )
     return q
 

@@ -4,7 +4,6 @@ joint limits of a URDF (:func:`urdf_joint_limits`). A file that cannot be used r
 
 from __future__ import annotations
 
-import math
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass
 from pathlib import Path
@@ -12,6 +11,7 @@ from typing import Any
 
 import yaml
 
+from timar_ros.config_fields import check_keys, field_error, number
 from timar_ros.errors import InputError
 
 
@@ -165,37 +165,16 @@ def load_sim_config(path: str | Path | None = None) -> SimConfig:
 
 
 def _err(source: str, where: str, msg: str) -> SimConfigError:
-    return SimConfigError(f"{source}: {where}: {msg}")
+    return field_error(SimConfigError, source, where, msg)
 
 
 def _keys(source, where, d, required, optional=()):
-    if not isinstance(d, dict):
-        raise _err(source, where, f"must be a mapping, got {type(d).__name__}")
-    unknown = sorted(set(d) - set(required) - set(optional))
-    if unknown:
-        raise _err(
-            source, where, f"unknown fields {unknown} (known: {sorted({*required, *optional})})"
-        )
-    missing = sorted(set(required) - set(d))
-    if missing:
-        raise _err(source, where, f"missing fields {missing}")
-
-
-def _number(source, where, v) -> float:
-    if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
-        raise _err(source, where, f"must be a finite number, got {v!r}")
-    return float(v)
+    check_keys(SimConfigError, source, where, d, required, optional)
 
 
 def _positive(source, where, v) -> float:
-    v = _number(source, where, v)
-    if v <= 0:
-        raise _err(source, where, f"must be > 0, got {v}")
-    return v
+    return number(SimConfigError, source, where, v, positive=True)
 
 
 def _non_negative(source, where, v) -> float:
-    v = _number(source, where, v)
-    if v < 0:
-        raise _err(source, where, f"must be >= 0, got {v}")
-    return v
+    return number(SimConfigError, source, where, v, nonneg=True)

@@ -1,0 +1,24 @@
+"""The bundled demo conversation, shortened, for tests that run `timar demo` on it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+
+from timar_ros.motion import FPS
+from timar_ros.resources import share_dir
+
+
+def short_demo_conversation(dst: Path, seconds: float = 8.0) -> Path:
+    """The first ``seconds`` of both speakers' WAV and motion targets into ``dst`` (a
+    conversation folder for ``timar demo --conversation``); returns ``dst``."""
+    src = share_dir() / "data" / "demo_conversation"
+    dst.mkdir(parents=True, exist_ok=True)
+    for name in ("demo_speaker1", "demo_speaker2"):
+        x, rate = sf.read(src / f"{name}.wav", dtype="float32")
+        sf.write(dst / f"{name}.wav", x[: int(seconds * rate)], rate)
+        with np.load(src / f"{name}.npz") as z:
+            np.savez(dst / f"{name}.npz", **{k: z[k][: int(seconds * FPS)] for k in z.files})
+    return dst
