@@ -18,6 +18,11 @@ def ros_env() -> dict[str, str]:
         "ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST"
     )
     env["PYTHONPATH"] = os.pathsep.join([str(REPO), env.get("PYTHONPATH", "")])
+    # as in an activated venv: its `python3` and `ros2` first (launch runs the nodes' scripts,
+    # whose `#!/usr/bin/env python3` must find this interpreter), the venv as the ROS underlay
+    env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])
+    if not env.get("AMENT_PREFIX_PATH") and (Path(sys.prefix) / "share" / "ament_index").is_dir():
+        env["AMENT_PREFIX_PATH"] = sys.prefix
     env["PYTHONUNBUFFERED"] = "1"
     return env
 

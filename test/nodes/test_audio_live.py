@@ -307,3 +307,31 @@ def test_voice_player_survives_its_sound_device_going_away(sound_server, ros_pro
     assert during >= 30, f"agent/audio stopped with the device ({during} chunks in 2 s)"
     assert "the output device stopped" in out, out
     assert len(streams) == 1, f"not playing on the new server: {streams}\n{out}"
+
+
+# an exception in the PortAudio callback (a cffi callback) reaches pytest as this warning
+@pytest.mark.filterwarnings("error::pytest.PytestUnraisableExceptionWarning")
+def test_microphone_destroyed_while_capturing_stops_its_device_first(sound_server, capfd):
+    """Destroying the node (what every process does at Ctrl-C) while PortAudio still calls back:
+    the device stops first, so no callback publishes on a destroyed publisher."""
+    import rclpy
+
+    from timar_ros.nodes.microphone import Microphone
+    from timar_ros.nodes.params import overrides
+
+    rclpy.init()
+    try:
+        node = Microphone(
+            namespace="/mic_destroy",
+            parameter_overrides=overrides({"device": "pulse", "autostart": True}),
+        )
+        deadline = time.monotonic() + 10
+        while node._seq < 5 and time.monotonic() < deadline:  # capturing: a callback per chunk
+            time.sleep(0.05)
+        assert node._seq >= 5, "the microphone captured nothing"
+        node.destroy_node()
+        time.sleep(0.5)  # callbacks that outlived the node would fail in here
+    finally:
+        rclpy.try_shutdown()
+    err = capfd.readouterr().err
+    assert "InvalidHandle" not in err and "Traceback" not in err, err

@@ -307,3 +307,27 @@ def test_it_follows_a_sim_clock_through_jumps(ros_probe):
     assert t[-1] - t[np.argmin(t[-200:]) + len(t) - 200] > 1.5  # went on after the jump back
     assert int(_diag(diag)["clock_resets"]) >= 2  # the start at 1000 s, then the loop
     assert "the clock jumped by" in log and "Traceback" not in log
+
+
+def test_a_tick_with_no_physics_step_due_publishes_nothing(ros_probe):
+    """A timer that fires before a whole physics step is due (timers jitter) moves nothing, so it
+    publishes nothing: two joint_states with one stamp would say the head moved in zero time."""
+    from timar_ros.nodes.sim_head import SimHead
+
+    ns = "/sim_early_tick"
+    states = ros_probe.collect(JointState, f"{ns}/joint_states")
+    node = SimHead(namespace=ns)  # not spun: its ticks are called below, at chosen times
+    try:
+        assert ros_probe.spin_until(lambda: node.count_subscribers(f"{ns}/joint_states") > 0, 10)
+        step = node.head.model.opt.timestep
+        node._t0 = start = 0.0  # small times: no rounding in the differences
+        for due in (0.01, 0.01 + 0.5 * step, 0.02, 0.02 + 0.99 * step, 0.03):
+            node._ros_now = lambda due=due: due
+            node._tick()
+        assert ros_probe.spin_until(lambda: len(states) >= 3, 10)
+        ros_probe.spin_for(0.3)
+    finally:
+        node.destroy_node()
+    t, _, _ = _series(states)
+    assert len(t) == 3, t - start
+    assert np.all(np.diff(t) > 0), t - start

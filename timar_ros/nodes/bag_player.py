@@ -3,7 +3,9 @@
 Messages are published as their recorded wire bytes, paced by their log times. With
 `publish_clock`, the node also publishes /clock with the bag's time, so nodes started with
 `use_sim_time:=true` run on the recording's clock (what `ros2 bag play --clock` does): stamps in
-the recorded messages then line up with "now" in every node, at any playback rate.
+the recorded messages then line up with "now" in every node, at any playback rate. /clock is
+published at `clock_rate_hz`, and each message goes out right after the first /clock that covers
+its log time, so no node receives a message from its future.
 """
 
 from __future__ import annotations
@@ -64,9 +66,10 @@ class BagPlayer(Node):
         self._start = None
         self._ready_at = self.get_clock().now() + Duration(seconds=float(p["start_delay_s"]))
         self.done = not self._messages
-        self.create_timer(0.002, self._tick)
-        if self._clock_pub is not None:
-            self.create_timer(1.0 / float(p["clock_rate_hz"]), self._publish_clock)
+        # with /clock, its ticks pace the messages; without, a 2-ms poll keeps them on time
+        self.create_timer(
+            0.002 if self._clock_pub is None else 1.0 / float(p["clock_rate_hz"]), self._tick
+        )
         span = (self._messages[-1][0] - self._t0) * 1e-9 if self._messages else 0.0
         self.get_logger().info(
             f"playing {len(self._messages)} messages on {len(wanted)} topics "
@@ -80,24 +83,37 @@ class BagPlayer(Node):
         elapsed = (self.get_clock().now() - self._start).nanoseconds
         return self._t0 + int(elapsed * self._rate)
 
-    def _publish_clock(self) -> None:
-        ns = self.bag_time_ns()
+    def _publish_clock(self, ns: int) -> None:
         msg = Clock()
         msg.clock.sec, msg.clock.nanosec = ns // 1_000_000_000, ns % 1_000_000_000
         self._clock_pub.publish(msg)
 
+    def _waiting(self) -> bool:
+        """True until start_delay_s has passed and every topic has its subscribers (said)."""
+        if self.get_clock().now() < self._ready_at:
+            return True
+        lacking = {
+            t: n
+            for t, pub in self._pubs.items()
+            if (n := pub.get_subscription_count()) < self._wait_for
+        }
+        if lacking:
+            self.get_logger().info(
+                f"waiting for {self._wait_for} subscriber(s) on every played topic "
+                f"(wait_for_subscribers): "
+                + ", ".join(f"{t} has {n}" for t, n in sorted(lacking.items())),
+                throttle_duration_sec=5.0,
+            )
+        return bool(lacking)
+
     def _tick(self) -> None:
-        if self.done:
-            return
-        if self._start is None:
-            if self.get_clock().now() < self._ready_at:
-                return
-            if any(pub.get_subscription_count() < self._wait_for for pub in self._pubs.values()):
-                return
+        if self._start is None and not self.done and not self._waiting():
             self._start = self.get_clock().now()
-        now_ns = self.bag_time_ns()
+        now_ns = self.bag_time_ns()  # the recording's start until playback starts
         if self._clock_pub is not None:
-            self._publish_clock()  # /clock reaches subscribers before the messages it covers
+            self._publish_clock(now_ns)  # /clock reaches subscribers before the messages it covers
+        if self.done or self._start is None:
+            return
         while self._next < len(self._messages) and self._messages[self._next][0] <= now_ns:
             _, topic, raw = self._messages[self._next]
             self._pubs[topic].publish(raw)

@@ -139,11 +139,18 @@ class Microphone(LifecycleNode):
 
     def _close(self) -> None:
         if self._stream is not None:
-            self._stream.close()
+            self._stream.close()  # returns once no callback runs any more
             self._stream = None
-        if self._pub is not None:
-            self.destroy_lifecycle_publisher(self._pub)
-            self._pub = None
+        with self._lock:  # a callback in flight publishes before this, or sees no publisher
+            pub, self._pub = self._pub, None
+        if pub is not None:
+            self.destroy_lifecycle_publisher(pub)
+
+    def destroy_node(self):
+        # The PortAudio callback publishes: the device stops before the node goes (destroying a
+        # lifecycle node runs no shutdown transition).
+        self._close()
+        super().destroy_node()
 
     def _on_audio(self, block: np.ndarray, frames: int, time_info, status) -> None:
         # Runs on the PortAudio thread.
@@ -177,7 +184,8 @@ class Microphone(LifecycleNode):
                 self._seq,
             )
             self._seq += 1
-        self._pub.publish(msg)
+            if self._pub is not None:
+                self._pub.publish(msg)
 
 
 def main(args=None) -> int:

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import signal
 import sys
+import threading
 from collections.abc import Callable
 
 import rclpy
 from rclpy.exceptions import ParameterException
 from rclpy.executors import ExternalShutdownException
+from rclpy.impl.implementation_singleton import rclpy_implementation as _rclpy
 
 from timar_ros.errors import InputError, one_line
 
@@ -24,7 +27,19 @@ def run_node(
     :class:`~timar_ros.errors.InputError`, a missing file, a ValueError, an rclpy
     ParameterException, or one of ``setup_errors``), printed as ``<name>: cannot start:
     <message>`` without a traceback.
+
+    Ctrl-C often comes twice: a terminal sends it to the whole process group and ``ros2 launch``
+    (run without a terminal) sends its own to each process; the second must not interrupt the
+    shutdown the first began. And rclpy's known race (ros2/rclpy#398): a signal that shuts the
+    context down while the executor builds its wait set raises RCLError; that is a shutdown too.
     """
+    if (
+        threading.current_thread() is threading.main_thread()
+        and signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    ):
+        # installed before rclpy.init, so rclpy's own handler (which wakes the executor) runs
+        # first and then calls this one
+        signal.signal(signal.SIGINT, _interrupt_once)
     try:
         rclpy.init(args=args)
     except RuntimeError as exc:  # rclpy's RCLError: e.g. a params file that is not valid YAML
@@ -37,6 +52,9 @@ def run_node(
         rclpy.spin(node)
     except (KeyboardInterrupt, ExternalShutdownException, SystemExit):
         pass
+    except _rclpy.RCLError:
+        if rclpy.ok():  # the context is fine: a real error
+            raise
     except (
         ParameterException,
         InputError,
@@ -49,10 +67,24 @@ def run_node(
         print(f"{name}: cannot start: {one_line(exc)}", file=sys.stderr)
         return 2
     finally:
-        if node is not None:
-            node.destroy_node()
-        rclpy.try_shutdown()
+        _ignore_interrupts()
+        try:
+            if node is not None:
+                node.destroy_node()
+            rclpy.try_shutdown()
+        except KeyboardInterrupt:  # a Ctrl-C that arrived before the handler above could ignore it
+            rclpy.try_shutdown()
     return 0
+
+
+def _interrupt_once(signum, frame) -> None:
+    _ignore_interrupts()
+    raise KeyboardInterrupt
+
+
+def _ignore_interrupts() -> None:
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 def autostart(node, why=lambda: "the error above says why") -> None:

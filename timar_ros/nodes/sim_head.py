@@ -200,9 +200,11 @@ class SimHead(Node):
                 ahead = MAX_CATCH_UP_S
         else:
             ahead = self._dt
-        if ahead <= 0:
-            return
         dt = head.model.opt.timestep
+        if ahead < dt * (1 - 1e-9):
+            # less than one physics step is due (a timer that fired early): nothing moved, and a
+            # second joint_states with the same stamp would say it did
+            return
         t = time.perf_counter()
         while ahead >= dt * (1 - 1e-9):  # in pieces of one tick: a trajectory's target moves
             piece = min(ahead, self._dt)

@@ -155,6 +155,12 @@ class VoicePlayer(LifecycleNode):
         self._close()
         return TransitionCallbackReturn.SUCCESS
 
+    def destroy_node(self):
+        # the device callback must stop before the node goes (destroying a lifecycle node runs
+        # no shutdown transition)
+        self._close_stream()
+        super().destroy_node()
+
     def _close(self) -> None:
         self._close_stream()
         for s in self._subs:

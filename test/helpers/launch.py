@@ -1,0 +1,186 @@
+"""Run a launch file the way a user does: ``ros2 launch timar_ros X.launch.xml args...`` with
+the real ``ros2`` command line, in its own process group (a terminal's job), Ctrl-C as SIGINT to
+that group, and a look at what is left running afterwards."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from helpers.ros import REPO, ros_env
+
+KIT_HINT = (
+    "`make test` installs it into the venv from ../shared/ros2-cli-kit (the folder is the "
+    "Makefile's ROS2_CLI_KIT), or source a ROS 2 install that has it"
+)
+
+
+def ros2_executable() -> str | None:
+    """The ``ros2`` command line: the venv's (from the kit), else a ROS 2 install's on PATH."""
+    venv = Path(sys.executable).parent / "ros2"
+    return str(venv) if venv.exists() else shutil.which("ros2")
+
+
+def require_ros2() -> str:
+    """The ``ros2`` executable; without one the test skips, saying why (fails in CI, where the
+    kit is always beside the project)."""
+    exe = ros2_executable()
+    if exe is None:
+        why = f"no `ros2` command line (launch, ros2cli): {KIT_HINT}"
+        if os.environ.get("CI"):
+            pytest.fail(why)
+        pytest.skip(why)
+    return exe
+
+
+def ros2(*args: str, timeout: float = 60.0, check: bool = True) -> str:
+    """Run ``ros2 ARGS`` as a user would in a shell; returns its output (stdout + stderr)."""
+    done = subprocess.run(
+        [require_ros2(), *args],
+        env=ros_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        timeout=timeout,
+    )
+    if check:
+        assert done.returncode == 0, f"ros2 {' '.join(args)} -> {done.returncode}:\n{done.stdout}"
+    return done.stdout
+
+
+def installed_share() -> Path:
+    """share/timar_ros of the install ``ros2 launch`` uses (the launch and config files)."""
+    prefix = ros2("pkg", "prefix", "timar_ros").strip()
+    return Path(prefix) / "share" / "timar_ros"
+
+
+def stale_installed_files(share: Path) -> list[str]:
+    """Checkout files under launch/ and config/ that differ from the installed copies."""
+    stale = []
+    for folder in ("launch", "config"):
+        for f in sorted((REPO / folder).iterdir()):
+            installed = share / folder / f.name
+            if not installed.is_file() or installed.read_bytes() != f.read_bytes():
+                stale.append(f"{folder}/{f.name}")
+    return stale
+
+
+def _default_sigint() -> None:
+    # A shell that is not interactive starts background jobs with SIGINT ignored, and an ignored
+    # signal stays ignored across exec: launch would never see the Ctrl-C the test sends.
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
+class Launch:
+    """``ros2 launch timar_ros FILE ARGS`` in its own process group, output to ``log``."""
+
+    def __init__(self, file: str, *args: str, log: Path, env: dict | None = None):
+        self.log = Path(log)
+        self._out = open(self.log, "w")
+        self.started = time.monotonic()
+        self.proc = subprocess.Popen(
+            [require_ros2(), "launch", "timar_ros", file, *args],
+            env={**ros_env(), **(env or {})},
+            stdout=self._out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            preexec_fn=_default_sigint,
+        )
+        self.pgid = self.proc.pid
+        self.seen: dict[int, str] = {}  # pid -> command line of every process it started
+
+    def output(self) -> str:
+        return self.log.read_text(errors="replace")
+
+    def _remember_children(self) -> None:
+        import psutil
+
+        try:
+            for child in psutil.Process(self.proc.pid).children(recursive=True):
+                self.seen.setdefault(child.pid, " ".join(child.cmdline()[:3]))
+        except psutil.Error:
+            pass
+
+    def wait_until(self, predicate, timeout: float, spin=None) -> bool:
+        """Until ``predicate()`` (spinning ``spin(0.1)`` between tries, else sleeping); False
+        when the launch exits first or the time is up."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            self._remember_children()
+            if predicate():
+                return True
+            if self.proc.poll() is not None:
+                return False
+            if spin is not None:
+                spin(0.1)
+            else:
+                time.sleep(0.1)
+        return predicate()
+
+    def still_running(self) -> list[str]:
+        """The processes it started (or its group holds) that are alive: 'pid command'."""
+        import psutil
+
+        alive = []
+        for pid, cmd in self.seen.items():
+            try:
+                p = psutil.Process(pid)
+                if p.is_running() and p.status() != psutil.STATUS_ZOMBIE:
+                    alive.append(f"{pid} {cmd}")
+            except psutil.NoSuchProcess:
+                pass
+        for p in psutil.process_iter(["pid", "cmdline"]):
+            try:
+                if os.getpgid(p.pid) == self.pgid and p.pid not in self.seen:
+                    if p.status() != psutil.STATUS_ZOMBIE:
+                        alive.append(f"{p.pid} {' '.join((p.info['cmdline'] or [])[:3])}")
+            except (ProcessLookupError, psutil.Error):
+                pass
+        return alive
+
+    def interrupt(self, timeout: float = 5.0) -> tuple[int | None, float]:
+        """Ctrl-C: SIGINT to the whole group, as a terminal sends it. Returns (exit status of
+        ``ros2 launch`` or None if it did not exit within ``timeout``, seconds until it and
+        everything it started had ended)."""
+        self._remember_children()
+        t0 = time.monotonic()
+        try:
+            os.killpg(self.pgid, signal.SIGINT)
+        except ProcessLookupError:
+            pass
+        rc = None
+        while time.monotonic() - t0 < timeout:
+            if self.proc.poll() is not None and not self.still_running():
+                rc = self.proc.returncode
+                break
+            time.sleep(0.02)
+        return rc, time.monotonic() - t0
+
+    def wait_exit(self, timeout: float) -> int | None:
+        try:
+            return self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            return None
+
+    def kill(self) -> list[str]:
+        """End whatever is left (a failed test's clean-up); returns what had to be killed."""
+        left = self.still_running()
+        for pid in list(self.seen) + [self.pgid]:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):
+                pass
+        try:
+            os.killpg(self.pgid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
+        self.proc.wait(10)
+        self._out.close()
+        return left

@@ -1,0 +1,133 @@
+"""sim.launch.xml (the head in MuJoCo, or the commands only) and gazebo.launch.xml under the real
+`ros2 launch`, started as a user starts them: every node up, the managed retargeter active, one
+HeadMotion per 1-s turn, servo commands and joint states at ~100 Hz; Ctrl-C ends everything within
+5 s with exit 0 and no traceback. A launch whose other packages (robot_state_publisher, Gazebo,
+ros2_control) are not installed fails at once, names them, and starts nothing."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+from sensor_msgs.msg import JointState
+from std_msgs.msg import Float64MultiArray
+
+from helpers.graph import lifecycle_state, node_names, rates, receive_times
+from helpers.launch import Launch, ros2
+from timar_ros.msg import HeadMotion
+from timar_ros.nodes.convert import stamp_to_s
+
+NS = "/timar"
+PIPELINE = {f"{NS}/audio_file_player", f"{NS}/conversation_policy", f"{NS}/head_retargeter"}
+WINDOW_S = 6.0
+
+
+def check_running_pipeline(launch, probe, nodes: set[str], topics: dict, hz: dict) -> dict:
+    """Every node in ``nodes`` up, the retargeter active, one HeadMotion per turn, then each
+    topic's rate over WINDOW_S within ``hz[topic]`` = (low, high); returns the figures."""
+    motion = receive_times(probe, {f"{NS}/head_motion": (HeadMotion, True)})[f"{NS}/head_motion"]
+    assert launch.wait_until(lambda: nodes <= node_names(probe), 90, probe.spin_for), (
+        f"nodes up: {sorted(node_names(probe))}\n{launch.output()}"
+    )
+    up_s = time.monotonic() - launch.started
+    assert lifecycle_state(f"{NS}/head_retargeter") == "active"
+    # subscribed now, with the probe spinning from here on: no backlog counted in the window
+    got = receive_times(probe, topics)
+    assert launch.wait_until(lambda: all(got.values()) and len(motion) >= 2, 60, probe.spin_for), (
+        {t: len(m) for t, m in got.items()},
+        launch.output(),
+    )
+    probe.spin_for(0.5)
+    t0 = time.monotonic()
+    probe.spin_for(WINDOW_S)
+    measured = rates({**got, f"{NS}/head_motion": motion}, t0, time.monotonic())
+    for topic, (low, high) in hz.items():
+        assert low <= measured[topic] <= high, (topic, measured)
+    blocks = [m for _, m in motion]
+    turns = [m.turn_index for m in blocks]
+    assert turns == list(range(turns[0], turns[0] + len(turns))), turns  # none lost or repeated
+    starts = [stamp_to_s(m.header.stamp) for m in blocks]
+    assert all(abs((b - a) - 1.0) < 1e-6 for a, b in zip(starts, starts[1:])), starts
+    assert all(len(m.jaw) == 3 * 25 for m in blocks)  # 25 frames per 1-s turn
+    return {"up_s": round(up_s, 1), "hz": {t: round(v, 1) for t, v in measured.items()}}
+
+
+def check_ctrl_c(launch) -> float:
+    """SIGINT to the launch's process group: all ended within 5 s, exit 0, no traceback."""
+    rc, down_s = launch.interrupt(5.0)
+    out = launch.output()
+    assert rc == 0, (
+        f"exit {rc} after {down_s:.1f} s; still running: {launch.still_running()}\n{out}"
+    )
+    assert "Traceback" not in out and "process has died" not in out, out
+    assert not launch.still_running()
+    return down_s
+
+
+@pytest.mark.parametrize("simulator", ["mujoco", "none"])
+def test_sim_launch_runs_the_pipeline_and_stops_on_ctrl_c(simulator, ros2_cli, ros_probe, tmp_path):
+    if simulator == "mujoco":
+        pytest.importorskip("mujoco", reason="sim_head needs mujoco (requirements.txt)")
+        # the simulated head takes the commands where a controller manager would
+        topics = {
+            "/forward_position_controller/commands": (Float64MultiArray, True),
+            "/joint_states": (JointState, True),
+        }
+        hz = {"/forward_position_controller/commands": (85, 115), "/joint_states": (85, 115)}
+        nodes = PIPELINE | {"/sim_head"}
+    else:
+        topics = {f"{NS}/joint_states": (JointState, True)}
+        hz = {f"{NS}/joint_states": (85, 115)}
+        nodes = PIPELINE
+    hz[f"{NS}/head_motion"] = ((WINDOW_S - 1.5) / WINDOW_S, (WINDOW_S + 1.5) / WINDOW_S)
+    launch = Launch(
+        "sim.launch.xml",
+        f"simulator:={simulator}",
+        "use_robot_state_publisher:=false",  # not installable here (C++)
+        log=tmp_path / "launch.log",
+    )
+    try:
+        figures = check_running_pipeline(launch, ros_probe, nodes, topics, hz)
+        figures["down_s"] = round(check_ctrl_c(launch), 2)
+    finally:
+        left = launch.kill()
+    assert not left, left
+    print(f"sim.launch.xml simulator:={simulator}: {figures}")
+
+
+def _installed(package: str) -> bool:
+    return "not found" not in ros2("pkg", "prefix", package, check=False)
+
+
+@pytest.mark.parametrize(
+    "file,args,needs",
+    [
+        (
+            "gazebo.launch.xml",
+            [],
+            ["ros_gz_sim", "ros_gz_bridge", "gz_ros2_control", "controller_manager"],
+        ),
+        ("sim.launch.xml", ["simulator:=none"], ["robot_state_publisher"]),
+    ],
+    ids=["gazebo", "sim-with-robot_state_publisher"],
+)
+def test_a_launch_missing_other_packages_fails_at_once_and_starts_nothing(
+    file, args, needs, ros2_cli, tmp_path
+):
+    missing = [p for p in needs if not _installed(p)]
+    if not missing:
+        pytest.skip(f"{', '.join(needs)} installed here: {file} would run")
+    launch = Launch(file, *args, log=tmp_path / "launch.log")
+    try:
+        rc = launch.wait_exit(20.0)
+        took = time.monotonic() - launch.started
+        out = launch.output()
+        assert rc not in (None, 0), out
+        assert f"{file} cannot start: missing ROS 2 packages" in out, out
+        assert all(p in out for p in missing), out
+        assert "process started" not in out and "Traceback" not in out, out
+        assert not launch.still_running()
+    finally:
+        left = launch.kill()
+    assert not left, left
+    print(f"{file}: failed in {took:.1f} s, naming {missing}")
