@@ -9,7 +9,6 @@ import signal
 import time
 
 import pytest
-import rclpy
 from rclpy.impl.implementation_singleton import rclpy_implementation as _rclpy
 from rclpy.node import Node
 
