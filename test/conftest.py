@@ -77,3 +77,17 @@ def ros_probe():
     probe = RosProbe()
     yield probe
     probe.close()
+
+
+@pytest.fixture(scope="module")
+def sound_server(tmp_path_factory):
+    """A user-space PulseAudio with a null sink (timar_ros.demo.sound_server), this module's
+    default output and input (PULSE_SERVER set here, so the processes tests start use it)."""
+    from timar_ros.demo.sound_server import SoundServer
+
+    why = SoundServer.missing()
+    if why:
+        pytest.skip(f"no sound server here: {why}")
+    server = SoundServer(tmp_path_factory.mktemp("pulse")).start()
+    yield server
+    server.stop()

@@ -7,6 +7,7 @@ import time
 import numpy as np
 
 from helpers.launch import ros2
+from timar_ros.nodes.convert import stamp_to_s
 
 
 def node_names(probe) -> set[str]:
@@ -48,3 +49,38 @@ def rates(got: dict[str, list], start: float, end: float) -> dict[str, float]:
         name: float(np.sum([(start <= t < end) for t, _ in msgs])) / (end - start)
         for name, msgs in got.items()
     }
+
+
+def wait_for_nodes(launch, probe, nodes: set[str], timeout: float = 90.0) -> float:
+    """Until every node in ``nodes`` is on the graph; returns seconds since the launch began."""
+    assert launch.wait_until(lambda: nodes <= node_names(probe), timeout, probe.spin_for), (
+        f"nodes up: {sorted(node_names(probe))}\n{launch.output()}"
+    )
+    return time.monotonic() - launch.started
+
+
+def measure_rates(launch, probe, topics: dict, window_s: float, also: dict | None = None):
+    """Subscribe to ``topics`` now (name -> (type, reliable)) and keep the probe spinning, so no
+    backlog is counted; once each has a message, messages per second over ``window_s`` for them
+    and for the lists in ``also`` (name -> list of (receive time, message)). Returns (rates, the
+    received lists)."""
+    got = receive_times(probe, topics)
+    assert launch.wait_until(lambda: all(got.values()), 60, probe.spin_for), (
+        {t: len(m) for t, m in got.items()},
+        launch.output(),
+    )
+    probe.spin_for(0.5)
+    t0 = time.monotonic()
+    probe.spin_for(window_s)
+    got.update(also or {})
+    return rates(got, t0, time.monotonic()), got
+
+
+def check_turn_blocks(blocks, turn_s: float = 1.0, frames: int = 25) -> None:
+    """HeadMotion messages: one per turn, consecutive turn indices, starts ``turn_s`` apart,
+    ``frames`` frames each."""
+    turns = [m.turn_index for m in blocks]
+    assert turns == list(range(turns[0], turns[0] + len(turns))), turns  # none lost or repeated
+    starts = [stamp_to_s(m.header.stamp) for m in blocks]
+    assert all(abs((b - a) - turn_s) < 1e-6 for a, b in zip(starts, starts[1:])), starts
+    assert all(len(m.jaw) == 3 * frames for m in blocks)

@@ -163,6 +163,16 @@ class Launch:
             time.sleep(0.02)
         return rc, time.monotonic() - t0
 
+    def ctrl_c_and_check(self) -> float:
+        """Ctrl-C; asserts that everything ended within 5 s, exit 0, no traceback and no process
+        that died; returns the seconds it took."""
+        rc, down_s = self.interrupt(5.0)
+        out, left = self.output(), self.still_running()
+        assert rc == 0, f"exit {rc} after {down_s:.1f} s; still running: {left}\n{out}"
+        assert "Traceback" not in out and "process has died" not in out, out
+        assert not left, left
+        return round(down_s, 2)
+
     def wait_exit(self, timeout: float) -> int | None:
         try:
             return self.proc.wait(timeout)

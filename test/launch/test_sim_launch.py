@@ -12,10 +12,15 @@ import pytest
 from sensor_msgs.msg import JointState
 from std_msgs.msg import Float64MultiArray
 
-from helpers.graph import lifecycle_state, node_names, rates, receive_times
+from helpers.graph import (
+    check_turn_blocks,
+    lifecycle_state,
+    measure_rates,
+    receive_times,
+    wait_for_nodes,
+)
 from helpers.launch import Launch, ros2
 from timar_ros.msg import HeadMotion
-from timar_ros.nodes.convert import stamp_to_s
 
 NS = "/timar"
 PIPELINE = {f"{NS}/audio_file_player", f"{NS}/conversation_policy", f"{NS}/head_retargeter"}
@@ -23,45 +28,16 @@ WINDOW_S = 6.0
 
 
 def check_running_pipeline(launch, probe, nodes: set[str], topics: dict, hz: dict) -> dict:
-    """Every node in ``nodes`` up, the retargeter active, one HeadMotion per turn, then each
-    topic's rate over WINDOW_S within ``hz[topic]`` = (low, high); returns the figures."""
+    """Every node in ``nodes`` up, the retargeter active, one HeadMotion per turn, each topic's
+    rate over WINDOW_S within ``hz[topic]`` = (low, high); returns the figures."""
     motion = receive_times(probe, {f"{NS}/head_motion": (HeadMotion, True)})[f"{NS}/head_motion"]
-    assert launch.wait_until(lambda: nodes <= node_names(probe), 90, probe.spin_for), (
-        f"nodes up: {sorted(node_names(probe))}\n{launch.output()}"
-    )
-    up_s = time.monotonic() - launch.started
+    up_s = wait_for_nodes(launch, probe, nodes)
     assert lifecycle_state(f"{NS}/head_retargeter") == "active"
-    # subscribed now, with the probe spinning from here on: no backlog counted in the window
-    got = receive_times(probe, topics)
-    assert launch.wait_until(lambda: all(got.values()) and len(motion) >= 2, 60, probe.spin_for), (
-        {t: len(m) for t, m in got.items()},
-        launch.output(),
-    )
-    probe.spin_for(0.5)
-    t0 = time.monotonic()
-    probe.spin_for(WINDOW_S)
-    measured = rates({**got, f"{NS}/head_motion": motion}, t0, time.monotonic())
+    measured, _ = measure_rates(launch, probe, topics, WINDOW_S, {f"{NS}/head_motion": motion})
     for topic, (low, high) in hz.items():
         assert low <= measured[topic] <= high, (topic, measured)
-    blocks = [m for _, m in motion]
-    turns = [m.turn_index for m in blocks]
-    assert turns == list(range(turns[0], turns[0] + len(turns))), turns  # none lost or repeated
-    starts = [stamp_to_s(m.header.stamp) for m in blocks]
-    assert all(abs((b - a) - 1.0) < 1e-6 for a, b in zip(starts, starts[1:])), starts
-    assert all(len(m.jaw) == 3 * 25 for m in blocks)  # 25 frames per 1-s turn
+    check_turn_blocks([m for _, m in motion])
     return {"up_s": round(up_s, 1), "hz": {t: round(v, 1) for t, v in measured.items()}}
-
-
-def check_ctrl_c(launch) -> float:
-    """SIGINT to the launch's process group: all ended within 5 s, exit 0, no traceback."""
-    rc, down_s = launch.interrupt(5.0)
-    out = launch.output()
-    assert rc == 0, (
-        f"exit {rc} after {down_s:.1f} s; still running: {launch.still_running()}\n{out}"
-    )
-    assert "Traceback" not in out and "process has died" not in out, out
-    assert not launch.still_running()
-    return down_s
 
 
 @pytest.mark.parametrize("simulator", ["mujoco", "none"])
@@ -88,7 +64,7 @@ def test_sim_launch_runs_the_pipeline_and_stops_on_ctrl_c(simulator, ros2_cli, r
     )
     try:
         figures = check_running_pipeline(launch, ros_probe, nodes, topics, hz)
-        figures["down_s"] = round(check_ctrl_c(launch), 2)
+        figures["down_s"] = launch.ctrl_c_and_check()
     finally:
         left = launch.kill()
     assert not left, left

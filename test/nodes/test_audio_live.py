@@ -25,16 +25,6 @@ from timar_ros.resources import share_dir
 STAMP_TOLERANCE_S = 0.1
 
 
-@pytest.fixture(scope="module")
-def sound_server(tmp_path_factory):
-    why = SoundServer.missing()
-    if why:
-        pytest.skip(f"no sound server here: {why}")
-    server = SoundServer(tmp_path_factory.mktemp("pulse")).start()
-    yield server
-    server.stop()
-
-
 def play(signal: np.ndarray, rate: int = RATE, lead_s: float = 0.3) -> dict:
     """Play ``signal`` on the default output (the null sink) after ``lead_s`` of silence; returns
     the wall-clock time its first sample was played (from the stream's DAC time)."""

@@ -1,0 +1,98 @@
+"""robot.launch.xml under the real `ros2 launch`, on the project's sound server (a PulseAudio null
+sink as the room): the partner's voice played into the room reaches the microphone node, the
+robot's voice is asked for with `ros2 topic pub` and played by voice_player; every node up, the
+three managed nodes active, audio at its chunk rate, one HeadMotion per turn, servo commands at
+~100 Hz on the root controller's topic; switching the retargeter to the trajectory controller
+with `ros2 lifecycle set` and `ros2 param set` as a user would; Ctrl-C ends it cleanly."""
+
+from __future__ import annotations
+
+import numpy as np
+from std_msgs.msg import Float64MultiArray
+from trajectory_msgs.msg import JointTrajectory
+
+from helpers.graph import (
+    check_turn_blocks,
+    lifecycle_state,
+    measure_rates,
+    receive_times,
+    wait_for_nodes,
+)
+from helpers.launch import Launch, ros2
+from timar_ros.msg import AudioChunk, HeadMotion
+from timar_ros.resources import share_dir
+
+NS = "/timar"
+NODES = {
+    f"{NS}/{n}" for n in ("microphone", "voice_player", "conversation_policy", "head_retargeter")
+}
+MANAGED = ("microphone", "voice_player", "head_retargeter")
+WINDOW_S = 6.0
+CHUNK_HZ = 1 / 0.05  # microphone and voice_player chunk_s (config/timar.yaml)
+
+
+def test_robot_launch_on_the_sound_server(ros2_cli, sound_server, ros_probe, tmp_path):
+    conversation = share_dir() / "data" / "demo_conversation"
+    motion = receive_times(ros_probe, {f"{NS}/head_motion": (HeadMotion, True)})
+    motion = motion[f"{NS}/head_motion"]
+    voice = receive_times(ros_probe, {f"{NS}/agent/audio": (AudioChunk, False)})
+    voice = voice[f"{NS}/agent/audio"]
+    partner = sound_server.play(conversation / "demo_speaker1.wav", sound_server.sinks[0])
+    launch = Launch(
+        "robot.launch.xml",
+        "microphone_device:=pulse",
+        "speaker_device:=pulse",
+        log=tmp_path / "launch.log",
+    )
+    try:
+        up_s = wait_for_nodes(launch, ros_probe, NODES)
+        for name in MANAGED:
+            assert lifecycle_state(f"{NS}/{name}") == "active", name
+        # the robot speaks, as a user (or a dialogue manager) asks it to
+        ros2(
+            "topic",
+            "pub",
+            "--once",
+            f"{NS}/agent/say_wav",
+            "std_msgs/msg/String",
+            f"{{data: '{conversation / 'demo_speaker2.wav'}'}}",
+        )
+        hz, got = measure_rates(
+            launch,
+            ros_probe,
+            {
+                f"{NS}/user/audio": (AudioChunk, False),
+                "/forward_position_controller/commands": (Float64MultiArray, True),
+            },
+            WINDOW_S,
+            {f"{NS}/head_motion": motion, f"{NS}/agent/audio": voice},
+        )
+        for topic in (f"{NS}/user/audio", f"{NS}/agent/audio"):
+            assert 0.85 * CHUNK_HZ <= hz[topic] <= 1.15 * CHUNK_HZ, hz
+        assert 85 <= hz["/forward_position_controller/commands"] <= 115, hz
+        assert (WINDOW_S - 1.5) / WINDOW_S <= hz[f"{NS}/head_motion"] <= (WINDOW_S + 1.5) / WINDOW_S
+        check_turn_blocks([m for _, m in motion])
+        # what the room heard: the partner on the microphone, the robot's voice in agent/audio
+        heard = np.concatenate([np.asarray(m.samples) for _, m in got[f"{NS}/user/audio"]])
+        spoken = np.concatenate([np.asarray(m.samples) for _, m in voice])
+        assert np.abs(heard).max() > 0.05 and np.abs(spoken).max() > 0.05
+
+        # switch the servo commands to the trajectory controller, as a user would
+        node = f"{NS}/head_retargeter"
+        for transition in ("deactivate", "cleanup"):
+            assert "successful" in ros2("lifecycle", "set", node, transition)
+        assert "successful" in ros2("param", "set", node, "command_interface", "trajectory")
+        trajectories = receive_times(
+            ros_probe, {"/joint_trajectory_controller/joint_trajectory": (JointTrajectory, True)}
+        )["/joint_trajectory_controller/joint_trajectory"]
+        for transition in ("configure", "activate"):
+            assert "successful" in ros2("lifecycle", "set", node, transition)
+        assert launch.wait_until(lambda: len(trajectories) >= 2, 30, ros_probe.spin_for)
+        last = trajectories[-1][1].points[-1].time_from_start
+        assert last.sec + last.nanosec * 1e-9 == 1.0  # one turn's motion at the servo rate
+        down_s = launch.ctrl_c_and_check()
+    finally:
+        partner.kill()
+        left = launch.kill()
+    assert not left, left
+    print(f"robot.launch.xml: up {up_s:.1f} s, rates {hz}, Ctrl-C {down_s} s")
