@@ -107,3 +107,27 @@ def test_a_launch_missing_other_packages_fails_at_once_and_starts_nothing(
         left = launch.kill()
     assert not left, left
     print(f"{file}: failed in {took:.1f} s, naming {missing}")
+
+
+def test_a_node_that_cannot_start_ends_the_launch(ros2_cli, tmp_path):
+    """Every timar_ros node is required: the policy refusing a checkpoint that does not exist
+    ends the whole launch at once, with its reason, and leaves nothing running."""
+    missing = tmp_path / "no_such_checkpoint"
+    launch = Launch(
+        "sim.launch.xml",
+        "simulator:=none",
+        "use_robot_state_publisher:=false",
+        f"checkpoint:={missing}",
+        log=tmp_path / "launch.log",
+    )
+    try:
+        assert launch.wait_until(lambda: launch.proc.poll() is not None, 60), launch.output()
+        took = time.monotonic() - launch.started
+        out = launch.output()
+        assert "conversation_policy: cannot start:" in out and str(missing) in out, out
+        assert "Traceback" not in out, out
+        assert not launch.still_running()
+    finally:
+        left = launch.kill()
+    assert not left, left
+    print(f"sim.launch.xml with a missing checkpoint: ended in {took:.1f} s")
