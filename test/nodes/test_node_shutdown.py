@@ -16,6 +16,15 @@ from helpers.ros import start_python
 from timar_ros.nodes.runner import run_node
 
 
+@pytest.fixture(autouse=True)
+def _sigint_restored():
+    """run_node is a process's main and leaves SIGINT ignored for the exit: this process (the
+    test run) gets its handler back."""
+    before = signal.getsignal(signal.SIGINT)
+    yield
+    signal.signal(signal.SIGINT, before)
+
+
 def _node_whose_timer_raises(shut_down_first: bool):
     def factory():
         node = Node("shutdown_race")

@@ -1,5 +1,6 @@
-"""Static validation of the launch files (`ros2 launch` cannot run here): every executable,
-parameter file, parameter name, remapped topic, argument and package file they use exists."""
+"""Static validation of the launch files, for what running them here cannot reach (the nodes of
+other packages, gazebo.launch.xml): every executable, parameter file, parameter name, remapped
+topic, argument and package file they use exists. test/launch/ runs them under `ros2 launch`."""
 
 import importlib
 import re

@@ -30,8 +30,10 @@ def run_node(
 
     Ctrl-C often comes twice: a terminal sends it to the whole process group and ``ros2 launch``
     (run without a terminal) sends its own to each process; the second must not interrupt the
-    shutdown the first began. And rclpy's known race (ros2/rclpy#398): a signal that shuts the
-    context down while the executor builds its wait set raises RCLError; that is a shutdown too.
+    shutdown the first began, nor the exit that follows: SIGINT stays ignored once run_node has
+    begun to shut down (it is a process's main; a caller in a test restores its handler). And
+    rclpy's known race (ros2/rclpy#398): a signal that shuts the context down while the executor
+    builds its wait set raises RCLError; that is a shutdown too.
     """
     if (
         threading.current_thread() is threading.main_thread()
