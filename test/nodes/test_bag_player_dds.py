@@ -100,3 +100,33 @@ def test_missing_topic_is_a_clear_error(tmp_path):
     )
     out = proc.communicate(timeout=30)[0]
     assert proc.returncode == 2 and "/nope" in out and str(tmp_path / "in") in out
+
+
+def test_waiting_for_subscribers_says_on_which_topics(tmp_path, ros_probe):
+    """wait_for_subscribers holds playback back until every played topic has a subscriber; the
+    player says which topics lack them, and plays once they come (here: the ground truth has none
+    until the probe subscribes to it)."""
+    _write_bag(tmp_path / "in")
+    got = ros_probe.collect(AudioChunk, "/replay/user/audio")
+    player = start_python(
+        [
+            "-m",
+            "timar_ros.nodes.bag_player",
+            "--ros-args",
+            "-p",
+            f"bag:={tmp_path / 'in'}",
+            "-p",
+            "wait_for_subscribers:=1",
+            "-p",
+            "start_delay_s:=0.0",
+        ]
+    )
+    try:
+        ros_probe.spin_for(4.0)
+        held = len(got)
+        ros_probe.collect(HeadMotion, "/replay/ground_truth/head_motion")
+        assert ros_probe.spin_until(lambda: len(got) == 10, 30)
+    finally:
+        out = stop(player)
+    assert held == 0, out
+    assert "waiting for 1 subscriber(s)" in out and "/replay/ground_truth/head_motion has 0" in out

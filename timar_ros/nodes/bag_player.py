@@ -11,6 +11,7 @@ its log time, so no node receives a message from its future.
 from __future__ import annotations
 
 import sys
+import time
 
 from rclpy.node import Node
 from rclpy.qos import QoSProfile, ReliabilityPolicy
@@ -46,6 +47,7 @@ class BagPlayer(Node):
         self._rate = float(p["rate"])
         self._exit_when_done = bool(p["exit_when_done"])
         self._wait_for = int(p["wait_for_subscribers"])
+        self._waiting_since = self._said_waiting = 0.0  # time.monotonic() s
         with BagReader(p["bag"]) as reader:
             available = reader.topics
             wanted = list(available) if list(p["topics"]) == ["all"] else list(p["topics"])
@@ -97,14 +99,19 @@ class BagPlayer(Node):
             for t, pub in self._pubs.items()
             if (n := pub.get_subscription_count()) < self._wait_for
         }
-        if lacking:
+        if not lacking:
+            return False
+        # said after a second (discovery takes a few hundred ms), then every 5 s
+        now = time.monotonic()
+        self._waiting_since = self._waiting_since or now
+        if now - self._waiting_since >= 1.0 and now - self._said_waiting >= 5.0:
+            self._said_waiting = now
             self.get_logger().info(
                 f"waiting for {self._wait_for} subscriber(s) on every played topic "
                 f"(wait_for_subscribers): "
-                + ", ".join(f"{t} has {n}" for t, n in sorted(lacking.items())),
-                throttle_duration_sec=5.0,
+                + ", ".join(f"{t} has {n}" for t, n in sorted(lacking.items()))
             )
-        return bool(lacking)
+        return True
 
     def _tick(self) -> None:
         if self._start is None and not self.done and not self._waiting():
