@@ -4,6 +4,7 @@ that group, and a look at what is left running afterwards."""
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
@@ -70,6 +71,17 @@ def stale_installed_files(share: Path) -> list[str]:
             if not installed.is_file() or installed.read_bytes() != f.read_bytes():
                 stale.append(f"{folder}/{f.name}")
     return stale
+
+
+def record_figures(launch_file: str, figures: dict) -> None:
+    """Print what a launch test measured and append it, with the distribution, to
+    build/launch-figures.jsonl (the start-up, rate and shutdown figures docs/launch.md quotes)."""
+    row = {"launch": launch_file, "distro": os.environ.get("ROS_DISTRO", "?"), **figures}
+    print(row)
+    out = REPO / "build" / "launch-figures.jsonl"
+    out.parent.mkdir(exist_ok=True)
+    with open(out, "a") as f:
+        f.write(json.dumps(row) + "\n")
 
 
 def _default_sigint() -> None:

@@ -16,7 +16,7 @@ from helpers.graph import (
     receive_times,
     wait_for_nodes,
 )
-from helpers.launch import Launch
+from helpers.launch import Launch, record_figures
 from timar_ros.bags import bag_info
 from timar_ros.bags.from_dualtalk import convert_dualtalk
 from timar_ros.msg import HeadMotion
@@ -60,7 +60,12 @@ def test_bag_replay_launch_records_the_pipeline(ros2_cli, ros_probe, tmp_path):
     assert recorded[f"{NS}/head_motion"]["count"] == len(blocks), recorded
     assert recorded[f"{NS}/ground_truth/head_motion"]["count"] >= SECONDS - 1, recorded
     assert recorded[f"{NS}/user/audio"]["count"] > 0, recorded
-    print(
-        f"bag_replay.launch.xml: up {up_s:.1f} s, /clock {hz['/clock']:.1f} Hz "
-        f"(median {1 / period:.1f}), {len(blocks)} turns, Ctrl-C {down_s} s"
+    record_figures(
+        "bag_replay.launch.xml",
+        {
+            "up_s": round(up_s, 1),
+            "hz": {"/clock": round(hz["/clock"], 1), "/clock median": round(1 / period, 1)},
+            "turns": len(blocks),
+            "down_s": down_s,
+        },
     )

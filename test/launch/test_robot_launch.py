@@ -18,7 +18,7 @@ from helpers.graph import (
     receive_times,
     wait_for_nodes,
 )
-from helpers.launch import Launch, ros2
+from helpers.launch import Launch, record_figures, ros2
 from timar_ros.msg import AudioChunk, HeadMotion
 from timar_ros.resources import share_dir
 
@@ -95,4 +95,5 @@ def test_robot_launch_on_the_sound_server(ros2_cli, sound_server, ros_probe, tmp
         partner.kill()
         left = launch.kill()
     assert not left, left
-    print(f"robot.launch.xml: up {up_s:.1f} s, rates {hz}, Ctrl-C {down_s} s")
+    hz = {t: round(v, 1) for t, v in hz.items()}
+    record_figures("robot.launch.xml", {"up_s": round(up_s, 1), "hz": hz, "down_s": down_s})

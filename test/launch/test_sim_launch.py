@@ -19,7 +19,7 @@ from helpers.graph import (
     receive_times,
     wait_for_nodes,
 )
-from helpers.launch import Launch, ros2
+from helpers.launch import Launch, record_figures, ros2
 from timar_ros.msg import HeadMotion
 
 NS = "/timar"
@@ -68,7 +68,7 @@ def test_sim_launch_runs_the_pipeline_and_stops_on_ctrl_c(simulator, ros2_cli, r
     finally:
         left = launch.kill()
     assert not left, left
-    print(f"sim.launch.xml simulator:={simulator}: {figures}")
+    record_figures(f"sim.launch.xml simulator:={simulator}", figures)
 
 
 def _installed(package: str) -> bool:
@@ -106,7 +106,7 @@ def test_a_launch_missing_other_packages_fails_at_once_and_starts_nothing(
     finally:
         left = launch.kill()
     assert not left, left
-    print(f"{file}: failed in {took:.1f} s, naming {missing}")
+    record_figures(file, {"failed_in_s": round(took, 2), "named": missing})
 
 
 def test_a_node_that_cannot_start_ends_the_launch(ros2_cli, tmp_path):
@@ -130,4 +130,4 @@ def test_a_node_that_cannot_start_ends_the_launch(ros2_cli, tmp_path):
     finally:
         left = launch.kill()
     assert not left, left
-    print(f"sim.launch.xml with a missing checkpoint: ended in {took:.1f} s")
+    record_figures("sim.launch.xml checkpoint:=<missing>", {"ended_in_s": round(took, 2)})
