@@ -69,13 +69,15 @@ def run_node(
         print(f"{name}: cannot start: {one_line(exc)}", file=sys.stderr)
         return 2
     finally:
-        _ignore_interrupts()
         try:
-            if node is not None:
-                node.destroy_node()
-            rclpy.try_shutdown()
-        except KeyboardInterrupt:  # a Ctrl-C that arrived before the handler above could ignore it
-            rclpy.try_shutdown()
+            _ignore_interrupts()
+        except KeyboardInterrupt:
+            # Python ran the first Ctrl-C's handler only now (signal.signal runs pending
+            # handlers); that handler has ignored SIGINT from here on
+            pass
+        if node is not None:
+            node.destroy_node()
+        rclpy.try_shutdown()
     return 0
 
 
