@@ -8,14 +8,8 @@ from __future__ import annotations
 import numpy as np
 from rosgraph_msgs.msg import Clock
 
+from helpers import graph
 from helpers.demo_conversation import short_demo_conversation
-from helpers.graph import (
-    check_turn_blocks,
-    lifecycle_state,
-    measure_rates,
-    receive_times,
-    wait_for_nodes,
-)
 from helpers.launch import Launch, record_figures
 from timar_ros.bags import bag_info
 from timar_ros.bags.from_dualtalk import convert_dualtalk
@@ -32,16 +26,16 @@ CLOCK_HZ = 100.0  # bag_player's clock_rate_hz (config/timar.yaml)
 def test_bag_replay_launch_records_the_pipeline(ros2_cli, ros_probe, tmp_path):
     conversation = short_demo_conversation(tmp_path / "conversation", SECONDS)
     (bag,) = convert_dualtalk(conversation, tmp_path / "bags", agents=("speaker2",))
-    motion = receive_times(ros_probe, {f"{NS}/head_motion": (HeadMotion, True)})
+    motion = graph.receive_times(ros_probe, {f"{NS}/head_motion": (HeadMotion, True)})
     motion = motion[f"{NS}/head_motion"]
     out = tmp_path / "result"
     launch = Launch(
         "bag_replay.launch.xml", f"bag:={bag}", f"output:={out}", log=tmp_path / "launch.log"
     )
     try:
-        up_s = wait_for_nodes(launch, ros_probe, NODES)
-        assert lifecycle_state(f"{NS}/head_retargeter") == "active"
-        hz, got = measure_rates(launch, ros_probe, {"/clock": (Clock, False)}, 3.0)
+        up_s = graph.wait_for_nodes(launch, ros_probe, NODES)
+        assert graph.lifecycle_state(f"{NS}/head_retargeter") == "active"
+        hz, got = graph.measure_rates(launch, ros_probe, {"/clock": (Clock, False)}, 3.0)
         # the typical spacing (a busy machine delays some ticks, none comes early)
         period = np.median(np.diff([t for t, _ in got["/clock"]]))
         assert 0.85 <= 1 / period / CLOCK_HZ <= 1.15, (1 / period, hz)
@@ -54,7 +48,7 @@ def test_bag_replay_launch_records_the_pipeline(ros2_cli, ros_probe, tmp_path):
         left = launch.kill()
     assert not left, left
     blocks = [m for _, m in motion]
-    check_turn_blocks(blocks)
+    graph.check_turn_blocks(blocks)
     assert len(blocks) >= SECONDS - 2, len(blocks)
     recorded = bag_info(out)["topics"]
     assert recorded[f"{NS}/head_motion"]["count"] == len(blocks), recorded

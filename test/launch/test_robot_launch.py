@@ -11,13 +11,7 @@ import numpy as np
 from std_msgs.msg import Float64MultiArray
 from trajectory_msgs.msg import JointTrajectory
 
-from helpers.graph import (
-    check_turn_blocks,
-    lifecycle_state,
-    measure_rates,
-    receive_times,
-    wait_for_nodes,
-)
+from helpers import graph
 from helpers.launch import Launch, record_figures, ros2
 from timar_ros.msg import AudioChunk, HeadMotion
 from timar_ros.resources import share_dir
@@ -33,9 +27,9 @@ CHUNK_HZ = 1 / 0.05  # microphone and voice_player chunk_s (config/timar.yaml)
 
 def test_robot_launch_on_the_sound_server(ros2_cli, sound_server, ros_probe, tmp_path):
     conversation = share_dir() / "data" / "demo_conversation"
-    motion = receive_times(ros_probe, {f"{NS}/head_motion": (HeadMotion, True)})
+    motion = graph.receive_times(ros_probe, {f"{NS}/head_motion": (HeadMotion, True)})
     motion = motion[f"{NS}/head_motion"]
-    voice = receive_times(ros_probe, {f"{NS}/agent/audio": (AudioChunk, False)})
+    voice = graph.receive_times(ros_probe, {f"{NS}/agent/audio": (AudioChunk, False)})
     voice = voice[f"{NS}/agent/audio"]
     partner = sound_server.play(conversation / "demo_speaker1.wav", sound_server.sinks[0])
     launch = Launch(
@@ -45,9 +39,9 @@ def test_robot_launch_on_the_sound_server(ros2_cli, sound_server, ros_probe, tmp
         log=tmp_path / "launch.log",
     )
     try:
-        up_s = wait_for_nodes(launch, ros_probe, NODES)
+        up_s = graph.wait_for_nodes(launch, ros_probe, NODES)
         for name in MANAGED:
-            assert lifecycle_state(f"{NS}/{name}") == "active", name
+            assert graph.lifecycle_state(f"{NS}/{name}") == "active", name
         # the robot speaks, as a user (or a dialogue manager) asks it to
         ros2(
             "topic",
@@ -57,7 +51,7 @@ def test_robot_launch_on_the_sound_server(ros2_cli, sound_server, ros_probe, tmp
             "std_msgs/msg/String",
             f"{{data: '{conversation / 'demo_speaker2.wav'}'}}",
         )
-        hz, got = measure_rates(
+        hz, got = graph.measure_rates(
             launch,
             ros_probe,
             {
@@ -71,7 +65,7 @@ def test_robot_launch_on_the_sound_server(ros2_cli, sound_server, ros_probe, tmp
             assert 0.85 * CHUNK_HZ <= hz[topic] <= 1.15 * CHUNK_HZ, hz
         assert 85 <= hz["/forward_position_controller/commands"] <= 115, hz
         assert (WINDOW_S - 1.5) / WINDOW_S <= hz[f"{NS}/head_motion"] <= (WINDOW_S + 1.5) / WINDOW_S
-        check_turn_blocks([m for _, m in motion])
+        graph.check_turn_blocks([m for _, m in motion])
         # what the room heard: the partner on the microphone, the robot's voice in agent/audio
         heard = np.concatenate([np.asarray(m.samples) for _, m in got[f"{NS}/user/audio"]])
         spoken = np.concatenate([np.asarray(m.samples) for _, m in voice])
@@ -82,7 +76,7 @@ def test_robot_launch_on_the_sound_server(ros2_cli, sound_server, ros_probe, tmp
         for transition in ("deactivate", "cleanup"):
             assert "successful" in ros2("lifecycle", "set", node, transition)
         assert "successful" in ros2("param", "set", node, "command_interface", "trajectory")
-        trajectories = receive_times(
+        trajectories = graph.receive_times(
             ros_probe, {"/joint_trajectory_controller/joint_trajectory": (JointTrajectory, True)}
         )["/joint_trajectory_controller/joint_trajectory"]
         for transition in ("configure", "activate"):

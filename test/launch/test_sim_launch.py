@@ -12,13 +12,7 @@ import pytest
 from sensor_msgs.msg import JointState
 from std_msgs.msg import Float64MultiArray
 
-from helpers.graph import (
-    check_turn_blocks,
-    lifecycle_state,
-    measure_rates,
-    receive_times,
-    wait_for_nodes,
-)
+from helpers import graph
 from helpers.launch import Launch, record_figures, ros2
 from timar_ros.msg import HeadMotion
 
@@ -30,13 +24,17 @@ WINDOW_S = 6.0
 def check_running_pipeline(launch, probe, nodes: set[str], topics: dict, hz: dict) -> dict:
     """Every node in ``nodes`` up, the retargeter active, one HeadMotion per turn, each topic's
     rate over WINDOW_S within ``hz[topic]`` = (low, high); returns the figures."""
-    motion = receive_times(probe, {f"{NS}/head_motion": (HeadMotion, True)})[f"{NS}/head_motion"]
-    up_s = wait_for_nodes(launch, probe, nodes)
-    assert lifecycle_state(f"{NS}/head_retargeter") == "active"
-    measured, _ = measure_rates(launch, probe, topics, WINDOW_S, {f"{NS}/head_motion": motion})
+    motion = graph.receive_times(probe, {f"{NS}/head_motion": (HeadMotion, True)})[
+        f"{NS}/head_motion"
+    ]
+    up_s = graph.wait_for_nodes(launch, probe, nodes)
+    assert graph.lifecycle_state(f"{NS}/head_retargeter") == "active"
+    measured, _ = graph.measure_rates(
+        launch, probe, topics, WINDOW_S, {f"{NS}/head_motion": motion}
+    )
     for topic, (low, high) in hz.items():
         assert low <= measured[topic] <= high, (topic, measured)
-    check_turn_blocks([m for _, m in motion])
+    graph.check_turn_blocks([m for _, m in motion])
     return {"up_s": round(up_s, 1), "hz": {t: round(v, 1) for t, v in measured.items()}}
 
 

@@ -26,6 +26,14 @@ def _write_bag(path):
     return audio, motion
 
 
+def _start_player(bag, *params: str):
+    """bag_player on ``bag`` with ``-p`` for each 'name:=value' in ``params``."""
+    args = ["-m", "timar_ros.nodes.bag_player", "--ros-args", "-p", f"bag:={bag}"]
+    for p in params:
+        args += ["-p", p]
+    return start_python(args)
+
+
 def test_replay_and_record_round_trip(tmp_path, ros_probe):
     audio, motion = _write_bag(tmp_path / "in")
     node = ros_probe.node
@@ -49,22 +57,12 @@ def test_replay_and_record_round_trip(tmp_path, ros_probe):
             "topics:=[user/audio]",
         ]
     )
-    player = start_python(
-        [
-            "-m",
-            "timar_ros.nodes.bag_player",
-            "--ros-args",
-            "-p",
-            f"bag:={tmp_path / 'in'}",
-            "-p",
-            "rate:=4.0",
-            "-p",
-            "publish_clock:=true",
-            "-p",
-            "wait_for_subscribers:=1",
-            "-p",
-            "start_delay_s:=0.5",
-        ]
+    player = _start_player(
+        tmp_path / "in",
+        "rate:=4.0",
+        "publish_clock:=true",
+        "wait_for_subscribers:=1",
+        "start_delay_s:=0.5",
     )
     try:
         ok = spin_until(node, lambda: len(got["audio"]) == 10 and len(got["motion"]) == 2, 30)
@@ -87,17 +85,7 @@ def test_replay_and_record_round_trip(tmp_path, ros_probe):
 
 def test_missing_topic_is_a_clear_error(tmp_path):
     _write_bag(tmp_path / "in")
-    proc = start_python(
-        [
-            "-m",
-            "timar_ros.nodes.bag_player",
-            "--ros-args",
-            "-p",
-            f"bag:={tmp_path / 'in'}",
-            "-p",
-            "topics:=[/nope]",
-        ]
-    )
+    proc = _start_player(tmp_path / "in", "topics:=[/nope]")
     out = proc.communicate(timeout=30)[0]
     assert proc.returncode == 2 and "/nope" in out and str(tmp_path / "in") in out
 
@@ -108,19 +96,7 @@ def test_waiting_for_subscribers_says_on_which_topics(tmp_path, ros_probe):
     until the probe subscribes to it)."""
     _write_bag(tmp_path / "in")
     got = ros_probe.collect(AudioChunk, "/replay/user/audio")
-    player = start_python(
-        [
-            "-m",
-            "timar_ros.nodes.bag_player",
-            "--ros-args",
-            "-p",
-            f"bag:={tmp_path / 'in'}",
-            "-p",
-            "wait_for_subscribers:=1",
-            "-p",
-            "start_delay_s:=0.0",
-        ]
-    )
+    player = _start_player(tmp_path / "in", "wait_for_subscribers:=1", "start_delay_s:=0.0")
     try:
         ros_probe.spin_for(4.0)
         held = len(got)
