@@ -10,7 +10,6 @@ from collections.abc import Callable
 import rclpy
 from rclpy.exceptions import ParameterException
 from rclpy.executors import ExternalShutdownException
-from rclpy.impl.implementation_singleton import rclpy_implementation as _rclpy
 
 from timar_ros.errors import InputError, one_line
 
@@ -28,67 +27,57 @@ def run_node(
     ParameterException, or one of ``setup_errors``), printed as ``<name>: cannot start:
     <message>`` without a traceback.
 
-    Ctrl-C often comes twice: a terminal sends it to the whole process group and ``ros2 launch``
-    (run without a terminal) sends its own to each process; the second must not interrupt the
-    shutdown the first began, nor the exit that follows: SIGINT stays ignored once run_node has
-    begun to shut down (it is a process's main; a caller in a test restores its handler). And
-    rclpy's known race (ros2/rclpy#398): a signal that shuts the context down while the executor
-    builds its wait set raises RCLError; that is a shutdown too.
+    Ctrl-C: rclpy's own signal handler shuts the context down, which ends the spin; nothing is
+    raised into the code that happens to run (a KeyboardInterrupt there can leave rclpy's objects
+    half made, and their finalizers print tracebacks). It often comes twice, a terminal's to the
+    whole process group and ``ros2 launch``'s own to each process: the second is ignored. Any
+    error once the context is shut down is the shutdown itself (e.g. rclpy's race, ros2/rclpy#398:
+    the executor building a wait set on a context a signal just shut down, an RCLError).
     """
+    global _rclpy_started
     if (
         threading.current_thread() is threading.main_thread()
         and signal.getsignal(signal.SIGINT) is signal.default_int_handler
     ):
-        # installed before rclpy.init, so rclpy's own handler (which wakes the executor) runs
-        # first and then calls this one
-        signal.signal(signal.SIGINT, _interrupt_once)
+        # installed before rclpy.init, so rclpy's handler runs first and then calls this one
+        signal.signal(signal.SIGINT, _on_interrupt)
     try:
         rclpy.init(args=args)
     except RuntimeError as exc:  # rclpy's RCLError: e.g. a params file that is not valid YAML
         text = str(exc).split(", at /")[0]  # drop the C source locations
         print(f"{name}: cannot start: {one_line(text)} (check the --ros-args)", file=sys.stderr)
         return 2
+    _rclpy_started = True
     node = None
     try:
         node = factory()
         rclpy.spin(node)
     except (KeyboardInterrupt, ExternalShutdownException, SystemExit):
         pass
-    except _rclpy.RCLError:
-        if rclpy.ok():  # the context is fine: a real error
+    except Exception as exc:
+        if not rclpy.ok():
+            pass  # a signal shut the context down under it: that is the shutdown
+        elif node is None and isinstance(
+            exc, (ParameterException, InputError, FileNotFoundError, ValueError, *setup_errors)
+        ):  # bad input, e.g. a value outside its declared range
+            print(f"{name}: cannot start: {one_line(exc)}", file=sys.stderr)
+            return 2
+        else:  # an error while running is a bug: keep its traceback
             raise
-    except (
-        ParameterException,
-        InputError,
-        FileNotFoundError,
-        ValueError,
-        *setup_errors,
-    ) as exc:  # e.g. a value outside its declared range
-        if node is not None:  # an error while running is a bug: keep its traceback
-            raise
-        print(f"{name}: cannot start: {one_line(exc)}", file=sys.stderr)
-        return 2
     finally:
-        try:
-            _ignore_interrupts()
-        except KeyboardInterrupt:
-            # Python ran the first Ctrl-C's handler only now (signal.signal runs pending
-            # handlers); that handler has ignored SIGINT from here on
-            pass
         if node is not None:
             node.destroy_node()
         rclpy.try_shutdown()
     return 0
 
 
-def _interrupt_once(signum, frame) -> None:
-    _ignore_interrupts()
-    raise KeyboardInterrupt
+_rclpy_started = False
 
 
-def _ignore_interrupts() -> None:
-    if threading.current_thread() is threading.main_thread():
-        signal.signal(signal.SIGINT, signal.SIG_IGN)
+def _on_interrupt(signum, frame) -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C changes nothing
+    if not _rclpy_started:  # before rclpy.init nothing else would stop the process
+        raise KeyboardInterrupt
 
 
 def autostart(node, why=lambda: "the error above says why") -> None:
