@@ -63,7 +63,9 @@ def main() -> int:
         m.header.stamp = stamp(k)
         m.header.frame_id = "mic"
         pub.publish(m)
-        time.sleep(0.005)
+        # at the audio's own rate, as a capture node publishes: faster, the bridge's sensor-data
+        # queue (depth 5, best effort) overflows on a busy machine and chunks are lost (seen in CI)
+        time.sleep(CHUNK / RATE)
     time.sleep(1.0)
     node.destroy_node()
     rclpy.try_shutdown()
