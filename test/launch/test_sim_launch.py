@@ -119,7 +119,7 @@ def test_a_node_that_cannot_start_ends_the_launch(ros2_cli, tmp_path):
         log=tmp_path / "launch.log",
     )
     try:
-        assert launch.wait_until(lambda: launch.proc.poll() is not None, 60), launch.output()
+        assert launch.wait_exit(60.0) is not None, launch.output()
         took = time.monotonic() - launch.started
         out = launch.output()
         assert "conversation_policy: cannot start:" in out and str(missing) in out, out
