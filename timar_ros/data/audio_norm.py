@@ -87,6 +87,16 @@ class AudioNormalizer:
             mean, var = self.file_stats
         return ((chunk.astype(np.float64) - mean) / np.sqrt(var + EPS)).astype(np.float32)
 
+    def peek(self, heard: np.ndarray) -> np.ndarray:
+        """The heard part [samples] of a turn in progress, normalised as :meth:`__call__` would
+        with the statistics so far, which it leaves as they were (the whole turn advances them
+        when it completes)."""
+        saved = self.state()
+        try:
+            return self(heard)
+        finally:
+            self.load_state(saved)
+
     def conversation(self, audio: np.ndarray, samples_per_turn: int) -> np.ndarray:
         """A whole stream [N * samples_per_turn] -> normalised, chunk by chunk, as a fresh stream
         would see it (``file``: fitted on ``audio`` itself). Leaves this normaliser's state as

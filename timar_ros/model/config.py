@@ -86,6 +86,16 @@ class TIMARConfig:
     mask_ratio_min: float = 0.7
     cfg_drop_prob: float = 0.1  # per user token, training
     guidance_scale: float = 1.0  # inference; 1 = no CFG (published setting)
+    # Streaming inside the turn (training; the runtime's ticks, runtime/ticks.py): the share of
+    # training windows whose last turn is seen as a tick sees it: cut at a random frame c, the
+    # agent's frames before c visible (the shown prefix, ground truth), the user's inputs heard
+    # for 1..stream_max_ahead frames after c and the agent's speech as far or further (TTS is
+    # known early), everything after that the mask token; its loss is on the agent frames from
+    # c on, weighted stream_loss_weight against the other turns' (0 = the 1-s mode only). The
+    # other turns are the history, whole, as the stream commits them.
+    stream_train_prob: float = 0.0
+    stream_max_ahead: int = 8
+    stream_loss_weight: float = 0.5
     # free-form notes (e.g. preset name)
     preset: str = ""
     extra: dict = field(default_factory=dict)
@@ -128,6 +138,15 @@ class TIMARConfig:
         check(self.head in HEADS, f"head in {HEADS}")
         check(self.attention in ATTENTIONS, f"attention in {ATTENTIONS}")
         check(self.architecture in ARCHITECTURES, f"architecture in {ARCHITECTURES}")
+        check(0.0 <= self.stream_train_prob <= 1.0, "stream_train_prob in [0, 1]")
+        check(self.stream_max_ahead >= 1, "stream_max_ahead >= 1 (frames)")
+        check(0.0 <= self.stream_loss_weight <= 1.0, "stream_loss_weight in [0, 1]")
+        if self.stream_train_prob > 0:
+            check(
+                self.architecture == "encoder_only" and self.positions == "rope",
+                "stream_train_prob > 0 (streaming inside the turn) needs architecture="
+                "'encoder_only' and positions='rope' (the streamed tick runs over the KV cache)",
+            )
         check(0.0 < self.mask_ratio_min <= 1.0, "mask_ratio_min in (0, 1]")
         check(self.num_sampling_steps >= 1, "num_sampling_steps >= 1")
         check(

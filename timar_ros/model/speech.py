@@ -112,12 +112,33 @@ class BuiltinSpeechEncoder(nn.Module):
         )
         self.out = nn.Linear(channels, out_dim)
 
-    def forward(self, audio: torch.Tensor) -> torch.Tensor:
-        """audio [N, F * 640] (16 kHz mono float) -> [N, F, out_dim]."""
+    def forward(self, audio: torch.Tensor, known: torch.Tensor | None = None) -> torch.Tensor:
+        """audio [N, F * 640] (16 kHz mono float) -> [N, F, out_dim].
+
+        ``known`` [N] int (frames): a turn in progress, of which only the first ``known`` frames
+        have been heard. The samples after them are zeroed, the log-mel statistics come from the
+        heard frames only and the unheard frames' normalised log-mel is 0 (the mean), so the
+        features of the heard frames depend on nothing after them except through the zeros.
+        None: the whole turn (the 1-s mode's encoding, unchanged)."""
+        if known is not None:
+            audio = audio * (
+                torch.arange(audio.shape[1], device=audio.device)[None]
+                < (known * SAMPLES_PER_FRAME)[:, None]
+            ).to(audio.dtype)
         lm = self.logmel(audio)  # [N, M, 4F]
-        mean = lm.mean(dim=(1, 2), keepdim=True)
-        std = lm.std(dim=(1, 2), keepdim=True, unbiased=False)
-        norm = (lm - mean) / (std + 1e-3)
+        if known is None:
+            mean = lm.mean(dim=(1, 2), keepdim=True)
+            std = lm.std(dim=(1, 2), keepdim=True, unbiased=False)
+            norm = (lm - mean) / (std + 1e-3)
+        else:
+            heard = (
+                torch.arange(lm.shape[2], device=lm.device)[None] < (known * (SAMPLES_PER_FRAME // HOP))[:, None]
+            ).to(lm.dtype)[:, None]  # [N, 1, 4F]
+            count = (heard.sum(2, keepdim=True) * lm.shape[1]).clamp_min(1.0)
+            mean = (lm * heard).sum(dim=(1, 2), keepdim=True) / count
+            var = ((lm - mean) * heard).pow(2).sum(dim=(1, 2), keepdim=True) / count
+            std = var.sqrt()
+            norm = (lm - mean) / (std + 1e-3) * heard
         ex = torch.cat([mean / 10.0, std / 10.0], dim=1).expand(-1, -1, lm.shape[2])
         h = self.convs(torch.cat([norm, ex], dim=1))  # [N, C, F]
         return self.out(h.transpose(1, 2))
@@ -152,9 +173,16 @@ class Wav2Vec2SpeechEncoder(nn.Module):
             self.w2v.eval()  # frozen: always eval (no dropout), as in the reference
         return self
 
-    def forward(self, audio: torch.Tensor) -> torch.Tensor:
+    def forward(self, audio: torch.Tensor, known: torch.Tensor | None = None) -> torch.Tensor:
         """audio [N, F * 640], normalised as the config's ``audio_norm`` says (by the policy or
-        the training data) -> last hidden state [N, F, hidden]."""
+        the training data) -> last hidden state [N, F, hidden]. ``known`` [N] int: heard
+        frames of a turn in progress; the samples after them are zeroed (the transformer is
+        bidirectional over the turn, so every frame's features depend on the zeros)."""
+        if known is not None:
+            audio = audio * (
+                torch.arange(audio.shape[1], device=audio.device)[None]
+                < (known * SAMPLES_PER_FRAME)[:, None]
+            ).to(audio.dtype)
         with torch.set_grad_enabled(self.finetune and torch.is_grad_enabled()):
             feats = self.w2v.feature_extractor(audio)  # [N, 512, frames]
             feats = F.interpolate(

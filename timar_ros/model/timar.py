@@ -41,7 +41,7 @@ from .backbone import Stack, init_weights, rope_tables
 from .config import TIMARConfig
 from .heads import DiffusionHead, MLPHead
 from .speech import build_speech_encoder
-from .token_layout import NUM_DELIMITERS
+from .token_layout import KIND, NUM_DELIMITERS
 
 BATCH_KEYS = ("user_audio", "agent_audio", "user_motion", "agent_motion")
 
@@ -114,6 +114,8 @@ class TIMAR(nn.Module):
         self.register_buffer(
             "am_idx", torch.from_numpy(np.nonzero(L.agent_motion_mask)[0]), persistent=False
         )
+        self.register_buffer("tok_kind", torch.from_numpy(L.kinds), persistent=False)
+        self.register_buffer("tok_frame", torch.from_numpy(L.frame_of_token), persistent=False)
 
         for m in (self.speech_proj, self.motion_encoder, self.z_proj, self.stacks):
             init_weights(m)
@@ -197,6 +199,11 @@ class TIMAR(nn.Module):
         audio = torch.cat([user_audio.reshape(B * S, spt), agent_audio.reshape(B * S, spt)], 0)
         sp = self.speech_proj(self.speech_encoder(audio))
         us, ag = sp[: B * S].view(B, S, F, td), sp[B * S :].view(B, S, F, td)
+        return self._assemble(us, ag, user_motion, agent_motion)
+
+    def _assemble(self, us, ag, user_motion, agent_motion):
+        """Speech tokens us, ag [B, S, F, td] + motion [B, S*F, 56] (or None) -> [B, S, T, td]."""
+        B, S, F, td = us.shape
         if user_motion is None:
             um = self.fake_latent.view(1, 1, 1, td).expand(B, S, F, td)
         else:
@@ -224,6 +231,52 @@ class TIMAR(nn.Module):
         """Replace tokens where ``drop`` [B, S, T] (restricted to user tokens) by the null token."""
         drop = drop & self.user_tok
         return torch.where(drop[..., None], self.fake_latent.view(1, 1, 1, -1), tok)
+
+    # ------------------------------------------------------------------ a turn in progress
+    def partial_mask(self, known: torch.Tensor, user_motion: bool) -> torch.Tensor:
+        """known [B, 3] int frames (user heard, agent heard, agent shown) -> [B, T] bool: the
+        tokens a tick cannot know (the mask token): user speech (and user motion, when given)
+        from the user's heard frames on, agent speech from the agent's, agent motion from the
+        shown prefix's end. Delimiters are always visible."""
+        kind, fr = self.tok_kind[None], self.tok_frame[None]
+        uk, ak, shown = known[:, 0:1], known[:, 1:2], known[:, 2:3]
+        m = (kind == KIND["user_speech"]) & (fr >= uk)
+        m = m | ((kind == KIND["agent_speech"]) & (fr >= ak))
+        m = m | ((kind == KIND["agent_motion"]) & (fr >= shown))
+        if user_motion:
+            m = m | ((kind == KIND["user_motion"]) & (fr >= uk))
+        return m
+
+    def tick_tokens(self, user_audio, agent_audio, user_motion, agent_prefix, known):
+        """One turn in progress as a tick sees it -> (tokens [B, T, td], masked [B, T] bool).
+
+        user_audio, agent_audio [B, samples_per_turn] (samples after the heard frames are
+        ignored: zeroed), user_motion [B, F, 56] or None (null tokens, as in the 1-s mode),
+        agent_prefix [B, F, 56] (frames from ``shown`` on are ignored: masked), known [B, 3]
+        int64 (:meth:`partial_mask`)."""
+        B, td = user_audio.shape[0], self.config.token_dim
+        F = self.config.frames_per_turn
+        sp = self.speech_proj(
+            self.speech_encoder(
+                torch.cat([user_audio, agent_audio], 0), torch.cat([known[:, 0], known[:, 1]])
+            )
+        )
+        us, ag = sp[:B].view(B, 1, F, td), sp[B:].view(B, 1, F, td)
+        tok = self._assemble(us, ag, user_motion, agent_prefix)[:, 0]
+        return tok, self.partial_mask(known, user_motion is not None)
+
+    def embed_tick(
+        self, user_audio, agent_audio, user_motion, agent_prefix, known, uncond: bool = False
+    ):
+        """Backbone input [B, T, d] of a turn in progress (:meth:`tick_tokens`), and if
+        ``uncond`` its CFG null version (every user token the null token)."""
+        tok, masked = self.tick_tokens(user_audio, agent_audio, user_motion, agent_prefix, known)
+        x = self.embed_window(self.project(tok[:, None], masked[:, None]))[:, 0]
+        if not uncond:
+            return x, None
+        tok_u = self.drop_user_tokens(tok[:, None], torch.ones_like(masked[:, None]))
+        xu = self.embed_window(self.project(tok_u, (masked & ~self.user_tok)[:, None]))
+        return x, xu[:, 0]
 
     def project(self, tok: torch.Tensor, masked: torch.Tensor) -> torch.Tensor:
         """tokens [B, S, T, td], masked [B, S, T] or [T] bool -> [B, S, T, d] before positions."""
@@ -468,14 +521,63 @@ class TIMAR(nn.Module):
         m_am.scatter_(1, order[:, :n_mask], True)
         masked = torch.zeros(B, S, T, dtype=torch.bool, device=dev)
         masked[:, :, self.am_tok] = m_am.view(B, S, F)
+        cut = None
+        if self.training and c.stream_train_prob > 0:
+            tok, masked, m_am, cut = self._cut_last_turn(batch, tok, masked, m_am, S)
 
         x = self.embed(tok, masked)
         h = self.backbone_parallel(x, masked if self.is_mae else None)
-        z = h.reshape(B, n_am, -1)[m_am]
-        target = self.normalize(am.reshape(B, n_am, MOTION_DIM)[m_am])
-        loss, parts = self.head.loss(z, target)
+        target = self.normalize(am.reshape(B, n_am, MOTION_DIM))
+        loss, parts = self.head.loss(h.reshape(B, n_am, -1)[m_am], target[m_am])
         stats = {"loss": float(loss.detach()), **parts, "mask_ratio": ratio}
+        if cut is not None and bool(cut.any()):
+            # the cut turns' frames from the cut on (the frames a tick samples)
+            sel = torch.zeros(B, S, F, dtype=torch.bool, device=dev)
+            sel[:, -1] = cut
+            sel = sel.reshape(B, n_am)
+            loss_s, _ = self.head.loss(h.reshape(B, n_am, -1)[sel], target[sel])
+            w = c.stream_loss_weight
+            loss = (1.0 - w) * loss + w * loss_s
+            stats.update(loss=float(loss.detach()), loss_stream=float(loss_s.detach()))
         return loss, stats
+
+    def _cut_last_turn(self, batch, tok, masked, m_am, S: int):
+        """Streaming training (``stream_train_prob``): the last turn of a random share of the
+        windows becomes a turn in progress at a random cut (:meth:`tick_tokens`, ground-truth
+        prefix). The earlier turns stay whole: they are the history the stream commits, and
+        turn-causal attention keeps them blind to the cut turn. Returns the tokens, the masks,
+        the 1-s loss selection without the cut turns, and cut [B, F] bool (the cut turns'
+        frames from the cut on)."""
+        c, dev = self.config, tok.device
+        B, F, spt = tok.shape[0], c.frames_per_turn, self.layout.samples_per_turn
+        rows = torch.rand(B, device=dev) < c.stream_train_prob
+        shown = torch.randint(0, F, (B,), device=dev)
+        ahead = torch.randint(1, c.stream_max_ahead + 1, (B,), device=dev)
+        uk = (shown + ahead).clamp_max(F)
+        # the agent's own speech: as far as the user's, or (TTS) any further up to the turn's end
+        extra = (torch.rand(B, device=dev) * (F - uk + 1).float()).long()
+        ak = torch.where(torch.rand(B, device=dev) < 0.5, uk, (uk + extra).clamp_max(F))
+        known = torch.stack([uk, ak, shown], 1)
+        last = slice((S - 1) * F, S * F)
+        tok_s, masked_s = self.tick_tokens(
+            batch["user_audio"][:, -spt:],
+            batch["agent_audio"][:, -spt:],
+            batch["user_motion"][:, last],
+            batch["agent_motion"][:, last],
+            known,
+        )
+        if c.cfg_drop_prob > 0:
+            drop = torch.rand(B, 1, tok_s.shape[1], device=dev) < c.cfg_drop_prob
+            tok_s = self.drop_user_tokens(tok_s[:, None], drop)[:, 0]
+        r = rows[:, None, None]
+        tok = torch.cat([tok[:, :-1], torch.where(r, tok_s, tok[:, -1])[:, None]], 1)
+        masked = torch.cat(
+            [masked[:, :-1], torch.where(rows[:, None], masked_s, masked[:, -1])[:, None]], 1
+        )
+        m_am = m_am.view(B, S, F).clone()
+        m_am[rows, -1] = False
+        cut = rows[:, None] & (torch.arange(F, device=dev)[None] >= shown[:, None])
+        return tok, masked, m_am.view(B, S * F), cut
 
     def parameter_groups(self, weight_decay: float) -> list[dict]:
         """AdamW groups as the reference: no decay on 1-D params, biases and the head."""

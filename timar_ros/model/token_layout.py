@@ -94,6 +94,15 @@ class TurnLayout:
         return k
 
     @cached_property
+    def frame_of_token(self) -> np.ndarray:
+        """[tokens_per_turn] int: the frame (0..F-1) of each frame token within its segment; -1
+        for delimiters (what a turn in progress masks after its heard/shown frames)."""
+        f = np.full(self.tokens_per_turn, -1, dtype=np.int64)
+        for name in SEGMENTS:
+            f[self.segment(name)] = np.arange(self.frames_per_turn)
+        return f
+
+    @cached_property
     def user_mask(self) -> np.ndarray:
         """[tokens_per_turn] bool: user speech and user motion frame tokens (the CFG condition)."""
         return (self.kinds == KIND["user_speech"]) | (self.kinds == KIND["user_motion"])

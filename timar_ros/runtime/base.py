@@ -120,12 +120,137 @@ class StreamingPolicy:
     def step(self, user_audio, agent_audio, user_motion=None) -> np.ndarray:
         raise NotImplementedError
 
+    # -- streaming inside the turn (runtime/ticks.py)
+    shown: int = 0  # frames of the turn in progress already emitted by tick()
+
+    def _reset_turn(self) -> None:
+        self.shown = 0
+        self._prefix = np.zeros((self.frames_per_turn, MOTION_DIM), np.float32)
+        self._turn_noise = None
+
+    def tick(self, user_audio, agent_audio, heard, frames: int, user_motion=None) -> np.ndarray:
+        """The next ``frames`` agent frames of the turn in progress.
+
+        Args:
+            user_audio, agent_audio: [samples_per_turn] float32 16 kHz, the turn so far (the
+                samples after the heard frames are ignored; pass zeros there).
+            heard: (user frames, agent frames) of the turn heard so far, each 0..F (the robot's
+                own speech may be known further ahead than the partner's).
+            frames: how many frames to emit, 1..F - :attr:`shown`.
+            user_motion: [F, 56] or None (only the heard frames are used).
+        Returns: [frames, 56] float32, frames ``shown .. shown + frames - 1`` of the turn, sampled
+        with the frames already emitted as the visible prefix and the same noise the 1-s mode
+        draws for them. The history is untouched until :meth:`end_turn`.
+        """
+        ua, aa, um = self.check_turn(user_audio, agent_audio, user_motion)
+        F, spf = self.frames_per_turn, self.samples_per_turn // self.frames_per_turn
+        try:
+            uk, ak = (int(h) for h in heard)
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"heard must be (user frames, agent frames), got {heard!r}") from exc
+        if not (0 <= uk <= F and 0 <= ak <= F):
+            raise ValueError(f"heard={heard!r}: each must be 0..{F} frames of the turn")
+        frames = int(frames)
+        if not 1 <= frames <= F - self.shown:
+            raise ValueError(
+                f"frames={frames}: {self.shown} of the turn's {F} frames are shown, so 1.."
+                f"{F - self.shown} can follow"
+                + ("; call end_turn() to start the next turn" if self.shown == F else "")
+            )
+        self._check_tick_support()
+        un, an = np.zeros_like(ua), np.zeros_like(aa)
+        un[: uk * spf] = self._audio_norms[0].peek(ua[: uk * spf])
+        an[: ak * spf] = self._audio_norms[1].peek(aa[: ak * spf])
+        if self._turn_noise is None:
+            self._turn_noise = self._draw_turn_noise()
+        x_T, sn = self._turn_noise
+        sl = slice(self.shown, self.shown + frames)
+        known = np.array([[uk, ak, self.shown]], dtype=np.int64)
+        out = self._tick(un, an, um, known, sl, x_T[sl], sn[:, sl])
+        self._prefix[sl] = out
+        self.shown += frames
+        return out
+
+    def end_turn(self, user_audio, agent_audio, user_motion=None) -> None:
+        """Commit the completed turn (every frame emitted by :meth:`tick`) to the history with
+        its whole audio [samples_per_turn]: the same keys/values :meth:`step` would keep."""
+        if self.shown != self.frames_per_turn:
+            raise ValueError(
+                f"end_turn: {self.shown} of the turn's {self.frames_per_turn} frames are shown; "
+                "tick() the rest first"
+            )
+        ua, aa, um = self.check_turn(user_audio, agent_audio, user_motion)
+        ua, aa = self.normalize_audio(ua, aa)
+        self._commit(ua, aa, um)
+        self._reset_turn()
+
+    def run_ticks(self, user_audio, agent_audio, schedule, user_motion=None) -> np.ndarray:
+        """A whole conversation (N turns) streamed tick by tick as ``schedule``
+        (:class:`~timar_ros.runtime.ticks.TickSchedule`) says, in a fresh stream: the partner's
+        and the robot's audio heard up to each tick's ``heard`` frame -> [N*F, 56]. What the
+        live node runs, offline. Does not disturb this policy's own stream."""
+        ua, aa, um, n = self.check_conversation(user_audio, agent_audio, user_motion)
+        if schedule.frames_per_turn != self.frames_per_turn:
+            raise ValueError(
+                f"schedule of {schedule.frames_per_turn}-frame turns for a model of "
+                f"{self.frames_per_turn}"
+            )
+        saved = self._save_all()
+        try:
+            self.reset()
+            if self.audio_norm == "file" and n:
+                self.fit_file_audio(ua, aa)
+            spt, F = self.samples_per_turn, self.frames_per_turn
+            out = []
+            for t in range(n):
+                u, a = ua[t * spt : (t + 1) * spt], aa[t * spt : (t + 1) * spt]
+                m = None if um is None else um[t * F : (t + 1) * F]
+                for tk in schedule.ticks():
+                    out.append(self.tick(u, a, (tk.heard, tk.heard), tk.frames, m))
+                self.end_turn(u, a, m)
+        finally:
+            self._restore_all(saved)
+        return np.concatenate(out, 0) if out else np.zeros((0, MOTION_DIM), np.float32)
+
+    def _save_all(self):
+        return (
+            self._save_state(),
+            [a.state() for a in self._audio_norms],
+            (self.shown, self._prefix.copy(), self._turn_noise),
+        )
+
+    def _restore_all(self, saved) -> None:
+        self._restore_state(saved[0])
+        for a, st in zip(self._audio_norms, saved[1]):
+            a.load_state(st)
+        self.shown, self._prefix, self._turn_noise = saved[2]
+
+    def _check_tick_support(self) -> None:
+        """Raise ValueError when this policy's configuration cannot stream inside the turn."""
+
+    def _check_no_turn_in_progress(self) -> None:
+        if self.shown:
+            raise ValueError(
+                f"step(): a turn is in progress ({self.shown} frames emitted by tick()); finish it "
+                "with tick() and end_turn(), or reset()"
+            )
+
+    def _draw_turn_noise(self):
+        """(x_T [F, 56], step_noise [steps, F, 56]) numpy of the turn in progress, as the
+        backend's step draws them (the temperature is applied where the step applies it)."""
+        raise NotImplementedError
+
+    def _tick(self, user_audio, agent_audio, user_motion, known, frames: slice, x_T, step_noise):
+        raise NotImplementedError
+
+    def _commit(self, user_audio, agent_audio, user_motion) -> None:
+        raise NotImplementedError
+
     def run_offline(self, user_audio, agent_audio, user_motion=None) -> np.ndarray:
         """Default: a fresh stream, turn by turn (backends may override with a parallel path).
         Does not disturb the state of this policy's own stream."""
         ua, aa, um, n = self.check_conversation(user_audio, agent_audio, user_motion)
-        state = self._save_state()
-        norm_state = [a.state() for a in self._audio_norms]
+        saved = self._save_all()
         try:
             self.reset()
             if self.audio_norm == "file" and n:
@@ -140,9 +265,7 @@ class StreamingPolicy:
                 for t in range(n)
             ]
         finally:
-            self._restore_state(state)
-            for a, st in zip(self._audio_norms, norm_state):
-                a.load_state(st)
+            self._restore_all(saved)
         return np.concatenate(out, 0) if out else np.zeros((0, MOTION_DIM), np.float32)
 
     def _save_state(self):

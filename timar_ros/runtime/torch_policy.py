@@ -128,6 +128,7 @@ class TorchStreamingPolicy(StreamingPolicy):
         self._cache = self.model.empty_cache(1, self.device) if self.kv_cache else None
         self._buffer: list[torch.Tensor] = []
         self._reset_audio_norm()
+        self._reset_turn()
 
     def _save_state(self):
         return (self.turn_index, self.history_turns, self._cache, list(self._buffer))
@@ -165,6 +166,7 @@ class TorchStreamingPolicy(StreamingPolicy):
     def step(self, user_audio, agent_audio, user_motion=None) -> np.ndarray:
         """One turn: float32 16 kHz user/agent audio [samples_per_turn], optional user motion
         [F, 56] -> agent motion [F, 56] float32 (exp|jaw|rotation)."""
+        self._check_no_turn_in_progress()
         ua, aa, um = self.check_turn(user_audio, agent_audio, user_motion)
         ua, aa = self.normalize_audio(ua, aa)
         m, dev = self.model, self.device
@@ -220,6 +222,75 @@ class TorchStreamingPolicy(StreamingPolicy):
         self.history_turns = hist
         self.turn_index += 1
         return motion.float().cpu().numpy()
+
+    # ------------------------------------------------------------------ inside the turn
+    def _check_tick_support(self) -> None:
+        if self.absolute:
+            raise ValueError(
+                "streaming inside the turn needs the KV cache: a model with learned absolute "
+                "positions re-encodes its whole window (up to window_turns turns of tokens) per "
+                "run, so every tick would cost that; use the 1-s mode (tick_s = 1) with it"
+            )
+        if not self.kv_cache or self.crop:
+            raise ValueError(
+                "streaming inside the turn runs over the full streamed history's KV cache: use "
+                "kv_cache=True and context_turns=None (the crop and re-encoding modes are for "
+                "the 1-s mode's evaluation)"
+            )
+
+    def _draw_turn_noise(self):
+        x, s = policy_noise(
+            self.noise,
+            self.seed,
+            1,
+            self.frames_per_turn,
+            self.num_sampling_steps,
+            self.turn_index,
+            tau_frames=self.noise_tau_s * FPS,
+            hold=self._hold,
+        )
+        return x, s
+
+    def _as_tensor(self, a):
+        return None if a is None else torch.from_numpy(np.ascontiguousarray(a))[None].to(self.device)
+
+    @torch.inference_mode()
+    def _tick(self, user_audio, agent_audio, user_motion, known, frames, x_T, step_noise):
+        m = self.model
+        cfg = self.guidance_scale != 1.0
+        x, xu = m.embed_tick(
+            self._as_tensor(user_audio),
+            self._as_tensor(agent_audio),
+            self._as_tensor(user_motion),
+            self._as_tensor(self._prefix),
+            torch.from_numpy(known).to(self.device),
+            uncond=cfg,
+        )
+        hist = min(self.turn_index, self.config.window_turns - 1)
+        xin = torch.cat([x, xu]) if cfg else x
+        h, _ = m.backbone_step(xin, self._cache, self._valid(hist), self._rope)
+        z = h[0, frames]
+        z_u = h[1, frames] if cfg else None
+        motion = m.sample_motion(
+            z,
+            torch.from_numpy(x_T).to(self.device),
+            torch.from_numpy(step_noise).to(self.device),
+            z_u,
+            self.guidance_scale,
+            self.temperature,
+        )
+        return motion.float().cpu().numpy()
+
+    @torch.inference_mode()
+    def _commit(self, user_audio, agent_audio, user_motion) -> None:
+        m = self.model
+        x, _ = m.embed_turns(
+            self._as_tensor(user_audio), self._as_tensor(agent_audio), self._as_tensor(user_motion)
+        )
+        hist = min(self.turn_index, self.config.window_turns - 1)
+        _, self._cache = m.backbone_step(x[:, 0], self._cache, self._valid(hist), self._rope)
+        self.history_turns = hist
+        self.turn_index += 1
 
     @torch.inference_mode()
     def run_offline(self, user_audio, agent_audio, user_motion=None) -> np.ndarray:
