@@ -41,7 +41,14 @@ def _pair(ckpt, **kw):
 
 def test_manifest(ckpt):
     m = json.loads((ckpt / "onnx" / "manifest.json").read_text())
-    assert set(m["graphs"]) == {"embed_motion", "embed_null", "backbone_step", "sample"}
+    assert set(m["graphs"]) == {
+        "embed_motion",
+        "embed_null",
+        "embed_tick_motion",
+        "embed_tick_null",
+        "backbone_step",
+        "sample",
+    }
     assert m["model_id"].startswith("tiny-") and m["opset"] >= 17
     bb = m["graphs"]["backbone_step"]
     assert bb["inputs"]["valid"]["shape"] == [2] and bb["inputs"]["valid"]["dtype"] == "bool"
@@ -71,6 +78,31 @@ def test_parity_with_torch_beyond_the_window(ckpt, n_turns, motion):
         for p in (torch_pol, onnx_pol)
     ]
     assert np.abs(nxt[0] - nxt[1]).max() < TOL
+
+
+@pytest.mark.parametrize("motion", [False, True])
+def test_ticks_parity_with_torch(ckpt, motion):
+    """Streaming inside the turn on both backends, same noise: equal within 1e-4; the history
+    they commit gives the next 1-s step the same output too."""
+    from timar_ros.runtime.ticks import TickSchedule
+
+    pt, po = _pair(ckpt, temperature=1.3)
+    ua, aa, um = conversation(pt.model, 6, seed=3, motion=motion)
+    for sched in (TickSchedule(pt.frames_per_turn, 3, 1), TickSchedule(pt.frames_per_turn, 1)):
+        a, b = pt.run_ticks(ua, aa, sched, um), po.run_ticks(ua, aa, sched, um)
+        assert a.shape == (len(ua) // pt.samples_per_turn * pt.frames_per_turn, 56)
+        assert np.abs(a - b).max() < 1e-4
+    spt, F = pt.samples_per_turn, pt.frames_per_turn
+    for p in (pt, po):
+        for t in range(4):
+            u, a_ = ua[t * spt : (t + 1) * spt], aa[t * spt : (t + 1) * spt]
+            m = None if um is None else um[t * F : (t + 1) * F]
+            for tk in TickSchedule(F, 4).ticks():
+                p.tick(u, a_, (tk.heard, F), tk.frames, m)
+            p.end_turn(u, a_, m)
+    u, a_ = ua[4 * spt : 5 * spt], aa[4 * spt : 5 * spt]
+    m = None if um is None else um[4 * F : 5 * F]
+    assert np.abs(pt.step(u, a_, m) - po.step(u, a_, m)).max() < TOL
 
 
 def test_context_turns_and_temperature(ckpt):

@@ -49,7 +49,10 @@ def _oracle_tick(m, ua, aa, um, t, heard, prefix, shown, n, noise):
         xs = []
         if t:
             xh, _ = m.embed_turns(
-                tens(ua[: t * spt]), tens(aa[: t * spt]), None if um is None else tens(um[: t * F]), t
+                tens(ua[: t * spt]),
+                tens(aa[: t * spt]),
+                None if um is None else tens(um[: t * F]),
+                t,
             )
             xs.append(xh)
         u = ua[t * spt : (t + 1) * spt].copy()
@@ -58,15 +61,21 @@ def _oracle_tick(m, ua, aa, um, t, heard, prefix, shown, n, noise):
         a[heard[1] * 640 :] = 0
         known = torch.tensor([[heard[0], heard[1], shown]])
         xc, _ = m.embed_tick(
-            tens(u), tens(a), None if um is None else tens(um[t * F : (t + 1) * F]),
-            tens(prefix), known,
+            tens(u),
+            tens(a),
+            None if um is None else tens(um[t * F : (t + 1) * F]),
+            tens(prefix),
+            known,
         )
         xs.append(xc[:, None])
         h = m.backbone_parallel(torch.cat(xs, 1))[0, -1]
         x_T, sn = noise
         return m.sample_motion(
-            h[shown : shown + n], torch.from_numpy(x_T[shown : shown + n]),
-            torch.from_numpy(sn[:, shown : shown + n]), None, 1.0,
+            h[shown : shown + n],
+            torch.from_numpy(x_T[shown : shown + n]),
+            torch.from_numpy(sn[:, shown : shown + n]),
+            None,
+            1.0,
         ).numpy()
 
 

@@ -62,6 +62,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="fine-tune: start from this checkpoint's config, weights and motion scale "
         "(--set changes fields of its config; optimizer and schedule start fresh)",
     )
+    p.add_argument(
+        "--streaming",
+        type=float,
+        metavar="P",
+        help="train for streaming inside the turn (the robot's ticks): the last turn of a share "
+        "P of the windows is cut as a tick sees it (sets the model's stream_train_prob; "
+        "stream_max_ahead and stream_loss_weight via --set); default 0, the 1-s mode only",
+    )
     p.add_argument("--resume", metavar="RUN", help="continue a run folder (exactly)")
     p.add_argument("--turns", type=int, help="window turns S (default: the model's window_turns)")
     p.add_argument(
@@ -101,7 +109,10 @@ def run(args: argparse.Namespace) -> int:
     given = {k: getattr(args, k) for k in _FLAGS if getattr(args, k, None) is not None}
     if args.no_progress:
         given["progress"] = False
-    cfg = resolve_config(given, key_values(args.set), args.resume)
+    overrides = key_values(args.set)
+    if args.streaming is not None:
+        overrides["stream_train_prob"] = args.streaming
+    cfg = resolve_config(given, overrides, args.resume)
     s = train(cfg, resume=args.resume)
     if int(os.environ.get("RANK", 0)) == 0:
         print(

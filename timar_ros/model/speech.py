@@ -132,7 +132,8 @@ class BuiltinSpeechEncoder(nn.Module):
             norm = (lm - mean) / (std + 1e-3)
         else:
             heard = (
-                torch.arange(lm.shape[2], device=lm.device)[None] < (known * (SAMPLES_PER_FRAME // HOP))[:, None]
+                torch.arange(lm.shape[2], device=lm.device)[None]
+                < (known * (SAMPLES_PER_FRAME // HOP))[:, None]
             ).to(lm.dtype)[:, None]  # [N, 1, 4F]
             count = (heard.sum(2, keepdim=True) * lm.shape[1]).clamp_min(1.0)
             mean = (lm * heard).sum(dim=(1, 2), keepdim=True) / count

@@ -76,6 +76,24 @@ def _wrappers(model):
             x, _ = self.m.embed_turns(user_audio, agent_audio, None, 1)
             return x[:, 0]
 
+    class EmbedTickMotion(nn.Module):
+        def __init__(self, m):
+            super().__init__()
+            self.m = m
+
+        def forward(self, user_audio, agent_audio, user_motion, agent_prefix, known):
+            x, _ = self.m.embed_tick(user_audio, agent_audio, user_motion, agent_prefix, known)
+            return x
+
+    class EmbedTickNull(nn.Module):
+        def __init__(self, m):
+            super().__init__()
+            self.m = m
+
+        def forward(self, user_audio, agent_audio, agent_prefix, known):
+            x, _ = self.m.embed_tick(user_audio, agent_audio, None, agent_prefix, known)
+            return x
+
     class BackboneStep(nn.Module):
         """The backbone of one turn over a ring-buffer KV cache (see module docstring)."""
 
@@ -130,7 +148,14 @@ def _wrappers(model):
         def forward(self, z, x_T, step_noise):
             return self.m.sample_motion(z, x_T, step_noise, None, 1.0, 1.0)
 
-    return EmbedMotion(model), EmbedNull(model), BackboneStep(model), Sample(model)
+    return (
+        EmbedMotion(model),
+        EmbedNull(model),
+        EmbedTickMotion(model),
+        EmbedTickNull(model),
+        BackboneStep(model),
+        Sample(model),
+    )
 
 
 @contextlib.contextmanager
@@ -205,7 +230,7 @@ def export_checkpoint(
     cache = [rnd(*t.shape) for t in model.empty_cache(1)]
     valid = torch.ones(c.window_turns - 1, dtype=torch.bool)
     valid[0] = False  # both values present in the check
-    em, en, bb, sp = _wrappers(model)
+    em, en, etm, etn, bb, sp = _wrappers(model)
     n_st = len(model.stacks)
     cn = cache_names(n_st)
     from timar_ros.runtime.onnx_policy import rope_tables_np
@@ -218,11 +243,23 @@ def export_checkpoint(
         rope += [torch.from_numpy(cos), torch.from_numpy(sin)]
     rn = [f"rope_{cs}{si}" for si in range(n_st) for cs in ("cos", "sin")]
     x_ex = em(ua, aa, um).detach()
-    z_ex = rnd(F, d)
-    x_T, noise = rnd(F, 56), rnd(steps, F, 56)
+    # a sample block shorter than a turn (the graph takes any number of frames)
+    nb = max(1, F // 2)
+    z_ex = rnd(nb, d)
+    x_T, noise = rnd(nb, 56), rnd(steps, nb, 56)
+    prefix = rnd(1, F, 56, scale=0.3)
+    known = torch.tensor([[max(1, F // 2), F, max(1, F // 3)]], dtype=torch.int64)
+    tick_in = ["user_audio", "agent_audio", "user_motion", "agent_prefix", "known"]
     graphs = {
         "embed_motion": (em, (ua, aa, um), ["user_audio", "agent_audio", "user_motion"], ["x"]),
         "embed_null": (en, (ua, aa), ["user_audio", "agent_audio"], ["x"]),
+        "embed_tick_motion": (etm, (ua, aa, um, prefix, known), tick_in, ["x"]),
+        "embed_tick_null": (
+            etn,
+            (ua, aa, prefix, known),
+            [n for n in tick_in if n != "user_motion"],
+            ["x"],
+        ),
         "backbone_step": (
             bb,
             (x_ex, valid, *rope, *cache),
@@ -237,6 +274,10 @@ def export_checkpoint(
     logging.getLogger("torch.onnx").setLevel(logging.ERROR)
     logging.getLogger("torch._export").setLevel(logging.ERROR)
     entries = {}
+    frames = torch.export.Dim("frames", min=1, max=F)
+    dynamic = {  # the sampler runs a tick's block of any length
+        "sample": {"z": {0: frames}, "x_T": {0: frames}, "step_noise": {1: frames}},
+    }
     for name, (mod, args, ins, outs) in graphs.items():
         t0 = time.monotonic()
         f = out / f"{name}.onnx"
@@ -252,6 +293,7 @@ def export_checkpoint(
                 output_names=outs,
                 opset_version=opset,
                 verbose=False,
+                dynamic_shapes=dynamic.get(name),
             )
             ref = mod(*args)
         ref = [ref] if isinstance(ref, torch.Tensor) else list(ref)

@@ -10,11 +10,18 @@ from pathlib import Path
 
 from timar_ros.runtime.checkpoint import CONFIG, WEIGHTS, CheckpointError
 
-FORMAT_VERSION = 2  # 2: ring-buffer cache with pre-rotated keys
+FORMAT_VERSION = 3  # 2: ring-buffer cache with pre-rotated keys; 3: tick graphs, any-length sample
 MANIFEST = "manifest.json"
 DEFAULT_SUBDIR = "onnx"  # CHECKPOINT/onnx: where backend=auto looks
 OPSET = 18
-GRAPHS = ("embed_motion", "embed_null", "backbone_step", "sample")
+GRAPHS = (
+    "embed_motion",
+    "embed_null",
+    "embed_tick_motion",
+    "embed_tick_null",
+    "backbone_step",
+    "sample",
+)
 FIX = "run `timar export {ckpt}` to (re-)create it"
 
 

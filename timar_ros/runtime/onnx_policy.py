@@ -223,6 +223,7 @@ class OnnxStreamingPolicy(StreamingPolicy):
         self._cache = self._empty_cache()
         self._buffer: list[np.ndarray] = []  # the crop's past turn inputs
         self._reset_audio_norm()
+        self._reset_turn()
 
     def _empty_cache(self) -> list[np.ndarray]:
         return [np.zeros(s, np.float32) for s in self._cache_shapes]
@@ -249,12 +250,17 @@ class OnnxStreamingPolicy(StreamingPolicy):
             out += rope_tables_np(p + index * T, *self._rope_args)
         return out
 
-    def _backbone(self, x: np.ndarray, cache: list[np.ndarray], index: int, hist: int):
+    def _backbone(
+        self, x: np.ndarray, cache: list[np.ndarray], index: int, hist: int, commit: bool = True
+    ):
         """Turn ``index`` (its position) through the backbone step over ``cache``, which is
-        updated in place (the new turn replaces the one leaving the window); -> h [1, F, d]."""
+        updated in place (the new turn replaces the one leaving the window) if ``commit``;
+        -> h [1, F, d]."""
         bb = {"x": x, "valid": self._valid(index, hist)}
         bb.update(zip(self._rope_names, self._rope(index)))
         bb.update(zip(self._cache_names, cache))
+        if not commit:  # a tick: the turn in progress attends the history, changes nothing
+            return self._sess["backbone_step"].run(["h"], bb)[0]
         out = self._sess["backbone_step"].run(["h"] + self._cache_out, bb)
         slot = index % (self.config.window_turns - 1)
         for buf, kv in zip(cache, out[1:]):
@@ -266,6 +272,7 @@ class OnnxStreamingPolicy(StreamingPolicy):
     def step(self, user_audio, agent_audio, user_motion=None) -> np.ndarray:
         """One turn: float32 16 kHz user/agent audio [samples_per_turn], optional user motion
         [F, 56] -> agent motion [F, 56] float32 (exp|jaw|rotation)."""
+        self._check_no_turn_in_progress()
         ua, aa, um = self.check_turn(user_audio, agent_audio, user_motion)
         ua, aa = self.normalize_audio(ua, aa)
         feeds = {"user_audio": ua[None], "agent_audio": aa[None]}
@@ -287,7 +294,29 @@ class OnnxStreamingPolicy(StreamingPolicy):
         else:
             hist = min(self.turn_index, self.config.window_turns - 1)
             h = self._backbone(x, self._cache, self.turn_index, hist)
-        x_T, sn = policy_noise(
+        x_T, sn = self._draw_turn_noise()
+        motion = self._sample(h[0], x_T, sn)
+        self.history_turns = hist
+        self.turn_index += 1
+        return motion
+
+    def _sample(self, z, x_T, step_noise) -> np.ndarray:
+        if self.temperature != 1.0:
+            step_noise = step_noise * np.float32(self.temperature)
+        feeds = {"z": np.ascontiguousarray(z), "x_T": np.ascontiguousarray(x_T)}
+        feeds["step_noise"] = np.ascontiguousarray(step_noise)
+        return self._sess["sample"].run(None, feeds)[0]
+
+    # ------------------------------------------------------------------ inside the turn
+    def _check_tick_support(self) -> None:
+        if self.crop:
+            raise ValueError(
+                "streaming inside the turn runs over the full streamed history's KV cache: use "
+                "context_turns=None (the crop is for the 1-s mode's evaluation)"
+            )
+
+    def _draw_turn_noise(self):
+        return policy_noise(
             self.noise,
             self.seed,
             1,
@@ -297,12 +326,34 @@ class OnnxStreamingPolicy(StreamingPolicy):
             tau_frames=self.noise_tau_s * FPS,
             hold=self._hold,
         )
-        if self.temperature != 1.0:
-            sn = sn * np.float32(self.temperature)
-        (motion,) = self._sess["sample"].run(None, {"z": h[0], "x_T": x_T, "step_noise": sn})
+
+    def _tick(self, user_audio, agent_audio, user_motion, known, frames, x_T, step_noise):
+        feeds = {
+            "user_audio": user_audio[None],
+            "agent_audio": agent_audio[None],
+            "agent_prefix": self._prefix[None],
+            "known": known,
+        }
+        if user_motion is None:
+            (x,) = self._sess["embed_tick_null"].run(None, feeds)
+        else:
+            feeds["user_motion"] = user_motion[None]
+            (x,) = self._sess["embed_tick_motion"].run(None, feeds)
+        hist = min(self.turn_index, self.config.window_turns - 1)
+        h = self._backbone(x, self._cache, self.turn_index, hist, commit=False)
+        return self._sample(h[0, frames], x_T, step_noise)
+
+    def _commit(self, user_audio, agent_audio, user_motion) -> None:
+        feeds = {"user_audio": user_audio[None], "agent_audio": agent_audio[None]}
+        if user_motion is None:
+            (x,) = self._sess["embed_null"].run(None, feeds)
+        else:
+            feeds["user_motion"] = user_motion[None]
+            (x,) = self._sess["embed_motion"].run(None, feeds)
+        hist = min(self.turn_index, self.config.window_turns - 1)
+        self._backbone(x, self._cache, self.turn_index, hist)
         self.history_turns = hist
         self.turn_index += 1
-        return motion
 
 
 __all__ = [

@@ -252,7 +252,9 @@ class TorchStreamingPolicy(StreamingPolicy):
         return x, s
 
     def _as_tensor(self, a):
-        return None if a is None else torch.from_numpy(np.ascontiguousarray(a))[None].to(self.device)
+        return (
+            None if a is None else torch.from_numpy(np.ascontiguousarray(a))[None].to(self.device)
+        )
 
     @torch.inference_mode()
     def _tick(self, user_audio, agent_audio, user_motion, known, frames, x_T, step_noise):
