@@ -13,6 +13,7 @@ HEAD_ORIENTATION = "head_orientation"  # geometry_msgs/QuaternionStamped (REP-10
 JOINT_STATES = "joint_states"  # sensor_msgs/JointState: servo targets (measured, from sim_head)
 JOINT_TRAJECTORY = "joint_trajectory_controller/joint_trajectory"  # trajectory_msgs/JointTrajectory
 FORWARD_COMMANDS = "forward_position_controller/commands"  # std_msgs/Float64MultiArray
+DISPLAY_DELAY = "display_delay"  # std_msgs/Float64, latched: the policy's display delay (s)
 DIAGNOSTICS = "/diagnostics"  # diagnostic_msgs/DiagnosticArray (absolute, by convention)
 SIM_IMAGE = "sim_head/image"  # sensor_msgs/Image: the simulated head's camera (sim_head)
 CLOCK = "/clock"  # rosgraph_msgs/Clock: simulated time (sim_head with publish_clock)

@@ -57,6 +57,20 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         action="store_true",
         help="do not give the user's motion (a robot without a camera)",
     )
+    p.add_argument(
+        "--tick-s",
+        type=float,
+        default=None,
+        help="stream inside the turn: the 'stream' context emits a block every TICK_S seconds "
+        "(a multiple of 0.04), as the robot's conversation_policy with tick_s (default: the "
+        "1-s mode, one block per turn)",
+    )
+    p.add_argument(
+        "--lookahead-s",
+        type=float,
+        default=0.0,
+        help="with --tick-s: partner audio heard beyond each block (s, multiple of 0.04)",
+    )
     p.add_argument("--plots", type=int, default=3, help="files to plot (default 3)")
     p.add_argument("--jobs", type=int, default=1, help="metric worker processes")
     p.add_argument("--label", default="", help="row label prefix in table.md")
@@ -83,6 +97,8 @@ def run(args: argparse.Namespace) -> int:
         progress=sys.stderr.isatty(),
         label=args.label,
         policy_options={"audio_norm": args.audio_norm} if args.audio_norm else None,
+        tick_s=args.tick_s,
+        lookahead_s=args.lookahead_s,
     )
     print((Path(out) / "table.md").read_text(), end="")
     for n, c in rep["contexts"].items():

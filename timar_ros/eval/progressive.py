@@ -104,9 +104,24 @@ def side_by_side_picture(bfile, pred: np.ndarray, item, path: Path, title: str) 
     )
 
 
-def generate(policy, item, offline: bool, user_motion: bool = True) -> np.ndarray:
-    """Agent motion [turns*F, 56] for one test item from a fresh stream of ``policy``."""
+def _mean_std(per_seed: list[dict]) -> dict:
+    """Per-seed boundary_jitter dicts -> {group: {key: [mean, std]}} (None where absent)."""
+    out: dict = {}
+    for g in per_seed[0] if per_seed else {}:
+        out[g] = {}
+        for k in per_seed[0][g]:
+            v = [p[g][k] for p in per_seed if p[g][k] is not None]
+            out[g][k] = [float(np.mean(v)), float(np.std(v))] if v else None
+    return out
+
+
+def generate(policy, item, offline: bool, user_motion: bool = True, schedule=None) -> np.ndarray:
+    """Agent motion [turns*F, 56] for one test item from a fresh stream of ``policy``; with a
+    streaming ``schedule`` (:class:`~timar_ros.runtime.ticks.TickSchedule`) tick by tick, as
+    the live node runs it."""
     um = item.user_motion if user_motion else None
+    if schedule is not None and schedule.streaming:
+        return policy.run_ticks(item.user_audio, item.agent_audio, schedule, um)
     if offline:
         return policy.run_offline(item.user_audio, item.agent_audio, um)
     policy.reset()
@@ -172,11 +187,16 @@ def evaluate(
     progress: bool = False,
     label: str = "",
     policy_options: dict | None = None,
+    tick_s: float | None = None,
+    lookahead_s: float = 0.0,
 ) -> dict:
     """Run the protocol; returns the report (also written to ``out/report.json``).
 
     ``contexts``: ints n (crop to n previous turns) and/or None (the streamed history).
-    ``seeds``: sampling seeds (default ``[seed]``); the DualTalk table uses the first."""
+    ``seeds``: sampling seeds (default ``[seed]``); the DualTalk table uses the first.
+    ``tick_s`` (< one turn): the streamed history runs inside the turn, a block every tick_s
+    with ``lookahead_s`` of the partner heard beyond it (:mod:`timar_ros.runtime.ticks`);
+    crops (ints in ``contexts``) stay in the 1-s mode."""
     from timar_ros.data.dualtalk import iter_test
     from timar_ros.data.dualtalk_files import speaker_stems
     from timar_ros.eval.metrics import evaluate_dirs
@@ -207,6 +227,14 @@ def evaluate(
         )
     if not contexts:
         raise EvaluateError("--context needs at least one value (e.g. 0 1 3 7)")
+    schedule = None
+    if tick_s is not None:
+        from timar_ros.runtime.ticks import TickSchedule
+
+        try:
+            schedule = TickSchedule.from_seconds(cfg.frames_per_turn, tick_s, lookahead_s)
+        except ValueError as exc:
+            raise EvaluateError(f"--tick-s/--lookahead-s: {exc}") from exc
     names = speaker_stems(data, require_partner=True)
     if limit is not None:
         names = names[:limit]
@@ -225,12 +253,15 @@ def evaluate(
         "seed": seed,
         "seeds": seeds,
         "user_motion": user_motion,
+        "tick_s": None if schedule is None else schedule.tick_s,
+        "lookahead_s": None if schedule is None else schedule.lookahead_s,
         "files": len(items),
         "turns": int(sum(i.turns for i in items)),
         "seconds_of_audio": round(sum(i.turns for i in items) * cfg.frames_per_turn / 25, 1),
         "contexts": {},
     }
     from timar_ros.eval import behaviour
+    from timar_ros.eval.boundaries import boundary_jitter
 
     kept: dict[str, dict[str, np.ndarray]] = {}
     plot_names = [i.name for i in items[:plot_files]]
@@ -243,7 +274,7 @@ def evaluate(
         key = context_name(n)
         pdir = out / f"context_{key}"
         pdir.mkdir(parents=True, exist_ok=True)
-        per_seed, gen_s = [], 0.0
+        per_seed, gen_s, seams = [], 0.0, []
         for si, s in enumerate(seeds):
             policy = StreamingPolicy.from_checkpoint(
                 checkpoint,
@@ -266,7 +297,7 @@ def evaluate(
             t0 = time.perf_counter()
             preds = {}
             for item in it:
-                pred = generate(policy, item, offline, user_motion)
+                pred = generate(policy, item, offline, user_motion, schedule if n is None else None)
                 save_array(sdir / f"{item.name}.npy", pred.astype(np.float32))
                 preds[item.name] = pred
                 if si == 0 and item.name in plot_names:
@@ -274,6 +305,13 @@ def evaluate(
             if si == 0:
                 gen_s = time.perf_counter() - t0
             per_seed.append(behaviour.score(behaviour.with_pred(bfiles, preds)))
+            seams.append(
+                boundary_jitter(
+                    [preds[i.name] for i in items],
+                    cfg.frames_per_turn,
+                    schedule.tick_frames if (schedule and n is None) else cfg.frames_per_turn,
+                )
+            )
         # Every test file must have a prediction: a missing one is an error, not a smaller average.
         rep = evaluate_dirs(pdir, data, seed=seed, jobs=jobs, names=[i.name for i in items])
         write_json(pdir / "metrics.json", rep)
@@ -289,6 +327,7 @@ def evaluate(
             "ms_per_turn": round(1000 * gen_s / max(report["turns"], 1), 2),
             "behaviour": behaviour.aggregate(per_seed),
             "behaviour_per_seed": per_seed,
+            "seam_jitter": _mean_std(seams),
         }
 
     def row_label(n) -> str:

@@ -1,10 +1,12 @@
-"""conversation_policy: audio of both speakers in, one block of head motion per turn out.
+"""conversation_policy: audio of both speakers in, blocks of head motion out.
 
 Subscribes the partner's audio (user/audio), the robot's own speech (agent/audio) and, optionally,
 the partner's tracked motion (user/motion); cuts aligned turns on the audio clock, runs the
-streaming TIMAR policy on each and publishes HeadMotion (head_motion), ConversationState
-(conversation_state), the head orientation per frame as QuaternionStamped (head_orientation,
-REP-103) and diagnostics. The work is done by timar_ros.robot.conversation.ConversationPipeline.
+streaming TIMAR policy on the turn in progress every ``tick_s`` (or once per completed turn,
+``tick_s`` = 1) and publishes a HeadMotion block per tick (head_motion), ConversationState per
+turn (conversation_state), the head orientation per frame as QuaternionStamped (head_orientation,
+REP-103), its display delay (display_delay, latched: voice_player's lead) and diagnostics.
+The work is done by timar_ros.robot.conversation.ConversationPipeline.
 
 Faults (bad audio, gaps, clock jumps, failed or late policy steps) are logged once per kind per
 ``fault_log_period_s`` with what was done and how much, and counted: totals in ConversationState
@@ -23,7 +25,8 @@ import numpy as np
 from diagnostic_msgs.msg import DiagnosticArray
 from geometry_msgs.msg import QuaternionStamped
 from rclpy.node import Node
-from rclpy.qos import QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
+from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
+from std_msgs.msg import Float64
 
 from timar_ros import topics
 from timar_ros.motion import FPS, ROT
@@ -39,7 +42,12 @@ from timar_ros.nodes.convert import (
 from timar_ros.nodes.fault_log import PERIOD_DESCRIPTION, PERIOD_PARAM, NodeFaultLog
 from timar_ros.nodes.params import Param, declare
 from timar_ros.nodes.runner import run_node
-from timar_ros.robot.conversation import ConversationPipeline, PipelineConfig, TurnResult
+from timar_ros.robot.conversation import (
+    ConversationPipeline,
+    MotionBlock,
+    PipelineConfig,
+    TurnResult,
+)
 from timar_ros.robot.faults import Fault
 from timar_ros.robot.policy_setup import BACKENDS, load_policy
 from timar_ros.robot.rotations import flame_to_rep103_quaternion
@@ -92,10 +100,27 @@ PARAMS = {
         "classifier-free guidance scale (1 = off, the published setting)", 0.0, 10.0
     ),
     "num_sampling_steps": Param("diffusion sampling steps per turn", 1, 1000),
-    "display_delay_s": Param(
-        "frame 0 of a turn is shown this long after the turn's start (s); "
-        "must cover the turn length plus the policy latency",
+    "tick_s": Param(
+        "streaming inside the turn: a block of motion every tick_s of the partner's audio (s, a "
+        "multiple of 0.04); the turn's length (1.0) = the 1-s mode, one block per turn",
+        0.04,
+        10.0,
+    ),
+    "lookahead_s": Param(
+        "partner audio heard beyond a block before it is computed (s, a multiple of 0.04)",
         0.0,
+        2.0,
+    ),
+    "latency_margin_s": Param(
+        "display delay beyond tick_s + lookahead_s (s): the audio chunk that completes a tick "
+        "arriving, and the policy's compute",
+        0.0,
+        10.0,
+    ),
+    "display_delay_s": Param(
+        "a frame is shown this long after its audio time (s); -1 = tick_s + lookahead_s + "
+        "latency_margin_s. Published on the latched display_delay topic (voice_player's lead)",
+        -1.0,
         30.0,
     ),
     "agent_audio_heard": Param(
@@ -141,7 +166,10 @@ class ConversationPolicy(Node):
         self.policy, self.backend, note = load_policy(p)
         if note:
             self.get_logger().warning(note)
-        self.pipeline = ConversationPipeline(self.policy, PipelineConfig.from_params(p))
+        try:
+            self.pipeline = ConversationPipeline(self.policy, PipelineConfig.from_params(p))
+        except ValueError as exc:
+            raise RuntimeError(f"{NAME}: {exc}") from exc
         audio_qos = (
             qos_profile_sensor_data
             if p["audio_qos"] == "sensor_data"
@@ -163,17 +191,28 @@ class ConversationPolicy(Node):
             QuaternionStamped, topics.HEAD_ORIENTATION, 100
         )
         self._diag_pub = self.create_publisher(DiagnosticArray, topics.DIAGNOSTICS, 10)
+        # latched, so that voice_player (lead_s = -1) holds the robot's voice back by exactly
+        # the delay its mouth is shown with, whenever either node starts
+        latched = QoSProfile(
+            depth=1,
+            reliability=ReliabilityPolicy.RELIABLE,
+            durability=DurabilityPolicy.TRANSIENT_LOCAL,
+        )
+        self._delay_pub = self.create_publisher(Float64, topics.DISPLAY_DELAY, latched)
+        self._delay_pub.publish(Float64(data=float(self.pipeline.config.display_delay_s)))
         self.create_timer(float(p["poll_period_s"]), self._poll)
         self.create_timer(float(p["diagnostics_period_s"]), self._publish_diagnostics)
         self.turns = 0
-        self.latencies_ms: deque[float] = deque(maxlen=1000)  # policy step
+        self.latencies_ms: deque[float] = deque(maxlen=1000)  # policy, per turn
+        self.tick_ms: deque[float] = deque(maxlen=1000)  # policy, per block
         self.e2e_ms: deque[float] = deque(maxlen=1000)  # completing chunk arrival -> HeadMotion out
         self._malformed_user_motion = 0
         self._fault_log = NodeFaultLog(self.get_logger(), float(p[PERIOD_PARAM]))
         self.get_logger().info(
             f"policy {self.policy.model_id} ({self.backend}, {self.policy.frames_per_turn} frames "
             f"per turn, kv_cache={self.policy.kv_cache}, audio_norm={self.policy.audio_norm}); "
-            f"motion shown {p['display_delay_s']} s after each turn starts"
+            f"a block every {self.pipeline.schedule.tick_s:g} s, shown "
+            f"{self.pipeline.config.display_delay_s:g} s after its audio"
         )
         if getattr(self.policy, "cache_note", None):
             self.get_logger().info(self.policy.cache_note)
@@ -224,29 +263,31 @@ class ConversationPolicy(Node):
     # -- outputs
     def _publish(self, results: list[TurnResult], arrival: float) -> None:
         self._log_faults()  # the pipeline describes each fault (with context) as it happens
+        for b in self.pipeline.take_blocks():
+            self._motion_pub.publish(
+                head_motion(
+                    b.motion,
+                    b.display_stamp_s,
+                    b.turn_index,
+                    self.policy.model_id,
+                    frame_id=self._p["motion_frame_id"],
+                    first_frame=b.first_frame,
+                )
+            )
+            self._publish_orientation(b)
+            self.tick_ms.append(b.latency_ms)
+            self.e2e_ms.append((time.perf_counter() - arrival) * 1e3)
         for r in results:
             self.turns += 1
-            if r.error is None:
-                self._motion_pub.publish(
-                    head_motion(
-                        r.motion,
-                        r.display_stamp_s,
-                        r.turn.index,
-                        self.policy.model_id,
-                        frame_id=self._p["motion_frame_id"],
-                    )
-                )
-                self._publish_orientation(r)
-                self.e2e_ms.append((time.perf_counter() - arrival) * 1e3)
             self.latencies_ms.append(r.latency_ms)
             self._state_pub.publish(self._state(r))
 
-    def _publish_orientation(self, r: TurnResult) -> None:
-        quats = flame_to_rep103_quaternion(r.motion[:, ROT].astype(np.float64))
+    def _publish_orientation(self, b: MotionBlock) -> None:
+        quats = flame_to_rep103_quaternion(b.motion[:, ROT].astype(np.float64))
         period = 1.0 / FPS
         for i, q in enumerate(quats):
             msg = QuaternionStamped()
-            s_to_stamp(r.display_stamp_s + i * period, msg.header.stamp)
+            s_to_stamp(b.display_stamp_s + i * period, msg.header.stamp)
             msg.header.frame_id = self._p["orientation_frame_id"]
             msg.quaternion.x, msg.quaternion.y, msg.quaternion.z, msg.quaternion.w = (
                 float(v) for v in q
@@ -286,6 +327,7 @@ class ConversationPolicy(Node):
             self._p["deadline_ms"],
             extra={"malformed_user_motion": self._malformed_user_motion},
             logged=self._fault_log.counts,
+            tick_ms=self.tick_ms,
         )
         self._diag_pub.publish(
             diagnostic_array(

@@ -69,8 +69,10 @@ def head_motion(
     model_id: str,
     frame_period: float = 1.0 / mv.FPS,
     frame_id: str = "flame_head",
+    first_frame: int = 0,
 ) -> HeadMotion:
-    """Motion [N, 56] (exp | jaw | rotation) -> HeadMotion with frame 0 shown at stamp_s."""
+    """Motion [N, 56] (exp | jaw | rotation) -> HeadMotion with frame 0 shown at stamp_s (s),
+    frame 0 being frame ``first_frame`` of turn ``turn_index``."""
     frames = np.asarray(frames, dtype=np.float32)
     if frames.ndim != 2 or frames.shape[1] != mv.MOTION_DIM:
         raise ValueError(f"motion must be [N, {mv.MOTION_DIM}], got {frames.shape}")
@@ -79,6 +81,7 @@ def head_motion(
         num_frames=len(frames),
         turn_index=int(turn_index),
         model_id=model_id,
+        first_frame=int(first_frame),
     )
     s_to_stamp(stamp_s, msg.header.stamp)
     msg.header.frame_id = frame_id

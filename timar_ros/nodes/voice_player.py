@@ -7,8 +7,9 @@ or replacing it (``on_busy``), on one timeline (robot/speech_timeline.py). The n
 that timeline on ``agent/audio``, speech and silence, ``lead_s`` ahead of the loudspeaker,
 each chunk stamped with the time it will be heard; the sound device plays the samples due at its
 own DAC time (PortAudio's output time of each buffer, not the time of writing). With
-conversation_policy's ``agent_audio_heard`` on and its ``display_delay_s`` equal to ``lead_s``,
-the motion frames for a sample are due exactly when it is heard.
+conversation_policy's ``agent_audio_heard`` on and ``lead_s`` = -1 (default) the lead is the
+policy's display delay (its latched ``display_delay`` topic; the node waits for it), so the
+motion frames for a sample are due exactly when it is heard.
 
 A chunk of ``agent/speech`` whose stamp continues the previous one (within 50 ms) is the same
 utterance and is queued after it whatever ``on_busy`` says. Underruns are counted; a device that
@@ -30,8 +31,8 @@ from pathlib import Path
 
 import numpy as np
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
-from rclpy.qos import QoSProfile
-from std_msgs.msg import String
+from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
+from std_msgs.msg import Float64, String
 
 from timar_ros import topics
 from timar_ros.data.audio import load_wav, resample
@@ -51,9 +52,9 @@ PARAMS = {
     ),
     "sample_rate": Param("output rate in Hz (speech at other rates is resampled)", 8000, 192000),
     "lead_s": Param(
-        "speech is heard this long after it arrives (s); set conversation_policy's "
-        "display_delay_s to the same value so the motion for it is due when it is heard",
-        0.0,
+        "speech is heard this long after it arrives (s); -1 = conversation_policy's display "
+        "delay (its latched display_delay topic), so the motion for it is due when it is heard",
+        -1.0,
         30.0,
     ),
     "chunk_s": Param("seconds of audio per published agent/audio chunk", 0.005, 1.0),
@@ -91,6 +92,9 @@ class VoicePlayer(LifecycleNode):
         self.device_losses = 0
         self._fault_log = NodeFaultLog(self.get_logger(), float(p[PERIOD_PARAM]))
         self._lock = threading.Lock()
+        # the lead: the parameter, or (lead_s < 0) the policy's display delay once it is heard
+        self._lead: float | None = float(p["lead_s"]) if float(p["lead_s"]) >= 0 else None
+        self._active = False
         if self._p["autostart"]:
             autostart(self)
 
@@ -120,28 +124,70 @@ class VoicePlayer(LifecycleNode):
             self.create_subscription(String, topics.AGENT_SAY_WAV, self._on_wav, 10),
             self.create_subscription(String, topics.AGENT_SAY, self._on_text, 10),
         ]
+        if float(p["lead_s"]) < 0:
+            latched = QoSProfile(
+                depth=1,
+                reliability=ReliabilityPolicy.RELIABLE,
+                durability=DurabilityPolicy.TRANSIENT_LOCAL,
+            )
+            self._subs.append(
+                self.create_subscription(Float64, topics.DISPLAY_DELAY, self._on_delay, latched)
+            )
+        lead = (
+            f"{p['lead_s']} s"
+            if self._lead is not None and float(p["lead_s"]) >= 0
+            else f"conversation_policy's display delay ({topics.DISPLAY_DELAY})"
+        )
         self.get_logger().info(
             f"configured device '{p['device'] or 'default'}' at {self._rate} Hz: speech heard "
-            f"{p['lead_s']} s after it arrives ({p['on_busy']} while speaking) -> "
-            f"{topics.AGENT_AUDIO}"
+            f"{lead} after it arrives ({p['on_busy']} while speaking) -> {topics.AGENT_AUDIO}"
         )
         return TransitionCallbackReturn.SUCCESS
 
     def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
-        self._timeline = SpeechTimeline(self._rate, float(self._p["lead_s"]), self._now())
+        self._active = True
+        if self._lead is not None:
+            self._start()
+        else:
+            self.get_logger().info(
+                f"waiting for conversation_policy's display delay on {topics.DISPLAY_DELAY} "
+                "(lead_s = -1); speech is dropped until then"
+            )
+        return super().on_activate(state)
+
+    def _start(self) -> None:
+        """The timeline with the current lead, the sound stream and the timers."""
+        self._timeline = SpeechTimeline(self._rate, float(self._lead), self._now())
         self._playback = PlaybackClock(self._rate)
         self._open_stream()
         self._timers = [
             self.create_timer(float(self._p["chunk_s"]) / 2, self._publish_ahead),
             self.create_timer(float(self._p["reopen_period_s"]), self._watch_device),
         ]
-        return super().on_activate(state)
 
-    def on_deactivate(self, state: LifecycleState) -> TransitionCallbackReturn:
+    def _stop(self) -> None:
         for t in self._timers:
             self.destroy_timer(t)
         self._timers = []
         self._close_stream()
+        self._timeline = None
+
+    def _on_delay(self, msg: Float64) -> None:
+        delay = float(msg.data)
+        if not 0.0 <= delay <= 30.0 or delay == self._lead:
+            return
+        old, self._lead = self._lead, delay
+        self.get_logger().info(
+            f"lead {delay:g} s: the conversation policy's display delay"
+            + ("" if old is None else f" (was {old:g} s; speech not yet heard is dropped)")
+        )
+        if self._active:
+            self._stop()
+            self._start()
+
+    def on_deactivate(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self._active = False
+        self._stop()
         return super().on_deactivate(state)
 
     def on_cleanup(self, state: LifecycleState) -> TransitionCallbackReturn:
@@ -149,6 +195,7 @@ class VoicePlayer(LifecycleNode):
         return TransitionCallbackReturn.SUCCESS
 
     def on_shutdown(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self._active = False
         for t in self._timers:
             self.destroy_timer(t)
         self._timers = []
@@ -221,6 +268,9 @@ class VoicePlayer(LifecycleNode):
         current = float(getattr(time_info, "currentTime", 0.0) or 0.0)
         ahead = dac - current if dac > 0 and 0 <= dac - current < 2.0 else self._stream.latency
         tl = self._timeline
+        if tl is None:  # (stopped between the callback's start and here)
+            out[:] = 0
+            return
         resyncs = self._playback.resyncs
         measured = tl.index(now + ahead)
         at = measured if self._playback.next is None else self._playback.next
@@ -245,6 +295,8 @@ class VoicePlayer(LifecycleNode):
 
     # -- publishing the timeline ahead of the loudspeaker
     def _publish_ahead(self) -> None:
+        if self._timeline is None:
+            return
         for heard_s, samples in self._timeline.publish_until(self._now(), self._chunk):
             self._pub.publish(audio_chunk(samples, self._rate, heard_s, "agent", self._seq))
             self._seq += 1
@@ -252,7 +304,12 @@ class VoicePlayer(LifecycleNode):
     # -- speech in
     def _say(self, samples: np.ndarray, what: str, continues: bool = False) -> None:
         if self._timeline is None:
-            self._fault_log(Fault("not_active", f"{what} dropped: the node is not active"))
+            why = (
+                "waiting for conversation_policy's display delay (lead_s = -1)"
+                if self._active
+                else "the node is not active"
+            )
+            self._fault_log(Fault("not_active", f"{what} dropped: {why}"))
             return
         now = self._now()
         mode = "queue" if continues else self._p["on_busy"]

@@ -1,20 +1,23 @@
-"""The conversation loop of the robot, without ROS: audio chunks in, one motion block per turn out.
+"""The conversation loop of the robot, without ROS: audio chunks in, motion blocks out.
 
 :class:`ConversationPipeline` joins the pieces the ``conversation_policy`` node runs, so that
 bag evaluation (offline) and the node (live) do exactly the same thing:
 
-    chunks -> TurnSegmenter -> aligned turn -> voice activity + user motion for the turn
-           -> StreamingPolicy.step -> TurnResult (motion [F, 56], display stamp, state)
+    chunks -> TurnSegmenter -> the turn in progress -> StreamingPolicy.tick every tick_s
+                                                       -> MotionBlock (frames, display stamp)
+                            -> the completed turn   -> last ticks + end_turn (history), voice
+                                                       activity -> TurnResult (state)
 
-Timing. A turn's motion can only be computed once the whole turn of audio is in (attention is
-bidirectional inside a turn), so it is shown ``display_delay_s`` after the turn's start on the
-audio clock: frame i of turn k is stamped ``turn_start + display_delay_s + i / fps``. With a live
-partner the delay must cover the turn length plus the policy latency (default: 1 s turn + 0.25 s).
-The robot's own speech is known before it is played: publish it on the agent topic stamped with
-``playback_time - display_delay_s`` (or play it ``display_delay_s`` after the stamp it was
-published with) and the mouth moves with the sound. The ``voice_player`` node stamps it with
-the time it is heard instead; ``agent_audio_heard`` then takes agent audio ``display_delay_s``
-early into the turns (the same thing).
+Timing (:mod:`timar_ros.runtime.ticks`). Every ``tick_s`` of the partner's audio the turn in
+progress is run again on what has been heard and the next block of frames is emitted, so a frame
+is shown ``display_delay_s = tick_s + lookahead_s + latency_margin_s`` after its audio time:
+frame i of turn k is stamped ``turn_start + display_delay_s + i / fps``. ``tick_s`` = the turn
+(1 s) is the 1-s mode, one block per completed turn. The robot's own speech is known before it
+is played: publish it on the agent topic stamped with ``playback_time - display_delay_s`` (or
+play it ``display_delay_s`` after the stamp it was published with) and the mouth moves with the
+sound. The ``voice_player`` node stamps it with the time it is heard instead;
+``agent_audio_heard`` then takes agent audio ``display_delay_s`` early into the turns (the same
+thing), and voice_player takes its lead from the policy's display delay.
 
 Faults. A policy step that raises, or returns NaN/Inf motion, is reported through
 :attr:`TurnResult.error`; the turn is skipped (no motion) and the policy's history is reset so the
@@ -38,6 +41,7 @@ from timar_ros.robot.faults import Fault
 from timar_ros.robot.partner_motion import UserMotionBuffer
 from timar_ros.robot.segmenter import SegmenterCounters, Turn, TurnSegmenter
 from timar_ros.robot.vad import TurnVoiceActivity
+from timar_ros.runtime.ticks import TickSchedule
 
 # segmenter counter -> what was done, for the fault texts
 _COUNTER_TEXT = {
@@ -64,8 +68,20 @@ _COUNTER_TEXT = {
 
 
 @dataclass
+class MotionBlock:
+    """Frames to show: one tick's block, or a whole turn in the 1-s mode."""
+
+    turn_index: int
+    first_frame: int  # the frame of the turn that motion[0] is
+    motion: np.ndarray  # [n, 56] float32 (exp | jaw | rotation)
+    display_stamp_s: float  # when motion[0] is meant to be shown (clock of the audio stamps)
+    latency_ms: float  # wall time of the policy call that made it
+    final: bool  # the turn's last block
+
+
+@dataclass
 class TurnResult:
-    """What one turn produced."""
+    """What one turn produced (its blocks are :meth:`ConversationPipeline.take_blocks`)."""
 
     turn: Turn
     motion: np.ndarray | None  # [F, 56] float32 (exp | jaw | rotation); None if the step failed
@@ -75,7 +91,7 @@ class TurnResult:
     user_speaking: bool
     agent_speaking: bool
     history_turns: int
-    latency_ms: float  # wall time of the policy step
+    latency_ms: float  # wall time of the policy (slowest tick, with the turn's commit)
     deadline_missed: bool  # latency_ms > deadline_ms
     used_user_motion: bool
     counters: SegmenterCounters
@@ -88,19 +104,34 @@ class PipelineConfig:
     """Timing and fault handling of the loop: conversation_policy's parameters of the same
     names, whose defaults live in config/timar.yaml (:meth:`defaults`)."""
 
-    display_delay_s: float  # s
+    display_delay_s: float  # s: audio time -> display time of a frame
     deadline_ms: float  # ms
     speaking_threshold: float  # voiced fraction of a turn
     vad_aggressiveness: int  # webrtcvad 0..3
     use_user_motion: bool
     segmenter: dict = field(default_factory=dict)  # TurnSegmenter keyword arguments
     agent_audio_heard: bool = False  # agent stamps = heard times: shifted by -display_delay_s
+    tick_s: float = 1.0  # a block every tick_s (s); the turn's length = the 1-s mode
+    lookahead_s: float = 0.0  # partner audio heard beyond a block before it is computed (s)
 
     @classmethod
     def from_params(cls, p: dict) -> PipelineConfig:
-        """From conversation_policy's parameter dict ``p``."""
+        """From conversation_policy's parameter dict ``p`` (``display_delay_s`` < 0: derived,
+        tick_s + lookahead_s + latency_margin_s)."""
+        tick, look = float(p["tick_s"]), float(p["lookahead_s"])
+        delay = float(p["display_delay_s"])
+        if delay < 0:
+            delay = tick + look + float(p["latency_margin_s"])
+        elif delay < tick + look:
+            raise ValueError(
+                f"display_delay_s={delay:g} is shorter than tick_s + lookahead_s = "
+                f"{tick + look:g} s: frames would be due before they can be computed; use -1 "
+                "(tick_s + lookahead_s + latency_margin_s) or a larger value"
+            )
         return cls(
-            display_delay_s=float(p["display_delay_s"]),
+            display_delay_s=delay,
+            tick_s=tick,
+            lookahead_s=look,
             deadline_ms=float(p["deadline_ms"]),
             speaking_threshold=float(p["speaking_threshold"]),
             vad_aggressiveness=int(p["vad_aggressiveness"]),
@@ -145,6 +176,12 @@ class ConversationPipeline:
             sample_rate=self.segmenter.sample_rate,
             aggressiveness=self.config.vad_aggressiveness,
         )
+        try:
+            self.schedule = TickSchedule.from_seconds(
+                policy.frames_per_turn, self.config.tick_s, self.config.lookahead_s
+            )
+        except ValueError as exc:
+            raise ValueError(f"tick_s/lookahead_s: {exc}") from exc
         self.reset()
 
     def reset(self) -> None:
@@ -166,6 +203,14 @@ class ConversationPipeline:
         self._arrival: tuple[float, float] | None = None  # (newest audio end stamp, arrival time)
         self._faults: list[Fault] = []
         self._rate: dict[str, int] = {}
+        self._blocks: list[MotionBlock] = []
+        # the turn in progress: its index, ticks done, frames emitted, slowest tick (ms), error
+        self._open: dict | None = None
+
+    def take_blocks(self) -> list[MotionBlock]:
+        """The motion blocks made since the last call (in display order), and forget them."""
+        out, self._blocks = self._blocks, []
+        return out
 
     def take_faults(self) -> list[Fault]:
         """The faults since the last call (oldest first), and forget them."""
@@ -222,7 +267,9 @@ class ConversationPipeline:
                         level="info",
                     )
                 )
-        return [self._run(t) for t in turns]
+        out = [self._run(t) for t in turns]
+        self._tick_open()
+        return out
 
     def _describe(
         self, stream, stamp_s, samples, rate, channels, seq, before, held, prev_end, newest
@@ -335,12 +382,136 @@ class ConversationPipeline:
         """Emit every open turn (end of a recording)."""
         return [self._run(t) for t in self.segmenter.flush()]
 
+    # ------------------------------------------------------------------ inside the turn
+    def _open_turn(self, index: int, start_s: float) -> dict:
+        if self._open is None or self._open["index"] != index:
+            if self.policy.shown:  # ticks of a turn that was never emitted (cannot happen
+                self.policy.reset()  # while turns are emitted in order): start clean
+            self._open = {
+                "index": index,
+                "start_s": start_s,
+                "ticks": 0,
+                "frames": [],
+                "latency_ms": 0.0,
+                "error": None,
+            }
+        return self._open
+
+    def _tick_open(self) -> None:
+        """Run the due ticks of the turn in progress on the audio heard so far."""
+        if not self.schedule.streaming:
+            return
+        part = self.segmenter.partial()
+        if part is None:
+            return
+        ticks = self.schedule.ticks()
+        st = self._open_turn(part.index, part.start_s)
+        while (
+            st["error"] is None
+            and st["ticks"] < len(ticks)
+            and ticks[st["ticks"]].heard <= part.user_heard
+        ):
+            tk = ticks[st["ticks"]]
+            um = (
+                self.user_motion.take(part.start_s, heard=tk.heard)
+                if self.config.use_user_motion
+                else None
+            )
+            self._tick(st, tk, part.user_audio, part.agent_audio, max(part.agent_heard, 0), um)
+
+    def _tick(self, st: dict, tk, user_audio, agent_audio, agent_heard: int, user_motion) -> None:
+        F = self.policy.frames_per_turn
+        history = int(getattr(self.policy, "history_turns", 0))
+        t0 = time.perf_counter()
+        try:
+            motion = self.policy.tick(
+                user_audio, agent_audio, (tk.heard, min(F, agent_heard)), tk.frames, user_motion
+            )
+            self._check_finite(motion)
+        except Exception as exc:  # noqa: BLE001 - a model fault skips the turn, the stream goes on
+            st["error"] = self._policy_failed(exc, st["index"], st["start_s"], history, user_motion)
+            return
+        ms = (time.perf_counter() - t0) * 1e3
+        st["ticks"] += 1
+        st["frames"].append(motion)
+        st["latency_ms"] = max(st["latency_ms"], ms)
+        st["last_ms"] = ms
+        self._blocks.append(
+            MotionBlock(
+                st["index"],
+                tk.shown,
+                motion,
+                st["start_s"] + self.config.display_delay_s + tk.shown / FPS,
+                ms,
+                tk.shown + tk.frames == F,
+            )
+        )
+
+    def _finish_streamed(self, turn: Turn, user_motion) -> tuple[np.ndarray | None, str | None]:
+        """The completed turn: its remaining ticks on the whole audio, then its commit to the
+        history. -> (the turn's motion [F, 56] or None, error)."""
+        F = self.policy.frames_per_turn
+        st = self._open_turn(turn.index, turn.start_s)
+        for tk in self.schedule.ticks()[st["ticks"] :]:
+            if st["error"] is not None:
+                break
+            self._tick(st, tk, turn.user_audio, turn.agent_audio, F, user_motion)
+        self._open = None
+        if st["error"] is not None:
+            return None, st["error"]
+        history = int(getattr(self.policy, "history_turns", 0))
+        t0 = time.perf_counter()
+        try:
+            self.policy.end_turn(turn.user_audio, turn.agent_audio, user_motion)
+        except Exception as exc:  # noqa: BLE001
+            return None, self._policy_failed(exc, turn.index, turn.start_s, history, user_motion)
+        commit_ms = (time.perf_counter() - t0) * 1e3
+        # the commit runs right after the turn's last tick, before the next: they add up
+        st["latency_ms"] = max(st["latency_ms"], st.get("last_ms", 0.0) + commit_ms)
+        self._turn_latency_ms = st["latency_ms"]
+        return np.concatenate(st["frames"], 0), None
+
+    @staticmethod
+    def _check_finite(motion) -> None:
+        bad = int(np.size(motion) - np.isfinite(motion).sum())
+        if bad:  # e.g. overflow in the weights: never pass NaN/Inf on, nor keep them in history
+            raise FloatingPointError(
+                f"the policy returned {bad} NaN/Inf values of {np.size(motion)}"
+            )
+
+    def _policy_failed(self, exc, index, start_s, history, user_motion) -> str:
+        error = f"{type(exc).__name__}: {exc}"
+        tb = exc.__traceback__
+        while tb is not None and tb.tb_next is not None:
+            tb = tb.tb_next
+        if tb is not None:
+            error += f" (at {tb.tb_frame.f_code.co_filename}:{tb.tb_lineno})"
+        self.skipped_turns += 1
+        self.counters["skipped_turns"] += 1
+        self.policy.reset()
+        self._faults.append(
+            Fault(
+                "skipped_turns",
+                (
+                    f"policy step failed on turn {index} (start {start_s:.2f} s, "
+                    f"{history} history turns, user motion "
+                    f"{'given' if user_motion is not None else 'absent'}, "
+                    f"model {getattr(self.policy, 'model_id', '?')}): {error}; turn skipped, "
+                    "history reset"
+                ),
+                level="error",
+            )
+        )
+        return error
+
     def _run(self, turn: Turn) -> TurnResult:
         counters = turn.counters
         self.counters["turns"] += 1
         if counters.resyncs != self._resyncs:  # the clock jumped: history is not recent any more
             self._resyncs = counters.resyncs
-            self.policy.reset()
+            if not self.policy.shown:  # (a turn half shown ends on the history it began with)
+                self.policy.reset()
+                self._open = None
         if turn.user_padded_s or turn.agent_padded_s:
             self.counters["padded_turns"] += 1
             missing = " and ".join(
@@ -362,38 +533,28 @@ class ConversationPipeline:
         t0 = time.perf_counter()
         motion, error = None, None
         history = int(getattr(self.policy, "history_turns", 0))
-        try:
-            motion = self.policy.step(turn.user_audio, turn.agent_audio, user_motion)
-            bad = int(np.size(motion) - np.isfinite(motion).sum())
-            if bad:  # e.g. overflow in the weights: never pass NaN/Inf on, nor keep them in history
-                raise FloatingPointError(
-                    f"the policy returned {bad} NaN/Inf values of {np.size(motion)}"
+        if self.schedule.streaming:
+            motion, error = self._finish_streamed(turn, user_motion)
+            latency_ms = self._turn_latency_ms if motion is not None else 0.0
+        else:
+            try:
+                motion = self.policy.step(turn.user_audio, turn.agent_audio, user_motion)
+                self._check_finite(motion)
+            except Exception as exc:  # noqa: BLE001 - a model fault skips the turn, stream goes on
+                motion = None
+                error = self._policy_failed(exc, turn.index, turn.start_s, history, user_motion)
+            latency_ms = (time.perf_counter() - t0) * 1e3
+            if motion is not None:
+                self._blocks.append(
+                    MotionBlock(
+                        turn.index,
+                        0,
+                        motion,
+                        turn.start_s + self.config.display_delay_s,
+                        latency_ms,
+                        True,
+                    )
                 )
-        except Exception as exc:  # noqa: BLE001 - any model fault skips this turn, the stream goes on
-            motion = None
-            error = f"{type(exc).__name__}: {exc}"
-            tb = exc.__traceback__
-            while tb is not None and tb.tb_next is not None:
-                tb = tb.tb_next
-            if tb is not None:
-                error += f" (at {tb.tb_frame.f_code.co_filename}:{tb.tb_lineno})"
-            self.skipped_turns += 1
-            self.counters["skipped_turns"] += 1
-            self.policy.reset()
-            self._faults.append(
-                Fault(
-                    "skipped_turns",
-                    (
-                        f"policy step failed on turn {turn.index} (start {turn.start_s:.2f} s, "
-                        f"{history} history turns, user motion "
-                        f"{'given' if user_motion is not None else 'absent'}, "
-                        f"model {getattr(self.policy, 'model_id', '?')}): {error}; turn skipped, "
-                        "history reset"
-                    ),
-                    level="error",
-                )
-            )
-        latency_ms = (time.perf_counter() - t0) * 1e3
         if latency_ms > self.config.deadline_ms:
             self.counters["deadline_misses"] += 1
             self._faults.append(

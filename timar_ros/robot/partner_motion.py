@@ -70,10 +70,15 @@ class UserMotionBuffer:
                 self._used[cut:],
             )
 
-    def take(self, start_s: float) -> np.ndarray | None:
-        """Motion [F, 56] for the turn starting at start_s (s); None if too little was tracked."""
+    def take(self, start_s: float, heard: int | None = None) -> np.ndarray | None:
+        """Motion [F, 56] for the turn starting at start_s (s); None if too little was tracked.
+
+        ``heard``: a turn in progress (a tick): only its first ``heard`` frames must be tracked
+        (the policy masks the others), and the frames stay available for the whole turn."""
         half = 0.5 / self.fps
         want = start_s + np.arange(self.frames_per_turn) / self.fps
+        if heard is not None:
+            return self._peek(want, half, int(heard))
         self._evict(start_s - self.keep_s)
         if self._times.size == 0:
             return None
@@ -90,4 +95,16 @@ class UserMotionBuffer:
         if covered.mean() < self.min_coverage:
             return None
         self._used[idx[covered]] = True
+        return self._frames[idx].copy()
+
+    def _peek(self, want: np.ndarray, half: float, heard: int) -> np.ndarray | None:
+        if self._times.size == 0 or heard <= 0:
+            return None
+        idx = np.clip(np.searchsorted(self._times, want), 0, self._times.size - 1)
+        left = np.clip(idx - 1, 0, None)
+        closer_left = np.abs(self._times[left] - want) <= np.abs(self._times[idx] - want)
+        idx = np.where(closer_left, left, idx)
+        covered = np.abs(self._times[idx] - want) <= half
+        if covered[:heard].mean() < self.min_coverage:
+            return None
         return self._frames[idx].copy()

@@ -131,6 +131,18 @@ class Turn:
         return self.start_s + self.duration_s
 
 
+@dataclass
+class PartialTurn:
+    """The turn in progress (the next to be emitted) as received so far."""
+
+    index: int
+    start_s: float
+    user_audio: np.ndarray  # float32 [samples_per_turn], zeros where nothing was received
+    agent_audio: np.ndarray
+    user_heard: int  # frames from the turn's start received without a gap, per stream
+    agent_heard: int
+
+
 class _Stream:
     __slots__ = ("audio", "cov", "next_idx", "end_idx", "start_idx", "seq")
 
@@ -575,6 +587,32 @@ class TurnSegmenter:
             agent_padded_s=padded["agent"],
             forced=forced,
             counters=SegmenterCounters(**c.as_dict()),
+        )
+
+    def partial(self) -> PartialTurn | None:
+        """The next turn to be emitted as received so far (copies), or None before any audio.
+        ``*_heard``: the whole frames from its start received without a gap (what a tick of
+        streaming inside the turn may use)."""
+        if self.origin_s is None:
+            return None
+        k, spt = self.next_turn, self.samples_per_turn
+        spf = spt // self.frames_per_turn
+        audio, heard = {}, {}
+        for name, st in self._streams.items():
+            a, cov = st.audio.get(k), st.cov.get(k)
+            if a is None or cov is None:
+                audio[name], heard[name] = np.zeros(spt, np.float32), 0
+                continue
+            gap = np.flatnonzero(~cov)
+            n = int(gap[0]) if gap.size else spt
+            audio[name], heard[name] = a.copy(), n // spf
+        return PartialTurn(
+            k,
+            self.origin_s + k * self.turn_duration_s,
+            audio["user"],
+            audio["agent"],
+            heard["user"],
+            heard["agent"],
         )
 
     def poll(self, now_s: float) -> list[Turn]:

@@ -44,13 +44,16 @@ def policy_status(
     deadline_ms: float,
     extra: dict | None = None,
     logged: dict | None = None,
+    tick_ms=(),
 ) -> Status:
     """conversation_policy's status: ERROR when turns were skipped; WARN when more than 5 % of the
     recent steps missed ``deadline_ms`` (ms), audio was dropped or any input fault was counted.
 
     Args:
         pipeline: the node's :class:`~timar_ros.robot.conversation.ConversationPipeline`.
-        latencies_ms, e2e_ms: recent policy step and end-to-end latencies (ms).
+        latencies_ms, e2e_ms: recent policy (per turn: its slowest tick with the commit) and
+            end-to-end latencies (ms).
+        tick_ms: recent latencies of single ticks (ms; streaming inside the turn).
         extra: the node's own counters (e.g. malformed user motion).
         logged: faults seen per kind by the node's fault log.
     """
@@ -77,6 +80,10 @@ def policy_status(
         "latency_ms_p50": f"{np.percentile(lat, 50):.1f}",
         "latency_ms_p99": f"{np.percentile(lat, 99):.1f}",
         "e2e_ms_p99": f"{np.percentile(e2e, 99):.1f}",
+        "tick_s": f"{pipeline.schedule.tick_s:g}",
+        "display_delay_s": f"{pipeline.config.display_delay_s:g}",
+        "tick_ms_p50": f"{np.percentile(tick_ms, 50):.1f}" if len(tick_ms) else "",
+        "tick_ms_p99": f"{np.percentile(tick_ms, 99):.1f}" if len(tick_ms) else "",
         **{k: v for k, v in pc.items() if k != "turns"},
         **seg,
         **extra,
