@@ -152,6 +152,26 @@ def test_live_agrees_with_offline_and_counts_late_and_padded_turns(conv, offline
     assert len(B.read_records(out / "recorded", "/timar/head_motion")) == 5
 
 
+def test_streaming_inside_the_turn_live_equals_offline(conv):
+    """tick_s 0.12: the node publishes a block per tick, and replayed over DDS it makes exactly
+    the frames the offline evaluation makes (a tick sees both streams up to its frame, whichever
+    chunk came first; test/robot/test_pipeline_ticks.py: those are StreamingPolicy.run_ticks's)."""
+    root, _, bag, ckpt = conv
+    params = [*PARAMS, "-p", "tick_s:=0.12"]
+    outs = {}
+    for mode in ("offline", "live"):
+        out = root / f"ticks_{mode}"
+        extra = ["--live", "--rate", "2"] if mode == "live" else []
+        cmd = ["bag", "evaluate", str(bag), *extra, "--checkpoint", str(ckpt), "--out", str(out)]
+        assert main([*cmd, *params]) == 0
+        outs[mode] = np.load(out / "predictions" / f"{NAME}.npy")
+    np.testing.assert_array_equal(outs["live"], outs["offline"])
+    blocks = B.read_records(root / "ticks_live" / "recorded", "/timar/head_motion")
+    assert [(b.turn_index, b.first_frame) for b in blocks] == [
+        (t, f) for t in range(5) for f in range(0, 25, 3)
+    ]
+
+
 def test_no_ground_truth_still_writes_predictions_and_missing_audio_is_an_error(conv, tmp_path):
     _, _, bag, ckpt = conv
     only_audio = tmp_path / "audio_only"

@@ -84,10 +84,15 @@ class RosProbe:
             reliability=ReliabilityPolicy.RELIABLE if reliable else ReliabilityPolicy.BEST_EFFORT,
         )
 
-    def collect(self, msg_type, topic: str, depth: int = 1000, reliable: bool = True) -> list:
-        """A list that receives every ``msg_type`` message on ``topic`` while the probe spins."""
+    def collect(
+        self, msg_type, topic: str, depth: int = 1000, reliable: bool = True, qos=None
+    ) -> list:
+        """A list that receives every ``msg_type`` message on ``topic`` while the probe spins
+        (``qos``: a QoSProfile instead of depth/reliable, e.g. transient local)."""
         got: list = []
-        self.node.create_subscription(msg_type, topic, got.append, self.qos(depth, reliable))
+        self.node.create_subscription(
+            msg_type, topic, got.append, qos if qos is not None else self.qos(depth, reliable)
+        )
         return got
 
     def publisher(self, msg_type, topic: str, depth: int = 1000, reliable: bool = True):

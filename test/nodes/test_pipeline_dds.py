@@ -1,11 +1,13 @@
 """The robot pipeline through real DDS, one process per node as `ros2 launch` would start them:
-audio_file_player -> conversation_policy -> head_retargeter, observed from the test process."""
+audio_file_player -> conversation_policy -> head_retargeter, observed from the test process; in
+the 1-s mode (a block per turn) and streaming inside the turn (a block per tick)."""
 
 import numpy as np
 import pytest
 import soundfile as sf
+from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import JointState
-from std_msgs.msg import Float64MultiArray
+from std_msgs.msg import Float64, Float64MultiArray
 
 from helpers.ros import start_python, stop
 from timar_ros.msg import AudioChunk, ConversationState, HeadMotion
@@ -15,7 +17,7 @@ from timar_ros.robot.retarget_config import load_retarget_config
 
 NS = "/pipe"
 SECONDS = 4
-DISPLAY_DELAY = 1.25
+MARGIN = 0.1  # config/timar.yaml's latency_margin_s
 
 
 def _conversation_wav(path):
@@ -30,10 +32,18 @@ def _conversation_wav(path):
     sf.write(path, np.stack([user, agent], 1), 16000, subtype="FLOAT")
 
 
-def test_audio_in_motion_and_safe_joint_commands_out(tiny_checkpoint, ros_probe, tmp_path):
+@pytest.mark.parametrize("tick_s", [1.0, 0.12])
+def test_audio_in_motion_and_safe_joint_commands_out(tiny_checkpoint, ros_probe, tmp_path, tick_s):
     # Random weights: this checks the plumbing (turns, stamps, limits, watchdog), not the motion.
     _conversation_wav(tmp_path / "conv.wav")
+    display_delay = tick_s + MARGIN
+    latched = QoSProfile(
+        depth=1,
+        reliability=ReliabilityPolicy.RELIABLE,
+        durability=DurabilityPolicy.TRANSIENT_LOCAL,
+    )
     got = {
+        "delay": ros_probe.collect(Float64, f"{NS}/display_delay", qos=latched),
         "audio": ros_probe.collect(AudioChunk, f"{NS}/user/audio"),
         "agent": ros_probe.collect(AudioChunk, f"{NS}/agent/audio"),
         "motion": ros_probe.collect(HeadMotion, f"{NS}/head_motion"),
@@ -52,7 +62,7 @@ def test_audio_in_motion_and_safe_joint_commands_out(tiny_checkpoint, ros_probe,
             "-p",
             f"checkpoint:={tiny_checkpoint}",
             "-p",
-            f"display_delay_s:={DISPLAY_DELAY}",
+            f"tick_s:={tick_s}",
             "-p",
             "audio_qos:=reliable",
         ]
@@ -78,30 +88,39 @@ def test_audio_in_motion_and_safe_joint_commands_out(tiny_checkpoint, ros_probe,
                 ]
             )
         )  # the policy and this test
-        if not ros_probe.spin_until(lambda: len(got["motion"]) >= SECONDS, 60):
+        blocks_per_turn = -(-25 // round(tick_s * 25))
+        if not ros_probe.spin_until(lambda: len(got["motion"]) >= SECONDS * blocks_per_turn, 60):
             logs = "\n".join(stop(p) for p in procs)
             pytest.fail(
                 f"got {len(got['motion'])} HeadMotion messages, {len(got['state'])} states:\n{logs}"
             )
         # Let the last turn play out and the watchdog bring the head back to neutral.
         cfg = load_retarget_config()
-        settle = DISPLAY_DELAY + MotionPlayer(cfg).neutral_deadline_s + 1.0
+        settle = display_delay + MotionPlayer(cfg).neutral_deadline_s + 1.0
         ros_probe.spin_for(settle)
     finally:
         outputs = [stop(p) for p in procs]
     log = "\n".join(outputs)
 
-    # One block of motion and one state per 1-s turn, in order, with the checkpoint's frame count.
-    assert [m.turn_index for m in got["motion"]] == list(range(SECONDS)), log
-    assert [s.turn_index for s in got["state"]] == list(range(SECONDS))
-    assert all(m.num_frames == 25 and abs(m.frame_period - 0.04) < 1e-9 for m in got["motion"])
-    assert all(np.isfinite(motion_frames(m)).all() for m in got["motion"])
-    # Stamps line up with the audio: turn k is shown display_delay after the audio of turn k began.
+    # The display delay the policy shows its frames with, latched for voice_player.
+    assert [d.data for d in got["delay"]] == [pytest.approx(display_delay)], log
+    # A block per tick (a whole turn in the 1-s mode) and one state per 1-s turn, in order; the
+    # blocks of a turn tile its 25 frames.
+    b = round(tick_s * 25)
+    want = [(t, f, min(b, 25 - f)) for t in range(SECONDS) for f in range(0, 25, b)]
+    motion = got["motion"][: len(want)]
+    assert [(m.turn_index, m.first_frame, m.num_frames) for m in motion] == want, log
+    assert [s.turn_index for s in got["state"]][:SECONDS] == list(range(SECONDS))
+    assert all(abs(m.frame_period - 0.04) < 1e-9 for m in motion)
+    assert all(np.isfinite(motion_frames(m)).all() for m in motion)
+    # Stamps line up with the audio: frame i of turn k is shown display_delay after its audio;
+    # the blocks are contiguous.
     audio_start = stamp_to_s(got["audio"][0].header.stamp)
-    for k, m in enumerate(got["motion"]):
+    for m in motion:
         assert stamp_to_s(m.header.stamp) == pytest.approx(
-            audio_start + k + DISPLAY_DELAY, abs=1e-6
+            audio_start + m.turn_index + display_delay + m.first_frame * 0.04, abs=1e-6
         )
+    for k in range(SECONDS):
         assert stamp_to_s(got["state"][k].header.stamp) == pytest.approx(audio_start + k, abs=1e-6)
     assert sum(s.user_padded_s + s.agent_padded_s for s in got["state"]) == 0.0
     # Voice activity: the partner speaks in turns 1 and 2, the robot is silent.

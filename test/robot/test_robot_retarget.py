@@ -293,6 +293,30 @@ def test_tracks_frames_on_their_stamps_and_interpolates():
     check_limits(times[1:], pos[1:])
 
 
+def test_tick_blocks_splice_like_one_block():
+    """Streaming inside the turn sends a turn as consecutive 3-frame blocks, each arriving
+    before it is due: the servo commands are those of the whole turn sent at once."""
+    n = 50
+    rng = np.random.default_rng(0)
+    rot = np.cumsum(rng.normal(0, 0.01, (n, 3)), 0)
+    jaw = np.abs(np.cumsum(rng.normal(0, 0.01, (n, 3)), 0))
+    exp = np.cumsum(rng.normal(0, 0.05, (n, 50)), 0)
+    times = np.arange(0, 300) * 0.01
+    whole = MotionPlayer(CFG)
+    whole.add_block(1.0, 0.04, exp, jaw, rot)
+    want = np.array([whole.step(t) for t in times])
+    blocks = MotionPlayer(CFG)
+    starts = list(range(0, n, 3))
+    got = []
+    for t in times:
+        while starts and 1.0 + starts[0] * 0.04 - 0.2 <= t:  # each block 0.2 s before it is due
+            s = starts.pop(0)
+            blocks.add_block(1.0 + s * 0.04, 0.04, exp[s : s + 3], jaw[s : s + 3], rot[s : s + 3])
+        got.append(blocks.step(t))
+    np.testing.assert_allclose(np.array(got), want, atol=1e-12)
+    assert blocks.counters.blocks == 17 and blocks.counters.late_frames == 0
+
+
 def test_nan_frames_hold_last_good_value_and_are_counted():
     cfg = RetargetConfig.from_dict({**copy.deepcopy(RAW), "smoothing_time_constant_s": 0.0})
     player = MotionPlayer(cfg)

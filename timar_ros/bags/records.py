@@ -164,6 +164,7 @@ class MotionRecord:
     turn_index: int = 0
     model_id: str = ""
     frame_id: str = ""
+    first_frame: int = 0  # the frame of the turn that motion[0] is (a tick's block)
 
     @property
     def stamp_s(self) -> float:
@@ -223,6 +224,7 @@ def head_motion_msg(
     turn_index: int = 0,
     model_id: str = "",
     frame_id: str = "",
+    first_frame: int = 0,
 ):
     """Build a timar_ros/msg/HeadMotion from motion [N, 56] (exp | jaw | rotation)."""
     motion = np.asarray(motion, dtype=np.float32)
@@ -237,6 +239,7 @@ def head_motion_msg(
         head_rotation=np.ascontiguousarray(motion[:, M.ROT]).reshape(-1),
         turn_index=int(turn_index),
         model_id=str(model_id),
+        first_frame=int(first_frame),
     )
 
 
@@ -259,6 +262,7 @@ def head_motion_to_record(msg) -> MotionRecord:
         int(msg.turn_index),
         msg.model_id,
         msg.header.frame_id,
+        int(getattr(msg, "first_frame", 0)),  # (bags recorded before the field existed)
     )
 
 

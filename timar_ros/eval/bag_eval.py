@@ -256,8 +256,17 @@ def turns_from_recording(path, namespace: str) -> list[TurnRecord]:
     )
     with B.BagReader(path) as r:
         have = r.topics
-        motions = {m.turn_index: m for m in r.records(hm, B.HEAD_MOTION)} if hm in have else {}
+        blocks = r.records(hm, B.HEAD_MOTION) if hm in have else []
         states = r.records(cs, B.CONVERSATION_STATE) if cs in have else []
+    # a turn streamed inside the turn comes as blocks (one per tick): the turn's motion is its
+    # blocks in frame order
+    by_turn: dict[int, list] = {}
+    for m in blocks:
+        by_turn.setdefault(m.turn_index, []).append(m)
+    motions = {
+        k: np.concatenate([b.motion for b in sorted(v, key=lambda b: b.first_frame)], 0)
+        for k, v in by_turn.items()
+    }
     if not states:
         raise B.BagError(
             f"{path}: the recording has no {cs} messages: the policy produced no "
@@ -272,7 +281,7 @@ def turns_from_recording(path, namespace: str) -> list[TurnRecord]:
             TurnRecord(
                 int(s["turn_index"]),
                 s["stamp_ns"] * 1e-9,
-                None if m is None else m.motion,
+                m,
                 float(s["policy_latency_ms"]),
                 bool(s["deadline_missed"]),
                 float(s["user_padded_s"]),

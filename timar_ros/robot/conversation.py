@@ -406,10 +406,12 @@ class ConversationPipeline:
             return
         ticks = self.schedule.ticks()
         st = self._open_turn(part.index, part.start_s)
+        # A tick runs once both streams are heard up to its frame, and sees exactly that much of
+        # each: what it makes does not depend on which stream's chunk came first (bag replay
+        # over DDS = offline = StreamingPolicy.run_ticks).
+        heard = min(part.user_heard, part.agent_heard)
         while (
-            st["error"] is None
-            and st["ticks"] < len(ticks)
-            and ticks[st["ticks"]].heard <= part.user_heard
+            st["error"] is None and st["ticks"] < len(ticks) and ticks[st["ticks"]].heard <= heard
         ):
             tk = ticks[st["ticks"]]
             um = (
@@ -417,15 +419,15 @@ class ConversationPipeline:
                 if self.config.use_user_motion
                 else None
             )
-            self._tick(st, tk, part.user_audio, part.agent_audio, max(part.agent_heard, 0), um)
+            self._tick(st, tk, part.user_audio, part.agent_audio, um)
 
-    def _tick(self, st: dict, tk, user_audio, agent_audio, agent_heard: int, user_motion) -> None:
+    def _tick(self, st: dict, tk, user_audio, agent_audio, user_motion) -> None:
         F = self.policy.frames_per_turn
         history = int(getattr(self.policy, "history_turns", 0))
         t0 = time.perf_counter()
         try:
             motion = self.policy.tick(
-                user_audio, agent_audio, (tk.heard, min(F, agent_heard)), tk.frames, user_motion
+                user_audio, agent_audio, (tk.heard, tk.heard), tk.frames, user_motion
             )
             self._check_finite(motion)
         except Exception as exc:  # noqa: BLE001 - a model fault skips the turn, the stream goes on
@@ -450,12 +452,11 @@ class ConversationPipeline:
     def _finish_streamed(self, turn: Turn, user_motion) -> tuple[np.ndarray | None, str | None]:
         """The completed turn: its remaining ticks on the whole audio, then its commit to the
         history. -> (the turn's motion [F, 56] or None, error)."""
-        F = self.policy.frames_per_turn
         st = self._open_turn(turn.index, turn.start_s)
         for tk in self.schedule.ticks()[st["ticks"] :]:
             if st["error"] is not None:
                 break
-            self._tick(st, tk, turn.user_audio, turn.agent_audio, F, user_motion)
+            self._tick(st, tk, turn.user_audio, turn.agent_audio, user_motion)
         self._open = None
         if st["error"] is not None:
             return None, st["error"]
