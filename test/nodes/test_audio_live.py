@@ -145,20 +145,36 @@ def test_microphone_captures_what_the_sound_server_plays(sound_server, ros_probe
     assert abs(error_s) < STAMP_TOLERANCE_S, f"capture stamps off by {error_s * 1e3:.1f} ms"
 
 
-def test_voice_player_is_heard_when_its_stamps_say(sound_server, ros_probe):
+@pytest.mark.parametrize("lead_from", ["parameter", "policy"])
+def test_voice_player_is_heard_when_its_stamps_say(sound_server, ros_probe, lead_from):
     """The robot's speech through voice_player: the sound on the sink's monitor against the
     agent/audio stamps of the same samples (with conversation_policy's agent_audio_heard, the
     times its motion frames are due). The monitor's stamps are calibrated first with a signal
-    whose play time the test's own stream reports."""
+    whose play time the test's own stream reports. The lead is the lead_s parameter (1 s, the
+    1-s mode's), or (lead_s = -1) the display delay the policy latches on display_delay: 0.22 s,
+    streaming inside the turn with 0.12-s ticks."""
+    from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
+    from std_msgs.msg import Float64
+
     from timar_ros.demo.sound_server import MonitorRecorder
     from timar_ros.nodes.convert import audio_chunk
 
     signal = demo_voice("demo_speaker2", 1.5)
     ref = demo_voice("demo_speaker2", 1.0, last=True)
-    ns = "/vp_live"
+    ns = f"/vp_live_{lead_from}"
     heard = ros_probe.collect(AudioChunk, f"{ns}/agent/audio")
     say = ros_probe.publisher(AudioChunk, f"{ns}/agent/speech")
-    proc = start_voice_player(ns, lead_s=1.0)
+    lead = 1.0 if lead_from == "parameter" else 0.22
+    if lead_from == "policy":
+        latched = QoSProfile(
+            depth=1,
+            reliability=ReliabilityPolicy.RELIABLE,
+            durability=DurabilityPolicy.TRANSIENT_LOCAL,
+        )
+        ros_probe.node.create_publisher(Float64, f"{ns}/display_delay", latched).publish(
+            Float64(data=lead)
+        )
+    proc = start_voice_player(ns, lead_s=lead if lead_from == "parameter" else -1.0)
     try:
         with MonitorRecorder() as rec:
             played = play(ref)  # calibration: the monitor's stamps vs a reported play time
@@ -181,8 +197,17 @@ def test_voice_player_is_heard_when_its_stamps_say(sound_server, ros_probe):
     got, t = received(heard)
     stamped = float(t[find_signal(got, signal)[0]])
     offset = (onset_captured - bias) - stamped
-    print(json.dumps({"voice_offset_s": round(offset, 4), "monitor_bias_s": round(bias, 4)}))
-    assert "heard from +1.00 s" in out, out
+    # the voice delay: speech arriving -> heard (the stamp of its first sample - arrival)
+    print(
+        json.dumps(
+            {
+                "voice_lead_s": lead,
+                "voice_offset_s": round(offset, 4),
+                "monitor_bias_s": round(bias, 4),
+            }
+        )
+    )
+    assert f"heard from +{lead:.2f} s" in out, out
     assert abs(offset) < 0.04, f"sound {offset * 1e3:.1f} ms off the stamps of its motion"
 
 

@@ -42,6 +42,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "(default: %(default)s)",
     )
     parser.add_argument(
+        "--tick-s",
+        type=float,
+        default=None,
+        help="conversation_policy's tick_s: a block of motion every TICK_S seconds (a multiple "
+        "of 0.04; 1 = the 1-s mode; default: config/timar.yaml's)",
+    )
+    parser.add_argument(
         "--live-audio",
         action="store_true",
         help="play the conversation through a sound server (PulseAudio null sinks) and the real "
@@ -60,9 +67,13 @@ def run(args: argparse.Namespace) -> int:
         args.playback_rate,
         live_audio=args.live_audio,
         sim=args.sim,
+        tick_s=args.tick_s,
     )
     print(
-        f"turns {s['turns']}, policy latency p50 {s['latency_ms_p50']:.1f} ms / "
+        f"turns {s['turns']} in {s['motion_blocks']} blocks (a block every {s['tick_s']:g} s, "
+        f"shown {s['display_delay_s']:.2f} s after its audio; tick p50 {s['tick_ms_p50']:.1f} ms "
+        f"/ p99 {s['tick_ms_p99']:.1f} ms), policy latency per turn p50 "
+        f"{s['latency_ms_p50']:.1f} ms / "
         f"p99 {s['latency_ms_p99']:.1f} ms ({s['backend']}), end-to-end p99 "
         f"{s['e2e_ms_p99']:.1f} ms, padded audio {s['padded_audio_s']:.2f} s, "
         f"joint limits respected: {s['joint_limits_respected']}"

@@ -39,19 +39,24 @@ def run_pipeline(
     log=print,
     live_audio: bool = False,
     sim: str = "none",
+    policy_params: dict | None = None,
 ) -> dict:
     """Run the composed nodes until playback ends and the head is back at neutral; the bag is
-    written to ``out/bag``. Returns live figures the bag does not hold (policy latencies,
+    written to ``out/bag`` (``policy_params``: conversation_policy parameters, e.g. tick_s).
+    Returns live figures the bag does not hold (policy latencies,
     end-to-end latencies, counters; with ``sim="mujoco"`` the simulated head's figures and,
     under "sim_trace", its trace and head for :mod:`timar_ros.demo.sim_report`)."""
+    pp = dict(policy_params or {})
     if live_audio:
-        return _run_live_audio(out, checkpoint, user_wav, agent_wav, backend, namespace, log, sim)
+        return _run_live_audio(
+            out, checkpoint, user_wav, agent_wav, backend, namespace, log, sim, pp
+        )
     from timar_ros.nodes.audio_file_player import AudioFilePlayer
     from timar_ros.nodes.compose import RosSession
 
     with RosSession() as ros:  # the recorder finishes the bag when the session closes
         recorder, policy, retargeter, sim_node = _add_pipeline(
-            ros, out, namespace, checkpoint, backend, sim, log, audio_qos="reliable"
+            ros, out, namespace, checkpoint, backend, sim, log, audio_qos="reliable", **pp
         )
         player = ros.add(
             AudioFilePlayer,
@@ -113,6 +118,9 @@ def _live_figures(policy, retargeter, recorder) -> dict:
     """What the bag does not hold: policy and end-to-end latencies, counters."""
     return {
         "policy_latencies_ms": list(policy.latencies_ms),
+        "tick_latencies_ms": list(policy.tick_ms),
+        "tick_s": policy.pipeline.schedule.tick_s,
+        "display_delay_s": policy.pipeline.config.display_delay_s,
         "e2e_latencies_ms": list(policy.e2e_ms),
         "model_id": policy.policy.model_id,
         "backend": policy.backend,
@@ -141,7 +149,9 @@ def _wait_and_log(policy, log, finished, settle: float) -> None:
             return
 
 
-def _run_live_audio(out, checkpoint, user_wav, agent_wav, backend, namespace, log, sim) -> dict:
+def _run_live_audio(
+    out, checkpoint, user_wav, agent_wav, backend, namespace, log, sim, policy_params
+) -> dict:
     import functools
 
     from rclpy.node import Node
@@ -164,12 +174,20 @@ def _run_live_audio(out, checkpoint, user_wav, agent_wav, backend, namespace, lo
     try:
         with RosSession() as ros:
             recorder, policy, retargeter, sim_node = _add_pipeline(
-                ros, out, namespace, checkpoint, backend, sim, log, agent_audio_heard=True
+                ros,
+                out,
+                namespace,
+                checkpoint,
+                backend,
+                sim,
+                log,
+                agent_audio_heard=True,
+                **policy_params,
             )
             delay = policy.pipeline.config.display_delay_s
             mic = ros.add(Microphone, namespace=namespace, device="pulse", autostart=True)
             voice = ros.add(
-                VoicePlayer, namespace=namespace, device="pulse", lead_s=delay, autostart=True
+                VoicePlayer, namespace=namespace, device="pulse", lead_s=-1.0, autostart=True
             )
             tts = ros.add(functools.partial(Node, "demo_tts"), namespace=namespace)
             speech_pub = tts.create_publisher(AudioChunk, topics.AGENT_SPEECH, 100)
@@ -215,6 +233,7 @@ def run_demo(
     log=print,
     live_audio: bool = False,
     sim: str = "none",
+    tick_s: float | None = None,
 ) -> dict:
     """The demo: the pipeline on a conversation folder (default: the bundled one) with a
     checkpoint (default: the bundled one); with ``sim="mujoco"`` into the simulated head.
@@ -276,6 +295,7 @@ def run_demo(
             log=log,
             live_audio=live_audio,
             sim=sim,
+            policy_params=None if tick_s is None else {"tick_s": float(tick_s)},
         )
         sim_trace = live.pop("sim_trace", None)
         log("analysing the recorded bag ...")

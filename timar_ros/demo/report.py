@@ -50,7 +50,12 @@ def analyse(
         float(np.max(np.abs(pos[-1] - cfg.limits()["neutral"]))) if len(pos) else float("nan")
     )
     summary = {
-        "turns": len(motion_recs),
+        "turns": len(states),
+        "motion_blocks": len(motion_recs),
+        "tick_s": live.get("tick_s"),
+        "display_delay_s": live.get("display_delay_s"),
+        "tick_ms_p50": float(np.percentile(live.get("tick_latencies_ms") or [np.nan], 50)),
+        "tick_ms_p99": float(np.percentile(live.get("tick_latencies_ms") or [np.nan], 99)),
         "frames": int(len(motion)),
         "latency_ms_p50": float(np.percentile(lat, 50)),
         "latency_ms_p99": float(np.percentile(lat, 99)),
