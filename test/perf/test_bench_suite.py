@@ -18,6 +18,12 @@ KEYS = (
     "e2e_p99_ms",
     "e2e_p50_ms",
     "rtf",
+    "tick_p50_ms",
+    "tick_p99_ms",
+    "tick_p99_ms_torch",
+    "tick_cpu_share",
+    "reaction_floor_s",
+    "reaction_floor_1s_s",
 )
 
 
@@ -43,6 +49,8 @@ def test_bench_suite_json(tmp_path):
             "6",
             "--e2e-rate",
             "4",
+            "--tick-repeats",
+            "1",
             "--json",
             str(out),
         ],
@@ -69,3 +77,8 @@ def test_bench_suite_json(tmp_path):
     assert set(rep["targets_met"]) <= set(rep)
     assert rep["flops_per_turn_cache_h7"] < rep["flops_per_turn_reencode_h7"]
     assert "onnx+cache" in r.stdout and "end-to-end DDS p99" in r.stdout
+    # streaming inside the turn: a block every 0.12 s (config/timar.yaml, or the bench's default)
+    assert rep["tick_s"] == 0.12 and abs(rep["display_delay_s"] - 0.22) < 1e-9
+    assert rep["ticks"]["onnx"]["ticks_per_turn"] == 9
+    assert rep["reaction_floor_s"] < 0.25 < rep["reaction_floor_1s_s"]
+    assert "reaction floor, ticks" in r.stdout

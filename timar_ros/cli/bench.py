@@ -51,6 +51,22 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=6.0,
         help="playback rate of that replay (default: %(default)s x real time)",
     )
+    parser.add_argument(
+        "--tick-s",
+        type=float,
+        default=None,
+        help="streaming tick measured (s; default: conversation_policy's tick_s in "
+        "config/timar.yaml, or 0.12 when that is the 1-s mode)",
+    )
+    parser.add_argument(
+        "--tick-repeats",
+        type=int,
+        default=3,
+        help="conversations of 12 turns streamed tick by tick per backend (0 = skip)",
+    )
+    parser.add_argument(
+        "--no-floors", action="store_true", help="skip the reaction floors (demo conversation)"
+    )
     parser.add_argument("--json", default=None, metavar="OUT", help="write the report here")
 
 
@@ -68,6 +84,9 @@ def run(args: argparse.Namespace) -> int:
         rss_turns=args.rss_turns,
         e2e_seconds=args.e2e_seconds,
         e2e_rate=args.e2e_rate,
+        tick_s=args.tick_s,
+        tick_repeats=args.tick_repeats,
+        floors=not args.no_floors,
     )
     print(format_table(report["rows"]))
     print()

@@ -376,9 +376,14 @@ def run_bench(
     e2e_seconds: float = 180.0,
     e2e_rate: float = 6.0,
     log=print,
+    tick_s: float | None = None,
+    tick_repeats: int = 3,
+    floors: bool = True,
 ) -> dict:
     """Run the suite; returns the JSON-able report. ``rss_turns`` / ``e2e_seconds`` 0 skip
-    those parts (their keys are then None)."""
+    those parts (their keys are then None). ``tick_s``: the streaming tick measured (default:
+    conversation_policy's in config/timar.yaml, or 0.12 s when that is the 1-s mode);
+    ``tick_repeats`` 0 skips the tick costs, ``floors`` False the reaction floors."""
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # see runtime.base (before torch loads)
     import torch
 
@@ -425,6 +430,7 @@ def run_bench(
             if backend == "torch" and kv:
                 cfg, model_id, params = pol.config, pol.model_id, pol.model.num_parameters()
             del pol
+        ticks = _tick_section(ck, seed, onnx_threads, tick_s, tick_repeats, floors, log)
         rss = torch_free_rss(ck, rss_turns, onnx_threads) if rss_turns else None
         if rss:
             log(f"  torch-free runtime: peak RSS {rss['peak_rss_mb']:.0f} MB")
@@ -481,6 +487,7 @@ def run_bench(
         "e2e_p50_ms": e2e.get("e2e_p50_ms"),
         "e2e_p99_ms": e2e.get("e2e_p99_ms"),
         "e2e": e2e or None,
+        **ticks,
         "flops_per_turn_cache_h7": flops,
         "flops_per_turn_reencode_h7": reenc["flops_per_turn"],
         "targets": TARGETS,
@@ -489,6 +496,60 @@ def run_bench(
     }
     report["targets_met"] = {k: _meets(report.get(k), op, v) for k, (op, v) in TARGETS.items()}
     return report
+
+
+def _tick_section(ck, seed, onnx_threads, tick_s, repeats, floors, log) -> dict:
+    """Streaming inside the turn: per-tick cost on both backends, CPU share, reaction floors."""
+    from timar_ros.perf.tick_bench import reaction_floors, time_ticks
+    from timar_ros.resources import node_defaults
+    from timar_ros.runtime import StreamingPolicy
+    from timar_ros.runtime.checkpoint import load_checkpoint_config
+    from timar_ros.runtime.ticks import TickSchedule
+
+    d = node_defaults("conversation_policy")
+    F = load_checkpoint_config(ck).frames_per_turn
+    tick = float(tick_s if tick_s is not None else d["tick_s"])
+    sched = TickSchedule.from_seconds(F, tick, float(d["lookahead_s"]))
+    if not sched.streaming and tick_s is None:
+        sched = TickSchedule.from_seconds(F, 0.12, float(d["lookahead_s"]))
+    margin = float(d["latency_margin_s"])
+    out = {
+        "tick_s": sched.tick_s,
+        "lookahead_s": sched.lookahead_s,
+        "display_delay_s": sched.display_delay_s(margin),
+        "ticks": {},
+    }
+    if repeats:
+        for backend in ("torch", "onnx"):
+            opts = {"threads": onnx_threads} if backend == "onnx" else {}
+            pol = StreamingPolicy.from_checkpoint(ck, backend=backend, seed=seed, **opts)
+            t0 = time.monotonic()
+            out["ticks"][backend] = r = time_ticks(pol, sched, repeats=repeats, seed=seed)
+            log(
+                f"  ticks of {sched.tick_s:g} s, {backend}: p50 {r['tick_ms']['p50']:.1f} ms, p99 "
+                f"{r['tick_ms']['p99']:.1f} ms, CPU {100 * r['cpu_share']:.0f} % of a core "
+                f"({time.monotonic() - t0:.0f} s)"
+            )
+        fast = min(out["ticks"].values(), key=lambda r: r["tick_ms"]["p50"])
+        out.update(
+            tick_p50_ms=fast["tick_ms"]["p50"],
+            tick_p99_ms=fast["tick_ms"]["p99"],
+            tick_boundary_p99_ms=fast["boundary_ms"]["p99"],
+            tick_cpu_share=fast["cpu_share"],
+            tick_p99_ms_torch=out["ticks"]["torch"]["tick_ms"]["p99"],
+        )
+    if floors:
+        t0 = time.monotonic()
+        f = reaction_floors(ck, sched, margin, seed=seed)
+        out["reaction_floors"] = f
+        out["reaction_floor_s"] = f["tick"]["mean_s"]
+        out["reaction_floor_1s_s"] = f["one_second"]["mean_s"]
+        log(
+            f"  reaction floor: {f['tick']['mean_s']:.3f} s mean ({f['tick']['min_s']:.2f}-"
+            f"{f['tick']['max_s']:.2f}) at {sched.tick_s:g}-s ticks, "
+            f"{f['one_second']['mean_s']:.3f} s in the 1-s mode ({time.monotonic() - t0:.0f} s)"
+        )
+    return out
 
 
 def _machine(load_before) -> dict:
@@ -567,6 +628,11 @@ TARGETS = {
     "speedup_onnx_vs_torch": (">=", 1.5),
     "torch_free_rss_mb": ("<", 300.0),
     "e2e_p99_ms": ("<", 100.0),
+    # issue 24: streaming inside the turn
+    "tick_p99_ms": ("<=", 40.0),
+    "tick_cpu_share": ("<=", 0.30),
+    "reaction_floor_s": ("<=", 0.3),
+    "display_delay_s": ("<=", 0.25),
 }
 
 
@@ -606,6 +672,15 @@ def format_summary(report: dict) -> str:
         "torch_free_rss_mb": "torch-free runtime peak RSS MB",
         "e2e_p50_ms": "end-to-end DDS p50 ms",
         "e2e_p99_ms": "end-to-end DDS p99 ms",
+        "tick_s": "streaming tick (s)",
+        "display_delay_s": "display delay at that tick (s)",
+        "tick_p50_ms": "p50 ms/tick (fastest)",
+        "tick_p99_ms": "p99 ms/tick (fastest)",
+        "tick_p99_ms_torch": "p99 ms/tick, torch",
+        "tick_boundary_p99_ms": "p99 ms last tick + commit",
+        "tick_cpu_share": "policy's share of a core",
+        "reaction_floor_s": "reaction floor, ticks (s, mean)",
+        "reaction_floor_1s_s": "reaction floor, 1-s mode (s, mean)",
     }
     for k, label in names.items():
         if k not in report:  # figures of another kind of model
