@@ -71,6 +71,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         default=0.0,
         help="with --tick-s: partner audio heard beyond each block (s, multiple of 0.04)",
     )
+    p.add_argument(
+        "--no-prefix",
+        action="store_true",
+        help="with --tick-s: do not show the model the frames already emitted (an ablation)",
+    )
     p.add_argument("--plots", type=int, default=3, help="files to plot (default 3)")
     p.add_argument("--jobs", type=int, default=1, help="metric worker processes")
     p.add_argument("--label", default="", help="row label prefix in table.md")
@@ -96,7 +101,11 @@ def run(args: argparse.Namespace) -> int:
         jobs=args.jobs,
         progress=sys.stderr.isatty(),
         label=args.label,
-        policy_options={"audio_norm": args.audio_norm} if args.audio_norm else None,
+        policy_options={
+            **({"audio_norm": args.audio_norm} if args.audio_norm else {}),
+            **({"show_prefix": False} if args.no_prefix else {}),
+        }
+        or None,
         tick_s=args.tick_s,
         lookahead_s=args.lookahead_s,
     )

@@ -77,6 +77,8 @@ class StreamingPolicy:
           step_noise [steps, frames, 56])``.
         * ``guidance_scale``, ``temperature``, ``num_sampling_steps``, ``threads`` (intra-op
           threads of the backend).
+        * ``show_prefix``: streaming inside the turn (:meth:`tick`) shows the model the frames
+          already emitted (default True); False masks them, as the 1-s mode masks every frame.
         """
         if backend not in BACKENDS:
             raise ValueError(f"unknown backend {backend!r}; choose from {sorted(BACKENDS)}")
@@ -122,6 +124,9 @@ class StreamingPolicy:
 
     # -- streaming inside the turn (runtime/ticks.py)
     shown: int = 0  # frames of the turn in progress already emitted by tick()
+    # tick() shows the frames already emitted to the model (False: every agent frame masked,
+    # as in the 1-s mode; an ablation)
+    show_prefix: bool = True
 
     def _reset_turn(self) -> None:
         self.shown = 0
@@ -165,7 +170,7 @@ class StreamingPolicy:
             self._turn_noise = self._draw_turn_noise()
         x_T, sn = self._turn_noise
         sl = slice(self.shown, self.shown + frames)
-        known = np.array([[uk, ak, self.shown]], dtype=np.int64)
+        known = np.array([[uk, ak, self.shown if self.show_prefix else 0]], dtype=np.int64)
         out = self._tick(un, an, um, known, sl, x_T[sl], sn[:, sl])
         self._prefix[sl] = out
         self.shown += frames
