@@ -302,7 +302,7 @@ def test_voice_player_survives_its_sound_device_going_away(sound_server, ros_pro
     own = SoundServer(tmp_path / "pa").start()  # the node's own server (its env at spawn)
     ns = "/vp_loss"
     heard = ros_probe.collect(AudioChunk, f"{ns}/agent/audio")
-    proc = start_voice_player(ns, autostart="true", reopen_period_s=0.5)
+    proc = start_voice_player(ns, lead_s=0.5, autostart="true", reopen_period_s=0.5)
     try:
         assert ros_probe.spin_until(lambda: len(heard) > 5, 20), "no agent/audio"
         ros_probe.spin_for(1.0)
