@@ -152,3 +152,35 @@ def test_mae_training_matches_inference_path_when_all_masked():
         a = m.backbone_parallel(x, None)
         b = m.backbone_parallel(x, masked)
     assert torch.allclose(a, b, atol=1e-5)
+
+
+def test_streaming_training_cuts_only_the_last_turn():
+    """stream_train_prob=1: the last turn is seen as a tick sees it (its loss reported apart);
+    the earlier turns, the history, are as in the 1-s mode: their features do not change."""
+    m = tiny_model(stream_train_prob=1.0).train()
+    b = batch(m, B=2, S=3)
+    torch.manual_seed(0)
+    loss, stats = m.training_loss(b)
+    assert "loss_stream" in stats and torch.isfinite(loss)
+    loss.backward()
+    F = m.config.frames_per_turn
+    with torch.no_grad():
+        tok = m.build_tokens(b["user_audio"], b["agent_audio"], b["user_motion"], None, 3)
+        masked = m.am_tok.expand(2, 3, -1)
+        m.eval()
+        whole = m.backbone_parallel(m.embed(tok, masked))
+        torch.manual_seed(1)
+        cut, cmask, _, rows = m._cut_last_turn(
+            b, tok, masked, torch.ones(2, 3 * F, dtype=torch.bool), 3
+        )
+        streamed = m.backbone_parallel(m.embed(cut, cmask))
+    assert rows.any()
+    torch.testing.assert_close(streamed[:, :2], whole[:, :2], atol=0, rtol=0)
+    assert not torch.allclose(streamed[:, 2], whole[:, 2])
+
+
+def test_streaming_training_needs_the_cached_encoder_only_model():
+    with pytest.raises(ValueError, match="stream_train_prob > 0"):
+        preset("tiny", stream_train_prob=0.5, architecture="mae_encdec")
+    with pytest.raises(ValueError, match="stream_max_ahead"):
+        preset("tiny", stream_max_ahead=0)

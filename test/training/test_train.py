@@ -221,6 +221,26 @@ def test_init_fine_tunes_from_a_checkpoint(data_dir, run4, tmp_path, capsys):
     assert str(tmp_path) in capsys.readouterr().err
 
 
+def test_streaming_option_trains_for_ticks(data_dir, run4, tmp_path):
+    """--streaming P: the model's stream_train_prob (the last turn of a share P of the windows
+    cut as a tick sees it); the run's log carries the cut turns' loss."""
+    from timar_ros.runtime.checkpoint import load_checkpoint
+
+    out = tmp_path / "stream"
+    assert (
+        cli_main(
+            ["train", "--init", str(run4), "--streaming", "1.0", "--data", str(data_dir)]
+            + ["--out", str(out), "--turns", str(S), "--batch-size", "2", "--steps", "2"]
+            + ["--warmup-steps", "1", "--log-every", "1", "--no-progress"]
+        )
+        == 0
+    )
+    tuned, _ = load_checkpoint(out)
+    assert tuned.config.stream_train_prob == 1.0
+    log = json.loads((out / "train_log.json").read_text())["log"]
+    assert all("loss_stream" in e for e in log if e["kind"] == "train")
+
+
 def test_clear_errors(data_dir, tmp_path):
     empty = tmp_path / "empty"
     empty.mkdir()
