@@ -76,11 +76,37 @@ def measure_rates(launch, probe, topics: dict, window_s: float, also: dict | Non
     return rates(got, t0, time.monotonic()), got
 
 
+def policy_tick_s() -> float:
+    """conversation_policy's tick_s as the launch files start it (config/timar.yaml)."""
+    from timar_ros.resources import node_defaults
+
+    return float(node_defaults("conversation_policy")["tick_s"])
+
+
+def blocks_per_s(turn_s: float = 1.0, frames: int = 25) -> float:
+    """HeadMotion messages per second of audio at the configured tick (1 in the 1-s mode)."""
+    b = round(policy_tick_s() * 25)
+    return len(range(0, frames, b)) / turn_s
+
+
 def check_turn_blocks(blocks, turn_s: float = 1.0, frames: int = 25) -> None:
-    """HeadMotion messages: one per turn, consecutive turn indices, starts ``turn_s`` apart,
-    ``frames`` frames each."""
-    turns = [m.turn_index for m in blocks]
-    assert turns == list(range(turns[0], turns[0] + len(turns))), turns  # none lost or repeated
+    """HeadMotion messages as conversation_policy publishes them at the configured tick: the
+    blocks of a turn tile its ``frames`` frames (first_frame 0, b, 2b, ...; one block per turn
+    in the 1-s mode), turn after turn, none lost or repeated, each block starting where the
+    previous one ended (contiguous stamps; turns ``turn_s`` apart)."""
+    b = round(policy_tick_s() * 25)
+    firsts = list(range(0, frames, b))
+    got = [(m.turn_index, m.first_frame) for m in blocks]
+    turn, i = got[0][0], firsts.index(got[0][1])
+    want = []
+    for _ in blocks:
+        want.append((turn, firsts[i]))
+        i = (i + 1) % len(firsts)
+        turn += i == 0
+    assert got == want, got  # none lost or repeated
+    assert all(m.num_frames == min(b, frames - m.first_frame) for m in blocks)
+    assert all(len(m.jaw) == 3 * m.num_frames for m in blocks)
     starts = [stamp_to_s(m.header.stamp) for m in blocks]
-    assert all(abs((b - a) - turn_s) < 1e-6 for a, b in zip(starts, starts[1:])), starts
-    assert all(len(m.jaw) == 3 * frames for m in blocks)
+    period = turn_s / frames
+    for m, a, c in zip(blocks, starts, starts[1:]):
+        assert abs((c - a) - m.num_frames * period) < 1e-6, starts

@@ -1,9 +1,9 @@
 """robot.launch.xml under the real `ros2 launch`, on the project's sound server (a PulseAudio null
 sink as the room): the partner's voice played into the room reaches the microphone node, the
 robot's voice is asked for with `ros2 topic pub` and played by voice_player; every node up, the
-three managed nodes active, audio at its chunk rate, one HeadMotion per turn, servo commands at
-~100 Hz on the root controller's topic; switching the retargeter to the trajectory controller
-with `ros2 lifecycle set` and `ros2 param set` as a user would; Ctrl-C ends it cleanly."""
+three managed nodes active, audio at its chunk rate, HeadMotion blocks tiling the turns, servo
+commands at ~100 Hz on the root controller's topic; switching the retargeter to the trajectory
+controller with `ros2 lifecycle set` and `ros2 param set` as a user would; Ctrl-C ends it cleanly."""
 
 from __future__ import annotations
 
@@ -64,7 +64,9 @@ def test_robot_launch_on_the_sound_server(ros2_cli, sound_server, ros_probe, tmp
         for topic in (f"{NS}/user/audio", f"{NS}/agent/audio"):
             assert 0.85 * CHUNK_HZ <= hz[topic] <= 1.15 * CHUNK_HZ, hz
         assert 85 <= hz["/forward_position_controller/commands"] <= 115, hz
-        assert (WINDOW_S - 1.5) / WINDOW_S <= hz[f"{NS}/head_motion"] <= (WINDOW_S + 1.5) / WINDOW_S
+        k = graph.blocks_per_s()  # HeadMotion blocks per second: 1 per turn, or per tick
+        assert (WINDOW_S - 1.5) * k / WINDOW_S <= hz[f"{NS}/head_motion"]
+        assert hz[f"{NS}/head_motion"] <= (WINDOW_S + 1.5) * k / WINDOW_S
         graph.check_turn_blocks([m for _, m in motion])
         # what the room heard: the partner on the microphone, the robot's voice in agent/audio
         heard = np.concatenate([np.asarray(m.samples) for _, m in got[f"{NS}/user/audio"]])

@@ -1,8 +1,8 @@
 """sim.launch.xml (the head in MuJoCo, or the commands only) and gazebo.launch.xml under the real
-`ros2 launch`, started as a user starts them: every node up, the managed retargeter active, one
-HeadMotion per 1-s turn, servo commands and joint states at ~100 Hz; Ctrl-C ends everything within
-5 s with exit 0 and no traceback. A launch whose other packages (robot_state_publisher, Gazebo,
-ros2_control) are not installed fails at once, names them, and starts nothing."""
+`ros2 launch`, started as a user starts them: every node up, the managed retargeter active,
+HeadMotion blocks tiling the 1-s turns, servo commands and joint states at ~100 Hz; Ctrl-C ends
+everything within 5 s with exit 0 and no traceback. A launch whose other packages
+(robot_state_publisher, Gazebo, ros2_control) are not installed fails at once, names them, and starts nothing."""
 
 from __future__ import annotations
 
@@ -22,8 +22,8 @@ WINDOW_S = 6.0
 
 
 def check_running_pipeline(launch, probe, nodes: set[str], topics: dict, hz: dict) -> dict:
-    """Every node in ``nodes`` up, the retargeter active, one HeadMotion per turn, each topic's
-    rate over WINDOW_S within ``hz[topic]`` = (low, high); returns the figures."""
+    """Every node in ``nodes`` up, the retargeter active, HeadMotion blocks tiling the turns,
+    each topic's rate over WINDOW_S within ``hz[topic]`` = (low, high); returns the figures."""
     motion = graph.receive_times(probe, {f"{NS}/head_motion": (HeadMotion, True)})[
         f"{NS}/head_motion"
     ]
@@ -53,7 +53,8 @@ def test_sim_launch_runs_the_pipeline_and_stops_on_ctrl_c(simulator, ros2_cli, r
         topics = {f"{NS}/joint_states": (JointState, True)}
         hz = {f"{NS}/joint_states": (85, 115)}
         nodes = PIPELINE
-    hz[f"{NS}/head_motion"] = ((WINDOW_S - 1.5) / WINDOW_S, (WINDOW_S + 1.5) / WINDOW_S)
+    k = graph.blocks_per_s()  # HeadMotion blocks per second: 1 per turn, or per tick
+    hz[f"{NS}/head_motion"] = ((WINDOW_S - 1.5) * k / WINDOW_S, (WINDOW_S + 1.5) * k / WINDOW_S)
     launch = Launch(
         "sim.launch.xml",
         f"simulator:={simulator}",
