@@ -3,7 +3,8 @@ sink as the room): the partner's voice played into the room reaches the micropho
 robot's voice is asked for with `ros2 topic pub` and played by voice_player; every node up, the
 three managed nodes active, audio at its chunk rate, HeadMotion blocks tiling the turns, servo
 commands at ~100 Hz on the root controller's topic; switching the retargeter to the trajectory
-controller with `ros2 lifecycle set` and `ros2 param set` as a user would; Ctrl-C ends it cleanly."""
+controller with `ros2 lifecycle set` and `ros2 param set` as a user would; Ctrl-C ends it
+cleanly."""
 
 from __future__ import annotations
 

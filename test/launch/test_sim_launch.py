@@ -2,7 +2,8 @@
 `ros2 launch`, started as a user starts them: every node up, the managed retargeter active,
 HeadMotion blocks tiling the 1-s turns, servo commands and joint states at ~100 Hz; Ctrl-C ends
 everything within 5 s with exit 0 and no traceback. A launch whose other packages
-(robot_state_publisher, Gazebo, ros2_control) are not installed fails at once, names them, and starts nothing."""
+(robot_state_publisher, Gazebo, ros2_control) are not installed fails at once, names them, and
+starts nothing."""
 
 from __future__ import annotations
 
