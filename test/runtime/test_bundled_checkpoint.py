@@ -25,6 +25,7 @@ from timar_ros.runtime.torch_policy import TorchStreamingPolicy
 BUNDLED = share_dir() / "checkpoints" / "robot"
 DEMO = share_dir() / "data" / "demo_conversation"
 TURNS = 8  # 0.5-3.1 s the partner speaks, 3.6-8.0 s the robot
+SEAM_MAX = 1.5  # jitter at tick or turn seams over elsewhere, any group (streamed)
 
 
 @pytest.fixture(scope="module")
@@ -86,10 +87,16 @@ def test_both_backends_agree_and_the_jaw_follows_the_robots_speech(demo, tmp_pat
 
 
 @pytest.mark.slow
-def test_motion_on_the_whole_demo_is_smooth_and_the_head_moves_while_listening():
+@pytest.mark.parametrize("tick_s", [1.0, 0.12])
+def test_motion_on_the_whole_demo_is_smooth_and_the_head_moves_while_listening(tick_s):
     """Three seeds on the 32-s demo conversation (no partner motion, as on a robot without a
-    camera): the jitter ratio (mean |second difference| against the rule targets) is <= 1.5 in
-    every group, the jaw follows the targets, the head moves while the robot listens."""
+    camera), in the 1-s mode and streamed in 0.12-s ticks as the robot runs it: the jitter ratio
+    (mean |second difference| against the rule targets) is <= 1.5 in every group, the jaw follows
+    the targets, the head moves while the robot listens; streamed, the motion is no rougher
+    where blocks meet (tick and turn seams) than elsewhere beyond SEAM_MAX."""
+    from timar_ros.eval.boundaries import boundary_jitter
+    from timar_ros.runtime.ticks import TickSchedule
+
     user, _ = sf.read(DEMO / "demo_speaker1.wav", dtype="float32")
     robot, _ = sf.read(DEMO / "demo_speaker2.wav", dtype="float32")
     gt = load_motion(DEMO / "demo_speaker2.npz")
@@ -98,9 +105,20 @@ def test_motion_on_the_whole_demo_is_smooth_and_the_head_moves_while_listening()
     env = np.sqrt(np.mean(robot.reshape(-1, SAMPLE_RATE // 25) ** 2, axis=1))
     listening = listening_mask(env > 0.3 * env.max(), settle_s=0.5)
     jit_gt = np.abs(np.diff(gt, 2, axis=0)).mean(0)
+    schedule = TickSchedule.from_seconds(25, tick_s)
     for seed in range(3):
         pol = StreamingPolicy.from_checkpoint(BUNDLED, backend="torch", seed=seed)
-        m = pol.run_offline(user, robot, None)
+        m = (
+            pol.run_ticks(user, robot, schedule)
+            if schedule.streaming
+            else pol.run_offline(user, robot, None)
+        )
+        if schedule.streaming:
+            seams = boundary_jitter([m], 25, schedule.tick_frames)
+            worst = max(
+                seams[g][k] for g in seams for k in ("turn_over_elsewhere", "tick_over_elsewhere")
+            )
+            assert worst <= SEAM_MAX, (seed, seams)
         jit = np.abs(np.diff(m, 2, axis=0)).mean(0)
         ratios = {g: jit[sl].sum() / jit_gt[sl].sum() for g, sl in GROUPS.items()}
         assert max(ratios.values()) <= 1.5, (seed, ratios)
