@@ -1,12 +1,16 @@
-"""The per-turn streaming step as fixed-shape ONNX graphs (`timar export CKPT [OUT_DIR]`).
+"""The per-turn streaming step as ONNX graphs (`timar export CKPT [OUT_DIR]`).
 
-Four single-file graphs (``external_data=False``), written to ``OUT_DIR`` (default
+Six single-file graphs (``external_data=False``), written to ``OUT_DIR`` (default
 ``CKPT/onnx``), run by :class:`timar_ros.runtime.onnx_policy.OnnxStreamingPolicy`:
 
 * ``embed_motion.onnx``: user_audio [1, S], agent_audio [1, S], user_motion [1, F, 56] ->
   x [1, T, d], the backbone input of one turn (speech encoding + motion/delimiter tokens).
 * ``embed_null.onnx``: the same without user motion: its tokens are the learned null token, as
   the torch backend does when ``user_motion`` is None.
+* ``embed_tick_motion.onnx`` / ``embed_tick_null.onnx``: a turn in progress (streaming inside
+  the turn, :meth:`timar_ros.model.timar.TIMAR.embed_tick`): the same inputs plus
+  agent_prefix [1, F, 56] (the frames already shown) and known [1, 3] int64 (user frames heard,
+  agent frames heard, frames shown) -> x [1, T, d].
 * ``backbone_step.onnx``: x [1, T, d], ``valid`` [W-1] bool (which history slots hold turns
   to attend: False while the stream is short or to limit the context), the rotary tables of the
   current turn's absolute token positions (``rope_cos<s>``/``rope_sin<s>`` [T_stack, head_dim]
@@ -21,8 +25,8 @@ Four single-file graphs (``external_data=False``), written to ``OUT_DIR`` (defau
   the model's ``backbone_step`` (which re-rotates the whole window each turn and shifts the
   cache) while rotating and copying only the current turn: 13.4 instead of 16 ms per turn for
   the robot preset on this CPU.
-* ``sample.onnx``: z [F, d], x_T [F, 56], step_noise [steps, F, 56] -> motion [F, 56]: the
-  respaced DDPM sampler with its noise as inputs (temperature is applied by the runtime by
+* ``sample.onnx``: z [N, d], x_T [N, 56], step_noise [steps, N, 56] -> motion [N, 56] for any
+  N in 1..F (a tick samples only its block): the respaced DDPM sampler with its noise as inputs (temperature is applied by the runtime by
   scaling ``step_noise``; classifier-free guidance is not exported).
 
 ``manifest.json`` records the config, the input/output names and shapes, the opset, the sha256
