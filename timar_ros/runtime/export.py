@@ -26,8 +26,9 @@ Six single-file graphs (``external_data=False``), written to ``OUT_DIR`` (defaul
   cache) while rotating and copying only the current turn: 13.4 instead of 16 ms per turn for
   the robot preset on this CPU.
 * ``sample.onnx``: z [N, d], x_T [N, 56], step_noise [steps, N, 56] -> motion [N, 56] for any
-  N in 1..F (a tick samples only its block): the respaced DDPM sampler with its noise as inputs (temperature is applied by the runtime by
-  scaling ``step_noise``; classifier-free guidance is not exported).
+  N in 1..F (a tick samples only its block): the respaced DDPM sampler with its noise as
+  inputs (temperature is applied by the runtime by scaling ``step_noise``; classifier-free
+  guidance is not exported).
 
 ``manifest.json`` records the config, the input/output names and shapes, the opset, the sha256
 of every ``.onnx`` file and the source checkpoint's ``model_id``; the runtime checks all of it.
