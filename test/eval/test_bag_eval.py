@@ -24,8 +24,10 @@ from timar_ros.eval.metrics import evaluate_dirs
 CLIP, AGENT = "syn_00000", "speaker2"
 NAME = f"{CLIP}_{AGENT}"
 # Live replay on a busy 2-core machine: a turn is padded only when its audio is 3 s (of bag time)
-# late, so scheduling hiccups never change the turns; deadline_ms 1 makes every step "late".
-PARAMS = ["-p", "max_latency_s:=3.0", "-p", "deadline_ms:=1.0"]
+# late, so scheduling hiccups never change the turns; deadline_ms 1 makes every step "late". The
+# 1-s mode, so that the policy stepped by hand on the turns is the reference (streaming inside the
+# turn: test_streaming_inside_the_turn_live_equals_offline).
+PARAMS = ["-p", "max_latency_s:=3.0", "-p", "deadline_ms:=1.0", "-p", "tick_s:=1.0"]
 
 
 @pytest.fixture(scope="module")
@@ -157,7 +159,7 @@ def test_streaming_inside_the_turn_live_equals_offline(conv):
     the frames the offline evaluation makes (a tick sees both streams up to its frame, whichever
     chunk came first; test/robot/test_pipeline_ticks.py: those are StreamingPolicy.run_ticks's)."""
     root, _, bag, ckpt = conv
-    params = [*PARAMS, "-p", "tick_s:=0.12"]
+    params = [*PARAMS[:-2], "-p", "tick_s:=0.12"]
     outs = {}
     for mode in ("offline", "live"):
         out = root / f"ticks_{mode}"

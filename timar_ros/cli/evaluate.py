@@ -72,9 +72,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="with --tick-s: partner audio heard beyond each block (s, multiple of 0.04)",
     )
     p.add_argument(
-        "--no-prefix",
-        action="store_true",
-        help="with --tick-s: do not show the model the frames already emitted (an ablation)",
+        "--prefix",
+        choices=["on", "off"],
+        default=None,
+        help="with --tick-s: show the model the frames of the turn already emitted, or not "
+        "(default: the checkpoint's show_prefix)",
     )
     p.add_argument("--plots", type=int, default=3, help="files to plot (default 3)")
     p.add_argument("--jobs", type=int, default=1, help="metric worker processes")
@@ -103,7 +105,7 @@ def run(args: argparse.Namespace) -> int:
         label=args.label,
         policy_options={
             **({"audio_norm": args.audio_norm} if args.audio_norm else {}),
-            **({"show_prefix": False} if args.no_prefix else {}),
+            **({"show_prefix": args.prefix == "on"} if args.prefix else {}),
         }
         or None,
         tick_s=args.tick_s,

@@ -96,6 +96,11 @@ class TIMARConfig:
     stream_train_prob: float = 0.0
     stream_max_ahead: int = 8
     stream_loss_weight: float = 0.5
+    # Streaming inside the turn (inference): show the model the frames of the turn it already
+    # emitted (a visible prefix) or keep every agent frame masked, as the 1-s mode does. A sampling
+    # option, set per checkpoint by its metrics (a model trained on ground-truth prefixes drifts on
+    # its own samples; docs/streaming.md); the policy's ``show_prefix`` overrides it.
+    show_prefix: bool = True
     # free-form notes (e.g. preset name)
     preset: str = ""
     extra: dict = field(default_factory=dict)

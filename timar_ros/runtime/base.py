@@ -78,7 +78,8 @@ class StreamingPolicy:
         * ``guidance_scale``, ``temperature``, ``num_sampling_steps``, ``threads`` (intra-op
           threads of the backend).
         * ``show_prefix``: streaming inside the turn (:meth:`tick`) shows the model the frames
-          already emitted (default True); False masks them, as the 1-s mode masks every frame.
+          already emitted; False masks them, as the 1-s mode masks every frame (default: the
+          checkpoint's ``show_prefix``).
         """
         if backend not in BACKENDS:
             raise ValueError(f"unknown backend {backend!r}; choose from {sorted(BACKENDS)}")

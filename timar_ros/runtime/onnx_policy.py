@@ -96,7 +96,7 @@ class OnnxStreamingPolicy(StreamingPolicy):
         noise_hold_exp: float | None = None,
         audio_norm: str | None = None,
         noise=None,
-        show_prefix: bool = True,
+        show_prefix: bool | None = None,
         threads: int | None = None,
         spin: bool = False,
         verify: bool = True,
@@ -144,7 +144,7 @@ class OnnxStreamingPolicy(StreamingPolicy):
             c, noise_tau_s, noise_hold_exp
         )
         self.noise = check_noise(noise)
-        self.show_prefix = bool(show_prefix)
+        self.show_prefix = c.show_prefix if show_prefix is None else bool(show_prefix)
         self._init_audio_norm(c, audio_norm)
         self.num_sampling_steps = int(m["num_sampling_steps"])
         if num_sampling_steps is not None and int(num_sampling_steps) != self.num_sampling_steps:

@@ -50,7 +50,7 @@ class TorchStreamingPolicy(StreamingPolicy):
         noise_hold_exp: float | None = None,
         audio_norm: str | None = None,
         noise=None,
-        show_prefix: bool = True,
+        show_prefix: bool | None = None,
         model_id: str = "",
         threads: int | None = None,
     ):
@@ -85,7 +85,7 @@ class TorchStreamingPolicy(StreamingPolicy):
             c, noise_tau_s, noise_hold_exp
         )
         self.noise = check_noise(noise)
-        self.show_prefix = bool(show_prefix)
+        self.show_prefix = c.show_prefix if show_prefix is None else bool(show_prefix)
         self._init_audio_norm(c, audio_norm)
         if num_sampling_steps is not None:
             model.set_sampling_steps(int(num_sampling_steps))
