@@ -85,10 +85,11 @@ def test_robot_launch_on_the_sound_server(ros2_cli, sound_server, ros_probe, tmp
         for transition in ("configure", "activate"):
             assert "successful" in ros2("lifecycle", "set", node, transition)
         assert launch.wait_until(lambda: len(trajectories) >= 3, 30, ros_probe.spin_for)
-        # one turn's motion at the servo rate (what is left of it when a turn came late)
+        # the motion received and not yet shown at the servo rate: at most the display delay
+        # and one turn (a block per tick, or a turn in the 1-s mode)
         ends = [m.points[-1].time_from_start for _, m in trajectories]
         ends = [d.sec + d.nanosec * 1e-9 for d in ends]
-        assert max(ends) == 1.0 and min(ends) > 0, ends
+        assert max(ends) <= 1.5 and min(ends) > 0, ends
         down_s = launch.ctrl_c_and_check()
     finally:
         partner.kill()

@@ -17,6 +17,11 @@ def ros_node(ros_probe):
     return ros_probe.node
 
 
+CHUNK_S = float(
+    __import__("timar_ros.resources").resources.node_defaults("audio_file_player")["chunk_s"]
+)
+
+
 def _stereo_wav(path, seconds=1.2, rate=16000):
     t = np.arange(int(seconds * rate)) / rate
     user = (0.3 * np.sin(2 * np.pi * 220 * t)).astype(np.float32)
@@ -54,7 +59,7 @@ def test_audio_file_player_streams_the_wav_over_dds(ros_node, tmp_path):
         ]
     )
     try:
-        n_chunks = 12  # 1.2 s in the default 0.1 s chunks (config/timar.yaml)
+        n_chunks = round(1.2 / CHUNK_S)  # 1.2 s in the default chunks (config/timar.yaml)
         ok = spin_until(
             ros_node, lambda: len(got["user"]) >= n_chunks and len(got["agent"]) >= n_chunks, 30
         )
@@ -70,7 +75,7 @@ def test_audio_file_player_streams_the_wav_over_dds(ros_node, tmp_path):
         np.testing.assert_array_equal(np.concatenate([audio_samples(m)[:, 0] for m in msgs]), ref)
         stamps = np.array([stamp_to_s(m.header.stamp) for m in msgs])
         # Stamps follow the audio timeline (first sample of each chunk), whatever the playback rate.
-        np.testing.assert_allclose(np.diff(stamps), 0.1, atol=1e-6)
+        np.testing.assert_allclose(np.diff(stamps), CHUNK_S, atol=1e-6)
 
 
 def test_params_file_overrides_the_defaults(ros_node, tmp_path):

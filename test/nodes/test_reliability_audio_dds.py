@@ -64,6 +64,8 @@ def test_bad_audio_is_repaired_or_dropped_logged_once_counted_and_turns_go_on(
             "-p",
             f"checkpoint:={tiny_checkpoint}",
             "-p",
+            "tick_s:=1.0",  # the 1-s mode: one HeadMotion per turn
+            "-p",
             "audio_qos:=reliable",
             "-p",
             "fault_log_period_s:=600.0",

@@ -62,6 +62,8 @@ def test_model_fault_skips_the_turn_resets_history_and_recovers_deadline_reporte
             "-p",
             "audio_qos:=reliable",
             "-p",
+            "tick_s:=1.0",  # the 1-s mode: a step per turn (ticks: test/robot/test_pipeline_ticks)
+            "-p",
             "deadline_ms:=1.0",  # every step is slower than 1 ms: all missed
             "-p",
             "fault_log_period_s:=600.0",

@@ -108,6 +108,7 @@ def _feed(ros, ns, ckpt, note, backend, seed, minutes, rate, syn, rng, log) -> d
         backend=backend,
         audio_qos="reliable",
         seed=seed,
+        tick_s=1.0,  # the 1-s mode: a turn per HeadMotion (ticks cost 9x: `timar bench`)
     )
     retargeter = ros.add(HeadRetargeter, namespace=ns, spin=False, use_sim_time=True)
     feeder = ros.add(partial(Node, "soak_feeder"), namespace=ns, spin=False)

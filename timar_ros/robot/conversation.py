@@ -182,6 +182,14 @@ class ConversationPipeline:
             )
         except ValueError as exc:
             raise ValueError(f"tick_s/lookahead_s: {exc}") from exc
+        if self.schedule.streaming:
+            try:
+                policy._check_tick_support()
+            except ValueError as exc:
+                raise ValueError(
+                    f"tick_s={self.config.tick_s:g}: {exc}; set tick_s to the turn's length "
+                    f"({policy.frames_per_turn / FPS:g}) for this policy"
+                ) from exc
         self.reset()
 
     def reset(self) -> None:
