@@ -13,8 +13,8 @@ import os
 import numpy as np
 
 from ..data.audio_norm import AudioNormalizer
-from ..motion import MOTION_DIM
-from .sampling_noise import hold_vector
+from ..motion import FPS, MOTION_DIM
+from .sampling_noise import hold_vector, policy_noise
 
 # backend name -> (module, class). Modules are imported only when chosen.
 BACKENDS: dict[str, tuple[str, str]] = {
@@ -242,9 +242,18 @@ class StreamingPolicy:
             )
 
     def _draw_turn_noise(self):
-        """(x_T [F, 56], step_noise [steps, F, 56]) numpy of the turn in progress, as the
+        """(x_T [F, 56], step_noise [steps, F, 56]) numpy of the turn in progress, as every
         backend's step draws them (the temperature is applied where the step applies it)."""
-        raise NotImplementedError
+        return policy_noise(
+            self.noise,
+            self.seed,
+            1,
+            self.frames_per_turn,
+            self.num_sampling_steps,
+            self.turn_index,
+            tau_frames=self.noise_tau_s * FPS,
+            hold=self._hold,
+        )
 
     def _tick(self, user_audio, agent_audio, user_motion, known, frames: slice, x_T, step_noise):
         raise NotImplementedError

@@ -19,13 +19,12 @@ from pathlib import Path
 import numpy as np
 import onnxruntime as ort
 
-from ..motion import FPS
 from .base import StreamingPolicy, check_context_turns, noise_options
 from .checkpoint import CheckpointError
 from .checkpoint import model_id as checkpoint_model_id
 from .onnx_format import FIX as _FIX
 from .onnx_format import GRAPHS, MANIFEST, find_export, read_manifest
-from .sampling_noise import check_noise, policy_noise
+from .sampling_noise import check_noise
 
 
 def rope_tables_np(positions, head_dim: int, theta: float):
@@ -316,18 +315,6 @@ class OnnxStreamingPolicy(StreamingPolicy):
                 "streaming inside the turn runs over the full streamed history's KV cache: use "
                 "context_turns=None (the crop is for the 1-s mode's evaluation)"
             )
-
-    def _draw_turn_noise(self):
-        return policy_noise(
-            self.noise,
-            self.seed,
-            1,
-            self.frames_per_turn,
-            self.num_sampling_steps,
-            self.turn_index,
-            tau_frames=self.noise_tau_s * FPS,
-            hold=self._hold,
-        )
 
     def _tick(self, user_audio, agent_audio, user_motion, known, frames, x_T, step_noise):
         feeds = {

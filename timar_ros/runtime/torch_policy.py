@@ -240,19 +240,6 @@ class TorchStreamingPolicy(StreamingPolicy):
                 "the 1-s mode's evaluation)"
             )
 
-    def _draw_turn_noise(self):
-        x, s = policy_noise(
-            self.noise,
-            self.seed,
-            1,
-            self.frames_per_turn,
-            self.num_sampling_steps,
-            self.turn_index,
-            tau_frames=self.noise_tau_s * FPS,
-            hold=self._hold,
-        )
-        return x, s
-
     def _as_tensor(self, a):
         return (
             None if a is None else torch.from_numpy(np.ascontiguousarray(a))[None].to(self.device)
