@@ -58,3 +58,24 @@ def test_no_reaction_and_missing_joint(tmp_path):
     assert r["latencies_s"] == [] and r["median_s"] is None and r["pauses"] == 2
     with pytest.raises(B.BagError, match="'head_tilt' not in joint_states"):
         servo_reaction_latency(tmp_path / "b", roll_joint="head_tilt")
+
+
+def test_rules_own_lag_with_the_same_detector(tmp_path):
+    """The rules' targets read the same way: a nod put 0.3 s after a pause is found 0.3 s after
+    it (the figure a servo latency is read against)."""
+    from timar_ros.data.audio import write_wav
+    from timar_ros.data.dualtalk_files import save_motion
+    from timar_ros.eval.reaction_latency import rules_reaction_latency
+
+    rng = np.random.default_rng(1)
+    user = _speech(12.0, [(0.5, 3.0), (5.0, 8.0)], rng)
+    write_wav(tmp_path / "u.wav", user)
+    write_wav(tmp_path / "a.wav", _speech(12.0, [], rng))
+    t = np.arange(12 * 25) / 25
+    motion = np.zeros((len(t), 56), np.float32)
+    for s in (3.3, 8.3):
+        on = (t >= s) & (t < s + 0.6)
+        motion[on, 53] = 0.1 * np.sin(np.pi * (t[on] - s) / 0.6) ** 2
+    save_motion(tmp_path / "a.npz", motion)
+    r = rules_reaction_latency(tmp_path / "u.wav", tmp_path / "a.wav", tmp_path / "a.npz")
+    assert r["pauses"] == 2 and r["latencies_s"] == pytest.approx([0.3, 0.3], abs=0.09)

@@ -179,6 +179,37 @@ def test_streaming_training_cuts_only_the_last_turn():
     assert not torch.allclose(streamed[:, 2], whole[:, 2])
 
 
+@pytest.mark.parametrize("prefix", ["truth", "own"])
+def test_streaming_training_prefix_is_the_truth_or_the_models_own_sample(prefix):
+    """stream_prefix="own" (scheduled sampling): the cut turn's visible prefix is the model's own
+    sample, so the last turn's ground truth cannot reach the cut turn's tokens; "truth" shows
+    it. Sampling the prefix leaves the model in training mode."""
+    m = tiny_model(stream_train_prob=1.0, stream_prefix=prefix).train()
+    F = m.config.frames_per_turn
+    b = batch(m, B=2, S=3)
+    other = dict(b, agent_motion=b["agent_motion"].clone())
+    other["agent_motion"][:, -F:] += 3.0
+
+    def cut_turn(bt):
+        tok = m.build_tokens(
+            bt["user_audio"], bt["agent_audio"], bt["user_motion"], bt["agent_motion"], 3
+        )
+        masked = m.am_tok.expand(2, 3, -1).clone()
+        torch.manual_seed(4)
+        t, mk, _, _ = m._cut_last_turn(bt, tok, masked, torch.ones(2, 3 * F, dtype=torch.bool), 3)
+        return m.embed(t, mk)[:, -1]
+
+    with torch.no_grad():
+        a, c = cut_turn(b), cut_turn(other)
+    assert m.training
+    if prefix == "own":
+        torch.testing.assert_close(a, c, atol=0, rtol=0)
+    else:
+        assert not torch.allclose(a, c)
+    loss, _ = m.training_loss(b)
+    loss.backward()
+
+
 def test_streaming_training_needs_the_cached_encoder_only_model():
     with pytest.raises(ValueError, match="stream_train_prob > 0"):
         preset("tiny", stream_train_prob=0.5, architecture="mae_encdec")

@@ -40,7 +40,7 @@ def test_the_demo_drives_the_simulated_head(tmp_path):
     out = tmp_path / "out"
     r = subprocess.run(
         [sys.executable, "-m", "timar_ros.cli", "demo", "--sim", "mujoco"]
-        + ["--conversation", str(conv), "--backend", "torch", "--out", str(out)],
+        + ["--conversation", str(conv), "--backend", "torch", "--out", str(out), "--seed", "3"],
         cwd=tmp_path,
         env=ros_env(),
         capture_output=True,
@@ -50,6 +50,7 @@ def test_the_demo_drives_the_simulated_head(tmp_path):
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
     assert "simulated head (MuJoCo, physics at" in r.stdout, r.stdout
     s = json.loads((out / "summary.json").read_text())
+    assert s["seed"] == 3  # the policy's sampling seed, from --seed
     sim = s["sim"]
     joints = sim["tracking"]["joints"]
     assert list(joints) == sim["joints"] and len(joints) == 10

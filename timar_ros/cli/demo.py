@@ -49,6 +49,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "of 0.04; 1 = the 1-s mode; default: config/timar.yaml's)",
     )
     parser.add_argument(
+        "--seed",
+        type=int,
+        default=None,
+        help="conversation_policy's seed (the diffusion sampling noise): another seed, another "
+        "draw of the same behaviour (default: config/timar.yaml's)",
+    )
+    parser.add_argument(
         "--live-audio",
         action="store_true",
         help="play the conversation through a sound server (PulseAudio null sinks) and the real "
@@ -68,6 +75,7 @@ def run(args: argparse.Namespace) -> int:
         live_audio=args.live_audio,
         sim=args.sim,
         tick_s=args.tick_s,
+        seed=args.seed,
     )
     print(
         f"turns {s['turns']} in {s['motion_blocks']} blocks (a block every {s['tick_s']:g} s, "

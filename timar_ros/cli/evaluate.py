@@ -78,6 +78,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="with --tick-s: show the model the frames of the turn already emitted, or not "
         "(default: the checkpoint's show_prefix)",
     )
+    p.add_argument(
+        "--threads",
+        type=int,
+        default=None,
+        help="CPU threads of the policy (default: the backend's; 1 lets two evaluations share "
+        "a 2-core machine with less waste than two threads each)",
+    )
     p.add_argument("--plots", type=int, default=3, help="files to plot (default 3)")
     p.add_argument("--jobs", type=int, default=1, help="metric worker processes")
     p.add_argument("--label", default="", help="row label prefix in table.md")
@@ -106,6 +113,7 @@ def run(args: argparse.Namespace) -> int:
         policy_options={
             **({"audio_norm": args.audio_norm} if args.audio_norm else {}),
             **({"show_prefix": args.prefix == "on"} if args.prefix else {}),
+            **({"threads": args.threads} if args.threads else {}),
         }
         or None,
         tick_s=args.tick_s,

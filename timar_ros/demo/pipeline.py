@@ -120,6 +120,7 @@ def _live_figures(policy, retargeter, recorder) -> dict:
         "policy_latencies_ms": list(policy.latencies_ms),
         "tick_latencies_ms": list(policy.tick_ms),
         "tick_s": policy.pipeline.schedule.tick_s,
+        "seed": policy.policy.seed,
         "display_delay_s": policy.pipeline.config.display_delay_s,
         "e2e_latencies_ms": list(policy.e2e_ms),
         "model_id": policy.policy.model_id,
@@ -234,9 +235,11 @@ def run_demo(
     live_audio: bool = False,
     sim: str = "none",
     tick_s: float | None = None,
+    seed: int | None = None,
 ) -> dict:
     """The demo: the pipeline on a conversation folder (default: the bundled one) with a
     checkpoint (default: the bundled one); with ``sim="mujoco"`` into the simulated head.
+    ``tick_s``, ``seed``: conversation_policy's parameters (None: config/timar.yaml's).
     Everything is written to a temporary folder next to ``out`` and moved into place at the end,
     replacing ``out``: an interrupted or failed demo leaves no half-written output. Returns the
     summary (also ``out/summary.json``)."""
@@ -295,7 +298,7 @@ def run_demo(
             log=log,
             live_audio=live_audio,
             sim=sim,
-            policy_params=None if tick_s is None else {"tick_s": float(tick_s)},
+            policy_params=_policy_params(tick_s, seed),
         )
         sim_trace = live.pop("sim_trace", None)
         log("analysing the recorded bag ...")
@@ -321,6 +324,15 @@ def run_demo(
         shutil.rmtree(work, ignore_errors=True)
         raise
     return summary
+
+
+def _policy_params(tick_s: float | None, seed: int | None) -> dict | None:
+    params = {}
+    if tick_s is not None:
+        params["tick_s"] = float(tick_s)
+    if seed is not None:
+        params["seed"] = int(seed)
+    return params or None
 
 
 def _sim_outputs(work: Path, trace, head, figures: dict, log) -> dict:

@@ -53,6 +53,7 @@ def analyse(
         "turns": len(states),
         "motion_blocks": len(motion_recs),
         "tick_s": live.get("tick_s"),
+        "seed": live.get("seed"),
         "display_delay_s": live.get("display_delay_s"),
         "tick_ms_p50": float(np.percentile(live.get("tick_latencies_ms") or [np.nan], 50)),
         "tick_ms_p99": float(np.percentile(live.get("tick_latencies_ms") or [np.nan], 99)),
@@ -92,6 +93,14 @@ def analyse(
 
     # The partner's pause -> the robot's nod onset on the servo command, display delay included.
     summary["reaction_latency"] = servo_reaction_latency(bag, namespace)
+    if gt_npz is not None and gt_npz.is_file():
+        from timar_ros.data.dualtalk_files import partner_stem
+        from timar_ros.eval.reaction_latency import rules_reaction_latency
+
+        # what the rules themselves do after the same pauses, with the same detector
+        summary["reaction_latency"]["rules"] = rules_reaction_latency(
+            gt_npz.with_name(partner_stem(gt_npz.stem) + ".wav"), gt_npz.with_suffix(".wav"), gt_npz
+        )
 
     # Plots: generated motion, servo commands, who speaks.
     t_m = np.arange(len(motion)) * period

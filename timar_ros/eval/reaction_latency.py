@@ -36,7 +36,6 @@ def servo_reaction_latency(
     ``max_lag_s``: ``{"latencies_s": [...], "median_s", "min_s", "max_s", "reactions",
     "pauses"}`` (None statistics when the robot never reacted)."""
     from timar_ros import bags
-    from timar_ros.eval.behaviour import detect_reactions, listening_mask, pause_starts
 
     name = lambda rel: topics.resolve(rel, namespace)  # noqa: E731
     with bags.BagReader(bag) as r:
@@ -65,7 +64,18 @@ def servo_reaction_latency(
     lo, hi = max(0, off), min(n, off + len(a_act))
     if hi > lo:
         agent[lo:hi] = a_act[lo - off : hi - off]
-    onsets = [o for o, _, _ in detect_reactions(motion, listening_mask(agent) & shown)]
+    return _pause_to_reaction(motion, user_act, agent, max_lag_s, shown)
+
+
+def _pause_to_reaction(motion, user_act, agent_act, max_lag_s: float, shown=None) -> dict:
+    """motion [n, 56] at 25 fps, user_act/agent_act [n] bool speech activity (shown [n]: frames
+    with a command, None = all) -> the statistics :func:`servo_reaction_latency` returns."""
+    from timar_ros.eval.behaviour import detect_reactions, listening_mask, pause_starts
+
+    listen = listening_mask(agent_act)
+    if shown is not None:
+        listen = listen & shown
+    onsets = [o for o, _, _ in detect_reactions(motion, listen)]
     pauses = pause_starts(user_act)
     lat = []
     for p in pauses:
@@ -73,10 +83,27 @@ def servo_reaction_latency(
         if nxt:
             lat.append((nxt[0] - p) / FPS)
     return {
-        "latencies_s": [round(x, 3) for x in lat],
+        "latencies_s": [round(float(x), 3) for x in lat],
         "median_s": float(np.median(lat)) if lat else None,
         "min_s": float(np.min(lat)) if lat else None,
         "max_s": float(np.max(lat)) if lat else None,
         "reactions": len(onsets),
         "pauses": int(len(pauses)),
     }
+
+
+def rules_reaction_latency(
+    user_wav: str | Path, agent_wav: str | Path, targets: str | Path, max_lag_s: float = 3.0
+) -> dict:
+    """The same figures for a conversation's rule targets (``targets``: the robot's motion .npz
+    [T, 56] at 25 fps, frame 0 = the first audio sample of both WAVs): the lag the rules
+    themselves put between the partner's pause and the listener's reaction, with the same
+    detector, so a servo latency can be read against it."""
+    from timar_ros.data.audio import load_wav
+    from timar_ros.data.dualtalk_files import load_motion
+
+    motion = load_motion(targets)
+    n = len(motion)
+    user_act = _activity(load_wav(user_wav), 16000, n)
+    agent_act = _activity(load_wav(agent_wav), 16000, n)
+    return _pause_to_reaction(motion, user_act, agent_act, max_lag_s)

@@ -17,6 +17,7 @@ from .token_layout import TurnLayout
 SPEECH_ENCODERS = ("builtin", "wav2vec2")
 HEADS = ("diffusion", "mlp")
 ATTENTIONS = ("turn_causal", "bidirectional")
+STREAM_PREFIXES = ("truth", "own")
 ARCHITECTURES = ("encoder_only", "mae_encdec")
 # "rope": rotary positions over the token index + learned intra-turn tables (exact rolling KV
 # cache); "learned_absolute": the reference's learned tables over the whole window_turns-turn
@@ -96,6 +97,10 @@ class TIMARConfig:
     stream_train_prob: float = 0.0
     stream_max_ahead: int = 8
     stream_loss_weight: float = 0.5
+    # What the cut turn shows before the cut: "truth" (the ground-truth frames) or "own" (the
+    # model's own sample of the turn, drawn with the current weights and no gradient: scheduled
+    # sampling, since at run time the prefix is what the robot showed, never the truth).
+    stream_prefix: str = "truth"
     # Streaming inside the turn (inference): show the model the frames of the turn it already
     # emitted (a visible prefix) or keep every agent frame masked, as the 1-s mode does. A sampling
     # option, set per checkpoint by its metrics (a model trained on ground-truth prefixes drifts on
@@ -146,6 +151,7 @@ class TIMARConfig:
         check(0.0 <= self.stream_train_prob <= 1.0, "stream_train_prob in [0, 1]")
         check(self.stream_max_ahead >= 1, "stream_max_ahead >= 1 (frames)")
         check(0.0 <= self.stream_loss_weight <= 1.0, "stream_loss_weight in [0, 1]")
+        check(self.stream_prefix in STREAM_PREFIXES, f"stream_prefix in {STREAM_PREFIXES}")
         if self.stream_train_prob > 0:
             check(
                 self.architecture == "encoder_only" and self.positions == "rope",

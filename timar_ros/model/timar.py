@@ -36,7 +36,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..motion import EXP, JAW, MOTION_DIM, ROT
+from ..motion import EXP, FPS, JAW, MOTION_DIM, ROT
 from .backbone import Stack, init_weights, rope_tables
 from .config import TIMARConfig
 from .heads import DiffusionHead, MLPHead
@@ -559,11 +559,14 @@ class TIMAR(nn.Module):
         ak = torch.where(torch.rand(B, device=dev) < 0.5, uk, (uk + extra).clamp_max(F))
         known = torch.stack([uk, ak, shown], 1)
         last = slice((S - 1) * F, S * F)
+        prefix = batch["agent_motion"][:, last]
+        if c.stream_prefix == "own":
+            prefix = self._own_last_turn(tok, masked)
         tok_s, masked_s = self.tick_tokens(
             batch["user_audio"][:, -spt:],
             batch["agent_audio"][:, -spt:],
             batch["user_motion"][:, last],
-            batch["agent_motion"][:, last],
+            prefix,
             known,
         )
         if c.cfg_drop_prob > 0:
@@ -578,6 +581,38 @@ class TIMAR(nn.Module):
         m_am[rows, -1] = False
         cut = rows[:, None] & (torch.arange(F, device=dev)[None] >= shown[:, None])
         return tok, masked, m_am.view(B, S * F), cut
+
+    def _own_last_turn(self, tok: torch.Tensor, masked: torch.Tensor) -> torch.Tensor:
+        """The model's own sample of the last turn of windows tok [B, S, T, td] -> [B, F, 56]
+        (``stream_prefix="own"``): that turn sampled as the 1-s mode samples it (every agent frame
+        of it masked; dropout off; no gradient), with noise correlated over frames and held as
+        the policy draws it. At run time a tick's prefix is what the robot showed, sampled with
+        less of the turn heard; this is the closest cheap stand-in (one extra forward)."""
+        from ..runtime.sampling_noise import hold_vector, noise_kernel
+
+        c, dev = self.config, tok.device
+        B, F = tok.shape[0], c.frames_per_turn
+        m = masked.clone()
+        m[:, -1, self.am_tok] = True
+        was_training = self.training
+        self.eval()
+        try:
+            with torch.no_grad():
+                z = self.backbone_parallel(self.embed(tok, m))[:, -1].reshape(B * F, -1)
+                steps = getattr(getattr(self.head, "diffusion", None), "num_sampling_steps", 1)
+                M = torch.from_numpy(noise_kernel(F, c.noise_tau_s * FPS).copy()).to(dev)
+                inn = torch.randn(1 + steps, B, M.shape[1], MOTION_DIM, device=dev)
+                noise = torch.einsum("fg,nbgd->nbfd", M, inn)
+                hold = hold_vector(c.noise_hold_exp)
+                if hold is not None:
+                    h = torch.from_numpy(hold).to(dev)
+                    held = torch.randn(1 + steps, B, 1, MOTION_DIM, device=dev)
+                    noise = h.sqrt() * held + (1 - h).sqrt() * noise
+                noise = noise.reshape(1 + steps, B * F, MOTION_DIM)
+                out = self.sample_motion(z, noise[0], noise[1:])
+        finally:
+            self.train(was_training)
+        return out.view(B, F, MOTION_DIM)
 
     def parameter_groups(self, weight_decay: float) -> list[dict]:
         """AdamW groups as the reference: no decay on 1-D params, biases and the head."""

@@ -201,19 +201,32 @@ class StreamingPolicy:
                 f"schedule of {schedule.frames_per_turn}-frame turns for a model of "
                 f"{self.frames_per_turn}"
             )
+        ticks = list(schedule.ticks())
+
+        def turn(u, a, m):
+            out = [self.tick(u, a, (tk.heard, tk.heard), tk.frames, m) for tk in ticks]
+            self.end_turn(u, a, m)
+            return np.concatenate(out, 0)
+
+        return self._fresh_stream(ua, aa, um, n, turn)
+
+    def _fresh_stream(self, ua, aa, um, n: int, turn) -> np.ndarray:
+        """``turn(user_audio, agent_audio, user_motion)`` -> [F, 56] over the n turns of a
+        checked conversation in a fresh stream; this policy's own stream is left as it was."""
         saved = self._save_all()
         try:
             self.reset()
             if self.audio_norm == "file" and n:
                 self.fit_file_audio(ua, aa)
             spt, F = self.samples_per_turn, self.frames_per_turn
-            out = []
-            for t in range(n):
-                u, a = ua[t * spt : (t + 1) * spt], aa[t * spt : (t + 1) * spt]
-                m = None if um is None else um[t * F : (t + 1) * F]
-                for tk in schedule.ticks():
-                    out.append(self.tick(u, a, (tk.heard, tk.heard), tk.frames, m))
-                self.end_turn(u, a, m)
+            out = [
+                turn(
+                    ua[t * spt : (t + 1) * spt],
+                    aa[t * spt : (t + 1) * spt],
+                    None if um is None else um[t * F : (t + 1) * F],
+                )
+                for t in range(n)
+            ]
         finally:
             self._restore_all(saved)
         return np.concatenate(out, 0) if out else np.zeros((0, MOTION_DIM), np.float32)
@@ -265,23 +278,7 @@ class StreamingPolicy:
         """Default: a fresh stream, turn by turn (backends may override with a parallel path).
         Does not disturb the state of this policy's own stream."""
         ua, aa, um, n = self.check_conversation(user_audio, agent_audio, user_motion)
-        saved = self._save_all()
-        try:
-            self.reset()
-            if self.audio_norm == "file" and n:
-                self.fit_file_audio(ua, aa)
-            spt, F = self.samples_per_turn, self.frames_per_turn
-            out = [
-                self.step(
-                    ua[t * spt : (t + 1) * spt],
-                    aa[t * spt : (t + 1) * spt],
-                    None if um is None else um[t * F : (t + 1) * F],
-                )
-                for t in range(n)
-            ]
-        finally:
-            self._restore_all(saved)
-        return np.concatenate(out, 0) if out else np.zeros((0, MOTION_DIM), np.float32)
+        return self._fresh_stream(ua, aa, um, n, self.step)
 
     def _save_state(self):
         raise NotImplementedError

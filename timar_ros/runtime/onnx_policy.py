@@ -276,12 +276,7 @@ class OnnxStreamingPolicy(StreamingPolicy):
         self._check_no_turn_in_progress()
         ua, aa, um = self.check_turn(user_audio, agent_audio, user_motion)
         ua, aa = self.normalize_audio(ua, aa)
-        feeds = {"user_audio": ua[None], "agent_audio": aa[None]}
-        if um is None:
-            (x,) = self._sess["embed_null"].run(None, feeds)
-        else:
-            feeds["user_motion"] = um[None]
-            (x,) = self._sess["embed_motion"].run(None, feeds)
+        x = self._embed("embed", {"user_audio": ua[None], "agent_audio": aa[None]}, um)
         if self.crop:  # the last n turns' inputs, encoded from an empty cache (positions
             # relative to the crop: rotary attention depends only on distances)
             n = self.context_turns
@@ -300,6 +295,15 @@ class OnnxStreamingPolicy(StreamingPolicy):
         self.history_turns = hist
         self.turn_index += 1
         return motion
+
+    def _embed(self, graph: str, feeds: dict, user_motion) -> np.ndarray:
+        """The ``graph``_null or ``graph``_motion export (user motion absent: its null token)
+        -> backbone input [1, T, d]."""
+        if user_motion is None:
+            return self._sess[f"{graph}_null"].run(None, feeds)[0]
+        return self._sess[f"{graph}_motion"].run(None, {**feeds, "user_motion": user_motion[None]})[
+            0
+        ]
 
     def _sample(self, z, x_T, step_noise) -> np.ndarray:
         if self.temperature != 1.0:
@@ -323,22 +327,15 @@ class OnnxStreamingPolicy(StreamingPolicy):
             "agent_prefix": self._prefix[None],
             "known": known,
         }
-        if user_motion is None:
-            (x,) = self._sess["embed_tick_null"].run(None, feeds)
-        else:
-            feeds["user_motion"] = user_motion[None]
-            (x,) = self._sess["embed_tick_motion"].run(None, feeds)
+        x = self._embed("embed_tick", feeds, user_motion)
         hist = min(self.turn_index, self.config.window_turns - 1)
         h = self._backbone(x, self._cache, self.turn_index, hist, commit=False)
         return self._sample(h[0, frames], x_T, step_noise)
 
     def _commit(self, user_audio, agent_audio, user_motion) -> None:
-        feeds = {"user_audio": user_audio[None], "agent_audio": agent_audio[None]}
-        if user_motion is None:
-            (x,) = self._sess["embed_null"].run(None, feeds)
-        else:
-            feeds["user_motion"] = user_motion[None]
-            (x,) = self._sess["embed_motion"].run(None, feeds)
+        x = self._embed(
+            "embed", {"user_audio": user_audio[None], "agent_audio": agent_audio[None]}, user_motion
+        )
         hist = min(self.turn_index, self.config.window_turns - 1)
         self._backbone(x, self._cache, self.turn_index, hist)
         self.history_turns = hist

@@ -1,0 +1,142 @@
+#!/usr/bin/env python3
+"""The trade-off over tick length and lookahead (issue 24, docs/streaming.md): the bundled
+checkpoint evaluated as the node runs it at several (tick_s, lookahead_s), next to the 1-s mode,
+with each setting's display delay and reaction floor.
+
+    python tools/tick_tradeoff.py --work /tmp/timar_bundled --limit 16 --seeds 0 1 2
+
+Needs the synthetic splits (`python tools/train_bundled.py --stages data`). Evaluations run
+two at a time with one thread each (cheaper on 2 cores than one at a time with two); each is
+cached in WORK/eval/tradeoff-<setting>-<split>/. Prints a Markdown table and writes
+WORK/eval/tradeoff.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+PY = sys.executable
+BUNDLE = REPO / "checkpoints" / "robot"
+# setting key -> (tick_s, lookahead_s); tick_s 1.0 is the 1-s mode
+SETTINGS = {
+    "1s": (1.0, 0.0),
+    "t0.08": (0.08, 0.0),
+    "t0.12": (0.12, 0.0),
+    "t0.2": (0.2, 0.0),
+    "t0.12-la0.08": (0.12, 0.08),
+}
+# column -> the behaviour metric (eval/behaviour.py)
+COLUMNS = {
+    "F1": "reaction_f1",
+    "kind": "kind_acc",
+    "lag s": "lag_median_s",
+    "mimic r": "mimicry_peak_r",
+    "r jaw": "r_jaw",
+    "var pose": "var_ratio_pose",
+    "jit exp": "jitter_ratio_exp",
+    "jit jaw": "jitter_ratio_jaw",
+    "jit pose": "jitter_ratio_pose",
+}
+
+
+def _out(work: Path, key: str, split: str) -> Path:
+    return work / "eval" / f"tradeoff-{key}-{split}"
+
+
+def _cmd(work: Path, key: str, split: str, limit: int, seeds: list[str]) -> list[str]:
+    tick, la = SETTINGS[key]
+    cmd = [PY, "-m", "timar_ros.cli", "evaluate", "--checkpoint", str(BUNDLE)]
+    cmd += ["--data", str(work / "data" / split), "--context", "stream", "--seeds", *seeds]
+    cmd += ["--backend", "onnx", "--threads", "1", "--plots", "0", "--limit", str(limit)]
+    cmd += ["--out", str(_out(work, key, split)), "--label", key]
+    if tick < 1.0:
+        cmd += ["--tick-s", str(tick), "--lookahead-s", str(la), "--prefix", "off"]
+    return cmd
+
+
+def run_evaluations(work: Path, keys, splits, limit: int, seeds: list[str]) -> None:
+    todo = [
+        (k, s) for k in keys for s in splits if not (_out(work, k, s) / "report.json").is_file()
+    ]
+    running: list[subprocess.Popen] = []
+    for k, s in todo:
+        if len(running) == 2:
+            running.pop(0).wait()
+        log = open(work / f"tradeoff-{k}-{s}.log", "w")  # noqa: SIM115 (closed with the process)
+        print(f"+ {k} on {s}", flush=True)
+        running.append(subprocess.Popen(_cmd(work, k, s, limit, seeds), cwd=REPO, stdout=log))
+    for p in running:
+        p.wait()
+
+
+def floors(keys) -> dict:
+    from timar_ros.perf.tick_bench import reaction_floors
+    from timar_ros.runtime.ticks import DEFAULT_MARGIN_S, TickSchedule
+
+    out = {}
+    for k in keys:
+        tick, la = SETTINGS[k]
+        sched = TickSchedule.from_seconds(1.0, tick, la)
+        f = reaction_floors(BUNDLE, sched, DEFAULT_MARGIN_S if tick < 1.0 else 0.25)
+        out[k] = f["tick"]
+    return out
+
+
+def _cell(b: dict, col: str) -> str:
+    v = b.get(COLUMNS[col])
+    if v is None:
+        return "-"
+    if isinstance(v, dict):  # mean and std over seeds
+        return f"{v['mean']:.2f} +- {v['std']:.2f}"
+    return f"{v:.2f}"
+
+
+def table(work: Path, keys, splits, fl: dict) -> tuple[str, dict]:
+    rows = [
+        "| setting | split | display delay s | reaction floor s (mean, range) | "
+        + " | ".join(COLUMNS)
+        + " | seams turn/tick pose |",
+        "|---" * (5 + len(COLUMNS)) + "|",
+    ]
+    data = {}
+    for k in keys:
+        for s in splits:
+            rep = json.loads((_out(work, k, s) / "report.json").read_text())
+            c = rep["contexts"]["stream"]
+            b = c["behaviour"]
+            seams = (c.get("seam_jitter") or {}).get("pose", {})
+            t, tk = seams.get("turn_over_elsewhere"), seams.get("tick_over_elsewhere")
+            f = fl[k]
+            data[f"{k}/{s}"] = {"behaviour": b, "seam_jitter": c.get("seam_jitter"), "floor": f}
+            rows.append(
+                f"| {k} | {s} | {f['display_delay_s']:.2f} | {f['mean_s']:.3f} "
+                f"({f['min_s']:.2f}-{f['max_s']:.2f}) | "
+                + " | ".join(_cell(b, col) for col in COLUMNS)
+                + f" | {'-' if not t else f'{t[0]:.2f}'} / {'-' if not tk else f'{tk[0]:.2f}'} |"
+            )
+    return "\n".join(rows), data
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--work", type=Path, default=Path("/tmp/timar_bundled"))
+    ap.add_argument("--settings", nargs="+", choices=list(SETTINGS), default=list(SETTINGS))
+    ap.add_argument("--splits", nargs="+", default=["test"])
+    ap.add_argument("--limit", type=int, default=16, help="first N files of each split")
+    ap.add_argument("--seeds", nargs="+", default=["0", "1", "2"])
+    a = ap.parse_args()
+    sys.path.insert(0, str(REPO))
+    run_evaluations(a.work, a.settings, a.splits, a.limit, a.seeds)
+    md, data = table(a.work, a.settings, a.splits, floors(a.settings))
+    (a.work / "eval" / "tradeoff.json").write_text(json.dumps(data, indent=1))
+    print(md)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
