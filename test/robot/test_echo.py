@@ -1,0 +1,159 @@
+"""The robot's voice taken out of its microphone (robot/echo.py), with WebRTC's AEC3 itself:
+an echo made from a real voice through a synthetic room response, the partner's voice on top."""
+
+import numpy as np
+import pytest
+
+from timar_ros.data.audio import load_wav
+from timar_ros.resources import share_dir
+from timar_ros.robot.echo import (
+    EchoCanceller,
+    EchoConfig,
+    ReferenceTimeline,
+    echo_return_loss_enhancement,
+    estimate_delay,
+)
+
+RATE = 16000
+CHUNK = 640  # 40 ms, as the microphone node sends
+
+
+def _voices(seconds: float):
+    conv = share_dir() / "data" / "demo_conversation"
+    n = int(seconds * RATE)
+    robot = load_wav(conv / "demo_speaker2.wav")
+    partner = load_wav(conv / "demo_speaker1.wav")
+    voiced = lambda x: x[np.abs(x) > 1e-3]  # noqa: E731 (the voices' silences dropped)
+    return np.resize(voiced(robot), n), np.resize(voiced(partner), n)
+
+
+def _room_echo(reference: np.ndarray, delay_s: float, gain: float, seed: int = 0):
+    """reference through a decaying random room response starting after ``delay_s``."""
+    rng = np.random.default_rng(seed)
+    h = rng.standard_normal(2400) * np.exp(-np.arange(2400) / 400.0)
+    h = np.concatenate([np.zeros(int(delay_s * RATE)), h / np.sqrt(np.sum(h * h))])
+    return gain * np.convolve(reference, h)[: len(reference)]
+
+
+def _run(ec: EchoCanceller, mic: np.ndarray, reference: np.ndarray, lead: int = 5):
+    """Reference chunks ``lead`` chunks ahead of the microphone's (voice_player publishes ahead
+    of the sound) -> the output laid on the input's grid, and the output stamps."""
+    out, stamps = np.zeros_like(mic), []
+    ec.add_reference(reference[: lead * CHUNK], RATE, 0.0)
+    for i in range(0, len(mic) - CHUNK + 1, CHUNK):
+        j = i + lead * CHUNK
+        if j < len(reference):
+            ec.add_reference(reference[j : j + CHUNK], RATE, j / RATE)
+        got = ec.process(mic[i : i + CHUNK], i / RATE)
+        if got is not None:
+            y, t0 = got
+            stamps.append((t0, len(y)))
+            k = int(round(t0 * RATE))
+            y, k = (y[-k:], 0) if k < 0 else (y, k)
+            out[k : k + len(y)] = y[: len(out) - k]
+    return out, stamps
+
+
+def test_reference_timeline_places_chunks_by_their_stamps():
+    tl = ReferenceTimeline(RATE, keep_s=1.0)
+    tl.write(np.ones(160, np.float32), 0.0)
+    assert tl.write(np.full(160, 2.0, np.float32), 0.02) == (False, True)  # a 10-ms hole
+    np.testing.assert_array_equal(tl.read(0, 480), np.r_[np.ones(160), np.zeros(160), [2.0] * 160])
+    assert tl.read(400, 160) is None  # beyond the newest sample: not known yet
+    for k in range(200):  # old samples go; what is asked for before them is silence
+        tl.write(np.zeros(160, np.float32), 0.03 + k * 0.01)
+    np.testing.assert_array_equal(tl.read(0, 160), np.zeros(160))
+
+
+def test_none_passes_the_microphone_and_chunks_are_contiguous():
+    ec = EchoCanceller(RATE, EchoConfig(mode="none"))
+    x = np.random.default_rng(0).standard_normal(RATE).astype(np.float32) * 0.1
+    out, stamps = _run(ec, x, np.zeros_like(x))
+    np.testing.assert_array_equal(out, x)
+    ends = [t + n / RATE for t, n in stamps]
+    assert all(abs(a - b[0]) < 1e-9 for a, b in zip(ends, stamps[1:]))
+
+
+def test_aec3_removes_the_robots_voice_and_keeps_the_partner():
+    robot, partner = _voices(12.0)
+    reference = 0.1 * robot  # the TTS's digital level
+    echo = _room_echo(reference, delay_s=0.004, gain=2.0)  # loudspeaker a few cm away
+    t = np.arange(len(robot)) / RATE
+    talk = np.where(t >= 8.0, 0.02 * partner, 0.0)  # the partner alone from 8 s
+    rob = t < 8.0
+    reference = np.where(rob, reference, 0.0).astype(np.float32)
+    echo = np.where(rob, echo, 0.0)
+    mic = (echo + talk + 1e-4 * np.random.default_rng(1).standard_normal(len(t))).astype(np.float32)
+    ec = EchoCanceller(RATE, EchoConfig(mode="aec"))
+    out, stamps = _run(ec, mic, reference)
+    settled = (t >= 2.0) & rob
+    erle = echo_return_loss_enhancement(mic, out, settled)
+    assert erle >= 20.0, erle  # measured 30+ dB
+    partner_only = t >= 9.0
+    kept = echo_return_loss_enhancement(mic, out, partner_only)
+    assert abs(kept) < 3.0, kept  # the partner passes (within 3 dB)
+    # the output is stamped as the input it carries: aligned with the partner's voice
+    delay, prominence = estimate_delay(mic[partner_only], out[partner_only], RATE, 0.05)
+    assert abs(delay) <= 1 / RATE and prominence > 5
+    assert ec.counters.cancelled == ec.counters.frames and ec.counters.no_reference == 0
+
+
+def test_half_duplex_mutes_while_the_robot_speaks_and_a_little_after():
+    cfg = EchoConfig(mode="half_duplex", duck_hangover_s=0.2)
+    ec = EchoCanceller(RATE, cfg)
+    t = np.arange(2 * RATE) / RATE
+    reference = np.where(t < 1.0, 0.1 * np.sin(2 * np.pi * 200 * t), 0.0).astype(np.float32)
+    mic = np.full(len(t), 0.05, np.float32)
+    out, _ = _run(ec, mic, reference)
+    assert np.all(out[t < 1.0] == 0.0)
+    assert np.all(out[(t > 1.0) & (t < 1.19)] == 0.0)  # the room's tail
+    assert np.all(out[t > 1.22] == pytest.approx(0.05))
+
+
+def test_faults_are_counted_and_the_raw_microphone_passes():
+    x = np.random.default_rng(2).standard_normal(RATE).astype(np.float32) * 0.1
+    # no reference at all (voice_player not running)
+    ec = EchoCanceller(RATE, EchoConfig(mode="aec"))
+    for i in range(0, RATE, CHUNK):
+        y, _ = ec.process(x[i : i + CHUNK], i / RATE)
+        np.testing.assert_array_equal(y, x[i : i + CHUNK])
+    assert ec.counters.no_reference == ec.counters.frames == RATE // 160
+
+    class Broken:
+        def process(self, mic, ref):
+            raise RuntimeError("apm gone")
+
+    ec = EchoCanceller(RATE, EchoConfig(mode="aec"), canceller=Broken())
+    out, _ = _run(ec, x, np.zeros_like(x))
+    np.testing.assert_array_equal(out, x)
+    c = ec.counters
+    assert c.canceller_errors == c.frames and c.errors == ["RuntimeError: apm gone"]
+
+
+def test_a_reference_at_another_rate_is_resampled_and_counted():
+    from timar_ros.data.audio import resample
+
+    robot, _ = _voices(6.0)
+    reference = (0.1 * robot).astype(np.float32)
+    mic = _room_echo(reference, 0.003, 1.5).astype(np.float32)
+    ref48 = resample(reference, RATE, 48000)
+    ec = EchoCanceller(RATE, EchoConfig(mode="aec"))
+    out = np.zeros_like(mic)
+    step48 = 3 * CHUNK
+    ec.add_reference(ref48[: 5 * step48], 48000, 0.0)
+    for k, i in enumerate(range(0, len(mic) - CHUNK + 1, CHUNK)):
+        j = (k + 5) * step48
+        ec.add_reference(ref48[j : j + step48], 48000, j / 48000)
+        y, t0 = ec.process(mic[i : i + CHUNK], i / RATE)
+        s = int(round(t0 * RATE))
+        y, s = (y[-s:], 0) if s < 0 else (y, s)
+        out[s : s + len(y)] = y
+    t = np.arange(len(mic)) / RATE
+    assert echo_return_loss_enhancement(mic, out, t >= 2.0) >= 20.0
+    assert ec.counters.resampled_reference_chunks > 0
+
+
+@pytest.mark.parametrize("bad", [dict(mode="aecm"), dict(fallback="mute"), dict(duck_gain=2.0)])
+def test_bad_configuration_names_the_field(bad):
+    with pytest.raises(ValueError, match=next(iter(bad))):
+        EchoCanceller(RATE, EchoConfig(**bad))

@@ -1,0 +1,260 @@
+"""The robot's echo measured offline, in rooms simulated with pyroomacoustics (no ROS).
+
+Each room is a shoebox of random size (seeded) with a reverberation time RT60, a microphone on
+the robot's head, the robot's loudspeaker a few centimetres from it and the partner 1-2 m away,
+a noise floor, and the loudspeaker's clock off the microphone's by some ppm (the loudspeaker
+plays the reference slightly fast or slow: the echo drifts against the reference). One scripted
+exchange of :data:`SCRIPT_S` seconds runs through each room:
+
+    robot alone [0, 8) | partner alone [8, 12) | robot alone [12, 15) | both [15, 20)
+    (the partner barges in at 15 s) | partner alone [20, 24)
+
+and through the canceller in each mode (:class:`~timar_ros.robot.echo.EchoCanceller`, fed with
+the reference on the same clock, 40-ms microphone chunks as the microphone node sends). Figures
+per room and mode (:func:`measure_room`):
+
+* ``erle_db``: echo return loss enhancement while only the robot speaks, after the first 2 s
+  (the canceller converging); ``erle_first_2s_db``: during them.
+* ``partner_si_sdr_db``: scale-invariant SDR of the output against the partner's own voice as
+  the microphone hears it (reverberant, no echo, no noise), while both speak; the raw
+  microphone's is the baseline.
+* ``robot_turns_called_partner``: the share of the 1-s turns in which only the robot speaks
+  that the policy's voice activity (robot/vad.py, config/timar.yaml's threshold) calls "partner
+  speaking"; ``double_talk_turns_heard``: the share of double-talk turns where it hears them.
+* ``cpu_s_per_s``: canceller CPU time per second of audio.
+
+Levels (dB SPL, the microphone's full scale at ``FULL_SCALE_SPL``): the loudspeaker at
+``ROBOT_SPL_1M`` and the partner at ``PARTNER_SPL_1M`` measured 1 m away, the room's noise at
+``NOISE_SPL``; pyroomacoustics applies the distances (1/r) and the room.
+"""
+
+from __future__ import annotations
+
+import functools
+import time
+from dataclasses import dataclass
+
+import numpy as np
+
+from timar_ros.motion import SAMPLE_RATE
+
+SCRIPT_S = 24.0
+ROBOT_ON = ((0.0, 8.0), (12.0, 20.0))
+PARTNER_ON = ((8.0, 12.0), (15.0, 24.0))
+CONVERGE_S = 2.0
+CHUNK_S = 0.04
+FULL_SCALE_SPL = 110.0  # dB SPL at 0 dBFS: the loudspeaker 5 cm away peaks below it
+ROBOT_SPL_1M = 65.0  # a loudspeaker at conversational level
+PARTNER_SPL_1M = 60.0  # normal speech
+NOISE_SPL = 35.0  # a quiet room
+REFERENCE_DBFS = -20.0  # the robot's speech as voice_player sends it to the DAC (RMS)
+
+
+@dataclass(frozen=True)
+class Room:
+    rt60_s: float
+    speaker_mic_m: float  # loudspeaker to microphone
+    partner_m: float  # partner's mouth to microphone
+    drift_ppm: float  # loudspeaker clock against the microphone's
+    seed: int
+
+    @property
+    def name(self) -> str:
+        return (
+            f"rt60 {self.rt60_s:.1f} s, speaker {self.speaker_mic_m * 100:.0f} cm, partner "
+            f"{self.partner_m:.1f} m, drift {self.drift_ppm:+.0f} ppm"
+        )
+
+
+def default_rooms(count: int = 12, seed: int = 0) -> list[Room]:
+    """``count`` rooms cycling RT60 0.2/0.4/0.6 s and loudspeaker 5/10/20 cm, the partner at
+    1-2 m and the drift +-100 ppm drawn from ``seed``."""
+    rng = np.random.default_rng(seed)
+    out = []
+    for i in range(count):
+        out.append(
+            Room(
+                rt60_s=(0.2, 0.4, 0.6)[i % 3],
+                speaker_mic_m=(0.05, 0.10, 0.20)[(i // 3) % 3],
+                partner_m=float(rng.uniform(1.0, 2.0)),
+                drift_ppm=float(rng.choice([-100.0, 100.0])),
+                seed=seed * 1000 + i,
+            )
+        )
+    return out
+
+
+def _mask(spans, n: int, rate: int) -> np.ndarray:
+    m = np.zeros(n, bool)
+    for a, b in spans:
+        m[int(a * rate) : int(b * rate)] = True
+    return m
+
+
+def voiced(voice: np.ndarray, rate: int = SAMPLE_RATE) -> np.ndarray:
+    """The voice without its long silences (a conversation's recording is half listening):
+    20-ms frames within 30 dB of the loudest, each kept with 100 ms around it."""
+    k = int(0.02 * rate)
+    n = len(voice) // k
+    e = (voice[: n * k].reshape(n, k) ** 2).mean(1)
+    on = e > e.max() * 1e-3
+    on = np.convolve(on, np.ones(11), "same") > 0
+    return voice[: n * k].reshape(n, k)[on].reshape(-1)
+
+
+def _speech(voice: np.ndarray, n: int, spans, rate: int) -> np.ndarray:
+    """The voice laid into ``spans`` (looped from its start), silence elsewhere; unit RMS over
+    its active part."""
+    out = np.zeros(n, np.float32)
+    pos = 0
+    for a, b in spans:
+        i0, i1 = int(a * rate), int(b * rate)
+        take = np.resize(np.roll(voice, -pos), i1 - i0)
+        out[i0:i1] = take
+        pos += i1 - i0
+    act = out[_mask(spans, n, rate)]
+    return out / (np.sqrt(np.mean(act * act)) + 1e-12)
+
+
+def _level(spl: float) -> float:
+    """RMS (full scale 1.0) of a sound at ``spl`` dB SPL on the microphone."""
+    return 10.0 ** ((spl - FULL_SCALE_SPL) / 20.0)
+
+
+@functools.lru_cache(maxsize=4)
+def _free_field_1m_norm(rate: int) -> float:
+    """The energy norm of pyroomacoustics' RIR 1 m from a source in free field."""
+    import pyroomacoustics as pra
+
+    box = pra.ShoeBox([5.0, 4.0, 3.0], fs=rate, max_order=0)
+    box.add_source([2.0, 2.0, 1.5])
+    box.add_microphone([3.0, 2.0, 1.5])
+    box.compute_rir()
+    return float(np.sqrt(np.sum(box.rir[0][0] ** 2)))
+
+
+def simulate(room: Room, robot_voice: np.ndarray, partner_voice: np.ndarray, rate=SAMPLE_RATE):
+    """-> dict of [n] float32 signals: "mic" (what the microphone records), "reference" (what
+    the loudspeaker was told to play), "echo", "partner" (their images at the microphone),
+    and the masks "robot_on", "partner_on"."""
+    import pyroomacoustics as pra
+    from scipy.signal import resample
+
+    rng = np.random.default_rng(room.seed)
+    n = int(SCRIPT_S * rate)
+    dim = np.array([rng.uniform(3.5, 7.0), rng.uniform(3.0, 5.5), rng.uniform(2.4, 3.2)])
+    absorption, max_order = pra.inverse_sabine(room.rt60_s, dim)
+    shoebox = pra.ShoeBox(
+        dim, fs=rate, materials=pra.Material(absorption), max_order=min(max_order, 40)
+    )
+    mic = np.array([dim[0] * 0.4, dim[1] * 0.5, 1.2])
+    az = rng.uniform(0, 2 * np.pi)
+    speaker = mic + room.speaker_mic_m * np.array([np.cos(az), np.sin(az), -0.2])
+    paz = rng.uniform(-0.6, 0.6)
+    partner = mic + room.partner_m * np.array([np.cos(paz), np.sin(paz), 0.25])
+    partner = np.clip(partner, 0.3, dim - 0.3)
+    shoebox.add_source(speaker)
+    shoebox.add_source(partner)
+    shoebox.add_microphone(mic)
+    shoebox.compute_rir()
+    rir_robot, rir_partner = shoebox.rir[0][0], shoebox.rir[0][1]
+    # each source calibrated to be at its SPL 1 m away in free field (the RIRs' own scale is
+    # pyroomacoustics': 1/(4 pi r) times its fractional-delay filter's energy)
+    at_1m = _free_field_1m_norm(rate)
+    # the reference is the TTS's signal at its digital level; the loudspeaker's volume makes it
+    # ROBOT_SPL_1M
+    voice = _speech(robot_voice, n, ROBOT_ON, rate)
+    reference = voice * 10.0 ** (REFERENCE_DBFS / 20.0)
+    talk = _speech(partner_voice, n, PARTNER_ON, rate) * _level(PARTNER_SPL_1M)
+    # the loudspeaker's clock: it plays the reference (1 + ppm) faster than the microphone
+    # samples, so the echo drifts against the reference
+    played = resample(voice, int(round(n / (1.0 + room.drift_ppm * 1e-6))))[:n]
+    played = played * _level(ROBOT_SPL_1M)
+    played = np.pad(played, (0, n - len(played)))
+    echo = np.convolve(played, rir_robot / at_1m)[:n]
+    partner_img = np.convolve(talk, rir_partner / at_1m)[:n]
+    noise = rng.standard_normal(n) * _level(NOISE_SPL)
+    return {
+        "mic": (echo + partner_img + noise).astype(np.float32),
+        "reference": reference.astype(np.float32),
+        "echo": echo.astype(np.float32),
+        "partner": partner_img.astype(np.float32),
+        "robot_on": _mask(ROBOT_ON, n, rate),
+        "partner_on": _mask(PARTNER_ON, n, rate),
+    }
+
+
+def run_canceller(sig: dict, mode: str, rate: int = SAMPLE_RATE, **config) -> tuple:
+    """The canceller over a simulated recording as the nodes feed it (reference chunks ahead of
+    the microphone's, 40-ms microphone chunks) -> (output [n], cpu seconds, counters)."""
+    from timar_ros.robot.echo import EchoCanceller, EchoConfig
+
+    ec = EchoCanceller(rate, EchoConfig(mode=mode, **config))
+    mic, ref = sig["mic"], sig["reference"]
+    k = int(CHUNK_S * rate)
+    out = np.zeros_like(mic)
+    lead = 5 * k  # voice_player publishes its timeline ahead of the sound
+    ec.add_reference(ref[:lead], rate, 0.0)
+    cpu = 0.0
+    for i in range(0, len(mic) - k + 1, k):
+        t = time.process_time()
+        if i + lead < len(ref):
+            ec.add_reference(ref[i + lead : i + lead + k], rate, (i + lead) / rate)
+        got = ec.process(mic[i : i + k], i / rate)
+        cpu += time.process_time() - t
+        if got is not None:
+            y, t0 = got
+            j = int(round(t0 * rate))  # before 0 by the canceller's latency at first
+            y, j = (y[-j:], 0) if j < 0 else (y, j)
+            out[j : j + len(y)] = y[: len(out) - j]
+    return out, cpu, ec.counters.as_dict()
+
+
+def si_sdr(estimate: np.ndarray, target: np.ndarray) -> float:
+    """Scale-invariant signal-to-distortion ratio in dB (Le Roux et al., 2019)."""
+    s = np.asarray(target, np.float64) - np.mean(target)
+    e = np.asarray(estimate, np.float64) - np.mean(estimate)
+    a = np.dot(e, s) / (np.dot(s, s) + 1e-20)
+    proj = a * s
+    return float(10 * np.log10((np.dot(proj, proj) + 1e-20) / (np.dot(e - proj, e - proj) + 1e-20)))
+
+
+def _turns(lo_s: float, hi_s: float) -> list[tuple[float, float]]:
+    return [(t, t + 1.0) for t in np.arange(lo_s, hi_s - 1.0 + 1e-9, 1.0)]
+
+
+def _called(x: np.ndarray, spans, rate: int) -> list[bool]:
+    """The policy's voice activity on each 1-s turn: partner speaking?"""
+    from timar_ros.robot.conversation import PipelineConfig
+    from timar_ros.robot.vad import VoiceActivity
+
+    cfg = PipelineConfig.defaults()  # the policy's own thresholds, config/timar.yaml
+    vad = VoiceActivity(sample_rate=rate, aggressiveness=cfg.vad_aggressiveness)
+    return [
+        vad.voiced_fraction(x[int(a * rate) : int(b * rate)]) >= cfg.speaking_threshold
+        for a, b in spans
+    ]
+
+
+def measure_room(sig: dict, out: np.ndarray, rate: int = SAMPLE_RATE) -> dict:
+    """The figures of one output (see the module doc); ``out`` = ``sig["mic"]`` gives the
+    no-cancellation baseline."""
+    mic = sig["mic"]
+    robot_only = sig["robot_on"] & ~sig["partner_on"]
+    t = np.arange(len(mic)) / rate
+    # active frames only: silence in the robot's speech is no echo to cancel
+    loud = np.convolve(sig["echo"] ** 2, np.ones(160) / 160, "same") > _level(NOISE_SPL + 10) ** 2
+    settled = robot_only & loud & (t >= CONVERGE_S)
+    first = robot_only & loud & (t < CONVERGE_S)
+    from timar_ros.robot.echo import echo_return_loss_enhancement as erle
+
+    both = sig["robot_on"] & sig["partner_on"]
+    robot_turns = _turns(0.0, 8.0) + _turns(12.0, 15.0)
+    both_turns = _turns(15.0, 20.0)
+    return {
+        "erle_db": erle(mic, out, settled),
+        "erle_first_2s_db": erle(mic, out, first),
+        "partner_si_sdr_db": si_sdr(out[both], sig["partner"][both]),
+        "robot_turns_called_partner": float(np.mean(_called(out, robot_turns, rate))),
+        "double_talk_turns_heard": float(np.mean(_called(out, both_turns, rate))),
+    }

@@ -1,0 +1,344 @@
+"""The robot's own voice taken out of its microphone (no ROS).
+
+On a robot the loudspeaker is centimetres from the microphone, so what the microphone hears
+while the robot speaks is mostly the robot. :class:`EchoCanceller` takes the microphone's chunks
+and the loudspeaker's signal (the reference: voice_player's ``agent/audio``, stamped when each
+sample is heard, published ahead of the sound) on the same clock, and returns the microphone's
+audio with the robot's voice removed. Modes (:data:`MODES`):
+
+* ``"aec"``: acoustic echo cancellation by WebRTC's AEC3 (the ``AudioProcessingModule`` of the
+  ``livekit`` wheel: the canceller of browsers and WebRTC calls, adaptive filter, delay
+  estimator and residual suppressor). Both sides run in 10-ms frames; the reference frame fed
+  with a microphone frame is the one heard at the same time (plus ``reference_delay_s``, the
+  extra delay of the robot's own audio path if calibration found one), so the canceller only
+  has to find the acoustic path. Reference audio at another rate is resampled (counted).
+* ``"half_duplex"``: the microphone is muted (``duck_gain``) while the loudspeaker plays and for
+  ``duck_hangover_s`` after (the room's echo tail). No canceller needed, but the partner cannot
+  interrupt the robot: what they say while it speaks is lost.
+* ``"none"``: the microphone passes as it is (hardware that cancels its own echo, e.g. a
+  microphone array with on-board AEC).
+
+Faults are counted and returned, never silent: a microphone frame for which no reference has
+arrived (voice_player not running: that frame goes through as in the ``fallback`` mode), a
+canceller error (the raw frame passes), a resampled reference.
+"""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass, field
+
+import numpy as np
+
+MODES = ("aec", "half_duplex", "none")
+FRAME_S = 0.01  # AEC3 works on 10-ms frames
+AEC_RATES = (8000, 16000, 32000, 48000)
+
+
+class EchoSetupError(RuntimeError):
+    """The canceller cannot run as configured (a missing package, a rate it does not take)."""
+
+
+@dataclass
+class EchoConfig:
+    """How :class:`EchoCanceller` treats the robot's voice (units: seconds, dB, linear)."""
+
+    mode: str = "aec"
+    # with no reference for a frame (voice_player not running, or late beyond reference_wait_s):
+    # "none" passes the microphone as it is, "half_duplex" mutes it only if the robot is known
+    # to be speaking (it is not, without a reference), so both pass it: the policy hears the
+    # room; the count tells
+    fallback: str = "none"
+    # the robot's audio path beyond the reference stamps (DAC, amplifier): the reference is fed
+    # this much later than its stamp says. 0 when voice_player's stamps are right; `timar echo
+    # calibrate` measures it
+    reference_delay_s: float = 0.0
+    # half_duplex: a reference frame louder than this (RMS, dB re full scale) counts as speech
+    duck_threshold_dbfs: float = -50.0
+    duck_hangover_s: float = 0.3
+    duck_gain: float = 0.0
+    # reference samples kept (s): covers reference_delay_s and a microphone running behind
+    keep_s: float = 3.0
+
+    def validate(self) -> None:
+        if self.mode not in MODES:
+            raise ValueError(f"echo mode must be one of {MODES}, got {self.mode!r}")
+        if self.fallback not in ("none", "half_duplex"):
+            raise ValueError(f"fallback must be 'none' or 'half_duplex', got {self.fallback!r}")
+        if not 0.0 <= self.reference_delay_s < self.keep_s:
+            raise ValueError(
+                f"reference_delay_s must be in [0, keep_s={self.keep_s}), got "
+                f"{self.reference_delay_s}"
+            )
+        if not 0.0 <= self.duck_gain <= 1.0:
+            raise ValueError(f"duck_gain must be in [0, 1], got {self.duck_gain}")
+        if self.duck_hangover_s < 0:
+            raise ValueError(f"duck_hangover_s must be >= 0, got {self.duck_hangover_s}")
+
+
+@dataclass
+class EchoCounters:
+    """What happened to the microphone's frames (10 ms each)."""
+
+    frames: int = 0
+    cancelled: int = 0  # through the canceller with a reference
+    ducked: int = 0  # half_duplex: muted while the robot spoke
+    no_reference: int = 0  # no reference known for the frame: passed as the fallback says
+    canceller_errors: int = 0  # the canceller raised: the raw frame passed
+    resampled_reference_chunks: int = 0
+    late_reference_chunks: int = 0  # arrived after the microphone frames they belonged to
+    reference_gaps: int = 0  # reference streams with a hole (filled with silence)
+    errors: list[str] = field(default_factory=list)  # distinct error texts, first few
+
+    def as_dict(self) -> dict:
+        d = dict(self.__dict__)
+        d["errors"] = list(self.errors)
+        return d
+
+
+def _int16(x: np.ndarray) -> np.ndarray:
+    return (np.clip(x, -1.0, 1.0) * 32767.0).round().astype(np.int16)
+
+
+class Aec3:
+    """WebRTC AEC3 on one mono stream (``livekit.rtc.AudioProcessingModule``); 10-ms frames of
+    float32 in [-1, 1] at a rate in :data:`AEC_RATES`."""
+
+    def __init__(self, sample_rate: int, noise_suppression: bool = False):
+        if sample_rate not in AEC_RATES:
+            raise EchoSetupError(
+                f"AEC3 runs at {AEC_RATES} Hz, the microphone is at {sample_rate} Hz: set the "
+                "microphone's sample_rate to one of them"
+            )
+        try:
+            from livekit import rtc
+        except ImportError as exc:
+            raise EchoSetupError(
+                f"echo cancellation needs WebRTC's AEC3 from the 'livekit' package ({exc}): pip "
+                "install livekit, or set the echo mode to 'half_duplex' or 'none'"
+            ) from exc
+        self._rtc = rtc
+        self.rate = int(sample_rate)
+        self.n = int(round(self.rate * FRAME_S))
+        self._ns = bool(noise_suppression)
+        self._apm = self._new()
+        # the output lags the input by the canceller's own blocking (8-11 ms by rate): the
+        # cleaned samples are stamped that much earlier than the frames that carried them out
+        self.latency_s = _latency(self.rate, self._ns)
+
+    def _new(self):
+        return self._rtc.AudioProcessingModule(
+            echo_cancellation=True, noise_suppression=self._ns, high_pass_filter=True
+        )
+
+    def _frame(self, x: np.ndarray):
+        return self._rtc.AudioFrame(bytearray(_int16(x).tobytes()), self.rate, 1, self.n)
+
+    def process(self, mic: np.ndarray, reference: np.ndarray) -> np.ndarray:
+        """One frame: mic, reference [n] float32 -> the microphone with the echo removed [n]."""
+        self._apm.process_reverse_stream(self._frame(reference))
+        m = self._frame(mic)
+        self._apm.set_stream_delay_ms(0)  # aligned by the stamps; AEC3 finds the rest
+        self._apm.process_stream(m)
+        return np.frombuffer(m.data, dtype=np.int16).astype(np.float32) / 32767.0
+
+
+@functools.lru_cache(maxsize=8)
+def _latency(rate: int, noise_suppression: bool) -> float:
+    """AEC3's input -> output delay (s) at ``rate``, measured on a scratch instance with noise
+    and a silent reference."""
+    probe = Aec3.__new__(Aec3)
+    from livekit import rtc
+
+    probe._rtc, probe.rate, probe._ns = rtc, rate, noise_suppression
+    probe.n = int(round(rate * FRAME_S))
+    probe._apm = probe._new()
+    x = (0.1 * np.random.default_rng(0).standard_normal(probe.n * 50)).astype(np.float32)
+    silent = np.zeros(probe.n, np.float32)
+    y = np.concatenate(
+        [probe.process(x[i : i + probe.n], silent) for i in range(0, len(x), probe.n)]
+    )
+    delay, prominence = estimate_delay(x, y, rate, 0.05)
+    if prominence < 5 or delay < 0:
+        raise EchoSetupError(f"AEC3's latency at {rate} Hz not measurable ({delay} s)")
+    return delay
+
+
+class ReferenceTimeline:
+    """The loudspeaker's signal on the microphone's sample grid: chunks stamped when heard are
+    written at ``round(stamp * rate)``; what was never written reads as silence (the robot said
+    nothing) and is reported as unknown past the newest chunk's end."""
+
+    def __init__(self, rate: int, keep_s: float):
+        self.rate = int(rate)
+        self.keep = int(keep_s * rate)
+        self.start: int | None = None  # absolute sample index of buf[0]
+        self.buf = np.zeros(0, np.float32)
+        self.end: int | None = None  # one past the newest written sample
+
+    def write(self, x: np.ndarray, stamp_s: float) -> tuple[bool, bool]:
+        """-> (late, gap): late = the chunk starts before what was dropped already, gap = it
+        starts after the newest end (a hole in the reference, read as silence)."""
+        i0 = int(round(stamp_s * self.rate))
+        late = gap = False
+        if self.start is None:
+            self.start, self.buf, self.end = i0, np.zeros(0, np.float32), i0
+        if i0 < self.start:
+            late = True
+            x, i0 = x[self.start - i0 :], self.start
+            if not len(x):
+                return late, gap
+        gap = i0 > self.end
+        need = i0 + len(x) - self.start
+        if need > len(self.buf):
+            self.buf = np.concatenate([self.buf, np.zeros(need - len(self.buf), np.float32)])
+        self.buf[i0 - self.start : i0 - self.start + len(x)] = x
+        self.end = max(self.end, i0 + len(x))
+        if len(self.buf) > 2 * self.keep:  # drop the oldest, keep `keep` samples
+            drop = len(self.buf) - self.keep
+            self.buf, self.start = self.buf[drop:], self.start + drop
+        return late, gap
+
+    def read(self, i0: int, n: int) -> np.ndarray | None:
+        """Samples [i0, i0 + n) (absolute), silence where nothing was written; None when the
+        reference has not reached i0 + n yet (nothing known about that time)."""
+        if self.end is None or i0 + n > self.end:
+            return None
+        out = np.zeros(n, np.float32)
+        lo, hi = max(i0, self.start), min(i0 + n, self.start + len(self.buf))
+        if hi > lo:
+            out[lo - i0 : hi - i0] = self.buf[lo - self.start : hi - self.start]
+        return out
+
+
+class EchoCanceller:
+    """Microphone chunks in, the partner's audio out (see the module doc).
+
+    :meth:`add_reference` the loudspeaker's chunks as they arrive; :meth:`process` each
+    microphone chunk: it returns the finished 10-ms frames as one chunk (float32 [k * 10 ms],
+    stamp of its first sample in s), or None while less than a frame is buffered. A chunk_s that
+    is a multiple of 10 ms adds no delay."""
+
+    def __init__(self, sample_rate: int, config: EchoConfig | None = None, canceller=None):
+        self.config = config or EchoConfig()
+        self.config.validate()
+        self.rate = int(sample_rate)
+        self.n = int(round(self.rate * FRAME_S))
+        if abs(self.n - self.rate * FRAME_S) > 1e-9:
+            raise EchoSetupError(f"sample_rate {sample_rate} Hz is not a whole number per 10 ms")
+        self.counters = EchoCounters()
+        self.reference = ReferenceTimeline(self.rate, self.config.keep_s)
+        self._aec = None
+        self.latency_s = 0.0  # output stamps = input stamps - this
+        if self.config.mode == "aec":
+            self._aec = canceller if canceller is not None else Aec3(self.rate)
+            self.latency_s = float(getattr(self._aec, "latency_s", 0.0))
+        self._pending = np.zeros(0, np.float32)
+        self._pending_i0: int | None = None
+        self._last_loud = -(10**12)  # absolute sample index of the last loud reference frame
+        self._delay = int(round(self.config.reference_delay_s * self.rate))
+
+    # -- the loudspeaker
+    def add_reference(self, samples: np.ndarray, rate: int, stamp_s: float) -> None:
+        """The loudspeaker's chunk [n] float32 at ``rate`` Hz, heard from ``stamp_s`` on."""
+        x = np.asarray(samples, np.float32).reshape(-1)
+        if int(rate) != self.rate:
+            from timar_ros.data.audio import resample
+
+            x = resample(x, int(rate), self.rate)
+            self.counters.resampled_reference_chunks += 1
+        late, gap = self.reference.write(x, stamp_s + self.config.reference_delay_s)
+        self.counters.late_reference_chunks += late
+        self.counters.reference_gaps += gap
+
+    # -- the microphone
+    def process(self, samples: np.ndarray, stamp_s: float):
+        """A microphone chunk [n] float32 at the canceller's rate, its first sample captured at
+        ``stamp_s`` -> (cleaned [k * frame], stamp_s of its first sample) or None."""
+        x = np.asarray(samples, np.float32).reshape(-1)
+        i0 = int(round(stamp_s * self.rate))
+        if self._pending_i0 is None or i0 != self._pending_i0 + len(self._pending):
+            # the first chunk, or the capture clock jumped: start the frame grid here
+            self._pending, self._pending_i0 = np.zeros(0, np.float32), i0
+        self._pending = np.concatenate([self._pending, x])
+        k = len(self._pending) // self.n
+        if k == 0:
+            return None
+        out = np.empty(k * self.n, np.float32)
+        start = self._pending_i0
+        for f in range(k):
+            sl = slice(f * self.n, (f + 1) * self.n)
+            out[sl] = self._frame(self._pending[sl], start + f * self.n)
+        self._pending = self._pending[k * self.n :]
+        self._pending_i0 = start + k * self.n
+        return out, start / self.rate - self.latency_s
+
+    def _frame(self, mic: np.ndarray, i0: int) -> np.ndarray:
+        c = self.counters
+        c.frames += 1
+        mode = self.config.mode
+        if mode == "none":
+            return mic
+        ref = self.reference.read(i0, self.n)
+        if ref is None:
+            c.no_reference += 1
+            return mic  # both fallbacks pass the room: nothing says the robot speaks
+        if mode == "half_duplex":
+            return self._duck(mic, ref, i0)
+        try:
+            out = self._aec.process(mic, ref)
+        except Exception as exc:  # the canceller failing must not take the microphone down
+            c.canceller_errors += 1
+            text = f"{type(exc).__name__}: {exc}"
+            if text not in c.errors and len(c.errors) < 5:
+                c.errors.append(text)
+            return mic
+        c.cancelled += 1
+        return out
+
+    def _duck(self, mic: np.ndarray, ref: np.ndarray, i0: int) -> np.ndarray:
+        level = 10.0 * np.log10(float(np.mean(ref * ref)) + 1e-12)
+        if level > self.config.duck_threshold_dbfs:
+            self._last_loud = i0
+        if i0 - self._last_loud <= self.config.duck_hangover_s * self.rate:
+            self.counters.ducked += 1
+            return mic * np.float32(self.config.duck_gain)
+        return mic
+
+
+def echo_return_loss_enhancement(mic: np.ndarray, out: np.ndarray, mask=None) -> float:
+    """ERLE in dB: the microphone's power over the output's (where ``mask`` [n] bool)."""
+    m, o = np.asarray(mic, np.float64), np.asarray(out, np.float64)
+    if mask is not None:
+        m, o = m[mask], o[mask]
+    return float(10.0 * np.log10((np.mean(m * m) + 1e-20) / (np.mean(o * o) + 1e-20)))
+
+
+def estimate_delay(reference: np.ndarray, mic: np.ndarray, rate: int, max_s: float = 1.0):
+    """The delay (s) of ``reference`` inside ``mic`` by GCC-PHAT (both [n] at ``rate``), and
+    the peak's prominence (peak over the correlation's RMS; below ~5 there is no clear echo).
+    A positive delay: the echo comes after the reference."""
+    n = len(reference) + len(mic)
+    nfft = 1 << (n - 1).bit_length()
+    R = np.fft.rfft(reference, nfft)
+    M = np.fft.rfft(mic, nfft)
+    cross = M * np.conj(R)
+    cc = np.fft.irfft(cross / (np.abs(cross) + 1e-12), nfft)
+    k = int(max_s * rate)
+    lags = np.concatenate([cc[-k:], cc[: k + 1]])  # lags -k .. k
+    peak = int(np.argmax(np.abs(lags)))
+    prominence = float(np.abs(lags[peak]) / (np.sqrt(np.mean(lags * lags)) + 1e-20))
+    return (peak - k) / rate, prominence
+
+
+__all__ = [
+    "MODES",
+    "EchoConfig",
+    "EchoCanceller",
+    "EchoCounters",
+    "EchoSetupError",
+    "Aec3",
+    "ReferenceTimeline",
+    "echo_return_loss_enhancement",
+    "estimate_delay",
+]
