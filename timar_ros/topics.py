@@ -1,6 +1,9 @@
 """Default topic names (relative, so a namespace applies; remappable with --ros-args -r)."""
 
 USER_AUDIO = "user/audio"  # timar_ros/AudioChunk: the partner's speech (microphone)
+# timar_ros/AudioChunk: the microphone as captured, the robot's own voice in it (echo_canceller's
+# input; with echo mode none the microphone publishes user/audio directly)
+MIC_AUDIO = "user/audio_raw"
 AGENT_AUDIO = "agent/audio"  # timar_ros/AudioChunk: the robot's own speech (TTS output)
 AGENT_SPEECH = "agent/speech"  # timar_ros/AudioChunk: the robot's speech from a TTS, to be played
 AGENT_SAY = "agent/say"  # std_msgs/String: text for the robot to say (voice_player, with flite)
@@ -31,6 +34,7 @@ QUATERNION_STAMPED_TYPE = "geometry_msgs/msg/QuaternionStamped"
 # Message type of each topic, for recording and replay.
 TYPES = {
     USER_AUDIO: AUDIO_CHUNK_TYPE,
+    MIC_AUDIO: AUDIO_CHUNK_TYPE,
     AGENT_AUDIO: AUDIO_CHUNK_TYPE,
     AGENT_SPEECH: AUDIO_CHUNK_TYPE,
     AGENT_SAY: "std_msgs/msg/String",
@@ -47,7 +51,11 @@ TYPES = {
     SIM_IMAGE: "sensor_msgs/msg/Image",
     CLOCK: "rosgraph_msgs/msg/Clock",
 }
-SENSOR_TOPICS = (USER_AUDIO, AGENT_AUDIO)  # published best effort by live sources (REP-2003)
+SENSOR_TOPICS = (
+    USER_AUDIO,
+    MIC_AUDIO,
+    AGENT_AUDIO,
+)  # published best effort by live sources (REP-2003)
 
 
 def resolve(topic: str, namespace: str = DEFAULT_NAMESPACE) -> str:

@@ -19,7 +19,14 @@ from timar_ros.resources import share_dir
 
 NS = "/timar"
 NODES = {
-    f"{NS}/{n}" for n in ("microphone", "voice_player", "conversation_policy", "head_retargeter")
+    f"{NS}/{n}"
+    for n in (
+        "microphone",
+        "echo_canceller",
+        "voice_player",
+        "conversation_policy",
+        "head_retargeter",
+    )
 }
 MANAGED = ("microphone", "voice_player", "head_retargeter")
 WINDOW_S = 6.0

@@ -39,10 +39,11 @@ def _run(ec: EchoCanceller, mic: np.ndarray, reference: np.ndarray, lead: int = 
     """Reference chunks ``lead`` chunks ahead of the microphone's (voice_player publishes ahead
     of the sound) -> the output laid on the input's grid, and the output stamps."""
     out, stamps = np.zeros_like(mic), []
-    ec.add_reference(reference[: lead * CHUNK], RATE, 0.0)
+    if reference is not None:
+        ec.add_reference(reference[: lead * CHUNK], RATE, 0.0)
     for i in range(0, len(mic) - CHUNK + 1, CHUNK):
         j = i + lead * CHUNK
-        if j < len(reference):
+        if reference is not None and j < len(reference):
             ec.add_reference(reference[j : j + CHUNK], RATE, j / RATE)
         got = ec.process(mic[i : i + CHUNK], i / RATE)
         if got is not None:
@@ -112,12 +113,18 @@ def test_half_duplex_mutes_while_the_robot_speaks_and_a_little_after():
 
 def test_faults_are_counted_and_the_raw_microphone_passes():
     x = np.random.default_rng(2).standard_normal(RATE).astype(np.float32) * 0.1
-    # no reference at all (voice_player not running)
-    ec = EchoCanceller(RATE, EchoConfig(mode="aec"))
-    for i in range(0, RATE, CHUNK):
-        y, _ = ec.process(x[i : i + CHUNK], i / RATE)
-        np.testing.assert_array_equal(y, x[i : i + CHUNK])
+    # no reference at all (voice_player not running): through the canceller with nothing to
+    # cancel, so the output keeps its latency (and its stamps)
+    faults = []
+    ec = EchoCanceller(RATE, EchoConfig(mode="aec"), on_fault=faults.append)
+    out, _ = _run(ec, x, None)
+    t = np.arange(len(x)) / RATE
+    assert abs(echo_return_loss_enhancement(x, out, t > 0.1)) < 1.0  # the microphone passed
+    assert estimate_delay(x, out, RATE, 0.05)[0] == 0.0
     assert ec.counters.no_reference == ec.counters.frames == RATE // 160
+    assert {f.kind for f in faults} == {"no_reference"}
+    muted = EchoCanceller(RATE, EchoConfig(mode="aec", fallback="mute"))
+    assert not _run(muted, x, None)[0].any()
 
     class Broken:
         def process(self, mic, ref):
@@ -125,7 +132,7 @@ def test_faults_are_counted_and_the_raw_microphone_passes():
 
     ec = EchoCanceller(RATE, EchoConfig(mode="aec"), canceller=Broken())
     out, _ = _run(ec, x, np.zeros_like(x))
-    np.testing.assert_array_equal(out, x)
+    np.testing.assert_array_equal(out, x)  # the raw microphone (a canceller without latency)
     c = ec.counters
     assert c.canceller_errors == c.frames and c.errors == ["RuntimeError: apm gone"]
 
@@ -153,7 +160,7 @@ def test_a_reference_at_another_rate_is_resampled_and_counted():
     assert ec.counters.resampled_reference_chunks > 0
 
 
-@pytest.mark.parametrize("bad", [dict(mode="aecm"), dict(fallback="mute"), dict(duck_gain=2.0)])
+@pytest.mark.parametrize("bad", [dict(mode="aecm"), dict(fallback="duck"), dict(duck_gain=2.0)])
 def test_bad_configuration_names_the_field(bad):
     with pytest.raises(ValueError, match=next(iter(bad))):
         EchoCanceller(RATE, EchoConfig(**bad))

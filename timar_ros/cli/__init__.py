@@ -46,6 +46,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "timar_ros.cli.synth",
         "generate synthetic two-person conversations (DualTalk layout)",
     ),
+    "echo": (
+        "timar_ros.cli.echo",
+        "the robot's own voice taken out of its microphone: bench over simulated rooms",
+    ),
     "bag": ("timar_ros.cli.bag", "rosbag2 tools: from-dualtalk, info, play, record, evaluate"),
     "render": (
         "timar_ros.cli.render",

@@ -214,6 +214,8 @@ def si_sdr(estimate: np.ndarray, target: np.ndarray) -> float:
     """Scale-invariant signal-to-distortion ratio in dB (Le Roux et al., 2019)."""
     s = np.asarray(target, np.float64) - np.mean(target)
     e = np.asarray(estimate, np.float64) - np.mean(estimate)
+    if np.dot(e, e) < 1e-12 * len(e) * 1e-10:  # a muted output keeps nothing of the target
+        return float("-inf")
     a = np.dot(e, s) / (np.dot(s, s) + 1e-20)
     proj = a * s
     return float(10 * np.log10((np.dot(proj, proj) + 1e-20) / (np.dot(e - proj, e - proj) + 1e-20)))
@@ -258,3 +260,117 @@ def measure_room(sig: dict, out: np.ndarray, rate: int = SAMPLE_RATE) -> dict:
         "robot_turns_called_partner": float(np.mean(_called(out, robot_turns, rate))),
         "double_talk_turns_heard": float(np.mean(_called(out, both_turns, rate))),
     }
+
+
+MODES_MEASURED = ("none", "half_duplex", "aec")
+MUTED_DB = 80.0  # an ERLE above this is a muted output (the noise floor is gone too)
+FIGURES = {  # key -> (column, how it is summarised over rooms)
+    "erle_db": ("ERLE dB (robot alone, after 2 s)", "median"),
+    "erle_first_2s_db": ("ERLE dB (first 2 s)", "median"),
+    "partner_si_sdr_db": ("partner SI-SDR dB (double talk)", "median"),
+    "robot_turns_called_partner": ("robot-alone turns called 'partner speaking'", "mean"),
+    "double_talk_turns_heard": ("double-talk turns heard as the partner", "mean"),
+    "cpu_s_per_s": ("CPU s per s of audio", "mean"),
+}
+
+
+def demo_voices(rate: int = SAMPLE_RATE) -> tuple[np.ndarray, np.ndarray]:
+    """(robot, partner) voices without their silences: the bundled demo conversation's."""
+    from timar_ros.data.audio import load_wav
+    from timar_ros.resources import share_dir
+
+    conv = share_dir() / "data" / "demo_conversation"
+    return (
+        voiced(load_wav(conv / "demo_speaker2.wav", rate), rate),
+        voiced(load_wav(conv / "demo_speaker1.wav", rate), rate),
+    )
+
+
+def bench(rooms: list[Room], modes=MODES_MEASURED, log=print) -> dict:
+    """Every room through every mode -> {"rooms": [{room, mode: figures}], "summary": {mode:
+    {figure: {"value", "q25", "q75"}}}} (median or mean over rooms as :data:`FIGURES` says)."""
+    robot, partner = demo_voices()
+    per_room = []
+    for room in rooms:
+        sig = simulate(room, robot, partner)
+        row = {"room": room.__dict__ | {"name": room.name}}
+        for mode in modes:
+            if mode == "none":
+                out, cpu, counters = sig["mic"], 0.0, {}
+            else:
+                out, cpu, counters = run_canceller(sig, mode)
+            row[mode] = measure_room(sig, out) | {"cpu_s_per_s": cpu / SCRIPT_S}
+            if counters:
+                row[mode]["counters"] = counters
+        log(
+            f"  {room.name}: "
+            + ", ".join(f"{m} ERLE {row[m]['erle_db']:.1f} dB" for m in modes if m != "none")
+        )
+        per_room.append(row)
+    summary = {}
+    for mode in modes:
+        summary[mode] = {}
+        for key, (_, how) in FIGURES.items():
+            v = np.array([r[mode][key] for r in per_room], float)
+            if not len(v):
+                continue
+            summary[mode][key] = {
+                "value": float(np.median(v) if how == "median" else np.mean(v)),
+                "q25": float(np.percentile(v, 25)),
+                "q75": float(np.percentile(v, 75)),
+            }
+    return {"rooms": per_room, "summary": summary, "script_s": SCRIPT_S}
+
+
+def markdown(report: dict) -> str:
+    """The summary as a Markdown table: a row per figure, a column per mode."""
+    modes = list(report["summary"])
+    rows = [
+        "| figure (over rooms) | " + " | ".join(modes) + " |",
+        "|---|" + "---|" * len(modes),
+    ]
+    for key, (label, how) in FIGURES.items():
+        cells = []
+        for m in modes:
+            f = report["summary"][m].get(key)
+            if key.startswith("erle") and m == "none" or f is None:
+                cells.append("-")
+            elif key.startswith("erle") and f["value"] > MUTED_DB:
+                cells.append("muted")
+            elif not np.isfinite(f["value"]):
+                cells.append("muted" if f["value"] < 0 else "-")
+            elif key == "cpu_s_per_s":
+                cells.append(f"{f['value']:.4f}")
+            elif how == "mean":
+                cells.append(f"{f['value']:.0%}")
+            else:
+                cells.append(f"{f['value']:.1f} ({f['q25']:.1f} to {f['q75']:.1f})")
+        rows.append(f"| {label}, {how} | " + " | ".join(cells) + " |")
+    return "\n".join(rows)
+
+
+def delay_reach(delays_s, room: Room | None = None, log=print) -> list[dict]:
+    """AEC3 with the echo arriving later than the reference's stamps say (the robot's audio
+    path slower than its stamps): ERLE and the voice activity per extra delay (s), in one room
+    (default: the first of :func:`default_rooms`)."""
+    robot, partner = demo_voices()
+    room = room or default_rooms(1)[0]
+    sig = simulate(room, robot, partner)
+    rows = []
+    for d in delays_s:
+        k = int(round(d * SAMPLE_RATE))
+        late = dict(sig)
+        late["echo"] = np.concatenate(
+            [np.zeros(k, np.float32), sig["echo"][: len(sig["echo"]) - k]]
+        )
+        late["mic"] = (sig["mic"] - sig["echo"] + late["echo"]).astype(np.float32)
+        out, _, counters = run_canceller(late, "aec")
+        m = measure_room(late, out)
+        rows.append({"delay_s": d, **m, "delay_out_of_range": counters["delay_out_of_range"]})
+        log(
+            f"  echo {d * 1000:.0f} ms late: ERLE {m['erle_db']:.1f} dB (first 2 s "
+            f"{m['erle_first_2s_db']:.1f}), robot turns called partner "
+            f"{m['robot_turns_called_partner']:.0%}, delay warnings "
+            f"{counters['delay_out_of_range']}"
+        )
+    return rows

@@ -19,20 +19,30 @@ audio with the robot's voice removed. Modes (:data:`MODES`):
   microphone array with on-board AEC).
 
 Faults are counted and returned, never silent: a microphone frame for which no reference has
-arrived (voice_player not running: that frame goes through as in the ``fallback`` mode), a
+arrived (voice_player not running: that frame passes or is muted, as ``fallback`` says), a
 canceller error (the raw frame passes), a resampled reference.
+
+:func:`estimate_delay` finds the echo's delay against the reference (GCC-PHAT): the robot's
+audio path beyond the stamps, which ``reference_delay_s`` takes out when AEC3 cannot (its delay
+estimator covers :data:`AEC3_MAX_DELAY_S`).
 """
 
 from __future__ import annotations
 
 import functools
+from collections import deque
 from dataclasses import dataclass, field
 
 import numpy as np
 
 MODES = ("aec", "half_duplex", "none")
+FALLBACKS = ("pass", "mute")
 FRAME_S = 0.01  # AEC3 works on 10-ms frames
 AEC_RATES = (8000, 16000, 32000, 48000)
+# how far after its reference AEC3 finds an echo by itself (s). Measured (`timar echo bench
+# --delays`, livekit 1.2.1): ERLE >= 34 dB with the echo 0-0.5 s late, 30 dB in the first 2 s up
+# to 0.45 s, 5 dB at 0.55 s. Beyond it, reference_delay_s must take the rest
+AEC3_MAX_DELAY_S = 0.45
 
 
 class EchoSetupError(RuntimeError):
@@ -44,11 +54,10 @@ class EchoConfig:
     """How :class:`EchoCanceller` treats the robot's voice (units: seconds, dB, linear)."""
 
     mode: str = "aec"
-    # with no reference for a frame (voice_player not running, or late beyond reference_wait_s):
-    # "none" passes the microphone as it is, "half_duplex" mutes it only if the robot is known
-    # to be speaking (it is not, without a reference), so both pass it: the policy hears the
-    # room; the count tells
-    fallback: str = "none"
+    # a microphone frame with no reference for its time (voice_player not running, or its
+    # audio late): "pass" the microphone as it is (the robot may be heard as the partner) or
+    # "mute" it (the partner is not heard until the reference comes back)
+    fallback: str = "pass"
     # the robot's audio path beyond the reference stamps (DAC, amplifier): the reference is fed
     # this much later than its stamp says. 0 when voice_player's stamps are right; `timar echo
     # calibrate` measures it
@@ -59,12 +68,14 @@ class EchoConfig:
     duck_gain: float = 0.0
     # reference samples kept (s): covers reference_delay_s and a microphone running behind
     keep_s: float = 3.0
+    # how often the echo's delay is checked against the reference (s of audio; 0 = never)
+    delay_check_s: float = 10.0
 
     def validate(self) -> None:
         if self.mode not in MODES:
             raise ValueError(f"echo mode must be one of {MODES}, got {self.mode!r}")
-        if self.fallback not in ("none", "half_duplex"):
-            raise ValueError(f"fallback must be 'none' or 'half_duplex', got {self.fallback!r}")
+        if self.fallback not in FALLBACKS:
+            raise ValueError(f"fallback must be one of {FALLBACKS}, got {self.fallback!r}")
         if not 0.0 <= self.reference_delay_s < self.keep_s:
             raise ValueError(
                 f"reference_delay_s must be in [0, keep_s={self.keep_s}), got "
@@ -72,6 +83,8 @@ class EchoConfig:
             )
         if not 0.0 <= self.duck_gain <= 1.0:
             raise ValueError(f"duck_gain must be in [0, 1], got {self.duck_gain}")
+        if self.delay_check_s < 0:
+            raise ValueError(f"delay_check_s must be >= 0, got {self.delay_check_s}")
         if self.duck_hangover_s < 0:
             raise ValueError(f"duck_hangover_s must be >= 0, got {self.duck_hangover_s}")
 
@@ -81,13 +94,14 @@ class EchoCounters:
     """What happened to the microphone's frames (10 ms each)."""
 
     frames: int = 0
-    cancelled: int = 0  # through the canceller with a reference
+    cancelled: int = 0  # through the canceller with the reference known for them
     ducked: int = 0  # half_duplex: muted while the robot spoke
     no_reference: int = 0  # no reference known for the frame: passed as the fallback says
     canceller_errors: int = 0  # the canceller raised: the raw frame passed
     resampled_reference_chunks: int = 0
     late_reference_chunks: int = 0  # arrived after the microphone frames they belonged to
     reference_gaps: int = 0  # reference streams with a hole (filled with silence)
+    delay_out_of_range: int = 0  # delay checks that found the echo where AEC3 cannot
     errors: list[str] = field(default_factory=list)  # distinct error texts, first few
 
     def as_dict(self) -> dict:
@@ -164,6 +178,43 @@ def _latency(rate: int, noise_suppression: bool) -> float:
     return delay
 
 
+class DelayMonitor:
+    """Every ``every_s`` of audio in which the robot spoke, the echo's delay in the last
+    ``window_s`` of raw microphone audio against the reference (:func:`estimate_delay`)."""
+
+    MIN_PROMINENCE = 6.0  # a GCC-PHAT peak this far above the rest is an echo, not chance
+
+    def __init__(self, rate: int, every_s: float, window_s: float = 4.0, max_s: float = 1.0):
+        self.rate, self.every, self.max_s = rate, int(every_s * rate), max_s
+        self.window = int(window_s * rate)
+        self.mic: deque = deque()
+        self.ref: deque = deque()
+        self.held = 0
+        self.active = 0  # samples with the robot speaking since the last check
+        self.last: tuple[float, float] | None = None  # (delay s, prominence)
+
+    def add(self, mic: np.ndarray, ref: np.ndarray):
+        """Aligned raw microphone and reference samples -> (delay_s, prominence) when a check
+        ran, else None."""
+        if self.every <= 0:
+            return None
+        self.mic.append(mic.copy())
+        self.ref.append(ref)
+        self.held += len(mic)
+        while self.held - len(self.mic[0]) >= self.window:
+            self.held -= len(self.mic.popleft())
+            self.ref.popleft()
+        if float(np.mean(ref * ref)) > 1e-6:  # the robot speaks (above -60 dBFS)
+            self.active += len(ref)
+        if self.active < self.every or self.held < self.window:
+            return None
+        self.active = 0
+        self.last = estimate_delay(
+            np.concatenate(self.ref), np.concatenate(self.mic), self.rate, self.max_s
+        )
+        return self.last
+
+
 class ReferenceTimeline:
     """The loudspeaker's signal on the microphone's sample grid: chunks stamped when heard are
     written at ``round(stamp * rate)``; what was never written reads as silence (the robot said
@@ -219,7 +270,10 @@ class EchoCanceller:
     stamp of its first sample in s), or None while less than a frame is buffered. A chunk_s that
     is a multiple of 10 ms adds no delay."""
 
-    def __init__(self, sample_rate: int, config: EchoConfig | None = None, canceller=None):
+    def __init__(
+        self, sample_rate: int, config: EchoConfig | None = None, canceller=None, on_fault=None
+    ):
+        self.on_fault = on_fault or (lambda fault: None)  # gets robot.faults.Fault
         self.config = config or EchoConfig()
         self.config.validate()
         self.rate = int(sample_rate)
@@ -233,23 +287,52 @@ class EchoCanceller:
         if self.config.mode == "aec":
             self._aec = canceller if canceller is not None else Aec3(self.rate)
             self.latency_s = float(getattr(self._aec, "latency_s", 0.0))
+        self._lag = int(round(self.latency_s * self.rate))
+        self.latency_s = self._lag / self.rate
+        self._raw_tail = np.zeros(self._lag, np.float32)
         self._pending = np.zeros(0, np.float32)
         self._pending_i0: int | None = None
         self._last_loud = -(10**12)  # absolute sample index of the last loud reference frame
-        self._delay = int(round(self.config.reference_delay_s * self.rate))
+        self.delay = DelayMonitor(self.rate, self.config.delay_check_s)
 
     # -- the loudspeaker
     def add_reference(self, samples: np.ndarray, rate: int, stamp_s: float) -> None:
         """The loudspeaker's chunk [n] float32 at ``rate`` Hz, heard from ``stamp_s`` on."""
         x = np.asarray(samples, np.float32).reshape(-1)
+        c = self.counters
         if int(rate) != self.rate:
             from timar_ros.data.audio import resample
 
             x = resample(x, int(rate), self.rate)
-            self.counters.resampled_reference_chunks += 1
+            c.resampled_reference_chunks += 1
+            self._fault(
+                "resampled_reference_chunks",
+                f"reference at {rate} Hz resampled to the microphone's {self.rate} Hz "
+                f"({c.resampled_reference_chunks} chunks so far)",
+                "info",
+            )
         late, gap = self.reference.write(x, stamp_s + self.config.reference_delay_s)
-        self.counters.late_reference_chunks += late
-        self.counters.reference_gaps += gap
+        if late:
+            c.late_reference_chunks += 1
+            self._fault(
+                "late_reference_chunks",
+                f"reference audio arrived after the microphone frames it belongs to "
+                f"({c.late_reference_chunks} chunks so far): those frames passed uncancelled; "
+                "is voice_player publishing ahead of the sound (lead_s)?",
+            )
+        if gap:
+            c.reference_gaps += 1
+            self._fault(
+                "reference_gaps",
+                f"hole in the reference stream, read as the robot silent ({c.reference_gaps} "
+                "so far)",
+                "info",
+            )
+
+    def _fault(self, kind: str, text: str, level: str = "warn") -> None:
+        from timar_ros.robot.faults import Fault
+
+        self.on_fault(Fault(kind, text, level))
 
     # -- the microphone
     def process(self, samples: np.ndarray, stamp_s: float):
@@ -266,25 +349,63 @@ class EchoCanceller:
             return None
         out = np.empty(k * self.n, np.float32)
         start = self._pending_i0
+        raw = self._pending[: k * self.n]
         for f in range(k):
             sl = slice(f * self.n, (f + 1) * self.n)
-            out[sl] = self._frame(self._pending[sl], start + f * self.n)
+            out[sl] = self._frame(raw[sl], start + f * self.n)
         self._pending = self._pending[k * self.n :]
         self._pending_i0 = start + k * self.n
+        if self.config.mode != "none":
+            ref = self.reference.read(start, k * self.n)
+            if ref is not None:
+                found = self.delay.add(raw, ref)
+                if found is not None:
+                    self._check_delay(*found)
         return out, start / self.rate - self.latency_s
+
+    def _check_delay(self, delay_s: float, prominence: float) -> None:
+        """The echo's delay against the reference as it arrives: AEC3 finds up to
+        AEC3_MAX_DELAY_S itself; beyond that (a robot audio path slower than the stamps say,
+        or clocks apart) it cancels nothing, so say it and what to set."""
+        if self.config.mode != "aec" or prominence < DelayMonitor.MIN_PROMINENCE:
+            return
+        if not 0.0 <= delay_s <= AEC3_MAX_DELAY_S:
+            self.counters.delay_out_of_range += 1
+            fix = self.config.reference_delay_s + delay_s
+            self._fault(
+                "delay_out_of_range",
+                f"the echo comes {delay_s * 1000:+.0f} ms after the reference's stamps, outside "
+                f"what AEC3 finds (0 to {AEC3_MAX_DELAY_S * 1000:.0f} ms): the robot's voice is "
+                f"not cancelled; set reference_delay_s to {max(fix, 0.0):.3f} (now "
+                f"{self.config.reference_delay_s:.3f}) or check the clocks",
+            )
 
     def _frame(self, mic: np.ndarray, i0: int) -> np.ndarray:
         c = self.counters
         c.frames += 1
         mode = self.config.mode
+        raw = self._delayed(mic)  # the microphone as it is, as late as the canceller's output
         if mode == "none":
-            return mic
+            return raw
         ref = self.reference.read(i0, self.n)
-        if ref is None:
+        known = ref is not None
+        if not known:
             c.no_reference += 1
-            return mic  # both fallbacks pass the room: nothing says the robot speaks
-        if mode == "half_duplex":
-            return self._duck(mic, ref, i0)
+            self._fault(
+                "no_reference",
+                f"no reference audio for the microphone's frames ({c.no_reference} frames of 10 "
+                f"ms so far): the robot's voice is not taken out, the microphone is "
+                f"{'passed' if self.config.fallback == 'pass' else 'muted'} (fallback); is "
+                "voice_player running and publishing agent/audio?",
+            )
+            if self.config.fallback == "mute":
+                return np.zeros_like(mic)
+            if mode == "half_duplex":
+                return raw
+            ref = np.zeros_like(mic)  # through the canceller with nothing to cancel: it stays
+            # adapted, and its output keeps its latency
+        elif mode == "half_duplex":
+            return self._duck(raw, ref, i0)
         try:
             out = self._aec.process(mic, ref)
         except Exception as exc:  # the canceller failing must not take the microphone down
@@ -292,9 +413,23 @@ class EchoCanceller:
             text = f"{type(exc).__name__}: {exc}"
             if text not in c.errors and len(c.errors) < 5:
                 c.errors.append(text)
-            return mic
-        c.cancelled += 1
+            self._fault(
+                "canceller_errors",
+                f"echo canceller failed ({text}; {c.canceller_errors} frames so far): the raw "
+                "microphone passed",
+                "error",
+            )
+            return raw
+        c.cancelled += known
         return out
+
+    def _delayed(self, mic: np.ndarray) -> np.ndarray:
+        """``mic`` delayed by the canceller's latency (whole samples)."""
+        if not self._lag:
+            return mic
+        both = np.concatenate([self._raw_tail, mic])
+        self._raw_tail = both[len(mic) :]
+        return both[: len(mic)]
 
     def _duck(self, mic: np.ndarray, ref: np.ndarray, i0: int) -> np.ndarray:
         level = 10.0 * np.log10(float(np.mean(ref * ref)) + 1e-12)

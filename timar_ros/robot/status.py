@@ -147,3 +147,28 @@ def player_faults(before: dict, after: dict, where: str) -> list[Fault]:
         if d > 0:
             out.append(Fault(key, f"{where}: " + text.format(d=d), level))
     return out
+
+
+def echo_status(canceller, mode: str, reference_topic: str, logged: dict | None = None) -> Status:
+    """echo_canceller's status (``canceller``: its :class:`~timar_ros.robot.echo.EchoCanceller`,
+    None before the microphone's first chunk): ERROR when the canceller failed (the raw
+    microphone passed), WARN when frames had no reference or the echo's delay is out of the
+    canceller's reach."""
+    values = {"mode": mode, "reference_topic": reference_topic}
+    if canceller is None:
+        return Status(WARN, "no microphone audio yet", values)
+    c = canceller.counters.as_dict()
+    errors = c.pop("errors")
+    values.update(c)
+    values["latency_ms"] = round(canceller.latency_s * 1000, 1)
+    if canceller.delay.last is not None:
+        values["echo_delay_ms"] = round(canceller.delay.last[0] * 1000, 1)
+    values.update({f"logged_{k}": v for k, v in (logged or {}).items()})
+    if c["canceller_errors"]:
+        return Status(ERROR, f"canceller failed, raw microphone passed: {errors[0]}", values)
+    problems = _problems(c, ("no_reference", "delay_out_of_range", "late_reference_chunks"))
+    if problems:
+        return Status(WARN, "; ".join(problems), values)
+    return Status(
+        OK, f"{mode}: {c['frames']} frames, {c['cancelled'] + c['ducked']} treated", values
+    )

@@ -1,0 +1,158 @@
+"""echo_canceller: the robot's own voice taken out of the microphone (robot/echo.py).
+
+Subscribes to the microphone's raw audio (``user/audio_raw``) and to what the loudspeaker plays
+(``reference_topic``, default voice_player's ``agent/audio``: stamped when each sample is
+heard, published ahead of the sound) and publishes the partner's audio on ``user/audio``, each
+chunk stamped with the capture time of its first sample. ``mode``: ``aec`` (WebRTC AEC3),
+``half_duplex`` (the microphone muted while the robot speaks: the partner cannot interrupt it),
+``none`` (pass; for hardware that cancels its own echo). Faults (no reference, a canceller
+error, a resampled or late reference, an echo delay AEC3 cannot find) are logged rate-limited
+and counted in /diagnostics.
+"""
+
+from __future__ import annotations
+
+import sys
+
+from diagnostic_msgs.msg import DiagnosticArray
+from rclpy.node import Node
+from rclpy.qos import QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
+
+from timar_ros import topics
+from timar_ros.msg import AudioChunk
+from timar_ros.nodes.convert import audio_buffer, audio_chunk, diagnostic_array, stamp_to_s
+from timar_ros.nodes.fault_log import PERIOD_DESCRIPTION, PERIOD_PARAM, NodeFaultLog
+from timar_ros.nodes.params import Param, declare
+from timar_ros.nodes.runner import run_node
+from timar_ros.robot.echo import FALLBACKS, MODES, EchoCanceller, EchoConfig
+from timar_ros.robot.status import echo_status
+
+NAME = "echo_canceller"
+PARAMS = {
+    "mode": Param(
+        "'aec' (WebRTC AEC3 with the reference), 'half_duplex' (mute the microphone while the "
+        "robot speaks: it cannot be interrupted) or 'none' (pass: the hardware cancels its echo)",
+        choices=MODES,
+    ),
+    "reference_topic": Param(
+        "AudioChunk topic of what the loudspeaker plays, stamped when heard (voice_player's "
+        "agent/audio)"
+    ),
+    "fallback": Param(
+        "microphone frames with no reference (voice_player not running): 'pass' them or 'mute' "
+        "them",
+        choices=FALLBACKS,
+    ),
+    "reference_delay_s": Param(
+        "the robot's audio path beyond the reference stamps (s); `timar echo calibrate` "
+        "measures it",
+        0.0,
+        2.0,
+    ),
+    "duck_threshold_dbfs": Param(
+        "half_duplex: a reference louder than this (RMS, dBFS) is the robot speaking", -90.0, 0.0
+    ),
+    "duck_hangover_s": Param(
+        "half_duplex: the microphone stays muted this long after the robot stops (s)", 0.0, 2.0
+    ),
+    "delay_check_s": Param(
+        "check the echo's delay against the reference every this many seconds of robot speech "
+        "(0 = never)",
+        0.0,
+        3600.0,
+    ),
+    "audio_qos": Param(
+        "'sensor_data' (best effort, REP-2003) or 'reliable' for the audio it reads and publishes",
+        choices=("sensor_data", "reliable"),
+    ),
+    "diagnostics_period_s": Param("period of the /diagnostics status (s)", 0.1, 60.0),
+    PERIOD_PARAM: Param(PERIOD_DESCRIPTION, 0.0, 3600.0),
+}
+
+
+class EchoCancellerNode(Node):
+    def __init__(self, **kwargs):
+        super().__init__(NAME, **kwargs)
+        self._p = p = declare(self, NAME, PARAMS)
+        self._fault_log = NodeFaultLog(self.get_logger(), float(p[PERIOD_PARAM]))
+        self._config = EchoConfig(
+            mode=p["mode"],
+            fallback=p["fallback"],
+            reference_delay_s=float(p["reference_delay_s"]),
+            duck_threshold_dbfs=float(p["duck_threshold_dbfs"]),
+            duck_hangover_s=float(p["duck_hangover_s"]),
+            delay_check_s=float(p["delay_check_s"]),
+        )
+        self._config.validate()
+        self.canceller: EchoCanceller | None = None  # made at the microphone's first chunk
+        self._seq = 0
+        self._pending_reference: list = []  # reference chunks before the first microphone one
+        qos = (
+            qos_profile_sensor_data
+            if p["audio_qos"] == "sensor_data"
+            else QoSProfile(depth=100, reliability=ReliabilityPolicy.RELIABLE)
+        )
+        self._pub = self.create_publisher(AudioChunk, topics.USER_AUDIO, qos)
+        self.create_subscription(AudioChunk, topics.MIC_AUDIO, self._on_mic, qos)
+        if p["mode"] != "none":
+            self.create_subscription(AudioChunk, p["reference_topic"], self._on_reference, qos)
+        self._diag = self.create_publisher(DiagnosticArray, topics.DIAGNOSTICS, 10)
+        self.create_timer(float(p["diagnostics_period_s"]), self._publish_diagnostics)
+        ref = "" if p["mode"] == "none" else f" with reference {p['reference_topic']}"
+        self.get_logger().info(
+            f"echo mode {p['mode']}{ref}: {topics.MIC_AUDIO} -> {topics.USER_AUDIO}"
+        )
+
+    def _make(self, rate: int) -> EchoCanceller:
+        ec = EchoCanceller(rate, self._config, on_fault=self._fault_log)
+        for samples, r, stamp in self._pending_reference:
+            ec.add_reference(samples, r, stamp)
+        self._pending_reference = []
+        return ec
+
+    def _on_reference(self, msg: AudioChunk) -> None:
+        samples, channels = audio_buffer(msg)
+        mono = samples.reshape(-1, channels).mean(1) if channels > 1 else samples
+        stamp = stamp_to_s(msg.header.stamp)
+        if self.canceller is None:
+            self._pending_reference.append((mono.copy(), int(msg.sample_rate), stamp))
+            self._pending_reference = self._pending_reference[-200:]
+            return
+        self.canceller.add_reference(mono, int(msg.sample_rate), stamp)
+
+    def _on_mic(self, msg: AudioChunk) -> None:
+        samples, channels = audio_buffer(msg)
+        mono = samples.reshape(-1, channels).mean(1) if channels > 1 else samples
+        rate = int(msg.sample_rate)
+        if self.canceller is None:
+            self.canceller = self._make(rate)
+        elif rate != self.canceller.rate:
+            self.get_logger().warning(
+                f"the microphone's rate changed {self.canceller.rate} -> {rate} Hz: the "
+                "canceller starts again"
+            )
+            self.canceller = self._make(rate)
+        got = self.canceller.process(mono, stamp_to_s(msg.header.stamp))
+        if got is None:
+            return
+        out, stamp = got
+        self._pub.publish(audio_chunk(out, rate, stamp, msg.header.frame_id, self._seq))
+        self._seq += 1
+
+    def _publish_diagnostics(self) -> None:
+        status = echo_status(
+            self.canceller, self._config.mode, self._p["reference_topic"], self._fault_log.counts
+        )
+        self._diag.publish(
+            diagnostic_array(
+                status, f"{self.get_name()}: echo", "microphone", self.get_clock().now().to_msg()
+            )
+        )
+
+
+def main(args=None) -> int:
+    return run_node(EchoCancellerNode, NAME, args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
