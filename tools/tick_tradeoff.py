@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import subprocess
 import sys
 from pathlib import Path
 
@@ -60,28 +59,33 @@ def _cmd(work: Path, key: str, split: str, limit: int, seeds: list[str]) -> list
 
 
 def run_evaluations(work: Path, keys, splits, limit: int, seeds: list[str]) -> None:
-    todo = [
-        (k, s) for k in keys for s in splits if not (_out(work, k, s) / "report.json").is_file()
-    ]
-    running: list[subprocess.Popen] = []
-    for k, s in todo:
-        if len(running) == 2:
-            running.pop(0).wait()
-        log = open(work / f"tradeoff-{k}-{s}.log", "w")  # noqa: SIM115 (closed with the process)
-        print(f"+ {k} on {s}", flush=True)
-        running.append(subprocess.Popen(_cmd(work, k, s, limit, seeds), cwd=REPO, stdout=log))
-    for p in running:
-        p.wait()
+    from eval_jobs import run_parallel
+
+    from timar_ros.runtime.export import ensure_export
+
+    ensure_export(BUNDLE)  # once, before the jobs that would each export it at the same time
+    run_parallel(
+        [
+            (_cmd(work, k, s, limit, seeds), work / f"tradeoff-{k}-{s}.log")
+            for k in keys
+            for s in splits
+            if not (_out(work, k, s) / "report.json").is_file()
+        ],
+        REPO,
+    )
 
 
 def floors(keys) -> dict:
     from timar_ros.perf.tick_bench import reaction_floors
     from timar_ros.runtime.ticks import DEFAULT_MARGIN_S, TickSchedule
 
+    from timar_ros.runtime.checkpoint import load_checkpoint_config
+
+    frames = load_checkpoint_config(BUNDLE).frames_per_turn
     out = {}
     for k in keys:
         tick, la = SETTINGS[k]
-        sched = TickSchedule.from_seconds(1.0, tick, la)
+        sched = TickSchedule.from_seconds(frames, tick, la)
         f = reaction_floors(BUNDLE, sched, DEFAULT_MARGIN_S if tick < 1.0 else 0.25)
         out[k] = f["tick"]
     return out
@@ -131,6 +135,7 @@ def main() -> int:
     ap.add_argument("--seeds", nargs="+", default=["0", "1", "2"])
     a = ap.parse_args()
     sys.path.insert(0, str(REPO))
+    sys.path.insert(0, str(REPO / "tools"))
     run_evaluations(a.work, a.settings, a.splits, a.limit, a.seeds)
     md, data = table(a.work, a.settings, a.splits, floors(a.settings))
     (a.work / "eval" / "tradeoff.json").write_text(json.dumps(data, indent=1))

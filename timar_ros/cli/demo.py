@@ -97,6 +97,13 @@ def run(args: argparse.Namespace) -> int:
         print(
             f"reaction latency: no servo reaction after the partner's {rl.get('pauses', 0)} pauses"
         )
+    rules = rl.get("rules")
+    if rules:
+        lags = ", ".join(f"{x:.2f}" for x in rules["latencies_s"]) or "none"
+        print(
+            f"  the rules' own targets react to {len(rules['latencies_s'])} of the "
+            f"{rules['pauses']} pauses (s after the pause: {lags})"
+        )
     sim = s.get("sim")
     if sim:
         tr = sim["tracking"]["joints"]
