@@ -77,9 +77,8 @@ def run_evaluations(work: Path, keys, splits, limit: int, seeds: list[str]) -> N
 
 def floors(keys) -> dict:
     from timar_ros.perf.tick_bench import reaction_floors
-    from timar_ros.runtime.ticks import DEFAULT_MARGIN_S, TickSchedule
-
     from timar_ros.runtime.checkpoint import load_checkpoint_config
+    from timar_ros.runtime.ticks import DEFAULT_MARGIN_S, TickSchedule
 
     frames = load_checkpoint_config(BUNDLE).frames_per_turn
     out = {}
