@@ -314,10 +314,13 @@ def bench(rooms: list[Room], modes=MODES_MEASURED, log=print) -> dict:
             v = np.array([r[mode][key] for r in per_room], float)
             if not len(v):
                 continue
+            # "nearest": a muted output's -inf SI-SDR must not enter any arithmetic
             summary[mode][key] = {
-                "value": float(np.median(v) if how == "median" else np.mean(v)),
-                "q25": float(np.percentile(v, 25)),
-                "q75": float(np.percentile(v, 75)),
+                "value": float(
+                    np.percentile(v, 50, method="nearest") if how == "median" else np.mean(v)
+                ),
+                "q25": float(np.percentile(v, 25, method="nearest")),
+                "q75": float(np.percentile(v, 75, method="nearest")),
             }
     return {"rooms": per_room, "summary": summary, "script_s": SCRIPT_S}
 
