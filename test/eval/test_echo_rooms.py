@@ -25,6 +25,7 @@ def test_echo_bench_on_a_room(tmp_path):
     # measured on this room (rt60 0.2 s, loudspeaker 5 cm, +100 ppm): 34 dB, 0 %, 100 %
     assert s["aec"]["erle_db"]["value"] >= 25.0
     assert s["aec"]["robot_turns_called_partner"]["value"] <= 0.1
+    assert s["aec"]["partner_turns_heard"]["value"] >= 0.9
     assert s["none"]["robot_turns_called_partner"]["value"] >= 0.9
     assert s["half_duplex"]["double_talk_turns_heard"]["value"] == 0.0
     assert s["aec"]["cpu_s_per_s"]["value"] < 0.2

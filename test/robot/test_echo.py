@@ -116,12 +116,15 @@ def test_faults_are_counted_and_the_raw_microphone_passes():
     # no reference at all (voice_player not running): through the canceller with nothing to
     # cancel, so the output keeps its latency (and its stamps)
     faults = []
-    ec = EchoCanceller(RATE, EchoConfig(mode="aec"), on_fault=faults.append)
-    out, _ = _run(ec, x, None)
-    t = np.arange(len(x)) / RATE
-    assert abs(echo_return_loss_enhancement(x, out, t > 0.1)) < 1.0  # the microphone passed
-    assert estimate_delay(x, out, RATE, 0.05)[0] == 0.0
-    assert ec.counters.no_reference == ec.counters.frames == RATE // 160
+    voice = (0.1 * _voices(3.0)[1]).astype(np.float32)  # the partner talking
+    cfg = EchoConfig(mode="aec", noise_suppression=False)  # the canceller alone
+    ec = EchoCanceller(RATE, cfg, on_fault=faults.append)
+    out, _ = _run(ec, voice, None)
+    t = np.arange(len(voice)) / RATE
+    # the microphone passed
+    assert abs(echo_return_loss_enhancement(voice, out, (t > 0.1) & (t < 2.9))) < 1.0
+    assert estimate_delay(voice, out, RATE, 0.05)[0] == 0.0
+    assert ec.counters.no_reference == ec.counters.frames == 3 * RATE // 160
     assert {f.kind for f in faults} == {"no_reference"}
     muted = EchoCanceller(RATE, EchoConfig(mode="aec", fallback="mute"))
     assert not _run(muted, x, None)[0].any()

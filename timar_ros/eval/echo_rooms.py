@@ -253,12 +253,14 @@ def measure_room(sig: dict, out: np.ndarray, rate: int = SAMPLE_RATE) -> dict:
     both = sig["robot_on"] & sig["partner_on"]
     robot_turns = _turns(0.0, 8.0) + _turns(12.0, 15.0)
     both_turns = _turns(15.0, 20.0)
+    partner_turns = _turns(8.0, 12.0) + _turns(20.0, 24.0)
     return {
         "erle_db": erle(mic, out, settled),
         "erle_first_2s_db": erle(mic, out, first),
         "partner_si_sdr_db": si_sdr(out[both], sig["partner"][both]),
         "robot_turns_called_partner": float(np.mean(_called(out, robot_turns, rate))),
         "double_talk_turns_heard": float(np.mean(_called(out, both_turns, rate))),
+        "partner_turns_heard": float(np.mean(_called(out, partner_turns, rate))),
     }
 
 
@@ -270,6 +272,7 @@ FIGURES = {  # key -> (column, how it is summarised over rooms)
     "partner_si_sdr_db": ("partner SI-SDR dB (double talk)", "median"),
     "robot_turns_called_partner": ("robot-alone turns called 'partner speaking'", "mean"),
     "double_talk_turns_heard": ("double-talk turns heard as the partner", "mean"),
+    "partner_turns_heard": ("partner-alone turns heard as the partner", "mean"),
     "cpu_s_per_s": ("CPU s per s of audio", "mean"),
 }
 

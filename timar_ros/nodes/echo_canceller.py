@@ -38,6 +38,10 @@ PARAMS = {
         "AudioChunk topic of what the loudspeaker plays, stamped when heard (voice_player's "
         "agent/audio)"
     ),
+    "noise_suppression": Param(
+        "aec: WebRTC's noise suppressor after the canceller (it also takes most of the residual "
+        "echo)"
+    ),
     "fallback": Param(
         "microphone frames with no reference (voice_player not running): 'pass' them or 'mute' "
         "them",
@@ -77,6 +81,7 @@ class EchoCancellerNode(Node):
         self._fault_log = NodeFaultLog(self.get_logger(), float(p[PERIOD_PARAM]))
         self._config = EchoConfig(
             mode=p["mode"],
+            noise_suppression=bool(p["noise_suppression"]),
             fallback=p["fallback"],
             reference_delay_s=float(p["reference_delay_s"]),
             duck_threshold_dbfs=float(p["duck_threshold_dbfs"]),

@@ -54,6 +54,9 @@ class EchoConfig:
     """How :class:`EchoCanceller` treats the robot's voice (units: seconds, dB, linear)."""
 
     mode: str = "aec"
+    # AEC3's noise suppressor after the canceller: it also takes most of the residual echo
+    # (12 simulated rooms: robot-alone turns heard as "partner speaking" 9 % -> 1.5 %)
+    noise_suppression: bool = True
     # a microphone frame with no reference for its time (voice_player not running, or its
     # audio late): "pass" the microphone as it is (the robot may be heard as the partner) or
     # "mute" it (the partner is not heard until the reference comes back)
@@ -285,7 +288,11 @@ class EchoCanceller:
         self._aec = None
         self.latency_s = 0.0  # output stamps = input stamps - this
         if self.config.mode == "aec":
-            self._aec = canceller if canceller is not None else Aec3(self.rate)
+            self._aec = (
+                canceller
+                if canceller is not None
+                else Aec3(self.rate, noise_suppression=self.config.noise_suppression)
+            )
             self.latency_s = float(getattr(self._aec, "latency_s", 0.0))
         self._lag = int(round(self.latency_s * self.rate))
         self.latency_s = self._lag / self.rate
