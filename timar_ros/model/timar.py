@@ -588,28 +588,34 @@ class TIMAR(nn.Module):
         of it masked; dropout off; no gradient), with noise correlated over frames and held as
         the policy draws it. At run time a tick's prefix is what the robot showed, sampled with
         less of the turn heard; this is the closest cheap stand-in (one extra forward)."""
-        from ..runtime.sampling_noise import hold_vector, noise_kernel
+        from ..runtime.sampling_noise import hold_vector, turn_noise
 
         c, dev = self.config, tok.device
         B, F = tok.shape[0], c.frames_per_turn
         m = masked.clone()
         m[:, -1, self.am_tok] = True
+        steps = getattr(getattr(self.head, "diffusion", None), "num_sampling_steps", 1)
+        hold = hold_vector(c.noise_hold_exp)
+        # each window's draws as a policy draws a turn's, from a seed of the torch RNG
+        draws = [
+            turn_noise(
+                int(torch.randint(0, 2**62, ())),
+                0,
+                F,
+                steps,
+                tau_frames=c.noise_tau_s * FPS,
+                hold=hold,
+            )
+            for _ in range(B)
+        ]
+        x_T = torch.from_numpy(np.concatenate([d[0] for d in draws], 0)).to(dev)
+        step_noise = torch.from_numpy(np.concatenate([d[1] for d in draws], 1)).to(dev)
         was_training = self.training
         self.eval()
         try:
             with torch.no_grad():
                 z = self.backbone_parallel(self.embed(tok, m))[:, -1].reshape(B * F, -1)
-                steps = getattr(getattr(self.head, "diffusion", None), "num_sampling_steps", 1)
-                M = torch.from_numpy(noise_kernel(F, c.noise_tau_s * FPS).copy()).to(dev)
-                inn = torch.randn(1 + steps, B, M.shape[1], MOTION_DIM, device=dev)
-                noise = torch.einsum("fg,nbgd->nbfd", M, inn)
-                hold = hold_vector(c.noise_hold_exp)
-                if hold is not None:
-                    h = torch.from_numpy(hold).to(dev)
-                    held = torch.randn(1 + steps, B, 1, MOTION_DIM, device=dev)
-                    noise = h.sqrt() * held + (1 - h).sqrt() * noise
-                noise = noise.reshape(1 + steps, B * F, MOTION_DIM)
-                out = self.sample_motion(z, noise[0], noise[1:])
+                out = self.sample_motion(z, x_T, step_noise)
         finally:
             self.train(was_training)
         return out.view(B, F, MOTION_DIM)
