@@ -2,7 +2,7 @@
 
 USER_AUDIO = "user/audio"  # timar_ros/AudioChunk: the partner's speech (microphone)
 # timar_ros/AudioChunk: the microphone as captured, the robot's own voice in it (echo_canceller's
-# input; with echo mode none the microphone publishes user/audio directly)
+# input; it publishes user/audio)
 MIC_AUDIO = "user/audio_raw"
 AGENT_AUDIO = "agent/audio"  # timar_ros/AudioChunk: the robot's own speech (TTS output)
 AGENT_SPEECH = "agent/speech"  # timar_ros/AudioChunk: the robot's speech from a TTS, to be played
@@ -51,11 +51,8 @@ TYPES = {
     SIM_IMAGE: "sensor_msgs/msg/Image",
     CLOCK: "rosgraph_msgs/msg/Clock",
 }
-SENSOR_TOPICS = (
-    USER_AUDIO,
-    MIC_AUDIO,
-    AGENT_AUDIO,
-)  # published best effort by live sources (REP-2003)
+# published best effort by live sources (REP-2003)
+SENSOR_TOPICS = (USER_AUDIO, MIC_AUDIO, AGENT_AUDIO)
 
 
 def resolve(topic: str, namespace: str = DEFAULT_NAMESPACE) -> str:

@@ -4,7 +4,20 @@ finishes sooner than one job at a time with two threads). Shared by the tools th
 from __future__ import annotations
 
 import subprocess
+import sys
 from pathlib import Path
+
+
+def evaluate_cmd(
+    checkpoint: Path, data: Path, out: Path, seeds, limit: int, label: str, extra=()
+) -> list[str]:
+    """`timar evaluate` of the streamed history on the first ``limit`` files of ``data``, onnx
+    with one thread (two such jobs share a 2-core machine), no plots; ``extra``: its options
+    (e.g. --tick-s)."""
+    cmd = [sys.executable, "-m", "timar_ros.cli", "evaluate", "--checkpoint", str(checkpoint)]
+    cmd += ["--data", str(data), "--context", "stream", "--seeds", *map(str, seeds)]
+    cmd += ["--limit", str(limit), "--backend", "onnx", "--threads", "1", "--plots", "0"]
+    return [*cmd, "--out", str(out), "--label", label, *extra]
 
 
 def run_parallel(jobs: list[tuple[list[str], Path]], cwd: Path, width: int = 2) -> None:

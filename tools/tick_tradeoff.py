@@ -19,7 +19,6 @@ import sys
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-PY = sys.executable
 BUNDLE = REPO / "checkpoints" / "robot"
 # setting key -> (tick_s, lookahead_s); tick_s 1.0 is the 1-s mode
 SETTINGS = {
@@ -48,14 +47,12 @@ def _out(work: Path, key: str, split: str) -> Path:
 
 
 def _cmd(work: Path, key: str, split: str, limit: int, seeds: list[str]) -> list[str]:
+    from eval_jobs import evaluate_cmd
+
     tick, la = SETTINGS[key]
-    cmd = [PY, "-m", "timar_ros.cli", "evaluate", "--checkpoint", str(BUNDLE)]
-    cmd += ["--data", str(work / "data" / split), "--context", "stream", "--seeds", *seeds]
-    cmd += ["--backend", "onnx", "--threads", "1", "--plots", "0", "--limit", str(limit)]
-    cmd += ["--out", str(_out(work, key, split)), "--label", key]
-    if tick < 1.0:
-        cmd += ["--tick-s", str(tick), "--lookahead-s", str(la), "--prefix", "off"]
-    return cmd
+    extra = ["--tick-s", str(tick), "--lookahead-s", str(la), "--prefix", "off"] if tick < 1 else []
+    data, out = work / "data" / split, _out(work, key, split)
+    return evaluate_cmd(BUNDLE, data, out, seeds, limit, key, extra)
 
 
 def run_evaluations(work: Path, keys, splits, limit: int, seeds: list[str]) -> None:

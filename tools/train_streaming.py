@@ -150,7 +150,7 @@ def _bundle(work: Path) -> None:
 
 
 def stage_eval(work: Path, only: list[str] | None = None) -> None:
-    from eval_jobs import run_parallel
+    from eval_jobs import evaluate_cmd, run_parallel
 
     from timar_ros.runtime.export import ensure_export
 
@@ -164,10 +164,8 @@ def stage_eval(work: Path, only: list[str] | None = None) -> None:
             out = work / "eval" / f"{key}-{split}"
             if (out / "report.json").is_file():
                 continue
-            cmd = [PY, "-m", "timar_ros.cli", "evaluate", "--checkpoint", str(ckpt(work, which))]
-            cmd += ["--data", str(work / "data" / split), "--context", "stream"]
-            cmd += ["--seeds", *SEEDS, "--limit", str(LIMIT), "--backend", "onnx"]
-            cmd += ["--threads", "1", "--out", str(out), "--label", label, "--plots", "0", *extra]
+            data = work / "data" / split
+            cmd = evaluate_cmd(ckpt(work, which), data, out, SEEDS, LIMIT, label, extra)
             jobs.append((cmd, work / f"eval-{key}-{split}.log"))
     run_parallel(jobs, REPO)
 

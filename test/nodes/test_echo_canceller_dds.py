@@ -137,3 +137,19 @@ def test_without_a_reference_the_microphone_passes_said_once_and_counted(ros_pro
     last = [s for d in diag for s in d.status if s.name.endswith("echo")][-1]
     values = {v.key: v.value for v in last.values}
     assert last.level == DiagnosticStatus.WARN and int(values["no_reference"]) > 0
+
+
+def test_a_malformed_chunk_is_dropped_and_said(ros_probe):
+    got = ros_probe.collect(AudioChunk, f"{NS}/user/audio")
+    pub = ros_probe.node.create_publisher(AudioChunk, f"{NS}/user/audio_raw", ros_probe.qos(10))
+    node = _start()
+    try:
+        assert ros_probe.spin_until(lambda: pub.get_subscription_count() > 0, 30.0)
+        bad = _chunk(np.zeros(641, np.float32), T0, 0)
+        bad.channels = 2  # 641 samples are not whole stereo frames
+        pub.publish(bad)
+        ros_probe.spin_for(1.5)
+    finally:
+        log = stop(node)
+    assert not got
+    assert "microphone chunk dropped" in log and "2-channel" in log, log[-2000:]

@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 
 from timar_ros.data.audio import load_wav
+from timar_ros.eval.echo_rooms import CHUNK_S, feed
 from timar_ros.resources import share_dir
 from timar_ros.robot.echo import (
     EchoCanceller,
@@ -15,7 +16,7 @@ from timar_ros.robot.echo import (
 )
 
 RATE = 16000
-CHUNK = 640  # 40 ms, as the microphone node sends
+CHUNK = int(CHUNK_S * RATE)  # 40 ms, as the microphone node sends
 
 
 def _voices(seconds: float):
@@ -35,23 +36,10 @@ def _room_echo(reference: np.ndarray, delay_s: float, gain: float, seed: int = 0
     return gain * np.convolve(reference, h)[: len(reference)]
 
 
-def _run(ec: EchoCanceller, mic: np.ndarray, reference: np.ndarray, lead: int = 5):
-    """Reference chunks ``lead`` chunks ahead of the microphone's (voice_player publishes ahead
-    of the sound) -> the output laid on the input's grid, and the output stamps."""
-    out, stamps = np.zeros_like(mic), []
-    if reference is not None:
-        ec.add_reference(reference[: lead * CHUNK], RATE, 0.0)
-    for i in range(0, len(mic) - CHUNK + 1, CHUNK):
-        j = i + lead * CHUNK
-        if reference is not None and j < len(reference):
-            ec.add_reference(reference[j : j + CHUNK], RATE, j / RATE)
-        got = ec.process(mic[i : i + CHUNK], i / RATE)
-        if got is not None:
-            y, t0 = got
-            stamps.append((t0, len(y)))
-            k = int(round(t0 * RATE))
-            y, k = (y[-k:], 0) if k < 0 else (y, k)
-            out[k : k + len(y)] = y[: len(out) - k]
+def _run(ec: EchoCanceller, mic: np.ndarray, reference: np.ndarray | None):
+    """The canceller fed as the nodes feed it (40-ms chunks, the reference ahead) -> the output
+    laid on the input's grid, and the output chunks' (stamp, samples)."""
+    out, _, stamps = feed(ec, mic, reference, RATE)
     return out, stamps
 
 

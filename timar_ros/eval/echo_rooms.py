@@ -185,29 +185,38 @@ def simulate(room: Room, robot_voice: np.ndarray, partner_voice: np.ndarray, rat
 
 
 def run_canceller(sig: dict, mode: str, rate: int = SAMPLE_RATE, **config) -> tuple:
-    """The canceller over a simulated recording as the nodes feed it (reference chunks ahead of
-    the microphone's, 40-ms microphone chunks) -> (output [n], cpu seconds, counters)."""
+    """The canceller over a simulated recording as the nodes feed it (:func:`feed`) ->
+    (output [n], cpu seconds, counters)."""
     from timar_ros.robot.echo import EchoCanceller, EchoConfig
 
     ec = EchoCanceller(rate, EchoConfig(mode=mode, **config))
-    mic, ref = sig["mic"], sig["reference"]
+    out, cpu, _ = feed(ec, sig["mic"], sig["reference"], rate)
+    return out, cpu, ec.counters.as_dict()
+
+
+def feed(ec, mic: np.ndarray, reference: np.ndarray | None, rate: int, lead_chunks: int = 5):
+    """``mic`` [n] to the canceller ``ec`` in CHUNK_S chunks stamped from 0 s, and the reference
+    [n] (None: none) ``lead_chunks`` chunks ahead, as voice_player publishes its timeline ahead
+    of the sound -> (output laid on the input's grid [n], the canceller's CPU seconds, the output
+    chunks' (stamp s, samples))."""
     k = int(CHUNK_S * rate)
-    out = np.zeros_like(mic)
-    lead = 5 * k  # voice_player publishes its timeline ahead of the sound
-    ec.add_reference(ref[:lead], rate, 0.0)
-    cpu = 0.0
+    lead = lead_chunks * k
+    out, stamps, cpu = np.zeros_like(mic), [], 0.0
+    if reference is not None:
+        ec.add_reference(reference[:lead], rate, 0.0)
     for i in range(0, len(mic) - k + 1, k):
         t = time.process_time()
-        if i + lead < len(ref):
-            ec.add_reference(ref[i + lead : i + lead + k], rate, (i + lead) / rate)
+        if reference is not None and i + lead < len(reference):
+            ec.add_reference(reference[i + lead : i + lead + k], rate, (i + lead) / rate)
         got = ec.process(mic[i : i + k], i / rate)
         cpu += time.process_time() - t
         if got is not None:
             y, t0 = got
+            stamps.append((t0, len(y)))
             j = int(round(t0 * rate))  # before 0 by the canceller's latency at first
             y, j = (y[-j:], 0) if j < 0 else (y, j)
             out[j : j + len(y)] = y[: len(out) - j]
-    return out, cpu, ec.counters.as_dict()
+    return out, cpu, stamps
 
 
 def si_sdr(estimate: np.ndarray, target: np.ndarray) -> float:

@@ -15,14 +15,16 @@ from pathlib import Path
 import numpy as np
 
 from timar_ros import topics
-from timar_ros.motion import FPS
+from timar_ros.motion import FPS, SAMPLE_RATE
 
 
 def _activity(audio: np.ndarray, rate: int, n_frames: int) -> np.ndarray:
     from timar_ros.data.audio import resample
     from timar_ros.eval.behaviour import speech_activity
 
-    return speech_activity(resample(audio, rate, 16000) if rate != 16000 else audio, n_frames)
+    return speech_activity(
+        resample(audio, rate, SAMPLE_RATE) if rate != SAMPLE_RATE else audio, n_frames
+    )
 
 
 def servo_reaction_latency(
@@ -104,6 +106,6 @@ def rules_reaction_latency(
 
     motion = load_motion(targets)
     n = len(motion)
-    user_act = _activity(load_wav(user_wav), 16000, n)
-    agent_act = _activity(load_wav(agent_wav), 16000, n)
+    user_act = _activity(load_wav(user_wav, SAMPLE_RATE), SAMPLE_RATE, n)
+    agent_act = _activity(load_wav(agent_wav, SAMPLE_RATE), SAMPLE_RATE, n)
     return _pause_to_reaction(motion, user_act, agent_act, max_lag_s)

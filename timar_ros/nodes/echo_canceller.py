@@ -13,18 +13,21 @@ and counted in /diagnostics.
 from __future__ import annotations
 
 import sys
+from collections import deque
 
+import numpy as np
 from diagnostic_msgs.msg import DiagnosticArray
 from rclpy.node import Node
 from rclpy.qos import QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
 
 from timar_ros import topics
 from timar_ros.msg import AudioChunk
-from timar_ros.nodes.convert import audio_buffer, audio_chunk, diagnostic_array, stamp_to_s
+from timar_ros.nodes.convert import audio_chunk, audio_samples, diagnostic_array, stamp_to_s
 from timar_ros.nodes.fault_log import PERIOD_DESCRIPTION, PERIOD_PARAM, NodeFaultLog
 from timar_ros.nodes.params import Param, declare
 from timar_ros.nodes.runner import run_node
 from timar_ros.robot.echo import FALLBACKS, MODES, EchoCanceller, EchoConfig
+from timar_ros.robot.faults import Fault
 from timar_ros.robot.status import echo_status
 
 NAME = "echo_canceller"
@@ -91,7 +94,8 @@ class EchoCancellerNode(Node):
         self._config.validate()
         self.canceller: EchoCanceller | None = None  # made at the microphone's first chunk
         self._seq = 0
-        self._pending_reference: list = []  # reference chunks before the first microphone one
+        # reference chunks before the microphone's first (its rate makes the canceller)
+        self._pending_reference: deque = deque(maxlen=200)
         qos = (
             qos_profile_sensor_data
             if p["audio_qos"] == "sensor_data"
@@ -112,22 +116,34 @@ class EchoCancellerNode(Node):
         ec = EchoCanceller(rate, self._config, on_fault=self._fault_log)
         for samples, r, stamp in self._pending_reference:
             ec.add_reference(samples, r, stamp)
-        self._pending_reference = []
+        self._pending_reference.clear()
         return ec
 
+    def _mono(self, msg: AudioChunk, what: str):
+        """The chunk's samples down-mixed to mono [n] float32, or None (dropped, said, counted)
+        when its buffer is not whole frames of its channels or its rate is not positive."""
+        try:
+            if int(msg.sample_rate) <= 0:
+                raise ValueError(f"sample_rate {msg.sample_rate}")
+            return audio_samples(msg).mean(axis=1, dtype=np.float32)
+        except ValueError as exc:
+            self._fault_log(Fault("malformed_chunks", f"{what} chunk dropped: {exc}"))
+            return None
+
     def _on_reference(self, msg: AudioChunk) -> None:
-        samples, channels = audio_buffer(msg)
-        mono = samples.reshape(-1, channels).mean(1) if channels > 1 else samples
+        mono = self._mono(msg, "reference")
+        if mono is None:
+            return
         stamp = stamp_to_s(msg.header.stamp)
         if self.canceller is None:
-            self._pending_reference.append((mono.copy(), int(msg.sample_rate), stamp))
-            self._pending_reference = self._pending_reference[-200:]
+            self._pending_reference.append((mono, int(msg.sample_rate), stamp))
             return
         self.canceller.add_reference(mono, int(msg.sample_rate), stamp)
 
     def _on_mic(self, msg: AudioChunk) -> None:
-        samples, channels = audio_buffer(msg)
-        mono = samples.reshape(-1, channels).mean(1) if channels > 1 else samples
+        mono = self._mono(msg, "microphone")
+        if mono is None:
+            return
         rate = int(msg.sample_rate)
         if self.canceller is None:
             self.canceller = self._make(rate)

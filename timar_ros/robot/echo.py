@@ -29,7 +29,6 @@ estimator covers :data:`AEC3_MAX_DELAY_S`).
 
 from __future__ import annotations
 
-import functools
 from collections import deque
 from dataclasses import dataclass, field
 
@@ -139,9 +138,13 @@ class Aec3:
         self.n = int(round(self.rate * FRAME_S))
         self._ns = bool(noise_suppression)
         self._apm = self._new()
-        # the output lags the input by the canceller's own blocking (8-11 ms by rate): the
-        # cleaned samples are stamped that much earlier than the frames that carried them out
-        self.latency_s = _latency(self.rate, self._ns)
+        # the output lags the input by the canceller's own blocking (8-15 ms by rate and noise
+        # suppression): the cleaned samples are stamped that much earlier than the frames that
+        # carried them out
+        key = (self.rate, self._ns)
+        if key not in _LATENCY_S:
+            _LATENCY_S[key] = self._measure_latency()
+        self.latency_s = _LATENCY_S[key]
 
     def _new(self):
         return self._rtc.AudioProcessingModule(
@@ -153,32 +156,29 @@ class Aec3:
 
     def process(self, mic: np.ndarray, reference: np.ndarray) -> np.ndarray:
         """One frame: mic, reference [n] float32 -> the microphone with the echo removed [n]."""
-        self._apm.process_reverse_stream(self._frame(reference))
+        return self._run(self._apm, mic, reference)
+
+    def _run(self, apm, mic: np.ndarray, reference: np.ndarray) -> np.ndarray:
+        apm.process_reverse_stream(self._frame(reference))
         m = self._frame(mic)
-        self._apm.set_stream_delay_ms(0)  # aligned by the stamps; AEC3 finds the rest
-        self._apm.process_stream(m)
+        apm.set_stream_delay_ms(0)  # aligned by the stamps; AEC3 finds the rest
+        apm.process_stream(m)
         return np.frombuffer(m.data, dtype=np.int16).astype(np.float32) / 32767.0
 
+    def _measure_latency(self) -> float:
+        """The input -> output delay (s), on a scratch instance fed noise and a silent
+        reference."""
+        scratch, n = self._new(), self.n
+        x = (0.1 * np.random.default_rng(0).standard_normal(n * 50)).astype(np.float32)
+        silent = np.zeros(n, np.float32)
+        y = np.concatenate([self._run(scratch, x[i : i + n], silent) for i in range(0, len(x), n)])
+        delay, prominence = estimate_delay(x, y, self.rate, 0.05)
+        if prominence < 5 or delay < 0:
+            raise EchoSetupError(f"AEC3's latency at {self.rate} Hz not measurable ({delay} s)")
+        return delay
 
-@functools.lru_cache(maxsize=8)
-def _latency(rate: int, noise_suppression: bool) -> float:
-    """AEC3's input -> output delay (s) at ``rate``, measured on a scratch instance with noise
-    and a silent reference."""
-    probe = Aec3.__new__(Aec3)
-    from livekit import rtc
 
-    probe._rtc, probe.rate, probe._ns = rtc, rate, noise_suppression
-    probe.n = int(round(rate * FRAME_S))
-    probe._apm = probe._new()
-    x = (0.1 * np.random.default_rng(0).standard_normal(probe.n * 50)).astype(np.float32)
-    silent = np.zeros(probe.n, np.float32)
-    y = np.concatenate(
-        [probe.process(x[i : i + probe.n], silent) for i in range(0, len(x), probe.n)]
-    )
-    delay, prominence = estimate_delay(x, y, rate, 0.05)
-    if prominence < 5 or delay < 0:
-        raise EchoSetupError(f"AEC3's latency at {rate} Hz not measurable ({delay} s)")
-    return delay
+_LATENCY_S: dict[tuple[int, bool], float] = {}  # (rate, noise suppression) -> AEC3's latency
 
 
 class DelayMonitor:
