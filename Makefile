@@ -46,7 +46,8 @@ all: msgs
 
 help:
 	@echo "make demo   run the whole pipeline on the bundled conversation -> demo_output/"
-	@echo "            (LIVE_AUDIO=1: through a sound server, the microphone and voice_player)"
+	@echo "            (LIVE_AUDIO=1: through a sound server, the microphone and voice_player;"
+	@echo "             ECHO=1 with it: the robot hears its own loudspeaker, echo_canceller on)"
 	@echo "make test   run the test suite"
 	@echo "make bench  run the benchmark suite (table + bench_output/bench.json)"
 	@echo "make fuzz   run the property tests randomized for FUZZ_MINUTES (default 10)"
@@ -127,7 +128,7 @@ fuzz: $(MSGS_STAMP)
 	done; echo "fuzz: $$round rounds, no failure"
 
 demo: $(MSGS_STAMP) ros2-cli system-deps
-	$(VENV)/bin/timar demo --out demo_output $(if $(LIVE_AUDIO),--live-audio)
+	$(VENV)/bin/timar demo --out demo_output $(if $(LIVE_AUDIO),--live-audio) $(if $(ECHO),--echo)
 
 bench: $(MSGS_STAMP)
 	$(VENV)/bin/timar bench --json bench_output/bench.json

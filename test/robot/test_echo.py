@@ -4,10 +4,11 @@ an echo made from a real voice through a synthetic room response, the partner's 
 import numpy as np
 import pytest
 
-from timar_ros.data.audio import load_wav
+from helpers.echo_signals import room_echo as _room_echo
+from helpers.echo_signals import voices as _voices
 from timar_ros.eval.echo_rooms import CHUNK_S, feed
-from timar_ros.resources import share_dir
 from timar_ros.robot.echo import (
+    AEC3_LEAD_S,
     EchoCanceller,
     EchoConfig,
     ReferenceTimeline,
@@ -17,23 +18,6 @@ from timar_ros.robot.echo import (
 
 RATE = 16000
 CHUNK = int(CHUNK_S * RATE)  # 40 ms, as the microphone node sends
-
-
-def _voices(seconds: float):
-    conv = share_dir() / "data" / "demo_conversation"
-    n = int(seconds * RATE)
-    robot = load_wav(conv / "demo_speaker2.wav")
-    partner = load_wav(conv / "demo_speaker1.wav")
-    voiced = lambda x: x[np.abs(x) > 1e-3]  # noqa: E731 (the voices' silences dropped)
-    return np.resize(voiced(robot), n), np.resize(voiced(partner), n)
-
-
-def _room_echo(reference: np.ndarray, delay_s: float, gain: float, seed: int = 0):
-    """reference through a decaying random room response starting after ``delay_s``."""
-    rng = np.random.default_rng(seed)
-    h = rng.standard_normal(2400) * np.exp(-np.arange(2400) / 400.0)
-    h = np.concatenate([np.zeros(int(delay_s * RATE)), h / np.sqrt(np.sum(h * h))])
-    return gain * np.convolve(reference, h)[: len(reference)]
 
 
 def _run(ec: EchoCanceller, mic: np.ndarray, reference: np.ndarray | None):
@@ -65,10 +49,10 @@ def test_none_passes_the_microphone_and_chunks_are_contiguous():
 
 def test_aec3_removes_the_robots_voice_and_keeps_the_partner():
     robot, partner = _voices(12.0)
-    reference = 0.1 * robot  # the TTS's digital level
-    echo = _room_echo(reference, delay_s=0.004, gain=2.0)  # loudspeaker a few cm away
+    reference = robot  # the TTS at its digital level (-20 dBFS RMS)
+    echo = _room_echo(reference, delay_s=0.004, gain=0.5)  # loudspeaker a few cm away
     t = np.arange(len(robot)) / RATE
-    talk = np.where(t >= 8.0, 0.02 * partner, 0.0)  # the partner alone from 8 s
+    talk = np.where(t >= 8.0, 0.1 * partner, 0.0)  # the partner alone from 8 s, -40 dBFS
     rob = t < 8.0
     reference = np.where(rob, reference, 0.0).astype(np.float32)
     echo = np.where(rob, echo, 0.0)
@@ -84,7 +68,46 @@ def test_aec3_removes_the_robots_voice_and_keeps_the_partner():
     # the output is stamped as the input it carries: aligned with the partner's voice
     delay, prominence = estimate_delay(mic[partner_only], out[partner_only], RATE, 0.05)
     assert abs(delay) <= 1 / RATE and prominence > 5
-    assert ec.counters.cancelled == ec.counters.frames and ec.counters.no_reference == 0
+    # only the last frames had no reference: AEC3 reads it AEC3_LEAD_S ahead, past the recording
+    c = ec.counters
+    assert c.no_reference == round(AEC3_LEAD_S / 0.01) and c.cancelled + c.no_reference == c.frames
+
+
+@pytest.mark.parametrize("delay_s", [-0.06, 0.25])
+def test_an_echo_somewhat_before_or_after_the_stamps_is_cancelled(delay_s):
+    """The microphone's and the loudspeaker's stamps never agree exactly: AEC3 is fed the
+    reference AEC3_LEAD_S ahead, so an echo up to that much early is cancelled as well."""
+    robot, _ = _voices(8.0)
+    mic = (_room_echo(robot, delay_s, 0.5) + 1e-4).astype(np.float32)
+    ec = EchoCanceller(RATE, EchoConfig(mode="aec"))
+    out, _ = _run(ec, mic, robot.astype(np.float32))
+    t = np.arange(len(mic)) / RATE
+    assert echo_return_loss_enhancement(mic, out, t >= 2.0) >= 25.0  # measured 44-46 dB
+    assert ec.counters.delay_followed == ec.counters.delay_out_of_range == 0
+
+
+@pytest.mark.parametrize("follow", [True, False])
+def test_an_echo_beyond_aec3s_reach_is_found_said_and_followed(follow):
+    """An echo 0.7 s after the reference's stamps (AEC3 reaches 0.35 s): the delay check finds
+    it and says so; with follow_delay the reference moves and the echo is cancelled from then
+    on, without it the microphone stays uncancelled and the warning names reference_delay_s."""
+    robot, _ = _voices(14.0)
+    mic = _room_echo(robot, 0.7, 0.5).astype(np.float32)
+    faults = []
+    cfg = EchoConfig(mode="aec", delay_check_s=3.0, follow_delay=follow)
+    ec = EchoCanceller(RATE, cfg, on_fault=faults.append)
+    out, _ = _run(ec, mic, robot.astype(np.float32))
+    t = np.arange(len(mic)) / RATE
+    late = echo_return_loss_enhancement(mic, out, t >= 10.0)
+    said = [f.text for f in faults if f.kind in ("delay_followed", "delay_out_of_range")]
+    assert said and "+700 ms" in said[0] and "reference_delay_s" in said[0], said
+    if follow:
+        assert ec.counters.delay_followed == 1 and ec.counters.delay_out_of_range == 0
+        assert ec.reference_delay_s == pytest.approx(0.7, abs=0.002)
+        assert late >= 25.0, late  # measured ~45 dB
+    else:
+        assert ec.counters.delay_out_of_range >= 1 and ec.reference_delay_s == 0.0
+        assert late < 15.0, late
 
 
 def test_half_duplex_mutes_while_the_robot_speaks_and_a_little_after():
@@ -132,8 +155,8 @@ def test_a_reference_at_another_rate_is_resampled_and_counted():
     from timar_ros.data.audio import resample
 
     robot, _ = _voices(6.0)
-    reference = (0.1 * robot).astype(np.float32)
-    mic = _room_echo(reference, 0.003, 1.5).astype(np.float32)
+    reference = robot.astype(np.float32)
+    mic = _room_echo(reference, 0.003, 0.5).astype(np.float32)
     ref48 = resample(reference, RATE, 48000)
     ec = EchoCanceller(RATE, EchoConfig(mode="aec"))
     out = np.zeros_like(mic)

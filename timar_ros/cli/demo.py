@@ -61,11 +61,55 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="play the conversation through a sound server (PulseAudio null sinks) and the real "
         "microphone and voice_player nodes, as on a robot (real time)",
     )
+    parser.add_argument(
+        "--echo",
+        action="store_true",
+        help="with --live-audio: the robot's loudspeaker is heard in the room (a PulseAudio "
+        "loopback) and echo_canceller takes it out of the microphone; summary.json's 'echo' "
+        "has the figures, with the policy replayed on the audio with and without the echo",
+    )
+    parser.add_argument(
+        "--echo-delay-s", type=float, default=None, help="the loopback's delay (default 0.05 s)"
+    )
+    parser.add_argument(
+        "--echo-gain-db",
+        type=float,
+        default=None,
+        help="the echo's level against the loudspeaker's signal (default -6 dB)",
+    )
+    parser.add_argument(
+        "--echo-mode",
+        default=None,
+        choices=["aec", "half_duplex", "none"],
+        help="echo_canceller's mode (default aec; none: the echo reaches the policy)",
+    )
+
+
+def _room_echo(args: argparse.Namespace):
+    from timar_ros.demo.pipeline import RoomEcho
+
+    given = {
+        k: v
+        for k, v in (
+            ("delay_s", args.echo_delay_s),
+            ("gain_db", args.echo_gain_db),
+            ("mode", args.echo_mode),
+        )
+        if v is not None
+    }
+    if not args.echo:
+        if given:
+            raise SystemExit("timar demo: --echo-delay-s/--echo-gain-db/--echo-mode need --echo")
+        return None
+    if not args.live_audio:
+        raise SystemExit("timar demo: --echo needs --live-audio (the echo goes through sound)")
+    return RoomEcho(**given)
 
 
 def run(args: argparse.Namespace) -> int:
     from timar_ros.demo.pipeline import run_demo
 
+    echo = _room_echo(args)
     s = run_demo(
         args.out,
         args.checkpoint,
@@ -76,6 +120,7 @@ def run(args: argparse.Namespace) -> int:
         sim=args.sim,
         tick_s=args.tick_s,
         seed=args.seed,
+        echo=echo,
     )
     print(
         f"turns {s['turns']} in {s['motion_blocks']} blocks (a block every {s['tick_s']:g} s, "
@@ -104,6 +149,8 @@ def run(args: argparse.Namespace) -> int:
             f"  the rules' own targets react to {len(rules['latencies_s'])} of the "
             f"{rules['pauses']} pauses (s after the pause: {lags})"
         )
+    if "echo" in s:
+        _print_echo(s["echo"])
     sim = s.get("sim")
     if sim:
         tr = sim["tracking"]["joints"]
@@ -120,3 +167,25 @@ def run(args: argparse.Namespace) -> int:
         print(f"  {f}")
     print(f"look at: {s['preview']}" + (f" and {s['side_by_side']}" if "side_by_side" in s else ""))
     return 0
+
+
+def _print_echo(e: dict) -> None:
+    path, c = e["echo_path"], e["conditions"]
+    print(
+        f"echo: the loudspeaker heard {path['delay_s'] * 1e3:.0f} ms after its reference stamps "
+        f"at {path['level_db']:+.1f} dB; ERLE {e['erle_db']:.1f} dB (robot alone; first "
+        f"seconds {e['erle_first_s_db']:.1f} dB)"
+    )
+    for cond, what in (
+        ("no_echo", "no echo"),
+        ("echo", "echo, not cancelled"),
+        ("cancelled", f"echo, {e['room']['mode']}"),
+    ):
+        f = c[cond]
+        r = f["reactions_after_pauses"]
+        print(
+            f"  {what:22s} robot-alone turns called 'partner speaking' "
+            f"{f['robot_alone_called_partner']} of {f['robot_alone_turns']}, partner turns "
+            f"heard {f['partner_turns_heard']} of {f['partner_turns']}, reactions after "
+            f"{len(r['latencies_s'])} of {r['pauses']} pauses"
+        )

@@ -11,6 +11,12 @@ loudspeaker. The partner's WAV is played into the room, whose monitor the real `
 node captures; the robot's WAV is sent on ``agent/speech`` as a streaming TTS would send it, and
 the real ``voice_player`` node plays it on the loudspeaker ``display_delay_s`` later, publishing
 ``agent/audio`` stamped when heard (conversation_policy's ``agent_audio_heard``).
+
+With ``echo`` (:class:`RoomEcho`) the loudspeaker is also heard in the room, as on a robot: a
+PulseAudio loopback carries what the loudspeaker plays into the room a delay later and some dB
+quieter, so the microphone captures the partner and the robot's own voice; the microphone
+publishes on ``user/audio_raw`` and the real ``echo_canceller`` node takes the robot's voice out
+of it into ``user/audio`` (robot.launch.xml's wiring).
 """
 
 from __future__ import annotations
@@ -18,6 +24,7 @@ from __future__ import annotations
 import shutil
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 from timar_ros import topics
@@ -26,6 +33,18 @@ from timar_ros.resources import share_dir
 USER_WAV, AGENT_WAV = "demo_speaker1.wav", "demo_speaker2.wav"  # partner, robot
 SIMULATORS = ("none", "mujoco")  # what the servo commands drive (timar demo --sim)
 AGENT_TARGETS = "demo_speaker2.npz"  # the robot's rule-based motion targets
+
+
+@dataclass(frozen=True)
+class RoomEcho:
+    """The robot's loudspeaker heard by its microphone in the live-audio demo: ``delay_s``
+    after it plays (module-loopback's target; the measured delay is in the echo figures),
+    ``gain_db`` louder (negative: quieter) than the loudspeaker's signal; echo_canceller's
+    ``mode`` (robot/echo.py's MODES)."""
+
+    delay_s: float = 0.05
+    gain_db: float = -6.0
+    mode: str = "aec"
 
 
 def run_pipeline(
@@ -40,17 +59,21 @@ def run_pipeline(
     live_audio: bool = False,
     sim: str = "none",
     policy_params: dict | None = None,
+    echo: RoomEcho | None = None,
 ) -> dict:
     """Run the composed nodes until playback ends and the head is back at neutral; the bag is
-    written to ``out/bag`` (``policy_params``: conversation_policy parameters, e.g. tick_s).
+    written to ``out/bag`` (``policy_params``: conversation_policy parameters, e.g. tick_s;
+    ``echo``: live audio only, the loudspeaker heard in the room).
     Returns live figures the bag does not hold (policy latencies,
     end-to-end latencies, counters; with ``sim="mujoco"`` the simulated head's figures and,
     under "sim_trace", its trace and head for :mod:`timar_ros.demo.sim_report`)."""
     pp = dict(policy_params or {})
     if live_audio:
         return _run_live_audio(
-            out, checkpoint, user_wav, agent_wav, backend, namespace, log, sim, pp
+            out, checkpoint, user_wav, agent_wav, backend, namespace, log, sim, pp, echo
         )
+    if echo is not None:
+        raise ValueError("the robot's echo needs the live-audio demo (live_audio=True)")
     from timar_ros.nodes.audio_file_player import AudioFilePlayer
     from timar_ros.nodes.compose import RosSession
 
@@ -151,7 +174,7 @@ def _wait_and_log(policy, log, finished, settle: float) -> None:
 
 
 def _run_live_audio(
-    out, checkpoint, user_wav, agent_wav, backend, namespace, log, sim, policy_params
+    out, checkpoint, user_wav, agent_wav, backend, namespace, log, sim, policy_params, echo
 ) -> dict:
     import functools
 
@@ -172,6 +195,13 @@ def _run_live_audio(
     server = SoundServer(Path(tmp.name), sinks=("timar_robot", "timar_room")).start()
     server.set_defaults("timar_robot", "timar_room.monitor")  # the loudspeaker; the room's mic
     log("  sound server: PulseAudio, sinks timar_room (partner -> microphone), timar_robot")
+    if echo is not None:
+        server.loopback("timar_robot.monitor", "timar_room", echo.delay_s, echo.gain_db)
+        log(
+            f"  the robot's loudspeaker heard in the room: a loopback timar_robot -> timar_room, "
+            f"{echo.delay_s * 1e3:.0f} ms later, {echo.gain_db:+.1f} dB; echo_canceller in mode "
+            f"{echo.mode}"
+        )
     try:
         with RosSession() as ros:
             recorder, policy, retargeter, sim_node = _add_pipeline(
@@ -186,7 +216,20 @@ def _run_live_audio(
                 **policy_params,
             )
             delay = policy.pipeline.config.display_delay_s
-            mic = ros.add(Microphone, namespace=namespace, device="pulse", autostart=True)
+            if echo is None:
+                mic = ros.add(Microphone, namespace=namespace, device="pulse", autostart=True)
+                canceller = None
+            else:
+                from timar_ros.nodes.echo_canceller import EchoCancellerNode
+
+                mic = ros.add(
+                    Microphone,
+                    namespace=namespace,
+                    device="pulse",
+                    autostart=True,
+                    remap={topics.USER_AUDIO: topics.MIC_AUDIO},
+                )
+                canceller = ros.add(EchoCancellerNode, namespace=namespace, mode=echo.mode)
             voice = ros.add(
                 VoicePlayer, namespace=namespace, device="pulse", lead_s=-1.0, autostart=True
             )
@@ -218,6 +261,11 @@ def _run_live_audio(
                     "voice_underruns": voice.underruns,
                     "voice_device_losses": voice.device_losses,
                     "playback_resyncs": voice._playback.resyncs,
+                    **(
+                        {}
+                        if canceller is None or canceller.canceller is None
+                        else {"echo_canceller": canceller.canceller.counters.as_dict()}
+                    ),
                 },
             }
     finally:
@@ -236,9 +284,12 @@ def run_demo(
     sim: str = "none",
     tick_s: float | None = None,
     seed: int | None = None,
+    echo: RoomEcho | None = None,
 ) -> dict:
     """The demo: the pipeline on a conversation folder (default: the bundled one) with a
-    checkpoint (default: the bundled one); with ``sim="mujoco"`` into the simulated head.
+    checkpoint (default: the bundled one); with ``sim="mujoco"`` into the simulated head;
+    with ``live_audio`` and ``echo`` the robot hears its own loudspeaker (summary "echo":
+    :func:`timar_ros.eval.echo_live.echo_figures`).
     ``tick_s``, ``seed``: conversation_policy's parameters (None: config/timar.yaml's).
     Everything is written to a temporary folder next to ``out`` and moved into place at the end,
     replacing ``out``: an interrupted or failed demo leaves no half-written output. Returns the
@@ -264,6 +315,8 @@ def run_demo(
     for f in (user_wav, agent_wav):
         read_wav(f, on_repair=lambda text: None)  # raises if unusable; the player says repairs
     load_checkpoint(ckpt)  # raises on a missing, truncated or mismatched checkpoint
+    if echo is not None and not live_audio:
+        raise ValueError("--echo needs --live-audio: the echo travels through the sound server")
     if sim not in SIMULATORS:
         raise ValueError(f"sim must be one of {SIMULATORS}, got {sim!r}")
     if sim == "mujoco":
@@ -299,12 +352,29 @@ def run_demo(
             live_audio=live_audio,
             sim=sim,
             policy_params=_policy_params(tick_s, seed),
+            echo=echo,
         )
         sim_trace = live.pop("sim_trace", None)
         log("analysing the recorded bag ...")
         summary = analyse(work, live, ckpt, conv / AGENT_TARGETS)
         if live_audio:
             summary["live_audio"] = live["live_audio"]
+        if echo is not None:
+            from dataclasses import asdict
+
+            from timar_ros.eval.echo_live import echo_figures
+
+            log("measuring the echo and its cancellation in the recorded bag ...")
+            replay = {
+                "checkpoint": str(ckpt),
+                "backend": backend,
+                "agent_audio_heard": True,
+                **(_policy_params(tick_s, seed) or {}),
+            }
+            summary["echo"] = {
+                "room": asdict(echo),
+                **echo_figures(work / "bag", user_wav, replay, log=log),
+            }
         preview = render_preview(work, log=log)
         if sim_trace is not None:
             summary["sim"] = live["sim"]

@@ -115,6 +115,36 @@ class SoundServer:
         self.pactl("set-default-sink", sink)
         self.pactl("set-default-source", source)
 
+    def loopback(self, source: str, sink: str, latency_s: float, gain_db: float) -> str:
+        """Route ``source`` (e.g. ``<sink>.monitor``) into ``sink`` through the server, about
+        ``latency_s`` later (module-loopback's target; it adapts its rate to keep it) and
+        ``gain_db`` louder (negative: quieter). Returns the module's index (:meth:`unload`)."""
+        module = self.pactl(
+            "load-module",
+            "module-loopback",
+            f"source={source}",
+            f"sink={sink}",
+            f"latency_msec={max(1, round(latency_s * 1000))}",
+            "source_dont_move=true",
+            "sink_dont_move=true",
+        ).stdout.strip()
+        deadline = time.monotonic() + 5.0
+        while time.monotonic() < deadline:  # its sink input appears once the module runs
+            index = None
+            for line in self.pactl("list", "sink-inputs").stdout.splitlines():
+                line = line.strip()
+                if line.startswith("Sink Input #"):
+                    index = line.removeprefix("Sink Input #")
+                elif line == f"Owner Module: {module}" and index is not None:
+                    self.pactl("set-sink-input-volume", index, f"{gain_db:.2f}dB")
+                    return module
+            time.sleep(0.05)
+        self.pactl("unload-module", module, check=False)
+        raise RuntimeError(f"module-loopback {source} -> {sink} made no sink input in 5 s")
+
+    def unload(self, module: str) -> None:
+        self.pactl("unload-module", module, check=False)
+
     def play(self, wav: Path, sink: str) -> subprocess.Popen:
         """Play a WAV file into ``sink`` (paplay); returns the process."""
         return subprocess.Popen(

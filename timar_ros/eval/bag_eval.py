@@ -165,6 +165,8 @@ class TurnRecord:
     user_padded_s: float = 0.0
     agent_padded_s: float = 0.0
     error: str | None = None
+    user_speaking: bool | None = None  # the policy's flags (None: not known)
+    agent_speaking: bool | None = None
 
     @property
     def padded(self) -> bool:
@@ -232,6 +234,8 @@ def run_offline(inputs: BagInputs, params: dict, log=print) -> EvalRun:
             r.turn.user_padded_s,
             r.turn.agent_padded_s,
             r.error,
+            r.user_speaking,
+            r.agent_speaking,
         )
         for r in results
     ]
@@ -289,6 +293,8 @@ def turns_from_recording(path, namespace: str) -> list[TurnRecord]:
                 "skipped by the policy (see its log)"
                 if skipped
                 else (None if m is not None else "HeadMotion not recorded"),
+                bool(s["user_speaking"]),
+                bool(s["agent_speaking"]),
             )
         )
     return out

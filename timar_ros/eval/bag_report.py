@@ -23,10 +23,11 @@ def assemble(turns: list[TurnRecord], ref_start_s: float, fps: int = FPS) -> tup
     Turn k's frames start at ``round((start_s - ref_start_s) * fps)``; frames no turn produced
     hold the nearest produced frame (before the first: the first produced frame)."""
     placed = [
-        (int(round((t.start_s - ref_start_s) * fps)), t.motion)
+        (off, t.motion)
         for t in turns
         if t.motion is not None
-    ]
+        and (off := int(round((t.start_s - ref_start_s) * fps))) + len(t.motion) > 0
+    ]  # a turn wholly before ref_start has no frame on the grid
     if not placed:
         return np.zeros((0, MOTION_DIM), np.float32), 0
     total = max(off + len(m) for off, m in placed)

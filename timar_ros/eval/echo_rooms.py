@@ -375,9 +375,9 @@ def delay_reach(delays_s, room: Room | None = None, log=print) -> list[dict]:
     for d in delays_s:
         k = int(round(d * SAMPLE_RATE))
         late = dict(sig)
-        late["echo"] = np.concatenate(
-            [np.zeros(k, np.float32), sig["echo"][: len(sig["echo"]) - k]]
-        )
+        late["echo"] = np.roll(sig["echo"], k)  # negative: the echo comes early
+        late["echo"][: max(k, 0)] = 0.0
+        late["echo"][len(late["echo"]) + min(k, 0) :] = 0.0
         late["mic"] = (sig["mic"] - sig["echo"] + late["echo"]).astype(np.float32)
         out, _, counters = run_canceller(late, "aec")
         m = measure_room(late, out)

@@ -66,10 +66,10 @@ def servo_reaction_latency(
     lo, hi = max(0, off), min(n, off + len(a_act))
     if hi > lo:
         agent[lo:hi] = a_act[lo - off : hi - off]
-    return _pause_to_reaction(motion, user_act, agent, max_lag_s, shown)
+    return pause_reactions(motion, user_act, agent, max_lag_s, shown)
 
 
-def _pause_to_reaction(motion, user_act, agent_act, max_lag_s: float, shown=None) -> dict:
+def pause_reactions(motion, user_act, agent_act, max_lag_s: float = 3.0, shown=None) -> dict:
     """motion [n, 56] at 25 fps, user_act/agent_act [n] bool speech activity (shown [n]: frames
     with a command, None = all) -> the statistics :func:`servo_reaction_latency` returns."""
     from timar_ros.eval.behaviour import detect_reactions, listening_mask, pause_starts
@@ -108,4 +108,4 @@ def rules_reaction_latency(
     n = len(motion)
     user_act = _activity(load_wav(user_wav, SAMPLE_RATE), SAMPLE_RATE, n)
     agent_act = _activity(load_wav(agent_wav, SAMPLE_RATE), SAMPLE_RATE, n)
-    return _pause_to_reaction(motion, user_act, agent_act, max_lag_s)
+    return pause_reactions(motion, user_act, agent_act, max_lag_s)

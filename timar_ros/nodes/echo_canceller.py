@@ -51,10 +51,14 @@ PARAMS = {
         choices=FALLBACKS,
     ),
     "reference_delay_s": Param(
-        "the robot's audio path beyond the reference stamps (s); `timar echo calibrate` "
-        "measures it",
-        0.0,
-        2.0,
+        "the robot's audio path beyond the reference stamps (s; negative: the echo comes "
+        "before them); `timar echo calibrate` measures it",
+        -0.5,
+        1.9,
+    ),
+    "follow_delay": Param(
+        "an echo the delay check finds outside AEC3's reach moves the reference by the delay "
+        "found (said in the log); false: only said"
     ),
     "duck_threshold_dbfs": Param(
         "half_duplex: a reference louder than this (RMS, dBFS) is the robot speaking", -90.0, 0.0
@@ -87,6 +91,7 @@ class EchoCancellerNode(Node):
             noise_suppression=bool(p["noise_suppression"]),
             fallback=p["fallback"],
             reference_delay_s=float(p["reference_delay_s"]),
+            follow_delay=bool(p["follow_delay"]),
             duck_threshold_dbfs=float(p["duck_threshold_dbfs"]),
             duck_hangover_s=float(p["duck_hangover_s"]),
             delay_check_s=float(p["delay_check_s"]),

@@ -37,11 +37,17 @@ import numpy as np
 MODES = ("aec", "half_duplex", "none")
 FALLBACKS = ("pass", "mute")
 FRAME_S = 0.01  # AEC3 works on 10-ms frames
+MAX_EARLY_S = 0.5  # the reference is read at most this far ahead of the microphone
 AEC_RATES = (8000, 16000, 32000, 48000)
 # how far after its reference AEC3 finds an echo by itself (s). Measured (`timar echo bench
 # --delays`, livekit 1.2.1): ERLE >= 34 dB with the echo 0-0.5 s late, 30 dB in the first 2 s up
 # to 0.45 s, 5 dB at 0.55 s. Beyond it, reference_delay_s must take the rest
 AEC3_MAX_DELAY_S = 0.45
+# AEC3 finds no echo that comes before its reference, and two clocks' stamps are never exact
+# (on PulseAudio the microphone's reported input latency puts its stamps ~50-100 ms early): the
+# reference is fed this much ahead of the time its stamps say, so the echo may come between
+# AEC3_LEAD_S early and AEC3_MAX_DELAY_S - AEC3_LEAD_S late
+AEC3_LEAD_S = 0.1
 
 
 class EchoSetupError(RuntimeError):
@@ -60,10 +66,13 @@ class EchoConfig:
     # audio late): "pass" the microphone as it is (the robot may be heard as the partner) or
     # "mute" it (the partner is not heard until the reference comes back)
     fallback: str = "pass"
-    # the robot's audio path beyond the reference stamps (DAC, amplifier): the reference is fed
-    # this much later than its stamp says. 0 when voice_player's stamps are right; `timar echo
-    # calibrate` measures it
+    # the robot's audio path beyond the reference stamps (DAC, amplifier; negative: the echo
+    # comes before the stamps say): the reference is fed this much later than its stamp says. 0
+    # when voice_player's and the microphone's stamps agree; `timar echo calibrate` measures it
     reference_delay_s: float = 0.0
+    # an echo found outside AEC3's reach by the delay check moves the reference by the delay
+    # found (said and counted); False: only said
+    follow_delay: bool = True
     # half_duplex: a reference frame louder than this (RMS, dB re full scale) counts as speech
     duck_threshold_dbfs: float = -50.0
     duck_hangover_s: float = 0.3
@@ -78,10 +87,10 @@ class EchoConfig:
             raise ValueError(f"echo mode must be one of {MODES}, got {self.mode!r}")
         if self.fallback not in FALLBACKS:
             raise ValueError(f"fallback must be one of {FALLBACKS}, got {self.fallback!r}")
-        if not 0.0 <= self.reference_delay_s < self.keep_s:
+        if not -MAX_EARLY_S <= self.reference_delay_s < self.keep_s - 1.0:
             raise ValueError(
-                f"reference_delay_s must be in [0, keep_s={self.keep_s}), got "
-                f"{self.reference_delay_s}"
+                f"reference_delay_s must be in [{-MAX_EARLY_S}, keep_s - 1 = {self.keep_s - 1}) "
+                f"s, got {self.reference_delay_s}"
             )
         if not 0.0 <= self.duck_gain <= 1.0:
             raise ValueError(f"duck_gain must be in [0, 1], got {self.duck_gain}")
@@ -104,6 +113,7 @@ class EchoCounters:
     late_reference_chunks: int = 0  # arrived after the microphone frames they belonged to
     reference_gaps: int = 0  # reference streams with a hole (filled with silence)
     delay_out_of_range: int = 0  # delay checks that found the echo where AEC3 cannot
+    delay_followed: int = 0  # ... and moved the reference by it (follow_delay)
     errors: list[str] = field(default_factory=list)  # distinct error texts, first few
 
     def as_dict(self) -> dict:
@@ -301,6 +311,16 @@ class EchoCanceller:
         self._pending_i0: int | None = None
         self._last_loud = -(10**12)  # absolute sample index of the last loud reference frame
         self.delay = DelayMonitor(self.rate, self.config.delay_check_s)
+        # the reference read for the microphone's sample i is the one stamped i - shift
+        # (reference_delay_s; moved by the delay check with follow_delay), and AEC3 gets it
+        # `lead` samples ahead of that
+        self._shift = int(round(self.config.reference_delay_s * self.rate))
+        self._lead = int(round(AEC3_LEAD_S * self.rate)) if self.config.mode == "aec" else 0
+
+    @property
+    def reference_delay_s(self) -> float:
+        """The reference's delay in use (s): reference_delay_s, moved by followed checks."""
+        return self._shift / self.rate
 
     # -- the loudspeaker
     def add_reference(self, samples: np.ndarray, rate: int, stamp_s: float) -> None:
@@ -318,7 +338,7 @@ class EchoCanceller:
                 f"({c.resampled_reference_chunks} chunks so far)",
                 "info",
             )
-        late, gap = self.reference.write(x, stamp_s + self.config.reference_delay_s)
+        late, gap = self.reference.write(x, stamp_s)
         if late:
             c.late_reference_chunks += 1
             self._fault(
@@ -363,7 +383,7 @@ class EchoCanceller:
         self._pending = self._pending[k * self.n :]
         self._pending_i0 = start + k * self.n
         if self.config.mode != "none":
-            ref = self.reference.read(start, k * self.n)
+            ref = self.reference.read(start - self._shift, k * self.n)
             if ref is not None:
                 found = self.delay.add(raw, ref)
                 if found is not None:
@@ -371,20 +391,37 @@ class EchoCanceller:
         return out, start / self.rate - self.latency_s
 
     def _check_delay(self, delay_s: float, prominence: float) -> None:
-        """The echo's delay against the reference as it arrives: AEC3 finds up to
-        AEC3_MAX_DELAY_S itself; beyond that (a robot audio path slower than the stamps say,
-        or clocks apart) it cancels nothing, so say it and what to set."""
+        """The echo's delay against the reference as it is fed: AEC3 finds it from
+        AEC3_LEAD_S early to AEC3_MAX_DELAY_S - AEC3_LEAD_S late; beyond that (a robot audio
+        path slower than the stamps say, or clocks apart) it cancels nothing: say it, and with
+        follow_delay move the reference by what was found."""
         if self.config.mode != "aec" or prominence < DelayMonitor.MIN_PROMINENCE:
             return
-        if not 0.0 <= delay_s <= AEC3_MAX_DELAY_S:
-            self.counters.delay_out_of_range += 1
-            fix = self.config.reference_delay_s + delay_s
+        lo, hi = -AEC3_LEAD_S, AEC3_MAX_DELAY_S - AEC3_LEAD_S
+        if lo <= delay_s <= hi:
+            return
+        c = self.counters
+        fix = min(max(self.reference_delay_s + delay_s, -MAX_EARLY_S), self.config.keep_s - 1.0)
+        where = (
+            f"the echo comes {delay_s * 1000:+.0f} ms after the reference's stamps"
+            + (f" + {self.reference_delay_s:.3f} s" if self._shift else "")
+            + f", outside what AEC3 finds ({lo * 1000:+.0f} to {hi * 1000:+.0f} ms)"
+        )
+        if self.config.follow_delay:
+            self._shift = int(round(fix * self.rate))
+            c.delay_followed += 1
+            self._fault(
+                "delay_followed",
+                f"{where}: the reference is now fed {fix:.3f} s after its stamps; set "
+                f"reference_delay_s to {fix:.3f} to start there (`timar echo calibrate` "
+                "measures it)",
+            )
+        else:
+            c.delay_out_of_range += 1
             self._fault(
                 "delay_out_of_range",
-                f"the echo comes {delay_s * 1000:+.0f} ms after the reference's stamps, outside "
-                f"what AEC3 finds (0 to {AEC3_MAX_DELAY_S * 1000:.0f} ms): the robot's voice is "
-                f"not cancelled; set reference_delay_s to {max(fix, 0.0):.3f} (now "
-                f"{self.config.reference_delay_s:.3f}) or check the clocks",
+                f"{where}: the robot's voice is not cancelled; set reference_delay_s to "
+                f"{fix:.3f} (now {self.config.reference_delay_s:.3f}) or check the clocks",
             )
 
     def _frame(self, mic: np.ndarray, i0: int) -> np.ndarray:
@@ -394,7 +431,7 @@ class EchoCanceller:
         raw = self._delayed(mic)  # the microphone as it is, as late as the canceller's output
         if mode == "none":
             return raw
-        ref = self.reference.read(i0, self.n)
+        ref = self.reference.read(i0 - self._shift + self._lead, self.n)
         known = ref is not None
         if not known:
             c.no_reference += 1

@@ -161,6 +161,7 @@ def echo_status(canceller, mode: str, reference_topic: str, logged: dict | None 
     errors = c.pop("errors")
     values.update(c)
     values["latency_ms"] = round(canceller.latency_s * 1000, 1)
+    values["reference_delay_ms"] = round(canceller.reference_delay_s * 1000, 1)
     if canceller.delay.last is not None:
         values["echo_delay_ms"] = round(canceller.delay.last[0] * 1000, 1)
     values.update({f"logged_{k}": v for k, v in (logged or {}).items()})
