@@ -1,13 +1,21 @@
 """``timar echo bench``: the robot's echo cancelled in simulated rooms (robot/echo.py,
 eval/echo_rooms.py): ERLE, the partner kept in double talk, the policy's voice activity, CPU, per
 mode (none, half_duplex, aec), over rooms generated with pyroomacoustics (none shipped).
+
+``timar echo calibrate``: the echo path of the robot itself (robot/echo_calibration.py): a test
+signal on the loudspeaker, the microphone recording, the echo's delay and level, the ERLE AEC3
+reaches and the reference_delay_s to set.
 """
 
 from __future__ import annotations
 
 import argparse
 
-SUBCOMMANDS = {"bench": "the echo canceller's figures over simulated rooms (table + JSON)"}
+SUBCOMMANDS = {
+    "bench": "the echo canceller's figures over simulated rooms (table + JSON)",
+    "calibrate": "play a test signal on the loudspeaker, record the microphone: the echo's "
+    "delay and level, the ERLE AEC3 reaches, the reference_delay_s to set",
+}
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -32,9 +40,86 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "(how far its delay estimator reaches), in the first room",
     )
     p.add_argument("--json", dest="json_out", default=None, help="write the report here")
+    c = sub.add_parser(
+        "calibrate", help=SUBCOMMANDS["calibrate"], description=SUBCOMMANDS["calibrate"]
+    )
+    c.add_argument(
+        "--output-device",
+        default=None,
+        help="the loudspeaker (voice_player's device; default: the system's)",
+    )
+    c.add_argument(
+        "--input-device",
+        default=None,
+        help="the microphone (the microphone node's device; default: the system's)",
+    )
+    c.add_argument(
+        "--sample-rate", type=int, default=None, help="Hz (default: the microphone node's)"
+    )
+    c.add_argument(
+        "--chunk-s",
+        type=float,
+        default=None,
+        help="the microphone's block (s; default: the microphone node's chunk_s: the input "
+        "latency a device reports depends on it)",
+    )
+    c.add_argument("--seconds", type=float, default=6.0, help="test speech (default 6 s)")
+    c.add_argument(
+        "--level-dbfs", type=float, default=-20.0, help="test speech RMS (default -20 dBFS)"
+    )
+    c.add_argument("--json", dest="json_out", default=None, help="write the figures here")
+
+
+def _device(x):
+    return int(x) if x is not None and str(x).isdigit() else x
+
+
+def calibrate(args: argparse.Namespace) -> int:
+    from timar_ros.resources import node_defaults
+    from timar_ros.robot.echo_calibration import calibration_signal, measure, play_and_record
+
+    mic = node_defaults("microphone")
+    rate = int(args.sample_rate or mic["sample_rate"])
+    chunk_s = float(args.chunk_s or mic["chunk_s"])
+    signal = calibration_signal(args.seconds, rate, args.level_dbfs)
+    print(
+        f"timar echo calibrate: {len(signal) / rate:.1f} s of test speech at "
+        f"{args.level_dbfs:g} dBFS on {args.output_device or 'the default output'}, recording "
+        f"{args.input_device or 'the default input'} ..."
+    )
+    recorded, played = play_and_record(
+        signal, rate, _device(args.output_device), _device(args.input_device), chunk_s
+    )
+    f = measure(recorded, played, rate)
+    if f["echo_found"]:
+        print(
+            f"echo delay after the reference's stamps: {f['delay_s'] * 1e3:+.0f} ms (peak "
+            f"prominence {f['delay_prominence']:g}); echo level {f['echo_level_db']:+.1f} dB "
+            f"against the loudspeaker's signal; noise floor {f['noise_floor_dbfs']:.1f} dBFS; "
+            f"clipped samples {f['clipped']}"
+        )
+        print(
+            f"AEC3 on this recording (reference_delay_s {f['reference_delay_s']}): ERLE "
+            f"{f['erle_db']:.1f} dB"
+        )
+    else:
+        print(
+            f"no echo found (peak prominence {f['delay_prominence']:g}); noise floor "
+            f"{f['noise_floor_dbfs']:.1f} dBFS"
+        )
+    for line in f["advice"]:
+        print(f"  - {line}")
+    if args.json_out:
+        from timar_ros.files import write_json
+
+        write_json(args.json_out, f)
+        print(f"wrote {args.json_out}")
+    return 0
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.echo_command == "calibrate":
+        return calibrate(args)
     from timar_ros.eval.echo_rooms import bench, default_rooms, delay_reach, markdown
 
     rooms = default_rooms(args.rooms, args.seed)

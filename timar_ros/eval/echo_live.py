@@ -67,11 +67,11 @@ def _active(x: np.ndarray, rate: int, floor_db: float = 30.0) -> np.ndarray:
 def _kept(x: np.ndarray, partner: np.ndarray, mask: np.ndarray, rate: int) -> float | None:
     """How much of the partner's voice ``x`` keeps where ``mask``: the median over 0.5-s
     segments (mostly in the mask) of the normalised correlation with the dry voice, at the
-    best lag within +-25 ms (the live clocks re-anchor now and then, so one alignment for the
+    best lag within +-50 ms (the live clocks re-anchor now and then, so one alignment for the
     whole recording would not hold to a sample)."""
     from scipy.signal import correlate
 
-    k, lag = int(0.5 * rate), int(0.025 * rate)
+    k, lag = int(0.5 * rate), int(0.05 * rate)
     got = []
     for i in range(lag, len(x) - k - lag, k):
         if mask[i : i + k].mean() < 0.8:
