@@ -381,7 +381,9 @@ def test_the_demo_with_the_robots_echo_cancels_it(sound_server, tmp_path):
     assert e["room"] == {"delay_s": 0.08, "gain_db": -6.0, "mode": "aec"}
     assert abs(e["echo_path"]["level_db"] + 6.0) < 2.0, e["echo_path"]  # the loopback's gain
     assert e["echo_path"]["delay_prominence"] > 10, e["echo_path"]
-    assert e["erle_db"] >= 20.0, e  # measured 40 dB
+    assert e["erle_db"] >= 12.0, (
+        e
+    )  # 12 s runs: 20-42 dB (4.6 s of robot alone, less its first 2 s); the full demo 40 dB
     c = e["conditions"]
     assert c["echo"]["robot_alone_turns"] >= 3, c
     assert c["echo"]["robot_alone_called_partner"] >= 0.75, c  # the echo reaches the policy
