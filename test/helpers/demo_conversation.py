@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -22,3 +25,24 @@ def short_demo_conversation(dst: Path, seconds: float = 8.0) -> Path:
         with np.load(src / f"{name}.npz") as z:
             np.savez(dst / f"{name}.npz", **{k: z[k][: int(seconds * FPS)] for k in z.files})
     return dst
+
+
+def run_demo_cli(tmp_path: Path, args: list[str], seconds: float, timeout: float = 300):
+    """``timar demo ARGS`` in its own process on the first ``seconds`` of the bundled
+    conversation, output in ``tmp_path/out``; asserts it exits 0 -> (the finished process,
+    summary.json as a dict)."""
+    from helpers.ros import ros_env
+
+    conv = short_demo_conversation(tmp_path / "conv", seconds=seconds)
+    out = tmp_path / "out"
+    r = subprocess.run(
+        [sys.executable, "-m", "timar_ros.cli", "demo", *args]
+        + ["--conversation", str(conv), "--out", str(out)],
+        cwd=tmp_path,
+        env=ros_env(),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    return r, json.loads((out / "summary.json").read_text())

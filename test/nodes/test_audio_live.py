@@ -258,35 +258,9 @@ def test_the_demo_runs_through_sound(sound_server, tmp_path):
     """`timar demo --live-audio` on the first 8 s of the bundled conversation: the partner played
     into a room sink and captured by the microphone node, the robot's voice played by
     voice_player, the policy, retargeter and recorder as in the plain demo."""
-    import subprocess
-    import sys
+    from helpers.demo_conversation import run_demo_cli
 
-    from helpers.demo_conversation import short_demo_conversation
-    from helpers.ros import ros_env
-
-    conv = short_demo_conversation(tmp_path / "conv", seconds=8.0)
-    r = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "timar_ros.cli",
-            "demo",
-            "--live-audio",
-            "--conversation",
-            str(conv),
-            "--backend",
-            "torch",
-            "--out",
-            str(tmp_path / "out"),
-        ],
-        cwd=tmp_path,
-        env=ros_env(),
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
-    s = json.loads((tmp_path / "out" / "summary.json").read_text())
+    _, s = run_demo_cli(tmp_path, ["--live-audio", "--backend", "torch"], seconds=8.0)
     assert s["turns"] >= 6 and s["joint_limits_respected"] and s["skipped_turns"] == 0
     rec = s["recorded_messages"]
     assert rec["/timar/user/audio"] > 100 and rec["/timar/agent/audio"] > 100, rec
@@ -359,31 +333,16 @@ def test_the_demo_with_the_robots_echo_cancels_it(sound_server, tmp_path):
     into the room through a PulseAudio loopback, echo_canceller takes it out over DDS. The echo
     is real (replayed without cancellation the policy calls the robot's turns the partner's),
     cancelled (ERLE, flags) and the partner still heard."""
-    import subprocess
-    import sys
+    from helpers.demo_conversation import run_demo_cli
 
-    from helpers.demo_conversation import short_demo_conversation
-    from helpers.ros import ros_env
-
-    conv = short_demo_conversation(tmp_path / "conv", seconds=12.0)
-    r = subprocess.run(
-        [sys.executable, "-m", "timar_ros.cli", "demo", "--live-audio", "--echo"]
-        + ["--echo-delay-s", "0.08", "--sim", "none", "--conversation", str(conv)]
-        + ["--backend", "onnx", "--out", str(tmp_path / "out")],
-        cwd=tmp_path,
-        env=ros_env(),
-        capture_output=True,
-        text=True,
-        timeout=400,
-    )
-    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
-    e = json.loads((tmp_path / "out" / "summary.json").read_text())["echo"]
+    args = ["--live-audio", "--echo", "--echo-delay-s", "0.08", "--sim", "none"]
+    _, s = run_demo_cli(tmp_path, args + ["--backend", "onnx"], seconds=12.0, timeout=400)
+    e = s["echo"]
     assert e["room"] == {"delay_s": 0.08, "gain_db": -6.0, "mode": "aec"}
     assert abs(e["echo_path"]["level_db"] + 6.0) < 2.0, e["echo_path"]  # the loopback's gain
     assert e["echo_path"]["delay_prominence"] > 10, e["echo_path"]
-    assert e["erle_db"] >= 12.0, (
-        e
-    )  # 12 s runs: 20-42 dB (4.6 s of robot alone, less its first 2 s); the full demo 40 dB
+    # 12-s runs: 20-42 dB (4.6 s of robot alone, less its first 2 s); the full demo 40 dB
+    assert e["erle_db"] >= 12.0, e
     c = e["conditions"]
     assert c["echo"]["robot_alone_turns"] >= 3, c
     assert c["echo"]["robot_alone_called_partner"] >= 0.75, c  # the echo reaches the policy

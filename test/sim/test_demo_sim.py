@@ -5,14 +5,13 @@ plot and the side-by-side video are written, and the simulated head in the video
 
 from __future__ import annotations
 
-import json
 import subprocess
 import sys
 
 import numpy as np
 import pytest
 
-from helpers.demo_conversation import short_demo_conversation
+from helpers.demo_conversation import run_demo_cli
 from helpers.ros import ros_env
 from timar_ros.sim.config import SimConfigError
 from timar_ros.sim.head import import_mujoco
@@ -36,20 +35,10 @@ def _frames(video, fps: float, w: int, h: int) -> np.ndarray:
 
 @pytest.mark.slow
 def test_the_demo_drives_the_simulated_head(tmp_path):
-    conv = short_demo_conversation(tmp_path / "conv", seconds=8.0)
+    args = ["--sim", "mujoco", "--backend", "torch", "--seed", "3"]
+    r, s = run_demo_cli(tmp_path, args, seconds=8.0)
     out = tmp_path / "out"
-    r = subprocess.run(
-        [sys.executable, "-m", "timar_ros.cli", "demo", "--sim", "mujoco"]
-        + ["--conversation", str(conv), "--backend", "torch", "--out", str(out), "--seed", "3"],
-        cwd=tmp_path,
-        env=ros_env(),
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
     assert "simulated head (MuJoCo, physics at" in r.stdout, r.stdout
-    s = json.loads((out / "summary.json").read_text())
     assert s["seed"] == 3  # the policy's sampling seed, from --seed
     sim = s["sim"]
     joints = sim["tracking"]["joints"]

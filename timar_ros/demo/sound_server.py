@@ -200,14 +200,14 @@ class MonitorRecorder:
 
         import sounddevice as sd
 
-        from timar_ros.robot.capture_clock import CaptureClock
+        from timar_ros.robot.capture_clock import CaptureClock, capture_reading
 
         self.rate, self.blocks, self.stamps = rate, [], []
         self._clock = CaptureClock(rate)
         self._lock = threading.Lock()
 
         def callback(indata, frames, time_info, status):
-            measured = time.time() - frames / rate - self.stream.latency
+            measured = capture_reading(time.time(), frames, rate, self.stream.latency)
             with self._lock:
                 stamp, _ = self._clock.stamp(measured, frames)
                 self.blocks.append(indata[:, 0].copy())

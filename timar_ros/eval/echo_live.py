@@ -38,7 +38,9 @@ TURN_S = 1.0  # the policy's turns (speaking flags per turn)
 
 
 def _grid(records, t0_ns: int, n: int, rate: int) -> np.ndarray:
-    """AudioChunk records (mono) laid on a grid of ``n`` samples at ``rate`` from ``t0_ns``."""
+    """AudioChunk records (mono) laid on a grid of ``n`` samples at ``rate`` from ``t0_ns``,
+    each at its own stamp (bags.concat_audio lays them from the first chunk's stamp instead,
+    one rounding more, and takes one rate only)."""
     out = np.zeros(n, np.float32)
     for r in records:
         if r.sample_rate != rate:
@@ -54,14 +56,13 @@ def _grid(records, t0_ns: int, n: int, rate: int) -> np.ndarray:
     return out
 
 
-def _active(x: np.ndarray, rate: int, floor_db: float = 30.0) -> np.ndarray:
-    """[n] bool: 20-ms frames within ``floor_db`` of the loudest, 100 ms kept around each."""
-    k = int(0.02 * rate)
-    m = len(x) // k
-    e = (x[: m * k].reshape(m, k).astype(np.float64) ** 2).mean(1)
-    on = e > e.max() * 10 ** (-floor_db / 10) if m else np.zeros(0, bool)
-    on = np.convolve(on, np.ones(11), "same") > 0
-    return np.concatenate([np.repeat(on, k), np.zeros(len(x) - m * k, bool)])
+def _active(x: np.ndarray, rate: int) -> np.ndarray:
+    """[n] bool per sample: echo_rooms.active_frames (someone speaking)."""
+    from timar_ros.eval.echo_rooms import ACTIVE_FRAME_S, active_frames
+
+    on = active_frames(x, rate)
+    k = int(ACTIVE_FRAME_S * rate)
+    return np.concatenate([np.repeat(on, k), np.zeros(len(x) - len(on) * k, bool)])
 
 
 def _kept(x: np.ndarray, partner: np.ndarray, mask: np.ndarray, rate: int) -> float | None:

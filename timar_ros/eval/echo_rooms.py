@@ -91,15 +91,27 @@ def _mask(spans, n: int, rate: int) -> np.ndarray:
     return m
 
 
-def voiced(voice: np.ndarray, rate: int = SAMPLE_RATE) -> np.ndarray:
-    """The voice without its long silences (a conversation's recording is half listening):
-    20-ms frames within 30 dB of the loudest, each kept with 100 ms around it."""
-    k = int(0.02 * rate)
+ACTIVE_FRAME_S = 0.02
+
+
+def active_frames(voice: np.ndarray, rate: int = SAMPLE_RATE) -> np.ndarray:
+    """[len(voice) // (ACTIVE_FRAME_S * rate)] bool: the 20-ms frames within 30 dB of the
+    loudest, each kept with 100 ms around it (what of a recording is someone speaking)."""
+    k = int(ACTIVE_FRAME_S * rate)
     n = len(voice) // k
+    if n == 0:
+        return np.zeros(0, bool)
     e = (voice[: n * k].reshape(n, k) ** 2).mean(1)
     on = e > e.max() * 1e-3
-    on = np.convolve(on, np.ones(11), "same") > 0
-    return voice[: n * k].reshape(n, k)[on].reshape(-1)
+    return np.convolve(on, np.ones(11), "same") > 0
+
+
+def voiced(voice: np.ndarray, rate: int = SAMPLE_RATE) -> np.ndarray:
+    """The voice without its long silences (a conversation's recording is half listening):
+    its :func:`active_frames`."""
+    k = int(ACTIVE_FRAME_S * rate)
+    on = active_frames(voice, rate)
+    return voice[: len(on) * k].reshape(len(on), k)[on].reshape(-1)
 
 
 def _speech(voice: np.ndarray, n: int, spans, rate: int) -> np.ndarray:

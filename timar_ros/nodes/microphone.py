@@ -22,7 +22,7 @@ from timar_ros.nodes.convert import audio_chunk
 from timar_ros.nodes.fault_log import PERIOD_DESCRIPTION, PERIOD_PARAM, NodeFaultLog
 from timar_ros.nodes.params import Param, declare
 from timar_ros.nodes.runner import autostart, run_node
-from timar_ros.robot.capture_clock import CaptureClock
+from timar_ros.robot.capture_clock import CaptureClock, capture_reading
 from timar_ros.robot.faults import Fault
 
 NAME = "microphone"
@@ -156,7 +156,7 @@ class Microphone(LifecycleNode):
         # Runs on the PortAudio thread.
         rate = int(self._p["sample_rate"])
         latency = float(getattr(self._stream, "latency", 0.0) or 0.0)
-        measured = self.get_clock().now().nanoseconds * 1e-9 - frames / rate - latency
+        measured = capture_reading(self.get_clock().now().nanoseconds * 1e-9, frames, rate, latency)
         with self._lock:
             stamp_s, resynced = self._capture_clock.stamp(measured, frames)
             if resynced:

@@ -42,6 +42,7 @@ from timar_ros.nodes.fault_log import PERIOD_DESCRIPTION, PERIOD_PARAM, NodeFaul
 from timar_ros.nodes.microphone import MicrophoneSetupError, import_sounddevice
 from timar_ros.nodes.params import Param, declare
 from timar_ros.nodes.runner import autostart, run_node
+from timar_ros.robot.capture_clock import output_ahead_s
 from timar_ros.robot.faults import Fault
 from timar_ros.robot.speech_timeline import BUSY_MODES, PlaybackClock, SpeechTimeline
 
@@ -264,9 +265,7 @@ class VoicePlayer(LifecycleNode):
     def _on_device(self, out: np.ndarray, frames: int, time_info, status) -> None:
         # Runs on the PortAudio thread: the buffer is heard at its DAC time.
         now = self._now()
-        dac = float(getattr(time_info, "outputBufferDacTime", 0.0) or 0.0)
-        current = float(getattr(time_info, "currentTime", 0.0) or 0.0)
-        ahead = dac - current if dac > 0 and 0 <= dac - current < 2.0 else self._stream.latency
+        ahead = output_ahead_s(time_info, self._stream.latency)
         tl = self._timeline
         if tl is None:  # (stopped between the callback's start and here)
             out[:] = 0

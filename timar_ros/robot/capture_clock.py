@@ -16,6 +16,21 @@ smoothly, at the price of sub-millisecond gaps and overlaps between blocks).
 from __future__ import annotations
 
 
+def capture_reading(now_s: float, frames: int, rate: int, input_latency_s: float) -> float:
+    """When an input block's first sample was captured, as read in its callback (s): now - the
+    block's duration - the stream's reported input latency (jitters; :class:`CaptureClock`
+    smooths it)."""
+    return now_s - frames / rate - input_latency_s
+
+
+def output_ahead_s(time_info, output_latency_s: float) -> float:
+    """How long after now an output block is heard (s): PortAudio's DAC time when it gives a
+    sane one (0 to 2 s ahead), else the stream's reported output latency."""
+    dac = float(getattr(time_info, "outputBufferDacTime", 0.0) or 0.0)
+    current = float(getattr(time_info, "currentTime", 0.0) or 0.0)
+    return dac - current if dac > 0 and 0 <= dac - current < 2.0 else float(output_latency_s)
+
+
 class CaptureClock:
     """Smooth capture stamps (seconds) for consecutive blocks of one stream.
 

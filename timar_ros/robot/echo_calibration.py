@@ -130,6 +130,7 @@ def play_and_record(
     chunk_s: a device's reported input latency depends on it) -> (recorded, played) on one
     grid, each stream placed by its stamps taken as the nodes take them."""
     from timar_ros.nodes.microphone import import_sounddevice
+    from timar_ros.robot.capture_clock import capture_reading, output_ahead_s
 
     sd = import_sounddevice()
     block = int(round(input_chunk_s * rate))
@@ -139,7 +140,7 @@ def play_and_record(
     pos = [0]
 
     def on_input(indata, frames, time_info, status):
-        stamp = time.time() - frames / rate - istream.latency
+        stamp = capture_reading(time.time(), frames, rate, istream.latency)
         with lock:
             rec_blocks.append(indata[:, 0].copy())
             rec_stamps.append(stamp)
@@ -149,30 +150,14 @@ def play_and_record(
         chunk = signal[i : i + frames]
         outdata[:, 0] = 0.0
         outdata[: len(chunk), 0] = chunk
-        now = time.time()
-        dac = time_info.outputBufferDacTime
-        current = time_info.currentTime
-        ahead = dac - current if dac > 0 and 0 <= dac - current < 2.0 else ostream.latency
+        heard = time.time() + output_ahead_s(time_info, ostream.latency)
         with lock:
-            out_stamps.append((i, now + ahead))
+            out_stamps.append((i, heard))
         pos[0] = i + frames
 
-    istream = sd.InputStream(
-        device=input_device,
-        samplerate=rate,
-        channels=1,
-        dtype="float32",
-        blocksize=block,
-        callback=on_input,
-    )
-    ostream = sd.OutputStream(
-        device=output_device,
-        samplerate=rate,
-        channels=1,
-        dtype="float32",
-        blocksize=out_block,
-        callback=on_output,
-    )
+    mono = dict(samplerate=rate, channels=1, dtype="float32")
+    istream = sd.InputStream(device=input_device, blocksize=block, callback=on_input, **mono)
+    ostream = sd.OutputStream(device=output_device, blocksize=out_block, callback=on_output, **mono)
     with istream:
         time.sleep(0.3)  # the input runs before the signal starts
         with ostream:
