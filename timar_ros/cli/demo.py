@@ -129,6 +129,11 @@ def run(args: argparse.Namespace) -> int:
         f"{s['e2e_ms_p99']:.1f} ms, padded audio {s['padded_audio_s']:.2f} s, "
         f"joint limits respected: {s['joint_limits_respected']}"
     )
+    print(
+        f"blocks that reached the head after their first frame was due: "
+        f"{s['blocks_late_at_head']} of {s['blocks_at_head']} ({s['frames_late_at_head']} of "
+        f"{s['frames_at_head']} frames skipped)"
+    )
     rl = s.get("reaction_latency") or {}
     if rl.get("median_s") is not None:
         print(

@@ -76,6 +76,12 @@ def analyse(
         "max_speed_over_limit_rad_s": float(np.max(np.abs(vel) - vmax)) if len(vel) else 0.0,
         "final_distance_from_neutral_rad": neutral_err,
         "watchdog_trips": live["player"]["watchdog_trips"],
+        # what reached head_retargeter after its first frame was due (frames skipped): the
+        # display delay did not cover the audio's arrival and the policy's step
+        "blocks_late_at_head": live["player"]["deadline_misses"],
+        "blocks_at_head": live["player"]["blocks"],
+        "frames_late_at_head": live["player"]["late_frames"],
+        "frames_at_head": live["player"]["frames"],
         "recorded_messages": live["recorded"],
     }
     if gt_npz is not None and gt_npz.is_file() and len(motion) > 1:
