@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from helpers.echo_signals import RATE, room_echo
+from timar_ros.robot.echo import AEC3_REACH_S
 from timar_ros.robot.echo_calibration import SILENCE_S, calibration_signal, measure
 
 
@@ -78,7 +79,8 @@ def test_calibrate_on_a_real_sound_server(tmp_path, echo):
     f = json.loads((tmp_path / "cal.json").read_text())
     if echo:
         assert f["echo_found"] and abs(f["echo_level_db"] + 6.0) < 2.0, f
-        assert -0.1 <= f["delay_s"] <= 0.35 and f["reference_delay_s"] == 0.0, f
+        assert AEC3_REACH_S[0] <= f["delay_s"] <= AEC3_REACH_S[1], f  # within reach:
+        assert f["reference_delay_s"] == 0.0, f  # nothing to set
         assert f["erle_db"] >= 25.0, f
         assert "ERLE" in r.stdout
     else:

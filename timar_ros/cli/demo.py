@@ -178,6 +178,11 @@ def _print_echo(e: dict) -> None:
         f"echo: the loudspeaker heard {path['delay_s'] * 1e3:.0f} ms after its reference stamps "
         f"at {path['level_db']:+.1f} dB; ERLE {e['erle_db']:.1f} dB (robot alone; first "
         f"seconds {e['erle_first_s_db']:.1f} dB)"
+        + (
+            f"; canceller CPU {e['canceller']['cpu_s_per_s']:.3f} s per s of audio"
+            if (e.get("canceller") or {}).get("cpu_s_per_s") is not None
+            else ""
+        )
     )
     for cond, what in (
         ("no_echo", "no echo"),

@@ -125,6 +125,17 @@ def _add_pipeline(ros, out, namespace, checkpoint, backend, sim: str, log, **pol
     return recorder, policy, retargeter, sim_node
 
 
+def _canceller_figures(ec) -> dict:
+    """echo_canceller's counters and its CPU time per second of microphone audio."""
+    from timar_ros.robot.echo import FRAME_S
+
+    audio_s = ec.counters.frames * FRAME_S
+    return {
+        **ec.counters.as_dict(),
+        "cpu_s_per_s": round(ec.cpu_s / audio_s, 4) if audio_s else None,
+    }
+
+
 def _sim_figures(sim_node) -> dict:
     if sim_node is None:
         return {}
@@ -264,7 +275,7 @@ def _run_live_audio(
                     **(
                         {}
                         if canceller is None or canceller.canceller is None
-                        else {"echo_canceller": canceller.canceller.counters.as_dict()}
+                        else {"echo_canceller": _canceller_figures(canceller.canceller)}
                     ),
                 },
             }
@@ -374,6 +385,7 @@ def run_demo(
             summary["echo"] = {
                 "room": asdict(echo),
                 **echo_figures(work / "bag", user_wav, replay, log=log),
+                "canceller": live["live_audio"].get("echo_canceller"),
             }
         preview = render_preview(work, log=log)
         if sim_trace is not None:

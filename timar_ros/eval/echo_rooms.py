@@ -31,7 +31,6 @@ Levels (dB SPL, the microphone's full scale at ``FULL_SCALE_SPL``): the loudspea
 from __future__ import annotations
 
 import functools
-import time
 from dataclasses import dataclass
 
 import numpy as np
@@ -209,26 +208,24 @@ def run_canceller(sig: dict, mode: str, rate: int = SAMPLE_RATE, **config) -> tu
 def feed(ec, mic: np.ndarray, reference: np.ndarray | None, rate: int, lead_chunks: int = 5):
     """``mic`` [n] to the canceller ``ec`` in CHUNK_S chunks stamped from 0 s, and the reference
     [n] (None: none) ``lead_chunks`` chunks ahead, as voice_player publishes its timeline ahead
-    of the sound -> (output laid on the input's grid [n], the canceller's CPU seconds, the output
-    chunks' (stamp s, samples))."""
+    of the sound -> (output laid on the input's grid [n], the canceller's CPU seconds (its own
+    count, EchoCanceller.cpu_s), the output chunks' (stamp s, samples))."""
     k = int(CHUNK_S * rate)
     lead = lead_chunks * k
-    out, stamps, cpu = np.zeros_like(mic), [], 0.0
+    out, stamps, cpu0 = np.zeros_like(mic), [], ec.cpu_s
     if reference is not None:
         ec.add_reference(reference[:lead], rate, 0.0)
     for i in range(0, len(mic) - k + 1, k):
-        t = time.process_time()
         if reference is not None and i + lead < len(reference):
             ec.add_reference(reference[i + lead : i + lead + k], rate, (i + lead) / rate)
         got = ec.process(mic[i : i + k], i / rate)
-        cpu += time.process_time() - t
         if got is not None:
             y, t0 = got
             stamps.append((t0, len(y)))
             j = int(round(t0 * rate))  # before 0 by the canceller's latency at first
             y, j = (y[-j:], 0) if j < 0 else (y, j)
             out[j : j + len(y)] = y[: len(out) - j]
-    return out, cpu, stamps
+    return out, ec.cpu_s - cpu0, stamps
 
 
 def si_sdr(estimate: np.ndarray, target: np.ndarray) -> float:

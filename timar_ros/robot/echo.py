@@ -29,6 +29,7 @@ estimator covers :data:`AEC3_MAX_DELAY_S`).
 
 from __future__ import annotations
 
+import time
 from collections import deque
 from dataclasses import dataclass, field
 
@@ -44,10 +45,16 @@ AEC_RATES = (8000, 16000, 32000, 48000)
 # to 0.45 s, 5 dB at 0.55 s. Beyond it, reference_delay_s must take the rest
 AEC3_MAX_DELAY_S = 0.45
 # AEC3 finds no echo that comes before its reference, and two clocks' stamps are never exact
-# (on PulseAudio the microphone's reported input latency puts its stamps ~50-100 ms early): the
-# reference is fed this much ahead of the time its stamps say, so the echo may come between
-# AEC3_LEAD_S early and AEC3_MAX_DELAY_S - AEC3_LEAD_S late
-AEC3_LEAD_S = 0.1
+# (on PulseAudio the echo came 45 ms before the stamps): the reference is fed this much ahead of
+# the time its stamps say, so the echo may come between AEC3_LEAD_S early and AEC3_MAX_DELAY_S -
+# AEC3_LEAD_S late; the delay check follows one further out. 12 rooms (`timar echo bench`):
+# lead 0 / 0.05 / 0.1 s: ERLE 33.6 / 35.6 / 35.1 dB, robot-alone turns heard as the partner
+# 1.5 / 1.5 / 6.8 %: a longer lead costs suppression, so the rest is left to the check
+AEC3_LEAD_S = 0.05
+# an echo earlier than this (s) is followed even within reach (see EchoCanceller._check_delay)
+FOLLOW_EARLY_S = 0.02
+# where the echo may come against the reference's stamps (+ reference_delay_s) for AEC3 (s)
+AEC3_REACH_S = (-AEC3_LEAD_S, AEC3_MAX_DELAY_S - AEC3_LEAD_S)
 
 
 class EchoSetupError(RuntimeError):
@@ -192,10 +199,14 @@ _LATENCY_S: dict[tuple[int, bool], float] = {}  # (rate, noise suppression) -> A
 
 
 class DelayMonitor:
-    """Every ``every_s`` of audio in which the robot spoke, the echo's delay in the last
-    ``window_s`` of raw microphone audio against the reference (:func:`estimate_delay`)."""
+    """After the first ``FIRST_S`` and then every ``every_s`` of audio in which the robot
+    spoke, the echo's delay in the last ``window_s`` of raw microphone audio against the
+    reference (:func:`estimate_delay`)."""
 
     MIN_PROMINENCE = 6.0  # a GCC-PHAT peak this far above the rest is an echo, not chance
+    # the first check comes early: an echo out of AEC3's reach is not cancelled until a check
+    # finds it (3 s of speech give a clear peak: prominence 25-160 in the tests and rooms)
+    FIRST_S = 3.0
 
     def __init__(self, rate: int, every_s: float, window_s: float = 4.0, max_s: float = 1.0):
         self.rate, self.every, self.max_s = rate, int(every_s * rate), max_s
@@ -205,6 +216,7 @@ class DelayMonitor:
         self.held = 0
         self.active = 0  # samples with the robot speaking since the last check
         self.last: tuple[float, float] | None = None  # (delay s, prominence)
+        self.first = min(self.every, int(self.FIRST_S * rate))
 
     def add(self, mic: np.ndarray, ref: np.ndarray):
         """Aligned raw microphone and reference samples -> (delay_s, prominence) when a check
@@ -219,7 +231,8 @@ class DelayMonitor:
             self.ref.popleft()
         if float(np.mean(ref * ref)) > 1e-6:  # the robot speaks (above -60 dBFS)
             self.active += len(ref)
-        if self.active < self.every or self.held < self.window:
+        due = self.every if self.last is not None else self.first
+        if self.active < due or self.held < self.window:
             return None
         self.active = 0
         self.last = estimate_delay(
@@ -294,6 +307,7 @@ class EchoCanceller:
         if abs(self.n - self.rate * FRAME_S) > 1e-9:
             raise EchoSetupError(f"sample_rate {sample_rate} Hz is not a whole number per 10 ms")
         self.counters = EchoCounters()
+        self.cpu_s = 0.0  # this thread's CPU time in add_reference and process (s)
         self.reference = ReferenceTimeline(self.rate, self.config.keep_s)
         self._aec = None
         self.latency_s = 0.0  # output stamps = input stamps - this
@@ -325,6 +339,13 @@ class EchoCanceller:
     # -- the loudspeaker
     def add_reference(self, samples: np.ndarray, rate: int, stamp_s: float) -> None:
         """The loudspeaker's chunk [n] float32 at ``rate`` Hz, heard from ``stamp_s`` on."""
+        t = time.thread_time()
+        try:
+            self._add_reference(samples, rate, stamp_s)
+        finally:
+            self.cpu_s += time.thread_time() - t
+
+    def _add_reference(self, samples: np.ndarray, rate: int, stamp_s: float) -> None:
         x = np.asarray(samples, np.float32).reshape(-1)
         c = self.counters
         if int(rate) != self.rate:
@@ -365,6 +386,13 @@ class EchoCanceller:
     def process(self, samples: np.ndarray, stamp_s: float):
         """A microphone chunk [n] float32 at the canceller's rate, its first sample captured at
         ``stamp_s`` -> (cleaned [k * frame], stamp_s of its first sample) or None."""
+        t = time.thread_time()
+        try:
+            return self._process(samples, stamp_s)
+        finally:
+            self.cpu_s += time.thread_time() - t
+
+    def _process(self, samples: np.ndarray, stamp_s: float):
         x = np.asarray(samples, np.float32).reshape(-1)
         i0 = int(round(stamp_s * self.rate))
         if self._pending_i0 is None or i0 != self._pending_i0 + len(self._pending):
@@ -391,21 +419,29 @@ class EchoCanceller:
         return out, start / self.rate - self.latency_s
 
     def _check_delay(self, delay_s: float, prominence: float) -> None:
-        """The echo's delay against the reference as it is fed: AEC3 finds it from
-        AEC3_LEAD_S early to AEC3_MAX_DELAY_S - AEC3_LEAD_S late; beyond that (a robot audio
-        path slower than the stamps say, or clocks apart) it cancels nothing: say it, and with
-        follow_delay move the reference by what was found."""
+        """The echo's delay against the reference as it is fed: AEC3 finds it within
+        AEC3_REACH_S; beyond that (a robot audio path slower than the stamps say, or clocks
+        apart) it cancels nothing: say it, and with follow_delay move the reference by what was
+        found. An echo more than FOLLOW_EARLY_S early but within reach is cancelled at the
+        edge of the lead, worse (PulseAudio: -45 ms, ERLE 31 dB there, 40 dB with more lead):
+        follow_delay moves the reference to it as well."""
         if self.config.mode != "aec" or prominence < DelayMonitor.MIN_PROMINENCE:
             return
-        lo, hi = -AEC3_LEAD_S, AEC3_MAX_DELAY_S - AEC3_LEAD_S
-        if lo <= delay_s <= hi:
+        lo, hi = AEC3_REACH_S
+        reach = lo <= delay_s <= hi
+        early = delay_s < -FOLLOW_EARLY_S
+        if reach and not (early and self.config.follow_delay):
             return
         c = self.counters
         fix = min(max(self.reference_delay_s + delay_s, -MAX_EARLY_S), self.config.keep_s - 1.0)
         where = (
             f"the echo comes {delay_s * 1000:+.0f} ms after the reference's stamps"
             + (f" + {self.reference_delay_s:.3f} s" if self._shift else "")
-            + f", outside what AEC3 finds ({lo * 1000:+.0f} to {hi * 1000:+.0f} ms)"
+            + (
+                f", outside what AEC3 finds ({lo * 1000:+.0f} to {hi * 1000:+.0f} ms)"
+                if not reach
+                else f", at the edge of AEC3's {AEC3_LEAD_S * 1000:.0f}-ms lead"
+            )
         )
         if self.config.follow_delay:
             self._shift = int(round(fix * self.rate))

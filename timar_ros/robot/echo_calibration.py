@@ -17,7 +17,7 @@ import time
 
 import numpy as np
 
-from timar_ros.robot.echo import AEC3_LEAD_S, AEC3_MAX_DELAY_S, DelayMonitor
+from timar_ros.robot.echo import AEC3_REACH_S, DelayMonitor
 
 LEVEL_DBFS = -20.0  # the test signal's RMS while it speaks: voice_player's usual level
 SILENCE_S = 1.0  # before the signal (the noise floor) and after it (the room's tail)
@@ -56,7 +56,7 @@ def measure(recorded: np.ndarray, played: np.ndarray, rate: int) -> dict:
     shift = int(round(delay * rate)) if found else 0
     echo_on = np.roll(on, shift)
     quiet = recorded[: int(0.8 * SILENCE_S * rate)]
-    in_reach = -AEC3_LEAD_S <= delay <= AEC3_MAX_DELAY_S - AEC3_LEAD_S
+    in_reach = AEC3_REACH_S[0] <= delay <= AEC3_REACH_S[1]
     ref_delay = 0.0 if (not found or in_reach) else round(float(delay), 3)
     figures = {
         "delay_s": round(float(delay), 4) if found else None,

@@ -162,6 +162,10 @@ def echo_status(canceller, mode: str, reference_topic: str, logged: dict | None 
     values.update(c)
     values["latency_ms"] = round(canceller.latency_s * 1000, 1)
     values["reference_delay_ms"] = round(canceller.reference_delay_s * 1000, 1)
+    if c["frames"]:
+        from timar_ros.robot.echo import FRAME_S
+
+        values["cpu_s_per_s"] = round(canceller.cpu_s / (c["frames"] * FRAME_S), 4)
     if canceller.delay.last is not None:
         values["echo_delay_ms"] = round(canceller.delay.last[0] * 1000, 1)
     values.update({f"logged_{k}": v for k, v in (logged or {}).items()})
