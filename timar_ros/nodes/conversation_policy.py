@@ -25,7 +25,7 @@ import numpy as np
 from diagnostic_msgs.msg import DiagnosticArray
 from geometry_msgs.msg import QuaternionStamped
 from rclpy.node import Node
-from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
+from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
 from std_msgs.msg import Float64
 
 from timar_ros import topics
@@ -41,6 +41,7 @@ from timar_ros.nodes.convert import (
 )
 from timar_ros.nodes.fault_log import PERIOD_DESCRIPTION, PERIOD_PARAM, NodeFaultLog
 from timar_ros.nodes.params import Param, declare
+from timar_ros.nodes.qos import AUDIO_QOS, AUDIO_QOS_DESCRIPTION, audio_qos
 from timar_ros.nodes.runner import run_node
 from timar_ros.robot.conversation import (
     ConversationPipeline,
@@ -144,10 +145,7 @@ PARAMS = {
         "a turn still incomplete this long after its end is padded with silence (s)", 0.0, 10.0
     ),
     "max_jump_s": Param("audio stamps jumping by more than this are a clock jump (s)", 0.1, 3600.0),
-    "audio_qos": Param(
-        "'sensor_data' (best effort, REP-2003) or 'reliable' for the audio subscriptions",
-        choices=("sensor_data", "reliable"),
-    ),
+    "audio_qos": Param(AUDIO_QOS_DESCRIPTION, choices=AUDIO_QOS),
     "poll_period_s": Param(
         "how often to check for turns whose audio stopped arriving (s)", 0.005, 1.0
     ),
@@ -170,16 +168,12 @@ class ConversationPolicy(Node):
             self.pipeline = ConversationPipeline(self.policy, PipelineConfig.from_params(p))
         except ValueError as exc:
             raise RuntimeError(f"{NAME}: {exc}") from exc
-        audio_qos = (
-            qos_profile_sensor_data
-            if p["audio_qos"] == "sensor_data"
-            else QoSProfile(depth=100, reliability=ReliabilityPolicy.RELIABLE)
+        qos = audio_qos(p["audio_qos"])
+        self.create_subscription(
+            AudioChunk, topics.USER_AUDIO, lambda m: self._on_audio("user", m), qos
         )
         self.create_subscription(
-            AudioChunk, topics.USER_AUDIO, lambda m: self._on_audio("user", m), audio_qos
-        )
-        self.create_subscription(
-            AudioChunk, topics.AGENT_AUDIO, lambda m: self._on_audio("agent", m), audio_qos
+            AudioChunk, topics.AGENT_AUDIO, lambda m: self._on_audio("agent", m), qos
         )
         self.create_subscription(HeadMotion, topics.USER_MOTION, self._on_user_motion, 10)
         commands = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)

@@ -18,13 +18,13 @@ from collections import deque
 import numpy as np
 from diagnostic_msgs.msg import DiagnosticArray
 from rclpy.node import Node
-from rclpy.qos import QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
 
 from timar_ros import topics
 from timar_ros.msg import AudioChunk
 from timar_ros.nodes.convert import audio_chunk, audio_samples, diagnostic_array, stamp_to_s
 from timar_ros.nodes.fault_log import PERIOD_DESCRIPTION, PERIOD_PARAM, NodeFaultLog
 from timar_ros.nodes.params import Param, declare
+from timar_ros.nodes.qos import AUDIO_QOS, AUDIO_QOS_DESCRIPTION, audio_qos
 from timar_ros.nodes.runner import run_node
 from timar_ros.robot.echo import FALLBACKS, MODES, EchoCanceller, EchoConfig
 from timar_ros.robot.faults import Fault
@@ -72,10 +72,7 @@ PARAMS = {
         0.0,
         3600.0,
     ),
-    "audio_qos": Param(
-        "'sensor_data' (best effort, REP-2003) or 'reliable' for the audio it reads and publishes",
-        choices=("sensor_data", "reliable"),
-    ),
+    "audio_qos": Param(AUDIO_QOS_DESCRIPTION, choices=AUDIO_QOS),
     "diagnostics_period_s": Param("period of the /diagnostics status (s)", 0.1, 60.0),
     PERIOD_PARAM: Param(PERIOD_DESCRIPTION, 0.0, 3600.0),
 }
@@ -101,11 +98,7 @@ class EchoCancellerNode(Node):
         self._seq = 0
         # reference chunks before the microphone's first (its rate makes the canceller)
         self._pending_reference: deque = deque(maxlen=200)
-        qos = (
-            qos_profile_sensor_data
-            if p["audio_qos"] == "sensor_data"
-            else QoSProfile(depth=100, reliability=ReliabilityPolicy.RELIABLE)
-        )
+        qos = audio_qos(p["audio_qos"])
         self._pub = self.create_publisher(AudioChunk, topics.USER_AUDIO, qos)
         self.create_subscription(AudioChunk, topics.MIC_AUDIO, self._on_mic, qos)
         if p["mode"] != "none":
