@@ -151,7 +151,7 @@ def test_voice_player_is_heard_when_its_stamps_say(sound_server, ros_probe, lead
     agent/audio stamps of the same samples (with conversation_policy's agent_audio_heard, the
     times its motion frames are due). The monitor's stamps are calibrated first with a signal
     whose play time the test's own stream reports. The lead is the lead_s parameter (1 s, the
-    1-s mode's), or (lead_s = -1) the display delay the policy latches on display_delay: 0.22 s,
+    1-s mode's), or (lead_s = -1) the display delay the policy latches on display_delay: 0.25 s,
     streaming inside the turn with 0.12-s ticks."""
     from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
     from std_msgs.msg import Float64
@@ -164,7 +164,7 @@ def test_voice_player_is_heard_when_its_stamps_say(sound_server, ros_probe, lead
     ns = f"/vp_live_{lead_from}"
     heard = ros_probe.collect(AudioChunk, f"{ns}/agent/audio")
     say = ros_probe.publisher(AudioChunk, f"{ns}/agent/speech")
-    lead = 1.0 if lead_from == "parameter" else 0.22
+    lead = 1.0 if lead_from == "parameter" else 0.25
     if lead_from == "policy":
         latched = QoSProfile(
             depth=1,
