@@ -12,12 +12,13 @@ from std_msgs.msg import Float64, Float64MultiArray
 from helpers.ros import start_python, stop
 from timar_ros.msg import AudioChunk, ConversationState, HeadMotion
 from timar_ros.nodes.convert import motion_frames, stamp_to_s
+from timar_ros.resources import node_defaults
 from timar_ros.robot.retarget import MotionPlayer
 from timar_ros.robot.retarget_config import load_retarget_config
 
 NS = "/pipe"
 SECONDS = 4
-MARGIN = 0.1  # config/timar.yaml's latency_margin_s
+MARGIN = node_defaults("conversation_policy")["latency_margin_s"]
 
 
 def _conversation_wav(path):
