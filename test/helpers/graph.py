@@ -6,7 +6,7 @@ import time
 
 import numpy as np
 
-from helpers.launch import ros2
+from helpers.launch import ros2_answer
 from timar_ros.nodes.convert import stamp_to_s
 
 
@@ -22,7 +22,7 @@ def lifecycle_state(node: str, timeout: float = 30.0) -> str:
     the first call, has not discovered the node yet ('Node not found')."""
     deadline = time.monotonic() + timeout
     while True:
-        out = ros2("lifecycle", "get", node, check=False)
+        out = ros2_answer("lifecycle", "get", node)
         if "not found" not in out or time.monotonic() > deadline:
             return out.split()[0] if out.strip() else out
         time.sleep(0.5)

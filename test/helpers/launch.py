@@ -56,6 +56,46 @@ def ros2(*args: str, timeout: float = 60.0, check: bool = True) -> str:
     return done.stdout
 
 
+# `ros2 lifecycle` and `ros2 param` wait for ever for an answer that Fast DDS may drop right
+# after discovery (see helpers.ros.call): each try gets ANSWER_S seconds.
+ANSWER_S = 15.0
+_GOAL = {"configure": "inactive", "cleanup": "unconfigured", "activate": "active"}
+_GOAL.update({"deactivate": "inactive", "shutdown": "finalized"})
+
+
+def ros2_answer(*args: str, tries: int = 3) -> str:
+    """``ros2 ARGS`` for a request that is safe to repeat (``lifecycle get``, ``param set``),
+    run again when no answer came within ANSWER_S seconds."""
+    for _ in range(tries - 1):
+        try:
+            return ros2(*args, timeout=ANSWER_S, check=False)
+        except subprocess.TimeoutExpired:
+            pass
+    return ros2(*args, timeout=ANSWER_S, check=False)
+
+
+def lifecycle_set(node: str, transition: str, tries: int = 3) -> str:
+    """``ros2 lifecycle set NODE TRANSITION`` as a user types it; its output. Unanswered, the
+    node's state says whether it was done (the answer lost: 'Transitioning successful') or is
+    asked for again."""
+    start = lifecycle_get(node)
+    for _ in range(tries):
+        try:
+            return ros2("lifecycle", "set", node, transition, timeout=ANSWER_S, check=False)
+        except subprocess.TimeoutExpired:
+            now = lifecycle_get(node)
+            if now == _GOAL[transition]:
+                return "Transitioning successful (the answer was lost; the state says so)"
+            assert now == start, f"{node}: {start} -> {now} on {transition}"
+    raise AssertionError(f"no answer from {node}/change_state ({transition})")
+
+
+def lifecycle_get(node: str) -> str:
+    """The state label `ros2 lifecycle get NODE` prints, e.g. 'active'."""
+    out = ros2_answer("lifecycle", "get", node)
+    return out.split()[0] if out.strip() else out
+
+
 def installed_share() -> Path:
     """share/timar_ros of the install ``ros2 launch`` uses (the launch and config files)."""
     prefix = ros2("pkg", "prefix", "timar_ros").strip()

@@ -109,3 +109,82 @@ class RosProbe:
 
         self.node.destroy_node()
         rclpy.try_shutdown()
+
+
+# Fast DDS drops a service's response when the server's response writer has not matched the
+# client's response reader yet (rmw_fastrtps: "client will not receive response"; rclpy warns
+# "failed to send response (timeout)"). wait_for_service sees only the client's side of the
+# match, so on a loaded machine the first request after discovery can go unanswered for good.
+# Requests that are safe to repeat are sent again; a transition is checked against the state.
+RESEND_S = 3.0
+
+
+def call(node, send, timeout: float = 30.0, resend_s: float = RESEND_S):
+    """The answer to a request that is safe to repeat (a query, setting a value): ``send()``
+    sends it and returns its future (e.g. ``lambda: client.call_async(request)``), again every
+    ``resend_s`` seconds until one is answered; None after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    futures = []
+    while time.monotonic() < deadline:
+        futures.append(send())
+        until = min(deadline, time.monotonic() + resend_s)
+        spin_until(node, lambda: any(f.done() for f in futures), until - time.monotonic())
+        for f in futures:
+            if f.done():
+                return f.result()
+    return None
+
+
+# a transition's state once done (lifecycle_msgs Transition ids -> State labels)
+_GOAL = {1: "inactive", 2: "unconfigured", 3: "active", 4: "inactive"}
+_GOAL.update({5: "finalized", 6: "finalized", 7: "finalized"})
+
+
+class Lifecycle:
+    """A managed node's change_state/get_state, called from a test's node (see ``call``)."""
+
+    def __init__(self, node, name: str):
+        from lifecycle_msgs.srv import ChangeState, GetState
+
+        self.node, self.name = node, name
+        self.change = node.create_client(ChangeState, f"{name}/change_state")
+        self.get = node.create_client(GetState, f"{name}/get_state")
+
+    def wait(self, timeout: float) -> bool:
+        """True once both services are there."""
+        return self.change.wait_for_service(timeout_sec=timeout) and self.get.wait_for_service(
+            timeout_sec=timeout
+        )
+
+    def state(self, timeout: float = 30.0) -> str:
+        """The node's state label, e.g. 'inactive'."""
+        from lifecycle_msgs.srv import GetState
+
+        answer = call(self.node, lambda: self.get.call_async(GetState.Request()), timeout)
+        assert answer is not None, f"no answer from {self.name}/get_state"
+        return answer.current_state.label
+
+    def transition(self, transition_id: int, timeout: float = 30.0) -> bool:
+        """Ask for a transition (lifecycle_msgs Transition id); its success. Unanswered, the
+        state says whether it was done (the answer lost) or must be asked for again (the node
+        still in the state it started from: not done, or refused, which changes nothing)."""
+        from lifecycle_msgs.msg import Transition
+        from lifecycle_msgs.srv import ChangeState
+
+        start = self.state(timeout)
+        request = ChangeState.Request(transition=Transition(id=transition_id))
+        deadline = time.monotonic() + timeout
+        futures = []
+        while time.monotonic() < deadline:
+            futures.append(self.change.call_async(request))
+            while time.monotonic() < deadline:
+                spin_until(self.node, lambda: any(f.done() for f in futures), RESEND_S)
+                answered = [f for f in futures if f.done()]
+                if answered:
+                    return answered[0].result().success
+                now = self.state(timeout)
+                if now == _GOAL.get(transition_id):
+                    return True
+                if now == start:
+                    break  # ask again
+        raise AssertionError(f"no answer from {self.name}/change_state ({transition_id})")

@@ -13,7 +13,7 @@ from std_msgs.msg import Float64MultiArray
 from trajectory_msgs.msg import JointTrajectory
 
 from helpers import graph
-from helpers.launch import Launch, record_figures, ros2
+from helpers.launch import Launch, lifecycle_set, record_figures, ros2, ros2_answer
 from timar_ros.msg import AudioChunk, HeadMotion
 from timar_ros.resources import node_defaults, share_dir
 
@@ -88,13 +88,13 @@ def test_robot_launch_on_the_sound_server(ros2_cli, sound_server, ros_probe, tmp
         # switch the servo commands to the trajectory controller, as a user would
         node = f"{NS}/head_retargeter"
         for transition in ("deactivate", "cleanup"):
-            assert "successful" in ros2("lifecycle", "set", node, transition)
-        assert "successful" in ros2("param", "set", node, "command_interface", "trajectory")
+            assert "successful" in lifecycle_set(node, transition)
+        assert "successful" in ros2_answer("param", "set", node, "command_interface", "trajectory")
         trajectories = graph.receive_times(
             ros_probe, {"/joint_trajectory_controller/joint_trajectory": (JointTrajectory, True)}
         )["/joint_trajectory_controller/joint_trajectory"]
         for transition in ("configure", "activate"):
-            assert "successful" in ros2("lifecycle", "set", node, transition)
+            assert "successful" in lifecycle_set(node, transition)
         assert launch.wait_until(lambda: len(trajectories) >= 3, 30, ros_probe.spin_for)
         # the motion received and not yet shown at the servo rate: at most the display delay
         # and one turn (a block per tick, or a turn in the 1-s mode)

@@ -12,9 +12,8 @@ import time
 import numpy as np
 import pytest
 from lifecycle_msgs.msg import Transition
-from lifecycle_msgs.srv import ChangeState
 
-from helpers.ros import spin_until, start_python, stop
+from helpers.ros import Lifecycle, spin_until, start_python, stop
 from timar_ros.data.audio import load_wav
 from timar_ros.demo.sound_server import RATE, SoundServer, find_signal
 from timar_ros.msg import AudioChunk
@@ -91,11 +90,10 @@ def start_voice_player(ns: str, **params):
 
 
 def lifecycle(node, ns: str, name: str, *transitions: int) -> None:
-    change = node.create_client(ChangeState, f"{ns}/{name}/change_state")
-    assert change.wait_for_service(timeout_sec=20), "lifecycle services did not appear"
+    managed = Lifecycle(node, f"{ns}/{name}")
+    assert managed.wait(20), "lifecycle services did not appear"
     for t in transitions:
-        future = change.call_async(ChangeState.Request(transition=Transition(id=t)))
-        assert spin_until(node, future.done, 20) and future.result().success, t
+        assert managed.transition(t, 20), t
 
 
 def test_microphone_captures_what_the_sound_server_plays(sound_server, ros_probe):

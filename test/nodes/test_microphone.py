@@ -2,9 +2,8 @@
 
 import numpy as np
 from lifecycle_msgs.msg import Transition
-from lifecycle_msgs.srv import ChangeState, GetState
 
-from helpers.ros import spin_until, start_python, stop
+from helpers.ros import Lifecycle, start_python, stop
 from timar_ros.nodes.microphone import to_mono_chunk
 
 
@@ -27,18 +26,10 @@ def test_configure_without_a_device_fails_with_the_fix(ros_probe):
         ]
     )
     try:
-        change = node.create_client(ChangeState, "/mic_test/microphone/change_state")
-        get = node.create_client(GetState, "/mic_test/microphone/get_state")
-        assert change.wait_for_service(timeout_sec=20), "lifecycle services did not appear"
-        future = change.call_async(
-            ChangeState.Request(transition=Transition(id=Transition.TRANSITION_CONFIGURE))
-        )
-        assert spin_until(node, future.done, 20)
-        assert future.result().success is False
-        get.wait_for_service(timeout_sec=5)
-        state = get.call_async(GetState.Request())
-        assert spin_until(node, state.done, 10)
-        assert state.result().current_state.label == "unconfigured"
+        microphone = Lifecycle(node, "/mic_test/microphone")
+        assert microphone.wait(20), "lifecycle services did not appear"
+        assert microphone.transition(Transition.TRANSITION_CONFIGURE, 20) is False
+        assert microphone.state() == "unconfigured"
     finally:
         out = stop(proc)
     # Either PortAudio is missing (fresh machine) or the device does not exist: both name the fix.

@@ -8,21 +8,15 @@ import time
 import numpy as np
 from diagnostic_msgs.msg import DiagnosticArray
 from lifecycle_msgs.msg import Transition
-from lifecycle_msgs.srv import ChangeState
 from rclpy.parameter import Parameter
 from rclpy.parameter_client import AsyncParameterClient
 
-from helpers.ros import spin_until, start_python, stop
+from helpers.ros import Lifecycle, call, spin_until, start_python, stop
 from timar_ros.msg import HeadMotion
 from timar_ros.nodes.convert import head_motion
 
 NS = "/cycle"
 NODE = f"{NS}/head_retargeter"
-
-
-def _call(node, future, timeout=30):
-    assert spin_until(node, future.done, timeout), "no answer from the head_retargeter"
-    return future.result()
 
 
 def test_lifecycle_cycle_and_parameter_sets_on_a_real_retargeter(tmp_path, ros_probe):
@@ -42,20 +36,17 @@ def test_lifecycle_cycle_and_parameter_sets_on_a_real_retargeter(tmp_path, ros_p
     pub = node.create_publisher(HeadMotion, f"{NS}/head_motion", reliable)
     diag = []
     node.create_subscription(DiagnosticArray, "/diagnostics", diag.append, 10)
-    change = node.create_client(ChangeState, f"{NODE}/change_state")
+    lifecycle = Lifecycle(node, NODE)
+    transition = lifecycle.transition
     params = AsyncParameterClient(node, NODE)
 
-    def transition(tid):
-        return _call(
-            node, change.call_async(ChangeState.Request(transition=Transition(id=tid)))
-        ).success
-
     def set_param(name, value):
-        results = _call(node, params.set_parameters([Parameter(name, value=value)])).results
-        return results[0]
+        answer = call(node, lambda: params.set_parameters([Parameter(name, value=value)]))
+        assert answer is not None, "no answer from the head_retargeter's set_parameters"
+        return answer.results[0]
 
     try:
-        assert change.wait_for_service(timeout_sec=60), stop(proc)
+        assert lifecycle.wait(60), stop(proc)
         assert params.wait_for_services(timeout_sec=30)
         # Unconfigured: a configure-time parameter can be set; a start-up one never.
         r = set_param("joint_state_frame_id", "head")

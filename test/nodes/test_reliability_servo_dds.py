@@ -10,10 +10,9 @@ import numpy as np
 import yaml
 from diagnostic_msgs.msg import DiagnosticArray
 from lifecycle_msgs.msg import Transition
-from lifecycle_msgs.srv import ChangeState, GetState
 from sensor_msgs.msg import JointState
 
-from helpers.ros import spin_until, start_python, stop
+from helpers.ros import Lifecycle, spin_until, start_python, stop
 from timar_ros.msg import HeadMotion
 from timar_ros.nodes.convert import head_motion, stamp_to_s
 from timar_ros.robot.retarget import MotionPlayer
@@ -155,17 +154,10 @@ def test_misconfigured_retarget_yaml_fails_configure_with_the_precise_error(tmp_
     )
     node = ros_probe.node
     try:
-        change = node.create_client(ChangeState, "/bad_managed/head_retargeter/change_state")
-        get = node.create_client(GetState, "/bad_managed/head_retargeter/get_state")
-        assert change.wait_for_service(timeout_sec=60), stop(managed)
-        fut = change.call_async(
-            ChangeState.Request(transition=Transition(id=Transition.TRANSITION_CONFIGURE))
-        )
-        assert spin_until(node, fut.done, 30)
-        assert fut.result().success is False
-        fut = get.call_async(GetState.Request())
-        assert spin_until(node, fut.done, 30)
-        assert fut.result().current_state.label == "unconfigured"
+        retargeter = Lifecycle(node, "/bad_managed/head_retargeter")
+        assert retargeter.wait(60), stop(managed)
+        assert retargeter.transition(Transition.TRANSITION_CONFIGURE) is False
+        assert retargeter.state() == "unconfigured"
         rc = auto.wait(60)
     finally:
         log_managed, log_auto = stop(managed), stop(auto)
