@@ -16,6 +16,10 @@ HEAD_ORIENTATION = "head_orientation"  # geometry_msgs/QuaternionStamped (REP-10
 JOINT_STATES = "joint_states"  # sensor_msgs/JointState: servo targets (measured, from sim_head)
 JOINT_TRAJECTORY = "joint_trajectory_controller/joint_trajectory"  # trajectory_msgs/JointTrajectory
 FORWARD_COMMANDS = "forward_position_controller/commands"  # std_msgs/Float64MultiArray
+# geometry_msgs/PointStamped: a person to look at, in a frame of the URDF (e.g. a face tracker's)
+ATTENTION_POINT = "attention/point"
+# timar_ros/SoundDirection: a microphone array's direction of arrival (who is speaking)
+SOUND_DIRECTION = "attention/sound_direction"
 DISPLAY_DELAY = "display_delay"  # std_msgs/Float64, latched: the policy's display delay (s)
 DIAGNOSTICS = "/diagnostics"  # diagnostic_msgs/DiagnosticArray (absolute, by convention)
 SIM_IMAGE = "sim_head/image"  # sensor_msgs/Image: the simulated head's camera (sim_head)
@@ -30,6 +34,7 @@ HEAD_MOTION_TYPE = f"{PACKAGE}/msg/HeadMotion"
 CONVERSATION_STATE_TYPE = f"{PACKAGE}/msg/ConversationState"
 JOINT_STATE_TYPE = "sensor_msgs/msg/JointState"
 QUATERNION_STAMPED_TYPE = "geometry_msgs/msg/QuaternionStamped"
+SOUND_DIRECTION_TYPE = f"{PACKAGE}/msg/SoundDirection"
 
 # Message type of each topic, for recording and replay.
 TYPES = {
@@ -47,12 +52,14 @@ TYPES = {
     JOINT_STATES: JOINT_STATE_TYPE,
     JOINT_TRAJECTORY: "trajectory_msgs/msg/JointTrajectory",
     FORWARD_COMMANDS: "std_msgs/msg/Float64MultiArray",
+    ATTENTION_POINT: "geometry_msgs/msg/PointStamped",
+    SOUND_DIRECTION: SOUND_DIRECTION_TYPE,
     DIAGNOSTICS: "diagnostic_msgs/msg/DiagnosticArray",
     SIM_IMAGE: "sensor_msgs/msg/Image",
     CLOCK: "rosgraph_msgs/msg/Clock",
 }
 # published best effort by live sources (REP-2003)
-SENSOR_TOPICS = (USER_AUDIO, MIC_AUDIO, AGENT_AUDIO)
+SENSOR_TOPICS = (USER_AUDIO, MIC_AUDIO, AGENT_AUDIO, ATTENTION_POINT, SOUND_DIRECTION)
 
 
 def resolve(topic: str, namespace: str = DEFAULT_NAMESPACE) -> str:

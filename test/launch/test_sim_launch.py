@@ -1,14 +1,17 @@
 """sim.launch.xml (the head in MuJoCo, or the commands only) and gazebo.launch.xml under the real
 `ros2 launch`, started as a user starts them: every node up, the managed retargeter active,
-HeadMotion blocks tiling the 1-s turns, servo commands and joint states at ~100 Hz; Ctrl-C ends
+HeadMotion blocks tiling the 1-s turns, servo commands and joint states at ~100 Hz, the head
+turned to the simulated partner (partner_path); Ctrl-C ends
 everything within 5 s with exit 0 and no traceback. A launch whose other packages
 (robot_state_publisher, Gazebo, ros2_control) are not installed fails at once, names them, and
 starts nothing."""
 
 from __future__ import annotations
 
+import math
 import time
 
+import numpy as np
 import pytest
 from sensor_msgs.msg import JointState
 from std_msgs.msg import Float64MultiArray
@@ -30,13 +33,20 @@ def check_running_pipeline(launch, probe, nodes: set[str], topics: dict, hz: dic
     ]
     up_s = graph.wait_for_nodes(launch, probe, nodes)
     assert graph.lifecycle_state(f"{NS}/head_retargeter") == "active"
-    measured, _ = graph.measure_rates(
+    measured, got = graph.measure_rates(
         launch, probe, topics, WINDOW_S, {f"{NS}/head_motion": motion}
     )
     for topic, (low, high) in hz.items():
         assert low <= measured[topic] <= high, (topic, measured)
     graph.check_turn_blocks([m for _, m in motion])
-    return {"up_s": round(up_s, 1), "hz": {t: round(v, 1) for t, v in measured.items()}}
+    # where the head pointed (scripted_partner's person, TIMAR's motion on top)
+    states = next(got[t] for t, (typ, _) in topics.items() if typ is JointState)
+    yaw = [m.position[list(m.name).index("neck_yaw")] for _, m in states[len(states) // 2 :]]
+    return {
+        "up_s": round(up_s, 1),
+        "hz": {t: round(v, 1) for t, v in measured.items()},
+        "neck_yaw_deg_p50": round(math.degrees(float(np.median(yaw))), 1),
+    }
 
 
 @pytest.mark.parametrize("simulator", ["mujoco", "none"])
@@ -60,10 +70,12 @@ def test_sim_launch_runs_the_pipeline_and_stops_on_ctrl_c(simulator, ros2_cli, r
         "sim.launch.xml",
         f"simulator:={simulator}",
         "use_robot_state_publisher:=false",  # not installable here (C++)
+        "partner_path:=0:30",  # a person 30 degrees to the left: the head faces them
         log=tmp_path / "launch.log",
     )
     try:
         figures = check_running_pipeline(launch, ros_probe, nodes, topics, hz)
+        assert abs(figures["neck_yaw_deg_p50"] - 30.0) < 5.0, figures
         figures["down_s"] = launch.ctrl_c_and_check()
     finally:
         left = launch.kill()

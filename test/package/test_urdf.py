@@ -25,6 +25,9 @@ def robot():
     return yourdfpy.URDF.load(str(URDF), build_scene_graph=True, load_meshes=False)
 
 
+SENSOR_FRAMES = ("camera_link", "mic_array_link")  # frames without geometry
+
+
 def test_urdf_parses_and_is_valid(robot):
     assert robot.validate()
     assert robot.base_link == "base_link"
@@ -43,7 +46,14 @@ def test_urdf_parses_and_is_valid(robot):
         assert np.all(eig > 0), link.name
         a, b, c = eig
         assert a + b >= c - 1e-12, f"{link.name}: inertia violates the triangle inequality"
-        assert link.visuals, link.name
+        assert link.visuals or link.name in SENSOR_FRAMES, link.name
+
+
+def test_the_sensor_frames_of_the_attention_defaults_are_fixed_on_the_head_and_the_base(robot):
+    # head_retargeter's gaze_frame looks along the head, the microphone array sits on the base
+    assert robot.joint_map["camera_joint"].parent == "head_link"
+    assert robot.joint_map["mic_array_joint"].parent == "base_link"
+    assert {robot.joint_map[f"{n}_joint"].type for n in ("camera", "mic_array")} == {"fixed"}
 
 
 def test_joints_and_limits_agree_with_retarget_config(robot):

@@ -1,7 +1,8 @@
 """`timar demo --sim mujoco` on the first 8 s of the bundled conversation with the bundled
 checkpoint: the servo commands drive the head in MuJoCo; the summary carries the tracking
 figures (per joint RMS, worst, lag), the limit shares and the physics' real-time factor; the
-plot and the side-by-side video are written, and the simulated head in the video moves."""
+plot and the side-by-side video are written, and the simulated head in the video moves and turns
+to the partner, who steps aside half way (the summary's attention figures)."""
 
 from __future__ import annotations
 
@@ -53,6 +54,10 @@ def test_the_demo_drives_the_simulated_head(tmp_path):
     assert all(v == 0 for v in sim["position_clipped_share"].values())
     assert sim["physics_real_time_factor"] > 2 and sim["overruns"] <= 5
     assert sim["simulated_s"] > 8
+    # the partner steps from 20 degrees right to 25 left half way: the head faced them
+    att = s["attention"]
+    assert att["partner_azimuth_deg"] == [-20.0, 25.0]
+    assert att["yaw_error_deg"]["p50"] < 4.0 and att["turn_s"] < 1.5, att  # TIMAR's yaw on top
     assert (out / sim["plot"]).stat().st_size > 20_000
     if find_ffmpeg() is None:
         pytest.skip("ffmpeg missing: the video was a contact sheet")
@@ -62,6 +67,11 @@ def test_the_demo_drives_the_simulated_head(tmp_path):
     assert right.std() > 10  # the head is drawn, not a blank panel
     moved = np.abs(np.diff(right, axis=0)).sum(3) > 30
     assert moved.reshape(len(moved), -1).sum(1).max() > 50  # the simulated head moves
+    # ... and turned: its face (skin-coloured pixels) moved across the panel, ~7 px measured
+    r, g, b = right[..., 0], right[..., 1], right[..., 2]
+    skin = (r > 150) & (g > 110) & (b > 80) & (r - b > 30)
+    x = np.array([np.nonzero(m)[1].mean() for m in skin])
+    assert x[-4:].mean() - x[:4].mean() > 3.0, x  # to the left of the robot = right on screen
 
 
 def test_an_unknown_simulator_is_refused(capsys):

@@ -35,7 +35,7 @@ from timar_ros.topics import JOINT_STATE_TYPE as JOINT_STATE
 from timar_ros.topics import PACKAGE
 from timar_ros.topics import QUATERNION_STAMPED_TYPE as QUATERNION_STAMPED
 
-MSG_NAMES = ("AudioChunk", "HeadMotion", "ConversationState")
+MSG_NAMES = ("AudioChunk", "HeadMotion", "ConversationState", "SoundDirection")
 
 
 class BagError(InputError, RuntimeError):

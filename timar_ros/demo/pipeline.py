@@ -79,7 +79,16 @@ def run_pipeline(
 
     with RosSession() as ros:  # the recorder finishes the bag when the session closes
         recorder, policy, retargeter, sim_node = _add_pipeline(
-            ros, out, namespace, checkpoint, backend, sim, log, audio_qos="reliable", **pp
+            ros,
+            out,
+            namespace,
+            checkpoint,
+            backend,
+            sim,
+            log,
+            _partner_path(user_wav, playback_rate),
+            audio_qos="reliable",
+            **pp,
         )
         player = ros.add(
             AudioFilePlayer,
@@ -91,20 +100,28 @@ def run_pipeline(
             wait_for_subscribers=2,
         )  # the policy and the recorder
         settle = policy.pipeline.config.display_delay_s + retargeter.player.neutral_deadline_s + 0.5
-        _wait_and_log(policy, log, lambda: player.done, settle)
+        _wait_and_log(policy, log, lambda: player.done, settle, retargeter)
         return {**_live_figures(policy, retargeter, recorder), **_sim_figures(sim_node)}
 
 
-def _add_pipeline(ros, out, namespace, checkpoint, backend, sim: str, log, **policy_params):
-    """What both demos run: bag_recorder (into ``out/bag``), conversation_policy (with
-    ``policy_params``), head_retargeter and, with sim="mujoco", the simulated head it commands:
+def _add_pipeline(
+    ros, out, namespace, checkpoint, backend, sim: str, log, partner_path: str, **policy_params
+):
+    """What both demos run: bag_recorder (into ``out/bag``), scripted_partner (the partner's
+    position along ``partner_path``), conversation_policy (with ``policy_params``),
+    head_retargeter and, with sim="mujoco", the simulated head it commands:
     sim_head in the root namespace, where a controller manager would be (as
     launch/sim.launch.xml runs it). Returns (recorder, policy, retargeter, sim_head or None)."""
     from timar_ros.nodes.bag_recorder import BagRecorder
     from timar_ros.nodes.conversation_policy import ConversationPolicy
     from timar_ros.nodes.head_retargeter import HeadRetargeter
+    from timar_ros.nodes.scripted_partner import ScriptedPartner
 
     recorder = ros.add(BagRecorder, namespace=namespace, output=str(out / "bag"), overwrite=True)
+    # the partner stands to one side and steps to the other half way; the head turns to them
+    # (head_retargeter's attention), and they leave when the conversation ends (_wait_and_log)
+    partner = ros.add(ScriptedPartner, namespace=namespace, path=partner_path)
+    log(f"  partner: scripted_partner at '{partner.path_text}' (deg) on {topics.ATTENTION_POINT}")
     policy = ros.add(
         ConversationPolicy,
         namespace=namespace,
@@ -113,7 +130,9 @@ def _add_pipeline(ros, out, namespace, checkpoint, backend, sim: str, log, **pol
         **policy_params,
     )
     if sim == "none":
-        return recorder, policy, ros.add(HeadRetargeter, namespace=namespace), None
+        retargeter = ros.add(HeadRetargeter, namespace=namespace)
+        retargeter.partner = partner
+        return recorder, policy, retargeter, None
     from timar_ros.nodes.sim_head import SimHead
 
     absolute = "/" + topics.FORWARD_COMMANDS
@@ -122,7 +141,17 @@ def _add_pipeline(ros, out, namespace, checkpoint, backend, sim: str, log, **pol
         HeadRetargeter, namespace=namespace, remap={topics.FORWARD_COMMANDS: absolute}
     )
     log(f"  simulated head: sim_head (MuJoCo) on {absolute}, measured /{topics.JOINT_STATES}")
+    retargeter.partner = partner
     return recorder, policy, retargeter, sim_node
+
+
+def _partner_path(user_wav: Path, playback_rate: float) -> str:
+    """The demo partner's path: steps aside half way through the conversation."""
+    import soundfile
+
+    from timar_ros.sim.partner import steps_aside_halfway
+
+    return steps_aside_halfway(soundfile.info(str(user_wav)).duration / playback_rate)
 
 
 def _canceller_figures(ec) -> dict:
@@ -167,7 +196,13 @@ def _live_figures(policy, retargeter, recorder) -> dict:
     }
 
 
-def _wait_and_log(policy, log, finished, settle: float) -> None:
+def _wait_and_log(policy, log, finished, settle: float, retargeter) -> None:
+    """Log the turns until ``finished()``; then the partner leaves and, ``settle`` s plus the
+    head's return from the partner later (their target goes stale, a slow return to rest),
+    return."""
+    gaze = retargeter.player.gaze
+    if gaze is not None:
+        settle += gaze.attention.config.stale_after_s + gaze.config.rest_shift_s
     shown, done_at = 0, None
     while True:
         time.sleep(0.1)
@@ -176,6 +211,7 @@ def _wait_and_log(policy, log, finished, settle: float) -> None:
             shown += 1
         if finished() and done_at is None:
             done_at = time.monotonic()
+            retargeter.partner.leave()
             log(
                 f"  playback finished; waiting {settle:.1f} s for the last turn and the "
                 "return to neutral"
@@ -223,6 +259,7 @@ def _run_live_audio(
                 backend,
                 sim,
                 log,
+                _partner_path(user_wav, 1.0),
                 agent_audio_heard=True,
                 **policy_params,
             )
@@ -260,7 +297,7 @@ def _run_live_audio(
                 "into the room at the same time"
             )
             settle = delay + retargeter.player.neutral_deadline_s + 0.5
-            _wait_and_log(policy, log, lambda: partner.poll() is not None, settle)
+            _wait_and_log(policy, log, lambda: partner.poll() is not None, settle, retargeter)
             for node in (mic, voice):  # close the sound streams before the server goes
                 node.trigger_shutdown()
             return {

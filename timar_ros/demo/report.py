@@ -95,7 +95,11 @@ def analyse(
             k: m[k] for k in ("fid_exp", "fid_jaw", "fid_pose", "mse_exp", "mse_jaw", "mse_pose")
         }
         summary["side_by_side"] = str(_side_by_side(out, motion, gt, gt_npz, live["model_id"]))
+    from timar_ros.eval.attention_figures import attention_figures
     from timar_ros.eval.reaction_latency import servo_reaction_latency
+
+    # the head turned to the partner (scripted_partner's position in the bag)
+    summary["attention"] = attention_figures(bag, namespace)
 
     # The partner's pause -> the robot's nod onset on the servo command, display delay included.
     summary["reaction_latency"] = servo_reaction_latency(bag, namespace)

@@ -37,7 +37,7 @@ from builtin_interfaces.msg import Duration as DurationMsg
 from diagnostic_msgs.msg import DiagnosticArray
 from rcl_interfaces.msg import SetParametersResult
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
-from rclpy.qos import QoSProfile, ReliabilityPolicy
+from rclpy.qos import QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
 from sensor_msgs.msg import JointState
 from std_msgs.msg import Float64MultiArray
 from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
@@ -45,14 +45,18 @@ from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
 from timar_ros import topics
 from timar_ros.motion import EXP, JAW, ROT
 from timar_ros.msg import HeadMotion
+from timar_ros.nodes.attention_inputs import AttentionInputs
 from timar_ros.nodes.convert import diagnostic_array, motion_frames, s_to_stamp, stamp_to_s
 from timar_ros.nodes.fault_log import PERIOD_DESCRIPTION, PERIOD_PARAM, NodeFaultLog
 from timar_ros.nodes.params import CONFIGURE, Param, declare
 from timar_ros.nodes.runner import autostart, run_node
+from timar_ros.resources import share_dir
+from timar_ros.robot.attention import AttentionConfig
 from timar_ros.robot.faults import Fault
 from timar_ros.robot.retarget import MotionPlayer
 from timar_ros.robot.retarget_config import RetargetConfigError, load_retarget_config
 from timar_ros.robot.status import player_faults, servo_status
+from timar_ros.robot.targets import TargetAimer, build_gaze
 
 NAME = "head_retargeter"
 INTERFACES = ("forward", "trajectory", "none")
@@ -70,6 +74,43 @@ PARAMS = {
         "configure and activate at start-up instead of waiting for lifecycle commands"
     ),
     "joint_state_frame_id": Param("frame_id of the published JointState"),
+    "attention": Param(
+        "turn the head to the partner: subscribe attention/point (PointStamped) and "
+        "attention/sound_direction (SoundDirection); TIMAR's rotation plays on top",
+        read_at=CONFIGURE,
+    ),
+    "urdf": Param(
+        "the robot's URDF for the attention targets; '' = the bundled head", read_at=CONFIGURE
+    ),
+    "base_frame": Param("the URDF link the head's gaze is measured in", read_at=CONFIGURE),
+    "gaze_frame": Param(
+        "the URDF link whose +x is where the head looks (e.g. a camera link)", read_at=CONFIGURE
+    ),
+    "target_stale_s": Param(
+        "a target not seen for this long no longer holds attention (s); with none left the head "
+        "returns to rest slowly",
+        0.05,
+        60.0,
+        read_at=CONFIGURE,
+    ),
+    "min_dwell_s": Param(
+        "attention stays on a target at least this long before switching (s)",
+        0.0,
+        60.0,
+        read_at=CONFIGURE,
+    ),
+    "sound_distance_m": Param(
+        "the distance taken for a direction of arrival (m): the parallax to the eyes",
+        0.2,
+        20.0,
+        read_at=CONFIGURE,
+    ),
+    "measured_joint_states": Param(
+        "topic of the measured sensor_msgs/JointState (e.g. /joint_states of a "
+        "joint_state_broadcaster) to transform head-mounted targets with; '' = the commanded "
+        "positions",
+        read_at=CONFIGURE,
+    ),
     PERIOD_PARAM: Param(PERIOD_DESCRIPTION, 0.0, 3600.0),
 }
 
@@ -87,6 +128,9 @@ class HeadRetargeter(LifecycleNode):
         self.player: MotionPlayer | None = None
         self._pubs: dict[str, object] = {}  # lifecycle publishers: joint_states, forward/trajectory
         self._sub = None
+        self._attention: AttentionInputs | None = None
+        self._measured_sub = None
+        self._aimer: TargetAimer | None = None
         self._timer = None
         self._diag_pub = None
         self._diag_timer = None
@@ -121,7 +165,23 @@ class HeadRetargeter(LifecycleNode):
             cfg = load_retarget_config(self.get_parameter("retarget_config").value or None)
         except (RetargetConfigError, OSError) as exc:
             return self._configure_failed(f"cannot load the retarget config: {exc}")
-        self.player = MotionPlayer(cfg)
+        gaze = None
+        if self.get_parameter("attention").value:
+            p = {n: self.get_parameter(n).value for n in PARAMS if PARAMS[n].read_at == CONFIGURE}
+            try:
+                gaze, self._aimer = build_gaze(
+                    cfg,
+                    p["urdf"] or share_dir() / "urdf" / "expressive_head.urdf",
+                    p["base_frame"],
+                    p["gaze_frame"],
+                    AttentionConfig(
+                        stale_after_s=p["target_stale_s"], min_dwell_s=p["min_dwell_s"]
+                    ),
+                    p["sound_distance_m"],
+                )
+            except (ValueError, OSError) as exc:
+                return self._configure_failed(f"cannot turn the head to targets: {exc}")
+        self.player = MotionPlayer(cfg, gaze=gaze)
         self._dt = 1.0 / cfg.servo_rate_hz
         reliable = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
         self._pubs["joint_states"] = self.create_lifecycle_publisher(
@@ -138,6 +198,15 @@ class HeadRetargeter(LifecycleNode):
         self._sub = self.create_subscription(
             HeadMotion, topics.HEAD_MOTION, self._on_motion, reliable
         )
+        if gaze is not None:
+            self._attention = AttentionInputs(
+                self, self._aimer, gaze.attention, self._fault_log, self._now
+            )
+            topic = self.get_parameter("measured_joint_states").value
+            if topic:
+                self._measured_sub = self.create_subscription(
+                    JointState, topic, self._on_measured, qos_profile_sensor_data
+                )
         self._timer = self.create_timer(self._dt, self._tick)
         self._diag_pub = self.create_publisher(DiagnosticArray, topics.DIAGNOSTICS, 10)
         self._diag_timer = self.create_timer(1.0, self._publish_diagnostics)
@@ -181,11 +250,16 @@ class HeadRetargeter(LifecycleNode):
                 self.destroy_timer(timer)
         if self._sub is not None:
             self.destroy_subscription(self._sub)
+        if self._measured_sub is not None:
+            self.destroy_subscription(self._measured_sub)
+        if self._attention is not None:
+            self._attention.destroy()
         if self._diag_pub is not None:
             self.destroy_publisher(self._diag_pub)
         for pub in self._pubs.values():
             self.destroy_lifecycle_publisher(pub)
         self._timer = self._diag_timer = self._sub = self._diag_pub = None
+        self._measured_sub = self._attention = self._aimer = None
         self._pubs.clear()
         self.player = None
 
@@ -225,6 +299,8 @@ class HeadRetargeter(LifecycleNode):
             return
         now = self._now()
         positions = self.player.step(now)
+        if self._aimer is not None and self._measured_sub is None:
+            self._aimer.record(now, dict(zip(self.player.joint_names, positions.tolist())))
         trips = self.player.counters.watchdog_trips
         self._report(f"servo tick at {now:.3f} s")
         if trips != self._watchdog_trips:
@@ -242,6 +318,10 @@ class HeadRetargeter(LifecycleNode):
         if "forward" in self._pubs:
             self._pubs["forward"].publish(Float64MultiArray(data=positions.tolist()))
 
+    def _on_measured(self, msg: JointState) -> None:
+        if self._aimer is not None and len(msg.name) == len(msg.position):
+            self._aimer.record(stamp_to_s(msg.header.stamp), dict(zip(msg.name, msg.position)))
+
     # -- faults and diagnostics
     def _report(self, where: str) -> None:
         now = self.player.counters.as_dict()
@@ -252,9 +332,16 @@ class HeadRetargeter(LifecycleNode):
     def _publish_diagnostics(self) -> None:
         if self.player is None:
             return
-        status = servo_status(
-            self.player, self._active, {"malformed_blocks": self._malformed_blocks}
-        )
+        extra, info = {"malformed_blocks": self._malformed_blocks}, {}
+        gaze = self.player.gaze
+        if gaze is not None:
+            counts = gaze.attention.counters.as_dict()
+            info = {k: counts.pop(k) for k in ("targets", "switches")}
+            extra.update(counts)  # the refused targets
+            yaw, pitch = np.degrees(gaze.shifter.at(self._now())[0])
+            info["attending"] = gaze.source or "rest"
+            info["gaze_yaw_pitch_deg"] = f"{yaw:.1f} {pitch:.1f}"
+        status = servo_status(self.player, self._active, extra, info)
         self._diag_pub.publish(
             diagnostic_array(
                 status,

@@ -49,6 +49,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
+from timar_ros.robot.gaze import Gaze, compose
 from timar_ros.robot.retarget_config import EXP_DIM, HEAD_SOURCES, JAW_AXES, RetargetConfig
 from timar_ros.robot.rotations import flame_to_ypr
 
@@ -117,6 +118,45 @@ class Retargeter:
                 out[:, self.joint_names.index(jn)] = vals[:, k]
         out[~valid] = self.neutral
         return np.clip(out, self.lo, self.hi), valid
+
+    def head_angles(self, head_rotation: np.ndarray, valid: np.ndarray) -> np.ndarray:
+        """TIMAR's head rotation [N, 3] (FLAME axis-angle) as REP-103 yaw, pitch, roll [N, 3]
+        (rad) scaled as the neck joints take them (0 for invalid frames and unmapped angles)."""
+        rot = np.asarray(head_rotation, dtype=np.float64).reshape(-1, 3)
+        rot = np.where(valid[:, None], np.nan_to_num(rot), 0.0)
+        ypr = flame_to_ypr(rot)
+        scale = np.zeros(3)
+        for m in self.config.head_rotation:
+            scale[HEAD_SOURCES.index(m.source)] = m.scale
+        return ypr * scale
+
+    def neck_joints(self, out: np.ndarray, ypr: np.ndarray) -> np.ndarray:
+        """``out`` [J] with the neck joints set to REP-103 angles ``ypr`` [3] (rad, already
+        scaled: ``offset + sign * angle``), clipped to the limits."""
+        out = out.copy()
+        for m in self.config.head_rotation:
+            k = self.joint_names.index(m.joint)
+            out[k] = m.offset + m.sign * ypr[HEAD_SOURCES.index(m.source)]
+        return np.clip(out, self.lo, self.hi)
+
+    def gaze_limits(self) -> dict[str, np.ndarray]:
+        """Limits [2] of the REP-103 yaw and pitch the neck joints can take: min, max (rad),
+        max_velocity, max_acceleration; a ValueError when yaw or pitch drives no joint."""
+        lim = self.config.limits()
+        out = {k: np.zeros(2) for k in ("min", "max", "max_velocity", "max_acceleration")}
+        for i, source in enumerate(("yaw", "pitch")):
+            maps = [m for m in self.config.head_rotation if m.source == source]
+            if not maps:
+                raise ValueError(f"no neck joint is driven by {source}: the head cannot turn")
+            m = maps[0]
+            k = self.joint_names.index(m.joint)
+            ends = sorted(
+                (m.sign * (lim["min"][k] - m.offset), m.sign * (lim["max"][k] - m.offset))
+            )
+            out["min"][i], out["max"][i] = ends
+            out["max_velocity"][i] = lim["max_velocity"][k]
+            out["max_acceleration"][i] = lim["max_acceleration"][k]
+        return out
 
 
 # ----------------------------------------------------------------------------- safety
@@ -199,10 +239,16 @@ class MotionPlayer:
         config: the retarget config.
         initial_positions: start pose [J] (rad), e.g. the measured servo state; default neutral.
         max_buffer_frames: hard cap on buffered frames (the oldest are dropped beyond it).
+        gaze: where the head points (:class:`~timar_ros.robot.gaze.Gaze`); TIMAR's head
+            rotation is then applied in the head's frame on top of it (None: around neutral).
     """
 
     def __init__(
-        self, config: RetargetConfig, initial_positions=None, max_buffer_frames: int = 4096
+        self,
+        config: RetargetConfig,
+        initial_positions=None,
+        max_buffer_frames: int = 4096,
+        gaze: Gaze | None = None,
     ):
         self.config = config
         self.retargeter = Retargeter(config)
@@ -220,10 +266,16 @@ class MotionPlayer:
         self.watchdog_timeout_s = config.watchdog_timeout_s
         self.max_buffer_frames = int(max_buffer_frames)
         self.counters = PlayerCounters()
+        self.gaze = gaze
+        n = len(self.joint_names)
+        self._n = n
+        # per frame: the joint targets [J], then TIMAR's scaled yaw, pitch, roll [3] (rad)
         self._times = np.zeros(0)
-        self._targets = np.zeros((0, len(self.joint_names)))
-        self._last_good = self.neutral.copy()
-        self._filtered = self.limiter.p.copy()
+        self._targets = np.zeros((0, n + 3))
+        self._rest = np.concatenate([self.neutral, np.zeros(3)])
+        self._last_good = self._rest.copy()
+        self._filtered = np.concatenate([self.limiter.p, np.zeros(3)])
+        self._command = self.limiter.p.copy()
         self._t: float | None = None
         self._period = 0.04
         self.watchdog_active = True  # nothing received yet: neutral
@@ -274,6 +326,7 @@ class MotionPlayer:
         c.blocks += 1
         c.frames += n
         c.rejected_frames += int((~valid).sum())
+        targets = np.concatenate([targets, self.retargeter.head_angles(head_rotation, valid)], 1)
         prev = self._last_good
         for i in range(n):  # hold the last good frame in place of rejected ones
             if valid[i]:
@@ -330,17 +383,19 @@ class MotionPlayer:
                 self._t = t_s
             return self.limiter.p.copy()
         self._t = t_s
-        prev = self._filtered
+        prev = self._command
         self._update_target(t_s, dt)
         # prune frames no longer needed for interpolation (keep one before t)
         i = int(np.searchsorted(self._times, t_s, side="right"))
         if i > 1:
             self._times = self._times[i - 1 :]
             self._targets = self._targets[i - 1 :]
-        # feed-forward the target's own motion when it moves continuously (not across jumps)
-        v_ff = (self._filtered - prev) / dt
+        # feed-forward the target's own motion when it moves continuously (not across jumps;
+        # the gaze moves on at the watchdog's neutral too)
+        v_ff = (self._command - prev) / dt
         v_ff[np.abs(v_ff) > self.limiter.vmax] = 0.0
-        return self.limiter.step(self._filtered, dt, None if self.watchdog_active else v_ff)
+        use_ff = not self.watchdog_active or self.gaze is not None
+        return self.limiter.step(self._command, dt, v_ff if use_ff else None)
 
     def preview(self, times) -> np.ndarray:
         """Positions [K, J] that :meth:`step` would command at ``times`` (increasing, s),
@@ -350,12 +405,20 @@ class MotionPlayer:
         return np.array([sim.step(float(t)) for t in times]).reshape(-1, len(self.joint_names))
 
     def _update_target(self, t: float, dt: float) -> None:
+        self._filter(t, dt)
+        if self.gaze is None:
+            self._command = self._filtered[: self._n].copy()
+        else:
+            ypr = compose(self.gaze.at(t), self._filtered[self._n :])
+            self._command = self.retargeter.neck_joints(self._filtered[: self._n], ypr)
+
+    def _filter(self, t: float, dt: float) -> None:
         tgt = self._target_at(t)
         if tgt is None:
             if not self.watchdog_active:
                 self.counters.watchdog_trips += 1
                 self.watchdog_active = True
-            self._filtered = self.neutral.copy()  # bypass smoothing: finite time to neutral
+            self._filtered = self._rest.copy()  # bypass smoothing: finite time to neutral
             return
         self.watchdog_active = False
         if self.tau <= 0 or dt <= 0:

@@ -16,6 +16,7 @@ import yaml
 
 from timar_ros.config_fields import check_keys, field_error, number
 from timar_ros.errors import InputError
+from timar_ros.robot.gaze import GazeConfig
 
 EXP_DIM = 50
 HEAD_SOURCES = ("yaw", "pitch", "roll")
@@ -71,6 +72,7 @@ class RetargetConfig:
     max_abs_rotation_rad: float = 1.5
     max_abs_jaw_rad: float = 1.0
     max_abs_expression: float = 10.0
+    gaze: GazeConfig = field(default_factory=GazeConfig)
     source: str = "<dict>"
     raw: dict = field(default_factory=dict, repr=False)
 
@@ -127,6 +129,7 @@ _TOP_OPTIONAL = (
     "head_rotation",
     "jaw",
     "expression",
+    "gaze",
     "convention",
 )
 _JOINT_KEYS = ("name", "min", "max", "max_velocity", "max_acceleration", "neutral")
@@ -274,6 +277,16 @@ def _parse(data: Any, source: str) -> RetargetConfig:
         (),
         ("max_abs_rotation_rad", "max_abs_jaw_rad", "max_abs_expression"),
     )
+    gz = data.get("gaze") or {}
+    names = tuple(GazeConfig.__dataclass_fields__)
+    _check_keys(source, "gaze", gz, (), names)
+    nonneg = {k for k in names if not k.startswith("rest_") or k == "rest_shift_s"}
+    gaze = GazeConfig(
+        **{k: _num(source, f"gaze.{k}", v, nonneg=k in nonneg) for k, v in gz.items()}
+    )
+    for k in ("main_sequence_intercept_deg_s", "min_shift_s"):
+        if getattr(gaze, k) <= 0:
+            raise _err(source, f"gaze.{k}", f"must be > 0, got {getattr(gaze, k)}")
     cfg = RetargetConfig(
         robot=data["robot"],
         joints=joints,
@@ -308,6 +321,7 @@ def _parse(data: Any, source: str) -> RetargetConfig:
             il.get("max_abs_expression", 10.0),
             positive=True,
         ),
+        gaze=gaze,
         source=source,
         raw=data,
     )

@@ -93,9 +93,12 @@ def policy_status(
     return Status(level, "; ".join(problems) if problems else "ok", values)
 
 
-def servo_status(player, active: bool, extra: dict | None = None) -> Status:
-    """head_retargeter's status: WARN when any input fault was counted; else tracking or at
-    neutral. ``player`` is its :class:`~timar_ros.robot.retarget.MotionPlayer`."""
+def servo_status(
+    player, active: bool, extra: dict | None = None, info: dict | None = None
+) -> Status:
+    """head_retargeter's status: WARN when any input fault was counted (the player's, and the
+    counters in ``extra``); else tracking or at neutral. ``player`` is its
+    :class:`~timar_ros.robot.retarget.MotionPlayer`; ``info``: more values to show."""
     c = {**player.counters.as_dict(), **(extra or {})}
     problems = _problems(
         c, (*(extra or {}), "rejected_frames", "rejected_blocks", "deadline_misses", "clock_resets")
@@ -108,7 +111,7 @@ def servo_status(player, active: bool, extra: dict | None = None) -> Status:
     return Status(
         WARN if problems else OK,
         message,
-        {**c, "watchdog_active": player.watchdog_active, "active": active},
+        {**c, **(info or {}), "watchdog_active": player.watchdog_active, "active": active},
     )
 
 
