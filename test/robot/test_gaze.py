@@ -221,3 +221,22 @@ def test_the_player_keeps_every_limit_while_the_gaze_jumps_around():
         assert (np.abs(v) <= lim["max_velocity"] + 1e-6).all()
         assert (np.abs(v - prev_v) / 0.01 <= lim["max_acceleration"] + 1e-6).all()
         prev_p, prev_v = p, v
+
+
+def test_nod_survival_figures_keep_the_nods_with_the_shift_and_lose_them_with_the_clip():
+    from timar_ros.eval.gaze_figures import nod_survival
+
+    t = np.arange(0, 5.0, 0.04)
+    motion = np.zeros((len(t), 56), np.float32)
+    motion[:, 53:] = _nods(t) + np.stack([0 * t, 0 * t, 0.05 * np.sin(2 * np.pi * 0.7 * t)], 1)
+    rows = nod_survival(CFG, motion, 0.04, targets=((90.0, 40.0),))
+    shift, clip = (next(r for r in rows if r["saturation"] == s) for s in ("shift", "clip"))
+    assert shift["pitch"]["corr"] > 0.99 and abs(shift["pitch"]["std_ratio"] - 1) < 0.05
+    assert clip["pitch"]["std_ratio"] < 0.8  # the nods cut at the pitch limit
+
+
+def test_the_per_tick_closed_form_is_the_matrix_product():
+    rng = np.random.default_rng(1)
+    for _ in range(500):
+        g, m = rng.uniform(-1.3, 1.3, 2), rng.uniform(-0.8, 0.8, 3)
+        np.testing.assert_allclose(compose(g, m), compose(g[None], m[None])[0], atol=1e-12)

@@ -56,6 +56,7 @@ class AttentionCounters:
 @dataclass
 class _Track:
     samples: deque = field(default_factory=lambda: deque(maxlen=64))  # (t, yaw, pitch)
+    fit: tuple | None = None  # (direction at the last sample [2], velocity [2]), per sample
 
     def add(self, t: float, direction: np.ndarray, jump_rad: float) -> bool:
         """Add a sample; True when it jumped (the history restarts)."""
@@ -66,6 +67,7 @@ class _Track:
             if jumped or t <= self.samples[-1][0]:
                 self.samples.clear()
         self.samples.append((t, float(direction[0]), float(direction[1])))
+        self.fit = None
         return jumped
 
     @property
@@ -75,13 +77,17 @@ class _Track:
     def estimate(self, now: float, window_s: float) -> tuple[np.ndarray, np.ndarray]:
         """Direction at ``now`` [2] (rad) and velocity [2] (rad/s): a line fitted to the samples
         of the last window_s (the last sample alone, at rest, when there are fewer than 3)."""
-        s = np.array([x for x in self.samples if x[0] >= self.last_t - window_s])
-        if len(s) < 3 or s[-1, 0] - s[0, 0] < 0.05:
-            return s[-1, 1:].copy(), np.zeros(2)
-        t = s[:, 0] - s[-1, 0]
-        a = np.stack([np.ones_like(t), t], 1)
-        coef, *_ = np.linalg.lstsq(a, s[:, 1:], rcond=None)
-        return coef[0] + coef[1] * (now - s[-1, 0]), coef[1]
+        if self.fit is None:  # fitted once per sample, not once per servo tick
+            last = self.last_t
+            s = np.array([x for x in self.samples if x[0] >= last - window_s])
+            if len(s) < 3 or s[-1, 0] - s[0, 0] < 0.05:
+                self.fit = (s[-1, 1:].copy(), np.zeros(2))
+            else:
+                t = s[:, 0] - last
+                coef, *_ = np.linalg.lstsq(np.stack([np.ones_like(t), t], 1), s[:, 1:], rcond=None)
+                self.fit = (coef[0], coef[1])
+        at_last, velocity = self.fit
+        return at_last + velocity * (now - self.last_t), velocity.copy()
 
 
 class Attention:
@@ -121,6 +127,7 @@ class Attention:
             if now - self.since < cfg.min_dwell_s and self._held is not None:
                 track.samples.clear()  # not yet: keep looking where we were (still fresh)
                 track.samples.append((stamp_s, *self._held))
+                track.fit = None
             else:
                 self.counters.switches += 1
                 self.since = now
