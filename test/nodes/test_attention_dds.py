@@ -253,3 +253,21 @@ def test_the_head_faces_its_partner_with_timars_nods_on_top(ros_probe):
     for needle in ("not a finite point", "unknown frame 'kinect_rgb'", "in the future", "ago"):
         assert sum(needle in x for x in lines) == 1, (needle, lines)
     assert "Traceback" not in log, log
+
+
+def test_a_gaze_frame_the_urdf_does_not_have_stops_the_node_with_the_fix():
+    proc = start_python(
+        [
+            "-m",
+            "timar_ros.nodes.head_retargeter",
+            "--ros-args",
+            "-r",
+            "__ns:=/nogaze",
+            "-p",
+            "gaze_frame:=eyes_link",
+        ]
+    )
+    out, _ = proc.communicate(timeout=60)
+    assert proc.returncode == 2, out
+    assert "cannot turn the head to targets: unknown frame 'eyes_link'" in out, out
+    assert "camera_link" in out and "attention:=false" in out and "Traceback" not in out, out

@@ -180,7 +180,10 @@ class HeadRetargeter(LifecycleNode):
                     p["sound_distance_m"],
                 )
             except (ValueError, OSError) as exc:
-                return self._configure_failed(f"cannot turn the head to targets: {exc}")
+                return self._configure_failed(
+                    f"cannot turn the head to targets: {exc}; set 'urdf' to your robot's URDF "
+                    "(and base_frame, gaze_frame to its links), or attention:=false"
+                )
         self.player = MotionPlayer(cfg, gaze=gaze)
         self._dt = 1.0 / cfg.servo_rate_hz
         reliable = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
