@@ -240,3 +240,23 @@ def test_the_per_tick_closed_form_is_the_matrix_product():
     for _ in range(500):
         g, m = rng.uniform(-1.3, 1.3, 2), rng.uniform(-0.8, 0.8, 3)
         np.testing.assert_allclose(compose(g, m), compose(g[None], m[None])[0], atol=1e-12)
+
+
+def test_the_jaw_brows_eyelids_and_lips_are_the_same_with_and_without_a_target():
+    rng = np.random.default_rng(2)
+    t = np.arange(0, 3.0, 0.04)
+    exp, jaw = rng.normal(0, 1, (len(t), 50)), np.abs(rng.normal(0, 0.1, (len(t), 3)))
+    face = [k for k, n in enumerate(CFG.joint_names) if not n.startswith("neck_")]
+    out = []
+    for with_target in (False, True):
+        gaze, _ = build_gaze(CFG, URDF, "base_link", "camera_link", AttentionConfig(), 1.2)
+        player = MotionPlayer(CFG, gaze=gaze)
+        player.add_block(0.0, 0.04, exp, jaw, _nods(t))
+        rows = []
+        for now in np.arange(0, 3.0, 0.01):
+            if with_target:
+                gaze.attention.offer(POINT, now, [0.8, 0.2], now)
+            rows.append(player.step(now))
+        out.append(np.array(rows))
+    np.testing.assert_array_equal(out[0][:, face], out[1][:, face])
+    assert np.abs(out[0][:, 0] - out[1][:, 0]).max() > 0.5  # the neck did turn
