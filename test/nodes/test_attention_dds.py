@@ -98,25 +98,34 @@ def at(deg, dist=1.2, height=EYES_M):
     return (dist * math.cos(a), dist * math.sin(a), height)
 
 
+NOD = (0.12, 1.5)  # pitch (FLAME x): rad, Hz
+TILT = (0.05, 0.7)  # roll (FLAME z)
+
+
 def nods(n, t0_frame):
-    """HeadMotion frames [n, 56]: TIMAR nodding (FLAME x = pitch) at 1.5 Hz, 0.12 rad."""
+    """HeadMotion frames [n, 56]: TIMAR nodding and tilting its head (sinusoids, NOD, TILT)."""
     f = np.zeros((n, 56), np.float32)
-    f[:, 53] = 0.12 * np.sin(2 * np.pi * 1.5 * (t0_frame + np.arange(n)) / 25)
+    t = (t0_frame + np.arange(n)) / 25
+    f[:, 53] = NOD[0] * np.sin(2 * np.pi * NOD[1] * t)
+    f[:, 55] = TILT[0] * np.sin(2 * np.pi * TILT[1] * t)
     return f
 
 
 def nod_correlation(head, t0, seconds, gaze_deg):
-    """Correlation of the head's pitch offset from its gaze with TIMAR's nod (best lag up to
-    0.2 s) and the offset's std / TIMAR's."""
+    """Per axis (pitch, roll): the correlation of the head's offset from its gaze with TIMAR's
+    (best lag up to 0.2 s) and the offset's std / TIMAR's."""
     ts, pos, _ = head.since(t0)
     keep = (ts > 1.0) & (ts < seconds - 0.2)
     g = ypr_to_matrix(np.radians([*gaze_deg, 0.0]))
-    rel = matrix_to_ypr(g.T @ ypr_to_matrix(pos[keep][:, :3]))[:, 1]
-    best = -1.0
-    for lag in np.arange(0, 0.2, 0.01):
-        timar = 0.12 * np.sin(2 * np.pi * 1.5 * (ts[keep] - lag))
-        best = max(best, float(np.corrcoef(rel, timar)[0, 1]))
-    return best, float(np.std(rel) / (0.12 / math.sqrt(2)))
+    rel = matrix_to_ypr(g.T @ ypr_to_matrix(pos[keep][:, :3]))
+    out = []
+    for axis, (amp, hz) in ((1, NOD), (2, TILT)):
+        best = max(
+            float(np.corrcoef(rel[:, axis], np.sin(2 * np.pi * hz * (ts[keep] - lag)))[0, 1])
+            for lag in np.arange(0, 0.2, 0.01)
+        )
+        out += [best, float(np.std(rel[:, axis]) / (amp / math.sqrt(2)))]
+    return out
 
 
 def test_the_head_faces_its_partner_with_timars_nods_on_top(ros_probe):
@@ -193,10 +202,13 @@ def test_the_head_faces_its_partner_with_timars_nods_on_top(ros_probe):
             if gaze is None:
                 _, pos, _ = head.since(t0)
                 gaze = tuple(np.degrees(np.median(pos[-100:, :2], axis=0)))
-            corr, amp = nod_correlation(head, start, 5.0, gaze)
+            corr, amp, roll_corr, roll_amp = nod_correlation(head, start, 5.0, gaze)
             figures[f"nod_correlation_{name}"] = round(corr, 3)
             figures[f"nod_amplitude_ratio_{name}"] = round(amp, 2)
+            figures[f"tilt_correlation_{name}"] = round(roll_corr, 3)
+            figures[f"tilt_amplitude_ratio_{name}"] = round(roll_amp, 2)
             assert corr > 0.9 and 0.7 < amp < 1.3, (name, corr, amp)
+            assert roll_corr > 0.9 and 0.7 < roll_amp < 1.3, (name, roll_corr, roll_amp)
 
         # 5. targets behind the robot and above the pitch limit: within every limit
         t0 = head.run(2.0, lambda t: (at(175.0), "base_link"))

@@ -1,7 +1,7 @@
 """``timar bag evaluate --live``: a bag replayed through the real nodes over DDS (the one part of
 bag evaluation that needs ROS): bag_player with /clock -> conversation_policy (and optionally
 head_retargeter) on sim time -> bag_recorder, composed in one process; the produced turns are
-read back from the recording (:func:`timar_ros.eval.bag_eval.turns_from_recording`)."""
+read back from the recording (:func:`timar_ros.eval.bag_records.turns_from_recording`)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from timar_ros import topics
-from timar_ros.eval.bag_eval import BagInputs, EvalRun, turns_from_recording
+from timar_ros.eval.bag_records import BagInputs, EvalRun, turns_from_recording
 from timar_ros.motion import FPS
 
 

@@ -5,16 +5,14 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
 from timar_ros import topics
+from timar_ros.eval.bag_records import BagInputs, EvalRun, TurnRecord
 from timar_ros.files import save_figure
 from timar_ros.motion import EXP, FPS, JAW, MOTION_DIM, ROT
-
-if TYPE_CHECKING:
-    from timar_ros.eval.bag_eval import BagInputs, EvalRun, TurnRecord
 
 
 def assemble(turns: list[TurnRecord], ref_start_s: float, fps: int = FPS) -> tuple[np.ndarray, int]:

@@ -248,7 +248,8 @@ class _TurnTruth:
 def _replay(bag, namespace, user_recs, overrides, truth, user_act, agent_act) -> dict:
     """The policy offline on the bag with the partner's audio replaced by ``user_recs`` (None:
     the bag's user/audio, the canceller's output), received when the microphone's were."""
-    from timar_ros.eval.bag_eval import policy_params, read_inputs, run_offline
+    from timar_ros.eval.bag_eval import policy_params, run_offline
+    from timar_ros.eval.bag_records import read_inputs
     from timar_ros.eval.bag_report import assemble
     from timar_ros.eval.reaction_latency import pause_reactions
 
