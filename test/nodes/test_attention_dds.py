@@ -283,3 +283,70 @@ def test_a_gaze_frame_the_urdf_does_not_have_stops_the_node_with_the_fix():
     assert proc.returncode == 2, out
     assert "cannot turn the head to targets: unknown frame 'eyes_link'" in out, out
     assert "camera_link" in out and "attention:=false" in out and "Traceback" not in out, out
+
+
+def test_a_camera_target_is_placed_with_the_measured_joint_states(ros_probe):
+    """measured_joint_states: a servo that lags its commands (0.05 s) and sags 2 degrees short of
+    them; the camera rides on the real head, so its points are placed with the measured joints
+    of their stamps and the command goes to where the person is (25 deg). Placed with the
+    commanded joints instead, the person would seem 2 degrees further and the command go to
+    27."""
+    ns = "/measured"
+    proc = start_python(
+        [
+            "-m",
+            "timar_ros.nodes.head_retargeter",
+            "--ros-args",
+            "-r",
+            f"__ns:={ns}",
+            "-p",
+            "command_interface:=none",
+            "-p",
+            "measured_joint_states:=servo_states",
+        ]
+    )
+    node = ros_probe.node
+    commanded: list[tuple[float, np.ndarray]] = []
+    node.create_subscription(
+        JointState,
+        f"{ns}/joint_states",
+        lambda m: commanded.append((stamp_to_s(m.header.stamp), np.array(m.position))),
+        ros_probe.qos(1000),
+    )
+    servo = node.create_publisher(JointState, f"{ns}/servo_states", qos_profile_sensor_data)
+    points = node.create_publisher(PointStamped, f"{ns}/attention/point", qos_profile_sensor_data)
+    kin = build_gaze(
+        CFG,
+        share_dir() / "urdf" / "expressive_head.urdf",
+        "base_link",
+        "camera_link",
+        AttentionConfig(),
+        1.2,
+    )[1].kin
+    person = np.array(at(25.0))
+    sag = np.zeros(len(CFG.joint_names))
+    sag[0] = math.radians(-2.0)
+    try:
+        assert spin_until(node, lambda: len(commanded) > 10, 60), stop(proc)
+        start = time.time()
+        while (now := time.time()) - start < 3.0:
+            late = [p for t, p in commanded if t <= now - 0.05]
+            pose = (late[-1] if late else commanded[0][1]) + sag * np.sign(commanded[-1][1][0])
+            msg = JointState(name=CFG.joint_names, position=pose.tolist())
+            s_to_stamp(now, msg.header.stamp)
+            servo.publish(msg)
+            kin._set(dict(zip(CFG.joint_names, pose)))  # the camera on the real head
+            tf = kin.tm.get_transform("camera_link", "base_link")
+            p = PointStamped()
+            s_to_stamp(now, p.header.stamp)
+            p.header.frame_id = "camera_link"
+            seen = tf[:3, :3].T @ (person - tf[:3, 3])
+            p.point.x, p.point.y, p.point.z = (float(v) for v in seen)
+            points.publish(p)
+            spin_until(node, lambda: False, 0.033)
+    finally:
+        log = stop(proc)
+    final = math.degrees(commanded[-1][1][0])
+    print(json.dumps({"measured_sagging_servo_commanded_yaw_deg": round(final, 2)}))
+    assert abs(final - 25.0) < 0.3, final
+    assert "Traceback" not in log, log
