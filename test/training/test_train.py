@@ -16,8 +16,9 @@ from safetensors.torch import load_file
 from timar_ros.cli import main as cli_main
 from timar_ros.data.synthetic import SyntheticConfig, generate_conversation, write_conversation
 from timar_ros.training.ema import EMA
-from timar_ros.training.loop import TrainConfig, TrainError, _val_loss, build_dataset, train
+from timar_ros.training.loop import TrainConfig, TrainError, train
 from timar_ros.training.schedule import lr_at
+from timar_ros.training.setup import build_dataset, val_loss
 
 S = 2  # window turns in these tests (2 s windows)
 
@@ -99,8 +100,8 @@ def test_training_reduces_loss(data_dir, tmp_path):
     init = TIMAR(preset("tiny"))
     summary = train(cfg)
     trained, _ = load_checkpoint(tmp_path / "r")
-    before = _val_loss(init, ds, 4, 100, torch.device("cpu"), False, 0)["loss"]
-    after = _val_loss(trained, ds, 4, 100, torch.device("cpu"), False, 0)["loss"]
+    before = val_loss(init, ds, 4, 100, torch.device("cpu"), False, 0)["loss"]
+    after = val_loss(trained, ds, 4, 100, torch.device("cpu"), False, 0)["loss"]
     assert after < 0.8 * before, (before, after)
     assert summary["step"] == 30 and summary["trained"] is True
     assert (tmp_path / "r" / "loss.png").stat().st_size > 1000

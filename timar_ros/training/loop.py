@@ -21,8 +21,8 @@ Data order: each epoch is a ``DistributedSampler`` permutation (seed, epoch) of 
 cut into batches; step s reads batch ``s mod batches_per_epoch`` of epoch
 ``s // batches_per_epoch``, so the data position follows from the step alone.
 
-(One module, over 500 lines: the run's set-up, step, validation and saving share its state and
-are read top to bottom as one loop, as in nanoGPT's train.py.)
+The run's parts around the loop (device, dataset, batches, validation loss, the loss plot) are in
+:mod:`timar_ros.training.setup`.
 """
 
 from __future__ import annotations
@@ -31,221 +31,27 @@ import contextlib
 import json
 import math
 import os
-import platform
 import signal
 import sys
 import threading
 import time
 from pathlib import Path
 
-from timar_ros.files import save_figure, write_json
+from timar_ros.files import write_json
 from timar_ros.training.config import AMP_MODES, REFERENCE_BLR, TrainConfig, TrainError
+from timar_ros.training.setup import (
+    batches_of,
+    build_dataset,
+    dist_env,
+    hardware,
+    loss_module,
+    pick_device,
+    plot_losses,
+    to_device,
+    val_loss,
+)
 
 __all__ = ["train", "build_dataset", "plot_losses", "TrainConfig", "TrainError"]
-
-
-# ----------------------------------------------------------------------------- setup helpers
-def _dist_env() -> tuple[int, int, int]:
-    """(rank, world size, local rank) from the torchrun environment; (0, 1, 0) without it."""
-    return (
-        int(os.environ.get("RANK", 0)),
-        int(os.environ.get("WORLD_SIZE", 1)),
-        int(os.environ.get("LOCAL_RANK", 0)),
-    )
-
-
-def _device(name: str, local_rank: int):
-    import torch
-
-    if name == "auto":
-        name = "cuda" if torch.cuda.is_available() else "cpu"
-    if name.startswith("cuda"):
-        if not torch.cuda.is_available():
-            raise TrainError("--device cuda but no CUDA device is available; use --device cpu")
-        if name == "cuda":
-            name = f"cuda:{local_rank}"
-        torch.cuda.set_device(torch.device(name))
-    elif name != "cpu":
-        raise TrainError(f"--device must be auto, cpu or cuda[:N], got {name!r}")
-    return torch.device(name)
-
-
-def build_dataset(
-    dirs: list,
-    turns: int,
-    frames_per_turn: int,
-    stride_turns: int | None = None,
-    audio_norm: str = "none",
-):
-    """ConcatDataset of :class:`DualTalkWindows` over ``dirs`` (audio normalised as the model's
-    ``audio_norm`` says); errors name the bad folder."""
-    from torch.utils.data import ConcatDataset
-
-    from timar_ros.data.dualtalk import DualTalkWindows
-
-    if not dirs:
-        raise TrainError(
-            "no training data: give --data DIR [DIR ...] (DualTalk layout, e.g. "
-            "written by `timar synth`)"
-        )
-    if stride_turns is not None and not 1 <= stride_turns <= turns:
-        raise TrainError(f"--stride-turns must be in 1..{turns} (the window's turns)")
-    parts, summaries = [], []
-    for d in dirs:
-        p = Path(d)
-        if not p.is_dir():
-            raise TrainError(f"data folder not found: {p}")
-        try:
-            ds = DualTalkWindows(
-                p,
-                turns=turns,
-                frames_per_turn=frames_per_turn,
-                stride_turns=stride_turns,
-                audio_norm=audio_norm,
-            )
-        except FileNotFoundError as exc:
-            raise TrainError(
-                f"{p}: {exc}; a DualTalk folder holds <clip>_speaker1/2 .wav + .npz "
-                f"pairs (`timar synth {p}` writes one)"
-            ) from exc
-        if len(ds) == 0:
-            need = turns * frames_per_turn
-            raise TrainError(
-                f"{p}: no training windows: all {ds.skipped} directions are shorter than one "
-                f"window of {turns} turns x {frames_per_turn} frames = {need / 25:.1f} s "
-                f"(longest: {max(ds.frames.values(), default=0) / 25:.1f} s); use longer files "
-                f"or fewer --turns"
-            )
-        parts.append(ds)
-        summaries.append(ds.summary())
-    return ConcatDataset(parts), summaries
-
-
-def _loss_module(model):
-    """Wrap ``model`` so that ``forward(batch)`` is ``model.training_loss(batch)`` (DDP hooks
-    the forward call)."""
-    from torch import nn
-
-    class LossModule(nn.Module):
-        def __init__(self, m):
-            super().__init__()
-            self.model = m
-
-        def forward(self, batch):
-            return self.model.training_loss(batch)
-
-    return LossModule(model)
-
-
-def _batches(sampler, batch_size: int) -> list[list[int]]:
-    idx = list(sampler)
-    return [idx[i : i + batch_size] for i in range(0, len(idx) - batch_size + 1, batch_size)]
-
-
-def _to(batch: dict, device) -> dict:
-    return {k: v.to(device, non_blocking=True) for k, v in batch.items()}
-
-
-def _hardware(device) -> dict:
-    import torch
-
-    cpu = platform.processor() or platform.machine()
-    try:  # Linux: the CPU's marketing name
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    hw = {
-        "device": str(device),
-        "cpu": cpu,
-        "cpu_count": os.cpu_count(),
-        "torch_threads": torch.get_num_threads(),
-        "torch": torch.__version__,
-    }
-    if device.type == "cuda":
-        hw["gpu"] = torch.cuda.get_device_name(device)
-    return hw
-
-
-def _val_loss(model, ds, batch_size: int, max_batches: int, device, amp: bool, seed: int) -> dict:
-    """Mean training loss (and its parts) of ``model`` in eval mode over the first
-    ``max_batches`` batches of ``ds``, with a fixed RNG seed (the mask ratio and diffusion
-    timesteps are random) that leaves the training RNG untouched."""
-    import torch
-    from torch.utils.data import DataLoader
-
-    devices = [device] if device.type == "cuda" else []
-    was_training = model.training
-    model.eval()
-    sums: dict[str, float] = {}
-    n = 0
-    with torch.random.fork_rng(devices=devices), torch.no_grad():
-        torch.manual_seed(seed)
-        loader = DataLoader(
-            ds, batch_size=batch_size, shuffle=False, generator=torch.Generator().manual_seed(seed)
-        )
-        for i, batch in enumerate(loader):
-            if i >= max_batches:
-                break
-            with torch.autocast(device.type, dtype=torch.float16, enabled=amp):
-                _, st = model.training_loss(_to(batch, device))
-            for k, v in st.items():
-                sums[k] = sums.get(k, 0.0) + float(v)
-            n += 1
-    model.train(was_training)
-    return {k: v / max(n, 1) for k, v in sums.items() if k != "mask_ratio"}
-
-
-def plot_losses(log: list[dict], path: str | Path, title: str = "") -> Path:
-    """Training loss per logged interval (and its running mean), validation loss points."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    tr = [e for e in log if e.get("kind") == "train"]
-    va = [e for e in log if e.get("kind") == "val"]
-    fig, ax = plt.subplots(figsize=(7, 4), dpi=110)
-    if tr:
-        s = [e["step"] for e in tr]
-        y = [e["loss"] for e in tr]
-        ax.plot(s, y, color="0.7", lw=0.8, label="train (interval mean)")
-        k = max(1, len(y) // 20)
-        sm = [
-            sum(y[max(0, i - k + 1) : i + 1]) / len(y[max(0, i - k + 1) : i + 1])
-            for i in range(len(y))
-        ]
-        ax.plot(s, sm, color="C0", lw=1.5, label=f"train (running mean of {k})")
-    if va:
-        ax.plot(
-            [e["step"] for e in va],
-            [e["ema_loss"] for e in va],
-            "o-",
-            color="C3",
-            ms=4,
-            label="val (EMA weights)",
-        )
-        ax.plot(
-            [e["step"] for e in va],
-            [e["raw_loss"] for e in va],
-            "s--",
-            color="C2",
-            ms=3,
-            label="val (raw weights)",
-        )
-    ax.set_xlabel("optimizer step")
-    ax.set_ylabel("loss")
-    if tr and min(e["loss"] for e in tr) > 0:
-        ax.set_yscale("log")
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
-    ax.set_title(title, fontsize=9)
-    fig.tight_layout()
-    save_figure(fig, path)
-    plt.close(fig)
-    return Path(path)
 
 
 # ----------------------------------------------------------------------------- the run
@@ -259,12 +65,12 @@ def train(cfg: TrainConfig, resume: str | None = None) -> dict:
     import torch.distributed as dist
 
     t_start = time.perf_counter()
-    rank, world, local_rank = _dist_env()
+    rank, world, local_rank = dist_env()
     own_group = False
     use_dist = "RANK" in os.environ and "WORLD_SIZE" in os.environ
     if cfg.threads:
         torch.set_num_threads(int(cfg.threads))
-    device = _device(cfg.device, local_rank)
+    device = pick_device(cfg.device, local_rank)
     if use_dist and not dist.is_initialized():
         dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
         own_group = True
@@ -431,7 +237,7 @@ class _Run:
                     file=sys.stderr,
                 )
 
-        self.net = _loss_module(self.model)
+        self.net = loss_module(self.model)
         if use_dist:
             from torch.nn.parallel import DistributedDataParallel as DDP
 
@@ -476,7 +282,7 @@ class _Run:
         epoch, pos = divmod(s, self.bpe)
         while True:
             self.sampler.set_epoch(epoch)
-            order = _batches(self.sampler, self.cfg.batch_size)[pos:]
+            order = batches_of(self.sampler, self.cfg.batch_size)[pos:]
             # A private generator: creating a loader iterator draws a base seed, which must
             # not consume the global RNG (that would shift every draw after a resume).
             gen = torch.Generator().manual_seed(self.cfg.seed * 100003 + epoch)
@@ -527,7 +333,7 @@ class _Run:
                 for k, v in cfg.to_dict().items()
                 if k not in ("data", "val", "out", "progress", "overrides")
             },
-            "hardware": _hardware(self.device),
+            "hardware": hardware(self.device),
         }
 
     def save(self) -> None:
@@ -582,10 +388,10 @@ class _Run:
         from tqdm import tqdm
 
         cfg, device = self.cfg, self.device
-        v_ema = _val_loss(
+        v_ema = val_loss(
             self.ema.model, self.val_ds, cfg.batch_size, cfg.val_batches, device, self.amp, cfg.seed
         )
-        v_raw = _val_loss(
+        v_raw = val_loss(
             self.model, self.val_ds, cfg.batch_size, cfg.val_batches, device, self.amp, cfg.seed
         )
         self.log.append(
@@ -648,7 +454,7 @@ class _Run:
         val_every = cfg.val_every or cfg.save_every
         try:
             while self.step < self.total:
-                batch = _to(next(it), self.device)
+                batch = to_device(next(it), self.device)
                 cur_lr = lr_at(
                     self.step, self.lr, self.warmup, self.total, cfg.schedule, cfg.min_lr
                 )
