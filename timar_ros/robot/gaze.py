@@ -120,9 +120,6 @@ class GazeShifter:
         self.rest = np.array([config.rest_yaw, config.rest_pitch])
         p = self.rest if start is None else np.asarray(start, dtype=np.float64)
         self.plan = Quintic(0.0, p, np.zeros(2), np.zeros(2), p, np.zeros(2), 1.0)
-        self.goal = p.copy()
-        self.goal_velocity = np.zeros(2)
-        self.shifts = 0  # planned shifts (a new goal, not a pursuit update)
 
     def at(self, t: float) -> tuple[np.ndarray, np.ndarray]:
         """Direction [2] (rad) and its velocity [2] (rad/s) at time t (s)."""
@@ -140,7 +137,6 @@ class GazeShifter:
         speed = math.degrees(float(np.linalg.norm(gv)))
         if speed > self.config.max_pursuit_deg_s:
             gv = np.zeros(2)
-        p, v, a = self.plan.at(t)
         end = max(t, self.plan.t0 + self.plan.d)
         # where the current plan will be and where the goal will be, at the plan's end
         planned, wanted = self.plan.at(end)[0], goal + gv * (end - t)
@@ -148,9 +144,7 @@ class GazeShifter:
             self.plan.v1 - gv
         ) < math.radians(2.0):
             return
-        if np.linalg.norm(goal - self.goal) > math.radians(5.0) and not np.any(gv):
-            self.shifts += 1
-        self.goal, self.goal_velocity = goal, gv
+        p, v, a = self.plan.at(t)
         amplitude = float(np.linalg.norm(goal - p))
         d = self.config.duration(amplitude)
         if rest:
