@@ -54,14 +54,16 @@ def test_replay_and_record_round_trip(tmp_path, ros_probe):
             "-p",
             f"output:={tmp_path / 'out'}",
             "-p",
-            "topics:=[user/audio]",
+            "topics:=[user/audio, ground_truth/head_motion]",
         ]
     )
+    # played once both this probe and the recorder listen (the recorder may still be starting
+    # when the probe has everything; stopped then, it left no bag before it finished on Ctrl-C)
     player = _start_player(
         tmp_path / "in",
         "rate:=4.0",
         "publish_clock:=true",
-        "wait_for_subscribers:=1",
+        "wait_for_subscribers:=2",
         "start_delay_s:=0.5",
     )
     try:

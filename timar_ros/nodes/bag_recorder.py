@@ -41,14 +41,25 @@ class BagRecorder(Node):
         if not p["output"]:
             raise ValueError("set the 'output' parameter to the bag folder to write")
         self.counts: dict[str, int] = {}
-        self._writer = BagWriter(
-            p["output"], storage=p["storage"], overwrite=bool(p["overwrite"])
-        ).open()
-        for rel in p["topics"]:
+        for rel in p["topics"]:  # before the bag is created: a typo leaves no empty bag
             if rel not in topics.TYPES:
                 raise ValueError(
                     f"don't know the message type of topic '{rel}'; known: {sorted(topics.TYPES)}"
                 )
+        self._writer = BagWriter(
+            p["output"], storage=p["storage"], overwrite=bool(p["overwrite"])
+        ).open()
+        try:
+            self._subscribe(p["topics"])
+        except BaseException:  # Ctrl-C while starting: the bag is finished all the same
+            self.close()
+            raise
+        self.get_logger().info(
+            f"recording {len(self.counts)} topics to {p['output']} ({p['storage']})"
+        )
+
+    def _subscribe(self, names) -> None:
+        for rel in names:
             msgtype = topics.TYPES[rel]
             name = self.resolve_topic_name(rel)
             # Best effort matches both best-effort (live audio) and reliable publishers.
@@ -66,9 +77,6 @@ class BagRecorder(Node):
                 qos,
                 raw=True,
             )
-        self.get_logger().info(
-            f"recording {len(self.counts)} topics to {p['output']} ({p['storage']})"
-        )
 
     def _write(self, topic: str, msgtype: str, data: bytes) -> None:
         if self._writer is None:
