@@ -24,6 +24,7 @@ def ros_env() -> dict[str, str]:
     if not env.get("AMENT_PREFIX_PATH") and (Path(sys.prefix) / "share" / "ament_index").is_dir():
         env["AMENT_PREFIX_PATH"] = sys.prefix
     env["PYTHONUNBUFFERED"] = "1"
+    env["PYTHONFAULTHANDLER"] = "1"  # a hung process's stacks (stop() sends SIGABRT)
     return env
 
 
@@ -46,8 +47,14 @@ def stop(proc: subprocess.Popen, timeout: float = 10.0) -> str:
         try:
             proc.wait(timeout)
         except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+            # hung: SIGABRT makes faulthandler (PYTHONFAULTHANDLER, ros_env) print every
+            # thread's stack into the output before the process dies
+            proc.send_signal(6)
+            try:
+                proc.wait(5.0)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
     return proc.stdout.read() if proc.stdout and not proc.stdout.closed else ""
 
 

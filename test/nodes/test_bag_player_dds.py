@@ -57,8 +57,8 @@ def test_replay_and_record_round_trip(tmp_path, ros_probe):
             "topics:=[user/audio, ground_truth/head_motion]",
         ]
     )
-    # played once both this probe and the recorder listen (the recorder may still be starting
-    # when the probe has everything; stopped then, it left no bag before it finished on Ctrl-C)
+    # played once both this probe and the recorder listen (the probe may have everything while
+    # the recorder is still starting)
     player = _start_player(
         tmp_path / "in",
         "rate:=4.0",

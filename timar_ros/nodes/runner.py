@@ -51,7 +51,7 @@ def run_node(
     node = None
     try:
         node = factory()
-        rclpy.spin(node)
+        _spin(node)
     except (KeyboardInterrupt, ExternalShutdownException, SystemExit):
         pass
     except Exception as exc:
@@ -72,6 +72,23 @@ def run_node(
 
 
 _rclpy_started = False
+# The longest a spin waits before it looks at the context again. rclpy's Ctrl-C handler shuts the
+# context down and wakes the wait; seen on Jazzy, that wake-up is sometimes lost and a node with
+# no timer (bag_recorder) then waits for ever, its bag never finished.
+SPIN_WAKE_S = 0.5
+
+
+def _spin(node) -> None:
+    """rclpy.spin(node), waking at least every SPIN_WAKE_S to notice a shutdown."""
+    from rclpy.executors import SingleThreadedExecutor
+
+    executor = SingleThreadedExecutor(context=node.context)
+    executor.add_node(node)
+    try:
+        while executor.context.ok():
+            executor.spin_once(timeout_sec=SPIN_WAKE_S)
+    finally:
+        executor.shutdown(timeout_sec=0)
 
 
 def _on_interrupt(signum, frame) -> None:
