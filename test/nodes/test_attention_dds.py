@@ -23,15 +23,21 @@ from helpers.ros import spin_until, start_python, stop
 from timar_ros.msg import HeadMotion, SoundDirection
 from timar_ros.nodes.convert import head_motion, s_to_stamp, stamp_to_s
 from timar_ros.resources import share_dir
-from timar_ros.robot.attention import AttentionConfig
+from timar_ros.robot.kinematics import HeadKinematics
 from timar_ros.robot.retarget_config import load_retarget_config
 from timar_ros.robot.rotations import matrix_to_ypr, ypr_to_matrix
-from timar_ros.robot.targets import build_gaze
 
 NS = "/facing"
 CFG = load_retarget_config()
 LIM = CFG.limits()
 EYES_M = 0.24  # the camera's height in base_link (urdf)
+KIN = HeadKinematics(
+    share_dir() / "urdf" / "expressive_head.urdf",
+    "base_link",
+    "camera_link",
+    "neck_yaw",
+    "neck_pitch",
+)
 
 
 class Head:
@@ -91,6 +97,12 @@ class Head:
     def counters(self):
         ours = [s for d in self.diag for s in d.status if s.name.endswith("servo commands")]
         return {kv.key: kv.value for kv in ours[-1].values} if ours else {}
+
+
+def seen_by_camera(point, positions) -> np.ndarray:
+    """Where the head's camera (camera_link) sees ``point`` [3] (base_link) with the joints at
+    ``positions`` [J] (the retarget config's order), as a face tracker on it would report."""
+    return KIN.from_base(point, "camera_link", dict(zip(CFG.joint_names, positions)))
 
 
 def at(deg, dist=1.2, height=EYES_M):
@@ -167,21 +179,10 @@ def test_the_head_faces_its_partner_with_timars_nods_on_top(ros_probe):
 
         # 3. a person 25 degrees left, seen by the head's camera: as the head turns, the
         #    person moves in the image; transformed with the joints of the moment, still faced
-        gaze_kin = build_gaze(
-            CFG,
-            share_dir() / "urdf" / "expressive_head.urdf",
-            "base_link",
-            "camera_link",
-            AttentionConfig(),
-            1.2,
-        )[1].kin
         world = np.array(at(25.0))
 
         def in_camera(_t):
-            q = dict(zip(CFG.joint_names, head.joints[-1][1]))
-            gaze_kin._set(q)
-            tf = gaze_kin.tm.get_transform("camera_link", "base_link")
-            return tf[:3, :3].T @ (world - tf[:3, 3]), "camera_link"
+            return seen_by_camera(world, head.joints[-1][1]), "camera_link"
 
         t0 = head.run(3.0, in_camera)
         _, pos, _ = head.since(t0)
@@ -315,14 +316,6 @@ def test_a_camera_target_is_placed_with_the_measured_joint_states(ros_probe):
     )
     servo = node.create_publisher(JointState, f"{ns}/servo_states", qos_profile_sensor_data)
     points = node.create_publisher(PointStamped, f"{ns}/attention/point", qos_profile_sensor_data)
-    kin = build_gaze(
-        CFG,
-        share_dir() / "urdf" / "expressive_head.urdf",
-        "base_link",
-        "camera_link",
-        AttentionConfig(),
-        1.2,
-    )[1].kin
     person = np.array(at(25.0))
     sag = np.zeros(len(CFG.joint_names))
     sag[0] = math.radians(-2.0)
@@ -335,12 +328,10 @@ def test_a_camera_target_is_placed_with_the_measured_joint_states(ros_probe):
             msg = JointState(name=CFG.joint_names, position=pose.tolist())
             s_to_stamp(now, msg.header.stamp)
             servo.publish(msg)
-            kin._set(dict(zip(CFG.joint_names, pose)))  # the camera on the real head
-            tf = kin.tm.get_transform("camera_link", "base_link")
             p = PointStamped()
             s_to_stamp(now, p.header.stamp)
             p.header.frame_id = "camera_link"
-            seen = tf[:3, :3].T @ (person - tf[:3, 3])
+            seen = seen_by_camera(person, pose)  # the camera on the real head
             p.point.x, p.point.y, p.point.z = (float(v) for v in seen)
             points.publish(p)
             spin_until(node, lambda: False, 0.033)

@@ -41,13 +41,14 @@ class HeadKinematics:
         self.tm.load_urdf(text)
         root = ElementTree.fromstring(text)
         self.frames = {link.get("name") for link in root.iter("link")}
+        joints = [j for j in root.findall("joint") if j.get("type") != "fixed"]  # the movable
+        self.joints = {j.get("name") for j in joints}
         # the joints' limits: set_joint clips to them, so the aim must too
         self.limits = {
             j.get("name"): (float(lim.get("lower", "-inf")), float(lim.get("upper", "inf")))
-            for j in root.iter("joint")
+            for j in joints
             if (lim := j.find("limit")) is not None
         }
-        self.joints = set(self.tm._joints)
         for frame in (base_frame, gaze_frame):
             self.check_frame(frame)
         for joint in (yaw_joint, pitch_joint):
@@ -75,6 +76,14 @@ class HeadKinematics:
         t = self.tm.get_transform(frame, self.base_frame)
         return t[:3, :3] @ np.asarray(point, dtype=np.float64) + t[:3, 3]
 
+    def from_base(self, point_base, frame: str, joints: dict[str, float]) -> np.ndarray:
+        """``point_base`` [3] (m) in the base frame -> [3] in ``frame``, at joint positions
+        (rad): where a sensor on that link sees it (the inverse of :meth:`to_base`)."""
+        self.check_frame(frame)
+        self._set(joints)
+        t = self.tm.get_transform(frame, self.base_frame)
+        return t[:3, :3].T @ (np.asarray(point_base, dtype=np.float64) - t[:3, 3])
+
     def aim(
         self, point_base, joints: dict[str, float], iterations: int = 10
     ) -> tuple[float, float]:
@@ -87,9 +96,7 @@ class HeadKinematics:
         pitch = q.get(self.pitch_joint, 0.0)
         for _ in range(iterations):
             q[self.yaw_joint], q[self.pitch_joint] = yaw, pitch
-            self._set(q)
-            t = self.tm.get_transform(self.gaze_frame, self.base_frame)
-            local = t[:3, :3].T @ (p - t[:3, 3])  # the point in the gaze frame
+            local = self.from_base(p, self.gaze_frame, q)
             d_yaw = math.atan2(local[1], local[0])
             d_pitch = -math.atan2(local[2], math.hypot(local[0], local[1]))
             new_yaw = float(np.clip(yaw + d_yaw, *self.limits.get(self.yaw_joint, _FREE)))
