@@ -78,7 +78,7 @@ def run_pipeline(
     from timar_ros.nodes.compose import RosSession
 
     with RosSession() as ros:  # the recorder finishes the bag when the session closes
-        recorder, policy, retargeter, sim_node = _add_pipeline(
+        recorder, policy, retargeter, sim_node, scripted = _add_pipeline(
             ros,
             out,
             namespace,
@@ -100,7 +100,7 @@ def run_pipeline(
             wait_for_subscribers=2,
         )  # the policy and the recorder
         settle = policy.pipeline.config.display_delay_s + retargeter.player.neutral_deadline_s + 0.5
-        _wait_and_log(policy, log, lambda: player.done, settle, retargeter)
+        _wait_and_log(policy, log, lambda: player.done, settle, retargeter, scripted)
         return {**_live_figures(policy, retargeter, recorder), **_sim_figures(sim_node)}
 
 
@@ -111,7 +111,8 @@ def _add_pipeline(
     position along ``partner_path``), conversation_policy (with ``policy_params``),
     head_retargeter and, with sim="mujoco", the simulated head it commands:
     sim_head in the root namespace, where a controller manager would be (as
-    launch/sim.launch.xml runs it). Returns (recorder, policy, retargeter, sim_head or None)."""
+    launch/sim.launch.xml runs it). Returns (recorder, policy, retargeter, sim_head or None,
+    scripted_partner)."""
     from timar_ros.nodes.bag_recorder import BagRecorder
     from timar_ros.nodes.conversation_policy import ConversationPolicy
     from timar_ros.nodes.head_retargeter import HeadRetargeter
@@ -120,8 +121,8 @@ def _add_pipeline(
     recorder = ros.add(BagRecorder, namespace=namespace, output=str(out / "bag"), overwrite=True)
     # the partner stands to one side and steps to the other half way; the head turns to them
     # (head_retargeter's attention), and they leave when the conversation ends (_wait_and_log)
-    partner = ros.add(ScriptedPartner, namespace=namespace, path=partner_path)
-    log(f"  partner: scripted_partner at '{partner.path_text}' (deg) on {topics.ATTENTION_POINT}")
+    scripted = ros.add(ScriptedPartner, namespace=namespace, path=partner_path)
+    log(f"  partner: scripted_partner at '{partner_path}' (deg) on {topics.ATTENTION_POINT}")
     policy = ros.add(
         ConversationPolicy,
         namespace=namespace,
@@ -130,9 +131,7 @@ def _add_pipeline(
         **policy_params,
     )
     if sim == "none":
-        retargeter = ros.add(HeadRetargeter, namespace=namespace)
-        retargeter.partner = partner
-        return recorder, policy, retargeter, None
+        return recorder, policy, ros.add(HeadRetargeter, namespace=namespace), None, scripted
     from timar_ros.nodes.sim_head import SimHead
 
     absolute = "/" + topics.FORWARD_COMMANDS
@@ -141,8 +140,7 @@ def _add_pipeline(
         HeadRetargeter, namespace=namespace, remap={topics.FORWARD_COMMANDS: absolute}
     )
     log(f"  simulated head: sim_head (MuJoCo) on {absolute}, measured /{topics.JOINT_STATES}")
-    retargeter.partner = partner
-    return recorder, policy, retargeter, sim_node
+    return recorder, policy, retargeter, sim_node, scripted
 
 
 def _partner_path(user_wav: Path, playback_rate: float) -> str:
@@ -196,10 +194,10 @@ def _live_figures(policy, retargeter, recorder) -> dict:
     }
 
 
-def _wait_and_log(policy, log, finished, settle: float, retargeter) -> None:
-    """Log the turns until ``finished()``; then the partner leaves and, ``settle`` s plus the
-    head's return from the partner later (their target goes stale, a slow return to rest),
-    return."""
+def _wait_and_log(policy, log, finished, settle: float, retargeter, scripted) -> None:
+    """Log the turns until ``finished()``; then the ``scripted`` partner leaves and, ``settle``
+    s plus the head's return from the partner later (their target goes stale, a slow return to
+    rest), return."""
     gaze = retargeter.player.gaze
     if gaze is not None:
         settle += gaze.attention.config.stale_after_s + gaze.config.rest_shift_s
@@ -211,7 +209,7 @@ def _wait_and_log(policy, log, finished, settle: float, retargeter) -> None:
             shown += 1
         if finished() and done_at is None:
             done_at = time.monotonic()
-            retargeter.partner.leave()
+            scripted.leave()
             log(
                 f"  playback finished; waiting {settle:.1f} s for the last turn and the "
                 "return to neutral"
@@ -251,7 +249,7 @@ def _run_live_audio(
         )
     try:
         with RosSession() as ros:
-            recorder, policy, retargeter, sim_node = _add_pipeline(
+            recorder, policy, retargeter, sim_node, scripted = _add_pipeline(
                 ros,
                 out,
                 namespace,
@@ -297,7 +295,9 @@ def _run_live_audio(
                 "into the room at the same time"
             )
             settle = delay + retargeter.player.neutral_deadline_s + 0.5
-            _wait_and_log(policy, log, lambda: partner.poll() is not None, settle, retargeter)
+            _wait_and_log(
+                policy, log, lambda: partner.poll() is not None, settle, retargeter, scripted
+            )
             for node in (mic, voice):  # close the sound streams before the server goes
                 node.trigger_shutdown()
             return {

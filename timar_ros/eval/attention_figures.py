@@ -46,7 +46,9 @@ def attention_figures(bag, namespace: str = topics.DEFAULT_NAMESPACE, settled_s:
     moving = np.abs(np.diff(az)) > 1e-6
     move_ends = t_p[1:][moving]
     last_move = move_ends[-1] if move_ends.size else t_p[0]
-    still_since = np.array([max([t_p[0], *move_ends[move_ends <= t]]) for t in t_j])
+    # since when the partner stood still: the end of their last move (or the first point)
+    ends = np.concatenate([t_p[:1], move_ends])
+    still_since = ends[np.maximum(np.searchsorted(ends, t_j, side="right") - 1, 0)]
     settled = inside & (t_j - still_since >= settled_s)
     err = np.degrees(np.abs(yaw - target))
     after = inside & (t_j >= last_move)

@@ -32,7 +32,6 @@ class ScriptedPartner(Node):
         super().__init__(NAME, **kwargs)
         p = declare(self, NAME, PARAMS)
         self.path = PartnerPath(p["path"], p["distance_m"], p["height_m"])
-        self.path_text = p["path"]
         self._frame = p["frame_id"]
         self._pub = self.create_publisher(
             PointStamped, topics.ATTENTION_POINT, qos_profile_sensor_data
