@@ -89,6 +89,34 @@ def blocks_per_s(turn_s: float = 1.0, frames: int = 25) -> float:
     return len(range(0, frames, b)) / turn_s
 
 
+def display_delay_s() -> float:
+    """conversation_policy's display delay (audio time -> display stamp) as the launch files
+    configure it (config/timar.yaml through PipelineConfig)."""
+    from timar_ros.resources import node_defaults
+    from timar_ros.robot.conversation import PipelineConfig
+
+    return PipelineConfig.from_params(node_defaults("conversation_policy")).display_delay_s
+
+
+def check_motion_keeps_up(motion: list, hz: float, window_s: float, slack_s: float = 0.1) -> float:
+    """HeadMotion as received (list of (monotonic receive time, message)) at ``hz`` messages per
+    second over a ``window_s`` window: at least (window_s - 1.5) seconds of blocks (the policy
+    keeps up with the audio), and none received before the audio of its last frame was heard
+    (its display stamp less the display delay; ROS time = the system clock here) by more than
+    ``slack_s``. A burst above the block rate is allowed: after a stall (a CLI process starting
+    on 2 cores) the policy catches up with its queued audio. Returns the smallest time from
+    hearing a block's audio to receiving it, seconds."""
+    k = blocks_per_s()
+    assert (window_s - 1.5) * k / window_s <= hz, (hz, k)
+    to_system = time.time() - time.monotonic()
+    heard = [
+        stamp_to_s(m.header.stamp) + m.num_frames / 25.0 - display_delay_s() for _, m in motion
+    ]
+    lags = [t + to_system - h for (t, _), h in zip(motion, heard)]
+    assert min(lags) > -slack_s, min(lags)
+    return min(lags)
+
+
 def check_turn_blocks(blocks, turn_s: float = 1.0, frames: int = 25) -> None:
     """HeadMotion messages as conversation_policy publishes them at the configured tick: the
     blocks of a turn tile its ``frames`` frames (first_frame 0, b, 2b, ...; one block per turn
