@@ -91,10 +91,10 @@ def test_bridge_republishes_samples_and_stamps(packages, ros_probe, family, topi
             [str(REPO / "test" / "helpers" / "publish_audio_common.py"), family, ns],
             packages[family],
         )
-        assert ros_probe.spin_until(lambda: len(got) >= source.CHUNKS, 40)
+        arrived = ros_probe.spin_until(lambda: len(got) >= source.CHUNKS, 40)
     finally:
         out = stop(bridge) + (stop(pub) if pub else "")
-    assert len(got) == source.CHUNKS, out
+    assert arrived and len(got) == source.CHUNKS, (len(got), [m.seq for m in got], out)
     assert [m.seq for m in got] == list(range(source.CHUNKS))
     assert {(m.sample_rate, m.channels) for m in got} == {(source.RATE, channels)}
     for k, m in enumerate(got):

@@ -23,13 +23,14 @@ import sys
 
 import numpy as np
 from rclpy.node import Node
-from rclpy.qos import QoSProfile, qos_profile_sensor_data
+from rclpy.qos import QoSProfile
 
 from timar_ros import topics
 from timar_ros.msg import AudioChunk
 from timar_ros.nodes.convert import float32_seq
 from timar_ros.nodes.fault_log import PERIOD_DESCRIPTION, PERIOD_PARAM, NodeFaultLog
 from timar_ros.nodes.params import Param, declare
+from timar_ros.nodes.qos import audio_qos
 from timar_ros.nodes.runner import run_node
 from timar_ros.robot.audio_common import (
     MESSAGE_FAMILIES,
@@ -100,23 +101,22 @@ class AudioCommonBridge(Node):
             "coding": "wave",
         }
         self._topic = topics.USER_AUDIO if p["role"] == "user" else topics.AGENT_AUDIO
-        self._pub = self.create_publisher(AudioChunk, self._topic, qos_profile_sensor_data)
+        # best effort as the capture nodes publish, but AUDIO_DEPTH chunks deep: rclpy's
+        # sensor_data keeps 5, which a bridge starved for 0.1 s on a busy machine overflows
+        sensor = audio_qos("sensor_data")
+        self._pub = self.create_publisher(AudioChunk, self._topic, sensor)
         self._seq = 0
         self.dropped = 0
         self._fault_log = NodeFaultLog(self.get_logger(), float(p[PERIOD_PARAM]))
         if p["message_family"] == "ros_drivers":
-            self.create_subscription(
-                msgs.AudioDataStamped, p["input_topic"], self._on_raw, qos_profile_sensor_data
-            )
+            self.create_subscription(msgs.AudioDataStamped, p["input_topic"], self._on_raw, sensor)
             # audio_capture publishes it reliable and volatile every 5 s (a transient-local
             # subscription would not match it)
             self.create_subscription(
                 msgs.AudioInfo, p["info_topic"], self._on_info, QoSProfile(depth=1)
             )
         else:
-            self.create_subscription(
-                msgs.AudioStamped, p["input_topic"], self._on_typed, qos_profile_sensor_data
-            )
+            self.create_subscription(msgs.AudioStamped, p["input_topic"], self._on_typed, sensor)
         self.get_logger().info(
             f"{p['message_family']} audio on {p['input_topic']} -> {self._topic}"
         )
