@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
-"""The trade-off over tick length and lookahead (issue 24, docs/streaming.md): the bundled
-checkpoint evaluated as the node runs it at several (tick_s, lookahead_s), next to the 1-s mode,
-with each setting's display delay and reaction floor.
+"""The trade-off over tick length, lookahead and guidance (issue 24, docs/streaming.md): the
+bundled checkpoint evaluated as the node runs it at several (tick_s, lookahead_s,
+guidance_scale), next to the 1-s mode, with each setting's display delay and reaction floor.
 
     python tools/tick_tradeoff.py --work /tmp/timar_bundled --limit 16 --seeds 0 1 2
 
@@ -20,13 +20,17 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 BUNDLE = REPO / "checkpoints" / "robot"
-# setting key -> (tick_s, lookahead_s); tick_s 1.0 is the 1-s mode
+# setting key -> (tick_s, lookahead_s, guidance_scale); tick_s 1.0 is the 1-s mode
 SETTINGS = {
-    "1s": (1.0, 0.0),
-    "t0.08": (0.08, 0.0),
-    "t0.12": (0.12, 0.0),
-    "t0.2": (0.2, 0.0),
-    "t0.12-la0.08": (0.12, 0.08),
+    "1s": (1.0, 0.0, 1.0),
+    "t0.08": (0.08, 0.0, 1.0),
+    "t0.12": (0.12, 0.0, 1.0),
+    "t0.2": (0.2, 0.0, 1.0),
+    "t0.12-la0.08": (0.12, 0.08, 1.0),
+    "1s-g1.5": (1.0, 0.0, 1.5),
+    "1s-g2": (1.0, 0.0, 2.0),
+    "1s-g3": (1.0, 0.0, 3.0),
+    "t0.12-g2": (0.12, 0.0, 2.0),
 }
 # column -> the behaviour metric (eval/behaviour.py)
 COLUMNS = {
@@ -49,8 +53,9 @@ def _out(work: Path, key: str, split: str) -> Path:
 def _cmd(work: Path, key: str, split: str, limit: int, seeds: list[str]) -> list[str]:
     from eval_jobs import evaluate_cmd
 
-    tick, la = SETTINGS[key]
+    tick, la, g = SETTINGS[key]
     extra = ["--tick-s", str(tick), "--lookahead-s", str(la), "--prefix", "off"] if tick < 1 else []
+    extra += ["--guidance", str(g)]
     data, out = work / "data" / split, _out(work, key, split)
     return evaluate_cmd(BUNDLE, data, out, seeds, limit, key, extra)
 
@@ -80,9 +85,10 @@ def floors(keys) -> dict:
     frames = load_checkpoint_config(BUNDLE).frames_per_turn
     out = {}
     for k in keys:
-        tick, la = SETTINGS[k]
+        tick, la, g = SETTINGS[k]
         sched = TickSchedule.from_seconds(frames, tick, la)
-        f = reaction_floors(BUNDLE, sched, DEFAULT_MARGIN_S if tick < 1.0 else 0.25)
+        margin = DEFAULT_MARGIN_S if tick < 1.0 else 0.25
+        f = reaction_floors(BUNDLE, sched, margin, guidance_scale=g)
         out[k] = f["tick"]
     return out
 

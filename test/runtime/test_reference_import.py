@@ -277,8 +277,9 @@ def test_evaluate_and_the_node_setup_run_the_imported_model(ref, tmp_path):
     policy, backend, _ = load_policy(p)
     assert backend == "torch" and policy.kv_cache is False and policy.cache_note
     assert policy.audio_norm == "running"  # the checkpoint's: causal
-    policy, _, _ = load_policy(dict(p, audio_norm="chunk"))
-    assert policy.audio_norm == "chunk"
+    assert policy.guidance_scale == 1.0  # the checkpoint's (-1): the published setting
+    policy, _, _ = load_policy(dict(p, audio_norm="chunk", guidance_scale=2.0))
+    assert policy.audio_norm == "chunk" and policy.guidance_scale == 2.0
 
 
 def test_bag_evaluation_runs_the_imported_model(ref, tmp_path):

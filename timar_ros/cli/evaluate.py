@@ -85,6 +85,18 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="CPU threads of the policy (default: the backend's; 1 lets two evaluations share "
         "a 2-core machine with less waste than two threads each)",
     )
+    p.add_argument(
+        "--guidance",
+        type=float,
+        default=None,
+        help="classifier-free guidance scale (default: the checkpoint's guidance_scale; 1 = off)",
+    )
+    p.add_argument(
+        "--temperature",
+        type=float,
+        default=None,
+        help="sampling temperature (default: the checkpoint's)",
+    )
     p.add_argument("--plots", type=int, default=3, help="files to plot (default 3)")
     p.add_argument("--jobs", type=int, default=1, help="metric worker processes")
     p.add_argument("--label", default="", help="row label prefix in table.md")
@@ -114,6 +126,8 @@ def run(args: argparse.Namespace) -> int:
             **({"audio_norm": args.audio_norm} if args.audio_norm else {}),
             **({"show_prefix": args.prefix == "on"} if args.prefix else {}),
             **({"threads": args.threads} if args.threads else {}),
+            **({"guidance_scale": args.guidance} if args.guidance is not None else {}),
+            **({"temperature": args.temperature} if args.temperature is not None else {}),
         }
         or None,
         tick_s=args.tick_s,

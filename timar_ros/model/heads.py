@@ -162,10 +162,11 @@ class DiffusionHead(nn.Module):
                 return net.forward_y(x, net.time_embed(t[:1]) + c_emb)
         else:
             c_emb = net.cond_embed(torch.cat([z, z_uncond], 0))
+            n = z.shape[0]
 
             def fn(x, t):
                 out = net.forward_y(torch.cat([x, x], 0), net.time_embed(t[:1]) + c_emb)
-                cond, unc = out.chunk(2, 0)
+                cond, unc = out[:n], out[n:]  # not chunk(): an export keeps n symbolic
                 x0 = unc[:, :C] + guidance_scale * (cond[:, :C] - unc[:, :C])
                 return torch.cat([x0, cond[:, C:]], 1)
 

@@ -98,7 +98,10 @@ PARAMS = {
         "scale of the diffusion sampler's step noise; -1 = the checkpoint's", -1.0, 10.0
     ),
     "guidance_scale": Param(
-        "classifier-free guidance scale (1 = off, the published setting)", 0.0, 10.0
+        "classifier-free guidance scale (1 = off, the published setting; above 1 the motion "
+        "follows the partner's current turn more, at twice the compute); -1 = the checkpoint's",
+        -1.0,
+        10.0,
     ),
     "num_sampling_steps": Param("diffusion sampling steps per turn", 1, 1000),
     "tick_s": Param(

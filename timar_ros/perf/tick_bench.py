@@ -67,10 +67,13 @@ def time_ticks(policy, schedule, n_turns: int = 12, repeats: int = 3, seed: int 
     }
 
 
-def reaction_floors(checkpoint, schedule, margin_s: float, backend: str = "onnx", seed: int = 0):
+def reaction_floors(
+    checkpoint, schedule, margin_s: float, backend: str = "onnx", seed: int = 0, **options
+):
     """Reaction floors on the bundled demo conversation: {"one_second": ..., "tick": ...}, each
     :func:`timar_ros.eval.reaction_floor.reaction_floor`'s dict (the 1-s mode at today's 0.25 s
-    margin, the schedule at ``margin_s``), over the same FLOOR_MOMENTS moments."""
+    margin, the schedule at ``margin_s``), over the same FLOOR_MOMENTS moments. ``options``:
+    the policy's (e.g. guidance_scale)."""
     from timar_ros.data.audio import load_wav
     from timar_ros.eval.reaction_floor import reaction_floor, speaking_moments
     from timar_ros.resources import share_dir
@@ -78,7 +81,7 @@ def reaction_floors(checkpoint, schedule, margin_s: float, backend: str = "onnx"
     from timar_ros.runtime.ticks import TickSchedule
 
     conv = share_dir() / "data" / "demo_conversation"
-    pol = StreamingPolicy.from_checkpoint(checkpoint, backend=backend, seed=seed)
+    pol = StreamingPolicy.from_checkpoint(checkpoint, backend=backend, seed=seed, **options)
     ua, aa = load_wav(conv / "demo_speaker1.wav"), load_wav(conv / "demo_speaker2.wav")
     n = min(len(ua), len(aa)) // pol.samples_per_turn * pol.samples_per_turn
     ua, aa = ua[:n], aa[:n]

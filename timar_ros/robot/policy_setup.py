@@ -60,13 +60,11 @@ def load_policy(p: dict, how_to_set: str = "set the 'checkpoint' parameter"):
 
     folder = resolve_checkpoint(p["checkpoint"], how_to_set)
     backend, note = choose_backend(folder, p["backend"])
-    options = {
-        "guidance_scale": float(p["guidance_scale"]),
-        "num_sampling_steps": int(p["num_sampling_steps"]),
-    }
+    options = {"num_sampling_steps": int(p["num_sampling_steps"])}
     if int(p["context_turns"]) >= 0:
         options["context_turns"] = int(p["context_turns"])
-    for name in ("noise_tau_s", "noise_hold_exp", "temperature"):  # -1: the checkpoint's
+    for name in ("noise_tau_s", "noise_hold_exp", "temperature", "guidance_scale"):
+        # -1: the checkpoint's
         if name in p and float(p[name]) >= 0:
             options[name] = float(p[name])
     if p.get("audio_norm"):  # '': the checkpoint's

@@ -1,16 +1,18 @@
 """The per-turn streaming step as ONNX graphs (`timar export CKPT [OUT_DIR]`).
 
-Six single-file graphs (``external_data=False``), written to ``OUT_DIR`` (default
+Seven single-file graphs (``external_data=False``), written to ``OUT_DIR`` (default
 ``CKPT/onnx``), run by :class:`timar_ros.runtime.onnx_policy.OnnxStreamingPolicy`:
 
 * ``embed_motion.onnx``: user_audio [1, S], agent_audio [1, S], user_motion [1, F, 56] ->
-  x [1, T, d], the backbone input of one turn (speech encoding + motion/delimiter tokens).
+  x [1, T, d], the backbone input of one turn (speech encoding + motion/delimiter tokens), and
+  x_uncond [1, T, d], its classifier-free guidance version (every user token the null token;
+  the projection of tokens already encoded, so nearly free when guidance is off).
 * ``embed_null.onnx``: the same without user motion: its tokens are the learned null token, as
   the torch backend does when ``user_motion`` is None.
 * ``embed_tick_motion.onnx`` / ``embed_tick_null.onnx``: a turn in progress (streaming inside
   the turn, :meth:`timar_ros.model.timar.TIMAR.embed_tick`): the same inputs plus
   agent_prefix [1, F, 56] (the frames already shown) and known [1, 3] int64 (user frames heard,
-  agent frames heard, frames shown) -> x [1, T, d].
+  agent frames heard, frames shown) -> x [1, T, d] and x_uncond [1, T, d].
 * ``backbone_step.onnx``: x [1, T, d], ``valid`` [W-1] bool (which history slots hold turns
   to attend: False while the stream is short or to limit the context), the rotary tables of the
   current turn's absolute token positions (``rope_cos<s>``/``rope_sin<s>`` [T_stack, head_dim]
@@ -27,8 +29,10 @@ Six single-file graphs (``external_data=False``), written to ``OUT_DIR`` (defaul
   the robot preset on this CPU.
 * ``sample.onnx``: z [N, d], x_T [N, 56], step_noise [steps, N, 56] -> motion [N, 56] for any
   N in 1..F (a tick samples only its block): the respaced DDPM sampler with its noise as
-  inputs (temperature is applied by the runtime by scaling ``step_noise``; classifier-free
-  guidance is not exported).
+  inputs (temperature is applied by the runtime by scaling ``step_noise``).
+* ``sample_cfg.onnx``: the same with classifier-free guidance: z and z_uncond [N, d] (the
+  backbone run on x and on x_uncond), x_T, step_noise, guidance [] -> motion [N, 56]. A graph
+  of its own, so a model sampled without guidance pays nothing for it.
 
 ``manifest.json`` records the config, the input/output names and shapes, the opset, the sha256
 of every ``.onnx`` file and the source checkpoint's ``model_id``; the runtime checks all of it.
@@ -69,8 +73,8 @@ def _wrappers(model):
             self.m = m
 
         def forward(self, user_audio, agent_audio, user_motion):
-            x, _ = self.m.embed_turns(user_audio, agent_audio, user_motion, 1)
-            return x[:, 0]
+            x, xu = self.m.embed_turns(user_audio, agent_audio, user_motion, 1, uncond=True)
+            return x[:, 0], xu[:, 0]
 
     class EmbedNull(nn.Module):
         def __init__(self, m):
@@ -78,8 +82,8 @@ def _wrappers(model):
             self.m = m
 
         def forward(self, user_audio, agent_audio):
-            x, _ = self.m.embed_turns(user_audio, agent_audio, None, 1)
-            return x[:, 0]
+            x, xu = self.m.embed_turns(user_audio, agent_audio, None, 1, uncond=True)
+            return x[:, 0], xu[:, 0]
 
     class EmbedTickMotion(nn.Module):
         def __init__(self, m):
@@ -87,8 +91,9 @@ def _wrappers(model):
             self.m = m
 
         def forward(self, user_audio, agent_audio, user_motion, agent_prefix, known):
-            x, _ = self.m.embed_tick(user_audio, agent_audio, user_motion, agent_prefix, known)
-            return x
+            return self.m.embed_tick(
+                user_audio, agent_audio, user_motion, agent_prefix, known, uncond=True
+            )
 
     class EmbedTickNull(nn.Module):
         def __init__(self, m):
@@ -96,8 +101,9 @@ def _wrappers(model):
             self.m = m
 
         def forward(self, user_audio, agent_audio, agent_prefix, known):
-            x, _ = self.m.embed_tick(user_audio, agent_audio, None, agent_prefix, known)
-            return x
+            return self.m.embed_tick(
+                user_audio, agent_audio, None, agent_prefix, known, uncond=True
+            )
 
     class BackboneStep(nn.Module):
         """The backbone of one turn over a ring-buffer KV cache (see module docstring)."""
@@ -153,6 +159,17 @@ def _wrappers(model):
         def forward(self, z, x_T, step_noise):
             return self.m.sample_motion(z, x_T, step_noise, None, 1.0, 1.0)
 
+    class SampleGuided(nn.Module):
+        def __init__(self, m):
+            super().__init__()
+            self.m = m
+
+        def forward(self, z, z_uncond, x_T, step_noise, guidance):
+            # the head directly: sample_motion drops z_uncond at a scale of 1, a data-dependent
+            # branch on a graph input
+            m = self.m
+            return m.denormalize(m.head.sample(z, x_T, step_noise, 1.0, z_uncond, guidance))
+
     return (
         EmbedMotion(model),
         EmbedNull(model),
@@ -160,6 +177,7 @@ def _wrappers(model):
         EmbedTickNull(model),
         BackboneStep(model),
         Sample(model),
+        SampleGuided(model),
     )
 
 
@@ -235,7 +253,7 @@ def export_checkpoint(
     cache = [rnd(*t.shape) for t in model.empty_cache(1)]
     valid = torch.ones(c.window_turns - 1, dtype=torch.bool)
     valid[0] = False  # both values present in the check
-    em, en, etm, etn, bb, sp = _wrappers(model)
+    em, en, etm, etn, bb, sp, spg = _wrappers(model)
     n_st = len(model.stacks)
     cn = cache_names(n_st)
     from timar_ros.runtime.onnx_policy import rope_tables_np
@@ -247,23 +265,24 @@ def export_checkpoint(
         cos, sin = rope_tables_np(np.asarray(p) + 12345 * T, hd, c.rope_theta)
         rope += [torch.from_numpy(cos), torch.from_numpy(sin)]
     rn = [f"rope_{cs}{si}" for si in range(n_st) for cs in ("cos", "sin")]
-    x_ex = em(ua, aa, um).detach()
+    x_ex = em(ua, aa, um)[0].detach()
     # a sample block shorter than a turn (the graph takes any number of frames)
     nb = max(1, F // 2)
-    z_ex = rnd(nb, d)
+    z_ex, zu_ex = rnd(nb, d), rnd(nb, d)
     x_T, noise = rnd(nb, 56), rnd(steps, nb, 56)
     prefix = rnd(1, F, 56, scale=0.3)
     known = torch.tensor([[max(1, F // 2), F, max(1, F // 3)]], dtype=torch.int64)
     tick_in = ["user_audio", "agent_audio", "user_motion", "agent_prefix", "known"]
+    xs = ["x", "x_uncond"]
     graphs = {
-        "embed_motion": (em, (ua, aa, um), ["user_audio", "agent_audio", "user_motion"], ["x"]),
-        "embed_null": (en, (ua, aa), ["user_audio", "agent_audio"], ["x"]),
-        "embed_tick_motion": (etm, (ua, aa, um, prefix, known), tick_in, ["x"]),
+        "embed_motion": (em, (ua, aa, um), ["user_audio", "agent_audio", "user_motion"], xs),
+        "embed_null": (en, (ua, aa), ["user_audio", "agent_audio"], xs),
+        "embed_tick_motion": (etm, (ua, aa, um, prefix, known), tick_in, xs),
         "embed_tick_null": (
             etn,
             (ua, aa, prefix, known),
             [n for n in tick_in if n != "user_motion"],
-            ["x"],
+            xs,
         ),
         "backbone_step": (
             bb,
@@ -272,6 +291,12 @@ def export_checkpoint(
             ["h", *[f"new_{n}" for n in cn]],
         ),
         "sample": (sp, (z_ex, x_T, noise), ["z", "x_T", "step_noise"], ["motion"]),
+        "sample_cfg": (
+            spg,
+            (z_ex, zu_ex, x_T, noise, torch.tensor(2.0)),
+            ["z", "z_uncond", "x_T", "step_noise", "guidance"],
+            ["motion"],
+        ),
     }
     import onnxruntime as ort
 
@@ -282,6 +307,13 @@ def export_checkpoint(
     frames = torch.export.Dim("frames", min=1, max=F)
     dynamic = {  # the sampler runs a tick's block of any length
         "sample": {"z": {0: frames}, "x_T": {0: frames}, "step_noise": {1: frames}},
+        "sample_cfg": {
+            "z": {0: frames},
+            "z_uncond": {0: frames},
+            "x_T": {0: frames},
+            "step_noise": {1: frames},
+            "guidance": None,
+        },
     }
     for name, (mod, args, ins, outs) in graphs.items():
         t0 = time.monotonic()
@@ -345,7 +377,7 @@ def export_checkpoint(
         "cache_layout": "ring",
         "rope": {"names": rn, "head_dim": hd, "theta": c.rope_theta, "positions": positions},
         "opset": opset,
-        "guidance": "not exported (guidance_scale must be 1)",
+        "guidance": "sample_cfg: the backbone run on x and x_uncond, the scale an input",
         "temperature": "runtime scales step_noise",
         "exporter": {"torch": torch.__version__, "onnxruntime": ort.__version__, "dynamo": True},
         "graphs": entries,

@@ -10,7 +10,9 @@ from pathlib import Path
 
 from timar_ros.runtime.checkpoint import CONFIG, WEIGHTS, CheckpointError
 
-FORMAT_VERSION = 3  # 2: ring-buffer cache with pre-rotated keys; 3: tick graphs, any-length sample
+# 2: ring-buffer cache with pre-rotated keys; 3: tick graphs, any-length sample; 4: guidance
+# (x_uncond from the embed graphs, sample_cfg)
+FORMAT_VERSION = 4
 MANIFEST = "manifest.json"
 DEFAULT_SUBDIR = "onnx"  # CHECKPOINT/onnx: where backend=auto looks
 OPSET = 18
@@ -21,6 +23,7 @@ GRAPHS = (
     "embed_tick_null",
     "backbone_step",
     "sample",
+    "sample_cfg",
 )
 FIX = "run `timar export {ckpt}` to (re-)create it"
 

@@ -76,7 +76,7 @@ def session_options(threads: int | None = None, spin: bool = False) -> ort.Sessi
 
 class OnnxStreamingPolicy(StreamingPolicy):
     """Streaming TIMAR on onnxruntime; same ``step``/``reset``/``run_offline`` API as the torch
-    backend. Always uses the KV cache; classifier-free guidance is not exported."""
+    backend. Always uses the KV cache."""
 
     backend = "onnx"
     kv_cache = True  # the ONNX runtime always streams with its cache
@@ -132,12 +132,6 @@ class OnnxStreamingPolicy(StreamingPolicy):
         self.context_turns = check_context_turns(context_turns, W)
         self.crop = self.context_turns is not None
         self.guidance_scale = c.guidance_scale if guidance_scale is None else float(guidance_scale)
-        if self.guidance_scale != 1.0:
-            raise ValueError(
-                f"guidance_scale={self.guidance_scale}: the onnx backend does not "
-                "implement classifier-free guidance; use guidance_scale=1 (the "
-                "published setting) or backend='torch'"
-            )
         self.temperature = c.temperature if temperature is None else float(temperature)
         self.noise_tau_s, self.noise_hold_exp, self._hold = noise_options(
             c, noise_tau_s, noise_hold_exp
@@ -193,7 +187,7 @@ class OnnxStreamingPolicy(StreamingPolicy):
     ) -> OnnxStreamingPolicy:
         """``path``: a checkpoint folder (uses ``path/onnx`` or ``export_dir``) or an export
         folder. Options: context_turns, temperature, noise_tau_s, noise_hold_exp,
-        num_sampling_steps (must match the export), guidance_scale (must be 1), threads, spin,
+        num_sampling_steps (must match the export), guidance_scale, threads, spin,
         verify (sha256 checks)."""
         if backend != "onnx":
             return StreamingPolicy.from_checkpoint(path, backend, device, seed, kv_cache, **options)
@@ -276,7 +270,7 @@ class OnnxStreamingPolicy(StreamingPolicy):
         self._check_no_turn_in_progress()
         ua, aa, um = self.check_turn(user_audio, agent_audio, user_motion)
         ua, aa = self.normalize_audio(ua, aa)
-        x = self._embed("embed", {"user_audio": ua[None], "agent_audio": aa[None]}, um)
+        x, xu = self._embed("embed", {"user_audio": ua[None], "agent_audio": aa[None]}, um)
         if self.crop:  # the last n turns' inputs, encoded from an empty cache (positions
             # relative to the crop: rotary attention depends only on distances)
             n = self.context_turns
@@ -285,32 +279,44 @@ class OnnxStreamingPolicy(StreamingPolicy):
             for i, xb in enumerate(buf):
                 self._backbone(xb, cache, i, i)
             hist = len(buf)
-            h = self._backbone(x, cache, hist, hist)
+            index = hist
             self._buffer = (buf + [x])[-n:] if n else []
         else:
             hist = min(self.turn_index, self.config.window_turns - 1)
-            h = self._backbone(x, self._cache, self.turn_index, hist)
+            cache, index = self._cache, self.turn_index
+        # the unconditional run first: committing the turn overwrites the slot of the turn
+        # leaving the window, which this turn still attends
+        hu = None if xu is None else self._backbone(xu, cache, index, hist, commit=False)
+        h = self._backbone(x, cache, index, hist)
         x_T, sn = self._draw_turn_noise()
-        motion = self._sample(h[0], x_T, sn)
+        motion = self._sample(h[0], x_T, sn, None if hu is None else hu[0])
         self.history_turns = hist
         self.turn_index += 1
         return motion
 
-    def _embed(self, graph: str, feeds: dict, user_motion) -> np.ndarray:
+    def _embed(self, graph: str, feeds: dict, user_motion):
         """The ``graph``_null or ``graph``_motion export (user motion absent: its null token)
-        -> backbone input [1, T, d]."""
-        if user_motion is None:
-            return self._sess[f"{graph}_null"].run(None, feeds)[0]
-        return self._sess[f"{graph}_motion"].run(None, {**feeds, "user_motion": user_motion[None]})[
-            0
-        ]
+        -> backbone input [1, T, d], and its unconditional version with guidance (else None)."""
+        if user_motion is not None:
+            graph, feeds = f"{graph}_motion", {**feeds, "user_motion": user_motion[None]}
+        else:
+            graph = f"{graph}_null"
+        if self.guidance_scale == 1.0:
+            return self._sess[graph].run(["x"], feeds)[0], None
+        x, xu = self._sess[graph].run(["x", "x_uncond"], feeds)
+        return x, xu
 
-    def _sample(self, z, x_T, step_noise) -> np.ndarray:
+    def _sample(self, z, x_T, step_noise, z_uncond=None) -> np.ndarray:
+        """z [N, d] (and z_uncond [N, d] with guidance) -> motion [N, 56]."""
         if self.temperature != 1.0:
             step_noise = step_noise * np.float32(self.temperature)
         feeds = {"z": np.ascontiguousarray(z), "x_T": np.ascontiguousarray(x_T)}
         feeds["step_noise"] = np.ascontiguousarray(step_noise)
-        return self._sess["sample"].run(None, feeds)[0]
+        if z_uncond is None:
+            return self._sess["sample"].run(None, feeds)[0]
+        feeds["z_uncond"] = np.ascontiguousarray(z_uncond)
+        feeds["guidance"] = np.asarray(self.guidance_scale, np.float32)
+        return self._sess["sample_cfg"].run(None, feeds)[0]
 
     # ------------------------------------------------------------------ inside the turn
     def _check_tick_support(self) -> None:
@@ -327,13 +333,16 @@ class OnnxStreamingPolicy(StreamingPolicy):
             "agent_prefix": self._prefix[None],
             "known": known,
         }
-        x = self._embed("embed_tick", feeds, user_motion)
+        x, xu = self._embed("embed_tick", feeds, user_motion)
         hist = min(self.turn_index, self.config.window_turns - 1)
         h = self._backbone(x, self._cache, self.turn_index, hist, commit=False)
-        return self._sample(h[0, frames], x_T, step_noise)
+        hu = None
+        if xu is not None:
+            hu = self._backbone(xu, self._cache, self.turn_index, hist, commit=False)[0, frames]
+        return self._sample(h[0, frames], x_T, step_noise, hu)
 
     def _commit(self, user_audio, agent_audio, user_motion) -> None:
-        x = self._embed(
+        x, _ = self._embed(
             "embed", {"user_audio": user_audio[None], "agent_audio": agent_audio[None]}, user_motion
         )
         hist = min(self.turn_index, self.config.window_turns - 1)
