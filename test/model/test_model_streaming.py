@@ -109,6 +109,32 @@ def test_cfg_scale_one_equals_no_cfg(model, conv):
     assert not torch.allclose(ref, g2, atol=1e-3)
 
 
+def test_cfg_groups_and_steps_choose_what_guidance_moves(model):
+    """guidance_groups "pose" pushes only the head rotation (the face and jaw move only as the
+    head's later steps see the guided rotation); guidance_steps k guides the first k steps only
+    (k >= the steps = all)."""
+    import torch
+
+    z, zu = torch.randn(25, model.config.d_model), torch.randn(25, model.config.d_model)
+    x_T, sn = torch.randn(25, 56), torch.randn(5, 25, 56)
+    head = model.head
+    with torch.no_grad():
+        cond = head.sample(z, x_T, sn)
+        every = head.sample(z, x_T, sn, z_uncond=zu, guidance_scale=3.0)
+        pose = head.sample(z, x_T, sn, z_uncond=zu, guidance_scale=3.0, guidance_groups="pose")
+        first2 = head.sample(z, x_T, sn, z_uncond=zu, guidance_scale=3.0, guidance_steps=2)
+        all5 = head.sample(z, x_T, sn, z_uncond=zu, guidance_scale=3.0, guidance_steps=5)
+    face = slice(0, 53)
+    moved = (pose[:, face] - cond[:, face]).abs().mean()
+    assert moved < 0.5 * (every[:, face] - cond[:, face]).abs().mean()
+    assert (pose[:, 53:] - cond[:, 53:]).abs().mean() > 2 * moved
+    assert torch.allclose(all5, every, atol=1e-6)
+    assert not torch.allclose(first2, every, atol=1e-3)
+    assert not torch.allclose(first2, cond, atol=1e-3)
+    with pytest.raises(ValueError, match="guidance_groups"):
+        model.config.replace(guidance_groups="face")
+
+
 def test_cfg_streaming_cached_equals_reencode(model, conv):
     ua, aa, um = conv
     n = 5 * 16000

@@ -125,6 +125,30 @@ def test_guidance_parity_with_torch(ckpt, context_turns):
         assert np.abs(a - b).max() < 1e-4
 
 
+def test_guidance_of_the_pose_in_the_first_steps_is_exported(tmp_path):
+    """A checkpoint that guides only the head rotation in its first 2 sampling steps: the export
+    builds them into sample_cfg, and the backends agree."""
+    d = make_random_checkpoint(
+        "tiny",
+        tmp_path / "tiny",
+        seed=1,
+        perturb=0.2,
+        window_turns=3,
+        guidance_scale=2.5,
+        guidance_groups="pose",
+        guidance_steps=2,
+    )
+    assert timar_main(["export", str(d)]) == 0
+    pt, po = _pair(d)
+    assert po.guidance_scale == 2.5
+    ua, aa, um = conversation(pt.model, 4, seed=6, motion=True)
+    a, b = stream(pt, ua, aa, um), stream(po, ua, aa, um)
+    assert np.abs(a - b).max() < TOL
+    every = StreamingPolicy.from_checkpoint(d, backend="torch", seed=7, guidance_scale=2.5)
+    every.model.config = every.model.config.replace(guidance_groups="all", guidance_steps=0)
+    assert np.abs(stream(every, ua, aa, um) - a).max() > 1e-3
+
+
 def test_context_turns_and_temperature(ckpt):
     torch_pol, onnx_pol = _pair(ckpt, context_turns=1, temperature=0.7)
     ua, aa, um = conversation(torch_pol.model, 8, seed=3)

@@ -18,6 +18,7 @@ SPEECH_ENCODERS = ("builtin", "wav2vec2")
 HEADS = ("diffusion", "mlp")
 ATTENTIONS = ("turn_causal", "bidirectional")
 STREAM_PREFIXES = ("truth", "own")
+GUIDANCE_GROUPS = ("all", "pose")  # the motion classifier-free guidance pushes
 ARCHITECTURES = ("encoder_only", "mae_encdec")
 # "rope": rotary positions over the token index + learned intra-turn tables (exact rolling KV
 # cache); "learned_absolute": the reference's learned tables over the whole window_turns-turn
@@ -87,6 +88,14 @@ class TIMARConfig:
     mask_ratio_min: float = 0.7
     cfg_drop_prob: float = 0.1  # per user token, training
     guidance_scale: float = 1.0  # inference; 1 = no CFG (published setting)
+    # What guidance pushes (inference): "all" the motion, or only the head "pose" (listener nods
+    # and tilts live there; guiding the face too weakens its smile mimicry, which the history
+    # drives, and roughens it). And in how many of the sampling steps, from the noisiest (0 =
+    # every step): the noisy steps decide whether the head reacts, the last ones its detail,
+    # and guiding those too makes the motion jump more where turns meet (a guidance interval,
+    # Kynkaanniemi et al. 2024).
+    guidance_groups: str = "all"
+    guidance_steps: int = 0
     # Streaming inside the turn (training; the runtime's ticks, runtime/ticks.py): the share of
     # training windows whose last turn is seen as a tick sees it: cut at a random frame c, the
     # agent's frames before c visible (the shown prefix, ground truth), the user's inputs heard
@@ -152,6 +161,8 @@ class TIMARConfig:
         check(self.stream_max_ahead >= 1, "stream_max_ahead >= 1 (frames)")
         check(0.0 <= self.stream_loss_weight <= 1.0, "stream_loss_weight in [0, 1]")
         check(self.stream_prefix in STREAM_PREFIXES, f"stream_prefix in {STREAM_PREFIXES}")
+        check(self.guidance_groups in GUIDANCE_GROUPS, f"guidance_groups in {GUIDANCE_GROUPS}")
+        check(self.guidance_steps >= 0, "guidance_steps >= 0 (0 = every sampling step)")
         if self.stream_train_prob > 0:
             check(
                 self.architecture == "encoder_only" and self.positions == "rope",

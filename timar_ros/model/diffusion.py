@@ -172,7 +172,8 @@ class GaussianDiffusion(torch.nn.Module):
         """Respaced ancestral sampling.
 
         Args:
-            model_fn: (x_t [N, C], t [N] in *original* timesteps) -> [N, 2C] (x0 | var values).
+            model_fn: (x_t [N, C], t [N] in *original* timesteps, k: the step's index, 0 = the
+                noisiest) -> [N, 2C] (x0 | var values).
             x_T: [N, C] initial noise (not scaled by temperature).
             step_noise: [S, N, C] per-step noise (S = num_sampling_steps; the last is unused).
             clamp_variance: keep the learned variance inside its bounds (False: the reference).
@@ -184,7 +185,7 @@ class GaussianDiffusion(torch.nn.Module):
         steps = s.num_timesteps
         for k, i in enumerate(reversed(range(steps))):
             t = torch.full((N,), int(s.timestep_map[i]), dtype=torch.long, device=x.device)
-            out = model_fn(x, t)
+            out = model_fn(x, t, k)
             x0_pred, var_values = out[:, :C], out[:, C:]
             min_log = float(s.posterior_log_variance_clipped[i])
             max_log = float(np.log(s.betas[i]))

@@ -149,28 +149,47 @@ class DiffusionHead(nn.Module):
         temperature: float = 1.0,
         z_uncond: torch.Tensor | None = None,
         guidance_scale: float = 1.0,
+        guidance_groups: str = "all",
+        guidance_steps: int = 0,
     ) -> torch.Tensor:
-        """z [N, cond] -> motion [N, 56]. With ``z_uncond`` and a scale != 1, classifier-free
-        guidance mixes the x0 channels: uncond + s * (cond - uncond); variance from cond."""
+        """z [N, cond] -> motion [N, 56]. With ``z_uncond``, classifier-free guidance moves the
+        x0 channels of ``guidance_groups`` ("all", or "pose": the head rotation) to uncond + s *
+        (cond - uncond), in the first ``guidance_steps`` sampling steps (0: all); variance from
+        cond. ``guidance_scale`` may be a 0-d tensor (an export's input)."""
         C = self.motion_dim
         net = self.net
         # sampling uses one timestep for all tokens: embed it once; embed the condition once
         if z_uncond is None:
             c_emb = net.cond_embed(z)
 
-            def fn(x, t):
+            def fn(x, t, k):
                 return net.forward_y(x, net.time_embed(t[:1]) + c_emb)
         else:
             c_emb = net.cond_embed(torch.cat([z, z_uncond], 0))
             n = z.shape[0]
+            mask = guidance_mask(C, guidance_groups, z.device)
+            steps = guidance_steps or self.diffusion.sample_schedule.num_timesteps
 
-            def fn(x, t):
+            def fn(x, t, k):
                 out = net.forward_y(torch.cat([x, x], 0), net.time_embed(t[:1]) + c_emb)
                 cond, unc = out[:n], out[n:]  # not chunk(): an export keeps n symbolic
-                x0 = unc[:, :C] + guidance_scale * (cond[:, :C] - unc[:, :C])
+                if k >= steps:
+                    return cond
+                x0 = cond[:, :C] + (guidance_scale - 1.0) * mask * (cond[:, :C] - unc[:, :C])
                 return torch.cat([x0, cond[:, C:]], 1)
 
         return self.diffusion.sample(fn, x_T, step_noise, temperature, self.clamp_variance)
+
+
+def guidance_mask(motion_dim: int, groups: str, device=None) -> torch.Tensor:
+    """[motion_dim] float: 1 on the channels guidance moves ("all", or "pose": head rotation)."""
+    if groups == "all":
+        return torch.ones(motion_dim, device=device)
+    if groups == "pose":
+        m = torch.zeros(motion_dim, device=device)
+        m[ROT] = 1.0
+        return m
+    raise ValueError(f"guidance_groups must be 'all' or 'pose', got {groups!r}")
 
 
 class MLPHead(nn.Module):
@@ -189,10 +208,19 @@ class MLPHead(nn.Module):
         return mse.mean(), {"mse": float(mse.detach().mean())}
 
     def sample(
-        self, z, x_T=None, step_noise=None, temperature=1.0, z_uncond=None, guidance_scale=1.0
+        self,
+        z,
+        x_T=None,
+        step_noise=None,
+        temperature=1.0,
+        z_uncond=None,
+        guidance_scale=1.0,
+        guidance_groups="all",
+        guidance_steps=0,
     ):
         out = self.net(z)
-        if z_uncond is not None:
+        if z_uncond is not None:  # one step: guidance_steps has nothing to choose from
             unc = self.net(z_uncond)
-            out = unc + guidance_scale * (out - unc)
+            mask = guidance_mask(out.shape[1], guidance_groups, out.device)
+            out = out + (guidance_scale - 1.0) * mask * (out - unc)
         return out

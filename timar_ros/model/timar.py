@@ -468,7 +468,11 @@ class TIMAR(nn.Module):
         t = c.temperature if temperature is None else temperature
         if g == 1.0:
             z_uncond = None
-        return self.denormalize(self.head.sample(z, x_T, step_noise, t, z_uncond, g))
+        return self.denormalize(
+            self.head.sample(
+                z, x_T, step_noise, t, z_uncond, g, c.guidance_groups, c.guidance_steps
+            )
+        )
 
     def set_sampling_steps(self, steps: int) -> None:
         if isinstance(self.head, DiffusionHead):

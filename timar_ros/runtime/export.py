@@ -31,8 +31,9 @@ Seven single-file graphs (``external_data=False``), written to ``OUT_DIR`` (defa
   N in 1..F (a tick samples only its block): the respaced DDPM sampler with its noise as
   inputs (temperature is applied by the runtime by scaling ``step_noise``).
 * ``sample_cfg.onnx``: the same with classifier-free guidance: z and z_uncond [N, d] (the
-  backbone run on x and on x_uncond), x_T, step_noise, guidance [] -> motion [N, 56]. A graph
-  of its own, so a model sampled without guidance pays nothing for it.
+  backbone run on x and on x_uncond), x_T, step_noise, guidance [] -> motion [N, 56]; the
+  config's ``guidance_groups`` and ``guidance_steps`` are built in. A graph of its own, so a
+  model sampled without guidance pays nothing for it.
 
 ``manifest.json`` records the config, the input/output names and shapes, the opset, the sha256
 of every ``.onnx`` file and the source checkpoint's ``model_id``; the runtime checks all of it.
@@ -167,8 +168,12 @@ def _wrappers(model):
         def forward(self, z, z_uncond, x_T, step_noise, guidance):
             # the head directly: sample_motion drops z_uncond at a scale of 1, a data-dependent
             # branch on a graph input
-            m = self.m
-            return m.denormalize(m.head.sample(z, x_T, step_noise, 1.0, z_uncond, guidance))
+            m, c = self.m, self.m.config  # which motion and steps: the config's, baked in
+            return m.denormalize(
+                m.head.sample(
+                    z, x_T, step_noise, 1.0, z_uncond, guidance, c.guidance_groups, c.guidance_steps
+                )
+            )
 
     return (
         EmbedMotion(model),
