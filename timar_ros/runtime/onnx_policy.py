@@ -294,14 +294,15 @@ class OnnxStreamingPolicy(StreamingPolicy):
         self.turn_index += 1
         return motion
 
-    def _embed(self, graph: str, feeds: dict, user_motion):
+    def _embed(self, graph: str, feeds: dict, user_motion, uncond: bool = True):
         """The ``graph``_null or ``graph``_motion export (user motion absent: its null token)
-        -> backbone input [1, T, d], and its unconditional version with guidance (else None)."""
+        -> backbone input [1, T, d], and its unconditional version when guidance samples and
+        ``uncond`` asks for it (else None)."""
         if user_motion is not None:
             graph, feeds = f"{graph}_motion", {**feeds, "user_motion": user_motion[None]}
         else:
             graph = f"{graph}_null"
-        if self.guidance_scale == 1.0:
+        if not uncond or self.guidance_scale == 1.0:
             return self._sess[graph].run(["x"], feeds)[0], None
         x, xu = self._sess[graph].run(["x", "x_uncond"], feeds)
         return x, xu
@@ -342,9 +343,8 @@ class OnnxStreamingPolicy(StreamingPolicy):
         return self._sample(h[0, frames], x_T, step_noise, hu)
 
     def _commit(self, user_audio, agent_audio, user_motion) -> None:
-        x, _ = self._embed(
-            "embed", {"user_audio": user_audio[None], "agent_audio": agent_audio[None]}, user_motion
-        )
+        feeds = {"user_audio": user_audio[None], "agent_audio": agent_audio[None]}
+        x, _ = self._embed("embed", feeds, user_motion, uncond=False)  # the history: no sampling
         hist = min(self.turn_index, self.config.window_turns - 1)
         self._backbone(x, self._cache, self.turn_index, hist)
         self.history_turns = hist
