@@ -108,10 +108,8 @@ def check_motion_keeps_up(motion: list, hz: float, window_s: float, slack_s: flo
     hearing a block's audio to receiving it, seconds."""
     k = blocks_per_s()
     assert (window_s - 1.5) * k / window_s <= hz, (hz, k)
-    to_system = time.time() - time.monotonic()
-    heard = [
-        stamp_to_s(m.header.stamp) + m.num_frames / 25.0 - display_delay_s() for _, m in motion
-    ]
+    to_system, delay = time.time() - time.monotonic(), display_delay_s()
+    heard = [stamp_to_s(m.header.stamp) + m.num_frames / 25.0 - delay for _, m in motion]
     lags = [t + to_system - h for (t, _), h in zip(motion, heard)]
     assert min(lags) > -slack_s, min(lags)
     return min(lags)
