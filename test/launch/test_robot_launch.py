@@ -59,6 +59,10 @@ def test_robot_launch_on_the_sound_server(ros2_cli, sound_server, ros_probe, tmp
             "topic",
             "pub",
             "--once",
+            # the publisher stays until the voice_player's reader has matched it too and acked
+            # the request (the default 0.1 s lost it now and then on a loaded machine)
+            "--keep-alive",
+            "2",
             f"{NS}/agent/say_wav",
             "std_msgs/msg/String",
             f"{{data: '{conversation / 'demo_speaker2.wav'}'}}",
@@ -81,7 +85,8 @@ def test_robot_launch_on_the_sound_server(ros2_cli, sound_server, ros_probe, tmp
         # what the room heard: the partner on the microphone, the robot's voice in agent/audio
         heard = np.concatenate([np.asarray(m.samples) for _, m in got[f"{NS}/user/audio"]])
         spoken = np.concatenate([np.asarray(m.samples) for _, m in voice])
-        assert np.abs(heard).max() > 0.05 and np.abs(spoken).max() > 0.05
+        assert np.abs(heard).max() > 0.05, "the microphone heard no partner"
+        assert np.abs(spoken).max() > 0.05, "the robot did not speak: say_wav not received?"
 
         # switch the servo commands to the trajectory controller, as a user would
         node = f"{NS}/head_retargeter"

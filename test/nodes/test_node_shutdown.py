@@ -1,7 +1,8 @@
 """How every node process ends: `run_node` turns Ctrl-C (once or repeated, as a terminal's
 Ctrl-C to the process group plus `ros2 launch`'s own SIGINT deliver it) and rclpy's shutdown race
 (ros2/rclpy#398: the executor building a wait set on a context a signal just shut down) into a
-clean exit 0, and keeps a real error an error."""
+clean exit 0, keeps a real error an error, and ends a teardown that hangs (Fast DDS#6502) within
+its limit, saying where it hung."""
 
 from __future__ import annotations
 
@@ -44,12 +45,13 @@ def _node_whose_timer_raises(shut_down_first: bool):
 
 
 def test_rclerror_from_a_context_shut_down_is_a_clean_exit():
-    assert run_node(_node_whose_timer_raises(True), "shutdown_race", args=[]) == 0
+    node = _node_whose_timer_raises(True)
+    assert run_node(node, "shutdown_race", args=[], teardown_limit_s=None) == 0
 
 
 def test_rclerror_on_a_live_context_stays_an_error():
     with pytest.raises((_rclpy.RCLError, AssertionError)):
-        run_node(_node_whose_timer_raises(False), "shutdown_race", args=[])
+        run_node(_node_whose_timer_raises(False), "shutdown_race", args=[], teardown_limit_s=None)
 
 
 @pytest.mark.parametrize("module", ["head_retargeter", "conversation_policy"])
@@ -73,3 +75,46 @@ def test_ctrl_c_twice_ends_a_node_cleanly(module, tiny_checkpoint):
     out = "".join(lines) + proc.stdout.read()
     assert proc.returncode == 0, out
     assert "Traceback" not in out, out
+
+
+# A node whose teardown hangs the way Fast DDS's does: inside a C call that holds the GIL (a
+# PyDLL call keeps it), so no Python thread could end the process.
+_HANGING_NODE = """
+import ctypes, sys
+from rclpy.node import Node
+from timar_ros.nodes.runner import run_node
+
+class Stuck(Node):
+    def __init__(self):
+        super().__init__("stuck_teardown")
+        self.create_timer(0.05, lambda: None)
+        self.get_logger().info("up")
+
+    def destroy_node(self):
+        ctypes.PyDLL(None).sleep(30)  # the GIL held, as rcl_publisher_fini holds it
+        return super().destroy_node()
+
+sys.exit(run_node(Stuck, "stuck_teardown", teardown_limit_s=1.0))
+"""
+
+
+def test_a_teardown_that_hangs_ends_within_its_limit_with_the_stacks():
+    proc = start_python(["-c", _HANGING_NODE])
+    deadline = time.monotonic() + 60
+    lines = []
+    while time.monotonic() < deadline:
+        lines.append(proc.stdout.readline())
+        if "up" in lines[-1] or proc.poll() is not None:
+            break
+    proc.send_signal(signal.SIGINT)
+    t0 = time.monotonic()
+    try:
+        proc.wait(15)
+    finally:
+        proc.kill()
+    took = time.monotonic() - t0
+    out = "".join(lines) + proc.stdout.read()
+    assert proc.returncode == 1, out
+    assert took < 10, f"ended {took:.1f} s after Ctrl-C (limit 1 s, the hang 30 s)\n{out}"
+    # faulthandler's dump names the limit and the frame that hung
+    assert "Timeout (0:00:01)!" in out and "in destroy_node" in out, out

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import faulthandler
 import signal
 import sys
 import threading
@@ -13,12 +14,18 @@ from rclpy.executors import ExternalShutdownException
 
 from timar_ros.errors import InputError, one_line
 
+# A node's own clean-up takes well under a second (a bag's metadata, a video's last frames, an
+# audio device); a launch's Ctrl-C ends everything within 5 s (the launch tests), before launch
+# itself escalates to SIGTERM.
+TEARDOWN_S = 3.0
+
 
 def run_node(
     factory: Callable[[], object],
     name: str,
     args=None,
     setup_errors: tuple[type[BaseException], ...] = (),
+    teardown_limit_s: float | None = TEARDOWN_S,
 ) -> int:
     """Create the node with `factory()` and spin it until Ctrl-C, SIGTERM or SystemExit.
 
@@ -33,6 +40,14 @@ def run_node(
     whole process group and ``ros2 launch``'s own to each process: the second is ignored. Any
     error once the context is shut down is the shutdown itself (e.g. rclpy's race, ros2/rclpy#398:
     the executor building a wait set on a context a signal just shut down, an RCLError).
+
+    Once the spin has ended, the rest of the process's life (the node's own clean-up, the DDS
+    teardown, the interpreter's exit) has ``teardown_limit_s`` seconds (None = no limit, for
+    callers that go on living, e.g. tests): past that, faulthandler prints every
+    thread's stack and the process exits with status 1. Fast DDS 3.2 (the only RMW there is from
+    PyPI) can deadlock for ever while an entity is destroyed as other participants leave, which
+    they all do on a launch's Ctrl-C (eProsima/Fast-DDS#6502, seen here in the ros2 daemon and in
+    sim_head); rclpy holds the GIL in that call, so only faulthandler's native thread can act.
     """
     global _rclpy_started
     if (
@@ -65,6 +80,10 @@ def run_node(
         else:  # an error while running is a bug: keep its traceback
             raise
     finally:
+        if teardown_limit_s is not None:
+            # not cancelled: it also covers the interpreter's exit, where rclpy's context
+            # deletes the DDS participant
+            faulthandler.dump_traceback_later(teardown_limit_s, exit=True)
         if node is not None:
             node.destroy_node()
         rclpy.try_shutdown()
