@@ -111,7 +111,7 @@ lint: $(DEPS_STAMP)
 
 test: $(MSGS_STAMP) ros2-cli system-deps lint
 	@echo "ROS_DISTRO=$(ROS_DISTRO) ROS_DOMAIN_ID=$$ROS_DOMAIN_ID ROS_AUTOMATIC_DISCOVERY_RANGE=$$ROS_AUTOMATIC_DISCOVERY_RANGE"
-	ROS_PYTHON_CHECK_FIELDS=1 $(PY) -m pytest -q $(TESTS)
+	ROS_PYTHON_CHECK_FIELDS=1 $(PY) -m pytest -q --durations=15 $(TESTS)
 
 # The property tests, randomized (make test runs them derandomized): rounds of fresh random
 # examples until FUZZ_MINUTES have passed; the first failure stops it, and hypothesis keeps the

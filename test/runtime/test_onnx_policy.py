@@ -53,7 +53,10 @@ def test_manifest(ckpt):
     assert m["model_id"].startswith("tiny-") and m["opset"] >= 17
     bb = m["graphs"]["backbone_step"]
     assert bb["inputs"]["valid"]["shape"] == [2] and bb["inputs"]["valid"]["dtype"] == "bool"
-    assert bb["inputs"]["cache_k0"]["shape"][3] == 2 * m["tokens_per_turn"]  # W-1 turns
+    # one cache input per layer, [1, heads, (W-1) turns of tokens, head_dim]
+    layers = [n for n in m["cache"] if n.startswith("cache_k0_")]
+    assert layers and [n for n in m["cache"] if n.startswith("cache_v0_")]
+    assert bb["inputs"][layers[0]]["shape"][2] == 2 * m["tokens_per_turn"]
     assert all(len(g["sha256"]) == 64 for g in m["graphs"].values())
     assert not list((ckpt / "onnx").glob("*.data"))  # single-file graphs
 
@@ -266,6 +269,8 @@ def test_auto_backend_takes_only_a_current_export(ckpt, tmp_path):
     params = {**node_defaults("conversation_policy"), "backend": "auto"}
     pol, backend, note = load_policy({**params, "checkpoint": str(ckpt)})
     assert (backend, note, pol.backend) == ("onnx", None, "onnx")
+    assert pol.threads == params["threads"] == 1  # the robot's default: 30 % of a core
+    assert load_policy({**params, "checkpoint": str(ckpt), "threads": 2})[0].threads == 2
     other = make_random_checkpoint("tiny", tmp_path / "tiny", seed=4, window_turns=3)
     pol, backend, note = load_policy({**params, "checkpoint": str(other)})
     assert (backend, note, pol.backend) == ("torch", None, "torch")  # no export: torch, quietly

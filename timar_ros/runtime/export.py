@@ -16,10 +16,11 @@ Seven single-file graphs (``external_data=False``), written to ``OUT_DIR`` (defa
 * ``backbone_step.onnx``: x [1, T, d], ``valid`` [W-1] bool (which history slots hold turns
   to attend: False while the stream is short or to limit the context), the rotary tables of the
   current turn's absolute token positions (``rope_cos<s>``/``rope_sin<s>`` [T_stack, head_dim]
-  per stack) and the KV cache of the last W-1 turns (``cache_k<s>``/``cache_v<s>``
-  ``[depth, 1, heads, (W-1)*T_stack, head_dim]`` per stack) -> features at the agent-motion
-  tokens [1, F, d] and the current turn's keys/values ``new_k<s>``/``new_v<s>``
-  ``[depth, 1, heads, T_stack, head_dim]``. The cache is a ring buffer: turn u lives in slot
+  per stack) and the KV cache of the last W-1 turns (``cache_k<s>_<l>``/``cache_v<s>_<l>``
+  ``[1, heads, (W-1)*T_stack, head_dim]`` per stack s and layer l: one input per layer, as a
+  stacked input would be copied apart in every step) -> features at the agent-motion tokens
+  [1, F, d] and the current turn's keys/values ``new_cache_k<s>_<l>``/``new_cache_v<s>_<l>``
+  ``[1, heads, T_stack, head_dim]``. The cache is a ring buffer: turn u lives in slot
   u mod (W-1) and the runtime writes the new turn over the slot of the turn leaving the window.
   Keys are cached already rotated at their absolute positions (angles reduced mod 2 pi in
   float64 by :func:`timar_ros.runtime.onnx_policy.rope_tables_np`, so exact at any
@@ -119,6 +120,12 @@ def _wrappers(model):
             key_mask = torch.cat(
                 [valid.repeat_interleave(n), torch.ones(n, dtype=torch.bool, device=xs.device)]
             )[None]
+            # additive, not boolean: a boolean mask exports with a guard for rows that mask
+            # every key (IsNaN + Where over every score, 9 % of the step); here the turn's own
+            # keys are always visible
+            key_mask = torch.zeros(key_mask.shape, dtype=xs.dtype).masked_fill(
+                ~key_mask, float("-inf")
+            )
             ks, vs = [], []
             for i, blk in enumerate(st.blocks):
                 q, k, v = blk._qkv(xs)
@@ -130,15 +137,20 @@ def _wrappers(model):
                 xs = blk._out(xs, a)
                 ks.append(k)
                 vs.append(v)
-            return st.norm(xs), torch.stack(ks), torch.stack(vs)
+            return st.norm(xs), ks, vs
 
         def forward(self, x, valid, *rest):
             m = self.m
             n_st = len(m.stacks)
-            rope, cache = rest[: 2 * n_st], rest[2 * n_st :]
+            rope, flat = rest[: 2 * n_st], rest[2 * n_st :]
+            cache, i = [], 0  # per stack: k, v as lists of layers (the order of cache_names)
+            for st in m.stacks:
+                for _ in ("k", "v"):
+                    cache.append(flat[i : i + len(st.blocks)])
+                    i += len(st.blocks)
             if not m.is_mae:
                 h, k, v = self._stack(0, x, valid, rope[0], rope[1], cache[0], cache[1], m.am_idx)
-                new = [k, v]
+                new = [*k, *v]
             else:
                 B, T, d = x.shape
                 he, k0, v0 = self._stack(
@@ -149,7 +161,7 @@ def _wrappers(model):
                 h, k1, v1 = self._stack(
                     1, full + m.pos_dec, valid, rope[2], rope[3], cache[2], cache[3], m.am_idx
                 )
-                new = [k0, v0, k1, v1]
+                new = [*k0, *v0, *k1, *v1]
             return (h + m.pos_out[m.am_idx], *new)
 
     class Sample(nn.Module):
@@ -198,9 +210,10 @@ def _quiet():
         raise
 
 
-def cache_names(n_stacks: int) -> list[str]:
-    """Cache input names in model order (k, v per stack); outputs add the prefix ``new_``."""
-    return [f"cache_{kv}{s}" for s in range(n_stacks) for kv in ("k", "v")]
+def cache_names(depths: list[int]) -> list[str]:
+    """Cache input names in model order (per stack of ``depths[s]`` layers: k of every layer,
+    then v); outputs add the prefix ``new_``."""
+    return [f"cache_{kv}{s}_{i}" for s, d in enumerate(depths) for kv in "kv" for i in range(d)]
 
 
 def export_checkpoint(
@@ -255,12 +268,12 @@ def export_checkpoint(
         return torch.randn(*shape, generator=g) * scale
 
     ua, aa, um = rnd(1, S, scale=0.1), rnd(1, S, scale=0.1), rnd(1, F, 56, scale=0.3)
-    cache = [rnd(*t.shape) for t in model.empty_cache(1)]
+    cache = [layer for t in model.empty_cache(1) for layer in rnd(*t.shape)]  # per layer
     valid = torch.ones(c.window_turns - 1, dtype=torch.bool)
     valid[0] = False  # both values present in the check
     em, en, etm, etn, bb, sp, spg = _wrappers(model)
     n_st = len(model.stacks)
-    cn = cache_names(n_st)
+    cn = cache_names([len(st.blocks) for st in model.stacks])
     from timar_ros.runtime.onnx_policy import rope_tables_np
 
     positions = [p.tolist() for p in model.stack_positions()]

@@ -11,8 +11,9 @@ from pathlib import Path
 from timar_ros.runtime.checkpoint import CONFIG, WEIGHTS, CheckpointError
 
 # 2: ring-buffer cache with pre-rotated keys; 3: tick graphs, any-length sample; 4: guidance
-# (x_uncond from the embed graphs, sample_cfg)
-FORMAT_VERSION = 4
+# (x_uncond from the embed graphs, sample_cfg); 5: the backbone's key mask additive (no NaN
+# guard: 9 % faster, the same outputs) and the cache one input per layer (not copied apart)
+FORMAT_VERSION = 5
 MANIFEST = "manifest.json"
 DEFAULT_SUBDIR = "onnx"  # CHECKPOINT/onnx: where backend=auto looks
 OPSET = 18

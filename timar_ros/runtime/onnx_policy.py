@@ -172,6 +172,7 @@ class OnnxStreamingPolicy(StreamingPolicy):
         self._rope_names = list(r["names"])
         self._rope_pos = [np.asarray(p, dtype=np.int64) for p in r["positions"]]
         self._rope_args = (int(r["head_dim"]), float(r["theta"]))
+        self._rope_memo: tuple[int, list[np.ndarray]] = (-1, [])
         self.reset()
 
     @classmethod
@@ -239,11 +240,14 @@ class OnnxStreamingPolicy(StreamingPolicy):
         return v
 
     def _rope(self, index: int) -> list[np.ndarray]:
-        T = self.config.tokens_per_turn
-        out = []
-        for p in self._rope_pos:
-            out += rope_tables_np(p + index * T, *self._rope_args)
-        return out
+        # a turn's ticks, their unconditional runs and its commit share the tables
+        if self._rope_memo[0] != index:
+            T = self.config.tokens_per_turn
+            out = []
+            for p in self._rope_pos:
+                out += rope_tables_np(p + index * T, *self._rope_args)
+            self._rope_memo = (index, out)
+        return self._rope_memo[1]
 
     def _backbone(
         self, x: np.ndarray, cache: list[np.ndarray], index: int, hist: int, commit: bool = True
@@ -258,9 +262,9 @@ class OnnxStreamingPolicy(StreamingPolicy):
             return self._sess["backbone_step"].run(["h"], bb)[0]
         out = self._sess["backbone_step"].run(["h"] + self._cache_out, bb)
         slot = index % (self.config.window_turns - 1)
-        for buf, kv in zip(cache, out[1:]):
-            n = kv.shape[3]
-            buf[:, :, :, slot * n : (slot + 1) * n] = kv
+        for buf, kv in zip(cache, out[1:]):  # [1, heads, tokens, head_dim] per layer
+            n = kv.shape[2]
+            buf[:, :, slot * n : (slot + 1) * n] = kv
         return out[0]
 
     # ------------------------------------------------------------------ streaming
