@@ -269,8 +269,8 @@ def test_auto_backend_takes_only_a_current_export(ckpt, tmp_path):
     params = {**node_defaults("conversation_policy"), "backend": "auto"}
     pol, backend, note = load_policy({**params, "checkpoint": str(ckpt)})
     assert (backend, note, pol.backend) == ("onnx", None, "onnx")
-    assert pol.threads == params["threads"] == 1  # the robot's default: 30 % of a core
-    assert load_policy({**params, "checkpoint": str(ckpt), "threads": 2})[0].threads == 2
+    assert pol.threads == params["onnx_threads"] == 1  # the robot's default: 30 % of a core
+    assert load_policy({**params, "checkpoint": str(ckpt), "onnx_threads": 2})[0].threads == 2
     other = make_random_checkpoint("tiny", tmp_path / "tiny", seed=4, window_turns=3)
     pol, backend, note = load_policy({**params, "checkpoint": str(other)})
     assert (backend, note, pol.backend) == ("torch", None, "torch")  # no export: torch, quietly

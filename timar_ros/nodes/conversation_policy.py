@@ -65,9 +65,8 @@ PARAMS = {
         choices=BACKENDS,
     ),
     "device": Param("torch device, e.g. 'cpu' or 'cuda'"),
-    "threads": Param(
-        "CPU threads the policy computes with (onnxruntime's intra-op threads, or torch's); "
-        "0 = the backend's default (2, or fewer cores)",
+    "onnx_threads": Param(
+        "onnxruntime intra-op threads of the onnx backend; 0 = its default (2, or fewer cores)",
         0,
         256,
     ),
@@ -171,10 +170,6 @@ class ConversationPolicy(Node):
         p = declare(self, NAME, PARAMS)
         self._p = p
         self.policy, self.backend, note = load_policy(p)
-        if self.backend == "torch" and p["threads"] > 0:  # onnx: load_policy passed them
-            import torch
-
-            torch.set_num_threads(int(p["threads"]))
         if note:
             self.get_logger().warning(note)
         try:

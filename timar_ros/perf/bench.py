@@ -367,22 +367,14 @@ def _tick_section(ck, seed, onnx_threads, tick_s, repeats, floors, log) -> dict:
         "ticks": {},
     }
     if repeats:
-        import torch
-
-        # the threads conversation_policy computes with (its `threads`; 0 = the backend's)
-        threads = int(onnx_threads or d["threads"]) or None
-        out["threads"] = threads
-        torch_threads = torch.get_num_threads()
+        # onnx with the threads conversation_policy gives it (its `onnx_threads`)
+        threads = int(onnx_threads or d["onnx_threads"]) or None
+        out["onnx_threads"] = threads
         for backend in ("torch", "onnx"):
             opts = {"threads": threads} if backend == "onnx" else {}
             pol = StreamingPolicy.from_checkpoint(ck, backend=backend, seed=seed, **opts)
             t0 = time.monotonic()
-            if backend == "torch" and threads:
-                torch.set_num_threads(threads)
-            try:
-                out["ticks"][backend] = r = time_ticks(pol, sched, repeats=repeats, seed=seed)
-            finally:
-                torch.set_num_threads(torch_threads)
+            out["ticks"][backend] = r = time_ticks(pol, sched, repeats=repeats, seed=seed)
             log(
                 f"  ticks of {sched.tick_s:g} s, {backend}: p50 {r['tick_ms']['p50']:.1f} ms, p99 "
                 f"{r['tick_ms']['p99']:.1f} ms, CPU {100 * r['cpu_share']:.0f} % of a core "

@@ -69,9 +69,8 @@ def load_policy(p: dict, how_to_set: str = "set the 'checkpoint' parameter"):
             options[name] = float(p[name])
     if p.get("audio_norm"):  # '': the checkpoint's
         options["audio_norm"] = str(p["audio_norm"])
-    if backend == "onnx" and int(p.get("threads", 0)) > 0:  # 0: the backend's default
-        # (torch's threads are the process's: conversation_policy sets them, not this)
-        options["threads"] = int(p["threads"])
+    if backend == "onnx" and int(p.get("onnx_threads", 0)) > 0:  # 0: the backend's default
+        options["threads"] = int(p["onnx_threads"])
     policy = StreamingPolicy.from_checkpoint(
         folder,
         backend=backend,
