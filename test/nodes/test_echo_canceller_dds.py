@@ -6,6 +6,7 @@ a reference the microphone passes, said once and counted in /diagnostics."""
 import time
 
 import numpy as np
+import pytest
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
 
 from helpers.echo_signals import room_echo, voices
@@ -46,8 +47,8 @@ def _start(extra=()):
 
 
 def _feed(ros_probe, mic, reference=None, lead=5, pace=4.0):
-    """Publish the microphone (and the reference, ``lead`` chunks ahead) at ``pace`` x real
-    time, once the node listens."""
+    """Publish the microphone (and the reference, ``lead`` chunks ahead, or behind when
+    negative) at ``pace`` x real time, once the node listens."""
     node = ros_probe.node
     qos = ros_probe.qos(2000)
     pub_mic = node.create_publisher(AudioChunk, f"{NS}/user/audio_raw", qos)
@@ -55,6 +56,10 @@ def _feed(ros_probe, mic, reference=None, lead=5, pace=4.0):
     assert ros_probe.spin_until(lambda: pub_mic.get_subscription_count() > 0, 30.0)
     if reference is not None:
         assert ros_probe.spin_until(lambda: pub_ref.get_subscription_count() > 0, 10.0)
+        if lead < 0:  # the reference streams (silence) before the microphone starts
+            for k in range(-5, 0):
+                pub_ref.publish(_chunk(np.zeros(CHUNK, np.float32), T0 + k * CHUNK / RATE, 0))
+                ros_probe.spin_for(0.05)
         for k in range(lead):
             pub_ref.publish(
                 _chunk(reference[k * CHUNK : (k + 1) * CHUNK], T0 + k * CHUNK / RATE, k)
@@ -62,11 +67,17 @@ def _feed(ros_probe, mic, reference=None, lead=5, pace=4.0):
     start = time.monotonic()
     for k, i in enumerate(range(0, len(mic) - CHUNK + 1, CHUNK)):
         j = i + lead * CHUNK
-        if reference is not None and j < len(reference):
+        if reference is not None and 0 <= j < len(reference):
             pub_ref.publish(_chunk(reference[j : j + CHUNK], T0 + j / RATE, k + lead))
         pub_mic.publish(_chunk(mic[i : i + CHUNK], T0 + i / RATE, k))
         wait = start + (i + CHUNK) / RATE / pace - time.monotonic()
         ros_probe.spin_for(max(wait, 0.0))
+    if reference is not None and lead < 0:  # the reference's last chunks, behind
+        for j in range(len(mic) // CHUNK * CHUNK + lead * CHUNK, len(reference), CHUNK):
+            pub_ref.publish(_chunk(reference[j : j + CHUNK], T0 + j / RATE, j // CHUNK))
+        # and goes on (silence), as voice_player's does: AEC3's lead reads past the end
+        end = T0 + len(reference) / RATE
+        pub_ref.publish(_chunk(np.zeros(4 * CHUNK, np.float32), end, len(reference) // CHUNK))
 
 
 def _assemble(chunks, n):
@@ -102,6 +113,27 @@ def test_the_robots_voice_is_cancelled_and_the_partner_passes(ros_probe):
     for (a, n), (b, _) in zip(stamps, stamps[1:]):
         assert abs(a + n / RATE - b) < 2e-6, (a, n, b)
     assert "echo mode aec with reference agent/audio" in log
+
+
+@pytest.mark.parametrize("wait_s", [0.1, 0.0])
+def test_a_reference_that_comes_after_the_microphone_is_waited_for(ros_probe, wait_s):
+    """The reference a chunk behind the microphone (a CPU burst held voice_player's chunks
+    back): the microphone waits for it (reference_wait_s, the default 0.1 s) and the robot's
+    voice is cancelled; without the wait it passes uncancelled (the fallback), said."""
+    t, reference, mic = _signals(8.0)
+    got = ros_probe.collect(AudioChunk, f"{NS}/user/audio")
+    node = _start(["-p", "noise_suppression:=false", "-p", f"reference_wait_s:={wait_s}"])
+    try:
+        _feed(ros_probe, mic, reference, lead=-1)
+        ros_probe.spin_until(lambda: sum(len(m.samples) for m in got) >= len(mic) - CHUNK, 10.0)
+    finally:
+        log = stop(node)
+    out, _ = _assemble(got, len(mic))
+    erle = echo_return_loss_enhancement(mic, out, (t >= 2.0) & (t < 6.0))
+    if wait_s:
+        assert erle >= 20.0 and "no reference audio" not in log, (erle, log[-2000:])
+    else:
+        assert erle < 6.0 and "no reference audio" in log, (erle, log[-2000:])
 
 
 def test_without_a_reference_the_microphone_passes_said_once_and_counted(ros_probe):

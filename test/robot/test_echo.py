@@ -12,6 +12,7 @@ from timar_ros.robot.echo import (
     EchoCanceller,
     EchoConfig,
     ReferenceTimeline,
+    ReferenceWait,
     echo_return_loss_enhancement,
     estimate_delay,
 )
@@ -159,6 +160,45 @@ def test_faults_are_counted_and_the_raw_microphone_passes():
     np.testing.assert_array_equal(out, x)  # the raw microphone (a canceller without latency)
     c = ec.counters
     assert c.canceller_errors == c.frames and c.errors == ["RuntimeError: apm gone"]
+
+
+def test_a_late_reference_is_waited_for_a_missing_one_is_not():
+    """ReferenceWait with the canceller's own reference_covers: a microphone chunk whose
+    reference is late waits for it (up to wait_s), in order; none waits while the reference does
+    not stream (voice_player not running)."""
+    ec = EchoCanceller(RATE, EchoConfig(mode="aec"))
+    wait = ReferenceWait(0.1)
+
+    def covered(chunk):
+        return ec.reference_covers(chunk[0], chunk[1])
+
+    def reference(stamp, now):
+        ec.add_reference(np.zeros(CHUNK, np.float32), RATE, stamp)
+        wait.reference_arrived(now)
+
+    # nothing streams yet: the microphone is not held
+    wait.push((0.0, CHUNK), now=0.0)
+    assert wait.release(covered, now=0.0) == [(0.0, CHUNK)] and wait.held == 0
+    for k in range(5):  # the reference ahead, as voice_player sends it
+        reference(k * CHUNK_S, now=0.01)
+    a, b, c = (1.0 * CHUNK_S, CHUNK), (6 * CHUNK_S, CHUNK), (7 * CHUNK_S, CHUNK)
+    wait.push(a, now=0.02)
+    assert wait.release(covered, now=0.02) == [a] and wait.held == 0  # its reference was there
+    wait.push(b, now=0.03)  # 6 and 7 come before their reference: held, in order
+    wait.push(c, now=0.04)
+    assert wait.release(covered, now=0.05) == []
+    for k in range(5, 9):  # up to 6's end and AEC3's 50-ms lead beyond it
+        reference(k * CHUNK_S, now=0.06)
+    assert wait.release(covered, now=0.06) == [b] and wait.held == 1
+    assert wait.release(covered, now=0.139) == []  # c still waits ...
+    assert wait.release(covered, now=0.141) == [c] and wait.held == 2  # ... 0.1 s at most
+    # the reference stopped a second ago: no waiting any more
+    wait.push((9 * CHUNK_S, CHUNK), now=1.2)
+    assert wait.release(covered, now=1.2) == [(9 * CHUNK_S, CHUNK)] and wait.held == 2
+    wait.push(c, now=1.3)
+    assert wait.flush() == [c] and wait.release(covered, now=1.3) == []
+    with pytest.raises(ValueError, match="reference wait"):
+        ReferenceWait(-0.1)
 
 
 def test_a_reference_at_another_rate_is_resampled_and_counted():

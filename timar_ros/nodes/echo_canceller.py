@@ -13,6 +13,7 @@ and counted in /diagnostics.
 from __future__ import annotations
 
 import sys
+import time
 from collections import deque
 
 import numpy as np
@@ -26,7 +27,7 @@ from timar_ros.nodes.fault_log import PERIOD_DESCRIPTION, PERIOD_PARAM, NodeFaul
 from timar_ros.nodes.params import Param, declare
 from timar_ros.nodes.qos import AUDIO_QOS, AUDIO_QOS_DESCRIPTION, audio_qos
 from timar_ros.nodes.runner import run_node
-from timar_ros.robot.echo import FALLBACKS, MODES, EchoCanceller, EchoConfig
+from timar_ros.robot.echo import FALLBACKS, MODES, EchoCanceller, EchoConfig, ReferenceWait
 from timar_ros.robot.faults import Fault
 from timar_ros.robot.status import echo_status
 
@@ -59,6 +60,12 @@ PARAMS = {
     "follow_delay": Param(
         "an echo the delay check finds outside AEC3's reach moves the reference by the delay "
         "found (said in the log); false: only said"
+    ),
+    "reference_wait_s": Param(
+        "a microphone chunk whose reference has not arrived yet (a CPU burst delayed it) waits "
+        "up to this long for it before the fallback (s); only while the reference streams",
+        0.0,
+        1.0,
     ),
     "duck_threshold_dbfs": Param(
         "half_duplex: a reference louder than this (RMS, dBFS) is the robot speaking", -90.0, 0.0
@@ -98,6 +105,7 @@ class EchoCancellerNode(Node):
         self._seq = 0
         # reference chunks before the microphone's first (its rate makes the canceller)
         self._pending_reference: deque = deque(maxlen=200)
+        self._wait = ReferenceWait(float(p["reference_wait_s"]))
         qos = audio_qos(p["audio_qos"])
         self._pub = self.create_publisher(AudioChunk, topics.USER_AUDIO, qos)
         self.create_subscription(AudioChunk, topics.MIC_AUDIO, self._on_mic, qos)
@@ -105,6 +113,8 @@ class EchoCancellerNode(Node):
             self.create_subscription(AudioChunk, p["reference_topic"], self._on_reference, qos)
         self._diag = self.create_publisher(DiagnosticArray, topics.DIAGNOSTICS, 10)
         self.create_timer(float(p["diagnostics_period_s"]), self._publish_diagnostics)
+        if p["mode"] != "none" and p["reference_wait_s"] > 0:  # a held chunk's wait ends
+            self.create_timer(max(0.005, p["reference_wait_s"] / 4), self._release)
         ref = "" if p["mode"] == "none" else f" with reference {p['reference_topic']}"
         self.get_logger().info(
             f"echo mode {p['mode']}{ref}: {topics.MIC_AUDIO} -> {topics.USER_AUDIO}"
@@ -133,10 +143,12 @@ class EchoCancellerNode(Node):
         if mono is None:
             return
         stamp = stamp_to_s(msg.header.stamp)
+        self._wait.reference_arrived(time.monotonic())
         if self.canceller is None:
             self._pending_reference.append((mono, int(msg.sample_rate), stamp))
             return
         self.canceller.add_reference(mono, int(msg.sample_rate), stamp)
+        self._release()
 
     def _on_mic(self, msg: AudioChunk) -> None:
         mono = self._mono(msg, "microphone")
@@ -146,16 +158,35 @@ class EchoCancellerNode(Node):
         if self.canceller is None:
             self.canceller = self._make(rate)
         elif rate != self.canceller.rate:
+            for chunk in self._wait.flush():  # at the old rate, through the old canceller
+                self._cancel(*chunk)
             self.get_logger().warning(
                 f"the microphone's rate changed {self.canceller.rate} -> {rate} Hz: the "
                 "canceller starts again"
             )
             self.canceller = self._make(rate)
-        got = self.canceller.process(mono, stamp_to_s(msg.header.stamp))
+        self._wait.push((mono, stamp_to_s(msg.header.stamp), msg.header.frame_id), time.monotonic())
+        self._release()
+
+    def _release(self) -> None:
+        """Cancel and publish the held microphone chunks that are due (see ReferenceWait)."""
+        if self.canceller is None:
+            return
+        before = self._wait.held
+        ec = self.canceller
+        for chunk in self._wait.release(
+            lambda c: ec.reference_covers(c[1], len(c[0])), time.monotonic()
+        ):
+            self._cancel(*chunk)
+        ec.counters.held_for_reference += self._wait.held - before
+
+    def _cancel(self, mono: np.ndarray, stamp: float, frame_id: str) -> None:
+        got = self.canceller.process(mono, stamp)
         if got is None:
             return
         out, stamp = got
-        self._pub.publish(audio_chunk(out, rate, stamp, msg.header.frame_id, self._seq))
+        rate = self.canceller.rate
+        self._pub.publish(audio_chunk(out, rate, stamp, frame_id, self._seq))
         self._seq += 1
 
     def _publish_diagnostics(self) -> None:

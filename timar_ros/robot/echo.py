@@ -118,6 +118,7 @@ class EchoCounters:
     canceller_errors: int = 0  # the canceller raised: the raw frame passed
     resampled_reference_chunks: int = 0
     late_reference_chunks: int = 0  # arrived after the microphone frames they belonged to
+    held_for_reference: int = 0  # microphone chunks held until their reference came (late)
     reference_gaps: int = 0  # reference streams with a hole (filled with silence)
     delay_out_of_range: int = 0  # delay checks that found the echo where AEC3 cannot
     delay_followed: int = 0  # ... and moved the reference by it (follow_delay)
@@ -330,6 +331,15 @@ class EchoCanceller:
         # `lead` samples ahead of that
         self._shift = int(round(self.config.reference_delay_s * self.rate))
         self._lead = int(round(AEC3_LEAD_S * self.rate)) if self.config.mode == "aec" else 0
+
+    def reference_covers(self, stamp_s: float, n: int) -> bool:
+        """Whether the reference has arrived for the microphone's samples from ``stamp_s`` on,
+        ``n`` of them (always, in mode "none")."""
+        if self.config.mode == "none":
+            return True
+        end = self.reference.end
+        i0 = int(round(stamp_s * self.rate))
+        return end is not None and i0 + n - self._shift + self._lead <= end
 
     @property
     def reference_delay_s(self) -> float:
@@ -557,3 +567,50 @@ __all__ = [
     "echo_return_loss_enhancement",
     "estimate_delay",
 ]
+
+
+class ReferenceWait:
+    """Microphone chunks held, in order, until the reference for them has arrived.
+
+    voice_player publishes the reference ahead of the sound, so it is normally there first; a
+    CPU burst can deliver it after the microphone's chunk, which would then pass uncancelled
+    (the fallback). A chunk waits at most ``wait_s`` (wall clock) for it, and not at all while
+    the reference stream is silent for ``alive_s`` (voice_player not running: waiting would only
+    delay the microphone). Items are opaque; ``covered(item)`` says whether its reference is
+    there. Times in seconds of a monotonic clock."""
+
+    def __init__(self, wait_s: float, alive_s: float = 1.0):
+        if not wait_s >= 0:
+            raise ValueError(f"reference wait must be >= 0 s, got {wait_s}")
+        self.wait_s, self.alive_s = float(wait_s), float(alive_s)
+        self._held: deque = deque()  # (item, arrival time)
+        self._last_reference: float | None = None
+        self.held = 0  # items that waited (their reference was late)
+
+    def reference_arrived(self, now: float) -> None:
+        self._last_reference = now
+
+    def push(self, item, now: float) -> None:
+        self._held.append((item, now))
+
+    def release(self, covered, now: float) -> list:
+        """The items due now, in arrival order: the first ones whose reference has come, or
+        that waited ``wait_s``, or all while the reference is not alive."""
+        alive = self._last_reference is not None and now - self._last_reference < self.alive_s
+        out = []
+        while self._held:
+            item, t = self._held[0]
+            ready = covered(item)
+            if not ready and alive and now - t < self.wait_s:
+                break
+            if now > t:
+                self.held += 1  # it waited: its reference came late (or never)
+            self._held.popleft()
+            out.append(item)
+        return out
+
+    def flush(self) -> list:
+        """Everything held, in order (e.g. before the canceller is made again)."""
+        out = [item for item, _ in self._held]
+        self._held.clear()
+        return out
