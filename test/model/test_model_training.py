@@ -10,6 +10,7 @@ from timar_ros.model.config import preset
 from timar_ros.model.diffusion import Schedule, cosine_betas, space_timesteps
 from timar_ros.model.heads import grouped_mse
 from timar_ros.model.timar import TIMAR
+from timar_ros.model.token_layout import KIND
 
 
 def batch(model, B=2, S=2, seed=0):
@@ -215,3 +216,32 @@ def test_streaming_training_needs_the_cached_encoder_only_model():
         preset("tiny", stream_train_prob=0.5, architecture="mae_encdec")
     with pytest.raises(ValueError, match="stream_max_ahead"):
         preset("tiny", stream_max_ahead=0)
+
+
+@pytest.mark.parametrize("stream", [0.0, 1.0])
+def test_windows_without_the_partners_motion_train_as_inference_runs_them(stream):
+    """user_motion_drop_prob: a window drawn without the partner's motion (a robot without a
+    camera) is trained on exactly the tokens inference builds with user_motion=None (the null
+    token, never masked), the streamed last turn too; the batch's motion then changes nothing."""
+    kw = dict(stream_train_prob=stream, cfg_drop_prob=0.0)
+    b = batch(tiny_model(**kw), B=3)
+    other = {**b, "user_motion": -b["user_motion"] + 0.5}
+
+    def loss(m, data):
+        torch.manual_seed(5)  # the same masks, cuts and diffusion noise for both batches
+        return m.training_loss(data)[1]["loss"]
+
+    without = tiny_model(user_motion_drop_prob=1.0, **kw).train()
+    assert loss(without, b) == loss(without, other)
+    m = tiny_model(**kw).train()
+    assert loss(m, b) != loss(m, other)  # with the motion, it matters
+    # the tokens: those of inference without user motion, unmasked
+    tok = m.build_tokens(b["user_audio"], b["agent_audio"], None, b["agent_motion"], 2)
+    ref = m.build_tokens(b["user_audio"], b["agent_audio"], b["user_motion"], b["agent_motion"], 2)
+    masked = torch.ones(3, 2, m.layout.tokens_per_turn, dtype=torch.bool)
+    got, got_masked = m._without_user_motion(ref, masked, torch.tensor([True, False, True]))
+    um = m.tok_kind == KIND["user_motion"]
+    assert torch.equal(got[[0, 2]], tok[[0, 2]]) and torch.equal(got[1], ref[1])
+    assert not got_masked[[0, 2]][..., um].any() and got_masked[1].all()
+    with pytest.raises(ValueError, match="user_motion_drop_prob"):
+        preset("tiny", user_motion_drop_prob=1.5).validate()

@@ -528,6 +528,10 @@ class TIMAR(nn.Module):
         cut = None
         if self.training and c.stream_train_prob > 0:
             tok, masked, m_am, cut = self._cut_last_turn(batch, tok, masked, m_am, S)
+        if self.training and c.user_motion_drop_prob > 0:
+            tok, masked = self._without_user_motion(
+                tok, masked, torch.rand(B, device=dev) < c.user_motion_drop_prob
+            )
 
         x = self.embed(tok, masked)
         h = self.backbone_parallel(x, masked if self.is_mae else None)
@@ -544,6 +548,13 @@ class TIMAR(nn.Module):
             loss = (1.0 - w) * loss + w * loss_s
             stats.update(loss=float(loss.detach()), loss_stream=float(loss_s.detach()))
         return loss, stats
+
+    def _without_user_motion(self, tok, masked, rows):
+        """Windows ``rows`` [B] bool without the partner's motion: its tokens in tok
+        [B, S, T, td] the null token and unmasked in masked [B, S, T], as :meth:`_assemble` and
+        :meth:`partial_mask` make them when user_motion is None."""
+        sel = rows[:, None, None] & (self.tok_kind == KIND["user_motion"])[None, None]
+        return torch.where(sel[..., None], self.fake_latent.view(1, 1, 1, -1), tok), masked & ~sel
 
     def _cut_last_turn(self, batch, tok, masked, m_am, S: int):
         """Streaming training (``stream_train_prob``): the last turn of a random share of the
