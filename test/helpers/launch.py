@@ -246,7 +246,7 @@ class Launch:
         rc, down_s = self.interrupt(5.0)
         left = self.still_running()
         if left:
-            self.dump_stacks()
+            self.dump_stacks([int(entry.split()[0]) for entry in left])
         out = self.output()
         hung = dds_teardown_hang(out)
         if hung:
@@ -260,11 +260,11 @@ class Launch:
         assert not left, left
         return round(down_s, 2)
 
-    def dump_stacks(self) -> None:
-        """SIGABRT to every process it started that is still alive: faulthandler
+    def dump_stacks(self, pids: list[int]) -> None:
+        """SIGABRT to ``pids`` (what :meth:`still_running` found alive): faulthandler
         (PYTHONFAULTHANDLER, ros_env) prints each thread's stack into the launch's output, so a
         hang says where it hung."""
-        for pid in self.seen:
+        for pid in pids:
             try:
                 os.kill(pid, signal.SIGABRT)
             except (ProcessLookupError, PermissionError):

@@ -46,8 +46,9 @@ def run_node(
     callers that go on living, e.g. tests): past that, faulthandler prints every
     thread's stack and the process exits with status 1. Fast DDS 3.2 (the only RMW there is from
     PyPI) can deadlock for ever while an entity is destroyed as other participants leave, which
-    they all do on a launch's Ctrl-C (eProsima/Fast-DDS#6502, seen here in the ros2 daemon and in
-    sim_head); rclpy holds the GIL in that call, so only faulthandler's native thread can act.
+    they all do on a launch's Ctrl-C (eProsima/Fast-DDS#6502: seen here with gdb in the ros2
+    daemon; a sim_head in CI hung the same way, its stacks unseen); rclpy holds the GIL in that
+    call, so only faulthandler's native thread can act.
     """
     global _rclpy_started
     if (

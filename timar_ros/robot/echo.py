@@ -556,19 +556,6 @@ def estimate_delay(reference: np.ndarray, mic: np.ndarray, rate: int, max_s: flo
     return (peak - k) / rate, prominence
 
 
-__all__ = [
-    "MODES",
-    "EchoConfig",
-    "EchoCanceller",
-    "EchoCounters",
-    "EchoSetupError",
-    "Aec3",
-    "ReferenceTimeline",
-    "echo_return_loss_enhancement",
-    "estimate_delay",
-]
-
-
 class ReferenceWait:
     """Microphone chunks held, in order, until the reference for them has arrived.
 
@@ -614,3 +601,17 @@ class ReferenceWait:
         out = [item for item, _ in self._held]
         self._held.clear()
         return out
+
+
+__all__ = [
+    "MODES",
+    "EchoConfig",
+    "EchoCanceller",
+    "EchoCounters",
+    "EchoSetupError",
+    "Aec3",
+    "ReferenceTimeline",
+    "ReferenceWait",
+    "echo_return_loss_enhancement",
+    "estimate_delay",
+]
