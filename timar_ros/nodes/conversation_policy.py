@@ -43,6 +43,7 @@ from timar_ros.nodes.fault_log import PERIOD_DESCRIPTION, PERIOD_PARAM, NodeFaul
 from timar_ros.nodes.params import Param, declare
 from timar_ros.nodes.qos import AUDIO_QOS, AUDIO_QOS_DESCRIPTION, audio_qos
 from timar_ros.nodes.runner import run_node
+from timar_ros.robot.chunk_input import WRONG_RATE_ACTIONS
 from timar_ros.robot.conversation import (
     ConversationPipeline,
     MotionBlock,
@@ -52,7 +53,6 @@ from timar_ros.robot.conversation import (
 from timar_ros.robot.faults import Fault
 from timar_ros.robot.policy_setup import BACKENDS, load_policy
 from timar_ros.robot.rotations import flame_to_rep103_quaternion
-from timar_ros.robot.segmenter import WRONG_RATE_ACTIONS
 from timar_ros.robot.status import policy_status
 
 NAME = "conversation_policy"

@@ -44,23 +44,15 @@ The rules (each one counted in :class:`SegmenterCounters`)
   before a resync are dropped as late rather than resyncing back.
   ``on_clock_jump="reject"`` drops the chunk (``invalid_chunks``, ``dropped_audio_s``); note a
   persistent jump then drops all further audio of that clock until :meth:`reset`.
-- **NaN/Inf** samples become 0 (``nonfinite_samples``, chunk counted in ``invalid_chunks``);
-  finite samples are clipped to ``[-clip, clip]`` (``clipped_samples``).
-- **Empty chunks** are ignored (``empty_chunks``, ``invalid_chunks``).
-- **Oversize chunks** (longer than ``max_chunk_s``) are rejected (``oversize_chunks``,
-  ``invalid_chunks``, ``dropped_audio_s``).
-- **Multi-channel** chunks ([n, channels] or interleaved with ``channels > 1``) are averaged to
-  mono (``downmixed_chunks``).
-- **Wrong sample rate**: ``on_wrong_rate="resample"`` (default) resamples the chunk with
-  ``scipy.signal.resample_poly`` (``resampled_chunks``; chunk-wise, so chunk edges carry a small
-  filter transient); ``"reject"`` drops it (``wrong_rate_chunks``, ``invalid_chunks``,
-  ``dropped_audio_s``).
+- **The chunk itself** (NaN/Inf, clipping, empty, oversize, channels, sample rate): see
+  :mod:`timar_ros.robot.chunk_input`.
 
 Memory is bounded: open turns span at most ``(max_jump_s + max_chunk_s + max_latency_s) / T + 2``
 turns per stream, and only ``history_turns`` emitted coverage masks are kept.
 
-(One module, over 500 lines, because it is one state machine: every rule above acts on the same
-per-stream coverage and clock state, and splitting them would spread that state around.)
+(The clock and coverage rules stay in one module because they are one state machine acting on
+the same per-stream state; what a single chunk needs before it reaches that state is
+:mod:`timar_ros.robot.chunk_input`.)
 """
 
 from __future__ import annotations
@@ -71,8 +63,9 @@ from fractions import Fraction
 
 import numpy as np
 
+from timar_ros.robot.chunk_input import WRONG_RATE_ACTIONS, prepare_chunk
+
 STREAMS = ("user", "agent")
-WRONG_RATE_ACTIONS = ("resample", "reject")
 CLOCK_JUMP_ACTIONS = ("resync", "reject")
 
 
@@ -279,71 +272,6 @@ class TurnSegmenter:
         return max(ends) if ends else None
 
     # ------------------------------------------------------------------ input
-    def _prepare(self, samples, sample_rate: int, channels: int) -> np.ndarray | None:
-        """Validate/convert one chunk to float32 mono at self.sample_rate; None if rejected."""
-        c = self.counters
-        x = np.asarray(samples)
-        if x.size == 0:
-            c.empty_chunks += 1
-            c.invalid_chunks += 1
-            return None
-        if not (np.issubdtype(x.dtype, np.floating) or np.issubdtype(x.dtype, np.integer)):
-            raise TypeError(f"audio samples must be numeric, got dtype {x.dtype}")
-        if np.issubdtype(x.dtype, np.unsignedinteger):  # e.g. U8 PCM: offset binary
-            half = float(np.iinfo(x.dtype).max // 2 + 1)
-            x = (x.astype(np.float64) - half) / half
-        elif np.issubdtype(x.dtype, np.integer):  # S16/S32 PCM
-            x = x.astype(np.float64) / float(np.iinfo(x.dtype).max + 1)
-        x = x.astype(np.float32, copy=False)
-        if x.ndim == 2:
-            if x.shape[1] > 1:
-                x = x.mean(axis=1, dtype=np.float32)
-                c.downmixed_chunks += 1
-            else:
-                x = x[:, 0]
-        elif x.ndim == 1 and channels > 1:
-            if x.size % channels:
-                c.invalid_chunks += 1
-                c.dropped_audio_s += x.size / channels / max(sample_rate, 1)
-                return None
-            x = x.reshape(-1, channels).mean(axis=1, dtype=np.float32)
-            c.downmixed_chunks += 1
-        elif x.ndim != 1:
-            raise ValueError(f"audio samples must be [n] or [n, channels], got shape {x.shape}")
-        invalid = False
-        finite = np.isfinite(x)
-        if not finite.all():
-            c.nonfinite_samples += int(x.size - finite.sum())
-            x = np.where(finite, x, 0.0).astype(np.float32)
-            invalid = True
-        over = np.abs(x) > self.clip
-        if over.any():
-            c.clipped_samples += int(over.sum())
-            x = np.clip(x, -self.clip, self.clip)
-        if sample_rate <= 0 or x.size / sample_rate > self.max_chunk_s:
-            c.oversize_chunks += int(sample_rate > 0)
-            c.invalid_chunks += 1
-            c.dropped_audio_s += x.size / sample_rate if sample_rate > 0 else 0.0
-            return None
-        if sample_rate != self.sample_rate:
-            if self.on_wrong_rate == "reject":
-                c.wrong_rate_chunks += 1
-                c.invalid_chunks += 1
-                c.dropped_audio_s += x.size / sample_rate
-                return None
-            from scipy.signal import resample_poly
-
-            ratio = Fraction(self.sample_rate, int(sample_rate))
-            x = resample_poly(x, ratio.numerator, ratio.denominator).astype(np.float32)
-            c.resampled_chunks += 1
-            if x.size == 0:
-                c.empty_chunks += 1
-                c.invalid_chunks += 1
-                return None
-        if invalid:
-            c.invalid_chunks += 1
-        return x
-
     def push(
         self,
         stream: str,
@@ -375,7 +303,16 @@ class TurnSegmenter:
             self.counters.invalid_chunks += 1
             self.counters.dropped_audio_s += x.size / max(channels, 1) / max(sr, 1)
             return []
-        x = self._prepare(samples, sr, max(int(channels), 1))
+        x = prepare_chunk(
+            samples,
+            sr,
+            max(int(channels), 1),
+            rate=self.sample_rate,
+            clip=self.clip,
+            max_chunk_s=self.max_chunk_s,
+            on_wrong_rate=self.on_wrong_rate,
+            counters=self.counters,
+        )
         if x is None:
             return []
         return self._push_prepared(stream, float(stamp_s), x, seq)
