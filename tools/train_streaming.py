@@ -4,22 +4,30 @@
 Stages (all by default, or pick with ``--stages``), after ``tools/train_bundled.py`` (its data in
 ``--work``):
 
-    train    two fine-tunes of the 1-s weights for the robot's ticks (docs/streaming.md):
+    train    three fine-tunes of the 1-s weights for the robot's ticks (docs/streaming.md):
              robot-stream: `timar train --init <the 1-s weights> --streaming 1.0`, every
              window's last turn cut as a tick sees it, the ground truth before the cut visible,
              1200 steps; then robot-stream-own: `--init robot-stream --set stream_prefix=own`,
-             the model's own sample before the cut (scheduled sampling), 600 steps
+             the model's own sample before the cut (scheduled sampling), 600 steps; then
+             robot-nomotion: `--init robot-stream-own --set user_motion_drop_prob=0.5`, half the
+             windows without the partner's motion (a robot without a camera), 1200 steps
     export   each run's EMA weights as float16 with the bundled sampling options -> WORK/export/
-             <run>/; with --bundle, robot-stream-own into checkpoints/robot (BUNDLED_SHOW_PREFIX)
+             <run>/; with --bundle, robot-nomotion into checkpoints/robot (BUNDLED_SHOW_PREFIX,
+             BUNDLED_GUIDANCE)
     eval     `timar evaluate` on the first LIMIT files of test and ood, seeds 0 1 2, two jobs at
              a time: the streamed history in the 1-s mode and with 0.12-s ticks, the shown prefix
              visible and hidden, for robot-stream-own; ticks with the prefix hidden for the 1-s
-             weights; both prefixes for robot-stream
+             weights; both prefixes for robot-stream; with the bundled guidance, with and without
+             the partner's motion, robot-stream-own and robot-nomotion
     card     the "Streaming inside the turn" section of checkpoints/robot/model_card.md and the
              "streaming" entry of model_card.json
 
     python tools/train_streaming.py                       # everything (about 2.5 h on 2 cores)
     python tools/train_streaming.py --stages eval card    # after training
+
+A phase whose run folder is missing starts from its predecessor's export (WORK/export/<run>/,
+e.g. the bundled float16 weights copied there) when that run folder is missing too; the card
+keeps the figures of evaluations and runs that WORK no longer holds from model_card.json.
 """
 
 from __future__ import annotations
@@ -36,7 +44,9 @@ PY = sys.executable
 BUNDLE = REPO / "checkpoints" / "robot"
 BASE = "robot-ft"  # the 1-s weights (train_bundled.py's BUNDLED_RUN), bundled before
 TRUTH = "robot-stream"  # fine-tuned with the ground truth before the cut
-RUN = "robot-stream-own"  # then with its own samples before the cut: bundled
+RUN = "robot-stream-own"  # then with its own samples before the cut
+NOMOTION = "robot-nomotion"  # then half the windows without the partner's motion: bundled
+BUNDLED_RUN = NOMOTION
 # Chosen by the metrics (the card; docs/streaming.md): trained on its own samples, the model no
 # longer drifts when shown its frames, but shown them it is no better on any figure and its
 # expression jumps more at turn seams (1.26x elsewhere, against 1.16x hidden: the turn that
@@ -71,24 +81,48 @@ PHASES = {
         ["--set", "stream_prefix=own", "--seed", "3", "--warmup-steps", "30"]
         + ["--val-every", "300", "--log-every", "25"],
     ),
+    # Without a camera (make demo, the robot launch) the policy gets no partner motion, and the
+    # weights above then hardly reacted (test F1 0.11 +- 0.04 against 0.41 +- 0.06 with it): they
+    # had learned the listener's reactions from the partner's head. Half the windows without it.
+    NOMOTION: (
+        RUN,
+        1200,
+        ["--set", "stream_prefix=own", "--set", "user_motion_drop_prob=0.5", "--lr", "1.5e-4"]
+        + ["--seed", "4", "--warmup-steps", "30", "--val-every", "400", "--log-every", "25"],
+    ),
 }
 # evaluation key -> (label, checkpoint key, extra evaluate args)
 TICKS = ["--tick-s", TICK_S]
+HIDDEN = [*TICKS, "--prefix", "off"]
+OFF = ["--guidance", "1"]  # the evaluations made before guidance was bundled
+NO_MOTION = ["--no-user-motion"]
 EVALS = {
-    "base-1s": ("1-s weights (bundled before), 1-s mode", BASE, []),
-    "base-tick": ("1-s weights, ticks, prefix hidden", BASE, [*TICKS, "--prefix", "off"]),
+    "base-1s": ("1-s weights (bundled before), 1-s mode", BASE, OFF),
+    "base-tick": ("1-s weights, ticks, prefix hidden", BASE, [*HIDDEN, *OFF]),
     "truth-tick-prefix": (
         "ground-truth-prefix weights, ticks, prefix shown",
         TRUTH,
-        [*TICKS, "--prefix", "on"],
+        [*TICKS, "--prefix", "on", *OFF],
     ),
-    "own-1s": ("own-prefix weights, 1-s mode", RUN, []),
-    "own-tick": (
-        "bundled: own-prefix weights, ticks, prefix hidden",
+    "own-1s": ("own-prefix weights, 1-s mode", RUN, OFF),
+    "own-tick": ("own-prefix weights, ticks, prefix hidden", RUN, [*HIDDEN, *OFF]),
+    "own-tick-prefix": (
+        "own-prefix weights, ticks, prefix shown",
         RUN,
-        [*TICKS, "--prefix", "off"],
+        [*TICKS, "--prefix", "on", *OFF],
     ),
-    "own-tick-prefix": ("own-prefix weights, ticks, prefix shown", RUN, [*TICKS, "--prefix", "on"]),
+    "own-guided": ("own-prefix weights (bundled before), ticks, guidance", RUN, HIDDEN),
+    "own-guided-nomotion": (
+        "own-prefix weights (bundled before), ticks, guidance, no partner motion",
+        RUN,
+        [*HIDDEN, *NO_MOTION],
+    ),
+    "nomotion-guided": ("bundled: no-motion share, ticks, guidance", NOMOTION, HIDDEN),
+    "nomotion-guided-nomotion": (
+        "bundled: no-motion share, ticks, guidance, no partner motion",
+        NOMOTION,
+        [*HIDDEN, *NO_MOTION],
+    ),
 }
 SPLITS = ("test", "ood")
 MARK = "## Streaming inside the turn"
@@ -113,6 +147,10 @@ def stage_train(work: Path) -> None:
             args = ["--resume", str(out)]
         else:
             init = base if start == BASE else work / "runs" / start
+            if start != BASE and not (init / "model.safetensors").is_file():
+                init = ckpt(work, start)  # its float16 export (a machine that lost the runs)
+                if not (init / "model.safetensors").is_file():
+                    raise SystemExit(f"{run} starts from {start}: neither its run nor {init}")
             args = ["--init", str(init), "--data", str(work / "data" / "train")]
             args += ["--val", str(work / "data" / "val"), "--out", str(out), *COMMON, *own]
         sh(PY, "-m", "timar_ros.cli", "train", *args, "--steps", str(steps), "--no-progress")
@@ -121,10 +159,14 @@ def stage_train(work: Path) -> None:
 def stage_export(work: Path, bundle: bool) -> None:
     from train_bundled import BUNDLED_SAMPLING, export_fp16
 
-    for run, show in ((TRUTH, False), (RUN, BUNDLED_SHOW_PREFIX)):
+    for run in PHASES:
+        if not (work / "runs" / run / "model.safetensors").is_file():
+            print(f"+ {run}: no run folder in {work} (its export, if any, stays)")
+            continue
         # the ground-truth-prefix weights drift on their own frames (pose variance 2x, 3.8x
-        # jitter at turn seams): their prefix hidden
-        sampling = {**BUNDLED_SAMPLING, "show_prefix": bool(show)}
+        # jitter at turn seams): their prefix hidden; every export samples as the bundle does
+        show = BUNDLED_SHOW_PREFIX if run != TRUTH else False
+        sampling = {**BUNDLED_SAMPLING, **BUNDLED_GUIDANCE, "show_prefix": bool(show)}
         print(f"+ export -> {export_fp16(work / 'runs' / run, ckpt(work, run), sampling)}")
         sh(PY, "-m", "timar_ros.cli", "export", str(ckpt(work, run)))
     if bundle:
@@ -132,7 +174,7 @@ def stage_export(work: Path, bundle: bool) -> None:
 
 
 def _bundle(work: Path) -> None:
-    """robot-stream-own's weights and config (with BUNDLED_GUIDANCE) into checkpoints/robot, with
+    """BUNDLED_RUN's weights and config (with BUNDLED_GUIDANCE) into checkpoints/robot, with
     the card's float16 claim measured again for them (the "weights:" line and model_card.json's
     "storage")."""
     import re
@@ -140,11 +182,11 @@ def _bundle(work: Path) -> None:
     from train_bundled import fp16_storage_claim
 
     for name in ("model.safetensors", "config.json"):
-        shutil.copy2(ckpt(work, RUN) / name, BUNDLE / name)
+        shutil.copy2(ckpt(work, BUNDLED_RUN) / name, BUNDLE / name)
     config = json.loads((BUNDLE / "config.json").read_text())
     config.update(BUNDLED_GUIDANCE)
     (BUNDLE / "config.json").write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
-    shutil.copy2(work / "runs" / RUN / "loss.png", BUNDLE / "loss_streaming.png")
+    shutil.copy2(work / "runs" / BUNDLED_RUN / "loss.png", BUNDLE / "loss_streaming.png")
     shutil.rmtree(BUNDLE / "onnx", ignore_errors=True)  # exported again on first use
     storage = fp16_storage_claim(BUNDLE)
     card = json.loads((BUNDLE / "model_card.json").read_text())
@@ -158,21 +200,20 @@ def _bundle(work: Path) -> None:
         md,
     )
     (BUNDLE / "model_card.md").write_text(md)
-    print(f"+ bundled {RUN} -> {BUNDLE} (float16 claim {storage['max_output_change']:g})")
+    print(f"+ bundled {BUNDLED_RUN} -> {BUNDLE} (float16 claim {storage['max_output_change']:g})")
 
 
-def stage_eval(work: Path, only: list[str] | None = None) -> None:
+def stage_eval(work: Path, only: list[str] | None = None, splits=SPLITS) -> None:
     from eval_jobs import evaluate_cmd, run_parallel
 
     from timar_ros.runtime.export import ensure_export
 
-    for key in {which for _, which, _ in EVALS.values()}:  # once, not by two jobs at a time
+    chosen = {k: v for k, v in EVALS.items() if not only or k in only}
+    for key in {which for _, which, _ in chosen.values()}:  # once, not by two jobs at a time
         ensure_export(ckpt(work, key))
     jobs = []
-    for key, (label, which, extra) in EVALS.items():
-        if only and key not in only:
-            continue
-        for split in SPLITS:
+    for key, (label, which, extra) in chosen.items():
+        for split in splits:
             out = work / "eval" / f"{key}-{split}"
             if (out / "report.json").is_file():
                 continue
@@ -201,8 +242,11 @@ def _run_summary(work: Path, run: str) -> dict | None:
 
 def stage_card(work: Path, reading: list[str]) -> None:
     card = json.loads((BUNDLE / "model_card.json").read_text())
-    runs = {run: _run_summary(work, run) for run in PHASES}
-    evals = {}
+    before = card.get("streaming") or {}
+    runs = {
+        run: _run_summary(work, run) or (before.get("training") or {}).get(run) for run in PHASES
+    }
+    evals = dict(before.get("evaluation") or {})  # kept where WORK no longer has the report
     for key in EVALS:
         for split in SPLITS:
             rep = _read(work / "eval" / f"{key}-{split}" / "report.json")
@@ -216,11 +260,16 @@ def stage_card(work: Path, reading: list[str]) -> None:
                     "files": rep["files"],
                 }
     card["streaming"] = {
-        "bundled": {"run": RUN, "show_prefix": BUNDLED_SHOW_PREFIX, "tick_s": float(TICK_S)},
+        "bundled": {
+            "run": BUNDLED_RUN,
+            "show_prefix": BUNDLED_SHOW_PREFIX,
+            "tick_s": float(TICK_S),
+            **BUNDLED_GUIDANCE,
+        },
         "training": runs,
         "evaluation": evals,
         # tools/tick_tradeoff.py's figures (tick length and lookahead), when it has run
-        "tradeoff": _read(work / "eval" / "tradeoff.json"),
+        "tradeoff": _read(work / "eval" / "tradeoff.json") or before.get("tradeoff"),
     }
     (BUNDLE / "model_card.json").write_text(json.dumps(card, indent=1) + "\n")
     md = (BUNDLE / "model_card.md").read_text()
@@ -235,10 +284,14 @@ def _section(evals: dict, runs: dict, reading: list[str]) -> str:
     lines = [
         MARK,
         "",
-        "The bundled weights are the 1-s weights above (whose tables those are) fine-tuned in two "
-        "phases for streaming inside the turn (docs/streaming.md; `tools/train_streaming.py`), "
-        f"run by the robot at {TICK_S}-s ticks with the shown prefix "
-        f"{'visible' if BUNDLED_SHOW_PREFIX else 'hidden'} (`show_prefix` in config.json).",
+        "The bundled weights are the 1-s weights above (whose tables those are) fine-tuned in "
+        "three phases for streaming inside the turn and for a robot without a camera "
+        "(docs/streaming.md; `tools/train_streaming.py`), run by the robot at "
+        f"{TICK_S}-s ticks with the shown prefix "
+        f"{'visible' if BUNDLED_SHOW_PREFIX else 'hidden'} (`show_prefix` in config.json) and "
+        f"classifier-free guidance of scale {BUNDLED_GUIDANCE['guidance_scale']:g} on the "
+        f"head's rotation in the first {BUNDLED_GUIDANCE['guidance_steps']} sampling steps "
+        "(`guidance`: rows so marked; the others were evaluated before it was bundled, without).",
         "",
     ]
     how = {
@@ -248,6 +301,9 @@ def _section(evals: dict, runs: dict, reading: list[str]) -> str:
         RUN: "the same cuts with the model's own sample before the cut (scheduled sampling: "
         "the cut turn sampled with the current weights, no gradient; `--set "
         "stream_prefix=own`), from the weights of the first phase",
+        NOMOTION: "the same, half of the windows without the partner's motion (its tokens null, "
+        "as the policy builds them with no user/motion; `--set user_motion_drop_prob=0.5`), from "
+        "the second phase's float16 weights as bundled",
     }
     for run, r in runs.items():
         if not r:
@@ -313,6 +369,7 @@ def main() -> int:
         choices=["train", "export", "eval", "card"],
     )
     p.add_argument("--evals", nargs="+", choices=list(EVALS), help="only these evaluations")
+    p.add_argument("--splits", nargs="+", choices=SPLITS, default=SPLITS, help="eval: these splits")
     p.add_argument(
         "--bundle", action="store_true", help="export: copy robot-stream-own into checkpoints/robot"
     )
@@ -326,7 +383,7 @@ def main() -> int:
     if "export" in a.stages:
         stage_export(work, a.bundle)
     if "eval" in a.stages:
-        stage_eval(work, a.evals)
+        stage_eval(work, a.evals, a.splits)
     if "card" in a.stages:
         reading = Path(a.reading).read_text().splitlines() if a.reading else []
         stage_card(work, reading)
