@@ -22,10 +22,10 @@ def _speech(seconds: float, on: list[tuple[float, float]], rng) -> np.ndarray:
     return x
 
 
-def _bag(path, nods_s: list[float]):
+def _bag(path, nods_s: list[float], agent_on=()):
     rng = np.random.default_rng(0)
     user = _speech(12.0, [(0.5, 3.0), (5.0, 8.0)], rng)  # pauses start at 3.0 s and 8.0 s
-    agent = _speech(12.0, [], rng)  # the robot only listens
+    agent = _speech(12.0, list(agent_on), rng)  # by default the robot only listens
     with B.BagWriter(path) as w:
         for name, x in ((topics.USER_AUDIO, user), (topics.AGENT_AUDIO, agent)):
             for k in range(0, len(x), 800):
@@ -50,6 +50,17 @@ def test_latency_from_pause_to_servo_nod(tmp_path):
     assert r["pauses"] == 2 and r["reactions"] == 2
     assert r["latencies_s"] == pytest.approx([1.5, 1.6], abs=0.09)
     assert r["median_s"] == pytest.approx(1.55, abs=0.09)
+
+
+def test_the_robots_speech_on_the_clock_it_is_heard_on(tmp_path):
+    """A nod shown 4.0-4.6 s; the robot's agent/audio has speech from 4.1 s on its stamps. Heard
+    then (voice_player's stamps), the robot was already speaking: no listener reaction. As the
+    speech's own timeline in a run that shows the lips 0.5 s late (the plain demo), its voice
+    is heard from 4.6 s: the nod came while it listened, 1.0 s after the pause at 3.0 s."""
+    _bag(tmp_path / "b", nods_s=[4.0], agent_on=[(4.1, 6.0)])
+    assert servo_reaction_latency(tmp_path / "b")["latencies_s"] == []
+    r = servo_reaction_latency(tmp_path / "b", agent_heard_after_s=0.5)
+    assert r["latencies_s"] == pytest.approx([1.0], abs=0.09)
 
 
 def test_no_reaction_and_missing_joint(tmp_path):

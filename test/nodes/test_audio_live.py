@@ -255,10 +255,12 @@ def test_voice_player_says_text_and_wav_files_and_queues_them(sound_server, ros_
 def test_the_demo_runs_through_sound(sound_server, tmp_path):
     """`timar demo --live-audio` on the first 8 s of the bundled conversation: the partner played
     into a room sink and captured by the microphone node, the robot's voice played by
-    voice_player, the policy, retargeter and recorder as in the plain demo."""
+    voice_player, the policy, retargeter and recorder as in the plain demo (the simulated head
+    has its own test: test_demo_sim)."""
     from helpers.demo_conversation import run_demo_cli
 
-    _, s = run_demo_cli(tmp_path, ["--live-audio", "--backend", "torch"], seconds=8.0)
+    args = ["--live-audio", "--sim", "none", "--backend", "torch"]
+    _, s = run_demo_cli(tmp_path, args, seconds=8.0)
     assert s["turns"] >= 6 and s["joint_limits_respected"] and s["skipped_turns"] == 0
     # what reached the head too late is counted (today most of it here: the microphone's
     # chunks arrive 0.16 s after their stamps, over the display delay's margin)

@@ -102,7 +102,13 @@ def analyse(
     summary["attention"] = attention_figures(bag, namespace)
 
     # The partner's pause -> the robot's nod onset on the servo command, display delay included.
-    summary["reaction_latency"] = servo_reaction_latency(bag, namespace)
+    # Live, agent/audio is stamped when the voice is heard; the plain demo plays no voice, and a
+    # robot's voice_player would play it the display delay after its stamps, with the lips.
+    heard_after = 0.0 if "live_audio" in live else float(live.get("display_delay_s") or 0.0)
+    summary["reaction_latency"] = servo_reaction_latency(
+        bag, namespace, agent_heard_after_s=heard_after
+    )
+    summary["reaction_latency"]["agent_heard_after_s"] = heard_after
     if gt_npz is not None and gt_npz.is_file():
         from timar_ros.data.dualtalk_files import partner_stem
         from timar_ros.eval.reaction_latency import rules_reaction_latency

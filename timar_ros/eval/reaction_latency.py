@@ -5,7 +5,8 @@ Both ends are on the bag's clock: the pause from the partner's audio (``user/aud
 stamps: when the sound was captured), the onset from ``joint_states`` (stamped when the command
 is shown: the pipeline's display delay is inside the number, as a user sees it). Reactions are
 found by the detector of :mod:`timar_ros.eval.behaviour` on the neck pitch and roll commands
-(resampled to 25 fps) while the robot does not hold the floor (from ``agent/audio``).
+(resampled to 25 fps) while the robot does not hold the floor (from ``agent/audio``, on the
+clock its voice is heard on: see ``agent_heard_after_s``).
 """
 
 from __future__ import annotations
@@ -33,10 +34,18 @@ def servo_reaction_latency(
     pitch_joint: str = "neck_pitch",
     roll_joint: str = "neck_roll",
     max_lag_s: float = 3.0,
+    agent_heard_after_s: float = 0.0,
 ) -> dict:
     """Latencies (s) from each partner pause start to the next servo reaction onset within
     ``max_lag_s``: ``{"latencies_s": [...], "median_s", "min_s", "max_s", "reactions",
-    "pauses"}`` (None statistics when the robot never reacted)."""
+    "pauses"}`` (None statistics when the robot never reacted).
+
+    ``agent_heard_after_s``: how long after its ``agent/audio`` stamp the robot's voice is heard.
+    0 where voice_player stamps it when heard (a robot, the live-audio demo); the policy's display
+    delay where ``agent/audio`` is the speech's own timeline and the voice, played in sync with
+    the lips, would be heard that much later (the plain demo, which plays none). Without it the
+    robot would seem to speak a display delay before its lips move, and a reaction shown just
+    before it answers would count as made while it speaks."""
     from timar_ros import bags
 
     name = lambda rel: topics.resolve(rel, namespace)  # noqa: E731
@@ -60,7 +69,7 @@ def servo_reaction_latency(
     motion[:, 55] = np.interp(grid, t_js, pos[:, names.index(roll_joint)])
     shown = (grid >= t_js[0]) & (grid <= t_js[-1])
     user_act = _activity(ua, rate_u, n)
-    off = int(round((start_a * 1e-9 - t0) * FPS))
+    off = int(round((start_a * 1e-9 + agent_heard_after_s - t0) * FPS))
     agent = np.zeros(n, bool)
     a_act = _activity(aa, rate_a, int(len(aa) / rate_a * FPS))
     lo, hi = max(0, off), min(n, off + len(a_act))
