@@ -22,7 +22,7 @@ Stages (all by default, or pick with ``--stages``), after ``tools/train_bundled.
     card     the "Streaming inside the turn" section of checkpoints/robot/model_card.md and the
              "streaming" entry of model_card.json
 
-    python tools/train_streaming.py                       # everything (about 2.5 h on 2 cores)
+    python tools/train_streaming.py                       # everything (about 4 h on 2 cores)
     python tools/train_streaming.py --stages eval card    # after training
 
 A phase whose run folder is missing starts from its predecessor's export (WORK/export/<run>/,
@@ -371,7 +371,7 @@ def main() -> int:
     p.add_argument("--evals", nargs="+", choices=list(EVALS), help="only these evaluations")
     p.add_argument("--splits", nargs="+", choices=SPLITS, default=SPLITS, help="eval: these splits")
     p.add_argument(
-        "--bundle", action="store_true", help="export: copy robot-stream-own into checkpoints/robot"
+        "--bundle", action="store_true", help=f"export: copy {BUNDLED_RUN} into checkpoints/robot"
     )
     p.add_argument("--reading", default=None, help="a text file of observations for the card")
     a = p.parse_args()
