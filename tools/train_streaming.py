@@ -25,9 +25,10 @@ Stages (all by default, or pick with ``--stages``), after ``tools/train_bundled.
     python tools/train_streaming.py                       # everything (about 4 h on 2 cores)
     python tools/train_streaming.py --stages eval card    # after training
 
-A phase whose run folder is missing starts from its predecessor's export (WORK/export/<run>/,
-e.g. the bundled float16 weights copied there) when that run folder is missing too; the card
-keeps the figures of evaluations and runs that WORK no longer holds from model_card.json.
+A phase starts from its predecessor's run folder or, where that is gone, from its export
+(WORK/export/<run>/: e.g. the bundled float16 weights copied there, as robot-nomotion was started
+on 2026-12-06); the card keeps the figures of evaluations and runs that WORK no longer holds
+from model_card.json.
 """
 
 from __future__ import annotations
