@@ -138,8 +138,9 @@ def run(args: argparse.Namespace) -> int:
     if rl.get("median_s") is not None:
         print(
             f"reaction latency (partner pause -> nod onset on the servo command, display delay "
-            f"included): median {rl['median_s']:.2f} s over {len(rl['latencies_s'])} pauses "
-            f"(min {rl['min_s']:.2f}, max {rl['max_s']:.2f})"
+            f"included): the robot reacts to {len(rl['latencies_s'])} of the {rl['pauses']} "
+            f"pauses, median {rl['median_s']:.2f} s after them (min {rl['min_s']:.2f}, max "
+            f"{rl['max_s']:.2f})"
         )
     else:
         print(
