@@ -50,7 +50,10 @@ def test_bag_replay_launch_records_the_pipeline(ros2_cli, ros_probe, tmp_path):
     assert not left, left
     blocks = [m for _, m in motion]
     graph.check_turn_blocks(blocks)
-    assert len(blocks) >= (SECONDS - 2) * graph.blocks_per_s(), len(blocks)
+    # The probe is an outside subscriber: its discovery of the policy's publisher took 2.1 s once
+    # on a loaded machine (Jazzy, CI), so it may miss up to 3 s of blocks; the recorder (below)
+    # holds whole turns.
+    assert len(blocks) >= (SECONDS - 3) * graph.blocks_per_s(), len(blocks)
     recorded = bag_info(out)["topics"]
     # the recorder holds every block (the probe may have joined after the first ones): whole turns
     per_turn = round(graph.blocks_per_s())
