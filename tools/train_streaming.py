@@ -95,6 +95,7 @@ PHASES = {
 # evaluation key -> (label, checkpoint key, extra evaluate args)
 TICKS = ["--tick-s", TICK_S]
 HIDDEN = [*TICKS, "--prefix", "off"]
+SHOWN = [*TICKS, "--prefix", "on"]
 OFF = ["--guidance", "1"]  # the evaluations made before guidance was bundled
 NO_MOTION = ["--no-user-motion"]
 EVALS = {
@@ -103,15 +104,11 @@ EVALS = {
     "truth-tick-prefix": (
         "ground-truth-prefix weights, ticks, prefix shown",
         TRUTH,
-        [*TICKS, "--prefix", "on", *OFF],
+        [*SHOWN, *OFF],
     ),
     "own-1s": ("own-prefix weights, 1-s mode", RUN, OFF),
     "own-tick": ("own-prefix weights, ticks, prefix hidden", RUN, [*HIDDEN, *OFF]),
-    "own-tick-prefix": (
-        "own-prefix weights, ticks, prefix shown",
-        RUN,
-        [*TICKS, "--prefix", "on", *OFF],
-    ),
+    "own-tick-prefix": ("own-prefix weights, ticks, prefix shown", RUN, [*SHOWN, *OFF]),
     "own-guided": ("own-prefix weights (bundled before), ticks, guidance", RUN, HIDDEN),
     "own-guided-nomotion": (
         "own-prefix weights (bundled before), ticks, guidance, no partner motion",
