@@ -82,3 +82,17 @@ def test_bench_suite_json(tmp_path):
     assert rep["ticks"]["onnx"]["ticks_per_turn"] == 9
     assert rep["reaction_floor_s"] < 0.25 < rep["reaction_floor_1s_s"]
     assert "reaction floor, ticks" in r.stdout
+
+
+def test_bench_refuses_zero_conversations_with_the_flag_to_fix():
+    r = subprocess.run(
+        [sys.executable, "-m", "timar_ros.cli", "bench", "--preset", "tiny"]
+        + ["--reencode-repeats", "0", "--rss-turns", "0", "--e2e-seconds", "0"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=REPO,
+    )
+    assert r.returncode != 0
+    assert "--reencode-repeats 0" in r.stderr and "--reencode-repeats 1" in r.stderr
+    assert "Traceback" not in r.stderr

@@ -18,13 +18,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--repeats",
         type=int,
         default=10,
-        help="conversations of 34 turns timed per cached backend (default: %(default)s)",
+        help="conversations of 34 turns timed per cached backend, >= 1 (default: %(default)s)",
     )
     parser.add_argument(
         "--reencode-repeats",
         type=int,
         default=3,
-        help="conversations timed without the cache (default: %(default)s)",
+        help="conversations timed without the cache, >= 1 (default: %(default)s)",
     )
     parser.add_argument("--threads", type=int, default=None, help="torch intra-op threads")
     parser.add_argument(

@@ -214,6 +214,12 @@ def run_bench(
     those parts (their keys are then None). ``tick_s``: the streaming tick measured (default:
     conversation_policy's in config/timar.yaml, or 0.12 s when that is the 1-s mode);
     ``tick_repeats`` 0 skips the tick costs, ``floors`` False the reaction floors."""
+    for flag, n in (("--repeats", repeats), ("--reencode-repeats", reencode_repeats)):
+        if int(n) < 1:
+            raise ValueError(
+                f"{flag} {n}: the table compares the cached backends with the re-encoding "
+                f"baseline, so each needs at least 1 conversation; use {flag} 1 for a quick run"
+            )
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # see runtime.base (before torch loads)
     import torch
 
