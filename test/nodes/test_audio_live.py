@@ -6,6 +6,7 @@ player's stream says the sound was played (its DAC time)."""
 from __future__ import annotations
 
 import json
+import re
 import threading
 import time
 
@@ -341,8 +342,13 @@ def test_the_demo_with_the_robots_echo_cancels_it(sound_server, tmp_path):
 
     args = ["--live-audio", "--echo", "--echo-delay-s", "0.08", "--sim", "none"]
     # torch: a fresh clone has no ONNX export yet (make demo makes it)
-    _, s = run_demo_cli(tmp_path, args + ["--backend", "torch"], seconds=12.0, timeout=400)
+    r, s = run_demo_cli(tmp_path, args + ["--backend", "torch"], seconds=12.0, timeout=400)
     e = s["echo"]
+    # the printed table counts turns (it printed shares as "0.154 of 13" once)
+    n = e["conditions"]["echo"]["robot_alone_turns"]
+    assert re.search(
+        rf"echo, not cancelled +robot-alone turns called 'partner speaking' \d+ of {n},", r.stdout
+    ), r.stdout[-2000:]
     assert e["room"] == {"delay_s": 0.08, "gain_db": -6.0, "mode": "aec"}
     assert abs(e["echo_path"]["level_db"] + 6.0) < 2.0, e["echo_path"]  # the loopback's gain
     assert e["echo_path"]["delay_prominence"] > 10, e["echo_path"]

@@ -173,6 +173,11 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
+def _count(share, turns: int) -> str:
+    """How many of ``turns`` a share of them is ("-" when there were none)."""
+    return "-" if share is None else str(round(share * turns))
+
+
 def _print_echo(e: dict) -> None:
     path, c = e["echo_path"], e["conditions"]
     print(
@@ -192,9 +197,11 @@ def _print_echo(e: dict) -> None:
     ):
         f = c[cond]
         r = f["reactions_after_pauses"]
+        called = _count(f["robot_alone_called_partner"], f["robot_alone_turns"])
+        heard = _count(f["partner_turns_heard"], f["partner_turns"])
         print(
             f"  {what:22s} robot-alone turns called 'partner speaking' "
-            f"{f['robot_alone_called_partner']} of {f['robot_alone_turns']}, partner turns "
-            f"heard {f['partner_turns_heard']} of {f['partner_turns']}, reactions after "
-            f"{len(r['latencies_s'])} of {r['pauses']} pauses"
+            f"{called} of {f['robot_alone_turns']}, partner turns heard {heard} of "
+            f"{f['partner_turns']}, reactions after {len(r['latencies_s'])} of {r['pauses']} "
+            "pauses"
         )
