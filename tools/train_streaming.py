@@ -107,6 +107,7 @@ HIDDEN = [*TICKS, "--prefix", "off"]
 SHOWN = [*TICKS, "--prefix", "on"]
 OFF = ["--guidance", "1"]  # the evaluations made before guidance was bundled
 NO_MOTION = ["--no-user-motion"]
+EVERY2 = ["--guidance-every", "2"]  # the unconditional pass at every second tick, reused between
 EVALS = {
     "base-1s": ("1-s weights (bundled before), 1-s mode", BASE, OFF),
     "base-tick": ("1-s weights, ticks, prefix hidden", BASE, [*HIDDEN, *OFF]),
@@ -135,6 +136,16 @@ EVALS = {
         "no-motion share, 2400 steps, ticks, guidance, no partner motion",
         NOMOTION2,
         [*HIDDEN, *NO_MOTION],
+    ),
+    "nomotion2-every2": (
+        "no-motion share, 2400 steps, ticks, guidance, its pass without the partner every 2nd tick",
+        NOMOTION2,
+        [*HIDDEN, *EVERY2],
+    ),
+    "nomotion2-every2-nomotion": (
+        "no-motion share, 2400 steps, ticks, guidance every 2nd tick, no partner motion",
+        NOMOTION2,
+        [*HIDDEN, *EVERY2, *NO_MOTION],
     ),
 }
 SPLITS = ("test", "ood")

@@ -128,6 +128,71 @@ def test_guidance_parity_with_torch(ckpt, context_turns):
         assert np.abs(a - b).max() < 1e-4
 
 
+class _Counted:
+    """An onnxruntime session whose runs are counted (the real session does the work)."""
+
+    def __init__(self, sess):
+        self.sess, self.runs = sess, 0
+
+    def run(self, *a, **kw):
+        self.runs += 1
+        return self.sess.run(*a, **kw)
+
+
+def _tick_turns(policy, ua, aa, um, heard_agent_all: bool):
+    """Turns of 3-frame ticks, the robot's audio known for the whole turn or heard as it comes
+    -> [N*F, 56]."""
+    from timar_ros.runtime.ticks import TickSchedule
+
+    spt, F = policy.samples_per_turn, policy.frames_per_turn
+    out = []
+    for t in range(len(ua) // spt):
+        u, a_ = ua[t * spt : (t + 1) * spt], aa[t * spt : (t + 1) * spt]
+        m = um[t * F : (t + 1) * F]
+        for tk in TickSchedule(F, 3).ticks():
+            agent = F if heard_agent_all else tk.heard
+            out.append(policy.tick(u, a_, (tk.heard, agent), tk.frames, m))
+        policy.end_turn(u, a_, m)
+    return np.concatenate(out, 0)
+
+
+def test_guidance_every_second_tick_reuses_the_unconditional_pass(ckpt):
+    """guidance_every=2: the unconditional backbone pass runs at a turn's first tick and every
+    second after it. Both backends agree; where its input cannot change between ticks (the
+    robot's audio known for the whole turn, the shown prefix hidden) the motion is that of
+    guidance at every tick; where it does (the robot heard as it speaks), only the ticks that
+    reuse it differ, and the backbone runs fewer times."""
+    kw = {"guidance_scale": 2.5}
+    ua, aa, um = conversation(StreamingPolicy.from_checkpoint(ckpt).model, 4, seed=8)
+    from timar_ros.runtime.ticks import TickSchedule
+
+    F = StreamingPolicy.from_checkpoint(ckpt).frames_per_turn
+    n = len(TickSchedule(F, 3).ticks())
+    for show in (False, True):
+        every = StreamingPolicy.from_checkpoint(
+            ckpt, backend="onnx", seed=7, show_prefix=show, **kw
+        )
+        pt, po = _pair(ckpt, guidance_every=2, show_prefix=show, **kw)
+        assert pt.guidance_every == po.guidance_every == 2
+        po._sess["backbone_step"] = counted = _Counted(po._sess["backbone_step"])
+        for heard_all in (True, False):
+            base = _tick_turns(every, ua, aa, um, heard_all)
+            a, b = _tick_turns(pt, ua, aa, um, heard_all), _tick_turns(po, ua, aa, um, heard_all)
+            assert np.abs(a - b).max() < 1e-4
+            first = np.arange(len(base)) % F < 3  # each turn's first tick (3 frames)
+            assert first.sum() < len(base)
+            assert np.abs(base[first] - b[first]).max() < 1e-5
+            if heard_all and not show:
+                assert np.abs(base - b).max() < 1e-5
+            else:
+                assert np.abs(base[~first] - b[~first]).max() > 1e-4
+        # per turn: the pass with the partner at every tick, without it at every second, the
+        # commit; 4 turns, twice
+        assert counted.runs == 2 * 4 * (n + (n + 1) // 2 + 1)
+    with pytest.raises(ValueError, match="guidance_every must be a whole number"):
+        StreamingPolicy.from_checkpoint(ckpt, backend="onnx", guidance_every=0)
+
+
 def test_guidance_of_the_pose_in_the_first_steps_is_exported(tmp_path):
     """A checkpoint that guides only the head rotation in its first 2 sampling steps: the export
     builds them into sample_cfg, and the backends agree."""

@@ -92,6 +92,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="classifier-free guidance scale (default: the checkpoint's guidance_scale; 1 = off)",
     )
     p.add_argument(
+        "--guidance-every",
+        type=int,
+        default=None,
+        help="with guidance and --tick-s: the pass without the partner at every k-th tick of a "
+        "turn, reused between (default: the checkpoint's guidance_every; 1 = every tick)",
+    )
+    p.add_argument(
         "--temperature",
         type=float,
         default=None,
@@ -127,6 +134,7 @@ def run(args: argparse.Namespace) -> int:
             **({"show_prefix": args.prefix == "on"} if args.prefix else {}),
             **({"threads": args.threads} if args.threads else {}),
             **({"guidance_scale": args.guidance} if args.guidance is not None else {}),
+            **({"guidance_every": args.guidance_every} if args.guidance_every else {}),
             **({"temperature": args.temperature} if args.temperature is not None else {}),
         }
         or None,

@@ -102,6 +102,12 @@ class TIMARConfig:
     # Kynkaanniemi et al. 2024).
     guidance_groups: str = "all"
     guidance_steps: int = 0
+    # Streaming inside the turn with guidance (inference): the unconditional backbone pass (half
+    # of a tick's compute) runs at the turn's first tick and every guidance_every-th after it;
+    # the ticks between reuse its features for their frames. Its input has every user token
+    # null, so from one tick to the next it changes only by the robot's own audio heard in
+    # between (and the shown prefix, when it is shown). 1 = every tick.
+    guidance_every: int = 1
     # Streaming inside the turn (training; the runtime's ticks, runtime/ticks.py): the share of
     # training windows whose last turn is seen as a tick sees it: cut at a random frame c, the
     # agent's frames before c visible (the shown prefix, ground truth), the user's inputs heard
@@ -170,6 +176,7 @@ class TIMARConfig:
         check(self.stream_prefix in STREAM_PREFIXES, f"stream_prefix in {STREAM_PREFIXES}")
         check(self.guidance_groups in GUIDANCE_GROUPS, f"guidance_groups in {GUIDANCE_GROUPS}")
         check(self.guidance_steps >= 0, "guidance_steps >= 0 (0 = every sampling step)")
+        check(self.guidance_every >= 1, "guidance_every >= 1 (1 = every tick)")
         if self.stream_train_prob > 0:
             check(
                 self.architecture == "encoder_only" and self.positions == "rope",

@@ -108,6 +108,13 @@ PARAMS = {
         -1.0,
         10.0,
     ),
+    "guidance_every": Param(
+        "with guidance, inside the turn: the pass without the partner runs at a turn's first "
+        "tick and every guidance_every-th after it, the ticks between reuse it (1 = every "
+        "tick; 2 saves a quarter of the policy's CPU); -1 = the checkpoint's",
+        -1,
+        1000,
+    ),
     "num_sampling_steps": Param("diffusion sampling steps per turn", 1, 1000),
     "tick_s": Param(
         "streaming inside the turn: a block of motion every tick_s of the partner's audio (s, a "

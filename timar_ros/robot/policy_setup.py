@@ -67,6 +67,8 @@ def load_policy(p: dict, how_to_set: str = "set the 'checkpoint' parameter"):
         # -1: the checkpoint's
         if name in p and float(p[name]) >= 0:
             options[name] = float(p[name])
+    if int(p.get("guidance_every", -1)) >= 0:  # -1: the checkpoint's
+        options["guidance_every"] = int(p["guidance_every"])
     if p.get("audio_norm"):  # '': the checkpoint's
         options["audio_norm"] = str(p["audio_norm"])
     if backend == "onnx" and int(p.get("onnx_threads", 0)) > 0:  # 0: the backend's default

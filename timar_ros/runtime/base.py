@@ -77,6 +77,9 @@ class StreamingPolicy:
           step_noise [steps, frames, 56])``.
         * ``guidance_scale``, ``temperature``, ``num_sampling_steps``, ``threads`` (intra-op
           threads of the backend).
+        * ``guidance_every``: with guidance, streaming inside the turn runs the unconditional
+          backbone pass at a turn's first tick and every k-th after it, the ticks between reuse
+          its features (default: the checkpoint's ``guidance_every``; 1 = every tick).
         * ``show_prefix``: streaming inside the turn (:meth:`tick`) shows the model the frames
           already emitted; False masks them, as the 1-s mode masks every frame (default: the
           checkpoint's ``show_prefix``).
@@ -133,6 +136,13 @@ class StreamingPolicy:
         self.shown = 0
         self._prefix = np.zeros((self.frames_per_turn, MOTION_DIM), np.float32)
         self._turn_noise = None
+        self._ticks = 0  # ticks of the turn in progress
+        self._uncond_h = None  # the last unconditional pass's features of the turn, [F, d]
+
+    def _uncond_due(self) -> bool:
+        """Whether this tick runs the unconditional pass (``guidance_every``), else reuses
+        ``_uncond_h``."""
+        return self._uncond_h is None or self._ticks % self.guidance_every == 0
 
     def tick(self, user_audio, agent_audio, heard, frames: int, user_motion=None) -> np.ndarray:
         """The next ``frames`` agent frames of the turn in progress.
@@ -175,6 +185,7 @@ class StreamingPolicy:
         out = self._tick(un, an, um, known, sl, x_T[sl], sn[:, sl])
         self._prefix[sl] = out
         self.shown += frames
+        self._ticks += 1
         return out
 
     def end_turn(self, user_audio, agent_audio, user_motion=None) -> None:
@@ -235,14 +246,14 @@ class StreamingPolicy:
         return (
             self._save_state(),
             [a.state() for a in self._audio_norms],
-            (self.shown, self._prefix.copy(), self._turn_noise),
+            (self.shown, self._prefix.copy(), self._turn_noise, self._ticks, self._uncond_h),
         )
 
     def _restore_all(self, saved) -> None:
         self._restore_state(saved[0])
         for a, st in zip(self._audio_norms, saved[1]):
             a.load_state(st)
-        self.shown, self._prefix, self._turn_noise = saved[2]
+        self.shown, self._prefix, self._turn_noise, self._ticks, self._uncond_h = saved[2]
 
     def _check_tick_support(self) -> None:
         """Raise ValueError when this policy's configuration cannot stream inside the turn."""
@@ -332,6 +343,17 @@ def noise_options(config, noise_tau_s, noise_hold_exp):
         raise ValueError(f"noise_tau_s must be >= 0 seconds, got {noise_tau_s}")
     hold_exp = config.noise_hold_exp if noise_hold_exp is None else float(noise_hold_exp)
     return tau, hold_exp, hold_vector(hold_exp)
+
+
+def check_guidance_every(config, guidance_every) -> int:
+    """The policy's ``guidance_every`` (None: the checkpoint's); ValueError below 1."""
+    k = config.guidance_every if guidance_every is None else guidance_every
+    if int(k) != k or int(k) < 1:
+        raise ValueError(
+            f"guidance_every must be a whole number of ticks >= 1 (1 = the unconditional pass "
+            f"at every tick), got {guidance_every}"
+        )
+    return int(k)
 
 
 def _array(name: str, x, shape: tuple) -> np.ndarray:

@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import onnxruntime as ort
 
-from .base import StreamingPolicy, check_context_turns, noise_options
+from .base import StreamingPolicy, check_context_turns, check_guidance_every, noise_options
 from .checkpoint import CheckpointError
 from .checkpoint import model_id as checkpoint_model_id
 from .onnx_format import FIX as _FIX
@@ -89,6 +89,7 @@ class OnnxStreamingPolicy(StreamingPolicy):
         seed: int = 0,
         context_turns: int | None = None,
         guidance_scale: float | None = None,
+        guidance_every: int | None = None,
         temperature: float | None = None,
         num_sampling_steps: int | None = None,
         noise_tau_s: float | None = None,
@@ -132,6 +133,7 @@ class OnnxStreamingPolicy(StreamingPolicy):
         self.context_turns = check_context_turns(context_turns, W)
         self.crop = self.context_turns is not None
         self.guidance_scale = c.guidance_scale if guidance_scale is None else float(guidance_scale)
+        self.guidance_every = check_guidance_every(c, guidance_every)
         self.temperature = c.temperature if temperature is None else float(temperature)
         self.noise_tau_s, self.noise_hold_exp, self._hold = noise_options(
             c, noise_tau_s, noise_hold_exp
@@ -188,7 +190,7 @@ class OnnxStreamingPolicy(StreamingPolicy):
     ) -> OnnxStreamingPolicy:
         """``path``: a checkpoint folder (uses ``path/onnx`` or ``export_dir``) or an export
         folder. Options: context_turns, temperature, noise_tau_s, noise_hold_exp,
-        num_sampling_steps (must match the export), guidance_scale, threads, spin,
+        num_sampling_steps (must match the export), guidance_scale, guidance_every, threads, spin,
         verify (sha256 checks)."""
         if backend != "onnx":
             return StreamingPolicy.from_checkpoint(path, backend, device, seed, kv_cache, **options)
@@ -338,12 +340,12 @@ class OnnxStreamingPolicy(StreamingPolicy):
             "agent_prefix": self._prefix[None],
             "known": known,
         }
-        x, xu = self._embed("embed_tick", feeds, user_motion)
+        x, xu = self._embed("embed_tick", feeds, user_motion, uncond=self._uncond_due())
         hist = min(self.turn_index, self.config.window_turns - 1)
         h = self._backbone(x, self._cache, self.turn_index, hist, commit=False)
-        hu = None
         if xu is not None:
-            hu = self._backbone(xu, self._cache, self.turn_index, hist, commit=False)[0, frames]
+            self._uncond_h = self._backbone(xu, self._cache, self.turn_index, hist, commit=False)[0]
+        hu = None if self.guidance_scale == 1.0 else self._uncond_h[frames]
         return self._sample(h[0, frames], x_T, step_noise, hu)
 
     def _commit(self, user_audio, agent_audio, user_motion) -> None:

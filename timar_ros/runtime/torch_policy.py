@@ -27,7 +27,7 @@ import numpy as np
 import torch
 
 from ..motion import FPS
-from .base import StreamingPolicy, check_context_turns, noise_options
+from .base import StreamingPolicy, check_context_turns, check_guidance_every, noise_options
 from .checkpoint import load_checkpoint
 from .sampling_noise import check_noise, policy_noise
 
@@ -44,6 +44,7 @@ class TorchStreamingPolicy(StreamingPolicy):
         device: str = "cpu",
         context_turns: int | None = None,
         guidance_scale: float | None = None,
+        guidance_every: int | None = None,
         temperature: float | None = None,
         num_sampling_steps: int | None = None,
         noise_tau_s: float | None = None,
@@ -80,6 +81,7 @@ class TorchStreamingPolicy(StreamingPolicy):
             )
         self.kv_cache = bool(kv_cache)
         self.guidance_scale = c.guidance_scale if guidance_scale is None else float(guidance_scale)
+        self.guidance_every = check_guidance_every(c, guidance_every)
         self.temperature = c.temperature if temperature is None else float(temperature)
         self.noise_tau_s, self.noise_hold_exp, self._hold = noise_options(
             c, noise_tau_s, noise_hold_exp
@@ -249,19 +251,22 @@ class TorchStreamingPolicy(StreamingPolicy):
     def _tick(self, user_audio, agent_audio, user_motion, known, frames, x_T, step_noise):
         m = self.model
         cfg = self.guidance_scale != 1.0
+        due = cfg and self._uncond_due()
         x, xu = m.embed_tick(
             self._as_tensor(user_audio),
             self._as_tensor(agent_audio),
             self._as_tensor(user_motion),
             self._as_tensor(self._prefix),
             torch.from_numpy(known).to(self.device),
-            uncond=cfg,
+            uncond=due,
         )
         hist = min(self.turn_index, self.config.window_turns - 1)
-        xin = torch.cat([x, xu]) if cfg else x
+        xin = torch.cat([x, xu]) if due else x
         h, _ = m.backbone_step(xin, self._cache, self._valid(hist), self._rope)
+        if due:
+            self._uncond_h = h[1]
         z = h[0, frames]
-        z_u = h[1, frames] if cfg else None
+        z_u = self._uncond_h[frames] if cfg else None
         motion = m.sample_motion(
             z,
             torch.from_numpy(x_T).to(self.device),
