@@ -278,8 +278,10 @@ def test_evaluate_and_the_node_setup_run_the_imported_model(ref, tmp_path):
     assert backend == "torch" and policy.kv_cache is False and policy.cache_note
     assert policy.audio_norm == "running"  # the checkpoint's: causal
     assert policy.guidance_scale == 1.0  # the checkpoint's (-1): the published setting
-    policy, _, _ = load_policy(dict(p, audio_norm="chunk", guidance_scale=2.0))
+    assert policy.guidance_every == 1  # the checkpoint's (-1)
+    policy, _, _ = load_policy(dict(p, audio_norm="chunk", guidance_scale=2.0, guidance_every=3))
     assert policy.audio_norm == "chunk" and policy.guidance_scale == 2.0
+    assert policy.guidance_every == 3
 
 
 def test_bag_evaluation_runs_the_imported_model(ref, tmp_path):
