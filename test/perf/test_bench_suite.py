@@ -77,6 +77,7 @@ def test_bench_suite_json(tmp_path):
     assert set(rep["targets_met"]) <= set(rep)
     assert rep["flops_per_turn_cache_h7"] < rep["flops_per_turn_reencode_h7"]
     assert "onnx+cache" in r.stdout and "end-to-end DDS p99" in r.stdout
+    assert f"cores ({rep['machine']['cpu']})" in r.stdout  # figures compare within one CPU
     # streaming inside the turn: a block every 0.12 s (config/timar.yaml, or the bench's default)
     assert rep["tick_s"] == 0.12 and abs(rep["display_delay_s"] - 0.25) < 1e-9
     assert rep["ticks"]["onnx"]["ticks_per_turn"] == 9
@@ -96,3 +97,14 @@ def test_bench_refuses_zero_conversations_with_the_flag_to_fix():
     assert r.returncode != 0
     assert "--reencode-repeats 0" in r.stderr and "--reencode-repeats 1" in r.stderr
     assert "Traceback" not in r.stderr
+
+
+def test_the_bench_names_the_cpu_and_its_vector_extension():
+    """Hosts of one kind differ (AVX-512 or only AVX2): the report says which ran it."""
+    from timar_ros.perf.bench import cpu_model
+
+    x86 = "processor\t: 0\nmodel name\t: AMD EPYC\nflags\t\t: fpu sse2 avx avx2 avx512f avx512bw\n"
+    assert cpu_model(x86) == "AMD EPYC (avx512)"
+    assert cpu_model(x86.replace(" avx512f avx512bw", "")) == "AMD EPYC (avx2)"
+    arm = "processor\t: 0\nFeatures\t: fp asimd evtstrm aes\nCPU part\t: 0xd0c\n"
+    assert cpu_model(arm).endswith("(asimd)")

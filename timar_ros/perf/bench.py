@@ -408,11 +408,32 @@ def _tick_section(ck, seed, onnx_threads, tick_s, repeats, floors, log) -> dict:
     return out
 
 
+def cpu_model(cpuinfo: str | None = None) -> str:
+    """The CPU's model name and its widest vector extension, e.g. "AMD EPYC (avx512)": hosts
+    of one kind differ (onnxruntime's kernels use AVX-512 where it exists), so a figure is
+    comparable only with figures from the same CPU. From /proc/cpuinfo (or ``cpuinfo``);
+    elsewhere the platform's processor string."""
+    if cpuinfo is None:
+        try:
+            with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as f:
+                cpuinfo = f.read()
+        except OSError:
+            return platform.processor() or platform.machine()
+    fields = {}
+    for line in cpuinfo.splitlines():
+        key, _, value = line.partition(":")
+        fields.setdefault(key.strip(), value.strip())
+    name = fields.get("model name") or platform.processor() or platform.machine()
+    flags = set((fields.get("flags") or fields.get("Features") or "").split())  # x86 / arm
+    widest = next((f for f in ("avx512f", "avx2", "avx", "neon", "asimd") if f in flags), None)
+    return f"{name} ({widest.removesuffix('f')})" if widest else name
+
+
 def _machine(load_before) -> dict:
     import torch
 
     return {
-        "cpu": platform.processor() or platform.machine(),
+        "cpu": cpu_model(),
         "cores": os.cpu_count(),
         "load_avg_1min_before": load_before,
         "load_avg_1min_after": os.getloadavg()[0] if hasattr(os, "getloadavg") else None,
@@ -512,7 +533,8 @@ def format_summary(report: dict) -> str:
         f"model {report['model_id']} ({report['trainable_parameters'] / 1e6:.2f} M params, "
         f"{report['checkpoint']}), {report['turn_seconds']:.2f} s turns, load "
         f"{report['machine']['load_avg_1min_before']:.2f} -> "
-        f"{report['machine']['load_avg_1min_after']:.2f} on {report['machine']['cores']} cores",
+        f"{report['machine']['load_avg_1min_after']:.2f} on {report['machine']['cores']} cores "
+        f"({report['machine']['cpu']})",
         f"{'figure':<36}{'value':>10}  target",
     ]
     names = {
