@@ -111,7 +111,8 @@ PARAMS = {
     "guidance_every": Param(
         "with guidance, inside the turn: the pass without the partner runs at a turn's first "
         "tick and every guidance_every-th after it, the ticks between reuse it (1 = every "
-        "tick; 2 saves a quarter of the policy's CPU); -1 = the checkpoint's",
+        "tick; 2 saves a sixth of the policy's CPU, for a little more pose jitter); -1 = the "
+        "checkpoint's",
         -1,
         1000,
     ),
