@@ -41,6 +41,7 @@ from timar_ros.robot.faults import Fault
 from timar_ros.robot.status import OK, WARN, Status
 from timar_ros.sim.commands import CommandError, TrajectoryFollower, check_command
 from timar_ros.sim.config import load_sim_config
+from timar_ros.sim.frame_grid import FrameGrid
 from timar_ros.sim.head import MujocoHead, default_urdf
 
 NAME = "sim_head"
@@ -117,8 +118,10 @@ class SimHead(Node):
             raise ValueError(
                 f"video_path {p['video_path']!r} needs render_fps > 0 (the frame rate of the video)"
             )
-        self._next_frame = 0.0
+        self._frames = None
         if p["render_fps"] > 0:
+            # half a physics step: a tick that ends a hair before a frame's time still takes it
+            self._frames = FrameGrid(p["render_fps"], 0.5 * self.head.model.opt.timestep)
             self._image_pub = self.create_publisher(Image, topics.SIM_IMAGE, 2)
             if p["video_path"]:
                 from timar_ros.viz.video import Mp4Writer
@@ -228,8 +231,7 @@ class SimHead(Node):
         self._js_pub.publish(js)
         if self.trace is not None:
             self.trace.append((now, head.command.copy(), head.positions))
-        if self._image_pub is not None and head.time >= self._next_frame:
-            self._next_frame = head.time + 1.0 / self._p["render_fps"]
+        if self._frames is not None and self._frames.due(head.time):
             self._render(now)
 
     def _render(self, now: float) -> None:
