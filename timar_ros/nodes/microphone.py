@@ -185,7 +185,13 @@ class Microphone(LifecycleNode):
             )
             self._seq += 1
             if self._pub is not None:
-                self._pub.publish(msg)
+                try:
+                    self._pub.publish(msg)
+                except RuntimeError:  # rclpy's RCLError
+                    # Ctrl-C shuts the context down at once, before destroy_node stops the
+                    # device: a block captured in between has no one to go to
+                    if self.context.ok():
+                        raise
 
 
 def main(args=None) -> int:
