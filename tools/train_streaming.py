@@ -121,6 +121,27 @@ OFF = ["--guidance", "1"]  # the evaluations made before guidance was bundled
 NO_MOTION = ["--no-user-motion"]
 EVERY1 = ["--guidance-every", "1"]  # the unconditional pass at every tick
 EVERY2 = ["--guidance-every", "2"]  # at every second tick, reused between (an option)
+
+
+def _guided(key: str, who: str, run: str) -> dict:
+    """The evaluations of ``run`` sampled as bundled (0.12-s ticks, prefix hidden, guidance):
+    its pass without the partner at every tick (``KEY-guided``) and at every second
+    (``KEY-every2``), each also without the partner's motion (``...-nomotion``)."""
+    out = {}
+    for name, every, args in (
+        ("guided", "every tick", EVERY1),
+        ("every2", "every 2nd tick (an option)", EVERY2),
+    ):
+        label = f"{who}, ticks, guidance {every}"
+        out[f"{key}-{name}"] = (label, run, [*HIDDEN, *args])
+        out[f"{key}-{name}-nomotion"] = (
+            f"{label}, no partner motion",
+            run,
+            [*HIDDEN, *args, *NO_MOTION],
+        )
+    return out
+
+
 EVALS = {
     "base-1s": ("1-s weights (bundled before), 1-s mode", BASE, OFF),
     "base-tick": ("1-s weights, ticks, prefix hidden", BASE, [*HIDDEN, *OFF]),
@@ -142,46 +163,8 @@ EVALS = {
         RUN,
         [*HIDDEN, *EVERY1, *NO_MOTION],
     ),
-    "nomotion-guided": (
-        "bundled weights, ticks, guidance every tick",
-        NOMOTION,
-        [*HIDDEN, *EVERY1],
-    ),
-    "nomotion-guided-nomotion": (
-        "bundled weights, ticks, guidance every tick, no partner motion",
-        NOMOTION,
-        [*HIDDEN, *EVERY1, *NO_MOTION],
-    ),
-    "nomotion-every2": (
-        "bundled weights, ticks, guidance every 2nd tick (an option)",
-        NOMOTION,
-        [*HIDDEN, *EVERY2],
-    ),
-    "nomotion-every2-nomotion": (
-        "bundled weights, ticks, guidance every 2nd tick (an option), no partner motion",
-        NOMOTION,
-        [*HIDDEN, *EVERY2, *NO_MOTION],
-    ),
-    "nomotion2-guided": (
-        "not bundled: 1200 more no-motion steps, ticks, guidance every tick",
-        NOMOTION2,
-        [*HIDDEN, *EVERY1],
-    ),
-    "nomotion2-guided-nomotion": (
-        "not bundled: 1200 more no-motion steps, ticks, guidance every tick, no partner motion",
-        NOMOTION2,
-        [*HIDDEN, *EVERY1, *NO_MOTION],
-    ),
-    "nomotion2-every2": (
-        "not bundled: 1200 more no-motion steps, ticks, guidance every 2nd tick",
-        NOMOTION2,
-        [*HIDDEN, *EVERY2],
-    ),
-    "nomotion2-every2-nomotion": (
-        "not bundled: 1200 more no-motion steps, ticks, guidance every 2nd tick, no partner motion",
-        NOMOTION2,
-        [*HIDDEN, *EVERY2, *NO_MOTION],
-    ),
+    **_guided("nomotion", "bundled weights", NOMOTION),
+    **_guided("nomotion2", "not bundled: 1200 more no-motion steps", NOMOTION2),
 }
 SPLITS = ("test", "ood")
 MARK = "## Streaming inside the turn"
