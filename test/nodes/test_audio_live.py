@@ -303,6 +303,26 @@ def test_voice_player_survives_its_sound_device_going_away(sound_server, ros_pro
     assert len(streams) == 1, f"not playing on the new server: {streams}\n{out}"
 
 
+def _capturing_microphone(namespace: str):
+    """An in-process microphone node (rclpy initialised here) that has captured 5 chunks from
+    the sound server's default input: PortAudio calls it back once per chunk."""
+    import rclpy
+
+    from timar_ros.nodes.microphone import Microphone
+    from timar_ros.nodes.params import overrides
+
+    rclpy.init()
+    node = Microphone(
+        namespace=namespace,
+        parameter_overrides=overrides({"device": "pulse", "autostart": True}),
+    )
+    deadline = time.monotonic() + 10
+    while node._seq < 5 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert node._seq >= 5, "the microphone captured nothing"
+    return node
+
+
 # an exception in the PortAudio callback (a cffi callback) reaches pytest as this warning
 @pytest.mark.filterwarnings("error::pytest.PytestUnraisableExceptionWarning")
 def test_microphone_capturing_when_ctrl_c_shuts_the_context_down(sound_server, capfd):
@@ -314,19 +334,8 @@ def test_microphone_capturing_when_ctrl_c_shuts_the_context_down(sound_server, c
 
     import rclpy
 
-    from timar_ros.nodes.microphone import Microphone
-    from timar_ros.nodes.params import overrides
-
-    rclpy.init()
     try:
-        node = Microphone(
-            namespace="/mic_ctrl_c",
-            parameter_overrides=overrides({"device": "pulse", "autostart": True}),
-        )
-        deadline = time.monotonic() + 10
-        while node._seq < 5 and time.monotonic() < deadline:
-            time.sleep(0.05)
-        assert node._seq >= 5, "the microphone captured nothing"
+        node = _capturing_microphone("/mic_ctrl_c")
         rclpy.shutdown()  # what the signal handler does
         time.sleep(0.3)  # the device calls back while it still runs
         # and a block in flight, as PortAudio delivers it
@@ -347,19 +356,8 @@ def test_microphone_destroyed_while_capturing_stops_its_device_first(sound_serve
     the device stops first, so no callback publishes on a destroyed publisher."""
     import rclpy
 
-    from timar_ros.nodes.microphone import Microphone
-    from timar_ros.nodes.params import overrides
-
-    rclpy.init()
     try:
-        node = Microphone(
-            namespace="/mic_destroy",
-            parameter_overrides=overrides({"device": "pulse", "autostart": True}),
-        )
-        deadline = time.monotonic() + 10
-        while node._seq < 5 and time.monotonic() < deadline:  # capturing: a callback per chunk
-            time.sleep(0.05)
-        assert node._seq >= 5, "the microphone captured nothing"
+        node = _capturing_microphone("/mic_destroy")
         node.destroy_node()
         time.sleep(0.5)  # callbacks that outlived the node would fail in here
     finally:

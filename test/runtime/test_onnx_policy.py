@@ -162,11 +162,12 @@ def test_guidance_every_second_tick_reuses_the_unconditional_pass(ckpt):
     robot's audio known for the whole turn, the shown prefix hidden) the motion is that of
     guidance at every tick; where it does (the robot heard as it speaks), only the ticks that
     reuse it differ, and the backbone runs fewer times."""
-    kw = {"guidance_scale": 2.5}
-    ua, aa, um = conversation(StreamingPolicy.from_checkpoint(ckpt).model, 4, seed=8)
     from timar_ros.runtime.ticks import TickSchedule
 
-    F = StreamingPolicy.from_checkpoint(ckpt).frames_per_turn
+    kw = {"guidance_scale": 2.5}
+    model = StreamingPolicy.from_checkpoint(ckpt).model
+    ua, aa, um = conversation(model, 4, seed=8)
+    F = model.config.frames_per_turn
     n = len(TickSchedule(F, 3).ticks())
     for show in (False, True):
         every = StreamingPolicy.from_checkpoint(
