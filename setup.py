@@ -53,7 +53,7 @@ setup(
         "export": ["onnx>=1.15", "onnxscript>=0.1"],
         "wav2vec2": ["transformers>=4.40"],
         "robot": ["sounddevice>=0.4", "webrtcvad-wheels>=2.0.14", "livekit>=1.2"],
-        "echo-bench": ["pyroomacoustics>=0.7"],
+        "echo-bench": ["pyroomacoustics>=0.7", "pystoi>=0.4"],
         "sim": ["mujoco>=3.2"],
     },
     entry_points={"console_scripts": ["timar = timar_ros.cli:main"]},

@@ -39,6 +39,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="instead: AEC3 with the echo this many seconds later than the reference's stamps "
         "(how far its delay estimator reaches), in the first room",
     )
+    p.add_argument(
+        "--echo-gain-db",
+        type=float,
+        default=0.0,
+        metavar="DB",
+        help="turn the robot's echo down by this much in every room (<= 0; a quieter or "
+        "further loudspeaker, a directional microphone): where the partner is heard in double "
+        "talk (default 0)",
+    )
     p.add_argument("--json", dest="json_out", default=None, help="write the report here")
     c = sub.add_parser(
         "calibrate", help=SUBCOMMANDS["calibrate"], description=SUBCOMMANDS["calibrate"]
@@ -122,6 +131,16 @@ def run(args: argparse.Namespace) -> int:
         return calibrate(args)
     from timar_ros.eval.echo_rooms import bench, default_rooms, delay_reach, markdown
 
+    if args.echo_gain_db > 0:
+        raise SystemExit(
+            f"timar echo bench: --echo-gain-db {args.echo_gain_db:g} would make the echo louder "
+            "than the room makes it; give 0 or a negative gain"
+        )
+    if args.delays and args.echo_gain_db:
+        raise SystemExit(
+            "timar echo bench: --echo-gain-db applies to the rooms' table, not to --delays; "
+            "give one of them"
+        )
     rooms = default_rooms(args.rooms, args.seed)
     if args.delays:
         print(f"timar echo bench --delays: {rooms[0].name}")
@@ -131,8 +150,9 @@ def run(args: argparse.Namespace) -> int:
 
             write_json(args.json_out, rep)
         return 0
-    print(f"timar echo bench: {len(rooms)} rooms, modes {', '.join(args.modes)}")
-    rep = bench(rooms, args.modes)
+    gain = f", the echo {args.echo_gain_db:+g} dB" if args.echo_gain_db else ""
+    print(f"timar echo bench: {len(rooms)} rooms, modes {', '.join(args.modes)}{gain}")
+    rep = bench(rooms, args.modes, echo_gain_db=args.echo_gain_db)
     print(markdown(rep))
     if args.json_out:
         from timar_ros.files import write_json

@@ -15,9 +15,15 @@ per room and mode (:func:`measure_room`):
 
 * ``erle_db``: echo return loss enhancement while only the robot speaks, after the first 2 s
   (the canceller converging); ``erle_first_2s_db``: during them.
-* ``partner_si_sdr_db``: scale-invariant SDR of the output against the partner's own voice as
-  the microphone hears it (reverberant, no echo, no noise), while both speak; the raw
-  microphone's is the baseline.
+* ``partner_stoi``: how intelligible the partner stays in the output while both speak: STOI
+  (short-time objective intelligibility, 0-1; Taal et al., 2011) against the partner's own voice
+  as the microphone hears it (reverberant, no echo, no noise); ``partner_alone_stoi``: the same
+  where the partner talks alone (what the canceller itself costs a voice with nothing to
+  cancel). The raw microphone's is the baseline. STOI compares band envelopes, so the
+  canceller's high-pass filter and its few samples of latency do not count against it, as they
+  did against the SI-SDR used before (AEC3's output in the first room with the echo taken out
+  of the microphone: SI-SDR -45 to -60 dB, STOI 0.90-0.93). STOI's floor is not 0 (noise
+  against a voice: 0.36); under 0.5 a voice is hard to follow.
 * ``robot_turns_called_partner``: the share of the 1-s turns in which only the robot speaks
   that the policy's voice activity (robot/vad.py, config/timar.yaml's threshold) calls "partner
   speaking"; ``double_talk_turns_heard``: the share of double-talk turns where it hears them.
@@ -25,7 +31,9 @@ per room and mode (:func:`measure_room`):
 
 Levels (dB SPL, the microphone's full scale at ``FULL_SCALE_SPL``): the loudspeaker at
 ``ROBOT_SPL_1M`` and the partner at ``PARTNER_SPL_1M`` measured 1 m away, the room's noise at
-``NOISE_SPL``; pyroomacoustics applies the distances (1/r) and the room.
+``NOISE_SPL``; pyroomacoustics applies the distances (1/r) and the room. ``echo_gain_db``
+(:func:`simulate`, ``timar echo bench --echo-gain-db``) turns the echo down against the
+partner: a quieter loudspeaker, one further away, a directional microphone.
 """
 
 from __future__ import annotations
@@ -144,10 +152,17 @@ def _free_field_1m_norm(rate: int) -> float:
     return float(np.sqrt(np.sum(box.rir[0][0] ** 2)))
 
 
-def simulate(room: Room, robot_voice: np.ndarray, partner_voice: np.ndarray, rate=SAMPLE_RATE):
+def simulate(
+    room: Room,
+    robot_voice: np.ndarray,
+    partner_voice: np.ndarray,
+    rate=SAMPLE_RATE,
+    echo_gain_db: float = 0.0,
+):
     """-> dict of [n] float32 signals: "mic" (what the microphone records), "reference" (what
     the loudspeaker was told to play), "echo", "partner" (their images at the microphone),
-    and the masks "robot_on", "partner_on"."""
+    and the masks "robot_on", "partner_on". ``echo_gain_db`` scales the echo (dB, <= 0: the
+    robot's voice quieter at the microphone than the room puts it)."""
     import pyroomacoustics as pra
     from scipy.signal import resample
 
@@ -182,7 +197,7 @@ def simulate(room: Room, robot_voice: np.ndarray, partner_voice: np.ndarray, rat
     played = resample(voice, int(round(n / (1.0 + room.drift_ppm * 1e-6))))[:n]
     played = played * _level(ROBOT_SPL_1M)
     played = np.pad(played, (0, n - len(played)))
-    echo = np.convolve(played, rir_robot / at_1m)[:n]
+    echo = np.convolve(played, rir_robot / at_1m)[:n] * 10.0 ** (echo_gain_db / 20.0)
     partner_img = np.convolve(talk, rir_partner / at_1m)[:n]
     noise = rng.standard_normal(n) * _level(NOISE_SPL)
     return {
@@ -228,15 +243,14 @@ def feed(ec, mic: np.ndarray, reference: np.ndarray | None, rate: int, lead_chun
     return out, ec.cpu_s - cpu0, stamps
 
 
-def si_sdr(estimate: np.ndarray, target: np.ndarray) -> float:
-    """Scale-invariant signal-to-distortion ratio in dB (Le Roux et al., 2019)."""
-    s = np.asarray(target, np.float64) - np.mean(target)
-    e = np.asarray(estimate, np.float64) - np.mean(estimate)
-    if np.dot(e, e) < 1e-12 * len(e) * 1e-10:  # a muted output keeps nothing of the target
-        return float("-inf")
-    a = np.dot(e, s) / (np.dot(s, s) + 1e-20)
-    proj = a * s
-    return float(10 * np.log10((np.dot(proj, proj) + 1e-20) / (np.dot(e - proj, e - proj) + 1e-20)))
+def stoi(estimate: np.ndarray, target: np.ndarray, rate: int = SAMPLE_RATE) -> float:
+    """STOI of ``estimate`` [n] against the clean ``target`` [n] (0-1; 0 for a muted output,
+    which keeps nothing of the target)."""
+    from pystoi import stoi as _stoi
+
+    if float(np.max(np.abs(estimate), initial=0.0)) < 1e-6:
+        return 0.0
+    return float(_stoi(np.asarray(target, np.float64), np.asarray(estimate, np.float64), rate))
 
 
 def _turns(lo_s: float, hi_s: float) -> list[tuple[float, float]]:
@@ -269,13 +283,15 @@ def measure_room(sig: dict, out: np.ndarray, rate: int = SAMPLE_RATE) -> dict:
     from timar_ros.robot.echo import echo_return_loss_enhancement as erle
 
     both = sig["robot_on"] & sig["partner_on"]
+    partner_only = sig["partner_on"] & ~sig["robot_on"]
     robot_turns = _turns(0.0, 8.0) + _turns(12.0, 15.0)
     both_turns = _turns(15.0, 20.0)
     partner_turns = _turns(8.0, 12.0) + _turns(20.0, 24.0)
     return {
         "erle_db": erle(mic, out, settled),
         "erle_first_2s_db": erle(mic, out, first),
-        "partner_si_sdr_db": si_sdr(out[both], sig["partner"][both]),
+        "partner_stoi": stoi(out[both], sig["partner"][both], rate),
+        "partner_alone_stoi": stoi(out[partner_only], sig["partner"][partner_only], rate),
         "robot_turns_called_partner": float(np.mean(_called(out, robot_turns, rate))),
         "double_talk_turns_heard": float(np.mean(_called(out, both_turns, rate))),
         "partner_turns_heard": float(np.mean(_called(out, partner_turns, rate))),
@@ -287,7 +303,8 @@ MUTED_DB = 80.0  # an ERLE above this is a muted output (the noise floor is gone
 FIGURES = {  # key -> (column, how it is summarised over rooms)
     "erle_db": ("ERLE dB (robot alone, after 2 s)", "median"),
     "erle_first_2s_db": ("ERLE dB (first 2 s)", "median"),
-    "partner_si_sdr_db": ("partner SI-SDR dB (double talk)", "median"),
+    "partner_stoi": ("partner's STOI in double talk", "median"),
+    "partner_alone_stoi": ("partner's STOI talking alone", "median"),
     "robot_turns_called_partner": ("robot-alone turns called 'partner speaking'", "mean"),
     "double_talk_turns_heard": ("double-talk turns heard as the partner", "mean"),
     "partner_turns_heard": ("partner-alone turns heard as the partner", "mean"),
@@ -307,16 +324,29 @@ def demo_voices(rate: int = SAMPLE_RATE) -> tuple[np.ndarray, np.ndarray]:
     )
 
 
-def bench(rooms: list[Room], modes=MODES_MEASURED, log=print) -> dict:
+def bench(
+    rooms: list[Room],
+    modes=MODES_MEASURED,
+    log=print,
+    echo_gain_db: float = 0.0,
+    cancellers: dict | None = None,
+) -> dict:
     """Every room through every mode -> {"rooms": [{room, mode: figures}], "summary": {mode:
-    {figure: {"value", "q25", "q75"}}}} (median or mean over rooms as :data:`FIGURES` says)."""
+    {figure: {"value", "q25", "q75"}}}, "echo_gain_db"} (median or mean over rooms as
+    :data:`FIGURES` says; ``echo_gain_db`` as :func:`simulate` takes it). ``cancellers``: more
+    columns, name -> f(signals of :func:`simulate`) -> (output [n], CPU seconds, counters),
+    for cancellers other than :class:`~timar_ros.robot.echo.EchoCanceller`'s modes."""
     robot, partner = demo_voices()
+    cancellers = cancellers or {}
+    modes = list(modes) + list(cancellers)
     per_room = []
     for room in rooms:
-        sig = simulate(room, robot, partner)
+        sig = simulate(room, robot, partner, echo_gain_db=echo_gain_db)
         row = {"room": room.__dict__ | {"name": room.name}}
         for mode in modes:
-            if mode == "none":
+            if mode in cancellers:
+                out, cpu, counters = cancellers[mode](sig)
+            elif mode == "none":
                 out, cpu, counters = sig["mic"], 0.0, {}
             else:
                 out, cpu, counters = run_canceller(sig, mode)
@@ -335,7 +365,7 @@ def bench(rooms: list[Room], modes=MODES_MEASURED, log=print) -> dict:
             v = np.array([r[mode][key] for r in per_room], float)
             if not len(v):
                 continue
-            # "nearest": a muted output's -inf SI-SDR must not enter any arithmetic
+            # "nearest": the median and quartiles are rooms' own figures
             summary[mode][key] = {
                 "value": float(
                     np.percentile(v, 50, method="nearest") if how == "median" else np.mean(v)
@@ -343,7 +373,12 @@ def bench(rooms: list[Room], modes=MODES_MEASURED, log=print) -> dict:
                 "q25": float(np.percentile(v, 25, method="nearest")),
                 "q75": float(np.percentile(v, 75, method="nearest")),
             }
-    return {"rooms": per_room, "summary": summary, "script_s": SCRIPT_S}
+    return {
+        "rooms": per_room,
+        "summary": summary,
+        "script_s": SCRIPT_S,
+        "echo_gain_db": echo_gain_db,
+    }
 
 
 def markdown(report: dict) -> str:
@@ -361,14 +396,13 @@ def markdown(report: dict) -> str:
                 cells.append("-")
             elif key.startswith("erle") and f["value"] > MUTED_DB:
                 cells.append("muted")
-            elif not np.isfinite(f["value"]):
-                cells.append("muted" if f["value"] < 0 else "-")
             elif key == "cpu_s_per_s":
                 cells.append(f"{f['value']:.4f}")
             elif how == "mean":
                 cells.append(f"{f['value']:.0%}")
             else:
-                cells.append(f"{f['value']:.1f} ({f['q25']:.1f} to {f['q75']:.1f})")
+                d = 2 if key.endswith("stoi") else 1
+                cells.append(f"{f['value']:.{d}f} ({f['q25']:.{d}f} to {f['q75']:.{d}f})")
         rows.append(f"| {label}, {how} | " + " | ".join(cells) + " |")
     return "\n".join(rows)
 
