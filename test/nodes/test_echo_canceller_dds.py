@@ -13,7 +13,8 @@ from helpers.echo_signals import room_echo, voices
 from helpers.ros import start_python, stop
 from timar_ros.msg import AudioChunk
 from timar_ros.nodes.convert import audio_buffer, float32_seq, s_to_stamp, stamp_to_s
-from timar_ros.robot.echo import echo_return_loss_enhancement, estimate_delay
+from timar_ros.robot.echo import echo_return_loss_enhancement
+from timar_ros.robot.echo_timing import estimate_delay
 
 NS = "/echo"
 RATE = 16000

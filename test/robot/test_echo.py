@@ -11,11 +11,9 @@ from timar_ros.robot.echo import (
     AEC3_LEAD_S,
     EchoCanceller,
     EchoConfig,
-    ReferenceTimeline,
-    ReferenceWait,
     echo_return_loss_enhancement,
-    estimate_delay,
 )
+from timar_ros.robot.echo_timing import ReferenceTimeline, ReferenceWait, estimate_delay
 
 RATE = 16000
 CHUNK = int(CHUNK_S * RATE)  # 40 ms, as the microphone node sends

@@ -91,7 +91,7 @@ def _kept(x: np.ndarray, partner: np.ndarray, mask: np.ndarray, rate: int) -> fl
 def locate(signal: np.ndarray, recording: np.ndarray, rate: int) -> tuple[int, float]:
     """Where ``signal`` [N] starts in ``recording`` [M] (sample index, may be negative) and the
     GCC-PHAT peak's prominence."""
-    from timar_ros.robot.echo import estimate_delay
+    from timar_ros.robot.echo_timing import estimate_delay
 
     max_s = (len(recording) + len(signal)) / rate
     delay, prominence = estimate_delay(signal, recording, rate, max_s=max_s)
@@ -110,7 +110,8 @@ def echo_figures(
     agent_audio_heard), for the offline replays."""
     from timar_ros import bags
     from timar_ros.data.audio import load_wav
-    from timar_ros.robot.echo import echo_return_loss_enhancement, estimate_delay
+    from timar_ros.robot.echo import echo_return_loss_enhancement
+    from timar_ros.robot.echo_timing import estimate_delay
 
     name = lambda rel: topics.resolve(rel, namespace)  # noqa: E731
     with bags.BagReader(bag) as r:

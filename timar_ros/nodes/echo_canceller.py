@@ -27,7 +27,8 @@ from timar_ros.nodes.fault_log import PERIOD_DESCRIPTION, PERIOD_PARAM, NodeFaul
 from timar_ros.nodes.params import Param, declare
 from timar_ros.nodes.qos import AUDIO_QOS, AUDIO_QOS_DESCRIPTION, audio_qos
 from timar_ros.nodes.runner import run_node
-from timar_ros.robot.echo import FALLBACKS, MODES, EchoCanceller, EchoConfig, ReferenceWait
+from timar_ros.robot.echo import FALLBACKS, MODES, EchoCanceller, EchoConfig
+from timar_ros.robot.echo_timing import ReferenceWait
 from timar_ros.robot.faults import Fault
 from timar_ros.robot.status import echo_status
 

@@ -17,7 +17,8 @@ import time
 
 import numpy as np
 
-from timar_ros.robot.echo import AEC3_REACH_S, DelayMonitor
+from timar_ros.robot.echo import AEC3_REACH_S
+from timar_ros.robot.echo_timing import DelayMonitor
 
 LEVEL_DBFS = -20.0  # the test signal's RMS while it speaks: voice_player's usual level
 SILENCE_S = 1.0  # before the signal (the noise floor) and after it (the room's tail)
@@ -43,12 +44,8 @@ def measure(recorded: np.ndarray, played: np.ndarray, rate: int) -> dict:
     ``clipped`` (samples at full scale), ``reference_delay_s`` (what to set), ``erle_db`` (AEC3
     on this recording with that setting, after its first 2 s) and ``advice``."""
     from timar_ros.eval.echo_rooms import feed
-    from timar_ros.robot.echo import (
-        EchoCanceller,
-        EchoConfig,
-        echo_return_loss_enhancement,
-        estimate_delay,
-    )
+    from timar_ros.robot.echo import EchoCanceller, EchoConfig, echo_return_loss_enhancement
+    from timar_ros.robot.echo_timing import estimate_delay
 
     delay, prominence = estimate_delay(played, recorded, rate, max_s=1.5)
     found = prominence >= DelayMonitor.MIN_PROMINENCE
