@@ -190,6 +190,14 @@ def _print_echo(e: dict) -> None:
             else ""
         )
     )
+    k = e["partner_kept"]
+    st = lambda x: "-" if x is None else f"{x:.2f}"  # noqa: E731
+    print(
+        "  the partner's voice in the output (STOI against the dry voice; the microphone's in "
+        f"brackets): talking alone {st(k['partner_alone']['cancelled']['stoi'])} "
+        f"({st(k['partner_alone']['echo']['stoi'])}), over the robot "
+        f"{st(k['both']['cancelled']['stoi'])} ({st(k['both']['echo']['stoi'])})"
+    )
     for cond, what in (
         ("no_echo", "no echo"),
         ("echo", "echo, not cancelled"),

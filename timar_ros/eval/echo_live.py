@@ -11,8 +11,9 @@ truth:
   the reference, as the room and the sound server made them;
 * ``erle_db``: echo return loss enhancement while only the robot speaks (after the first
   ``CONVERGE_S`` of its speech; ``erle_first_s_db``: during them);
-* ``partner_kept``: the correlation of the output with the partner's dry voice while only the
-  partner speaks and while both do (:func:`_kept`), against the raw microphone's;
+* ``partner_kept``: the correlation of the output with the partner's dry voice and its STOI
+  against it, while only the partner speaks and while both do (:func:`_kept`), against the raw
+  microphone's;
 * ``conditions``: the policy replayed offline on the same recording (as ``timar bag evaluate``
   does, :func:`~timar_ros.eval.bag_eval.run_offline`, the live run's seed and settings) with
   three partner signals: the canceller's output (``cancelled``), the raw microphone (``echo``:
@@ -65,11 +66,11 @@ def _active(x: np.ndarray, rate: int) -> np.ndarray:
     return np.concatenate([np.repeat(on, k), np.zeros(len(x) - len(on) * k, bool)])
 
 
-def _kept(x: np.ndarray, partner: np.ndarray, mask: np.ndarray, rate: int) -> float | None:
-    """How much of the partner's voice ``x`` keeps where ``mask``: the median over 0.5-s
-    segments (mostly in the mask) of the normalised correlation with the dry voice, at the
-    best lag within +-50 ms (the live clocks re-anchor now and then, so one alignment for the
-    whole recording would not hold to a sample)."""
+def _aligned(x: np.ndarray, partner: np.ndarray, mask: np.ndarray, rate: int):
+    """The 0.5-s segments mostly in ``mask``, each of ``x`` at its best lag within +-50 ms
+    against the partner's dry voice (the live clocks re-anchor now and then, so one alignment
+    for the whole recording would not hold to a sample) -> [(normalised correlation, x's
+    segment aligned [k], the dry voice's [k])]."""
     from scipy.signal import correlate
 
     k, lag = int(0.5 * rate), int(0.05 * rate)
@@ -84,8 +85,32 @@ def _kept(x: np.ndarray, partner: np.ndarray, mask: np.ndarray, rate: int) -> fl
         denom = np.sqrt(energy * np.dot(p, p))
         if denom.max() <= 0:
             continue
-        got.append(float(np.max(np.abs(c) / np.maximum(denom, 1e-20))))
-    return round(float(np.median(got)), 3) if got else None
+        r = np.abs(c) / np.maximum(denom, 1e-20)
+        best = int(np.argmax(r))
+        got.append((float(r[best]), seg[best : best + k], p))
+    return got
+
+
+def _kept(x: np.ndarray, partner: np.ndarray, mask: np.ndarray, rate: int) -> dict:
+    """How much of the partner's voice ``x`` keeps where ``mask``: ``correlation``, the median
+    over :func:`_aligned`'s segments of the normalised correlation with the dry voice, and
+    ``stoi``, the intelligibility of the aligned segments laid end to end against the dry
+    voice's (as `timar echo bench` measures it; None under 1 s of them)."""
+    from timar_ros.eval.echo_rooms import stoi
+
+    got = _aligned(x, partner, mask, rate)
+    if not got:
+        return {"correlation": None, "stoi": None}
+    intelligible = None
+    if len(got) * len(got[0][2]) >= rate:
+        intelligible = round(
+            stoi(np.concatenate([g[1] for g in got]), np.concatenate([g[2] for g in got]), rate),
+            3,
+        )
+    return {
+        "correlation": round(float(np.median([g[0] for g in got])), 3),
+        "stoi": intelligible,
+    }
 
 
 def locate(signal: np.ndarray, recording: np.ndarray, rate: int) -> tuple[int, float]:
