@@ -40,6 +40,9 @@ def test_echo_bench_on_a_room(tmp_path):
     assert s["half_duplex"]["partner_stoi"]["value"] == 0.0
     assert s["aec"]["partner_alone_stoi"]["value"] >= 0.85
     assert "| partner's STOI in double talk, median |" in r.stdout
+    # what `timar echo calibrate --partner-seconds` measures on a robot: 33.7 dB in this room
+    assert json.loads(out.read_text())["echo_over_partner_db"]["value"] > 20.0
+    assert "the robot's echo over the partner's voice at the microphone: median" in r.stdout
 
 
 def test_echo_bench_refuses_a_louder_echo():

@@ -4,7 +4,9 @@ mode (none, half_duplex, aec), over rooms generated with pyroomacoustics (none s
 
 ``timar echo calibrate``: the echo path of the robot itself (robot/echo_calibration.py): a test
 signal on the loudspeaker, the microphone recording, the echo's delay and level, the ERLE AEC3
-reaches and the reference_delay_s to set.
+reaches and the reference_delay_s to set; with ``--partner-seconds``, a partner's voice
+recorded after it: how far the echo is over it, and whether a partner talking over the robot
+would be heard.
 """
 
 from __future__ import annotations
@@ -76,6 +78,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     c.add_argument(
         "--level-dbfs", type=float, default=-20.0, help="test speech RMS (default -20 dBFS)"
     )
+    c.add_argument(
+        "--partner-seconds",
+        type=float,
+        default=0.0,
+        metavar="S",
+        help="then record S s of someone speaking to the robot from where a partner stands "
+        "(1-2 m, a normal voice): how far the echo is over that voice, and whether a partner "
+        "talking over the robot would be heard (default 0: skip)",
+    )
     c.add_argument("--json", dest="json_out", default=None, help="write the figures here")
 
 
@@ -118,6 +129,8 @@ def calibrate(args: argparse.Namespace) -> int:
         )
     for line in f["advice"]:
         print(f"  - {line}")
+    if args.partner_seconds > 0:
+        f["partner"] = _partner(args, rate, f)
     if args.json_out:
         from timar_ros.files import write_json
 
@@ -126,8 +139,28 @@ def calibrate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _partner(args: argparse.Namespace, rate: int, echo: dict) -> dict:
+    from timar_ros.robot.echo_calibration import partner_figures, record
+
+    print(
+        f"partner: speak to the robot now, from where a person talks with it (1-2 m), in a "
+        f"normal voice, for {args.partner_seconds:g} s ...",
+        flush=True,
+    )
+    p = partner_figures(record(args.partner_seconds, rate, _device(args.input_device)), rate, echo)
+    print(f"partner's voice at the microphone: {p['partner_dbfs']:.1f} dBFS")
+    for line in p["advice"]:
+        print(f"  - {line}")
+    return p
+
+
 def run(args: argparse.Namespace) -> int:
     if args.echo_command == "calibrate":
+        if args.partner_seconds < 0:
+            raise SystemExit(
+                f"timar echo calibrate: --partner-seconds {args.partner_seconds:g} is negative; "
+                "give the seconds to record the partner, or 0 to skip"
+            )
         return calibrate(args)
     from timar_ros.eval.echo_rooms import bench, default_rooms, delay_reach, markdown
 
@@ -153,6 +186,11 @@ def run(args: argparse.Namespace) -> int:
     gain = f", the echo {args.echo_gain_db:+g} dB" if args.echo_gain_db else ""
     print(f"timar echo bench: {len(rooms)} rooms, modes {', '.join(args.modes)}{gain}")
     rep = bench(rooms, args.modes, echo_gain_db=args.echo_gain_db)
+    over = rep["echo_over_partner_db"]
+    print(
+        f"the robot's echo over the partner's voice at the microphone: median {over['value']:.1f}"
+        f" dB (IQR {over['q25']:.1f} to {over['q75']:.1f})"
+    )
     print(markdown(rep))
     if args.json_out:
         from timar_ros.files import write_json

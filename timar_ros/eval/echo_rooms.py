@@ -210,6 +210,14 @@ def simulate(
     }
 
 
+def echo_over_partner_db(sig: dict) -> float:
+    """How much louder the robot's echo is than the partner's voice at the microphone (dB):
+    their RMS while each speaks (what `timar echo calibrate --partner-seconds` measures on a
+    robot)."""
+    e, p = sig["echo"][sig["robot_on"]], sig["partner"][sig["partner_on"]]
+    return float(10 * np.log10((np.mean(e * e) + 1e-20) / (np.mean(p * p) + 1e-20)))
+
+
 def run_canceller(sig: dict, mode: str, rate: int = SAMPLE_RATE, **config) -> tuple:
     """The canceller over a simulated recording as the nodes feed it (:func:`feed`) ->
     (output [n], cpu seconds, counters)."""
@@ -332,8 +340,9 @@ def bench(
     cancellers: dict | None = None,
 ) -> dict:
     """Every room through every mode -> {"rooms": [{room, mode: figures}], "summary": {mode:
-    {figure: {"value", "q25", "q75"}}}, "echo_gain_db"} (median or mean over rooms as
-    :data:`FIGURES` says; ``echo_gain_db`` as :func:`simulate` takes it). ``cancellers``: more
+    {figure: {"value", "q25", "q75"}}}, "echo_gain_db", "echo_over_partner_db"} (median or mean
+    over rooms as :data:`FIGURES` says; ``echo_gain_db`` as :func:`simulate` takes it; the echo
+    over the partner per room and its median and quartiles). ``cancellers``: more
     columns, name -> f(signals of :func:`simulate`) -> (output [n], CPU seconds, counters),
     for cancellers other than :class:`~timar_ros.robot.echo.EchoCanceller`'s modes."""
     robot, partner = demo_voices()
@@ -342,7 +351,10 @@ def bench(
     per_room = []
     for room in rooms:
         sig = simulate(room, robot, partner, echo_gain_db=echo_gain_db)
-        row = {"room": room.__dict__ | {"name": room.name}}
+        row = {
+            "room": room.__dict__
+            | {"name": room.name, "echo_over_partner_db": echo_over_partner_db(sig)}
+        }
         for mode in modes:
             if mode in cancellers:
                 out, cpu, counters = cancellers[mode](sig)
@@ -373,11 +385,17 @@ def bench(
                 "q25": float(np.percentile(v, 25, method="nearest")),
                 "q75": float(np.percentile(v, 75, method="nearest")),
             }
+    over = np.array([r["room"]["echo_over_partner_db"] for r in per_room])
     return {
         "rooms": per_room,
         "summary": summary,
         "script_s": SCRIPT_S,
         "echo_gain_db": echo_gain_db,
+        "echo_over_partner_db": {
+            "value": float(np.percentile(over, 50, method="nearest")),
+            "q25": float(np.percentile(over, 25, method="nearest")),
+            "q75": float(np.percentile(over, 75, method="nearest")),
+        },
     }
 
 

@@ -7,7 +7,10 @@ latency; microphone: now - block - its input latency), so the delay found is the
 echo_canceller will see between the reference's stamps and the echo. :func:`measure` turns the
 two signals into the figures: the echo's delay and level, the noise floor, clipping, and the
 ERLE the canceller reaches on this recording with the reference_delay_s to set (0 when the echo
-is within AEC3's reach).
+is within AEC3's reach). With a partner's voice recorded after it (:func:`record`, someone
+speaking from where a person talks with the robot), :func:`partner_figures` says how far the
+echo is above that voice at the microphone, which decides whether a partner talking over the
+robot is heard (:data:`DOUBLE_TALK_HEARD`).
 """
 
 from __future__ import annotations
@@ -22,6 +25,12 @@ from timar_ros.robot.echo_timing import DelayMonitor
 
 LEVEL_DBFS = -20.0  # the test signal's RMS while it speaks: voice_player's usual level
 SILENCE_S = 1.0  # before the signal (the noise floor) and after it (the room's tail)
+# the share of double-talk turns in which AEC3 hears the partner, against the echo's level over
+# the partner's voice at the microphone (dB): the medians of 12 simulated rooms at each echo
+# gain of `timar echo bench --echo-gain-db 0 / -10 / -20 / -30` (2026-12-07). Ascending
+HEARD_OVER_DB = (-5.3, 4.7, 14.7, 24.7)
+DOUBLE_TALK_HEARD = (0.63, 0.23, 0.03, 0.0)
+VOICE_OVER_NOISE_DB = 10.0  # a recorded voice this far above the noise floor counts as heard
 
 
 def calibration_signal(seconds: float, rate: int, level_dbfs: float = LEVEL_DBFS) -> np.ndarray:
@@ -40,7 +49,8 @@ def measure(recorded: np.ndarray, played: np.ndarray, rate: int) -> dict:
     """The figures from the microphone's recording and the played signal, both [n] on one grid
     (sample i = the same instant by the nodes' stamps): ``delay_s`` (the echo after the
     reference's stamps), ``delay_prominence`` (below DelayMonitor.MIN_PROMINENCE: no echo
-    found), ``echo_level_db`` (the echo against the played signal), ``noise_floor_dbfs``,
+    found), ``echo_level_db`` (the echo against the played signal), ``echo_dbfs`` (its RMS at
+    the microphone while the robot speaks), ``noise_floor_dbfs``,
     ``clipped`` (samples at full scale), ``reference_delay_s`` (what to set), ``erle_db`` (AEC3
     on this recording with that setting, after its first 2 s) and ``advice``."""
     from timar_ros.eval.echo_rooms import feed
@@ -70,6 +80,9 @@ def measure(recorded: np.ndarray, played: np.ndarray, rate: int) -> dict:
             ),
             1,
         ),
+        "echo_dbfs": None
+        if not found
+        else round(float(10 * np.log10(np.mean(recorded[echo_on] ** 2) + 1e-20)), 1),
         "noise_floor_dbfs": round(float(10 * np.log10(np.mean(quiet**2) + 1e-20)), 1),
         "clipped": int(np.sum(np.abs(recorded) >= 0.999)),
         "reference_delay_s": ref_delay,
@@ -113,6 +126,64 @@ def _advice(f: dict, in_reach: bool) -> list[str]:
     if not out:
         out.append("the echo path is fine for echo_mode:=aec with the defaults")
     return out
+
+
+def partner_figures(voice: np.ndarray, rate: int, echo: dict) -> dict:
+    """A partner's voice recorded alone by the microphone [n] and :func:`measure`'s figures ->
+    ``partner_dbfs`` (its RMS while speaking), ``echo_over_partner_db`` (the robot's echo at the
+    test signal's level over it), ``double_talk_heard`` (the share of turns of a partner
+    talking over the robot that AEC3 heard in the simulated rooms at that margin, interpolated
+    in :data:`DOUBLE_TALK_HEARD`) and ``advice``."""
+    from timar_ros.eval.echo_rooms import ACTIVE_FRAME_S, active_frames
+
+    k = int(ACTIVE_FRAME_S * rate)
+    on = active_frames(voice, rate)
+    frames = voice[: len(on) * k].reshape(len(on), k)[on] if len(on) else voice[:0]
+    level = float(10 * np.log10(np.mean(frames.astype(np.float64) ** 2) + 1e-20))
+    heard = frames.size > 0 and level >= echo["noise_floor_dbfs"] + VOICE_OVER_NOISE_DB
+    f = {"partner_dbfs": round(level, 1), "voice_heard": bool(heard)}
+    if not heard:
+        f["advice"] = [
+            f"no voice over the noise floor ({echo['noise_floor_dbfs']} dBFS): speak during the "
+            "recording, closer or louder, or check the microphone"
+        ]
+        return f
+    if echo.get("echo_dbfs") is None:
+        f["advice"] = ["no echo found: a partner talking over the robot is heard as it is"]
+        return f
+    over = echo["echo_dbfs"] - level
+    share = float(np.interp(over, HEARD_OVER_DB, DOUBLE_TALK_HEARD))
+    f["echo_over_partner_db"] = round(over, 1)
+    f["double_talk_heard"] = round(share, 2)
+    table = ", ".join(
+        f"{p:.0%} at {d:+.0f} dB" for d, p in zip(HEARD_OVER_DB[::-1], DOUBLE_TALK_HEARD[::-1])
+    )
+    advice = [
+        f"the robot's echo is {over:+.1f} dB over this voice at the microphone: in the simulated "
+        f"rooms AEC3 heard a partner talking over the robot in about {share:.0%} of turns at "
+        f"that margin ({table})"
+    ]
+    if share < 0.5:
+        advice.append(
+            "for a partner to be heard over the robot: lower the loudspeaker's volume, move the "
+            "microphone away from it, or use a directional microphone (or array) pointed away "
+            "from it; echo cancellation still keeps the robot from hearing itself"
+        )
+    f["advice"] = advice
+    return f
+
+
+def record(seconds: float, rate: int, input_device=None) -> np.ndarray:
+    """``seconds`` of the microphone's device (sounddevice name or index; None: the default)
+    -> [n] float32 mono."""
+    from timar_ros.nodes.microphone import import_sounddevice
+
+    sd = import_sounddevice()
+    x = sd.rec(
+        int(seconds * rate), samplerate=rate, channels=1, dtype="float32", device=input_device
+    )
+    sd.wait()
+    return x[:, 0].copy()
 
 
 def play_and_record(
