@@ -149,7 +149,7 @@ def test_calibrate_with_a_partner_on_a_real_sound_server(tmp_path):
             stderr=subprocess.STDOUT,
             text=True,
         )
-        lines = []
+        lines, player = [], None
         for line in proc.stdout:
             lines.append(line)
             if line.startswith("partner:"):
@@ -157,6 +157,7 @@ def test_calibrate_with_a_partner_on_a_real_sound_server(tmp_path):
                 break
         rest, _ = proc.communicate(timeout=120)
         lines.append(rest)
+        assert player is not None, "".join(lines)[-3000:]  # it never asked for the partner
         player.wait(timeout=30)
     finally:
         server.stop()
