@@ -169,3 +169,13 @@ def test_calibrate_with_a_partner_on_a_real_sound_server(tmp_path):
     assert p["echo_over_partner_db"] == pytest.approx(f["echo_dbfs"] - p["partner_dbfs"], abs=0.2)
     assert -1.0 <= p["echo_over_partner_db"] <= 9.0, (f, p)  # measured 4.8 (echo -25.2 dBFS)
     assert "over this voice at the microphone" in out, out[-2000:]
+
+
+def test_calibrate_refuses_negative_partner_seconds():
+    r = subprocess.run(
+        [sys.executable, "-m", "timar_ros.cli", "echo", "calibrate", "--partner-seconds", "-1"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert r.returncode != 0 and "--partner-seconds -1 is negative" in r.stderr, r.stderr
