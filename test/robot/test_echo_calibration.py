@@ -12,7 +12,6 @@ import numpy as np
 import pytest
 
 from helpers.echo_signals import RATE, room_echo
-from timar_ros.eval.echo_rooms import active_frames
 from timar_ros.robot.echo import AEC3_REACH_S
 from timar_ros.robot.echo_calibration import (
     SILENCE_S,
@@ -58,12 +57,10 @@ def test_no_echo_and_a_clipped_echo_are_said():
 
 def _partner_voice(dbfs: float, seconds: float = 4.0) -> np.ndarray:
     """The demo partner's voice at ``dbfs`` RMS while speaking, over a -80 dBFS floor."""
-    from timar_ros.eval.echo_rooms import ACTIVE_FRAME_S, demo_voices
+    from timar_ros.eval.echo_rooms import demo_voices, voiced
 
     v = demo_voices(RATE)[1][: int(seconds * RATE)].astype(np.float64)
-    k = int(ACTIVE_FRAME_S * RATE)
-    on = active_frames(v, RATE)
-    rms = np.sqrt(np.mean(v[: len(on) * k].reshape(len(on), k)[on] ** 2))
+    rms = np.sqrt(np.mean(voiced(v, RATE) ** 2))
     noise = 1e-4 * np.random.default_rng(2).standard_normal(len(v))
     return (v * 10 ** (dbfs / 20) / rms + noise).astype(np.float32)
 

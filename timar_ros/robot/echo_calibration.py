@@ -45,6 +45,11 @@ def calibration_signal(seconds: float, rate: int, level_dbfs: float = LEVEL_DBFS
     return np.concatenate([pad, voice.astype(np.float32), pad])
 
 
+def _dbfs(x: np.ndarray) -> float:
+    """RMS of ``x`` [n] in dB re full scale."""
+    return float(10 * np.log10(np.mean(np.asarray(x, np.float64) ** 2) + 1e-20))
+
+
 def measure(recorded: np.ndarray, played: np.ndarray, rate: int) -> dict:
     """The figures from the microphone's recording and the played signal, both [n] on one grid
     (sample i = the same instant by the nodes' stamps): ``delay_s`` (the echo after the
@@ -63,27 +68,16 @@ def measure(recorded: np.ndarray, played: np.ndarray, rate: int) -> dict:
     shift = int(round(delay * rate)) if found else 0
     echo_on = np.roll(on, shift)
     quiet = recorded[: int(0.8 * SILENCE_S * rate)]
+    echo_db = _dbfs(recorded[echo_on])  # the echo's RMS while the robot speaks
     in_reach = AEC3_REACH_S[0] <= delay <= AEC3_REACH_S[1]
     ref_delay = 0.0 if (not found or in_reach) else round(float(delay), 3)
     figures = {
         "delay_s": round(float(delay), 4) if found else None,
         "delay_prominence": round(float(prominence), 1),
         "echo_found": bool(found),
-        "echo_level_db": None
-        if not found
-        else round(
-            float(
-                10
-                * np.log10(
-                    (np.mean(recorded[echo_on] ** 2) + 1e-20) / (np.mean(played[on] ** 2) + 1e-20)
-                )
-            ),
-            1,
-        ),
-        "echo_dbfs": None
-        if not found
-        else round(float(10 * np.log10(np.mean(recorded[echo_on] ** 2) + 1e-20)), 1),
-        "noise_floor_dbfs": round(float(10 * np.log10(np.mean(quiet**2) + 1e-20)), 1),
+        "echo_level_db": None if not found else round(echo_db - _dbfs(played[on]), 1),
+        "echo_dbfs": None if not found else round(echo_db, 1),
+        "noise_floor_dbfs": round(_dbfs(quiet), 1),
         "clipped": int(np.sum(np.abs(recorded) >= 0.999)),
         "reference_delay_s": ref_delay,
     }
@@ -134,13 +128,11 @@ def partner_figures(voice: np.ndarray, rate: int, echo: dict) -> dict:
     test signal's level over it), ``double_talk_heard`` (the share of turns of a partner
     talking over the robot that AEC3 heard in the simulated rooms at that margin, interpolated
     in :data:`DOUBLE_TALK_HEARD`) and ``advice``."""
-    from timar_ros.eval.echo_rooms import ACTIVE_FRAME_S, active_frames
+    from timar_ros.eval.echo_rooms import voiced
 
-    k = int(ACTIVE_FRAME_S * rate)
-    on = active_frames(voice, rate)
-    frames = voice[: len(on) * k].reshape(len(on), k)[on] if len(on) else voice[:0]
-    level = float(10 * np.log10(np.mean(frames.astype(np.float64) ** 2) + 1e-20))
-    heard = frames.size > 0 and level >= echo["noise_floor_dbfs"] + VOICE_OVER_NOISE_DB
+    speech = voiced(voice, rate)
+    level = _dbfs(speech)
+    heard = speech.size > 0 and level >= echo["noise_floor_dbfs"] + VOICE_OVER_NOISE_DB
     f = {"partner_dbfs": round(level, 1), "voice_heard": bool(heard)}
     if not heard:
         f["advice"] = [
