@@ -375,28 +375,23 @@ def bench(
         summary[mode] = {}
         for key, (_, how) in FIGURES.items():
             v = np.array([r[mode][key] for r in per_room], float)
-            if not len(v):
-                continue
-            # "nearest": the median and quartiles are rooms' own figures
-            summary[mode][key] = {
-                "value": float(
-                    np.percentile(v, 50, method="nearest") if how == "median" else np.mean(v)
-                ),
-                "q25": float(np.percentile(v, 25, method="nearest")),
-                "q75": float(np.percentile(v, 75, method="nearest")),
-            }
+            if len(v):
+                summary[mode][key] = _over_rooms(v, how)
     over = np.array([r["room"]["echo_over_partner_db"] for r in per_room])
     return {
         "rooms": per_room,
         "summary": summary,
         "script_s": SCRIPT_S,
         "echo_gain_db": echo_gain_db,
-        "echo_over_partner_db": {
-            "value": float(np.percentile(over, 50, method="nearest")),
-            "q25": float(np.percentile(over, 25, method="nearest")),
-            "q75": float(np.percentile(over, 75, method="nearest")),
-        },
+        "echo_over_partner_db": _over_rooms(over, "median"),
     }
+
+
+def _over_rooms(v: np.ndarray, how: str) -> dict:
+    """A figure over rooms [rooms] -> {"value" (median or mean, as ``how`` says), "q25",
+    "q75"}; "nearest": the median and quartiles are rooms' own figures."""
+    q = lambda p: float(np.percentile(v, p, method="nearest"))  # noqa: E731
+    return {"value": q(50) if how == "median" else float(np.mean(v)), "q25": q(25), "q75": q(75)}
 
 
 def markdown(report: dict) -> str:
