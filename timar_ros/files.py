@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
+import secrets
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -16,32 +16,18 @@ def atomic_path(path: str | os.PathLike):
     error (Ctrl-C included) removed. Creates the folder."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".partial", dir=path.parent)
-    os.close(fd)
-    tmp = Path(tmp)
+    # named before it exists and created inside the try: a Ctrl-C that lands as the file is
+    # made (tempfile.mkstemp runs Python code after creating it, before it returns the name)
+    # still finds it to remove
+    tmp = path.parent / f".{path.name}.{secrets.token_hex(8)}.partial"
     try:
+        # O_EXCL: the name is ours; 0o666 less the umask, what a plain open() gives
+        os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
         yield tmp
-        # mkstemp makes the file private (0600); the output gets what a plain open() would give
-        os.chmod(tmp, 0o666 & ~_umask())
         os.replace(tmp, path)
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
-
-
-def _umask() -> int:
-    # Linux reports it without changing it; os.umask can only read by setting, which for an
-    # instant gives every thread of the process (the nodes' executors) a umask of 0.
-    try:
-        with open("/proc/self/status") as f:
-            for line in f:
-                if line.startswith("Umask:"):
-                    return int(line.split()[1], 8)
-    except OSError:
-        pass
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
 
 
 def write_text_atomic(path: str | os.PathLike, text: str) -> Path:

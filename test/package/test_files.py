@@ -23,3 +23,18 @@ def test_failed_write_leaves_nothing(tmp_path):
         tmp.write_text("half")
         raise RuntimeError("boom")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_ctrl_c_as_the_temporary_file_is_made_leaves_nothing(tmp_path, monkeypatch):
+    """The signal lands just after the file exists, before its name is back in Python (seen in
+    CI: `timar synth` interrupted left a .partial WAV)."""
+    real_open = os.open
+
+    def open_then_interrupted(*args, **kwargs):
+        os.close(real_open(*args, **kwargs))
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(os, "open", open_then_interrupted)
+    with pytest.raises(KeyboardInterrupt), atomic_path(tmp_path / "out.wav") as tmp:
+        tmp.write_text("never")
+    assert list(tmp_path.iterdir()) == []
