@@ -377,8 +377,8 @@ def run_demo(
             raise SimConfigError(f"{exc}, or run the demo without it: --sim none") from None
     work = out.with_name(f".{out.name}.partial")
     shutil.rmtree(work, ignore_errors=True)
-    work.mkdir(parents=True)
     try:
+        work.mkdir(parents=True)  # inside: a Ctrl-C as it is made still removes it
         t0 = time.monotonic()
         log(
             f"timar demo: {conv.name} ({USER_WAV} = partner, {AGENT_WAV} = robot) with checkpoint "
